@@ -1,0 +1,43 @@
+#include "bridge/model/event.h"
+
+namespace hb {
+
+std::string_view ToString(EventType type) {
+  switch (type) {
+    case EventType::kInstanceRegistered: return "instance.registered";
+    case EventType::kInstanceUp: return "instance.up";
+    case EventType::kInstanceDown: return "instance.down";
+    case EventType::kInstanceStatusChanged: return "instance.status_changed";
+    case EventType::kInstanceDeregistered: return "instance.deregistered";
+    case EventType::kServiceUp: return "service.up";
+    case EventType::kServiceDown: return "service.down";
+  }
+  return "instance.registered";
+}
+
+std::optional<EventType> ParseEventType(std::string_view text) {
+  for (auto type : kAllEventTypes) {
+    if (ToString(type) == text) return type;
+  }
+  return std::nullopt;
+}
+
+std::string_view ToString(DownReason reason) {
+  switch (reason) {
+    case DownReason::kCritical: return "critical";
+    case DownReason::kWarning: return "warning";
+    case DownReason::kMaintenance: return "maintenance";
+    case DownReason::kDeregistered: return "deregistered";
+  }
+  return "critical";
+}
+
+std::string Event::Subject() const {
+  if (instance_id.empty()) return service;
+  std::string subject;
+  subject.reserve(service.size() + 1 + instance_id.size());
+  subject.append(service).append("/").append(instance_id);
+  return subject;
+}
+
+}  // namespace hb

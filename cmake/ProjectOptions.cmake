@@ -1,0 +1,35 @@
+option(HB_BUILD_TESTS "Build the test suite" ON)
+option(HB_BUILD_BENCHMARKS "Build the benchmarks in bench/" ON)
+option(HB_WERROR "Treat compiler warnings as errors" OFF)
+set(HB_SANITIZERS "" CACHE STRING "Comma-separated -fsanitize list, e.g. address,undefined or thread")
+
+if(HB_SANITIZERS)
+  add_compile_options(-fsanitize=${HB_SANITIZERS} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${HB_SANITIZERS})
+endif()
+
+find_program(HB_CCACHE ccache)
+if(HB_CCACHE)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${HB_CCACHE})
+  set(CMAKE_C_COMPILER_LAUNCHER ${HB_CCACHE})
+endif()
+
+# Applies the project's warning set to one of our own targets (never to
+# third-party code).
+function(hb_target_defaults target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+                                            -Wold-style-cast -Wcast-align -Wimplicit-fallthrough)
+  if(HB_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+# hb_library(name SOURCES ... DEPS ...): one library per folder, included
+# from the repository root (#include "bridge/state/transition_engine.h").
+function(hb_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  hb_target_defaults(${name})
+endfunction()

@@ -1,0 +1,28 @@
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+#include "bridge/common/clock.h"
+#include "bridge/model/event.h"
+
+namespace hb {
+
+// What happens to events on their way to sinks, for metrics and tests.
+// Called from sink worker threads (and the publishing thread for
+// OnDropped/OnQueueDepth): implementations must be thread-safe and quick.
+class DeliveryObserver {
+ public:
+  virtual ~DeliveryObserver() = default;
+  // The sink acknowledged `event` at `acked_at`.
+  virtual void OnDelivered(std::string_view sink, const Event& event, SteadyTime acked_at) = 0;
+  // A transient failure; the event will be tried again.
+  virtual void OnRetry(std::string_view sink, const Event& event, std::string_view error) = 0;
+  // The event went to the dead-letter file: rejected, out of attempts or
+  // age, dropped from a full queue, or undelivered at shutdown.
+  virtual void OnDeadLettered(std::string_view sink, const Event& event,
+                              std::string_view reason) = 0;
+  virtual void OnQueueDepth(std::string_view sink, std::size_t depth) = 0;
+};
+
+}  // namespace hb

@@ -1,0 +1,257 @@
+#include "bridge/router/sink_worker.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+namespace hb {
+namespace {
+
+// Instance identity is datacenter + node + service ID (consul-semantics
+// #15): the same ID on two nodes is two instances with independent order.
+std::string OrderKey(const Event& event) {
+  std::string key = event.datacenter;
+  if (event.IsInstanceEvent()) {
+    key.append("/").append(event.node).append("/").append(event.instance_id);
+  } else {
+    key.append("//").append(event.service);
+  }
+  return key;
+}
+
+}  // namespace
+
+SinkWorker::SinkWorker(SinkWorkerOptions options, SinkPtr sink, DeadLetterFile& dead_letter,
+                       const Clock& clock, DeliveryObserver* observer)
+    : options_(std::move(options)),
+      sink_(std::move(sink)),
+      name_(sink_->Name()),
+      wants_silent_(sink_->WantsSilentEvents()),
+      max_batch_(std::max<std::size_t>(1, sink_->MaxBatch())),
+      dead_letter_(dead_letter),
+      clock_(clock),
+      observer_(observer),
+      rng_(std::random_device{}()) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+SinkWorker::~SinkWorker() {
+  if (thread_.joinable()) Shutdown(std::chrono::milliseconds(0));
+}
+
+bool SinkWorker::Enqueue(EventPtr event) {
+  std::unique_lock lock(mutex_);
+  if (!stopping_ && queue_.size() >= options_.queue_capacity) {
+    // Back-pressure for this sink only, bounded: past the limit the event
+    // goes to the dead-letter file rather than stalling the watch.
+    space_.wait_for(lock, options_.block_timeout,
+                    [&] { return queue_.size() < options_.queue_capacity || stopping_; });
+  }
+  if (stopping_ || queue_.size() >= options_.queue_capacity) {
+    const std::string reason =
+        stopping_ ? "sink is shutting down"
+                  : "queue full (capacity " + std::to_string(options_.queue_capacity) + ")";
+    lock.unlock();
+    spdlog::warn("sink {}: dropped event {} to the dead-letter file: {}", name_, event->id, reason);
+    DeadLetter(Pending{.event = std::move(event)}, reason);
+    return false;
+  }
+  std::string key = OrderKey(*event);
+  queue_.push_back(Pending{.event = std::move(event), .key = std::move(key)});
+  const std::size_t depth = queue_.size() + retrying_.size();
+  lock.unlock();
+  work_.notify_one();
+  ReportDepth(depth);
+  return true;
+}
+
+std::size_t SinkWorker::QueueDepth() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size() + retrying_.size();
+}
+
+std::size_t SinkWorker::Shutdown(std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!thread_.joinable()) return left_at_shutdown_;
+    stopping_ = true;
+    drain_deadline_ = clock_.Now() + timeout;
+  }
+  work_.notify_all();
+  space_.notify_all();
+  thread_.join();
+  const auto remaining = std::max(
+      std::chrono::milliseconds(0),
+      std::chrono::duration_cast<std::chrono::milliseconds>(drain_deadline_ - clock_.Now()));
+  if (!sink_->Shutdown(remaining)) {
+    spdlog::warn("sink {}: shutdown did not finish within its timeout", name_);
+  }
+  return left_at_shutdown_;
+}
+
+void SinkWorker::Run() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    const SteadyTime now = clock_.Now();
+    if (stopping_ && (now >= drain_deadline_ || (queue_.empty() && retrying_.empty()))) break;
+    std::vector<Pending> batch;
+    if (now >= gate_until_) batch = TakeBatch(now);
+    if (batch.empty()) {
+      auto wake = NextWake();
+      if (stopping_) wake = wake ? std::min(*wake, drain_deadline_) : drain_deadline_;
+      if (wake) {
+        work_.wait_for(lock, *wake - now);
+      } else {
+        work_.wait(lock);
+      }
+      continue;
+    }
+    lock.unlock();
+    space_.notify_all();
+    std::vector<EventPtr> events;
+    events.reserve(batch.size());
+    for (const auto& pending : batch) events.push_back(pending.event);
+    std::vector<DeliveryResult> results(batch.size());
+    sink_->Deliver(events, results);
+    lock.lock();
+    Settle(std::move(batch), results);
+  }
+
+  std::vector<Pending> left(std::make_move_iterator(queue_.begin()),
+                            std::make_move_iterator(queue_.end()));
+  for (auto& [key, pending] : retrying_) left.push_back(std::move(pending));
+  queue_.clear();
+  retrying_.clear();
+  left_at_shutdown_ = left.size();
+  lock.unlock();
+  if (!left.empty()) {
+    spdlog::warn("sink {}: {} events undelivered at shutdown went to the dead-letter file", name_,
+                 left.size());
+  }
+  for (const auto& pending : left) DeadLetter(pending, "undelivered at shutdown");
+  space_.notify_all();
+}
+
+std::vector<SinkWorker::Pending> SinkWorker::TakeBatch(SteadyTime now) {
+  std::vector<Pending> batch;
+  std::set<std::string, std::less<>> keys;
+  for (auto it = retrying_.begin(); it != retrying_.end() && batch.size() < max_batch_;) {
+    if (it->second.next_attempt > now) {
+      ++it;
+      continue;
+    }
+    keys.insert(it->first);
+    batch.push_back(std::move(it->second));
+    it = retrying_.erase(it);
+  }
+  // A later event of an instance waits while an earlier one is in retry or
+  // in this batch: per-instance order holds whatever the results.
+  for (auto it = queue_.begin(); it != queue_.end() && batch.size() < max_batch_;) {
+    if (retrying_.contains(it->key) || keys.contains(it->key)) {
+      ++it;
+      continue;
+    }
+    keys.insert(it->key);
+    batch.push_back(std::move(*it));
+    it = queue_.erase(it);
+  }
+  for (auto& pending : batch) {
+    if (pending.attempts++ == 0) pending.first_attempt = now;
+  }
+  return batch;
+}
+
+void SinkWorker::Settle(std::vector<Pending> batch, const std::vector<DeliveryResult>& results) {
+  const SteadyTime now = clock_.Now();
+  bool any_ok = false;
+  bool all_retry = true;
+  std::optional<std::chrono::milliseconds> retry_after;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    Pending& pending = batch[i];
+    const DeliveryResult& result = results[i];
+    all_retry = all_retry && result.kind == DeliveryResult::Kind::kRetry;
+    switch (result.kind) {
+      case DeliveryResult::Kind::kOk:
+        any_ok = true;
+        if (observer_ != nullptr) observer_->OnDelivered(name_, *pending.event, now);
+        break;
+      case DeliveryResult::Kind::kReject:
+        spdlog::error("sink {}: event {} rejected permanently: {}", name_, pending.event->id,
+                      result.error);
+        DeadLetter(pending, "rejected: " + result.error);
+        break;
+      case DeliveryResult::Kind::kRetry: {
+        pending.last_error = result.error;
+        const bool out_of_attempts =
+            options_.retry.max_attempts > 0 && pending.attempts >= options_.retry.max_attempts;
+        const bool too_old = now - pending.first_attempt >= options_.retry.max_age;
+        if (out_of_attempts || too_old) {
+          DeadLetter(pending, "gave up after " + std::to_string(pending.attempts) +
+                                  " attempts: " + result.error);
+          break;
+        }
+        auto delay = Backoff(pending.attempts);
+        if (result.retry_after) {
+          delay = std::max(delay, *result.retry_after);
+          retry_after = std::max(retry_after.value_or(delay), *result.retry_after);
+        }
+        pending.next_attempt = now + delay;
+        if (observer_ != nullptr) observer_->OnRetry(name_, *pending.event, result.error);
+        std::string key = pending.key;
+        retrying_.emplace(std::move(key), std::move(pending));
+        break;
+      }
+    }
+  }
+
+  if (any_ok) {
+    if (failed_batches_ > 0) {
+      spdlog::info("sink {}: delivering again after {} failed attempts", name_, failed_batches_);
+      // The destination is back: what waited for its backoff goes now
+      // instead of minutes later.
+      for (auto& [key, pending] : retrying_) pending.next_attempt = now;
+    }
+    failed_batches_ = 0;
+    gate_until_ = SteadyTime{};
+  } else if (all_retry) {
+    if (failed_batches_++ == 0) {
+      spdlog::warn("sink {}: delivery failed: {}; retrying with backoff", name_,
+                   results.front().error);
+    }
+    gate_until_ = now + std::max(Backoff(failed_batches_),
+                                 retry_after.value_or(std::chrono::milliseconds(0)));
+  }
+  ReportDepth(queue_.size() + retrying_.size());
+}
+
+std::chrono::milliseconds SinkWorker::Backoff(int attempts) {
+  const double base = static_cast<double>(options_.retry.initial_backoff.count()) *
+                      std::pow(2.0, std::min(attempts - 1, 40));
+  const double capped = std::min(base, static_cast<double>(options_.retry.max_backoff.count()));
+  // ±20% jitter so retries of many sinks or events do not synchronize.
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(capped * jitter(rng_)));
+}
+
+std::optional<SteadyTime> SinkWorker::NextWake() const {
+  const bool has_work = !queue_.empty() || !retrying_.empty();
+  if (has_work && clock_.Now() < gate_until_) return gate_until_;
+  std::optional<SteadyTime> earliest;
+  for (const auto& [key, pending] : retrying_) {
+    if (!earliest || pending.next_attempt < *earliest) earliest = pending.next_attempt;
+  }
+  return earliest;
+}
+
+void SinkWorker::DeadLetter(const Pending& pending, std::string_view reason) {
+  dead_letter_.Write(*pending.event, reason, pending.attempts, clock_.WallNow());
+  if (observer_ != nullptr) observer_->OnDeadLettered(name_, *pending.event, reason);
+}
+
+void SinkWorker::ReportDepth(std::size_t depth) {
+  if (observer_ != nullptr) observer_->OnQueueDepth(name_, depth);
+}
+
+}  // namespace hb

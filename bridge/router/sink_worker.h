@@ -1,0 +1,124 @@
+#pragma once
+
+// One sink's bounded queue and the thread that delivers it: at least once,
+// per-instance order kept through retries, exponential backoff with jitter,
+// dead-letter when attempts or age run out.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bridge/common/clock.h"
+#include "bridge/router/dead_letter.h"
+#include "bridge/router/delivery_observer.h"
+#include "sinks/sink.h"
+
+namespace hb {
+
+struct RetryPolicy {
+  // First delay after a transient failure; doubles per attempt, with ±20%
+  // jitter, up to max_backoff. A Retry-After from the destination wins when
+  // longer. Default: 1s.
+  std::chrono::milliseconds initial_backoff{std::chrono::seconds(1)};
+  // Longest delay between two attempts. Default: 5m.
+  std::chrono::milliseconds max_backoff{std::chrono::minutes(5)};
+  // Attempts before an event is dead-lettered; 0 = unlimited (max_age
+  // decides). Default: 0.
+  int max_attempts = 0;
+  // Age (since first attempt) after which a failing event is dead-lettered.
+  // Default: 24h, so a destination may be down for a day without loss.
+  std::chrono::milliseconds max_age{std::chrono::hours(24)};
+};
+
+struct SinkWorkerOptions {
+  // Events waiting for delivery, retries excluded. Default: 10000.
+  std::size_t queue_capacity = 10000;
+  // How long Enqueue() blocks the publisher when the queue is full before
+  // the event is dead-lettered (and counted and logged). Default: 5s.
+  std::chrono::milliseconds block_timeout{std::chrono::seconds(5)};
+  RetryPolicy retry;
+};
+
+// Enqueue() and QueueDepth() are thread-safe; the sink runs on the worker's
+// own thread only. The worker owns the sink.
+class SinkWorker {
+ public:
+  // `dead_letter` and `clock` must outlive the worker; `observer` may be
+  // null.
+  SinkWorker(SinkWorkerOptions options, SinkPtr sink, DeadLetterFile& dead_letter,
+             const Clock& clock, DeliveryObserver* observer);
+  // Shuts down without a grace period if Shutdown() was not called.
+  ~SinkWorker();
+
+  SinkWorker(const SinkWorker&) = delete;
+  SinkWorker& operator=(const SinkWorker&) = delete;
+
+  std::string_view name() const { return name_; }
+  bool wants_silent_events() const { return wants_silent_; }
+
+  // Queues `event`. When the queue is full, blocks up to block_timeout for
+  // room; if there is still none the event is dead-lettered and false is
+  // returned. Events of one instance must be enqueued in order.
+  bool Enqueue(EventPtr event);
+
+  // Stops taking events, keeps delivering for up to `timeout`, then
+  // dead-letters what is left (reason "undelivered at shutdown") and shuts
+  // the sink down. Returns the number of events dead-lettered that way.
+  std::size_t Shutdown(std::chrono::milliseconds timeout);
+
+  // Queued plus waiting-for-retry events.
+  std::size_t QueueDepth() const;
+
+ private:
+  struct Pending {
+    EventPtr event;
+    std::string key{};  // per-instance order key
+    int attempts = 0;
+    SteadyTime first_attempt{};
+    SteadyTime next_attempt{};
+    std::string last_error{};
+  };
+
+  void Run();
+  // Due retries first (they are older), then queued events whose instance
+  // has nothing in retry, at most one per instance.
+  std::vector<Pending> TakeBatch(SteadyTime now);
+  void Settle(std::vector<Pending> batch, const std::vector<DeliveryResult>& results);
+  std::chrono::milliseconds Backoff(int attempts);
+  std::optional<SteadyTime> NextWake() const;
+  void DeadLetter(const Pending& pending, std::string_view reason);
+  void ReportDepth(std::size_t depth);
+
+  const SinkWorkerOptions options_;
+  const SinkPtr sink_;
+  const std::string name_;
+  const bool wants_silent_;
+  const std::size_t max_batch_;
+  DeadLetterFile& dead_letter_;
+  const Clock& clock_;
+  DeliveryObserver* const observer_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_;                          // something to deliver, or stopping
+  std::condition_variable space_;                         // room in the queue
+  std::deque<Pending> queue_;                             // GUARDED_BY(mutex_)
+  std::map<std::string, Pending, std::less<>> retrying_;  // GUARDED_BY(mutex_)
+  // Consecutive batches that failed entirely: the destination is probably
+  // down, so nothing is tried before gate_until_ (one probe per backoff).
+  int failed_batches_ = 0;            // GUARDED_BY(mutex_)
+  SteadyTime gate_until_{};           // GUARDED_BY(mutex_)
+  bool stopping_ = false;             // GUARDED_BY(mutex_)
+  SteadyTime drain_deadline_{};       // GUARDED_BY(mutex_)
+  std::size_t left_at_shutdown_ = 0;  // GUARDED_BY(mutex_)
+  std::mt19937_64 rng_;               // worker thread only
+  std::thread thread_;
+};
+
+}  // namespace hb

@@ -1,0 +1,73 @@
+#pragma once
+
+// The one extension point for destinations of health events (style.md).
+// Sinks classify failures; the router owns queues, retries, backoff and the
+// dead-letter file, so there is one delivery mechanism, not one per sink.
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "bridge/model/event.h"
+
+namespace hb {
+
+// Events are immutable once published and shared by every sink they route to.
+using EventPtr = std::shared_ptr<const Event>;
+
+struct DeliveryResult {
+  enum class Kind {
+    kOk,      // acknowledged by the destination
+    kRetry,   // transient (network, 5xx, 429, broker down): try again later
+    kReject,  // permanent (4xx, too large, ...): dead-letter it
+  };
+  Kind kind = Kind::kOk;
+  // What went wrong, for logs and the dead-letter file; never a secret.
+  std::string error;
+  // The destination asked for this delay (HTTP Retry-After).
+  std::optional<std::chrono::milliseconds> retry_after;
+
+  static DeliveryResult Ok() { return {}; }
+  static DeliveryResult Retry(std::string error,
+                              std::optional<std::chrono::milliseconds> after = std::nullopt) {
+    return {Kind::kRetry, std::move(error), after};
+  }
+  static DeliveryResult Reject(std::string error) { return {Kind::kReject, std::move(error), {}}; }
+};
+
+// A destination for health events. Deliver() and Shutdown() are called from
+// the sink's own worker thread only; implementations need not be
+// thread-safe.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+
+  // The configured sink name (unique), used in logs and metric labels.
+  virtual std::string_view Name() const = 0;
+
+  // Delivers `events` and sets results[i] for events[i] (same size). Never
+  // throws. A sink that can pipeline (Kafka) sends all before waiting for
+  // the acknowledgements; one that cannot sends them one by one. The router
+  // never puts two events of one instance in the same call, so per-instance
+  // order holds whatever the results are.
+  virtual void Deliver(std::span<const EventPtr> events,
+                       std::span<DeliveryResult> results) noexcept = 0;
+
+  // How many events one Deliver() call may take. Default: 1.
+  virtual std::size_t MaxBatch() const { return 1; }
+
+  // Whether the sink wants silent events (the initial sync without saved
+  // state): sinks that hold state, such as metrics, do; notification sinks
+  // do not. Default: false.
+  virtual bool WantsSilentEvents() const { return false; }
+
+  // Flushes what is in flight within `timeout`; true when nothing was left.
+  virtual bool Shutdown(std::chrono::milliseconds timeout) noexcept = 0;
+};
+
+using SinkPtr = std::unique_ptr<Sink>;
+
+}  // namespace hb

@@ -1,0 +1,313 @@
+#include "bridge/router/router.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "tests/unit/router/recording_sink.h"
+
+namespace hb {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::RecordingSink;
+
+constexpr milliseconds kWait{5000};
+
+Event InstanceEvent(std::string instance, EventType type, std::uint64_t index,
+                    std::string service = "payments") {
+  Event event;
+  event.type = type;
+  event.datacenter = "dc1";
+  event.service = std::move(service);
+  event.node = "node-a";
+  event.instance_id = std::move(instance);
+  event.consul_index = index;
+  event.id = "dc1/node-a/" + event.instance_id + "/" + std::to_string(index) + "/" +
+             std::string(ToString(type));
+  return event;
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("router_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<DeadLetterFile> DeadLetters(const std::string& sink) {
+    auto file = DeadLetterFile::Open(sink, (dir_ / (sink + ".dead.jsonl")).string(),
+                                     [](const Event& event) {
+                                       return nlohmann::json{{"id", event.id}}.dump();
+                                     });
+    EXPECT_TRUE(file.ok()) << file.status().ToString();
+    return std::move(file).value();
+  }
+
+  std::vector<nlohmann::json> ReadDeadLetters(const std::string& sink) {
+    std::vector<nlohmann::json> lines;
+    std::ifstream in(dir_ / (sink + ".dead.jsonl"));
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    return lines;
+  }
+
+  static SinkRoute FastRetries() {
+    SinkRoute route;
+    route.worker.retry.initial_backoff = milliseconds(1);
+    route.worker.retry.max_backoff = milliseconds(5);
+    return route;
+  }
+
+  SystemClock clock_;
+  std::filesystem::path dir_;
+};
+
+TEST_F(RouterTest, DeliversOnlyEventsMatchingTheSinkFilter) {
+  RecordingSink::Log log;
+  Router router(clock_);
+  SinkRoute route = FastRetries();
+  route.filter.events = {"instance.down", "service.*"};
+  route.filter.services = {"pay*"};
+  router.AddSink(route, std::make_unique<RecordingSink>("hooks", log), DeadLetters("hooks"));
+
+  auto service_down = InstanceEvent("", EventType::kServiceDown, 9);
+  service_down.id = "dc1/payments/9/service.down";
+  router.Publish({InstanceEvent("payments-1", EventType::kInstanceUp, 1),
+                  InstanceEvent("payments-1", EventType::kInstanceDown, 2),
+                  InstanceEvent("orders-1", EventType::kInstanceDown, 3, "orders"), service_down});
+  ASSERT_TRUE(log.WaitForAcked(2, kWait));
+  router.Shutdown(kWait);
+  EXPECT_EQ(log.Acked(), (std::vector<std::string>{"dc1/node-a/payments-1/2/instance.down",
+                                                   "dc1/payments/9/service.down"}));
+}
+
+TEST_F(RouterTest, RequiredTagsFilterInstanceEventsButNotServiceEvents) {
+  RecordingSink::Log log;
+  Router router(clock_);
+  SinkRoute route = FastRetries();
+  route.filter.tags = {"v2"};
+  router.AddSink(route, std::make_unique<RecordingSink>("v2-only", log), DeadLetters("v2-only"));
+
+  auto tagged = InstanceEvent("payments-1", EventType::kInstanceDown, 1);
+  tagged.tags = {"primary", "v2"};
+  auto untagged = InstanceEvent("payments-2", EventType::kInstanceDown, 2);
+  untagged.tags = {"v1"};
+  auto service_down = InstanceEvent("", EventType::kServiceDown, 3);
+  service_down.id = "service-down";
+  router.Publish({tagged, untagged, service_down});
+  ASSERT_TRUE(log.WaitForAcked(2, kWait));
+  router.Shutdown(kWait);
+  EXPECT_EQ(log.Acked(), (std::vector<std::string>{tagged.id, "service-down"}));
+}
+
+TEST_F(RouterTest, SilentEventsReachOnlySinksThatHoldState) {
+  RecordingSink::Log notify_log;
+  RecordingSink::Log state_log;
+  Router router(clock_);
+  router.AddSink(FastRetries(), std::make_unique<RecordingSink>("notify", notify_log),
+                 DeadLetters("notify"));
+  router.AddSink(FastRetries(),
+                 std::make_unique<RecordingSink>("metrics", state_log, nullptr, 1, true),
+                 DeadLetters("metrics"));
+  auto initial = InstanceEvent("payments-1", EventType::kInstanceUp, 1);
+  initial.silent = true;
+  auto change = InstanceEvent("payments-1", EventType::kInstanceDown, 2);
+  router.Publish({initial, change});
+  ASSERT_TRUE(state_log.WaitForAcked(2, kWait));
+  ASSERT_TRUE(notify_log.WaitForAcked(1, kWait));
+  router.Shutdown(kWait);
+  EXPECT_EQ(notify_log.Acked(), std::vector<std::string>{change.id});
+  EXPECT_EQ(state_log.Acked(), (std::vector<std::string>{initial.id, change.id}));
+}
+
+TEST_F(RouterTest, RetriesTransientFailuresUntilAcknowledged) {
+  RecordingSink::Log log;
+  Router router(clock_);
+  router.AddSink(FastRetries(),
+                 std::make_unique<RecordingSink>("flaky", log,
+                                                 [](const Event&, int attempt) {
+                                                   return attempt < 4 ? DeliveryResult::Retry("503")
+                                                                      : DeliveryResult::Ok();
+                                                 }),
+                 DeadLetters("flaky"));
+  auto event = InstanceEvent("payments-1", EventType::kInstanceDown, 7);
+  router.Publish({event});
+  ASSERT_TRUE(log.WaitForAcked(1, kWait));
+  router.Shutdown(kWait);
+  EXPECT_EQ(log.Acked(), std::vector<std::string>{event.id});
+  EXPECT_EQ(log.attempts.size(), 4u);
+  EXPECT_TRUE(ReadDeadLetters("flaky").empty());
+}
+
+TEST_F(RouterTest, KeepsPerInstanceOrderWhileAnEarlierEventIsRetried) {
+  RecordingSink::Log log;
+  Router router(clock_);
+  SinkRoute route = FastRetries();
+  route.worker.retry.initial_backoff = milliseconds(20);
+  // The first event of payments-1 fails three times; payments-2 is healthy.
+  router.AddSink(
+      route,
+      std::make_unique<RecordingSink>(
+          "ordered", log,
+          [](const Event& event, int attempt) {
+            if (event.instance_id == "payments-1" && event.consul_index == 1 && attempt <= 3) {
+              return DeliveryResult::Retry("timeout");
+            }
+            return DeliveryResult::Ok();
+          },
+          /*max_batch=*/8),
+      DeadLetters("ordered"));
+  std::vector<Event> events;
+  for (std::uint64_t index = 1; index <= 4; ++index) {
+    events.push_back(InstanceEvent("payments-1", EventType::kInstanceStatusChanged, index));
+    events.push_back(InstanceEvent("payments-2", EventType::kInstanceStatusChanged, index));
+  }
+  router.Publish(events);
+  ASSERT_TRUE(log.WaitForAcked(8, kWait));
+  router.Shutdown(kWait);
+
+  std::map<std::string, std::vector<std::string>> by_instance;
+  for (const auto& id : log.Acked()) by_instance[id.substr(11, 10)].push_back(id);
+  for (const auto& [instance, ids] : by_instance) {
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << instance;
+    EXPECT_EQ(ids.size(), 4u) << instance;
+  }
+  // The healthy instance was not held back by the failing one.
+  const auto acked = log.Acked();
+  const auto first_p1 = std::find(acked.begin(), acked.end(), events[0].id);
+  const auto last_p2 = std::find(acked.begin(), acked.end(), events[7].id);
+  EXPECT_LT(last_p2, first_p1);
+}
+
+TEST_F(RouterTest, RejectedEventGoesToTheDeadLetterFileWithItsReason) {
+  RecordingSink::Log log;
+  Router router(clock_);
+  router.AddSink(FastRetries(),
+                 std::make_unique<RecordingSink>("strict", log,
+                                                 [](const Event& event, int) {
+                                                   return event.consul_index == 1
+                                                              ? DeliveryResult::Reject("HTTP 400")
+                                                              : DeliveryResult::Ok();
+                                                 }),
+                 DeadLetters("strict"));
+  auto bad = InstanceEvent("payments-1", EventType::kInstanceDown, 1);
+  auto good = InstanceEvent("payments-1", EventType::kInstanceUp, 2);
+  router.Publish({bad, good});
+  ASSERT_TRUE(log.WaitForAcked(1, kWait));
+  router.Shutdown(kWait);
+  EXPECT_EQ(log.Acked(), std::vector<std::string>{good.id});
+  const auto dead = ReadDeadLetters("strict");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0]["event"]["id"], bad.id);
+  EXPECT_EQ(dead[0]["sink"], "strict");
+  EXPECT_EQ(dead[0]["reason"], "rejected: HTTP 400");
+}
+
+TEST_F(RouterTest, GivesUpAfterMaxAttemptsAndDeadLetters) {
+  RecordingSink::Log log;
+  Router router(clock_);
+  SinkRoute route = FastRetries();
+  route.worker.retry.max_attempts = 3;
+  router.AddSink(
+      route,
+      std::make_unique<RecordingSink>(
+          "down", log, [](const Event&, int) { return DeliveryResult::Retry("refused"); }),
+      DeadLetters("down"));
+  auto event = InstanceEvent("payments-1", EventType::kInstanceDown, 1);
+  router.Publish({event});
+  EXPECT_EQ(router.Shutdown(kWait), 0u);
+  EXPECT_EQ(log.attempts.size(), 3u);
+  const auto dead = ReadDeadLetters("down");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0]["reason"], "gave up after 3 attempts: refused");
+  EXPECT_EQ(dead[0]["attempts"], 3);
+}
+
+TEST_F(RouterTest, SlowSinkDoesNotHoldBackOtherSinks) {
+  RecordingSink::Log stuck_log;
+  stuck_log.release = false;  // its Deliver() hangs until released
+  RecordingSink::Log fast_log;
+  Router router(clock_);
+  SinkRoute small_queue = FastRetries();
+  small_queue.worker.queue_capacity = 100;
+  router.AddSink(small_queue, std::make_unique<RecordingSink>("stuck", stuck_log),
+                 DeadLetters("stuck"));
+  router.AddSink(FastRetries(), std::make_unique<RecordingSink>("fast", fast_log),
+                 DeadLetters("fast"));
+  for (std::uint64_t index = 1; index <= 50; ++index) {
+    router.Publish({InstanceEvent("payments-" + std::to_string(index % 5),
+                                  EventType::kInstanceStatusChanged, index)});
+  }
+  EXPECT_TRUE(fast_log.WaitForAcked(50, kWait));
+  stuck_log.SetRelease(true);
+  EXPECT_TRUE(stuck_log.WaitForAcked(50, kWait));
+  router.Shutdown(kWait);
+}
+
+TEST_F(RouterTest, FullQueueBlocksBrieflyThenDeadLettersInsteadOfDroppingSilently) {
+  RecordingSink::Log log;
+  log.release = false;
+  Router router(clock_);
+  SinkRoute route = FastRetries();
+  route.worker.queue_capacity = 2;
+  route.worker.block_timeout = milliseconds(20);
+  router.AddSink(route, std::make_unique<RecordingSink>("tiny", log), DeadLetters("tiny"));
+  std::vector<Event> events;
+  for (std::uint64_t index = 1; index <= 6; ++index) {
+    events.push_back(
+        InstanceEvent("payments-" + std::to_string(index), EventType::kInstanceDown, index));
+  }
+  router.Publish(events);
+  log.SetRelease(true);
+  router.Shutdown(kWait);
+  // Every event is accounted for: acknowledged or in the dead-letter file.
+  const auto dead = ReadDeadLetters("tiny");
+  EXPECT_EQ(log.Acked().size() + dead.size(), events.size());
+  ASSERT_FALSE(dead.empty());
+  EXPECT_EQ(dead[0]["reason"], "queue full (capacity 2)");
+}
+
+TEST_F(RouterTest, ShutdownDeadLettersWhatCouldNotBeDelivered) {
+  RecordingSink::Log log;
+  Router router(clock_);
+  SinkRoute route;
+  route.worker.retry.initial_backoff = std::chrono::minutes(10);
+  router.AddSink(
+      route,
+      std::make_unique<RecordingSink>(
+          "offline", log, [](const Event&, int) { return DeliveryResult::Retry("refused"); }),
+      DeadLetters("offline"));
+  router.Publish({InstanceEvent("payments-1", EventType::kInstanceDown, 1),
+                  InstanceEvent("payments-1", EventType::kInstanceDeregistered, 2)});
+  EXPECT_EQ(router.Shutdown(milliseconds(100)), 2u);
+  const auto dead = ReadDeadLetters("offline");
+  ASSERT_EQ(dead.size(), 2u);
+  EXPECT_EQ(dead[0]["reason"], "undelivered at shutdown");
+}
+
+TEST_F(RouterTest, RemovedSinkStopsReceivingWhileOthersContinue) {
+  RecordingSink::Log kept_log;
+  RecordingSink::Log removed_log;
+  Router router(clock_);
+  router.AddSink(FastRetries(), std::make_unique<RecordingSink>("kept", kept_log),
+                 DeadLetters("kept"));
+  router.AddSink(FastRetries(), std::make_unique<RecordingSink>("removed", removed_log),
+                 DeadLetters("removed"));
+  router.Publish({InstanceEvent("payments-1", EventType::kInstanceDown, 1)});
+  ASSERT_TRUE(removed_log.WaitForAcked(1, kWait));
+  EXPECT_TRUE(router.RemoveSink("removed", kWait));
+  EXPECT_FALSE(router.RemoveSink("removed", kWait));
+  router.Publish({InstanceEvent("payments-1", EventType::kInstanceUp, 2)});
+  ASSERT_TRUE(kept_log.WaitForAcked(2, kWait));
+  router.Shutdown(kWait);
+  EXPECT_EQ(removed_log.Acked().size(), 1u);
+}
+
+}  // namespace
+}  // namespace hb

@@ -4,13 +4,20 @@ namespace hb {
 
 std::string_view ToString(EventType type) {
   switch (type) {
-    case EventType::kInstanceRegistered: return "instance.registered";
-    case EventType::kInstanceUp: return "instance.up";
-    case EventType::kInstanceDown: return "instance.down";
-    case EventType::kInstanceStatusChanged: return "instance.status_changed";
-    case EventType::kInstanceDeregistered: return "instance.deregistered";
-    case EventType::kServiceUp: return "service.up";
-    case EventType::kServiceDown: return "service.down";
+    case EventType::kInstanceRegistered:
+      return "instance.registered";
+    case EventType::kInstanceUp:
+      return "instance.up";
+    case EventType::kInstanceDown:
+      return "instance.down";
+    case EventType::kInstanceStatusChanged:
+      return "instance.status_changed";
+    case EventType::kInstanceDeregistered:
+      return "instance.deregistered";
+    case EventType::kServiceUp:
+      return "service.up";
+    case EventType::kServiceDown:
+      return "service.down";
   }
   return "instance.registered";
 }
@@ -24,10 +31,14 @@ std::optional<EventType> ParseEventType(std::string_view text) {
 
 std::string_view ToString(DownReason reason) {
   switch (reason) {
-    case DownReason::kCritical: return "critical";
-    case DownReason::kWarning: return "warning";
-    case DownReason::kMaintenance: return "maintenance";
-    case DownReason::kDeregistered: return "deregistered";
+    case DownReason::kCritical:
+      return "critical";
+    case DownReason::kWarning:
+      return "warning";
+    case DownReason::kMaintenance:
+      return "maintenance";
+    case DownReason::kDeregistered:
+      return "deregistered";
   }
   return "critical";
 }

@@ -25,8 +25,8 @@ enum class EventType : std::uint8_t {
   kServiceDown,
 };
 inline constexpr EventType kAllEventTypes[] = {
-    EventType::kInstanceRegistered, EventType::kInstanceUp,
-    EventType::kInstanceDown,       EventType::kInstanceStatusChanged,
+    EventType::kInstanceRegistered,   EventType::kInstanceUp,
+    EventType::kInstanceDown,         EventType::kInstanceStatusChanged,
     EventType::kInstanceDeregistered, EventType::kServiceUp,
     EventType::kServiceDown};
 
@@ -75,7 +75,7 @@ struct Event {
   // to sinks that want the full state (watch.initial_events: false).
   bool silent = false;
 
-  WallTime time{};         // when the transition was detected
+  WallTime time{};           // when the transition was detected
   SteadyTime observed_at{};  // when the Consul answer behind it arrived
 
   bool IsInstanceEvent() const { return !instance_id.empty(); }

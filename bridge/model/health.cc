@@ -6,10 +6,14 @@ namespace hb {
 
 std::string_view ToString(HealthStatus status) {
   switch (status) {
-    case HealthStatus::kPassing: return "passing";
-    case HealthStatus::kWarning: return "warning";
-    case HealthStatus::kCritical: return "critical";
-    case HealthStatus::kMaintenance: return "maintenance";
+    case HealthStatus::kPassing:
+      return "passing";
+    case HealthStatus::kWarning:
+      return "warning";
+    case HealthStatus::kCritical:
+      return "critical";
+    case HealthStatus::kMaintenance:
+      return "maintenance";
   }
   return "critical";
 }

@@ -26,8 +26,8 @@ std::optional<HealthStatus> ParseHealthStatus(std::string_view text);
 // checks (serfHealth, _node_maintenance) have an empty service_id and apply
 // to every instance on their node.
 struct Check {
-  std::string id;          // CheckID
-  std::string name;        // Name
+  std::string id;                                 // CheckID
+  std::string name;                               // Name
   HealthStatus status = HealthStatus::kCritical;  // passing, warning or critical
   std::string output;      // changes on every heartbeat: never a transition by itself
   std::string notes;       // the maintenance reason lives here

@@ -14,9 +14,7 @@ Check MakeCheck(std::string id, HealthStatus status) {
   return check;
 }
 
-TEST(AggregateStatus, NoChecksIsPassing) {
-  EXPECT_EQ(AggregateStatus({}), HealthStatus::kPassing);
-}
+TEST(AggregateStatus, NoChecksIsPassing) { EXPECT_EQ(AggregateStatus({}), HealthStatus::kPassing); }
 
 TEST(AggregateStatus, WorstCheckWins) {
   std::vector<Check> checks = {MakeCheck("serfHealth", HealthStatus::kPassing),
@@ -37,7 +35,8 @@ TEST(AggregateStatus, MaintenanceBeatsCritical) {
 
 TEST(Check, OnlyConsulMaintenanceIdsAreMaintenance) {
   EXPECT_TRUE(MakeCheck("_node_maintenance", HealthStatus::kCritical).IsMaintenance());
-  EXPECT_TRUE(MakeCheck("_service_maintenance:payments-1", HealthStatus::kCritical).IsMaintenance());
+  EXPECT_TRUE(
+      MakeCheck("_service_maintenance:payments-1", HealthStatus::kCritical).IsMaintenance());
   EXPECT_FALSE(MakeCheck("service:payments-1", HealthStatus::kCritical).IsMaintenance());
   EXPECT_FALSE(MakeCheck("_service_maintenance", HealthStatus::kCritical).IsMaintenance());
 }

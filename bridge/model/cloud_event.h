@@ -1,0 +1,43 @@
+#pragma once
+
+// CloudEvents 1.0 JSON (structured mode) for health events: the wire format
+// of design.md, shared by every sink. Pure functions.
+
+#include <cstddef>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bridge/model/event.h"
+
+namespace hb {
+
+struct CloudEventOptions {
+  // Reverse-DNS prefix of `type`: "<prefix>.instance.down".
+  // Default: "io.healthbridge".
+  std::string type_prefix = "io.healthbridge";
+  // The `source` attribute. Default: "" = "consul://<datacenter>".
+  std::string source;
+  // Check outputs longer than this are cut (at a UTF-8 boundary) and marked
+  // "output_truncated": intermediaries only promise 64 KiB per event.
+  // Default: 1024.
+  std::size_t max_check_output_bytes = 1024;
+};
+
+// The `data` object.
+nlohmann::json CloudEventData(const Event& event, const CloudEventOptions& options);
+// The whole structured-mode event.
+nlohmann::json ToCloudEvent(const Event& event, const CloudEventOptions& options);
+// ToCloudEvent() as compact JSON text.
+std::string SerializeCloudEvent(const Event& event, const CloudEventOptions& options);
+// The context attributes (specversion, id, source, type, subject, time,
+// datacontenttype, partitionkey) as name/value text pairs, in that order:
+// binary-mode transports prefix them (Kafka: "ce_<name>").
+std::vector<std::pair<std::string, std::string>> CloudEventAttributes(
+    const Event& event, const CloudEventOptions& options);
+
+// RFC 3339 UTC with milliseconds: "2026-11-24T10:15:03.120Z".
+std::string FormatRfc3339(WallTime time);
+
+}  // namespace hb

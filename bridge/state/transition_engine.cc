@@ -1,0 +1,417 @@
+#include "bridge/state/transition_engine.h"
+
+#include <algorithm>
+#include <functional>
+
+namespace hb {
+namespace {
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const {
+    return std::hash<std::string_view>{}(text);
+  }
+};
+
+std::string ServiceKey(std::string_view datacenter, std::string_view service) {
+  std::string key;
+  key.reserve(datacenter.size() + 1 + service.size());
+  key.append(datacenter).append("\n").append(service);
+  return key;
+}
+
+// Node names and service IDs cannot contain NUL, so the pair is unambiguous.
+void InstanceKeyInto(std::string& key, std::string_view node, std::string_view id) {
+  key.assign(node);
+  key.push_back('\0');
+  key.append(id);
+}
+
+DownReason ReasonFor(HealthStatus status) {
+  switch (status) {
+    case HealthStatus::kMaintenance:
+      return DownReason::kMaintenance;
+    case HealthStatus::kWarning:
+      return DownReason::kWarning;
+    case HealthStatus::kPassing:  // only when passing is configured as down
+    case HealthStatus::kCritical:
+      return DownReason::kCritical;
+  }
+  return DownReason::kCritical;
+}
+
+}  // namespace
+
+struct TransitionEngine::InstanceState {
+  std::string key;
+  Instance instance;
+  HealthStatus status = HealthStatus::kCritical;
+  // What events have said. Empty only for a new instance whose first
+  // evaluation is a pending up (its up event has no previous status).
+  std::optional<HealthStatus> reported_status;
+  bool reported_up = false;
+  std::uint64_t index = 0;
+  SteadyTime observed_at{};
+  WallTime since{};
+  bool pending = false;
+  SteadyTime pending_since{};
+  std::uint64_t pending_index = 0;
+  SteadyTime pending_observed_at{};
+  std::uint64_t generation = 0;
+};
+
+struct TransitionEngine::ServiceState {
+  std::string datacenter;
+  std::string name;
+  std::unordered_map<std::string, std::unique_ptr<InstanceState>, StringHash, std::equal_to<>>
+      instances;
+  int up_count = 0;
+  bool reported_up = false;
+  // A first complete answer was applied since the engine started (restored
+  // services start false: the initial sync diffs against them).
+  bool synced = false;
+  std::uint64_t last_index = 0;
+  std::uint64_t generation = 0;
+  int pending_count = 0;
+};
+
+struct TransitionEngine::Emitter {
+  std::vector<Event>& out;
+  WallTime now;
+  bool silent = false;
+  bool reconciled = false;
+  // The initial sync establishes the state: nothing to dampen yet.
+  bool undamped = false;
+
+  Event& Add(EventType type, const ServiceState& service, std::uint64_t index,
+             SteadyTime observed_at) {
+    Event& event = out.emplace_back();
+    event.type = type;
+    event.datacenter = service.datacenter;
+    event.service = service.name;
+    event.consul_index = index;
+    event.silent = silent;
+    event.reconciled = reconciled;
+    event.time = now;
+    event.observed_at = observed_at;
+    return event;
+  }
+
+  void AddInstance(EventType type, const ServiceState& service, const InstanceState& state,
+                   std::uint64_t index, SteadyTime observed_at,
+                   std::optional<HealthStatus> previous) {
+    Event& event = Add(type, service, index, observed_at);
+    const Instance& instance = state.instance;
+    event.instance_id = instance.id;
+    event.node = instance.node;
+    event.address = instance.address;
+    event.port = instance.port;
+    event.tags = instance.tags;
+    event.meta = instance.meta;
+    event.checks = instance.checks;
+    event.status = state.status;
+    event.previous_status = previous;
+    event.id.reserve(service.datacenter.size() + instance.node.size() + instance.id.size() + 40);
+    event.id.append(service.datacenter)
+        .append("/")
+        .append(instance.node)
+        .append("/")
+        .append(instance.id)
+        .append("/")
+        .append(std::to_string(index))
+        .append("/")
+        .append(ToString(type));
+  }
+};
+
+TransitionEngine::TransitionEngine(EngineOptions options, const Clock& clock)
+    : options_(std::move(options)), clock_(clock) {}
+
+TransitionEngine::~TransitionEngine() = default;
+
+bool TransitionEngine::IsUp(HealthStatus status) const {
+  if (status == HealthStatus::kMaintenance) return false;
+  return std::find(options_.up_statuses.begin(), options_.up_statuses.end(), status) !=
+         options_.up_statuses.end();
+}
+
+TransitionEngine::ServiceState& TransitionEngine::ServiceFor(std::string_view datacenter,
+                                                             std::string_view service) {
+  const std::string key = ServiceKey(datacenter, service);
+  auto it = services_.find(key);
+  if (it == services_.end()) {
+    auto state = std::make_unique<ServiceState>();
+    state->datacenter = datacenter;
+    state->name = service;
+    it = services_.emplace(key, std::move(state)).first;
+  }
+  return *it->second;
+}
+
+std::vector<Event> TransitionEngine::Apply(ServiceSnapshot snapshot) {
+  std::vector<Event> events;
+  ServiceState& service = ServiceFor(snapshot.datacenter, snapshot.service);
+  Emitter emit{events, clock_.WallNow()};
+  // Only a service's first answer of the initial sync is special: a change
+  // seen later during the sync is a real change.
+  if (!service.synced && !initial_sync_complete_) {
+    emit.reconciled = restored_;
+    emit.silent = !restored_ && !options_.initial_events;
+    emit.undamped = true;
+  }
+  service.synced = true;
+  service.last_index = snapshot.index;
+  const std::uint64_t generation = ++service.generation;
+
+  std::string key;
+  for (Instance& instance : snapshot.instances) {
+    InstanceKeyInto(key, instance.node, instance.id);
+    auto it = service.instances.find(key);
+    const HealthStatus status = AggregateStatus(instance.checks);
+    if (it == service.instances.end()) {
+      auto state = std::make_unique<InstanceState>();
+      state->key = key;
+      state->instance = std::move(instance);
+      state->status = status;
+      state->index = snapshot.index;
+      state->observed_at = snapshot.received_at;
+      state->since = emit.now;
+      state->generation = generation;
+      if (!IsUp(status)) state->reported_status = status;
+      emit.AddInstance(EventType::kInstanceRegistered, service, *state, snapshot.index,
+                       snapshot.received_at, std::nullopt);
+      InstanceState& added = *service.instances.emplace(key, std::move(state)).first->second;
+      Evaluate(service, added, emit);
+      continue;
+    }
+    InstanceState& state = *it->second;
+    // Moving the details in costs no more than comparing them, and keeps the
+    // next event current (address, tags, meta, check output).
+    state.instance = std::move(instance);
+    state.status = status;
+    state.index = snapshot.index;
+    state.observed_at = snapshot.received_at;
+    state.generation = generation;
+    Evaluate(service, state, emit);
+  }
+
+  std::vector<InstanceState*> vanished;
+  for (auto& [instance_key, state] : service.instances) {
+    if (state->generation != generation) vanished.push_back(state.get());
+  }
+  std::sort(vanished.begin(), vanished.end(),
+            [](const InstanceState* a, const InstanceState* b) { return a->key < b->key; });
+  for (InstanceState* state : vanished) Deregister(service, *state, snapshot.index, emit);
+
+  EmitServiceChange(service, snapshot.index, snapshot.received_at, emit);
+  return events;
+}
+
+void TransitionEngine::Evaluate(ServiceState& service, InstanceState& state, Emitter& emit) {
+  const bool up = IsUp(state.status);
+  if (up == state.reported_up) {
+    if (state.pending) {
+      state.pending = false;
+      --service.pending_count;
+    }
+    if (!state.reported_status) {
+      state.reported_status = state.status;
+    } else if (*state.reported_status != state.status) {
+      emit.AddInstance(EventType::kInstanceStatusChanged, service, state, state.index,
+                       state.observed_at, state.reported_status);
+      state.reported_status = state.status;
+    }
+    return;
+  }
+  if (!state.pending) {
+    state.pending = true;
+    ++service.pending_count;
+    state.pending_since = clock_.Now();
+    state.pending_index = state.index;
+    state.pending_observed_at = state.observed_at;
+  }
+  const auto delay = up ? options_.up_after : options_.down_after;
+  if (!emit.undamped && clock_.Now() - state.pending_since < delay) return;
+
+  state.pending = false;
+  --service.pending_count;
+  emit.AddInstance(up ? EventType::kInstanceUp : EventType::kInstanceDown, service, state,
+                   state.pending_index, state.pending_observed_at, state.reported_status);
+  if (!up) emit.out.back().reason = ReasonFor(state.status);
+  state.reported_up = up;
+  state.reported_status = state.status;
+  state.since = emit.now;
+  service.up_count += up ? 1 : -1;
+}
+
+void TransitionEngine::Deregister(ServiceState& service, InstanceState& state, std::uint64_t index,
+                                  Emitter& emit) {
+  if (state.pending) --service.pending_count;
+  if (state.reported_up) {
+    emit.AddInstance(EventType::kInstanceDown, service, state, index, state.observed_at,
+                     state.reported_status);
+    emit.out.back().reason = DownReason::kDeregistered;
+    --service.up_count;
+  }
+  emit.AddInstance(EventType::kInstanceDeregistered, service, state, index, state.observed_at,
+                   state.reported_status);
+  service.instances.erase(state.key);
+}
+
+void TransitionEngine::EmitServiceChange(ServiceState& service, std::uint64_t index,
+                                         SteadyTime observed_at, Emitter& emit) {
+  const bool up = service.up_count > 0;
+  if (up == service.reported_up) return;
+  service.reported_up = up;
+  Event& event =
+      emit.Add(up ? EventType::kServiceUp : EventType::kServiceDown, service, index, observed_at);
+  event.instances_up = service.up_count;
+  event.instances_total = static_cast<int>(service.instances.size());
+  event.id.append(service.datacenter)
+      .append("/")
+      .append(service.name)
+      .append("/")
+      .append(std::to_string(index))
+      .append("/")
+      .append(ToString(event.type));
+}
+
+std::vector<Event> TransitionEngine::ServiceGone(std::string_view datacenter,
+                                                 std::string_view service_name,
+                                                 std::uint64_t index) {
+  std::vector<Event> events;
+  auto it = services_.find(ServiceKey(datacenter, service_name));
+  if (it == services_.end()) return events;
+  Emitter emit{events, clock_.WallNow()};
+  emit.reconciled = restored_ && !initial_sync_complete_;
+  ServiceState& service = *it->second;
+  std::vector<InstanceState*> all;
+  for (auto& [key, state] : service.instances) all.push_back(state.get());
+  std::sort(all.begin(), all.end(),
+            [](const InstanceState* a, const InstanceState* b) { return a->key < b->key; });
+  for (InstanceState* state : all) Deregister(service, *state, index, emit);
+  EmitServiceChange(service, index, SteadyTime{}, emit);
+  services_.erase(it);
+  return events;
+}
+
+std::vector<Event> TransitionEngine::Tick() {
+  std::vector<Event> events;
+  Emitter emit{events, clock_.WallNow()};
+  for (auto& [service_key, service] : services_) {
+    if (service->pending_count == 0) continue;
+    std::vector<InstanceState*> pending;
+    for (auto& [key, state] : service->instances) {
+      if (state->pending) pending.push_back(state.get());
+    }
+    std::sort(pending.begin(), pending.end(),
+              [](const InstanceState* a, const InstanceState* b) { return a->key < b->key; });
+    std::uint64_t index = 0;
+    SteadyTime observed_at{};
+    for (InstanceState* state : pending) {
+      index = std::max(index, state->pending_index);
+      observed_at = std::max(observed_at, state->pending_observed_at);
+      Evaluate(*service, *state, emit);
+    }
+    EmitServiceChange(*service, index, observed_at, emit);
+  }
+  return events;
+}
+
+std::optional<SteadyTime> TransitionEngine::NextDeadline() const {
+  std::optional<SteadyTime> earliest;
+  for (const auto& [service_key, service] : services_) {
+    if (service->pending_count == 0) continue;
+    for (const auto& [key, state] : service->instances) {
+      if (!state->pending) continue;
+      const auto due =
+          state->pending_since + (IsUp(state->status) ? options_.up_after : options_.down_after);
+      if (!earliest || due < *earliest) earliest = due;
+    }
+  }
+  return earliest;
+}
+
+std::vector<Event> TransitionEngine::CompleteInitialSync() {
+  std::vector<Event> events;
+  if (initial_sync_complete_) return events;
+  std::vector<std::pair<std::string, std::string>> gone;
+  std::vector<std::uint64_t> gone_index;
+  for (const auto& [key, service] : services_) {
+    if (!service->synced) {
+      gone.emplace_back(service->datacenter, service->name);
+      gone_index.push_back(service->last_index);
+    }
+  }
+  // Still inside the initial sync, so these carry reconciled: true.
+  for (std::size_t i = 0; i < gone.size(); ++i) {
+    auto more = ServiceGone(gone[i].first, gone[i].second, gone_index[i]);
+    std::move(more.begin(), more.end(), std::back_inserter(events));
+  }
+  initial_sync_complete_ = true;
+  return events;
+}
+
+SavedState TransitionEngine::Save() const {
+  SavedState saved;
+  for (const auto& [service_key, service] : services_) {
+    saved.services.push_back({service->datacenter, service->name});
+    std::vector<const InstanceState*> sorted;
+    for (const auto& [key, state] : service->instances) sorted.push_back(state.get());
+    std::sort(sorted.begin(), sorted.end(),
+              [](const InstanceState* a, const InstanceState* b) { return a->key < b->key; });
+    for (const InstanceState* state : sorted) {
+      SavedInstance& out = saved.instances.emplace_back();
+      out.datacenter = service->datacenter;
+      out.service = service->name;
+      out.instance = state->instance;
+      out.reported_status = state->reported_status.value_or(state->status);
+      out.reported_up = state->reported_up;
+      out.index = state->index;
+      out.since = state->since;
+    }
+  }
+  return saved;
+}
+
+void TransitionEngine::Restore(const SavedState& saved) {
+  restored_ = true;
+  for (const auto& service : saved.services) ServiceFor(service.datacenter, service.service);
+  for (const auto& record : saved.instances) {
+    ServiceState& service = ServiceFor(record.datacenter, record.service);
+    auto state = std::make_unique<InstanceState>();
+    InstanceKeyInto(state->key, record.instance.node, record.instance.id);
+    state->instance = record.instance;
+    state->status = record.reported_status;
+    state->reported_status = record.reported_status;
+    state->reported_up = record.reported_up;
+    state->index = record.index;
+    state->since = record.since;
+    service.last_index = std::max(service.last_index, record.index);
+    if (record.reported_up) ++service.up_count;
+    std::string key = state->key;
+    service.instances.insert_or_assign(std::move(key), std::move(state));
+  }
+  for (auto& [key, service] : services_) service->reported_up = service->up_count > 0;
+}
+
+std::vector<InstanceView> TransitionEngine::Instances() const {
+  std::vector<InstanceView> views;
+  for (const auto& [service_key, service] : services_) {
+    const std::size_t first = views.size();
+    for (const auto& [key, state] : service->instances) {
+      views.push_back({service->datacenter, service->name, &state->instance, state->status,
+                       state->reported_up, state->since});
+    }
+    std::sort(views.begin() + static_cast<std::ptrdiff_t>(first), views.end(),
+              [](const InstanceView& a, const InstanceView& b) {
+                return std::tie(a.instance->node, a.instance->id) <
+                       std::tie(b.instance->node, b.instance->id);
+              });
+  }
+  return views;
+}
+
+void TransitionEngine::UpdateOptions(EngineOptions options) { options_ = std::move(options); }
+
+}  // namespace hb

@@ -1,0 +1,124 @@
+#pragma once
+
+// The transition engine: pure and synchronous. Input is the complete
+// instance set of one service at one Consul index (or "the service is
+// gone"); output is the ordered events that change implies (design.md's
+// event table). No I/O; time comes from the injected Clock (dampening, event
+// timestamps).
+//
+// Rules, beyond the event table:
+// - An instance is (datacenter, node, service ID); services are (datacenter,
+//   name): datacenters never share state.
+// - Per instance the engine keeps what events have *reported* (up-ness and
+//   status), the current status, and a pending transition when dampening
+//   delays one. A change of check Output, address, port, tags or meta alone
+//   emits nothing; the new details ride along in the next event.
+// - Up/down: when current up-ness differs from reported, a transition is
+//   pending since it was first observed and fires once it has held for
+//   up_after/down_after (a blip shorter than that emits nothing). When they
+//   agree, a differing status emits status_changed at once.
+// - A new instance emits registered at once; it starts as "never up", so an
+//   up instance then goes through the up path, and one that starts critical
+//   emits neither down nor status_changed.
+// - A vanished instance (or a gone service): down(deregistered) if it was
+//   reported up, then deregistered. Never dampened.
+// - Service events follow from reported up counts after all instance events
+//   of one call: 0 → ≥1 is service.up, ≥1 → 0 is service.down.
+// - Order within one call: instances in snapshot order, then vanished ones by
+//   key, then the service event.
+// - Event ids are "<dc>/<node>/<instance>/<index>/<event>" and
+//   "<dc>/<service>/<index>/<event>", where index is that of the snapshot in
+//   which the new state was first observed: the same transition always has
+//   the same id (consumers deduplicate on it). The event suffix keeps the
+//   two events of one instance at one index (registered+up, down+
+//   deregistered) distinct, as CloudEvents requires.
+// - Initial sync (until CompleteInitialSync()): a service's first answer is
+//   not dampened (it establishes the state). Without restored state, its
+//   events are marked silent unless initial_events is set; with restored
+//   state, it is diffed against it and its events are marked reconciled.
+//
+// Thread-safety: none. One owner thread calls everything.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "bridge/common/clock.h"
+#include "bridge/model/event.h"
+#include "bridge/model/health.h"
+#include "bridge/state/engine_options.h"
+#include "bridge/state/saved_state.h"
+
+namespace hb {
+
+// One instance as the engine sees it, for /v1/instances and state saving.
+struct InstanceView {
+  std::string datacenter;
+  std::string service;
+  const Instance* instance = nullptr;             // valid until the next engine call
+  HealthStatus status = HealthStatus::kCritical;  // current aggregated status
+  bool up = false;                                // as last reported
+  WallTime since{};                               // last reported up/down change, or first seen
+};
+
+class TransitionEngine {
+ public:
+  // `clock` must outlive the engine.
+  TransitionEngine(EngineOptions options, const Clock& clock);
+  ~TransitionEngine();
+
+  TransitionEngine(const TransitionEngine&) = delete;
+  TransitionEngine& operator=(const TransitionEngine&) = delete;
+
+  // The complete instance list of one service at one index.
+  std::vector<Event> Apply(ServiceSnapshot snapshot);
+  // The service left the catalog (or the watch filter).
+  std::vector<Event> ServiceGone(std::string_view datacenter, std::string_view service,
+                                 std::uint64_t index);
+  // Fires the dampened transitions that are due now.
+  std::vector<Event> Tick();
+  // When the earliest pending transition becomes due, if any.
+  std::optional<SteadyTime> NextDeadline() const;
+
+  // Ends the initial sync. With restored state, every restored service that
+  // was not applied meanwhile is gone; those events are returned.
+  std::vector<Event> CompleteInitialSync();
+  bool initial_sync_complete() const { return initial_sync_complete_; }
+
+  // Saved state: Restore() before the first Apply().
+  SavedState Save() const;
+  void Restore(const SavedState& state);
+
+  // Every known instance, sorted by datacenter, service, node, id.
+  std::vector<InstanceView> Instances() const;
+
+  // Takes effect at the next evaluation (config reload).
+  void UpdateOptions(EngineOptions options);
+
+ private:
+  struct InstanceState;
+  struct ServiceState;
+  struct Emitter;
+
+  ServiceState& ServiceFor(std::string_view datacenter, std::string_view service);
+  void Evaluate(ServiceState& service, InstanceState& state, Emitter& emit);
+  void Deregister(ServiceState& service, InstanceState& state, std::uint64_t index, Emitter& emit);
+  void EmitServiceChange(ServiceState& service, std::uint64_t index, SteadyTime observed_at,
+                         Emitter& emit);
+  bool IsUp(HealthStatus status) const;
+
+  EngineOptions options_;
+  const Clock& clock_;
+  bool initial_sync_complete_ = false;
+  bool restored_ = false;
+  // Keyed by "<dc>\n<service>"; std::map keeps Instances() and state files
+  // in a stable order.
+  std::map<std::string, std::unique_ptr<ServiceState>, std::less<>> services_;
+};
+
+}  // namespace hb

@@ -1,0 +1,131 @@
+#include "bridge/model/cloud_event.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace hb {
+namespace {
+
+using nlohmann::json;
+
+// 2026-11-24T10:15:03.120Z
+const WallTime kTime = WallTime(std::chrono::milliseconds(1795515303120));
+
+Event SampleInstanceEvent(EventType type) {
+  Event event;
+  event.type = type;
+  event.id = "dc1/node-a/payments-1/2731/" + std::string(ToString(type));
+  event.datacenter = "dc1";
+  event.service = "payments";
+  event.instance_id = "payments-1";
+  event.node = "node-a";
+  event.address = "10.1.2.3";
+  event.port = 8080;
+  event.tags = {"v2"};
+  event.meta = {{"version", "2.4.1"}};
+  Check check;
+  check.id = "service:payments-1";
+  check.name = "Service TTL";
+  check.status = HealthStatus::kCritical;
+  check.output = "TTL expired";
+  event.checks = {check};
+  event.status = HealthStatus::kCritical;
+  event.previous_status = HealthStatus::kPassing;
+  if (type == EventType::kInstanceDown) event.reason = DownReason::kCritical;
+  if (type == EventType::kInstanceRegistered) event.previous_status.reset();
+  event.consul_index = 2731;
+  event.time = kTime;
+  return event;
+}
+
+Event SampleServiceEvent(EventType type) {
+  Event event;
+  event.type = type;
+  event.id = "dc1/payments/2731/" + std::string(ToString(type));
+  event.datacenter = "dc1";
+  event.service = "payments";
+  event.instances_up = type == EventType::kServiceUp ? 1 : 0;
+  event.instances_total = 2;
+  event.consul_index = 2731;
+  event.time = kTime;
+  return event;
+}
+
+std::string GoldenPath(EventType type) {
+  std::string name(ToString(type));
+  return std::string(HB_SOURCE_DIR) + "/tests/unit/model/golden/" + name + ".json";
+}
+
+// Each event type against its golden file, compared as JSON (key order and
+// whitespace do not matter). HB_UPDATE_GOLDEN=1 rewrites the files.
+TEST(CloudEvent, EveryEventTypeMatchesItsGoldenJson) {
+  for (auto type : kAllEventTypes) {
+    const bool service_event = type == EventType::kServiceUp || type == EventType::kServiceDown;
+    const Event event = service_event ? SampleServiceEvent(type) : SampleInstanceEvent(type);
+    const json actual = json::parse(SerializeCloudEvent(event, CloudEventOptions{}));
+    if (std::getenv("HB_UPDATE_GOLDEN") != nullptr) {
+      std::ofstream(GoldenPath(type)) << actual.dump(2) << "\n";
+      continue;
+    }
+    std::ifstream in(GoldenPath(type));
+    ASSERT_TRUE(in) << "missing golden file " << GoldenPath(type);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_EQ(actual, json::parse(text.str())) << ToString(type) << "\n" << actual.dump(2);
+  }
+}
+
+TEST(CloudEvent, CarriesTheRequiredAttributes) {
+  const json event = ToCloudEvent(SampleInstanceEvent(EventType::kInstanceDown), {});
+  EXPECT_EQ(event["specversion"], "1.0");
+  EXPECT_EQ(event["id"], "dc1/node-a/payments-1/2731/instance.down");
+  EXPECT_EQ(event["source"], "consul://dc1");
+  EXPECT_EQ(event["type"], "io.healthbridge.instance.down");
+  EXPECT_EQ(event["subject"], "payments/payments-1");
+  EXPECT_EQ(event["partitionkey"], "payments/payments-1");
+  EXPECT_EQ(event["time"], "2026-11-24T10:15:03.120Z");
+  EXPECT_EQ(event["datacontenttype"], "application/json");
+  EXPECT_EQ(event["data"]["reason"], "critical");
+}
+
+TEST(CloudEvent, HonoursTypePrefixAndSource) {
+  CloudEventOptions options;
+  options.type_prefix = "com.example.health";
+  options.source = "consul://prod-eu";
+  const json event = ToCloudEvent(SampleServiceEvent(EventType::kServiceDown), options);
+  EXPECT_EQ(event["type"], "com.example.health.service.down");
+  EXPECT_EQ(event["source"], "consul://prod-eu");
+  EXPECT_EQ(event["subject"], "payments");
+}
+
+TEST(CloudEvent, LongCheckOutputIsTruncatedAtACharacterBoundaryAndSaysSo) {
+  Event event = SampleInstanceEvent(EventType::kInstanceDown);
+  event.checks[0].output = std::string(10, 'x') + "\xC3\xA9" + std::string(100, 'y');  // é
+  CloudEventOptions options;
+  options.max_check_output_bytes = 11;  // would split the two-byte é
+  const json data = CloudEventData(event, options);
+  EXPECT_EQ(data["checks"][0]["output"], std::string(10, 'x'));
+  EXPECT_EQ(data["checks"][0]["output_truncated"], true);
+  options.max_check_output_bytes = 1024;
+  EXPECT_FALSE(CloudEventData(event, options)["checks"][0].contains("output_truncated"));
+}
+
+TEST(CloudEvent, AttributesListMatchesTheStructuredEvent) {
+  const Event event = SampleInstanceEvent(EventType::kInstanceUp);
+  const json structured = ToCloudEvent(event, {});
+  const auto attributes = CloudEventAttributes(event, {});
+  EXPECT_EQ(attributes.size(), 8u);
+  for (const auto& [name, value] : attributes) EXPECT_EQ(structured[name], value) << name;
+}
+
+TEST(FormatRfc3339, PrintsUtcWithMilliseconds) {
+  EXPECT_EQ(FormatRfc3339(WallTime(std::chrono::milliseconds(0))), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatRfc3339(kTime), "2026-11-24T10:15:03.120Z");
+}
+
+}  // namespace
+}  // namespace hb

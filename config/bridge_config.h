@@ -1,0 +1,144 @@
+#pragma once
+
+// The typed configuration (design.md "Configuration"). Every field states
+// its default; config_loader.h fills them from YAML and the environment.
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bridge/model/health.h"
+
+namespace hb {
+
+class ConfigReader;
+
+struct ConsulTlsConfig {
+  std::string ca_file;    // CA bundle to verify Consul. Default: system CAs. Env: CONSUL_CACERT
+  std::string ca_path;    // Directory of CA certificates. Default: "". Env: CONSUL_CAPATH
+  std::string cert_file;  // Client certificate. Default: "". Env: CONSUL_CLIENT_CERT
+  std::string key_file;   // Client key. Default: "". Env: CONSUL_CLIENT_KEY
+  // Name to verify in Consul's certificate. Default: the address's host.
+  // Env: CONSUL_TLS_SERVER_NAME
+  std::string server_name;
+  // Skip certificate verification (tests only). Default: false.
+  // Env: CONSUL_HTTP_SSL_VERIFY=false
+  bool insecure_skip_verify = false;
+};
+
+struct ConsulConfig {
+  // Consul's HTTP API, URL or host:port. Default: http://127.0.0.1:8500.
+  // Env: CONSUL_HTTP_ADDR (CONSUL_HTTP_SSL=true makes a bare host:port https).
+  std::string address = "http://127.0.0.1:8500";
+  // ACL token. Default: "". Env: CONSUL_HTTP_TOKEN.
+  std::string token;
+  // File holding the ACL token; wins over `token`, as in Consul's Go api.
+  // Default: "". Env: CONSUL_HTTP_TOKEN_FILE.
+  std::string token_file;
+  // Datacenter to watch. Default: "" = the agent's.
+  std::string datacenter;
+  // Blocking query wait (Consul caps it at 10m). Default: 5m.
+  std::chrono::milliseconds wait_time{std::chrono::minutes(5)};
+  // Read from any server (?stale): scales reads, may lag. Default: false.
+  bool stale = false;
+  ConsulTlsConfig tls;
+
+  // The token to send: the token file's content if set, else `token`.
+  // Filled by the loader.
+  std::string effective_token;
+};
+
+struct ServiceSelection {
+  std::vector<std::string> include{"*"};       // service name globs. Default: all
+  std::vector<std::string> exclude{"consul"};  // globs never watched. Default: consul
+  std::vector<std::string> tags;               // tags a service must have. Default: none
+};
+
+struct WatchConfig {
+  ServiceSelection services;
+  // Statuses that count as up. Default: passing, warning.
+  std::vector<HealthStatus> up_statuses{HealthStatus::kPassing, HealthStatus::kWarning};
+  std::chrono::milliseconds down_after{0};  // dampening.down_after. Default: 0s
+  std::chrono::milliseconds up_after{0};    // dampening.up_after. Default: 0s
+  // Emit registered/up for everything on the first sync. Default: false.
+  bool initial_events = false;
+  // Not ready once Consul has been unreachable this long. Default: 30s.
+  std::chrono::milliseconds unreachable_grace{std::chrono::seconds(30)};
+};
+
+struct EventsConfig {
+  // Reverse-DNS prefix of the CloudEvents type. Default: io.healthbridge.
+  std::string type_prefix = "io.healthbridge";
+  // CloudEvents source. Default: "" = consul://<datacenter>.
+  std::string source;
+};
+
+// Type-specific settings of one sink, parsed by that sink's own parser.
+class SinkSettings {
+ public:
+  virtual ~SinkSettings() = default;
+  // Writes the settings as YAML map entries (the caller opened the map).
+  virtual void Emit(YAML::Emitter& out, bool mask_secrets) const = 0;
+};
+
+struct SinkQueueConfig {
+  std::size_t capacity = 10000;                                      // Default: 10000
+  std::chrono::milliseconds block_timeout{std::chrono::seconds(5)};  // Default: 5s
+};
+
+struct SinkRetryConfig {
+  std::chrono::milliseconds initial_backoff{std::chrono::seconds(1)};  // Default: 1s
+  std::chrono::milliseconds max_backoff{std::chrono::minutes(5)};      // Default: 5m
+  int max_attempts = 0;                                                // Default: 0 = unlimited
+  std::chrono::milliseconds max_age{std::chrono::hours(24)};           // Default: 24h
+};
+
+struct SinkConfig {
+  std::string name;                        // required, unique, [a-z0-9_-]
+  std::string type;                        // required: kafka, webhook, log, metrics
+  std::vector<std::string> events{"*"};    // event type globs. Default: all
+  std::vector<std::string> services{"*"};  // service globs. Default: all
+  std::vector<std::string> tags;           // required instance tags. Default: none
+  SinkQueueConfig queue;
+  SinkRetryConfig retry;
+  // Where undeliverable events go, one JSON line each. Default: "" =
+  // <state.dir>/<name>.dead.jsonl, or the error log when state.dir is empty.
+  std::string dead_letter_file;
+  std::shared_ptr<const SinkSettings> settings;
+};
+
+// Parses the type-specific keys of one sink from its mapping.
+using SinkSettingsParser = std::function<std::shared_ptr<const SinkSettings>(ConfigReader&)>;
+using SinkParsers = std::map<std::string, SinkSettingsParser, std::less<>>;
+
+struct ServerConfig {
+  std::string listen = "0.0.0.0:9464";  // /metrics, /healthz, /readyz. Default: 0.0.0.0:9464
+};
+
+struct StateConfig {
+  std::string dir;  // spool and saved state. Default: "" = memory only
+  // Grace for sinks to deliver on SIGTERM. Default: 10s.
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace, debug, info, warn, error. Default: info
+  std::string format = "json";  // json or text. Default: json
+};
+
+struct BridgeConfig {
+  ConsulConfig consul;
+  WatchConfig watch;
+  EventsConfig events;
+  std::vector<SinkConfig> sinks;
+  ServerConfig server;
+  StateConfig state;
+  LogConfig log;
+};
+
+}  // namespace hb

@@ -1,0 +1,375 @@
+#include "config/config_loader.h"
+
+#include <algorithm>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "bridge/common/glob.h"
+#include "bridge/model/event.h"
+#include "config/duration.h"
+
+namespace hb {
+namespace {
+
+bool IsHttpUrl(std::string_view text) {
+  return text.starts_with("http://") || text.starts_with("https://");
+}
+
+// host:port with a port from 0 to 65535.
+bool IsHostPort(std::string_view text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return false;
+  const std::string_view port = text.substr(colon + 1);
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) return false;
+  return std::stoi(std::string(port)) <= 65535;
+}
+
+void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) {
+  out.address = consul.String("address", out.address);
+  out.token = consul.String("token");
+  out.token_file = consul.String("token_file");
+  out.datacenter = consul.String("datacenter");
+  out.wait_time = consul.Duration("wait_time", out.wait_time);
+  out.stale = consul.Bool("stale", false);
+  ConfigReader tls = consul.Section("tls");
+  out.tls.ca_file = tls.String("ca_file");
+  out.tls.ca_path = tls.String("ca_path");
+  out.tls.cert_file = tls.String("cert_file");
+  out.tls.key_file = tls.String("key_file");
+  out.tls.server_name = tls.String("server_name");
+  out.tls.insecure_skip_verify = tls.Bool("insecure_skip_verify", false);
+  tls.Finish();
+
+  // The consul CLI's environment variables override the file.
+  auto apply = [&](const char* name, std::string& field) {
+    if (auto value = env(name)) field = *value;
+  };
+  apply("CONSUL_HTTP_ADDR", out.address);
+  apply("CONSUL_HTTP_TOKEN", out.token);
+  apply("CONSUL_HTTP_TOKEN_FILE", out.token_file);
+  apply("CONSUL_CACERT", out.tls.ca_file);
+  apply("CONSUL_CAPATH", out.tls.ca_path);
+  apply("CONSUL_CLIENT_CERT", out.tls.cert_file);
+  apply("CONSUL_CLIENT_KEY", out.tls.key_file);
+  apply("CONSUL_TLS_SERVER_NAME", out.tls.server_name);
+  if (auto verify = env("CONSUL_HTTP_SSL_VERIFY"))
+    out.tls.insecure_skip_verify = *verify == "false";
+  const bool ssl = env("CONSUL_HTTP_SSL").value_or("") == "true";
+  if (!IsHttpUrl(out.address)) out.address = (ssl ? "https://" : "http://") + out.address;
+
+  if (!IsHostPort(out.address.substr(out.address.find("://") + 3))) {
+    consul.Error("address", "expected an http(s) URL or host:port, got " + Quote(out.address));
+  }
+  if (out.wait_time <= std::chrono::milliseconds(0) || out.wait_time > std::chrono::minutes(10)) {
+    consul.Error("wait_time", "expected a duration from 1ms to 10m (Consul's limit), got " +
+                                  FormatDuration(out.wait_time));
+  }
+  out.effective_token = out.token;
+  if (!out.token_file.empty()) {
+    std::ifstream in(out.token_file);
+    std::stringstream content;
+    content << in.rdbuf();
+    if (!in) {
+      consul.Error("token_file", "cannot read " + Quote(out.token_file));
+    } else {
+      std::string token = content.str();
+      token.erase(token.find_last_not_of(" \t\r\n") + 1);
+      token.erase(0, token.find_first_not_of(" \t\r\n"));
+      if (!token.empty()) out.effective_token = token;
+    }
+  }
+  consul.Finish();
+}
+
+void ReadWatch(ConfigReader watch, WatchConfig& out) {
+  ConfigReader services = watch.Section("services");
+  out.services.include = services.StringList("include", out.services.include);
+  out.services.exclude = services.StringList("exclude", out.services.exclude);
+  out.services.tags = services.StringList("tags", {});
+  services.Finish();
+
+  if (watch.Has("up_statuses")) {
+    out.up_statuses.clear();
+    for (const auto& text : watch.StringList("up_statuses", {})) {
+      auto status = ParseHealthStatus(text);
+      if (!status || *status == HealthStatus::kMaintenance) {
+        watch.Error("up_statuses", "expected passing, warning or critical, got " + Quote(text));
+      } else {
+        out.up_statuses.push_back(*status);
+      }
+    }
+    if (out.up_statuses.empty()) watch.Error("up_statuses", "must name at least one status");
+  }
+  ConfigReader dampening = watch.Section("dampening");
+  out.down_after = dampening.Duration("down_after", out.down_after);
+  out.up_after = dampening.Duration("up_after", out.up_after);
+  dampening.Finish();
+  out.initial_events = watch.Bool("initial_events", false);
+  out.unreachable_grace = watch.Duration("unreachable_grace", out.unreachable_grace);
+  watch.Finish();
+}
+
+void ReadEvents(ConfigReader events, EventsConfig& out) {
+  out.type_prefix = events.String("type_prefix", out.type_prefix);
+  out.source = events.String("source");
+  static const std::regex kPrefix("[a-z0-9_]+(\\.[a-z0-9_]+)*");
+  if (!std::regex_match(out.type_prefix, kPrefix)) {
+    events.Error("type_prefix",
+                 "expected dot-separated [a-z0-9_] segments such as "
+                 "\"com.example.health\", got " +
+                     Quote(out.type_prefix));
+  }
+  events.Finish();
+}
+
+void ReadSink(ConfigReader sink, const SinkParsers& parsers, SinkConfig& out,
+              std::set<std::string>& names) {
+  out.name = sink.String("name");
+  out.type = sink.String("type");
+  static const std::regex kName("[a-z0-9_-]+");
+  if (out.name.empty()) {
+    sink.Error("name", "required");
+  } else if (!std::regex_match(out.name, kName)) {
+    sink.Error("name", "expected lowercase letters, digits, - and _, got " + Quote(out.name));
+  } else if (!names.insert(out.name).second) {
+    sink.Error("name", "duplicate sink name " + Quote(out.name));
+  }
+
+  out.events = sink.StringList("events", out.events);
+  for (const auto& pattern : out.events) {
+    const bool matches_any =
+        std::any_of(std::begin(kAllEventTypes), std::end(kAllEventTypes),
+                    [&](EventType type) { return GlobMatch(pattern, ToString(type)); });
+    if (!matches_any) {
+      sink.Error("events", Quote(pattern) +
+                               " matches no event type (instance.registered, "
+                               "instance.up, instance.down, instance.status_changed, "
+                               "instance.deregistered, service.up, service.down)");
+    }
+  }
+  out.services = sink.StringList("services", out.services);
+  out.tags = sink.StringList("tags", {});
+  out.dead_letter_file = sink.String("dead_letter_file");
+
+  ConfigReader queue = sink.Section("queue");
+  out.queue.capacity = static_cast<std::size_t>(queue.Int("capacity", 10000, 1, 10'000'000));
+  const std::string overflow = queue.String("overflow", "block");
+  if (overflow == "spill") {
+    queue.Error("overflow",
+                "\"spill\" needs the on-disk spool, which this version does not "
+                "have yet; use \"block\"");
+  } else if (overflow != "block") {
+    queue.Error("overflow", "expected block, got " + Quote(overflow));
+  }
+  out.queue.block_timeout = queue.Duration("block_timeout", out.queue.block_timeout);
+  queue.Finish();
+
+  ConfigReader retry = sink.Section("retry");
+  out.retry.initial_backoff = retry.Duration("initial_backoff", out.retry.initial_backoff);
+  out.retry.max_backoff = retry.Duration("max_backoff", out.retry.max_backoff);
+  out.retry.max_attempts = static_cast<int>(retry.Int("max_attempts", 0, 0, 1'000'000));
+  out.retry.max_age = retry.Duration("max_age", out.retry.max_age);
+  if (out.retry.initial_backoff <= std::chrono::milliseconds(0)) {
+    retry.Error("initial_backoff", "must be greater than 0");
+  }
+  if (out.retry.max_backoff < out.retry.initial_backoff) {
+    retry.Error("max_backoff", "must not be shorter than initial_backoff");
+  }
+  if (out.retry.max_age <= std::chrono::milliseconds(0))
+    retry.Error("max_age", "must be greater than 0");
+  retry.Finish();
+
+  if (out.type.empty()) {
+    sink.Error("type", "required");
+  } else if (auto parser = parsers.find(out.type); parser == parsers.end()) {
+    std::string known;
+    for (const auto& [type, unused] : parsers) known += (known.empty() ? "" : ", ") + type;
+    sink.Error("type", "unknown sink type " + Quote(out.type) + " (known: " + known + ")");
+  } else {
+    out.settings = parser->second(sink);
+  }
+  // Unknown-key checks only make sense once the type's own keys were read.
+  if (out.settings) sink.Finish();
+}
+
+void ReadServer(ConfigReader server, ServerConfig& out) {
+  out.listen = server.String("listen", out.listen);
+  if (!IsHostPort(out.listen)) {
+    server.Error("listen", "expected host:port such as 0.0.0.0:9464, got " + Quote(out.listen));
+  }
+  server.Finish();
+}
+
+void ReadState(ConfigReader state, StateConfig& out) {
+  out.dir = state.String("dir");
+  out.shutdown_timeout = state.Duration("shutdown_timeout", out.shutdown_timeout);
+  state.Finish();
+}
+
+void ReadLog(ConfigReader log, LogConfig& out) {
+  out.level = log.String("level", out.level);
+  out.format = log.String("format", out.format);
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+  if (!kLevels.contains(out.level)) {
+    log.Error("level", "expected trace, debug, info, warn or error, got " + Quote(out.level));
+  }
+  if (out.format != "json" && out.format != "text") {
+    log.Error("format", "expected json or text, got " + Quote(out.format));
+  }
+  log.Finish();
+}
+
+}  // namespace
+
+LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
+                            const Environment& env) {
+  LoadResult result;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& error) {
+    result.errors.push_back("YAML syntax error at line " + std::to_string(error.mark.line + 1) +
+                            ", column " + std::to_string(error.mark.column + 1) + ": " + error.msg);
+    return result;
+  }
+  ConfigErrors errors;
+  ConfigReader top(root, "", errors, env);
+  BridgeConfig config;
+  ReadConsul(top.Section("consul"), config.consul, env);
+  ReadWatch(top.Section("watch"), config.watch);
+  ReadEvents(top.Section("events"), config.events);
+  const YAML::Node sink_list = top.Raw("sinks");
+  if (sink_list.IsDefined() && !sink_list.IsNull() && !sink_list.IsSequence()) {
+    errors.Add("sinks", "expected a list of sinks");
+  } else if (sink_list.IsSequence()) {
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < sink_list.size(); ++i) {
+      SinkConfig sink;
+      ReadSink(ConfigReader(sink_list[i], "sinks[" + std::to_string(i) + "]", errors, env), sinks,
+               sink, names);
+      config.sinks.push_back(std::move(sink));
+    }
+  }
+  ReadServer(top.Section("server"), config.server);
+  ReadState(top.Section("state"), config.state);
+  ReadLog(top.Section("log"), config.log);
+  top.Finish();
+
+  if (!errors.empty()) {
+    result.errors = errors.messages();
+    return result;
+  }
+  result.config = std::move(config);
+  return result;
+}
+
+LoadResult LoadConfigFile(const std::string& path, const SinkParsers& sinks,
+                          const Environment& env) {
+  std::ifstream in(path);
+  if (!in) {
+    LoadResult result;
+    result.errors.push_back(path + ": cannot read the config file");
+    return result;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return LoadConfigString(text.str(), sinks, env);
+}
+
+namespace {
+
+void EmitList(YAML::Emitter& out, const char* key, const std::vector<std::string>& values) {
+  out << YAML::Key << key << YAML::Value << YAML::Flow << values;
+}
+
+std::string Secret(const std::string& value, bool mask) {
+  return mask && !value.empty() ? kMasked : value;
+}
+
+}  // namespace
+
+std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  const ConsulConfig& consul = config.consul;
+  out << YAML::Key << "consul" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "address" << YAML::Value << consul.address;
+  out << YAML::Key << "token" << YAML::Value << Secret(consul.token, mask_secrets);
+  out << YAML::Key << "token_file" << YAML::Value << consul.token_file;
+  out << YAML::Key << "datacenter" << YAML::Value << consul.datacenter;
+  out << YAML::Key << "wait_time" << YAML::Value << FormatDuration(consul.wait_time);
+  out << YAML::Key << "stale" << YAML::Value << consul.stale;
+  out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "ca_file" << YAML::Value << consul.tls.ca_file;
+  out << YAML::Key << "ca_path" << YAML::Value << consul.tls.ca_path;
+  out << YAML::Key << "cert_file" << YAML::Value << consul.tls.cert_file;
+  out << YAML::Key << "key_file" << YAML::Value << consul.tls.key_file;
+  out << YAML::Key << "server_name" << YAML::Value << consul.tls.server_name;
+  out << YAML::Key << "insecure_skip_verify" << YAML::Value << consul.tls.insecure_skip_verify;
+  out << YAML::EndMap << YAML::EndMap;
+
+  const WatchConfig& watch = config.watch;
+  out << YAML::Key << "watch" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "services" << YAML::Value << YAML::BeginMap;
+  EmitList(out, "include", watch.services.include);
+  EmitList(out, "exclude", watch.services.exclude);
+  EmitList(out, "tags", watch.services.tags);
+  out << YAML::EndMap;
+  std::vector<std::string> up;
+  for (auto status : watch.up_statuses) up.emplace_back(ToString(status));
+  EmitList(out, "up_statuses", up);
+  out << YAML::Key << "dampening" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "down_after" << YAML::Value << FormatDuration(watch.down_after);
+  out << YAML::Key << "up_after" << YAML::Value << FormatDuration(watch.up_after);
+  out << YAML::EndMap;
+  out << YAML::Key << "initial_events" << YAML::Value << watch.initial_events;
+  out << YAML::Key << "unreachable_grace" << YAML::Value << FormatDuration(watch.unreachable_grace);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "events" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "type_prefix" << YAML::Value << config.events.type_prefix;
+  out << YAML::Key << "source" << YAML::Value << config.events.source;
+  out << YAML::EndMap;
+
+  out << YAML::Key << "sinks" << YAML::Value << YAML::BeginSeq;
+  for (const SinkConfig& sink : config.sinks) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << sink.name;
+    out << YAML::Key << "type" << YAML::Value << sink.type;
+    EmitList(out, "events", sink.events);
+    EmitList(out, "services", sink.services);
+    EmitList(out, "tags", sink.tags);
+    out << YAML::Key << "dead_letter_file" << YAML::Value << sink.dead_letter_file;
+    out << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "capacity" << YAML::Value << sink.queue.capacity;
+    out << YAML::Key << "overflow" << YAML::Value << "block";
+    out << YAML::Key << "block_timeout" << YAML::Value << FormatDuration(sink.queue.block_timeout);
+    out << YAML::EndMap;
+    out << YAML::Key << "retry" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "initial_backoff" << YAML::Value
+        << FormatDuration(sink.retry.initial_backoff);
+    out << YAML::Key << "max_backoff" << YAML::Value << FormatDuration(sink.retry.max_backoff);
+    out << YAML::Key << "max_attempts" << YAML::Value << sink.retry.max_attempts;
+    out << YAML::Key << "max_age" << YAML::Value << FormatDuration(sink.retry.max_age);
+    out << YAML::EndMap;
+    if (sink.settings) sink.settings->Emit(out, mask_secrets);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+
+  out << YAML::Key << "server" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "listen" << YAML::Value << config.server.listen << YAML::EndMap;
+  out << YAML::Key << "state" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "dir" << YAML::Value << config.state.dir;
+  out << YAML::Key << "shutdown_timeout" << YAML::Value
+      << FormatDuration(config.state.shutdown_timeout) << YAML::EndMap;
+  out << YAML::Key << "log" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "level" << YAML::Value << config.log.level;
+  out << YAML::Key << "format" << YAML::Value << config.log.format << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace hb

@@ -1,0 +1,18 @@
+#include "sinks/log/log_config.h"
+
+namespace hb {
+
+void LogSinkSettings::Emit(YAML::Emitter& out, bool) const {
+  out << YAML::Key << "stream" << YAML::Value << stream;
+}
+
+std::shared_ptr<const SinkSettings> ParseLogSinkSettings(ConfigReader& sink) {
+  auto settings = std::make_shared<LogSinkSettings>();
+  settings->stream = sink.String("stream", settings->stream);
+  if (settings->stream != "stdout" && settings->stream != "stderr") {
+    sink.Error("stream", "expected stdout or stderr, got " + Quote(settings->stream));
+  }
+  return settings;
+}
+
+}  // namespace hb

@@ -1,0 +1,19 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "config/bridge_config.h"
+#include "config/config_reader.h"
+
+namespace hb {
+
+// type: log — CloudEvents JSON, one per line.
+struct LogSinkSettings final : SinkSettings {
+  std::string stream = "stdout";  // stdout or stderr. Default: stdout
+  void Emit(YAML::Emitter& out, bool mask_secrets) const override;
+};
+
+std::shared_ptr<const SinkSettings> ParseLogSinkSettings(ConfigReader& sink);
+
+}  // namespace hb

@@ -1,0 +1,102 @@
+#include "sinks/webhook/webhook_config.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "config/config_loader.h"
+#include "config/duration.h"
+
+namespace hb {
+namespace {
+
+bool IsBase64(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0) return false;
+  const std::size_t padding = text.size() - text.find_last_not_of('=') - 1;
+  if (padding > 2) return false;
+  return std::all_of(text.begin(), text.end() - static_cast<std::ptrdiff_t>(padding), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
+  });
+}
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+}  // namespace
+
+bool IsSecretHeader(std::string_view name) {
+  const std::string lower = Lower(name);
+  for (std::string_view marker :
+       {"authorization", "token", "secret", "key", "cookie", "password"}) {
+    if (lower.find(marker) != std::string::npos) return true;
+  }
+  return false;
+}
+
+void WebhookSinkSettings::Emit(YAML::Emitter& out, bool mask_secrets) const {
+  auto secret_text = [&](const std::string& value) {
+    return mask_secrets && !value.empty() ? std::string(kMasked) : value;
+  };
+  out << YAML::Key << "url" << YAML::Value << url;
+  out << YAML::Key << "secret" << YAML::Value << secret_text(secret);
+  out << YAML::Key << "headers" << YAML::Value << YAML::BeginMap;
+  for (const auto& [name, value] : headers) {
+    out << YAML::Key << name << YAML::Value << (IsSecretHeader(name) ? secret_text(value) : value);
+  }
+  out << YAML::EndMap;
+  if (!bearer_token.empty() || !basic_username.empty()) {
+    out << YAML::Key << "auth" << YAML::Value << YAML::BeginMap;
+    if (!bearer_token.empty()) {
+      out << YAML::Key << "bearer_token" << YAML::Value << secret_text(bearer_token);
+    } else {
+      out << YAML::Key << "basic" << YAML::Value << YAML::BeginMap;
+      out << YAML::Key << "username" << YAML::Value << basic_username;
+      out << YAML::Key << "password" << YAML::Value << secret_text(basic_password);
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::Key << "connect_timeout" << YAML::Value << FormatDuration(connect_timeout);
+  out << YAML::Key << "timeout" << YAML::Value << FormatDuration(timeout);
+  out << YAML::Key << "ca_file" << YAML::Value << ca_file;
+  out << YAML::Key << "follow_redirects" << YAML::Value << follow_redirects;
+}
+
+std::shared_ptr<const SinkSettings> ParseWebhookSinkSettings(ConfigReader& sink) {
+  auto settings = std::make_shared<WebhookSinkSettings>();
+  settings->url = sink.String("url");
+  if (settings->url.empty()) {
+    sink.Error("url", "required: the http(s) URL to POST events to");
+  } else if (!(settings->url.starts_with("http://") || settings->url.starts_with("https://")) ||
+             settings->url.find_first_of(" \t\r\n") != std::string::npos) {
+    sink.Error("url", "expected an http(s) URL, got " + Quote(settings->url));
+  }
+  settings->secret = sink.String("secret");
+  if (settings->secret.starts_with("whsec_") && !IsBase64(settings->secret.substr(6))) {
+    sink.Error("secret", "a whsec_ secret must be followed by base64");
+  }
+  settings->headers = sink.StringMap("headers");
+  ConfigReader auth = sink.Section("auth");
+  settings->bearer_token = auth.String("bearer_token");
+  ConfigReader basic = auth.Section("basic");
+  settings->basic_username = basic.String("username");
+  settings->basic_password = basic.String("password");
+  if (basic.present() && settings->basic_username.empty()) basic.Error("username", "required");
+  basic.Finish();
+  if (!settings->bearer_token.empty() && basic.present()) {
+    auth.Error("basic", "use either bearer_token or basic, not both");
+  }
+  auth.Finish();
+  settings->connect_timeout = sink.Duration("connect_timeout", settings->connect_timeout);
+  settings->timeout = sink.Duration("timeout", settings->timeout);
+  if (settings->timeout <= std::chrono::milliseconds(0))
+    sink.Error("timeout", "must be greater than 0");
+  settings->ca_file = sink.String("ca_file");
+  settings->follow_redirects = sink.Bool("follow_redirects", false);
+  return settings;
+}
+
+}  // namespace hb

@@ -1,0 +1,39 @@
+#include "bridge/app/cli.h"
+
+#include <gtest/gtest.h>
+
+namespace hb {
+namespace {
+
+TEST(ParseCommandLine, RunNeedsAConfigFile) {
+  auto command = ParseCommandLine({"--config", "bridge.yaml"});
+  EXPECT_EQ(command.kind, Command::Kind::kRun);
+  EXPECT_EQ(command.config_path, "bridge.yaml");
+  EXPECT_EQ(ParseCommandLine({"-c", "x.yaml"}).config_path, "x.yaml");
+  EXPECT_EQ(ParseCommandLine({"--config=y.yaml"}).config_path, "y.yaml");
+  EXPECT_EQ(ParseCommandLine({}).error, "missing --config FILE");
+  EXPECT_EQ(ParseCommandLine({"--config"}).error, "--config needs a FILE");
+}
+
+TEST(ParseCommandLine, CheckConfigTakesOneFile) {
+  auto command = ParseCommandLine({"check-config", "a.yaml"});
+  EXPECT_EQ(command.kind, Command::Kind::kCheckConfig);
+  EXPECT_EQ(command.config_path, "a.yaml");
+  EXPECT_EQ(ParseCommandLine({"check-config"}).kind, Command::Kind::kUsageError);
+}
+
+TEST(ParseCommandLine, UnknownFlagIsAUsageError) {
+  auto command = ParseCommandLine({"--config", "a.yaml", "--verbose"});
+  EXPECT_EQ(command.kind, Command::Kind::kUsageError);
+  EXPECT_EQ(command.error, "unknown argument '--verbose'");
+}
+
+TEST(ParseCommandLine, VersionAndHelp) {
+  EXPECT_EQ(ParseCommandLine({"--version"}).kind, Command::Kind::kVersion);
+  EXPECT_EQ(ParseCommandLine({"--help"}).kind, Command::Kind::kHelp);
+  EXPECT_EQ(ParseCommandLine({"-h"}).kind, Command::Kind::kHelp);
+  EXPECT_EQ(ParseCommandLine({"--help", "x"}).kind, Command::Kind::kUsageError);
+}
+
+}  // namespace
+}  // namespace hb

@@ -1,0 +1,300 @@
+#include "config/config_loader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "config/duration.h"
+#include "sinks/builtin_sinks.h"
+
+namespace hb {
+namespace {
+
+using std::chrono::milliseconds;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  ConfigTest() { RegisterBuiltinSinks(registry_); }
+
+  LoadResult Load(std::string_view yaml) {
+    return LoadConfigString(yaml, registry_.Parsers(), [this](std::string_view name) {
+      auto it = env_.find(std::string(name));
+      return it == env_.end() ? std::nullopt : std::optional<std::string>(it->second);
+    });
+  }
+
+  SinkRegistry registry_;
+  std::map<std::string, std::string> env_;
+};
+
+TEST(Duration, ParsesGoStyleDurations) {
+  EXPECT_EQ(ParseDuration("500ms"), milliseconds(500));
+  EXPECT_EQ(ParseDuration("10s"), milliseconds(10'000));
+  EXPECT_EQ(ParseDuration("5m"), milliseconds(300'000));
+  EXPECT_EQ(ParseDuration("1h"), milliseconds(3'600'000));
+  EXPECT_EQ(ParseDuration("1m30s"), milliseconds(90'000));
+  EXPECT_EQ(ParseDuration("0"), milliseconds(0));
+  EXPECT_EQ(ParseDuration(""), std::nullopt);
+  EXPECT_EQ(ParseDuration("10"), std::nullopt);
+  EXPECT_EQ(ParseDuration("1.5s"), std::nullopt);
+  EXPECT_EQ(ParseDuration("-5s"), std::nullopt);
+  EXPECT_EQ(ParseDuration("5 s"), std::nullopt);
+  EXPECT_EQ(ParseDuration("5d"), std::nullopt);
+}
+
+TEST(Duration, FormatsTheShortestExactForm) {
+  EXPECT_EQ(FormatDuration(milliseconds(0)), "0s");
+  EXPECT_EQ(FormatDuration(milliseconds(90'000)), "1m30s");
+  EXPECT_EQ(FormatDuration(milliseconds(1500)), "1s500ms");
+  EXPECT_EQ(FormatDuration(milliseconds(86'400'000)), "24h");
+}
+
+TEST_F(ConfigTest, EmptyFileGivesTheDocumentedDefaults) {
+  auto result = Load("");
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
+  const BridgeConfig& config = *result.config;
+  EXPECT_EQ(config.consul.address, "http://127.0.0.1:8500");
+  EXPECT_EQ(config.consul.wait_time, std::chrono::minutes(5));
+  EXPECT_EQ(config.watch.services.include, std::vector<std::string>{"*"});
+  EXPECT_EQ(config.watch.services.exclude, std::vector<std::string>{"consul"});
+  EXPECT_THAT(config.watch.up_statuses,
+              ElementsAre(HealthStatus::kPassing, HealthStatus::kWarning));
+  EXPECT_EQ(config.server.listen, "0.0.0.0:9464");
+  EXPECT_EQ(config.log.format, "json");
+  EXPECT_TRUE(config.sinks.empty());
+}
+
+TEST_F(ConfigTest, ReadsTheDesignExample) {
+  env_["WEBHOOK_SECRET"] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  auto result = Load(R"(
+consul:
+  address: http://consul.service:8500
+  wait_time: 55s
+watch:
+  services: {include: ["*"], exclude: ["consul"], tags: []}
+  up_statuses: [passing]
+  dampening: {down_after: 10s, up_after: 500ms}
+sinks:
+  - name: ops-hooks
+    type: webhook
+    url: http://alert-router:8080/consul
+    secret: ${WEBHOOK_SECRET}
+    events: ["instance.down", "instance.deregistered", "service.*"]
+    services: ["*"]
+  - name: offline-topic
+    type: kafka
+    brokers: kafka-0:9092,kafka-1:9092
+    topic: consul.health.events
+    properties: {"security.protocol": "SASL_SSL", "linger.ms": 5}
+server:
+  listen: 127.0.0.1:0
+log: {level: debug, format: text}
+)");
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
+  const BridgeConfig& config = *result.config;
+  EXPECT_EQ(config.consul.wait_time, std::chrono::seconds(55));
+  EXPECT_THAT(config.watch.up_statuses, ElementsAre(HealthStatus::kPassing));
+  EXPECT_EQ(config.watch.down_after, std::chrono::seconds(10));
+  EXPECT_EQ(config.watch.up_after, milliseconds(500));
+  ASSERT_EQ(config.sinks.size(), 2u);
+  EXPECT_EQ(config.sinks[0].events.size(), 3u);
+  const std::string effective = FormatEffectiveConfig(config, /*mask_secrets=*/false);
+  EXPECT_THAT(effective, HasSubstr("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+  EXPECT_THAT(effective, HasSubstr("brokers: kafka-0:9092,kafka-1:9092"));
+  EXPECT_THAT(effective, HasSubstr("linger.ms: 5"));
+}
+
+TEST_F(ConfigTest, UnsetEnvironmentVariableIsAnErrorNamingItAndTheKey) {
+  auto result = Load("sinks:\n  - {name: a, type: webhook, url: 'http://x', secret: '${NOPE}'}\n");
+  EXPECT_THAT(result.errors, ElementsAre("sinks[0].secret: environment variable NOPE is not set"));
+}
+
+TEST_F(ConfigTest, DoubleDollarEscapesSubstitution) {
+  auto result = Load("sinks:\n  - {name: a, type: webhook, url: 'http://x/$${literal}'}\n");
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
+  EXPECT_THAT(FormatEffectiveConfig(*result.config, true), HasSubstr("http://x/${literal}"));
+}
+
+TEST_F(ConfigTest, CollectsEveryProblemWithItsKeyPath) {
+  auto result = Load(R"(
+consul:
+  wiat_time: 5m
+  wait_time: -5s
+watch:
+  up_statuses: [passing, maintenance]
+sinks:
+  - name: hooks
+    type: webhook
+    url: ftp://x
+  - name: hooks
+    type: kafka
+    brokers: k:9092
+    topic: ""
+  - name: other
+    type: carrier-pigeon
+  - name: evts
+    type: log
+    events: ["instance.gone"]
+    queue: {capacity: 0}
+server:
+  listen: nowhere
+log:
+  level: loud
+)");
+  EXPECT_THAT(
+      result.errors,
+      ElementsAre(
+          "consul.wait_time: must not be negative, got \"-5s\"",
+          "consul.wiat_time: unknown key; did you mean wait_time?",
+          "watch.up_statuses: expected passing, warning or critical, got \"maintenance\"",
+          "sinks[0].url: expected an http(s) URL, got \"ftp://x\"",
+          "sinks[1].name: duplicate sink name \"hooks\"",
+          "sinks[1].topic: required: the Kafka topic to produce to",
+          "sinks[2].type: unknown sink type \"carrier-pigeon\" (known: kafka, log, metrics, "
+          "webhook)",
+          "sinks[3].events: \"instance.gone\" matches no event type (instance.registered, "
+          "instance.up, instance.down, instance.status_changed, instance.deregistered, "
+          "service.up, service.down)",
+          "sinks[3].queue.capacity: expected an integer from 1 to 10000000, got 0",
+          "server.listen: expected host:port such as 0.0.0.0:9464, got \"nowhere\"",
+          "log.level: expected trace, debug, info, warn or error, got \"loud\""));
+}
+
+TEST_F(ConfigTest, WrongTypesSayWhatWasExpected) {
+  auto result = Load("consul: [a]\nwatch: {initial_events: maybe, services: {include: x}}\n");
+  EXPECT_THAT(result.errors,
+              ElementsAre("consul: expected a mapping, got a list",
+                          "watch.services.include: expected a list of strings, got a scalar",
+                          "watch.initial_events: expected true or false, got \"maybe\""));
+}
+
+TEST_F(ConfigTest, UnknownTopLevelKeyGetsASuggestion) {
+  EXPECT_THAT(Load("sinkz: []\n").errors, ElementsAre("sinkz: unknown key; did you mean sinks?"));
+  EXPECT_THAT(Load("completely_else: 1\n").errors, ElementsAre("completely_else: unknown key"));
+}
+
+TEST_F(ConfigTest, YamlSyntaxErrorNamesTheLine) {
+  auto result = Load("consul:\n  address: [unclosed\n");
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_THAT(result.errors[0], HasSubstr("YAML syntax error at line"));
+}
+
+TEST_F(ConfigTest, ConsulEnvironmentOverridesTheFile) {
+  env_["CONSUL_HTTP_ADDR"] = "consul.prod:8501";
+  env_["CONSUL_HTTP_SSL"] = "true";
+  env_["CONSUL_HTTP_TOKEN"] = "from-env";
+  env_["CONSUL_CACERT"] = "/etc/ca.pem";
+  env_["CONSUL_HTTP_SSL_VERIFY"] = "false";
+  env_["CONSUL_TLS_SERVER_NAME"] = "consul.internal";
+  auto result = Load("consul: {address: 'http://file:8500', token: from-file}\n");
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
+  EXPECT_EQ(result.config->consul.address, "https://consul.prod:8501");
+  EXPECT_EQ(result.config->consul.effective_token, "from-env");
+  EXPECT_EQ(result.config->consul.tls.ca_file, "/etc/ca.pem");
+  EXPECT_TRUE(result.config->consul.tls.insecure_skip_verify);
+  EXPECT_EQ(result.config->consul.tls.server_name, "consul.internal");
+}
+
+TEST_F(ConfigTest, TokenFileWinsOverTokenAsInConsulsGoApi) {
+  const auto path =
+      std::filesystem::temp_directory_path() / ("hb_token_" + std::to_string(::getpid()));
+  std::ofstream(path) << "  file-token\n";
+  env_["CONSUL_HTTP_TOKEN"] = "env-token";
+  env_["CONSUL_HTTP_TOKEN_FILE"] = path.string();
+  auto result = Load("");
+  std::filesystem::remove(path);
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
+  EXPECT_EQ(result.config->consul.effective_token, "file-token");
+
+  env_["CONSUL_HTTP_TOKEN_FILE"] = "/nonexistent/token";
+  EXPECT_THAT(Load("").errors,
+              ElementsAre("consul.token_file: cannot read \"/nonexistent/token\""));
+}
+
+TEST_F(ConfigTest, EffectiveConfigMasksEverySecret) {
+  env_["CONSUL_HTTP_TOKEN"] = "consul-secret-token";
+  auto result = Load(R"(
+sinks:
+  - name: hooks
+    type: webhook
+    url: https://hooks.example/x
+    secret: raw-signing-secret
+    headers: {Authorization: "Bearer header-secret", X-Team: ops}
+    auth: {basic: {username: bridge, password: basic-secret}}
+  - name: topic
+    type: kafka
+    brokers: [k:9092]
+    topic: t
+    properties: {sasl.password: kafka-secret, sasl.jaas.config: jaas-secret, acks: all}
+)");
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
+  const std::string masked = FormatEffectiveConfig(*result.config, true);
+  for (const char* secret : {"consul-secret-token", "raw-signing-secret", "header-secret",
+                             "basic-secret", "kafka-secret", "jaas-secret"}) {
+    EXPECT_THAT(masked, Not(HasSubstr(secret)));
+  }
+  EXPECT_THAT(masked, HasSubstr("X-Team: ops"));
+  EXPECT_THAT(masked, HasSubstr("acks: all"));
+  EXPECT_THAT(masked, HasSubstr("username: bridge"));
+}
+
+TEST_F(ConfigTest, EffectiveConfigLoadsBackToTheSameConfig) {
+  auto first = Load(R"(
+watch: {dampening: {down_after: 1m30s}}
+sinks:
+  - {name: out, type: log, events: ["service.*"], retry: {max_attempts: 5}}
+  - {name: hooks, type: webhook, url: "http://x:1/y", auth: {bearer_token: t}}
+  - {name: m, type: metrics}
+)");
+  ASSERT_TRUE(first.ok()) << testing::PrintToString(first.errors);
+  const std::string text = FormatEffectiveConfig(*first.config, false);
+  auto second = Load(text);
+  ASSERT_TRUE(second.ok()) << testing::PrintToString(second.errors) << text;
+  EXPECT_EQ(FormatEffectiveConfig(*second.config, false), text);
+}
+
+TEST_F(ConfigTest, SpillOverflowIsRefusedUntilTheSpoolExists) {
+  EXPECT_THAT(Load("sinks: [{name: a, type: log, queue: {overflow: spill}}]\n").errors,
+              ElementsAre(HasSubstr("sinks[0].queue.overflow: \"spill\" needs the on-disk spool")));
+}
+
+TEST_F(ConfigTest, WebhookAndKafkaSpecificValidation) {
+  EXPECT_THAT(
+      Load("sinks: [{name: a, type: webhook, url: 'http://x', secret: 'whsec_%%%'}]\n").errors,
+      ElementsAre("sinks[0].secret: a whsec_ secret must be followed by base64"));
+  EXPECT_THAT(Load("sinks: [{name: a, type: webhook, url: 'http://x', "
+                   "auth: {bearer_token: t, basic: {username: u}}}]\n")
+                  .errors,
+              ElementsAre("sinks[0].auth.basic: use either bearer_token or basic, not both"));
+  EXPECT_THAT(Load("sinks: [{name: a, type: kafka, topic: 'bad topic!'}]\n").errors,
+              ElementsAre("sinks[0].brokers: required: host:port of at least one broker",
+                          "sinks[0].topic: expected a Kafka topic name ([a-zA-Z0-9._-], at most "
+                          "249), got \"bad topic!\""));
+  EXPECT_THAT(Load("sinks: [{name: a, type: kafka, brokers: k:1, topic: t, mode: both}]\n").errors,
+              ElementsAre("sinks[0].mode: expected structured or binary, got \"both\""));
+  EXPECT_THAT(Load("sinks: [{name: a, type: log, url: 'http://x'}]\n").errors,
+              ElementsAre("sinks[0].url: unknown key"));
+}
+
+TEST_F(ConfigTest, ExamplesValidate) {
+  env_["WEBHOOK_SECRET"] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  env_["KAFKA_PASSWORD"] = "example";
+  for (const char* name : {"minimal.yaml", "full.yaml"}) {
+    auto result = LoadConfigFile(std::string(HB_SOURCE_DIR) + "/config/examples/" + name,
+                                 registry_.Parsers(), [this](std::string_view var) {
+                                   auto it = env_.find(std::string(var));
+                                   return it == env_.end() ? std::nullopt
+                                                           : std::optional<std::string>(it->second);
+                                 });
+    EXPECT_TRUE(result.ok()) << name << ": " << testing::PrintToString(result.errors);
+  }
+}
+
+}  // namespace
+}  // namespace hb

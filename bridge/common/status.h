@@ -13,14 +13,14 @@ namespace hb {
 
 enum class StatusCode {
   kOk,
-  kInvalidArgument,   // the input is malformed; retrying the same input fails again
+  kInvalidArgument,  // the input is malformed; retrying the same input fails again
   kNotFound,
-  kPermissionDenied,  // e.g. Consul answered 403 (ACL)
-  kUnavailable,       // transient: connection refused, 5xx, 429; retry with backoff
-  kDeadlineExceeded,  // a timeout elapsed
-  kResourceExhausted, // a bound was reached (queue, spool, disk)
+  kPermissionDenied,   // e.g. Consul answered 403 (ACL)
+  kUnavailable,        // transient: connection refused, 5xx, 429; retry with backoff
+  kDeadlineExceeded,   // a timeout elapsed
+  kResourceExhausted,  // a bound was reached (queue, spool, disk)
   kFailedPrecondition,
-  kDataLoss,          // stored data failed its checksum
+  kDataLoss,  // stored data failed its checksum
   kInternal,
 };
 
@@ -31,13 +31,23 @@ class [[nodiscard]] Status {
   Status() = default;  // OK
 
   static Status Ok() { return {}; }
-  static Status InvalidArgument(std::string msg) { return {StatusCode::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {StatusCode::kInvalidArgument, std::move(msg)};
+  }
   static Status NotFound(std::string msg) { return {StatusCode::kNotFound, std::move(msg)}; }
-  static Status PermissionDenied(std::string msg) { return {StatusCode::kPermissionDenied, std::move(msg)}; }
+  static Status PermissionDenied(std::string msg) {
+    return {StatusCode::kPermissionDenied, std::move(msg)};
+  }
   static Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
-  static Status DeadlineExceeded(std::string msg) { return {StatusCode::kDeadlineExceeded, std::move(msg)}; }
-  static Status ResourceExhausted(std::string msg) { return {StatusCode::kResourceExhausted, std::move(msg)}; }
-  static Status FailedPrecondition(std::string msg) { return {StatusCode::kFailedPrecondition, std::move(msg)}; }
+  static Status DeadlineExceeded(std::string msg) {
+    return {StatusCode::kDeadlineExceeded, std::move(msg)};
+  }
+  static Status ResourceExhausted(std::string msg) {
+    return {StatusCode::kResourceExhausted, std::move(msg)};
+  }
+  static Status FailedPrecondition(std::string msg) {
+    return {StatusCode::kFailedPrecondition, std::move(msg)};
+  }
   static Status DataLoss(std::string msg) { return {StatusCode::kDataLoss, std::move(msg)}; }
   static Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
 
@@ -61,7 +71,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  StatusOr(T value) : state_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   StatusOr(Status status) : state_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(state_).ok() && "StatusOr needs a value or an error");
   }

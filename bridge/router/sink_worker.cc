@@ -3,8 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cmath>
 #include <set>
+
+#include "bridge/common/backoff.h"
 
 namespace hb {
 namespace {
@@ -227,12 +228,8 @@ void SinkWorker::Settle(std::vector<Pending> batch, const std::vector<DeliveryRe
 }
 
 std::chrono::milliseconds SinkWorker::Backoff(int attempts) {
-  const double base = static_cast<double>(options_.retry.initial_backoff.count()) *
-                      std::pow(2.0, std::min(attempts - 1, 40));
-  const double capped = std::min(base, static_cast<double>(options_.retry.max_backoff.count()));
-  // ±20% jitter so retries of many sinks or events do not synchronize.
-  std::uniform_real_distribution<double> jitter(0.8, 1.2);
-  return std::chrono::milliseconds(static_cast<std::int64_t>(capped * jitter(rng_)));
+  return ExponentialBackoff(attempts, options_.retry.initial_backoff, options_.retry.max_backoff,
+                            rng_);
 }
 
 std::optional<SteadyTime> SinkWorker::NextWake() const {

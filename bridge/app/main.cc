@@ -1,0 +1,66 @@
+#include <csignal>
+#include <iostream>
+#include <vector>
+
+#include "bridge/app/cli.h"
+#include "bridge/app/daemon.h"
+#include "bridge/app/logging.h"
+#include "bridge/common/version.h"
+#include "config/config_loader.h"
+#include "sinks/builtin_sinks.h"
+
+namespace {
+
+int Main(const std::vector<std::string>& args) {
+  using hb::Command;
+  // Before any thread exists, so every thread inherits the mask and the
+  // daemon receives them through sigwait().
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const Command command = hb::ParseCommandLine(args);
+  switch (command.kind) {
+    case Command::Kind::kHelp:
+      std::cout << hb::UsageText();
+      return hb::kExitOk;
+    case Command::Kind::kVersion:
+      std::cout << "health-bridge " << hb::kVersion << " (" << hb::kGitRevision << ")\n";
+      return hb::kExitOk;
+    case Command::Kind::kUsageError:
+      std::cerr << "health-bridge: " << command.error << "\n" << hb::UsageText();
+      return hb::kExitUsage;
+    case Command::Kind::kCheckConfig:
+    case Command::Kind::kRun:
+      break;
+  }
+  hb::SinkRegistry sinks;
+  hb::RegisterBuiltinSinks(sinks);
+  const hb::LoadResult loaded =
+      hb::LoadConfigFile(command.config_path, sinks.Parsers(), hb::ProcessEnvironment());
+  if (!loaded.ok()) {
+    std::cerr << "health-bridge: " << command.config_path << " is not valid:\n";
+    for (const auto& error : loaded.errors) std::cerr << "  " << error << "\n";
+    return hb::kExitUsage;
+  }
+  if (command.kind == Command::Kind::kCheckConfig) {
+    std::cout << hb::FormatEffectiveConfig(*loaded.config, /*mask_secrets=*/true);
+    return hb::kExitOk;
+  }
+  hb::SetUpLogging(loaded.config->log);
+  return hb::RunDaemon(*loaded.config, sinks);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::exception& error) {
+    std::cerr << "health-bridge: " << error.what() << "\n";
+    return hb::kExitRuntime;
+  }
+}

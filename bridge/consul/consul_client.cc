@@ -1,0 +1,307 @@
+#include "bridge/consul/consul_client.h"
+
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <future>
+#include <optional>
+#include <random>
+
+#include "bridge/common/backoff.h"
+
+namespace hb {
+namespace {
+
+std::string UrlEncode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
+}
+
+// "55s" as Consul's ?wait= expects; whole seconds unless shorter.
+std::string WaitParam(std::chrono::milliseconds wait) {
+  if (wait.count() % 1000 == 0) return std::to_string(wait.count() / 1000) + "s";
+  return std::to_string(wait.count()) + "ms";
+}
+
+std::string_view Trimmed(std::string_view text, std::size_t limit) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  return text.substr(0, limit);
+}
+
+std::string_view OutcomeOf(const HttpResponse& response) {
+  if (response.transport.code() == StatusCode::kDeadlineExceeded) return "timeout";
+  if (!response.transport.ok()) return "error";
+  if (response.status >= 500) return "http_5xx";
+  if (response.status >= 400) return "http_4xx";
+  return "ok";
+}
+
+}  // namespace
+
+std::string_view EndpointLabel(std::string_view path) {
+  if (path.starts_with("/v1/catalog/services")) return "catalog_services";
+  if (path.starts_with("/v1/health/service/")) return "health_service";
+  if (path.starts_with("/v1/agent/self")) return "agent_self";
+  return "other";
+}
+
+Status StatusFromHttp(long status, std::string_view body) {
+  const std::string text = "HTTP " + std::to_string(status) +
+                           (body.empty() ? "" : ": " + std::string(Trimmed(body, 200)));
+  if (status == 403) return Status::PermissionDenied(text);
+  if (status == 429 || status >= 500) return Status::Unavailable(text);
+  if (status == 404) return Status::NotFound(text);
+  return Status::InvalidArgument(text);
+}
+
+struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State> {
+  ConsulClient* client = nullptr;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> params;
+  ConsulClient::AnswerHandler on_answer;
+  ConsulClient::ErrorHandler on_error;
+
+  // Loop thread only.
+  bool cancelled = false;
+  std::uint64_t index = 0;
+  int failures = 0;
+  double tokens = 2;  // rate-limit bucket for early same-index answers
+  SteadyTime tokens_at = std::chrono::steady_clock::now();
+  std::optional<EventLoop::TransferId> transfer;
+  std::optional<EventLoop::TimerId> timer;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  void Issue() {
+    timer.reset();
+    if (cancelled) return;
+    const SteadyTime started = std::chrono::steady_clock::now();
+    HttpRequest request = client->BuildRequest(path, params, index);
+    std::weak_ptr<State> weak = weak_from_this();
+    transfer = client->loop().StartGet(std::move(request), [weak, started](HttpResponse response) {
+      // Hold the state for the whole callback: on_answer may destroy the
+      // BlockingQuery that owns it.
+      if (auto self = weak.lock()) self->OnResponse(std::move(response), started);
+    });
+  }
+
+  void OnResponse(HttpResponse response, SteadyTime started) {
+    transfer.reset();
+    if (cancelled) return;
+    const SteadyTime now = std::chrono::steady_clock::now();
+    if (!response.transport.ok()) {
+      client->Observe(path, OutcomeOf(response), started);
+      return Fail(response.transport, std::nullopt);
+    }
+    if (response.status < 200 || response.status > 299) {
+      client->Observe(path, OutcomeOf(response), started);
+      std::optional<std::chrono::milliseconds> retry_after;
+      if (auto it = response.headers.find("retry-after"); it != response.headers.end()) {
+        retry_after = std::chrono::seconds(std::atoi(it->second.c_str()));
+      }
+      return Fail(StatusFromHttp(response.status, response.body), retry_after);
+    }
+    QueryMeta meta;
+    auto header = [&](const char* name) -> const std::string* {
+      auto it = response.headers.find(name);
+      return it == response.headers.end() ? nullptr : &it->second;
+    };
+    const std::string* index_header = header("x-consul-index");
+    char* end = nullptr;
+    const unsigned long long parsed =
+        index_header == nullptr ? 0 : std::strtoull(index_header->c_str(), &end, 10);
+    if (index_header == nullptr || index_header->empty() || *end != '\0') {
+      client->Observe(path, "malformed", started);
+      return Fail(Status::InvalidArgument("answer without a valid X-Consul-Index"), std::nullopt);
+    }
+    // Rule 2: an index of 0 is read as 1, or the next request would not block.
+    meta.index = std::max<std::uint64_t>(parsed, 1);
+    if (const auto* leader = header("x-consul-knownleader")) meta.known_leader = *leader != "false";
+    if (const auto* contact = header("x-consul-lastcontact")) {
+      meta.last_contact = std::chrono::milliseconds(std::atoll(contact->c_str()));
+    }
+    if (const auto* backend = header("x-consul-query-backend")) meta.backend = *backend;
+
+    // Rule 1: an index that goes backwards (snapshot restore, another
+    // server) resets the loop; this answer is diffed as a fresh read.
+    const bool index_reset = index > 0 && meta.index < index;
+    const bool unchanged = index > 0 && meta.index == index;
+    const Status used = on_answer(QueryAnswer{response.body, meta, index_reset, now});
+    if (cancelled) return;
+    if (!used.ok()) {
+      client->Observe(path, "malformed", started);
+      return Fail(used, std::nullopt);
+    }
+    client->Observe(path, "ok", started);
+    failures = 0;
+    // Rule 1 again: after a reset, read afresh (index 0) before blocking.
+    index = index_reset ? 0 : meta.index;
+
+    // Rule 4: an early answer with the same index (a watch on a missing
+    // service wakes on any catalog write) is rate limited.
+    const auto& options = client->options();
+    const bool early = now - started < options.wait / 2;
+    std::chrono::milliseconds delay{0};
+    if (unchanged && early) {
+      const double interval = static_cast<double>(options.same_index_interval.count());
+      tokens = std::min(
+          2.0, tokens + std::chrono::duration<double, std::milli>(now - tokens_at).count() /
+                            std::max(interval, 1.0));
+      tokens_at = now;
+      if (tokens >= 1) {
+        tokens -= 1;
+      } else {
+        delay = std::chrono::milliseconds(static_cast<std::int64_t>((1 - tokens) * interval));
+      }
+    }
+    Schedule(delay);
+  }
+
+  void Fail(const Status& error, std::optional<std::chrono::milliseconds> retry_after) {
+    ++failures;
+    on_error(error);
+    if (cancelled) return;
+    const auto& options = client->options();
+    auto delay = ExponentialBackoff(failures, options.backoff_initial, options.backoff_max, rng);
+    if (retry_after) delay = std::max(delay, *retry_after);
+    Schedule(delay);
+  }
+
+  void Schedule(std::chrono::milliseconds delay) {
+    if (delay.count() <= 0) return Issue();
+    std::weak_ptr<State> weak = weak_from_this();
+    timer = client->loop().RunAt(std::chrono::steady_clock::now() + delay, [weak] {
+      if (auto self = weak.lock()) self->Issue();
+    });
+  }
+
+  void Cancel() {
+    cancelled = true;
+    if (transfer) client->loop().CancelTransfer(*transfer);
+    if (timer) client->loop().CancelTimer(*timer);
+    transfer.reset();
+    timer.reset();
+  }
+};
+
+BlockingQuery::~BlockingQuery() {
+  EventLoop& loop = state_->client->loop();
+  if (loop.InLoopThread()) {
+    state_->Cancel();
+    return;
+  }
+  std::promise<void> done;
+  loop.Post([state = state_, &done] {
+    state->Cancel();
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+StatusOr<std::unique_ptr<ConsulClient>> ConsulClient::Create(ConsulClientOptions options,
+                                                             RequestObserver* observer) {
+  const std::string& address = options.address;
+  if (!address.starts_with("http://") && !address.starts_with("https://")) {
+    return Status::InvalidArgument("consul address must be http(s)://host:port, got \"" + address +
+                                   "\"");
+  }
+  while (options.address.ends_with('/')) options.address.pop_back();
+  return std::make_unique<ConsulClient>(std::move(options), observer);
+}
+
+ConsulClient::ConsulClient(ConsulClientOptions options, RequestObserver* observer)
+    : options_(std::move(options)), observer_(observer), loop_(std::make_unique<EventLoop>()) {}
+
+ConsulClient::~ConsulClient() = default;
+
+HttpRequest ConsulClient::BuildRequest(
+    std::string_view path, const std::vector<std::pair<std::string, std::string>>& params,
+    std::uint64_t index) const {
+  HttpRequest request;
+  std::string url = options_.address;
+  url += path;
+  char separator = '?';
+  auto add = [&](std::string_view name, std::string_view value) {
+    url += separator;
+    url += name;
+    if (!value.empty()) {
+      url += '=';
+      url += UrlEncode(value);
+    }
+    separator = '&';
+  };
+  for (const auto& [name, value] : params) add(name, value);
+  if (!options_.datacenter.empty()) add("dc", options_.datacenter);
+  if (options_.stale) add("stale", "");
+  if (index > 0) {
+    add("index", std::to_string(index));
+    add("wait", WaitParam(options_.wait));
+    // Consul adds up to wait/16 of jitter; past that the request hangs.
+    request.timeout = options_.wait + options_.wait / 16 + options_.timeout_margin;
+  } else {
+    request.timeout = options_.read_timeout;
+  }
+  request.url = std::move(url);
+  request.connect_timeout = options_.connect_timeout;
+  request.tls = options_.tls;
+  if (!options_.token.empty()) request.headers.push_back("X-Consul-Token: " + options_.token);
+  return request;
+}
+
+void ConsulClient::Observe(std::string_view path, std::string_view outcome, SteadyTime started) {
+  if (observer_ == nullptr) return;
+  observer_->OnRequestDone(EndpointLabel(path), outcome,
+                           std::chrono::steady_clock::now() - started);
+}
+
+std::unique_ptr<BlockingQuery> ConsulClient::Watch(
+    std::string path, std::vector<std::pair<std::string, std::string>> params,
+    AnswerHandler on_answer, ErrorHandler on_error) {
+  auto state = std::make_shared<BlockingQuery::State>();
+  state->client = this;
+  state->path = std::move(path);
+  state->params = std::move(params);
+  state->on_answer = std::move(on_answer);
+  state->on_error = std::move(on_error);
+  if (loop_->InLoopThread()) {
+    state->Issue();
+  } else {
+    loop_->Post([weak = std::weak_ptr<BlockingQuery::State>(state)] {
+      if (auto self = weak.lock()) self->Issue();
+    });
+  }
+  return std::make_unique<BlockingQuery>(std::move(state));
+}
+
+void ConsulClient::Get(std::string path, std::function<void(StatusOr<std::string>)> done) {
+  auto start = [this, path = std::move(path), done = std::move(done)]() mutable {
+    const SteadyTime started = std::chrono::steady_clock::now();
+    HttpRequest request = BuildRequest(path, {}, 0);
+    loop_->StartGet(std::move(request),
+                    [this, path, started, done = std::move(done)](HttpResponse response) {
+                      Observe(path, OutcomeOf(response), started);
+                      if (!response.transport.ok()) return done(response.transport);
+                      if (response.status < 200 || response.status > 299) {
+                        return done(StatusFromHttp(response.status, response.body));
+                      }
+                      done(std::move(response.body));
+                    });
+  };
+  if (loop_->InLoopThread()) {
+    start();
+  } else {
+    loop_->Post(std::move(start));
+  }
+}
+
+}  // namespace hb

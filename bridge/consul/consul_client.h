@@ -1,0 +1,141 @@
+#pragma once
+
+// Consul's HTTP API as blocking queries that follow Consul's documented
+// client rules (consul-semantics.md), all driven by one EventLoop thread.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bridge/common/clock.h"
+#include "bridge/common/status.h"
+#include "bridge/consul/event_loop.h"
+
+namespace hb {
+
+struct ConsulClientOptions {
+  // http(s)://host:port of the Consul agent. Default: http://127.0.0.1:8500.
+  std::string address = "http://127.0.0.1:8500";
+  // Sent as X-Consul-Token when set. Default: "".
+  std::string token;
+  // ?dc= on every query. Default: "" = the agent's datacenter.
+  std::string datacenter;
+  // ?stale: any server may answer. Default: false.
+  bool stale = false;
+  // Blocking wait per query (Consul caps it at 10m). Default: 5m.
+  std::chrono::milliseconds wait{std::chrono::minutes(5)};
+  // Added to wait + wait/16 (Consul's jitter) for the client-side timeout of
+  // a blocking request that hangs. Default: 5s.
+  std::chrono::milliseconds timeout_margin{std::chrono::seconds(5)};
+  // Timeout of non-blocking reads (first read, agent/self). Default: 30s.
+  std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};  // Default: 5s
+  TlsSettings tls;
+  // Backoff after errors: doubles from initial to max, ±20% jitter.
+  // Default: 1s, 60s.
+  std::chrono::milliseconds backoff_initial{std::chrono::seconds(1)};
+  std::chrono::milliseconds backoff_max{std::chrono::seconds(60)};
+  // Answers that come back early with an unchanged index are rate limited
+  // by a token bucket (Consul's advice: burst 2) refilled once per this
+  // interval, so a broken or flapping Consul is not hammered. Default: 1s.
+  std::chrono::milliseconds same_index_interval{std::chrono::seconds(1)};
+};
+
+// Low-cardinality endpoint label of a path: "catalog_services",
+// "health_service", "agent_self", or "other".
+std::string_view EndpointLabel(std::string_view path);
+
+// Told about every finished request (metrics). Called on the loop thread.
+class RequestObserver {
+ public:
+  virtual ~RequestObserver() = default;
+  // outcome: "ok", "http_4xx", "http_5xx", "timeout", "error", "malformed".
+  virtual void OnRequestDone(std::string_view endpoint, std::string_view outcome,
+                             std::chrono::duration<double> latency) = 0;
+};
+
+struct QueryMeta {
+  std::uint64_t index = 0;                    // X-Consul-Index (0 read as 1)
+  bool known_leader = true;                   // X-Consul-KnownLeader
+  std::chrono::milliseconds last_contact{0};  // X-Consul-LastContact
+  std::string backend;                        // X-Consul-Query-Backend ("streaming" or "")
+};
+
+struct QueryAnswer {
+  std::string_view body;  // valid during the callback only
+  QueryMeta meta;
+  // The index went backwards (snapshot restore, another server): the data
+  // must be diffed as a fresh read, never skipped.
+  bool index_reset = false;
+  SteadyTime received_at{};
+};
+
+class BlockingQuery;
+
+// Create() from any thread; Watch() and Get() from any thread; every
+// callback runs on the client's loop thread.
+class ConsulClient {
+ public:
+  // Returns an error when the address is not http(s)://host:port.
+  static StatusOr<std::unique_ptr<ConsulClient>> Create(ConsulClientOptions options,
+                                                        RequestObserver* observer = nullptr);
+  ~ConsulClient();
+
+  using AnswerHandler = std::function<Status(const QueryAnswer&)>;
+  using ErrorHandler = std::function<void(const Status&)>;
+
+  // Starts a blocking-query loop on `path` (e.g. "/v1/health/service/web").
+  // `on_answer` runs for every 2xx answer; a non-OK return means the body was
+  // unusable: the loop backs off and retries without advancing the index.
+  // `on_error` runs for transport errors, non-2xx answers (403 carries
+  // Consul's text as PermissionDenied; 5xx and 429 are Unavailable) and
+  // unusable bodies, before the backoff. Destroying the returned query
+  // stops it; no callback runs after its destructor returns.
+  std::unique_ptr<BlockingQuery> Watch(std::string path,
+                                       std::vector<std::pair<std::string, std::string>> params,
+                                       AnswerHandler on_answer, ErrorHandler on_error);
+
+  // One non-blocking GET with the same auth, dc and TLS.
+  void Get(std::string path, std::function<void(StatusOr<std::string>)> done);
+
+  EventLoop& loop() { return *loop_; }
+  const ConsulClientOptions& options() const { return options_; }
+
+  // Use Create(), which validates the options.
+  ConsulClient(ConsulClientOptions options, RequestObserver* observer);
+
+ private:
+  friend class BlockingQuery;
+
+  HttpRequest BuildRequest(std::string_view path,
+                           const std::vector<std::pair<std::string, std::string>>& params,
+                           std::uint64_t index) const;
+  void Observe(std::string_view path, std::string_view outcome, SteadyTime started);
+
+  const ConsulClientOptions options_;
+  RequestObserver* const observer_;
+  std::unique_ptr<EventLoop> loop_;
+};
+
+// A running blocking-query loop. Destroy it from any thread, also from the
+// loop thread inside another query's callback.
+class BlockingQuery {
+ public:
+  struct State;
+  explicit BlockingQuery(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  ~BlockingQuery();
+  BlockingQuery(const BlockingQuery&) = delete;
+  BlockingQuery& operator=(const BlockingQuery&) = delete;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+// Maps an HTTP answer that is not 2xx to the Status the query reports.
+Status StatusFromHttp(long status, std::string_view body);
+
+}  // namespace hb

@@ -1,0 +1,255 @@
+#include "bridge/consul/event_loop.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <future>
+
+namespace hb {
+namespace {
+
+struct CurlEasyDeleter {
+  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
+};
+struct CurlListDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+
+CURLM* Multi(void* multi) { return static_cast<CURLM*>(multi); }
+
+void GlobalInitOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+  std::string_view line(data, size * count);
+  const std::size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    std::string name(line.substr(0, colon));
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() &&
+           (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+      value.remove_suffix(1);
+    }
+    (*headers)[std::move(name)] = std::string(value);
+  }
+  return size * count;
+}
+
+}  // namespace
+
+struct EventLoop::Transfer {
+  TransferId id = 0;
+  std::unique_ptr<CURL, CurlEasyDeleter> easy;
+  std::unique_ptr<curl_slist, CurlListDeleter> headers;
+  std::unique_ptr<curl_slist, CurlListDeleter> connect_to;
+  std::string url;
+  HttpResponse response;
+  std::function<void(HttpResponse)> done;
+};
+
+EventLoop::EventLoop() {
+  GlobalInitOnce();
+  multi_ = curl_multi_init();
+  // Many blocking queries to one Consul agent: reuse connections, never
+  // pipeline (a held long-poll would block the requests queued behind it).
+  curl_multi_setopt(Multi(multi_), CURLMOPT_MAXCONNECTS, 0L);
+  std::promise<void> started;
+  thread_ = std::thread([this, &started] {
+    thread_id_ = std::this_thread::get_id();
+    started.set_value();
+    Run();
+  });
+  started.get_future().wait();
+}
+
+EventLoop::~EventLoop() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  curl_multi_wakeup(Multi(multi_));
+  thread_.join();
+  for (auto& [id, transfer] : transfers_)
+    curl_multi_remove_handle(Multi(multi_), transfer->easy.get());
+  transfers_.clear();
+  curl_multi_cleanup(Multi(multi_));
+}
+
+void EventLoop::Post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mutex_);
+    tasks_.push_back(std::move(task));
+  }
+  curl_multi_wakeup(Multi(multi_));
+}
+
+EventLoop::TimerId EventLoop::RunAt(SteadyTime when, std::function<void()> task) {
+  TimerId id;
+  {
+    std::lock_guard lock(mutex_);
+    id = next_timer_++;
+    timer_order_.emplace(when, id);
+    timers_.emplace(id, std::move(task));
+  }
+  if (!InLoopThread()) curl_multi_wakeup(Multi(multi_));
+  return id;
+}
+
+void EventLoop::CancelTimer(TimerId id) {
+  std::lock_guard lock(mutex_);
+  timers_.erase(id);  // its timer_order_ entry is skipped when due
+}
+
+EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
+                                          std::function<void(HttpResponse)> done) {
+  auto transfer = std::make_unique<Transfer>();
+  transfer->id = next_transfer_++;
+  transfer->easy.reset(curl_easy_init());
+  transfer->url = std::move(request.url);
+  const TlsSettings& tls = request.tls;
+  if (!tls.server_name.empty()) {
+    // Verify the certificate against server_name while connecting to the
+    // configured address: ask for https://<server_name>:<port>/... and
+    // route that name to the real host (curl's --connect-to).
+    const std::size_t host_start = transfer->url.find("://") + 3;
+    const std::size_t host_end = transfer->url.find_first_of("/?", host_start);
+    const std::string authority = transfer->url.substr(host_start, host_end - host_start);
+    const std::size_t colon = authority.rfind(':');
+    const std::string host = authority.substr(0, colon);
+    const std::string port = colon == std::string::npos ? "443" : authority.substr(colon + 1);
+    transfer->url.replace(host_start, host.size(), tls.server_name);
+    const std::string rule = tls.server_name + ":" + port + ":" + host + ":" + port;
+    transfer->connect_to.reset(curl_slist_append(nullptr, rule.c_str()));
+  }
+  transfer->done = std::move(done);
+  CURL* easy = transfer->easy.get();
+  curl_easy_setopt(easy, CURLOPT_URL, transfer->url.c_str());
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer->response.body);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer->response.headers);
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(request.connect_timeout.count()));
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_slist* headers = nullptr;
+  for (const auto& header : request.headers) headers = curl_slist_append(headers, header.c_str());
+  transfer->headers.reset(headers);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  if (transfer->connect_to) curl_easy_setopt(easy, CURLOPT_CONNECT_TO, transfer->connect_to.get());
+  if (!tls.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca_file.c_str());
+  if (!tls.ca_path.empty()) curl_easy_setopt(easy, CURLOPT_CAPATH, tls.ca_path.c_str());
+  if (!tls.cert_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLCERT, tls.cert_file.c_str());
+  if (!tls.key_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLKEY, tls.key_file.c_str());
+  if (tls.insecure_skip_verify) {
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get());
+  curl_multi_add_handle(Multi(multi_), easy);
+  const TransferId id = transfer->id;
+  transfers_.emplace(id, std::move(transfer));
+  return id;
+}
+
+void EventLoop::CancelTransfer(TransferId id) {
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) return;
+  curl_multi_remove_handle(Multi(multi_), it->second->easy.get());
+  transfers_.erase(it);
+}
+
+void EventLoop::Run() {
+  while (true) {
+    std::deque<std::function<void()>> tasks;
+    {
+      std::lock_guard lock(mutex_);
+      if (stop_) return;
+      tasks.swap(tasks_);
+    }
+    for (auto& task : tasks) task();
+    RunDueTimers();
+    int running = 0;
+    curl_multi_perform(Multi(multi_), &running);
+    CompleteTransfers();
+    const int timeout_ms = static_cast<int>(NextTimeout().count());
+    curl_multi_poll(Multi(multi_), nullptr, 0, timeout_ms, nullptr);
+  }
+}
+
+void EventLoop::RunDueTimers() {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  while (true) {
+    std::function<void()> task;
+    {
+      std::lock_guard lock(mutex_);
+      if (stop_ || timer_order_.empty() || timer_order_.begin()->first > now) return;
+      const TimerId id = timer_order_.begin()->second;
+      timer_order_.erase(timer_order_.begin());
+      auto it = timers_.find(id);
+      if (it == timers_.end()) continue;  // cancelled
+      task = std::move(it->second);
+      timers_.erase(it);
+    }
+    task();
+  }
+}
+
+void EventLoop::CompleteTransfers() {
+  int queued = 0;
+  while (CURLMsg* message = curl_multi_info_read(Multi(multi_), &queued)) {
+    if (message->msg != CURLMSG_DONE) continue;
+    CURL* easy = message->easy_handle;
+    const CURLcode code = message->data.result;
+    Transfer* owner = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &owner);
+    auto it = owner == nullptr ? transfers_.end() : transfers_.find(owner->id);
+    if (it == transfers_.end()) continue;
+    std::unique_ptr<Transfer> transfer = std::move(it->second);
+    transfers_.erase(it);
+    curl_multi_remove_handle(Multi(multi_), easy);
+    HttpResponse response = std::move(transfer->response);
+    if (code == CURLE_OK) {
+      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
+    } else if (code == CURLE_OPERATION_TIMEDOUT) {
+      response.transport = Status::DeadlineExceeded(std::string(curl_easy_strerror(code)));
+    } else {
+      response.transport = Status::Unavailable(std::string(curl_easy_strerror(code)));
+    }
+    transfer->done(std::move(response));
+  }
+}
+
+std::chrono::milliseconds EventLoop::NextTimeout() {
+  long curl_ms = -1;
+  curl_multi_timeout(Multi(multi_), &curl_ms);
+  std::chrono::milliseconds timeout(curl_ms < 0 ? 1000 : std::min(curl_ms, 1000L));
+  std::lock_guard lock(mutex_);
+  if (!tasks_.empty()) return std::chrono::milliseconds(0);
+  if (!timer_order_.empty()) {
+    const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
+        timer_order_.begin()->first - std::chrono::steady_clock::now());
+    // Round up, or a timer due in 0.4 ms would spin.
+    timeout = std::min(
+        timeout, std::max(std::chrono::milliseconds(0), until + std::chrono::milliseconds(1)));
+  }
+  return timeout;
+}
+
+}  // namespace hb

@@ -1,0 +1,101 @@
+#pragma once
+
+// One thread that drives libcurl's multi interface, timers and posted tasks,
+// so thousands of concurrent blocking queries share one thread and a pool of
+// keep-alive connections.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bridge/common/clock.h"
+#include "bridge/common/status.h"
+
+namespace hb {
+
+struct TlsSettings {
+  std::string ca_file;
+  std::string ca_path;
+  std::string cert_file;
+  std::string key_file;
+  // Name to verify in the server's certificate instead of the URL's host.
+  std::string server_name;
+  bool insecure_skip_verify = false;
+};
+
+struct HttpRequest {
+  std::string url;
+  std::vector<std::string> headers;          // "Name: value"
+  std::chrono::milliseconds timeout{30000};  // whole transfer
+  std::chrono::milliseconds connect_timeout{5000};
+  TlsSettings tls;
+};
+
+struct HttpResponse {
+  Status transport;  // OK when an HTTP answer arrived (any status code)
+  long status = 0;
+  std::string body;
+  // Lower-case names; the last value of a repeated header.
+  std::map<std::string, std::string> headers;
+};
+
+// Post(), RunAt() and CancelTimer() are thread-safe; StartGet() and
+// CancelTransfer() run on the loop thread only. Tasks and callbacks run on
+// the loop thread, one at a time.
+class EventLoop {
+ public:
+  using TimerId = std::uint64_t;
+  using TransferId = std::uint64_t;
+
+  EventLoop();
+  // Stops the thread; pending tasks, timers and transfers are dropped and
+  // their callbacks never run.
+  ~EventLoop();
+
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  void Post(std::function<void()> task);
+  // `when` is steady_clock time.
+  TimerId RunAt(SteadyTime when, std::function<void()> task);
+  void CancelTimer(TimerId id);
+  bool InLoopThread() const { return std::this_thread::get_id() == thread_id_; }
+
+  TransferId StartGet(HttpRequest request, std::function<void(HttpResponse)> done);
+  void CancelTransfer(TransferId id);
+
+  // Transfers in flight (loop thread).
+  std::size_t active_transfers() const { return transfers_.size(); }
+
+ private:
+  struct Transfer;
+
+  void Run();
+  void RunDueTimers();
+  void CompleteTransfers();
+  std::chrono::milliseconds NextTimeout();
+
+  void* multi_;  // CURLM*, owned
+  std::thread thread_;
+  std::thread::id thread_id_;
+
+  std::mutex mutex_;
+  bool stop_ = false;                                // GUARDED_BY(mutex_)
+  std::deque<std::function<void()>> tasks_;          // GUARDED_BY(mutex_)
+  std::multimap<SteadyTime, TimerId> timer_order_;   // GUARDED_BY(mutex_)
+  std::map<TimerId, std::function<void()>> timers_;  // GUARDED_BY(mutex_)
+  TimerId next_timer_ = 1;                           // GUARDED_BY(mutex_)
+
+  // Loop thread only.
+  std::map<TransferId, std::unique_ptr<Transfer>> transfers_;
+  TransferId next_transfer_ = 1;
+};
+
+}  // namespace hb

@@ -1,0 +1,591 @@
+#include "tests/support/consul/consul_test_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "config/duration.h"
+
+namespace hb::testing {
+namespace {
+
+using nlohmann::json;
+
+std::uint64_t IndexParam(const httplib::Request& request) {
+  if (!request.has_param("index")) return 0;
+  return std::strtoull(request.get_param_value("index").c_str(), nullptr, 10);
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
+}
+
+// host:port split for probes ("127.0.0.1:8080", "[::1]:80").
+std::pair<std::string, int> SplitHostPort(const std::string& target) {
+  const std::size_t colon = target.rfind(':');
+  if (colon == std::string::npos) return {target, 0};
+  return {target.substr(0, colon), std::atoi(target.c_str() + colon + 1)};
+}
+
+bool TcpConnects(const std::string& host, int port, std::chrono::milliseconds timeout) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return false;
+  bool connected = false;
+  for (addrinfo* at = found; at != nullptr && !connected; at = at->ai_next) {
+    const int fd = socket(at->ai_family, at->ai_socktype | SOCK_NONBLOCK, 0);
+    if (fd < 0) continue;
+    if (connect(fd, at->ai_addr, at->ai_addrlen) == 0) {
+      connected = true;
+    } else if (errno == EINPROGRESS) {
+      pollfd poll_fd{fd, POLLOUT, 0};
+      int error = 0;
+      socklen_t length = sizeof(error);
+      connected = poll(&poll_fd, 1, static_cast<int>(timeout.count())) == 1 &&
+                  getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
+    }
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return connected;
+}
+
+}  // namespace
+
+ConsulTestServer::ConsulTestServer(ConsulTestServerOptions options)
+    : options_(std::move(options)), catalog_(options_.datacenter) {
+  catalog_.EnsureNode(options_.node, options_.host);
+  background_ = std::thread([this] { Background(); });
+}
+
+ConsulTestServer::~ConsulTestServer() {
+  Stop();
+  {
+    std::lock_guard lock(mutex_);
+    background_stop_ = true;
+  }
+  changed_.notify_all();
+  background_.join();
+  if (refuse_.joinable()) refuse_.join();
+}
+
+int ConsulTestServer::Start() {
+  std::lock_guard server_lock(server_mutex_);
+  if (server_) return port_;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = false;
+  }
+  server_ = std::make_unique<httplib::Server>();
+  const int threads = options_.threads;
+  // httplib's API hands over a raw pointer that it owns.
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // NOLINT
+  server_->set_keep_alive_max_count(1000000);
+  server_->set_keep_alive_timeout(600);
+  ServeRoutes();
+  const int wanted = port_ != 0 ? port_.load() : options_.port;
+  if (wanted == 0) {
+    port_ = server_->bind_to_any_port(options_.host);
+  } else {
+    port_ = server_->bind_to_port(options_.host, wanted) ? wanted : 0;
+  }
+  if (port_ == 0) {
+    server_.reset();
+    return 0;
+  }
+  listener_ = std::thread([server = server_.get()] { server->listen_after_bind(); });
+  return port_;
+}
+
+void ConsulTestServer::Stop() {
+  std::lock_guard server_lock(server_mutex_);
+  if (!server_) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    ++generation_;
+  }
+  changed_.notify_all();
+  server_->stop();
+  listener_.join();
+  server_.reset();
+}
+
+void ConsulTestServer::Notify() { changed_.notify_all(); }
+
+std::string ConsulTestServer::RegisterService(const json& registration) {
+  std::string error;
+  {
+    std::lock_guard lock(mutex_);
+    error = catalog_.RegisterService(options_.node, registration, std::chrono::steady_clock::now());
+  }
+  Notify();
+  return error;
+}
+
+bool ConsulTestServer::DeregisterService(const std::string& service_id) {
+  bool found;
+  {
+    std::lock_guard lock(mutex_);
+    found = catalog_.DeregisterService(options_.node, service_id);
+  }
+  Notify();
+  return found;
+}
+
+bool ConsulTestServer::UpdateCheck(const std::string& check_id, const std::string& status,
+                                   const std::string& output) {
+  bool found;
+  {
+    std::lock_guard lock(mutex_);
+    found = catalog_.UpdateCheck(options_.node, check_id, status, output,
+                                 std::chrono::steady_clock::now());
+  }
+  Notify();
+  return found;
+}
+
+bool ConsulTestServer::SetServiceMaintenance(const std::string& service_id, bool enable,
+                                             const std::string& reason) {
+  bool found;
+  {
+    std::lock_guard lock(mutex_);
+    found = catalog_.SetServiceMaintenance(options_.node, service_id, enable, reason,
+                                           std::chrono::steady_clock::now());
+  }
+  Notify();
+  return found;
+}
+
+void ConsulTestServer::SetNodeMaintenance(bool enable, const std::string& reason) {
+  {
+    std::lock_guard lock(mutex_);
+    catalog_.SetNodeMaintenance(options_.node, enable, reason, std::chrono::steady_clock::now());
+  }
+  Notify();
+}
+
+bool ConsulTestServer::SetSerfHealth(const std::string& node, const std::string& status) {
+  bool found;
+  {
+    std::lock_guard lock(mutex_);
+    found = catalog_.SetNodeCheck(
+        node, "serfHealth", status,
+        status == "passing" ? "Agent alive and reachable" : "Agent not live or unreachable",
+        std::chrono::steady_clock::now());
+  }
+  Notify();
+  return found;
+}
+
+std::uint64_t ConsulTestServer::Index() {
+  std::lock_guard lock(mutex_);
+  return catalog_.index();
+}
+
+void ConsulTestServer::FailNext(int count, int status, std::string body, std::string prefix) {
+  std::lock_guard lock(mutex_);
+  fail_count_ = count;
+  fail_status_ = status;
+  fail_body_ = std::move(body);
+  fail_prefix_ = std::move(prefix);
+}
+
+void ConsulTestServer::SetLatency(std::chrono::milliseconds latency) {
+  std::lock_guard lock(mutex_);
+  latency_ = latency;
+}
+
+void ConsulTestServer::MalformedNext(int count) {
+  std::lock_guard lock(mutex_);
+  malformed_count_ = count;
+}
+
+void ConsulTestServer::ResetIndex(std::uint64_t to) {
+  {
+    std::lock_guard lock(mutex_);
+    catalog_.ResetIndex(to);
+    // A restore replaces the state store, which wakes every blocking query.
+    ++generation_;
+  }
+  Notify();
+}
+
+void ConsulTestServer::SetKnownLeader(bool known) {
+  std::lock_guard lock(mutex_);
+  known_leader_ = known;
+}
+
+void ConsulTestServer::RefuseFor(std::chrono::milliseconds duration) {
+  Stop();
+  if (refuse_.joinable()) refuse_.join();
+  refuse_ = std::thread([this, duration] {
+    std::this_thread::sleep_for(duration);
+    Start();
+  });
+}
+
+std::map<std::string, int> ConsulTestServer::RequestCounts() {
+  std::lock_guard lock(mutex_);
+  return request_counts_;
+}
+
+void ConsulTestServer::Background() {
+  auto next_reap = std::chrono::steady_clock::now() + options_.reap_interval;
+  std::unique_lock lock(mutex_);
+  while (!background_stop_) {
+    const auto now = std::chrono::steady_clock::now();
+    bool changed = catalog_.ExpireTtls(now);
+    if (now >= next_reap) {
+      changed = catalog_.Reap(now, options_.min_deregister_critical_after) || changed;
+      next_reap = now + options_.reap_interval;
+    }
+    auto probes = catalog_.DueProbes(now);
+    if (changed) changed_.notify_all();
+    if (!probes.empty()) {
+      lock.unlock();
+      RunProbes(probes);
+      lock.lock();
+    }
+    changed_.wait_for(lock, std::chrono::milliseconds(20));
+  }
+}
+
+void ConsulTestServer::RunProbes(const std::vector<TestCatalog::Probe>& probes) {
+  for (const auto& probe : probes) {
+    std::string status = "critical";
+    std::string output;
+    if (probe.http) {
+      // http://host:port/path
+      const std::string rest = probe.target.substr(probe.target.find("://") + 3);
+      const std::string authority = rest.substr(0, rest.find('/'));
+      const std::string path =
+          rest.find('/') == std::string::npos ? "/" : rest.substr(rest.find('/'));
+      auto [host, port] = SplitHostPort(authority);
+      if (!IsLoopbackHost(host)) {
+        output = "test server probes loopback targets only, not " + host;
+      } else {
+        httplib::Client client(host, port);
+        client.set_connection_timeout(probe.timeout);
+        client.set_read_timeout(probe.timeout);
+        auto result = client.Get(path);
+        if (!result) {
+          output = "HTTP GET " + probe.target + ": " + httplib::to_string(result.error());
+        } else {
+          status = result->status / 100 == 2 ? "passing"
+                   : result->status == 429   ? "warning"
+                                             : "critical";
+          output = "HTTP GET " + probe.target + ": " + std::to_string(result->status);
+        }
+      }
+    } else {
+      auto [host, port] = SplitHostPort(probe.target);
+      if (!IsLoopbackHost(host)) {
+        output = "test server probes loopback targets only, not " + host;
+      } else if (TcpConnects(host, port, probe.timeout)) {
+        status = "passing";
+        output = "TCP connect " + probe.target + ": Success";
+      } else {
+        output = "dial tcp " + probe.target + ": connect: connection refused";
+      }
+    }
+    std::lock_guard lock(mutex_);
+    // Probed checks live on the local node (agent-registered).
+    catalog_.UpdateCheck(options_.node, probe.check_id, status, output,
+                         std::chrono::steady_clock::now());
+    changed_.notify_all();
+  }
+}
+
+void ConsulTestServer::ServeRoutes() {
+  httplib::Server& server = *server_;
+  using httplib::Request;
+  using httplib::Response;
+
+  server.set_pre_routing_handler([this](const Request& request, Response& response) {
+    std::chrono::milliseconds latency{0};
+    {
+      std::lock_guard lock(mutex_);
+      ++request_counts_[request.path];
+      if (request.path.starts_with("/_test/")) return httplib::Server::HandlerResponse::Unhandled;
+      latency = latency_;
+      if (!options_.acl_token.empty()) {
+        std::string token = request.get_header_value("X-Consul-Token");
+        const std::string bearer = request.get_header_value("Authorization");
+        if (token.empty() && bearer.starts_with("Bearer ")) token = bearer.substr(7);
+        if (token != options_.acl_token) {
+          response.status = 403;
+          response.set_content(token.empty() ? "Permission denied" : "ACL not found", "text/plain");
+          return httplib::Server::HandlerResponse::Handled;
+        }
+      }
+      if (fail_count_ > 0 && request.path.starts_with(fail_prefix_)) {
+        --fail_count_;
+        response.status = fail_status_;
+        response.set_content(fail_body_, "text/plain");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (request.has_param("dc") && request.get_param_value("dc") != options_.datacenter) {
+        response.status = 500;
+        response.set_content("No path to datacenter", "text/plain");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    if (latency.count() > 0) std::this_thread::sleep_for(latency);
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+
+  // A blocking read: hold until the endpoint's index passes ?index, the
+  // wait (+ up to wait/16 jitter) elapses, or a restore/stop wakes it.
+  auto blocking = [this](const Request& request, Response& response,
+                         const std::function<std::uint64_t()>& index_of,
+                         const std::function<json()>& body_of, bool may_be_malformed) {
+    std::unique_lock lock(mutex_);
+    const std::uint64_t wanted = IndexParam(request);
+    if (wanted > 0) {
+      auto wait = std::chrono::milliseconds(std::chrono::minutes(5));
+      if (request.has_param("wait")) {
+        wait = ParseDuration(request.get_param_value("wait")).value_or(wait);
+      }
+      wait = std::min(wait, options_.max_wait);
+      static thread_local std::mt19937_64 rng{std::random_device{}()};
+      const auto jitter = std::chrono::milliseconds(
+          wait.count() >= 16
+              ? static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(wait.count() / 16))
+              : 0);
+      const std::uint64_t generation = generation_;
+      changed_.wait_until(lock, std::chrono::steady_clock::now() + wait + jitter, [&] {
+        return index_of() > wanted || generation_ != generation || stopping_;
+      });
+    }
+    std::string body = body_of().dump();
+    if (may_be_malformed && malformed_count_ > 0) {
+      --malformed_count_;
+      body = R"([{"Node": {"Node": 42}, "Service": "broken")";
+    }
+    response.set_header("X-Consul-Index", std::to_string(index_of()));
+    response.set_header("X-Consul-KnownLeader", known_leader_ ? "true" : "false");
+    response.set_header("X-Consul-LastContact", "0");
+    response.set_content(body, "application/json");
+  };
+
+  server.Get("/v1/catalog/services", [this, blocking](const Request& request, Response& response) {
+    blocking(
+        request, response, [this] { return catalog_.CatalogServicesIndex(); },
+        [this] { return catalog_.CatalogServices(); }, false);
+  });
+  server.Get(R"(/v1/health/service/(.+))", [this, blocking](const Request& request,
+                                                            Response& response) {
+    const std::string name = request.matches[1];
+    const bool passing = request.has_param("passing") &&
+                         request.get_param_value("passing") != "false" &&
+                         request.get_param_value("passing") != "0";
+    std::vector<std::string> tags;
+    for (std::size_t i = 0; i < request.get_param_value_count("tag"); ++i) {
+      tags.push_back(request.get_param_value("tag", i));
+    }
+    blocking(
+        request, response, [this, name] { return catalog_.HealthServiceIndex(name); },
+        [this, name, passing, tags] { return catalog_.HealthService(name, passing, tags); }, true);
+  });
+  server.Get(R"(/v1/health/state/(any|passing|warning|critical))",
+             [this, blocking](const Request& request, Response& response) {
+               const std::string state = request.matches[1];
+               blocking(
+                   request, response, [this] { return catalog_.ChecksIndex(); },
+                   [this, state] { return catalog_.HealthState(state); }, false);
+             });
+  server.Get("/v1/status/leader", [this](const Request&, Response& response) {
+    std::lock_guard lock(mutex_);
+    response.set_content(known_leader_ ? "\"127.0.0.1:8300\"" : "\"\"", "application/json");
+  });
+  server.Get("/v1/agent/self", [this](const Request&, Response& response) {
+    json self = {
+        {"Config",
+         {{"Datacenter", options_.datacenter},
+          {"NodeName", options_.node},
+          {"NodeID", "40e4a748-2192-161a-0510-9bf59fe950b5"},
+          {"Server", true},
+          {"Version", "1.17.0"}}},
+        {"Member",
+         {{"Name", options_.node}, {"Addr", options_.host}, {"Port", 8301}, {"Status", 1}}}};
+    response.set_content(self.dump(), "application/json");
+  });
+
+  auto json_body = [](const Request& request, Response& response, json& out) {
+    out = json::parse(request.body, nullptr, false);
+    if (out.is_discarded()) {
+      response.status = 400;
+      response.set_content("Request decode failed: invalid JSON", "text/plain");
+      return false;
+    }
+    return true;
+  };
+  // Routes that take no body use httplib's ContentReader form: with the
+  // plain form httplib waits for a body that `curl -X PUT` never sends
+  // (Consul itself accepts such requests).
+  auto finish = [this](Response& response, const std::string& error, int status = 400) {
+    if (!error.empty()) {
+      response.status = status;
+      response.set_content(error, "text/plain");
+    }
+    Notify();
+  };
+  const auto now = [] { return std::chrono::steady_clock::now(); };
+
+  server.Put("/v1/agent/service/register",
+             [this, json_body, finish, now](const Request& request, Response& response) {
+               json body;
+               if (!json_body(request, response, body)) return;
+               std::string error;
+               {
+                 std::lock_guard lock(mutex_);
+                 error = catalog_.RegisterService(options_.node, body, now());
+               }
+               finish(response, error);
+             });
+  server.Put(
+      R"(/v1/agent/service/deregister/(.+))",
+      [this, finish](const Request& request, Response& response, const httplib::ContentReader&) {
+        bool found;
+        {
+          std::lock_guard lock(mutex_);
+          found = catalog_.DeregisterService(options_.node, request.matches[1]);
+        }
+        finish(response,
+               found ? "" : "Unknown service ID \"" + std::string(request.matches[1]) + "\"", 404);
+      });
+  server.Put(R"(/v1/agent/check/(pass|warn|fail)/(.+))", [this, finish, now](
+                                                             const Request& request,
+                                                             Response& response,
+                                                             const httplib::ContentReader&) {
+    const std::string verb = request.matches[1];
+    const std::string status = verb == "pass" ? "passing" : verb == "warn" ? "warning" : "critical";
+    bool found;
+    {
+      std::lock_guard lock(mutex_);
+      found = catalog_.UpdateCheck(options_.node, request.matches[2], status,
+                                   request.get_param_value("note"), now());
+    }
+    finish(response, found ? "" : "Unknown check ID \"" + std::string(request.matches[2]) + "\"",
+           404);
+  });
+  server.Put(R"(/v1/agent/check/update/(.+))", [this, json_body, finish, now](
+                                                   const Request& request, Response& response) {
+    json body;
+    if (!json_body(request, response, body)) return;
+    const std::string status = body.value("Status", "");
+    if (status != "passing" && status != "warning" && status != "critical") {
+      return finish(response, "Invalid check status: \"" + status + "\"");
+    }
+    bool found;
+    {
+      std::lock_guard lock(mutex_);
+      found = catalog_.UpdateCheck(options_.node, request.matches[1], status,
+                                   body.value("Output", ""), now());
+    }
+    finish(response, found ? "" : "Unknown check ID \"" + std::string(request.matches[1]) + "\"",
+           404);
+  });
+  server.Put(R"(/v1/agent/service/maintenance/(.+))",
+             [this, finish, now](const Request& request, Response& response,
+                                 const httplib::ContentReader&) {
+               if (!request.has_param("enable"))
+                 return finish(response, "Missing value for enable");
+               bool found;
+               {
+                 std::lock_guard lock(mutex_);
+                 found = catalog_.SetServiceMaintenance(options_.node, request.matches[1],
+                                                        request.get_param_value("enable") == "true",
+                                                        request.get_param_value("reason"), now());
+               }
+               finish(response,
+                      found ? "" : "Unknown service ID \"" + std::string(request.matches[1]) + "\"",
+                      404);
+             });
+  server.Put(
+      "/v1/agent/maintenance", [this, finish, now](const Request& request, Response& response,
+                                                   const httplib::ContentReader&) {
+        if (!request.has_param("enable")) return finish(response, "Missing value for enable");
+        {
+          std::lock_guard lock(mutex_);
+          catalog_.SetNodeMaintenance(options_.node, request.get_param_value("enable") == "true",
+                                      request.get_param_value("reason"), now());
+        }
+        finish(response, "");
+      });
+  server.Put("/v1/catalog/register",
+             [this, json_body, finish, now](const Request& request, Response& response) {
+               json body;
+               if (!json_body(request, response, body)) return;
+               std::string error;
+               {
+                 std::lock_guard lock(mutex_);
+                 error = catalog_.CatalogRegister(body, now());
+               }
+               if (error.empty()) response.set_content("true", "application/json");
+               finish(response, error);
+             });
+  server.Put("/v1/catalog/deregister",
+             [this, json_body, finish](const Request& request, Response& response) {
+               json body;
+               if (!json_body(request, response, body)) return;
+               {
+                 std::lock_guard lock(mutex_);
+                 catalog_.CatalogDeregister(body.value("Node", ""), body.value("ServiceID", ""));
+               }
+               response.set_content("true", "application/json");
+               finish(response, "");
+             });
+
+  // Test-only controls, for scripts and the demo (curl -X PUT ...).
+  server.Put(
+      "/_test/fail", [this](const Request& request, Response&, const httplib::ContentReader&) {
+        FailNext(std::atoi(request.get_param_value("count").c_str()),
+                 request.has_param("status") ? std::atoi(request.get_param_value("status").c_str())
+                                             : 500,
+                 request.has_param("body") ? request.get_param_value("body") : "No cluster leader",
+                 request.has_param("prefix") ? request.get_param_value("prefix") : "/v1/");
+      });
+  server.Put(
+      "/_test/latency", [this](const Request& request, Response&, const httplib::ContentReader&) {
+        SetLatency(std::chrono::milliseconds(std::atoi(request.get_param_value("ms").c_str())));
+      });
+  server.Put("/_test/malformed",
+             [this](const Request& request, Response&, const httplib::ContentReader&) {
+               MalformedNext(std::atoi(request.get_param_value("count").c_str()));
+             });
+  server.Put("/_test/reset-index",
+             [this](const Request& request, Response&, const httplib::ContentReader&) {
+               ResetIndex(std::strtoull(request.get_param_value("to").c_str(), nullptr, 10));
+             });
+  server.Put("/_test/leader",
+             [this](const Request& request, Response&, const httplib::ContentReader&) {
+               SetKnownLeader(request.get_param_value("known") != "false");
+             });
+  server.Put("/_test/serf", [this](const Request& request, Response& response,
+                                   const httplib::ContentReader&) {
+    if (!SetSerfHealth(request.get_param_value("node"), request.get_param_value("status"))) {
+      response.status = 404;
+    }
+  });
+  server.Put("/_test/refuse",
+             [this](const Request& request, Response&, const httplib::ContentReader&) {
+               const auto duration =
+                   std::chrono::milliseconds(std::atoi(request.get_param_value("ms").c_str()));
+               // Not from this worker thread: Stop() waits for the workers.
+               std::thread([this, duration] { RefuseFor(duration); }).detach();
+             });
+  server.Get("/_test/requests", [this](const Request&, Response& response) {
+    response.set_content(json(RequestCounts()).dump(), "application/json");
+  });
+}
+
+}  // namespace hb::testing

@@ -1,0 +1,122 @@
+#pragma once
+
+// A Consul agent+server on loopback for tests, benchmarks and the demo:
+// Consul's HTTP API for everything the bridge uses, with real blocking
+// queries, TTL checks, maintenance, the critical-service reaper, ACLs and
+// fault injection (consul-semantics.md). Faults are driven from C++ or over
+// HTTP under /_test/ (see README in this folder).
+//
+// Thread-safe: every public method may be called from any thread.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "tests/support/consul/test_catalog.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace hb::testing {
+
+struct ConsulTestServerOptions {
+  std::string datacenter = "dc1";  // Default: dc1
+  std::string node = "node-a";     // the local agent's node. Default: node-a
+  std::string host = "127.0.0.1";  // bind address; loopback only. Default: 127.0.0.1
+  int port = 0;                    // 0 = ephemeral. Default: 0
+  // When set, requests need it (X-Consul-Token or Authorization: Bearer):
+  // a missing token gets 403 "Permission denied", another one 403 "ACL not
+  // found". Default: "" = ACLs off.
+  std::string acl_token;
+  // How often the reaper looks for long-critical services. Default: 30s (Consul).
+  std::chrono::milliseconds reap_interval{std::chrono::seconds(30)};
+  // Floor of DeregisterCriticalServiceAfter. Default: 1m (Consul).
+  std::chrono::milliseconds min_deregister_critical_after{std::chrono::minutes(1)};
+  // Longest blocking wait. Default: 10m (Consul).
+  std::chrono::milliseconds max_wait{std::chrono::minutes(10)};
+  // Worker threads: every held blocking request occupies one. Default: 64.
+  int threads = 64;
+};
+
+class ConsulTestServer {
+ public:
+  explicit ConsulTestServer(ConsulTestServerOptions options = {});
+  ~ConsulTestServer();
+
+  ConsulTestServer(const ConsulTestServer&) = delete;
+  ConsulTestServer& operator=(const ConsulTestServer&) = delete;
+
+  // Binds (the same port again after Stop()) and serves in the background.
+  // Returns the port, or 0 if it cannot bind.
+  int Start();
+  // Stops listening and answers held requests; data is kept.
+  void Stop();
+  int port() const { return port_; }
+  std::string address() const { return "http://" + options_.host + ":" + std::to_string(port_); }
+
+  // Direct access to the data (tests register through HTTP as a client
+  // would, but may also use these).
+  std::string RegisterService(const nlohmann::json& registration);
+  bool DeregisterService(const std::string& service_id);
+  bool UpdateCheck(const std::string& check_id, const std::string& status,
+                   const std::string& output = "");
+  bool SetServiceMaintenance(const std::string& service_id, bool enable,
+                             const std::string& reason = "");
+  void SetNodeMaintenance(bool enable, const std::string& reason = "");
+  // Agent death on `node`: its serfHealth check turns `status`.
+  bool SetSerfHealth(const std::string& node, const std::string& status);
+  std::uint64_t Index();
+
+  // Faults.
+  // The next `count` requests (whose path starts with `prefix`) fail.
+  void FailNext(int count, int status, std::string body, std::string prefix = "/v1/");
+  void SetLatency(std::chrono::milliseconds latency);
+  // The next `count` health/service answers carry a malformed body.
+  void MalformedNext(int count);
+  // Snapshot restore: every index above `to` goes back to `to`.
+  void ResetIndex(std::uint64_t to);
+  void SetKnownLeader(bool known);
+  // Stop listening for `duration`, then listen again on the same port.
+  void RefuseFor(std::chrono::milliseconds duration);
+
+  // Requests served, by path (without the query), for request counting.
+  std::map<std::string, int> RequestCounts();
+
+ private:
+  void ServeRoutes();
+  void Notify();
+  void Background();
+  void RunProbes(const std::vector<TestCatalog::Probe>& probes);
+
+  const ConsulTestServerOptions options_;
+  std::atomic<int> port_{0};
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  TestCatalog catalog_;                        // GUARDED_BY(mutex_)
+  bool stopping_ = false;                      // GUARDED_BY(mutex_)
+  bool known_leader_ = true;                   // GUARDED_BY(mutex_)
+  int fail_count_ = 0;                         // GUARDED_BY(mutex_)
+  int fail_status_ = 500;                      // GUARDED_BY(mutex_)
+  std::string fail_body_;                      // GUARDED_BY(mutex_)
+  std::string fail_prefix_;                    // GUARDED_BY(mutex_)
+  int malformed_count_ = 0;                    // GUARDED_BY(mutex_)
+  std::chrono::milliseconds latency_{0};       // GUARDED_BY(mutex_)
+  std::map<std::string, int> request_counts_;  // GUARDED_BY(mutex_)
+  std::uint64_t generation_ = 0;               // GUARDED_BY(mutex_); bumps on Stop()
+
+  std::mutex server_mutex_;  // serializes Start/Stop
+  std::unique_ptr<httplib::Server> server_;
+  std::thread listener_;
+  std::thread background_;
+  std::thread refuse_;
+  bool background_stop_ = false;  // GUARDED_BY(mutex_)
+};
+
+}  // namespace hb::testing

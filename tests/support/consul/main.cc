@@ -1,0 +1,73 @@
+// consul-test-server: the project's Consul test server as a program, for the
+// demo and manual play. Prints "listening on 127.0.0.1:<port>" when ready.
+
+#include <csignal>
+#include <iostream>
+#include <string>
+
+#include "config/duration.h"
+#include "tests/support/consul/consul_test_server.h"
+
+int main(int argc, char** argv) {
+  hb::testing::ConsulTestServerOptions options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "consul-test-server: " << arg << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    auto duration = [&]() {
+      const std::string text = value();
+      auto parsed = hb::ParseDuration(text);
+      if (!parsed) {
+        std::cerr << "consul-test-server: " << arg << ": not a duration: " << text << "\n";
+        std::exit(2);
+      }
+      return *parsed;
+    };
+    if (arg == "--port") {
+      options.port = std::stoi(value());
+    } else if (arg == "--datacenter") {
+      options.datacenter = value();
+    } else if (arg == "--node") {
+      options.node = value();
+    } else if (arg == "--acl-token") {
+      options.acl_token = value();
+    } else if (arg == "--reap-interval") {
+      options.reap_interval = duration();
+    } else if (arg == "--min-deregister-after") {
+      options.min_deregister_critical_after = duration();
+    } else if (arg == "--threads") {
+      options.threads = std::stoi(value());
+    } else if (arg == "--help") {
+      std::cout << "usage: consul-test-server [--port N] [--datacenter dc1] [--node node-a]\n"
+                   "       [--acl-token T] [--reap-interval 30s] [--min-deregister-after 1m]\n"
+                   "       [--threads 64]\n";
+      return 0;
+    } else {
+      std::cerr << "consul-test-server: unknown argument '" << arg << "'\n";
+      return 2;
+    }
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts
+
+  hb::testing::ConsulTestServer server(options);
+  const int port = server.Start();
+  if (port == 0) {
+    std::cerr << "consul-test-server: cannot listen on " << options.host << ":" << options.port
+              << "\n";
+    return 1;
+  }
+  std::cout << "listening on " << options.host << ":" << port << std::endl;
+  int received = 0;
+  sigwait(&signals, &received);
+  server.Stop();
+  return 0;
+}

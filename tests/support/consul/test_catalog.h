@@ -1,0 +1,140 @@
+#pragma once
+
+// The data behind the Consul test server: nodes, services and checks with
+// Consul's index semantics (consul-semantics.md). Pure and synchronous; the
+// server adds HTTP, locking, blocking and timers.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hb::testing {
+
+using TestTime = std::chrono::steady_clock::time_point;
+
+struct TestCheck {
+  std::string node;
+  std::string id;
+  std::string name;
+  std::string status = "critical";  // passing, warning, critical
+  std::string notes;
+  std::string output;
+  std::string service_id;  // "" for node checks
+  std::string type;        // ttl, tcp, http, "" (serf, maintenance)
+  std::optional<std::chrono::milliseconds> ttl;
+  std::optional<TestTime> ttl_deadline;
+  std::optional<std::chrono::milliseconds> deregister_critical_after;
+  std::optional<TestTime> critical_since;
+  std::string tcp;   // host:port probed every interval
+  std::string http;  // URL probed every interval
+  std::chrono::milliseconds interval{10000};
+  std::chrono::milliseconds timeout{5000};
+  TestTime next_probe{};
+  std::uint64_t create_index = 0;
+  std::uint64_t modify_index = 0;
+};
+
+struct TestService {
+  std::string node;
+  std::string id;
+  std::string name;
+  std::vector<std::string> tags;
+  std::string address;
+  int port = 0;
+  std::map<std::string, std::string> meta;
+  bool via_agent = true;  // the reaper only removes agent-registered services
+  std::uint64_t create_index = 0;
+  std::uint64_t modify_index = 0;
+};
+
+struct TestNode {
+  std::string name;
+  std::string id;
+  std::string address;
+  std::map<std::string, std::string> meta;
+  std::uint64_t create_index = 0;
+  std::uint64_t modify_index = 0;
+};
+
+// Errors are returned as text for the HTTP layer's 400/404 bodies.
+class TestCatalog {
+ public:
+  explicit TestCatalog(std::string datacenter);
+
+  std::uint64_t index() const { return index_; }
+
+  // Adds a node with a passing serfHealth check (an agent joined).
+  void EnsureNode(const std::string& name, const std::string& address);
+
+  // PUT /v1/agent/service/register (on `node`). Empty string = OK.
+  std::string RegisterService(const std::string& node, const nlohmann::json& body, TestTime now);
+  // PUT /v1/catalog/register. Empty string = OK.
+  std::string CatalogRegister(const nlohmann::json& body, TestTime now);
+  bool DeregisterService(const std::string& node, const std::string& id);
+  bool CatalogDeregister(const std::string& node, const std::string& service_id);
+
+  // pass/warn/fail/update; false when the check does not exist.
+  bool UpdateCheck(const std::string& node, const std::string& id, const std::string& status,
+                   const std::string& output, TestTime now);
+  bool SetServiceMaintenance(const std::string& node, const std::string& service_id, bool enable,
+                             const std::string& reason, TestTime now);
+  void SetNodeMaintenance(const std::string& node, bool enable, const std::string& reason,
+                          TestTime now);
+  bool SetNodeCheck(const std::string& node, const std::string& check_id, const std::string& status,
+                    const std::string& output, TestTime now);
+
+  // Lapsed TTLs turn critical ("TTL expired"). Returns whether anything changed.
+  bool ExpireTtls(TestTime now);
+  // Deregisters agent services critical for longer than their
+  // DeregisterCriticalServiceAfter (never below `minimum`).
+  bool Reap(TestTime now, std::chrono::milliseconds minimum);
+  // Checks whose probe is due: (check id, target, is_http, timeout).
+  struct Probe {
+    std::string check_id;
+    std::string target;
+    bool http = false;
+    std::chrono::milliseconds timeout{};
+  };
+  std::vector<Probe> DueProbes(TestTime now);
+
+  // Snapshot restore: every index above `to` becomes `to`.
+  void ResetIndex(std::uint64_t to);
+
+  // Reads and their X-Consul-Index.
+  nlohmann::json CatalogServices() const;
+  std::uint64_t CatalogServicesIndex() const { return services_index_; }
+  nlohmann::json HealthService(const std::string& name, bool passing_only,
+                               const std::vector<std::string>& tags) const;
+  std::uint64_t HealthServiceIndex(const std::string& name) const;
+  nlohmann::json HealthState(const std::string& state) const;
+  std::uint64_t ChecksIndex() const { return checks_index_; }
+
+  const std::string& datacenter() const { return datacenter_; }
+
+ private:
+  std::uint64_t Bump();
+  void TouchService(const std::string& name, std::uint64_t index);
+  void TouchNodeServices(const std::string& node, std::uint64_t index);
+  void TouchCheck(TestCheck& check, std::uint64_t index);
+  std::string AddServiceChecks(const TestService& service, const nlohmann::json& body,
+                               TestTime now);
+  void RemoveService(const std::string& node, const std::string& id);
+  nlohmann::json CheckJson(const TestCheck& check) const;
+  std::vector<const TestCheck*> ChecksOf(const std::string& node,
+                                         const std::string& service_id) const;
+
+  std::string datacenter_;
+  std::uint64_t index_ = 1;
+  std::uint64_t services_index_ = 1;                    // services added, removed, or tags changed
+  std::uint64_t checks_index_ = 1;                      // any check write
+  std::map<std::string, std::uint64_t> service_index_;  // by service name
+  std::map<std::string, TestNode> nodes_;
+  std::map<std::string, TestService> services_;  // key: node + "/" + id
+  std::map<std::string, TestCheck> checks_;      // key: node + "/" + check id
+};
+
+}  // namespace hb::testing

@@ -158,11 +158,11 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
           2.0, tokens + std::chrono::duration<double, std::milli>(now - tokens_at).count() /
                             std::max(interval, 1.0));
       tokens_at = now;
-      if (tokens >= 1) {
-        tokens -= 1;
-      } else {
-        delay = std::chrono::milliseconds(static_cast<std::int64_t>((1 - tokens) * interval));
-      }
+      // The token is taken now even when it is not there yet: the debt is
+      // the wait, so the bucket cannot be drained twice by one refill.
+      tokens -= 1;
+      if (tokens < 0)
+        delay = std::chrono::milliseconds(static_cast<std::int64_t>(-tokens * interval));
     }
     Schedule(delay);
   }

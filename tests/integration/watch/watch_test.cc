@@ -87,10 +87,12 @@ class WatchTest : public ::testing::Test {
     client_.reset();
   }
 
-  // A go-kratos instance: tag version=<v>, TTL check service:<id> (2x the
-  // heartbeat), DeregisterCriticalServiceAfter.
+  // A go-kratos instance: tag version=<v>, TTL check service:<id>,
+  // DeregisterCriticalServiceAfter. The tests do not heartbeat on a timer, so
+  // the TTL is long unless a test wants it to lapse: a loaded CI machine must
+  // not expire it by accident.
   void RegisterKratos(const std::string& id, const std::string& service = "payments",
-                      const std::string& ttl = "2s", const std::string& reap_after = "600s") {
+                      const std::string& ttl = "60s", const std::string& reap_after = "600s") {
     httplib::Client http("127.0.0.1", consul_->port());
     json body = {{"ID", id},
                  {"Name", service},
@@ -294,6 +296,16 @@ TEST_F(WatchTest, ServerErrorsAreRetriedAndKeepTheLastKnownState) {
   Heartbeat("payments-1", "critical");
   EXPECT_THAT(events_.Next(2),
               ElementsAre("instance.down payments-1 critical", "service.down payments"));
+}
+
+TEST_F(WatchTest, ConnectionsDroppedMidAnswerAreRetriedAndNothingIsMissed) {
+  RegisterKratos("payments-1");
+  StartWatching();
+  consul_->DropNext(4);
+  Heartbeat("payments-1", "critical");
+  EXPECT_THAT(events_.Next(2),
+              ElementsAre("instance.down payments-1 critical", "service.down payments"));
+  EXPECT_THAT(events_.Next(1, milliseconds(300)), ::testing::IsEmpty());  // and nothing twice
 }
 
 TEST_F(WatchTest, MalformedAnswerIsRetriedAndNeverTreatedAsEmpty) {

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "config/duration.h"
+#include "tests/support/http/loopback_server.h"
 
 namespace hb::testing {
 namespace {
@@ -91,11 +92,7 @@ int ConsulTestServer::Start() {
   server_->set_keep_alive_timeout(600);
   ServeRoutes();
   const int wanted = port_ != 0 ? port_.load() : options_.port;
-  if (wanted == 0) {
-    port_ = server_->bind_to_any_port(options_.host);
-  } else {
-    port_ = server_->bind_to_port(options_.host, wanted) ? wanted : 0;
-  }
+  port_ = BindWithDeepBacklog(*server_, options_.host, wanted);
   if (port_ == 0) {
     server_.reset();
     return 0;
@@ -206,6 +203,11 @@ void ConsulTestServer::SetLatency(std::chrono::milliseconds latency) {
 void ConsulTestServer::MalformedNext(int count) {
   std::lock_guard lock(mutex_);
   malformed_count_ = count;
+}
+
+void ConsulTestServer::DropNext(int count) {
+  std::lock_guard lock(mutex_);
+  drop_count_ = count;
 }
 
 void ConsulTestServer::ResetIndex(std::uint64_t to) {
@@ -332,6 +334,13 @@ void ConsulTestServer::ServeRoutes() {
         response.set_content(fail_body_, "text/plain");
         return httplib::Server::HandlerResponse::Handled;
       }
+      if (drop_count_ > 0 && request.method == "GET" && request.path.starts_with("/v1/")) {
+        --drop_count_;
+        // A provider that gives up closes the connection after the headers.
+        response.set_chunked_content_provider(
+            "application/json", [](std::size_t, httplib::DataSink&) { return false; });
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (request.has_param("dc") && request.get_param_value("dc") != options_.datacenter) {
         response.status = 500;
         response.set_content("No path to datacenter", "text/plain");
@@ -407,15 +416,26 @@ void ConsulTestServer::ServeRoutes() {
     response.set_content(known_leader_ ? "\"127.0.0.1:8300\"" : "\"\"", "application/json");
   });
   server.Get("/v1/agent/self", [this](const Request&, Response& response) {
-    json self = {
-        {"Config",
-         {{"Datacenter", options_.datacenter},
-          {"NodeName", options_.node},
-          {"NodeID", "40e4a748-2192-161a-0510-9bf59fe950b5"},
-          {"Server", true},
-          {"Version", "1.17.0"}}},
-        {"Member",
-         {{"Name", options_.node}, {"Addr", options_.host}, {"Port", 8301}, {"Status", 1}}}};
+    json self = {{"Config",
+                  {{"Datacenter", options_.datacenter},
+                   {"NodeName", options_.node},
+                   {"NodeID", "40e4a748-2192-161a-0510-9bf59fe950b5"},
+                   {"Server", true},
+                   {"Revision", "4e3f428b"},
+                   {"Version", "1.17.0"}}},
+                 {"Coord",
+                  {{"Vec", json::array({0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0})},
+                   {"Error", 1.5},
+                   {"Adjustment", 0.0},
+                   {"Height", 1e-5}}},
+                 {"DebugConfig", json::object()},
+                 {"Member",
+                  {{"Name", options_.node},
+                   {"Addr", options_.host},
+                   {"Port", 8301},
+                   {"Tags", {{"dc", options_.datacenter}, {"role", "consul"}}},
+                   {"Status", 1}}},
+                 {"Meta", json::object()}};
     response.set_content(self.dump(), "application/json");
   });
 
@@ -561,6 +581,10 @@ void ConsulTestServer::ServeRoutes() {
   server.Put("/_test/malformed",
              [this](const Request& request, Response&, const httplib::ContentReader&) {
                MalformedNext(std::atoi(request.get_param_value("count").c_str()));
+             });
+  server.Put("/_test/drop",
+             [this](const Request& request, Response&, const httplib::ContentReader&) {
+               DropNext(std::atoi(request.get_param_value("count").c_str()));
              });
   server.Put("/_test/reset-index",
              [this](const Request& request, Response&, const httplib::ContentReader&) {

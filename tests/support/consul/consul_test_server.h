@@ -79,6 +79,9 @@ class ConsulTestServer {
   void SetLatency(std::chrono::milliseconds latency);
   // The next `count` health/service answers carry a malformed body.
   void MalformedNext(int count);
+  // The next `count` /v1/ reads lose their connection mid-answer (after
+  // the status line and headers), as behind a dying proxy.
+  void DropNext(int count);
   // Snapshot restore: every index above `to` goes back to `to`.
   void ResetIndex(std::uint64_t to);
   void SetKnownLeader(bool known);
@@ -107,6 +110,7 @@ class ConsulTestServer {
   std::string fail_body_;                      // GUARDED_BY(mutex_)
   std::string fail_prefix_;                    // GUARDED_BY(mutex_)
   int malformed_count_ = 0;                    // GUARDED_BY(mutex_)
+  int drop_count_ = 0;                         // GUARDED_BY(mutex_)
   std::chrono::milliseconds latency_{0};       // GUARDED_BY(mutex_)
   std::map<std::string, int> request_counts_;  // GUARDED_BY(mutex_)
   std::uint64_t generation_ = 0;               // GUARDED_BY(mutex_); bumps on Stop()

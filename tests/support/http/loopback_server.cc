@@ -1,0 +1,21 @@
+#include "tests/support/http/loopback_server.h"
+
+#include <sys/socket.h>
+
+namespace hb {
+
+int BindWithDeepBacklog(httplib::Server& server, const std::string& host, int port) {
+  socket_t bound = INVALID_SOCKET;
+  server.set_socket_options([&bound](socket_t sock) {
+    httplib::default_socket_options(sock);
+    bound = sock;
+  });
+  const int result =
+      port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : 0);
+  server.set_socket_options(httplib::default_socket_options);
+  // Linux raises the backlog of a socket that is already listening.
+  if (result > 0 && bound != INVALID_SOCKET) ::listen(bound, SOMAXCONN);
+  return result > 0 ? result : 0;
+}
+
+}  // namespace hb

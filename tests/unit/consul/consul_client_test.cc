@@ -1,0 +1,457 @@
+#include "bridge/consul/consul_client.h"
+
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <numeric>
+#include <set>
+
+#include "tests/support/http/loopback_server.h"
+
+namespace hb {
+namespace {
+
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+
+// A real HTTP peer on loopback whose answers each test scripts. Records
+// every request it saw.
+class ScriptedPeer {
+ public:
+  struct Seen {
+    std::string path;
+    std::map<std::string, std::string> params;
+    std::string token;
+    int remote_port = 0;
+  };
+  using Script = std::function<void(const httplib::Request&, httplib::Response&, int call)>;
+
+  explicit ScriptedPeer(Script script, int threads = 16) : script_(std::move(script)) {
+    server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // NOLINT
+    server_.set_keep_alive_max_count(100000);
+    server_.Get(".*", [this](const httplib::Request& request, httplib::Response& response) {
+      int call;
+      {
+        std::lock_guard lock(mutex_);
+        Seen seen{
+            request.path, {}, request.get_header_value("X-Consul-Token"), request.remote_port};
+        for (const auto& [name, value] : request.params) seen.params[name] = value;
+        seen_.push_back(seen);
+        call = static_cast<int>(seen_.size());
+      }
+      script_(request, response, call);
+    });
+    port_ = BindWithDeepBacklog(server_, "127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(milliseconds(1));
+  }
+  ~ScriptedPeer() {
+    Release();
+    server_.stop();
+    thread_.join();
+  }
+
+  std::string address() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<Seen> seen() {
+    std::lock_guard lock(mutex_);
+    return seen_;
+  }
+  std::size_t calls() {
+    std::lock_guard lock(mutex_);
+    return seen_.size();
+  }
+  // Held answers (see Hold) go out.
+  void Release() {
+    {
+      std::lock_guard lock(mutex_);
+      released_ = true;
+    }
+    release_.notify_all();
+  }
+  void Hold() {
+    std::unique_lock lock(mutex_);
+    release_.wait(lock, [&] { return released_; });
+  }
+
+ private:
+  Script script_;
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable release_;
+  std::vector<Seen> seen_;
+  bool released_ = false;
+};
+
+void Answer(httplib::Response& response, std::uint64_t index, const std::string& body = "[]") {
+  response.set_header("X-Consul-Index", std::to_string(index));
+  response.set_content(body, "application/json");
+}
+
+bool WaitUntil(const std::function<bool()>& condition, milliseconds timeout = milliseconds(5000)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
+}
+
+// A loopback port nothing listens on: bound once to learn it, never listened.
+int UnusedLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), length);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+ConsulClientOptions FastOptions(const std::string& address) {
+  ConsulClientOptions options;
+  options.address = address;
+  options.wait = milliseconds(2000);
+  options.backoff_initial = milliseconds(10);
+  options.backoff_max = milliseconds(40);
+  options.same_index_interval = milliseconds(100);
+  return options;
+}
+
+// Collects what a query reports, thread-safely.
+struct Recorder {
+  std::mutex mutex;
+  std::vector<QueryAnswer> answers;  // body views are not kept
+  std::vector<std::string> bodies;
+  std::vector<Status> errors;
+  std::function<Status(const QueryAnswer&)> verdict;
+
+  ConsulClient::AnswerHandler OnAnswer() {
+    return [this](const QueryAnswer& answer) {
+      std::lock_guard lock(mutex);
+      answers.push_back(answer);
+      bodies.emplace_back(answer.body);
+      return verdict ? verdict(answer) : Status::Ok();
+    };
+  }
+  ConsulClient::ErrorHandler OnError() {
+    return [this](const Status& error) {
+      std::lock_guard lock(mutex);
+      errors.push_back(error);
+    };
+  }
+  std::size_t answer_count() {
+    std::lock_guard lock(mutex);
+    return answers.size();
+  }
+  std::size_t error_count() {
+    std::lock_guard lock(mutex);
+    return errors.size();
+  }
+};
+
+std::unique_ptr<ConsulClient> MakeClient(ConsulClientOptions options) {
+  auto client = ConsulClient::Create(std::move(options));
+  EXPECT_TRUE(client.ok()) << client.status().ToString();
+  return std::move(client).value();
+}
+
+TEST(ConsulClient, RejectsAnAddressThatIsNotHttp) {
+  ConsulClientOptions options;
+  options.address = "consul:8500";
+  EXPECT_EQ(ConsulClient::Create(options).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ConsulClient, FirstReadIsImmediateThenBlocksOnTheReturnedIndexWithTokenDcAndStale) {
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
+    if (call > 2) std::this_thread::sleep_for(milliseconds(50));
+    Answer(response, 10 + static_cast<std::uint64_t>(call));
+  });
+  auto options = FastOptions(peer.address());
+  options.token = "t0k3n";
+  options.datacenter = "dc2";
+  options.stale = true;
+  auto client = MakeClient(options);
+  Recorder recorder;
+  auto query = client->Watch("/v1/health/service/web", {{"tag", "v2"}}, recorder.OnAnswer(),
+                             recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 3; }));
+  query.reset();
+  const auto seen = peer.seen();
+  EXPECT_EQ(seen[0].path, "/v1/health/service/web");
+  EXPECT_EQ(seen[0].params.count("index"), 0u);
+  EXPECT_EQ(seen[0].params.at("tag"), "v2");
+  EXPECT_EQ(seen[0].params.at("dc"), "dc2");
+  EXPECT_EQ(seen[0].params.count("stale"), 1u);
+  EXPECT_EQ(seen[0].token, "t0k3n");
+  EXPECT_EQ(seen[1].params.at("index"), "11");
+  EXPECT_EQ(seen[1].params.at("wait"), "2s");
+  EXPECT_EQ(seen[2].params.at("index"), "12");
+  EXPECT_EQ(recorder.answers[0].meta.index, 11u);
+}
+
+TEST(ConsulClient, IndexZeroIsReadAsOneSoTheNextRequestBlocks) {
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
+    if (call > 1) std::this_thread::sleep_for(milliseconds(50));
+    Answer(response, call == 1 ? 0 : 5);
+  });
+  auto client = MakeClient(FastOptions(peer.address()));
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return peer.calls() >= 2; }));
+  query.reset();
+  EXPECT_EQ(peer.seen()[1].params.at("index"), "1");
+}
+
+TEST(ConsulClient, IndexGoingBackwardsIsAResetFollowedByAFreshRead) {
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
+    if (call > 3) std::this_thread::sleep_for(milliseconds(50));
+    const std::uint64_t indexes[] = {0, 100, 40, 41, 42, 43, 44, 45, 46, 47};
+    Answer(response, indexes[std::min(call, 9)]);
+  });
+  auto client = MakeClient(FastOptions(peer.address()));
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 3 && peer.calls() >= 4; }));
+  query.reset();
+  const auto seen = peer.seen();
+  EXPECT_EQ(seen[1].params.at("index"), "100");
+  EXPECT_FALSE(recorder.answers[0].index_reset);
+  EXPECT_TRUE(recorder.answers[1].index_reset);  // 100 → 40
+  EXPECT_EQ(seen[2].params.count("index"), 0u);  // fresh, non-blocking read
+  EXPECT_EQ(seen[3].params.at("index"), "41");
+}
+
+TEST(ConsulClient, EarlyAnswersWithAnUnchangedIndexAreRateLimited) {
+  // A broken Consul answering at once with the same index, forever.
+  ScriptedPeer peer(
+      [&](const httplib::Request&, httplib::Response& response, int) { Answer(response, 7); });
+  auto client = MakeClient(FastOptions(peer.address()));  // refill every 100 ms, burst 2
+  Recorder recorder;
+  auto query =
+      client->Watch("/v1/health/service/gone", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return peer.calls() >= 5; }));
+  const auto start = std::chrono::steady_clock::now();
+  const std::size_t before = peer.calls();
+  std::this_thread::sleep_for(milliseconds(1000));
+  const std::size_t during = peer.calls() - before;
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  query.reset();
+  // Unlimited, this loop would make thousands of requests a second; the
+  // bucket allows one per 100 ms (plus the burst).
+  const auto bound = 3 + std::chrono::duration_cast<milliseconds>(elapsed).count() / 100;
+  EXPECT_LE(static_cast<long>(during), bound);
+  EXPECT_GE(during, 3u);
+}
+
+TEST(ConsulClient, ServerErrorsAreReportedBackedOffAndRecovered) {
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
+    if (call <= 3) {
+      response.status = 500;
+      response.set_content("No cluster leader", "text/plain");
+      return;
+    }
+    if (call > 4) std::this_thread::sleep_for(milliseconds(100));
+    Answer(response, 9);
+  });
+  auto client = MakeClient(FastOptions(peer.address()));
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 1; }));
+  query.reset();
+  ASSERT_EQ(recorder.errors.size(), 3u);
+  EXPECT_EQ(recorder.errors[0].code(), StatusCode::kUnavailable);
+  EXPECT_EQ(recorder.errors[0].message(), "HTTP 500: No cluster leader");
+}
+
+TEST(ConsulClient, ForbiddenIsPermissionDeniedWithConsulsText) {
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int) {
+    response.status = 403;
+    response.set_content("ACL not found", "text/plain");
+  });
+  auto client = MakeClient(FastOptions(peer.address()));
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.error_count() >= 2; }));  // and it keeps trying
+  query.reset();
+  EXPECT_EQ(recorder.errors[0].code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(recorder.errors[0].message(), HasSubstr("ACL not found"));
+}
+
+TEST(ConsulClient, ConnectionRefusedIsUnavailableAndRetried) {
+  const int port = UnusedLoopbackPort();
+  auto client = MakeClient(FastOptions("http://127.0.0.1:" + std::to_string(port)));
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.error_count() >= 3; }));
+  query.reset();
+  EXPECT_EQ(recorder.errors[0].code(), StatusCode::kUnavailable);
+}
+
+TEST(ConsulClient, ABlockingRequestThatHangsPastWaitTimesOutAndIsRetried) {
+  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int) {
+    if (request.has_param("index")) {
+      std::this_thread::sleep_for(milliseconds(1500));  // far past wait + wait/16 + margin
+    }
+    Answer(response, 3);
+  });
+  auto options = FastOptions(peer.address());
+  options.wait = milliseconds(200);
+  options.timeout_margin = milliseconds(100);
+  auto client = MakeClient(options);
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.error_count() >= 1; }));
+  query.reset();
+  EXPECT_EQ(recorder.errors[0].code(), StatusCode::kDeadlineExceeded);
+}
+
+TEST(ConsulClient, UnusableBodyIsRetriedWithoutAdvancingTheIndex) {
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
+    if (call > 3) std::this_thread::sleep_for(milliseconds(50));
+    Answer(response, 20 + static_cast<std::uint64_t>(call));
+  });
+  auto client = MakeClient(FastOptions(peer.address()));
+  Recorder recorder;
+  int verdicts = 0;
+  recorder.verdict = [&](const QueryAnswer&) {
+    return ++verdicts == 2 ? Status::InvalidArgument("malformed") : Status::Ok();
+  };
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return peer.calls() >= 4; }));
+  query.reset();
+  const auto seen = peer.seen();
+  EXPECT_EQ(seen[1].params.at("index"), "21");
+  EXPECT_EQ(seen[2].params.at("index"), "21");  // the rejected answer (22) did not count
+  EXPECT_EQ(recorder.errors.size(), 1u);
+}
+
+TEST(ConsulClient, ManyBlockingQueriesShareOneLoopThreadAndAreAllAnswered) {
+  constexpr int kQueries = 300;
+  std::mutex held_mutex;
+  std::set<std::string> held_paths;  // a retried query is counted once
+  auto held = [&] {
+    std::lock_guard lock(held_mutex);
+    return static_cast<int>(held_paths.size());
+  };
+  ScriptedPeer* peer_ptr = nullptr;
+  // One server thread per connection: room for every held long-poll plus
+  // the idle keep-alive connections of the first reads.
+  constexpr int kPeerThreads = 2 * kQueries + 20;
+  ScriptedPeer peer(
+      [&](const httplib::Request& request, httplib::Response& response, int) {
+        if (request.has_param("index")) {
+          {
+            std::lock_guard lock(held_mutex);
+            held_paths.insert(request.path);
+          }
+          peer_ptr->Hold();
+        }
+        Answer(response, request.has_param("index") ? 2 : 1);
+      },
+      kPeerThreads);
+  peer_ptr = &peer;
+  auto count_threads = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                         std::filesystem::directory_iterator{});
+  };
+  // The peer's pool starts its threads in the background; this process has
+  // them plus the main and listener threads once it is up.
+  ASSERT_TRUE(WaitUntil([&] { return count_threads() >= kPeerThreads + 2; }));
+  const auto threads_before = count_threads();
+  auto options = FastOptions(peer.address());
+  options.wait = milliseconds(60000);  // held until all have arrived, never timed out
+  auto client = MakeClient(options);
+  std::vector<std::unique_ptr<BlockingQuery>> queries;
+  std::vector<std::unique_ptr<Recorder>> recorders;
+  for (int i = 0; i < kQueries; ++i) {
+    recorders.push_back(std::make_unique<Recorder>());
+    queries.push_back(client->Watch("/v1/health/service/s" + std::to_string(i), {},
+                                    recorders.back()->OnAnswer(), recorders.back()->OnError()));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return held() == kQueries; }, milliseconds(20000)))
+      << held() << " of " << kQueries << " blocking requests arrived";
+  EXPECT_EQ(count_threads(), threads_before + 1);  // all on the client's one loop thread
+  peer.Release();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return std::all_of(recorders.begin(), recorders.end(),
+                           [](const auto& r) { return r->answer_count() >= 2; });
+      },
+      milliseconds(20000)));
+  queries.clear();
+}
+
+TEST(ConsulClient, ReusesKeepAliveConnections) {
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
+    Answer(response, static_cast<std::uint64_t>(call));
+  });
+  auto client = MakeClient(FastOptions(peer.address()));
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return peer.calls() >= 20; }));
+  query.reset();
+  std::set<int> connections;
+  for (const auto& seen : peer.seen()) connections.insert(seen.remote_port);
+  EXPECT_LE(connections.size(), 2u);
+}
+
+TEST(ConsulClient, DestroyingAQueryStopsItAndNoCallbackFollows) {
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
+    std::this_thread::sleep_for(milliseconds(20));
+    Answer(response, static_cast<std::uint64_t>(call));
+  });
+  auto client = MakeClient(FastOptions(peer.address()));
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 2; }));
+  query.reset();
+  const std::size_t answers = recorder.answer_count();
+  const std::size_t calls = peer.calls();
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_EQ(recorder.answer_count(), answers);
+  EXPECT_LE(peer.calls(), calls + 1);  // at most the request already in flight
+}
+
+TEST(ConsulClient, GetReturnsTheBodyOrAnError) {
+  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int) {
+    if (request.path == "/v1/agent/self") {
+      response.set_content(R"({"Config": {"Datacenter": "dc1"}})", "application/json");
+    } else {
+      response.status = 404;
+    }
+  });
+  auto client = MakeClient(FastOptions(peer.address()));
+  std::promise<StatusOr<std::string>> self;
+  client->Get("/v1/agent/self",
+              [&](StatusOr<std::string> body) { self.set_value(std::move(body)); });
+  auto body = self.get_future().get();
+  ASSERT_TRUE(body.ok());
+  EXPECT_THAT(*body, HasSubstr("dc1"));
+  std::promise<StatusOr<std::string>> missing;
+  client->Get("/v1/nope",
+              [&](StatusOr<std::string> result) { missing.set_value(std::move(result)); });
+  EXPECT_EQ(missing.get_future().get().status().code(), StatusCode::kNotFound);
+}
+
+TEST(EndpointLabel, IsLowCardinality) {
+  EXPECT_EQ(EndpointLabel("/v1/health/service/payments"), "health_service");
+  EXPECT_EQ(EndpointLabel("/v1/catalog/services"), "catalog_services");
+  EXPECT_EQ(EndpointLabel("/v1/agent/self"), "agent_self");
+  EXPECT_EQ(EndpointLabel("/v1/kv/x"), "other");
+}
+
+}  // namespace
+}  // namespace hb

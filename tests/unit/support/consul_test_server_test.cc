@@ -1,0 +1,320 @@
+// The Consul test server is only worth its tests if it behaves like Consul:
+// these pin its answers to the shapes of Consul's documented responses
+// (tests/fixtures/consul) and to the semantics of consul-semantics.md that
+// the bridge relies on, over real HTTP.
+
+#include "tests/support/consul/consul_test_server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+
+namespace hb::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+
+json Fixture(const std::string& name) {
+  std::ifstream in(std::string(HB_SOURCE_DIR) + "/tests/fixtures/consul/" + name);
+  return json::parse(in);
+}
+
+// Objects whose keys are user data (Meta, a node's TaggedAddresses) compare
+// their values only.
+bool IsUserMap(const std::string& path) {
+  return path.ends_with(".Meta") || path.ends_with("Node.TaggedAddresses");
+}
+
+// Consul omits these when empty (omitempty in its structs).
+bool MayBeOmitted(const std::string& path) { return path.ends_with("Service.TaggedAddresses"); }
+
+// Every key of `documented` is in `served` with the same JSON type, at every
+// depth (arrays compare their first elements): the bridge may read any field
+// Consul documents.
+void ExpectSameShape(const json& documented, const json& served, const std::string& path = "$") {
+  const auto kind = [](const json& value) {
+    return value.is_number() ? std::string("number") : std::string(value.type_name());
+  };
+  if (documented.is_null() || served.is_null()) return;  // Consul sends null for empty lists
+  ASSERT_EQ(kind(documented), kind(served)) << path;
+  if (documented.is_object() && IsUserMap(path)) {
+    if (!documented.empty() && !served.empty()) {
+      ExpectSameShape(documented.begin().value(), served.begin().value(), path + ".*");
+    }
+  } else if (documented.is_object()) {
+    for (const auto& [key, value] : documented.items()) {
+      if (!served.contains(key) && MayBeOmitted(path + "." + key)) continue;
+      ASSERT_TRUE(served.contains(key)) << path << "." << key << " is missing";
+      ExpectSameShape(value, served.at(key), path + "." + key);
+    }
+  } else if (documented.is_array() && !documented.empty() && !served.empty()) {
+    ExpectSameShape(documented.front(), served.front(), path + "[0]");
+  }
+}
+
+class ConsulTestServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start({}); }
+
+  void Start(ConsulTestServerOptions options) {
+    options.reap_interval = milliseconds(50);
+    options.min_deregister_critical_after = milliseconds(200);
+    server_ = std::make_unique<ConsulTestServer>(options);
+    ASSERT_NE(server_->Start(), 0);
+    http_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+    http_->set_read_timeout(30);
+  }
+
+  void Register(const json& body, const httplib::Headers& headers = {}) {
+    auto result =
+        http_->Put("/v1/agent/service/register", headers, body.dump(), "application/json");
+    ASSERT_TRUE(result);
+    ASSERT_EQ(result->status, 200) << result->body;
+  }
+
+  void Put(const std::string& path, const std::string& body = "") {
+    auto result = http_->Put(path, body, "application/json");
+    ASSERT_TRUE(result);
+    ASSERT_EQ(result->status, 200) << path << ": " << result->body;
+  }
+
+  struct Answer {
+    int status = 0;
+    std::uint64_t index = 0;
+    json body;
+    std::string text;
+  };
+  Answer Get(const std::string& path, const httplib::Headers& headers = {}) {
+    auto result = http_->Get(path, headers);
+    EXPECT_TRUE(result) << path;
+    if (!result) return {};
+    Answer answer{result->status, 0, json::parse(result->body, nullptr, false), result->body};
+    if (result->has_header("X-Consul-Index")) {
+      answer.index = std::stoull(result->get_header_value("X-Consul-Index"));
+    }
+    return answer;
+  }
+
+  static json Web(const std::string& id, const std::string& ttl = "10s") {
+    return {{"ID", id},
+            {"Name", "web"},
+            {"Tags", {"v1"}},
+            {"Address", "10.0.0.1"},
+            {"Port", 8080},
+            {"Meta", {{"version", "1"}}},
+            {"Check", {{"CheckID", "service:" + id}, {"TTL", ttl}, {"Status", "passing"}}}};
+  }
+
+  std::unique_ptr<ConsulTestServer> server_;
+  std::unique_ptr<httplib::Client> http_;
+};
+
+TEST_F(ConsulTestServerTest, HealthServiceHasTheDocumentedShape) {
+  Register(Web("web-1"));
+  const Answer answer = Get("/v1/health/service/web");
+  ASSERT_EQ(answer.status, 200);
+  ASSERT_EQ(answer.body.size(), 1u);
+  ExpectSameShape(Fixture("health_service.json"), answer.body);
+  const json& entry = answer.body[0];
+  EXPECT_EQ(entry["Service"]["ID"], "web-1");
+  EXPECT_EQ(entry["Node"]["Datacenter"], "dc1");
+  // The node's serfHealth comes first, then the service's own checks.
+  ASSERT_EQ(entry["Checks"].size(), 2u);
+  EXPECT_EQ(entry["Checks"][0]["CheckID"], "serfHealth");
+  EXPECT_EQ(entry["Checks"][1]["CheckID"], "service:web-1");
+  EXPECT_EQ(entry["Checks"][1]["ServiceID"], "web-1");
+  EXPECT_EQ(entry["Checks"][1]["Type"], "ttl");
+}
+
+TEST_F(ConsulTestServerTest, CatalogServicesAndAgentSelfHaveTheDocumentedShape) {
+  Register(Web("web-1"));
+  const Answer services = Get("/v1/catalog/services");
+  // Service name → its tags, like the documented answer.
+  ASSERT_TRUE(services.body.is_object());
+  const json documented = Fixture("catalog_services.json");
+  for (const json* body : {&services.body, &documented}) {
+    for (const auto& [name, tags] : body->items()) {
+      ASSERT_TRUE(tags.is_array()) << name;
+      for (const auto& tag : tags) EXPECT_TRUE(tag.is_string()) << name;
+    }
+  }
+  EXPECT_EQ(services.body["web"], json({"v1"}));
+  ExpectSameShape(Fixture("agent_self.json"), Get("/v1/agent/self").body);
+}
+
+TEST_F(ConsulTestServerTest, UnknownServiceIsAnEmptyListNot404) {
+  const Answer answer = Get("/v1/health/service/nope");
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_EQ(answer.body, json::array());
+  EXPECT_GT(answer.index, 0u);
+}
+
+TEST_F(ConsulTestServerTest, BlockingQueryHoldsUntilAChangeThenAnswersWithAHigherIndex) {
+  Register(Web("web-1"));
+  const std::uint64_t index = Get("/v1/health/service/web").index;
+  auto blocked = std::async(std::launch::async, [&] {
+    httplib::Client client("127.0.0.1", server_->port());
+    client.set_read_timeout(30);
+    auto result = client.Get("/v1/health/service/web?index=" + std::to_string(index) + "&wait=20s");
+    return std::make_pair(std::stoull(result->get_header_value("X-Consul-Index")),
+                          json::parse(result->body));
+  });
+  EXPECT_EQ(blocked.wait_for(milliseconds(300)), std::future_status::timeout);
+  Put("/v1/agent/check/fail/service:web-1?note=boom");
+  ASSERT_EQ(blocked.wait_for(milliseconds(10000)), std::future_status::ready);
+  const auto [new_index, body] = blocked.get();
+  EXPECT_GT(new_index, index);
+  EXPECT_EQ(body[0]["Checks"][1]["Status"], "critical");
+  EXPECT_EQ(body[0]["Checks"][1]["Output"], "boom");
+}
+
+TEST_F(ConsulTestServerTest, BlockingQueryWithoutAChangeAnswersTheSameIndexAfterWait) {
+  const Answer first = Get("/v1/catalog/services");
+  const Answer again =
+      Get("/v1/catalog/services?index=" + std::to_string(first.index) + "&wait=100ms");
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.index, first.index);
+}
+
+TEST_F(ConsulTestServerTest, HealthChangesDoNotMoveTheCatalogServicesIndex) {
+  Register(Web("web-1"));
+  const std::uint64_t catalog_index = Get("/v1/catalog/services").index;
+  const std::uint64_t health_index = Get("/v1/health/service/web").index;
+  Put("/v1/agent/check/warn/service:web-1");
+  EXPECT_EQ(Get("/v1/catalog/services").index, catalog_index);
+  EXPECT_GT(Get("/v1/health/service/web").index, health_index);
+  Register(Web("web-2"));  // a new instance of a known service: the list is unchanged
+  Register(json{{"ID", "db-1"}, {"Name", "db"}});
+  EXPECT_GT(Get("/v1/catalog/services").index, catalog_index);
+}
+
+TEST_F(ConsulTestServerTest, PassingAndTagFiltersDropInstancesLikeConsul) {
+  Register(Web("web-1"));
+  json tagged = Web("web-2");
+  tagged["Tags"] = {"v2"};
+  Register(tagged);
+  Put("/v1/agent/check/fail/service:web-1");
+  EXPECT_EQ(Get("/v1/health/service/web").body.size(), 2u);
+  const Answer passing = Get("/v1/health/service/web?passing");
+  ASSERT_EQ(passing.body.size(), 1u);
+  EXPECT_EQ(passing.body[0]["Service"]["ID"], "web-2");
+  const Answer v1 = Get("/v1/health/service/web?tag=v1");
+  ASSERT_EQ(v1.body.size(), 1u);
+  EXPECT_EQ(v1.body[0]["Service"]["ID"], "web-1");
+}
+
+TEST_F(ConsulTestServerTest, TtlLapseTurnsTheCheckCriticalWithConsulsOutput) {
+  Register(Web("web-1", "100ms"));
+  json check;
+  for (int i = 0; i < 200; ++i) {
+    check = Get("/v1/health/service/web").body[0]["Checks"][1];
+    if (check["Status"] == "critical") break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(check["Status"], "critical");
+  EXPECT_THAT(check["Output"].get<std::string>(), HasSubstr("TTL expired"));
+}
+
+TEST_F(ConsulTestServerTest, ReaperDeregistersAServiceCriticalPastItsLimit) {
+  json body = Web("web-1");
+  body["Check"]["DeregisterCriticalServiceAfter"] = "100ms";  // raised to the 200ms floor
+  Register(body);
+  Put("/v1/agent/check/fail/service:web-1");
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {
+    gone = Get("/v1/health/service/web").body.empty();
+    if (!gone) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_TRUE(gone);
+  EXPECT_FALSE(Get("/v1/catalog/services").body.contains("web"));
+}
+
+TEST_F(ConsulTestServerTest, MaintenanceAddsACriticalMaintenanceCheck) {
+  Register(Web("web-1"));
+  Put("/v1/agent/service/maintenance/web-1?enable=true&reason=deploy");
+  const json checks = Get("/v1/health/service/web").body[0]["Checks"];
+  const auto maintenance = std::find_if(checks.begin(), checks.end(), [](const json& check) {
+    return check["CheckID"] == "_service_maintenance:web-1";
+  });
+  ASSERT_NE(maintenance, checks.end());
+  EXPECT_EQ((*maintenance)["Status"], "critical");
+  EXPECT_EQ((*maintenance)["Notes"], "deploy");
+  Put("/v1/agent/service/maintenance/web-1?enable=false");
+  EXPECT_EQ(Get("/v1/health/service/web").body[0]["Checks"].size(), 2u);
+
+  Put("/v1/agent/maintenance?enable=true&reason=kernel");
+  const json node_checks = Get("/v1/health/service/web").body[0]["Checks"];
+  EXPECT_TRUE(std::any_of(node_checks.begin(), node_checks.end(), [](const json& check) {
+    return check["CheckID"] == "_node_maintenance" && check["Status"] == "critical" &&
+           check["ServiceID"] == "";
+  }));
+}
+
+TEST_F(ConsulTestServerTest, IndexResetGoesBackwardsAndWakesBlockedQueries) {
+  for (int i = 0; i < 5; ++i) Register(Web("web-" + std::to_string(i)));
+  const std::uint64_t index = Get("/v1/health/service/web").index;
+  auto blocked = std::async(std::launch::async, [&] {
+    httplib::Client client("127.0.0.1", server_->port());
+    client.set_read_timeout(30);
+    auto result = client.Get("/v1/health/service/web?index=" + std::to_string(index) + "&wait=20s");
+    return std::stoull(result->get_header_value("X-Consul-Index"));
+  });
+  std::this_thread::sleep_for(milliseconds(100));
+  server_->ResetIndex(2);
+  ASSERT_EQ(blocked.wait_for(milliseconds(10000)), std::future_status::ready);
+  EXPECT_LT(blocked.get(), index);
+}
+
+TEST_F(ConsulTestServerTest, FaultsAnswerLikeAnUnhealthyCluster) {
+  server_->FailNext(1, 500, "No cluster leader", "/v1/health/");
+  const Answer failed = Get("/v1/health/service/web");
+  EXPECT_EQ(failed.status, 500);
+  EXPECT_EQ(failed.text, "No cluster leader");
+  EXPECT_EQ(Get("/v1/health/service/web").status, 200);
+
+  server_->MalformedNext(1);
+  EXPECT_TRUE(Get("/v1/health/service/web").body.is_discarded());
+  EXPECT_TRUE(Get("/v1/health/service/web").body.is_array());
+}
+
+TEST_F(ConsulTestServerTest, StopAndStartServeTheSameDataOnTheSamePort) {
+  Register(Web("web-1"));
+  const int port = server_->port();
+  server_->Stop();
+  EXPECT_FALSE(http_->Get("/v1/health/service/web"));
+  ASSERT_EQ(server_->Start(), port);
+  EXPECT_EQ(Get("/v1/health/service/web").body.size(), 1u);
+}
+
+TEST_F(ConsulTestServerTest, DeregisteringAnUnknownServiceIs404) {
+  auto result = http_->Put("/v1/agent/service/deregister/nope", "", "application/json");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 404);
+  EXPECT_THAT(result->body, HasSubstr("nope"));
+}
+
+TEST(ConsulTestServerAcl, MissingAndWrongTokensAreRefusedWithConsulsTexts) {
+  ConsulTestServerOptions options;
+  options.acl_token = "s3cret";
+  ConsulTestServer server(options);
+  ASSERT_NE(server.Start(), 0);
+  httplib::Client http("127.0.0.1", server.port());
+  auto missing = http.Get("/v1/catalog/services");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 403);
+  EXPECT_THAT(missing->body, HasSubstr("Permission denied"));
+  auto wrong = http.Get("/v1/catalog/services", {{"X-Consul-Token", "nope"}});
+  EXPECT_EQ(wrong->status, 403);
+  EXPECT_THAT(wrong->body, HasSubstr("ACL not found"));
+  EXPECT_EQ(http.Get("/v1/catalog/services", {{"X-Consul-Token", "s3cret"}})->status, 200);
+  EXPECT_EQ(http.Get("/v1/catalog/services", {{"Authorization", "Bearer s3cret"}})->status, 200);
+}
+
+}  // namespace
+}  // namespace hb::testing

@@ -1,4 +1,4 @@
-if(NOT HB_BUILD_TESTS)
+if(NOT HB_BUILD_TESTS AND NOT HB_FUZZ)
   return()
 endif()
 enable_testing()

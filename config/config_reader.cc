@@ -246,7 +246,12 @@ YAML::Node ConfigReader::Raw(std::string_view key) {
 void ConfigReader::Finish() {
   if (!present()) return;
   for (const auto& entry : node_) {
-    const std::string key = entry.first.as<std::string>();
+    if (!entry.first.IsScalar()) {
+      errors_.Add(path_.empty() ? "(top level)" : path_,
+                  "expected plain keys, got a list or map as a key");
+      continue;
+    }
+    const std::string key = entry.first.Scalar();
     if (known_.contains(key)) continue;
     std::string message = "unknown key";
     std::string best;

@@ -132,6 +132,14 @@ StatusOr<HealthAnswer> ParseHealthService(std::string_view body) {
     instance.port = fields.Int(*service, path + ".Service", "Port");
     instance.tags = fields.Strings(*service, path + ".Service", "Tags");
     instance.meta = fields.StringMap(*service, path + ".Service", "Meta");
+    // The names key every event and every saved instance; Consul never
+    // sends them empty, so an empty one is a broken answer.
+    for (const auto& [value, field] :
+         {std::pair{&instance.node, ".Node.Node"}, std::pair{&instance.id, ".Service.ID"},
+          std::pair{&instance.service, ".Service.Service"}}) {
+      if (fields.ok() && value->empty()) error = path + field + ": expected a non-empty string";
+    }
+    if (!fields.ok()) break;
 
     const json* checks = fields.Member(entry, path, "Checks", false);
     if (checks != nullptr && !checks->is_array())
@@ -180,6 +188,7 @@ StatusOr<CatalogServices> ParseCatalogServices(std::string_view body) {
   Fields fields(error);
   CatalogServices services;
   for (const auto& [name, tags] : root->items()) {
+    if (name.empty()) return Status::InvalidArgument("catalog answer: empty service name");
     services.emplace(name, fields.Strings(*root, "", name.c_str()));
     if (!fields.ok()) return Status::InvalidArgument("catalog answer: " + error.substr(1));
   }

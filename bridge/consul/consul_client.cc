@@ -13,21 +13,6 @@
 namespace hb {
 namespace {
 
-std::string UrlEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    }
-  }
-  return out;
-}
-
 // "55s" as Consul's ?wait= expects; whole seconds unless shorter.
 std::string WaitParam(std::chrono::milliseconds wait) {
   if (wait.count() % 1000 == 0) return std::to_string(wait.count() / 1000) + "s";
@@ -48,6 +33,21 @@ std::string_view OutcomeOf(const HttpResponse& response) {
 }
 
 }  // namespace
+
+std::string PercentEncode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
+}
 
 std::string_view EndpointLabel(std::string_view path) {
   if (path.starts_with("/v1/catalog/services")) return "catalog_services";
@@ -236,7 +236,7 @@ HttpRequest ConsulClient::BuildRequest(
     url += name;
     if (!value.empty()) {
       url += '=';
-      url += UrlEncode(value);
+      url += PercentEncode(value);
     }
     separator = '&';
   };

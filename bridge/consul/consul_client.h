@@ -135,6 +135,10 @@ class BlockingQuery {
   std::shared_ptr<State> state_;
 };
 
+// Percent-encodes everything but RFC 3986's unreserved characters, for a
+// query value or a path segment (a service name with a space or a slash).
+std::string PercentEncode(std::string_view text);
+
 // Maps an HTTP answer that is not 2xx to the Status the query reports.
 Status StatusFromHttp(long status, std::string_view body);
 

@@ -1,10 +1,14 @@
 #include "bridge/consul/event_loop.h"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <future>
+#include <stdexcept>
 
 namespace hb {
 namespace {
@@ -62,10 +66,22 @@ struct EventLoop::Transfer {
 
 EventLoop::EventLoop() {
   GlobalInitOnce();
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) throw std::runtime_error("event loop: epoll/eventfd failed");
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.fd = wake_fd_;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake);
+
   multi_ = curl_multi_init();
   // Many blocking queries to one Consul agent: reuse connections, never
   // pipeline (a held long-poll would block the requests queued behind it).
   curl_multi_setopt(Multi(multi_), CURLMOPT_MAXCONNECTS, 0L);
+  curl_multi_setopt(Multi(multi_), CURLMOPT_SOCKETFUNCTION, &EventLoop::OnCurlSocket);
+  curl_multi_setopt(Multi(multi_), CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(Multi(multi_), CURLMOPT_TIMERFUNCTION, &EventLoop::OnCurlTimer);
+  curl_multi_setopt(Multi(multi_), CURLMOPT_TIMERDATA, this);
   std::promise<void> started;
   thread_ = std::thread([this, &started] {
     thread_id_ = std::this_thread::get_id();
@@ -80,12 +96,45 @@ EventLoop::~EventLoop() {
     std::lock_guard lock(mutex_);
     stop_ = true;
   }
-  curl_multi_wakeup(Multi(multi_));
+  Wake();
   thread_.join();
   for (auto& [id, transfer] : transfers_)
     curl_multi_remove_handle(Multi(multi_), transfer->easy.get());
   transfers_.clear();
   curl_multi_cleanup(Multi(multi_));
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+int EventLoop::OnCurlSocket(void* /*easy*/, int fd, int what, void* loop, void* /*socket_data*/) {
+  auto* self = static_cast<EventLoop*>(loop);
+  if (what == CURL_POLL_REMOVE) {
+    ::epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);  // may be closed already
+    return 0;
+  }
+  epoll_event event{};
+  event.data.fd = fd;
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) event.events |= EPOLLIN;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) event.events |= EPOLLOUT;
+  if (::epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, fd, &event) != 0) {
+    ::epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, fd, &event);
+  }
+  return 0;
+}
+
+int EventLoop::OnCurlTimer(void* /*multi*/, long timeout_ms, void* loop) {
+  auto* self = static_cast<EventLoop*>(loop);
+  if (timeout_ms < 0) {
+    self->curl_deadline_.reset();
+  } else {
+    self->curl_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  }
+  return 0;
+}
+
+void EventLoop::Wake() {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t written = ::write(wake_fd_, &one, sizeof(one));
 }
 
 void EventLoop::Post(std::function<void()> task) {
@@ -93,7 +142,7 @@ void EventLoop::Post(std::function<void()> task) {
     std::lock_guard lock(mutex_);
     tasks_.push_back(std::move(task));
   }
-  curl_multi_wakeup(Multi(multi_));
+  if (!InLoopThread()) Wake();
 }
 
 EventLoop::TimerId EventLoop::RunAt(SteadyTime when, std::function<void()> task) {
@@ -104,7 +153,7 @@ EventLoop::TimerId EventLoop::RunAt(SteadyTime when, std::function<void()> task)
     timer_order_.emplace(when, id);
     timers_.emplace(id, std::move(task));
   }
-  if (!InLoopThread()) curl_multi_wakeup(Multi(multi_));
+  if (!InLoopThread()) Wake();
   return id;
 }
 
@@ -176,6 +225,9 @@ void EventLoop::CancelTransfer(TransferId id) {
 }
 
 void EventLoop::Run() {
+  constexpr int kMaxEvents = 256;
+  epoll_event events[kMaxEvents];
+  int running = 0;
   while (true) {
     std::deque<std::function<void()>> tasks;
     {
@@ -185,11 +237,29 @@ void EventLoop::Run() {
     }
     for (auto& task : tasks) task();
     RunDueTimers();
-    int running = 0;
-    curl_multi_perform(Multi(multi_), &running);
+    if (curl_deadline_ && *curl_deadline_ <= std::chrono::steady_clock::now()) {
+      curl_deadline_.reset();
+      curl_multi_socket_action(Multi(multi_), CURL_SOCKET_TIMEOUT, 0, &running);
+    }
     CompleteTransfers();
-    const int timeout_ms = static_cast<int>(NextTimeout().count());
-    curl_multi_poll(Multi(multi_), nullptr, 0, timeout_ms, nullptr);
+
+    const int ready =
+        ::epoll_wait(epoll_fd_, events, kMaxEvents, static_cast<int>(NextTimeout().count()));
+    for (int i = 0; i < ready; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        std::uint64_t count;
+        while (::read(wake_fd_, &count, sizeof(count)) > 0) {
+        }
+        continue;
+      }
+      int mask = 0;
+      if (events[i].events & EPOLLIN) mask |= CURL_CSELECT_IN;
+      if (events[i].events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+      if (events[i].events & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(Multi(multi_), fd, mask, &running);
+    }
+    CompleteTransfers();
   }
 }
 
@@ -237,18 +307,20 @@ void EventLoop::CompleteTransfers() {
 }
 
 std::chrono::milliseconds EventLoop::NextTimeout() {
-  long curl_ms = -1;
-  curl_multi_timeout(Multi(multi_), &curl_ms);
-  std::chrono::milliseconds timeout(curl_ms < 0 ? 1000 : std::min(curl_ms, 1000L));
+  using std::chrono::milliseconds;
+  const SteadyTime now = std::chrono::steady_clock::now();
+  // Round up, or a deadline 0.4 ms away would spin.
+  auto until = [now](SteadyTime when) {
+    if (when <= now) return milliseconds(0);
+    return std::chrono::duration_cast<milliseconds>(when - now) + milliseconds(1);
+  };
+  // Nothing is lost by sleeping longer; the cap only bounds the damage of a
+  // wakeup that never comes.
+  milliseconds timeout(1000);
+  if (curl_deadline_) timeout = std::min(timeout, until(*curl_deadline_));
   std::lock_guard lock(mutex_);
-  if (!tasks_.empty()) return std::chrono::milliseconds(0);
-  if (!timer_order_.empty()) {
-    const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
-        timer_order_.begin()->first - std::chrono::steady_clock::now());
-    // Round up, or a timer due in 0.4 ms would spin.
-    timeout = std::min(
-        timeout, std::max(std::chrono::milliseconds(0), until + std::chrono::milliseconds(1)));
-  }
+  if (!tasks_.empty()) return milliseconds(0);
+  if (!timer_order_.empty()) timeout = std::min(timeout, until(timer_order_.begin()->first));
   return timeout;
 }
 

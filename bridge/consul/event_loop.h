@@ -2,7 +2,10 @@
 
 // One thread that drives libcurl's multi interface, timers and posted tasks,
 // so thousands of concurrent blocking queries share one thread and a pool of
-// keep-alive connections.
+// keep-alive connections. It uses curl's socket-action API over epoll: an
+// answer on one connection costs work for that transfer only, where
+// curl_multi_perform() would check every held long-poll (one poll() per
+// transfer) on each wakeup.
 
 #include <chrono>
 #include <cstdint>
@@ -11,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,12 +81,20 @@ class EventLoop {
  private:
   struct Transfer;
 
+  // curl's CURLMOPT_SOCKETFUNCTION and CURLMOPT_TIMERFUNCTION (CURL and
+  // CURLM are void in curl.h; curl_socket_t is int).
+  static int OnCurlSocket(void* easy, int fd, int what, void* loop, void* socket_data);
+  static int OnCurlTimer(void* multi, long timeout_ms, void* loop);
+
   void Run();
+  void Wake();
   void RunDueTimers();
   void CompleteTransfers();
   std::chrono::milliseconds NextTimeout();
 
-  void* multi_;  // CURLM*, owned
+  void* multi_;        // CURLM*, owned
+  int epoll_fd_ = -1;  // owned
+  int wake_fd_ = -1;   // eventfd, owned: Post() and RunAt() from other threads
   std::thread thread_;
   std::thread::id thread_id_;
 
@@ -94,6 +106,7 @@ class EventLoop {
   TimerId next_timer_ = 1;                           // GUARDED_BY(mutex_)
 
   // Loop thread only.
+  std::optional<SteadyTime> curl_deadline_;  // curl's next timeout, if any
   std::map<TransferId, std::unique_ptr<Transfer>> transfers_;
   TransferId next_transfer_ = 1;
 };

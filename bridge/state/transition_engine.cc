@@ -210,10 +210,7 @@ std::vector<Event> TransitionEngine::Apply(ServiceSnapshot snapshot) {
 void TransitionEngine::Evaluate(ServiceState& service, InstanceState& state, Emitter& emit) {
   const bool up = IsUp(state.status);
   if (up == state.reported_up) {
-    if (state.pending) {
-      state.pending = false;
-      --service.pending_count;
-    }
+    SetPending(service, state, false);
     if (!state.reported_status) {
       state.reported_status = state.status;
     } else if (*state.reported_status != state.status) {
@@ -224,8 +221,7 @@ void TransitionEngine::Evaluate(ServiceState& service, InstanceState& state, Emi
     return;
   }
   if (!state.pending) {
-    state.pending = true;
-    ++service.pending_count;
+    SetPending(service, state, true);
     state.pending_since = clock_.Now();
     state.pending_index = state.index;
     state.pending_observed_at = state.observed_at;
@@ -233,8 +229,7 @@ void TransitionEngine::Evaluate(ServiceState& service, InstanceState& state, Emi
   const auto delay = up ? options_.up_after : options_.down_after;
   if (!emit.undamped && clock_.Now() - state.pending_since < delay) return;
 
-  state.pending = false;
-  --service.pending_count;
+  SetPending(service, state, false);
   emit.AddInstance(up ? EventType::kInstanceUp : EventType::kInstanceDown, service, state,
                    state.pending_index, state.pending_observed_at, state.reported_status);
   if (!up) emit.out.back().reason = ReasonFor(state.status);
@@ -246,7 +241,7 @@ void TransitionEngine::Evaluate(ServiceState& service, InstanceState& state, Emi
 
 void TransitionEngine::Deregister(ServiceState& service, InstanceState& state, std::uint64_t index,
                                   Emitter& emit) {
-  if (state.pending) --service.pending_count;
+  SetPending(service, state, false);
   if (state.reported_up) {
     emit.AddInstance(EventType::kInstanceDown, service, state, index, state.observed_at,
                      state.reported_status);
@@ -295,8 +290,21 @@ std::vector<Event> TransitionEngine::ServiceGone(std::string_view datacenter,
   return events;
 }
 
+void TransitionEngine::SetPending(ServiceState& service, InstanceState& state, bool pending) {
+  if (state.pending == pending) return;
+  state.pending = pending;
+  if (pending) {
+    ++service.pending_count;
+    ++pending_total_;
+  } else {
+    --service.pending_count;
+    --pending_total_;
+  }
+}
+
 std::vector<Event> TransitionEngine::Tick() {
   std::vector<Event> events;
+  if (pending_total_ == 0) return events;
   Emitter emit{events, clock_.WallNow()};
   for (auto& [service_key, service] : services_) {
     if (service->pending_count == 0) continue;
@@ -320,6 +328,7 @@ std::vector<Event> TransitionEngine::Tick() {
 
 std::optional<SteadyTime> TransitionEngine::NextDeadline() const {
   std::optional<SteadyTime> earliest;
+  if (pending_total_ == 0) return earliest;
   for (const auto& [service_key, service] : services_) {
     if (service->pending_count == 0) continue;
     for (const auto& [key, state] : service->instances) {

@@ -111,6 +111,7 @@ class TransitionEngine {
   void EmitServiceChange(ServiceState& service, std::uint64_t index, SteadyTime observed_at,
                          Emitter& emit);
   bool IsUp(HealthStatus status) const;
+  void SetPending(ServiceState& service, InstanceState& state, bool pending);
 
   EngineOptions options_;
   const Clock& clock_;
@@ -119,6 +120,10 @@ class TransitionEngine {
   // Keyed by "<dc>\n<service>"; std::map keeps Instances() and state files
   // in a stable order.
   std::map<std::string, std::unique_ptr<ServiceState>, std::less<>> services_;
+  // Instances waiting out dampening, over all services: Tick() and
+  // NextDeadline() run after every answer and must not walk thousands of
+  // services when nothing waits (the default, no dampening).
+  std::size_t pending_total_ = 0;
 };
 
 }  // namespace hb

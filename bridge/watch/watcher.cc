@@ -147,6 +147,7 @@ Status Watcher::OnCatalog(const QueryAnswer& answer) {
     // Left the catalog or the filter: its instances deregister now rather
     // than when the (possibly long) health wait would have noticed.
     const std::string service = it->first;
+    if (!it->second->synced) --unsynced_services_;
     it = services_.erase(it);
     spdlog::info("service {} left the catalog or the filter; no longer watched", service);
     Publish(engine_->ServiceGone(datacenter_, service, answer.meta.index));
@@ -168,10 +169,11 @@ void Watcher::StartServiceWatch(const std::string& service) {
   // Deliberately no ?passing: critical and maintenance instances must stay
   // in the answer, or they vanish without a reason (the go-kratos gap).
   watch->query = client_.Watch(
-      "/v1/health/service/" + service, {},
+      "/v1/health/service/" + PercentEncode(service), {},
       [this, service](const QueryAnswer& answer) { return OnHealth(service, answer); },
       [this](const Status& error) { OnError(error); });
   services_.emplace(service, std::move(watch));
+  ++unsynced_services_;
 }
 
 Status Watcher::OnHealth(const std::string& service, const QueryAnswer& answer) {
@@ -192,7 +194,10 @@ Status Watcher::OnHealth(const std::string& service, const QueryAnswer& answer) 
   // Every answer is diffed on its own (consul-semantics #18): collapsing
   // answers would hide flaps.
   Publish(engine_->Apply(std::move(snapshot)));
-  it->second->synced = true;
+  if (!it->second->synced) {
+    it->second->synced = true;
+    --unsynced_services_;
+  }
   MaybeCompleteInitialSync();
   ScheduleTick();
   return Status::Ok();
@@ -203,10 +208,7 @@ void Watcher::MaybeCompleteInitialSync() {
     std::lock_guard lock(state_mutex_);
     if (state_.initial_sync_done) return;
   }
-  if (!catalog_seen_) return;
-  for (const auto& [service, watch] : services_) {
-    if (!watch->synced) return;
-  }
+  if (!catalog_seen_ || unsynced_services_ > 0) return;
   Publish(engine_->CompleteInitialSync());
   std::lock_guard lock(state_mutex_);
   state_.initial_sync_done = true;

@@ -107,6 +107,7 @@ class Watcher {
   std::unique_ptr<BlockingQuery> catalog_query_;
   bool catalog_seen_ = false;
   std::map<std::string, std::unique_ptr<ServiceWatch>, std::less<>> services_;
+  std::size_t unsynced_services_ = 0;  // watched, no complete answer yet
   std::optional<SteadyTime> tick_deadline_;
   std::optional<EventLoop::TimerId> tick_timer_;
   std::optional<EventLoop::TimerId> agent_retry_timer_;

@@ -256,6 +256,14 @@ TEST_F(WatchTest, NewServiceAppearingEmitsRegisteredAndUp) {
   EXPECT_TRUE(WaitUntil([&] { return watcher_->State().watched_services == 2; }));
 }
 
+TEST_F(WatchTest, ServiceNamesThatNeedEncodingInAUrlAreWatched) {
+  RegisterKratos("legacy-1", "legacy billing");
+  StartWatching();
+  Heartbeat("legacy-1", "critical");
+  EXPECT_THAT(events_.Next(2),
+              ElementsAre("instance.down legacy-1 critical", "service.down legacy billing"));
+}
+
 TEST_F(WatchTest, IndexResetStillReportsLaterChangesWithoutSpuriousEvents) {
   RegisterKratos("payments-1");
   RegisterKratos("payments-2");

@@ -72,7 +72,7 @@ ConsulTestServer::~ConsulTestServer() {
     std::lock_guard lock(mutex_);
     background_stop_ = true;
   }
-  changed_.notify_all();
+  background_wake_.notify_all();
   background_.join();
   if (refuse_.joinable()) refuse_.join();
 }
@@ -90,6 +90,9 @@ int ConsulTestServer::Start() {
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // NOLINT
   server_->set_keep_alive_max_count(1000000);
   server_->set_keep_alive_timeout(600);
+  // Go, and so Consul, sets TCP_NODELAY; without it Nagle holds the body
+  // behind the headers until the client's delayed ACK, 40 ms later.
+  server_->set_tcp_nodelay(true);
   ServeRoutes();
   const int wanted = port_ != 0 ? port_.load() : options_.port;
   port_ = BindWithDeepBacklog(*server_, options_.host, wanted);
@@ -108,14 +111,30 @@ void ConsulTestServer::Stop() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
     ++generation_;
+    WakeAllLocked();
   }
-  changed_.notify_all();
   server_->stop();
   listener_.join();
   server_.reset();
 }
 
-void ConsulTestServer::Notify() { changed_.notify_all(); }
+void ConsulTestServer::Notify() {
+  std::lock_guard lock(mutex_);
+  WakeChangedLocked();
+}
+
+void ConsulTestServer::WakeChangedLocked() {
+  for (auto& [key, endpoint] : watched_) {
+    const std::uint64_t index = endpoint->index_of();
+    if (index == endpoint->notified_index) continue;
+    endpoint->notified_index = index;
+    endpoint->changed.notify_all();
+  }
+}
+
+void ConsulTestServer::WakeAllLocked() {
+  for (auto& [key, endpoint] : watched_) endpoint->changed.notify_all();
+}
 
 std::string ConsulTestServer::RegisterService(const json& registration) {
   std::string error;
@@ -182,6 +201,13 @@ bool ConsulTestServer::SetSerfHealth(const std::string& node, const std::string&
   return found;
 }
 
+std::optional<std::chrono::steady_clock::time_point> ConsulTestServer::CriticalSince(
+    const std::string& check_id) {
+  std::lock_guard lock(mutex_);
+  const TestCheck* check = catalog_.FindCheck(options_.node, check_id);
+  return check == nullptr ? std::nullopt : check->critical_since;
+}
+
 std::uint64_t ConsulTestServer::Index() {
   std::lock_guard lock(mutex_);
   return catalog_.index();
@@ -216,8 +242,8 @@ void ConsulTestServer::ResetIndex(std::uint64_t to) {
     catalog_.ResetIndex(to);
     // A restore replaces the state store, which wakes every blocking query.
     ++generation_;
+    WakeAllLocked();
   }
-  Notify();
 }
 
 void ConsulTestServer::SetKnownLeader(bool known) {
@@ -250,13 +276,13 @@ void ConsulTestServer::Background() {
       next_reap = now + options_.reap_interval;
     }
     auto probes = catalog_.DueProbes(now);
-    if (changed) changed_.notify_all();
+    if (changed) WakeChangedLocked();
     if (!probes.empty()) {
       lock.unlock();
       RunProbes(probes);
       lock.lock();
     }
-    changed_.wait_for(lock, std::chrono::milliseconds(20));
+    background_wake_.wait_for(lock, std::chrono::milliseconds(20));
   }
 }
 
@@ -302,7 +328,7 @@ void ConsulTestServer::RunProbes(const std::vector<TestCatalog::Probe>& probes) 
     // Probed checks live on the local node (agent-registered).
     catalog_.UpdateCheck(options_.node, probe.check_id, status, output,
                          std::chrono::steady_clock::now());
-    changed_.notify_all();
+    WakeChangedLocked();
   }
 }
 
@@ -353,7 +379,7 @@ void ConsulTestServer::ServeRoutes() {
 
   // A blocking read: hold until the endpoint's index passes ?index, the
   // wait (+ up to wait/16 jitter) elapses, or a restore/stop wakes it.
-  auto blocking = [this](const Request& request, Response& response,
+  auto blocking = [this](const Request& request, Response& response, const std::string& endpoint,
                          const std::function<std::uint64_t()>& index_of,
                          const std::function<json()>& body_of, bool may_be_malformed) {
     std::unique_lock lock(mutex_);
@@ -370,9 +396,17 @@ void ConsulTestServer::ServeRoutes() {
               ? static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(wait.count() / 16))
               : 0);
       const std::uint64_t generation = generation_;
-      changed_.wait_until(lock, std::chrono::steady_clock::now() + wait + jitter, [&] {
+      auto& watched = watched_[endpoint];
+      if (!watched) {
+        watched = std::make_unique<WatchedEndpoint>();
+        watched->index_of = index_of;
+        watched->notified_index = index_of();
+      }
+      ++watched->waiters;
+      watched->changed.wait_until(lock, std::chrono::steady_clock::now() + wait + jitter, [&] {
         return index_of() > wanted || generation_ != generation || stopping_;
       });
+      if (--watched->waiters == 0) watched_.erase(endpoint);
     }
     std::string body = body_of().dump();
     if (may_be_malformed && malformed_count_ > 0) {
@@ -387,7 +421,7 @@ void ConsulTestServer::ServeRoutes() {
 
   server.Get("/v1/catalog/services", [this, blocking](const Request& request, Response& response) {
     blocking(
-        request, response, [this] { return catalog_.CatalogServicesIndex(); },
+        request, response, "catalog", [this] { return catalog_.CatalogServicesIndex(); },
         [this] { return catalog_.CatalogServices(); }, false);
   });
   server.Get(R"(/v1/health/service/(.+))", [this, blocking](const Request& request,
@@ -401,14 +435,15 @@ void ConsulTestServer::ServeRoutes() {
       tags.push_back(request.get_param_value("tag", i));
     }
     blocking(
-        request, response, [this, name] { return catalog_.HealthServiceIndex(name); },
+        request, response, "health/" + name,
+        [this, name] { return catalog_.HealthServiceIndex(name); },
         [this, name, passing, tags] { return catalog_.HealthService(name, passing, tags); }, true);
   });
   server.Get(R"(/v1/health/state/(any|passing|warning|critical))",
              [this, blocking](const Request& request, Response& response) {
                const std::string state = request.matches[1];
                blocking(
-                   request, response, [this] { return catalog_.ChecksIndex(); },
+                   request, response, "checks", [this] { return catalog_.ChecksIndex(); },
                    [this, state] { return catalog_.HealthState(state); }, false);
              });
   server.Get("/v1/status/leader", [this](const Request&, Response& response) {

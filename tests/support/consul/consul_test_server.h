@@ -11,9 +11,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -72,6 +74,9 @@ class ConsulTestServer {
   // Agent death on `node`: its serfHealth check turns `status`.
   bool SetSerfHealth(const std::string& node, const std::string& status);
   std::uint64_t Index();
+  // When the local agent's check turned critical (TTL lapse included), for
+  // measuring how long the bridge takes to report it.
+  std::optional<std::chrono::steady_clock::time_point> CriticalSince(const std::string& check_id);
 
   // Faults.
   // The next `count` requests (whose path starts with `prefix`) fail.
@@ -93,27 +98,42 @@ class ConsulTestServer {
 
  private:
   void ServeRoutes();
+  // Wakes the blocked readers whose endpoint index moved.
   void Notify();
+  void WakeChangedLocked();  // mutex_ held
+  void WakeAllLocked();      // mutex_ held: a restore or stop
   void Background();
   void RunProbes(const std::vector<TestCatalog::Probe>& probes);
 
   const ConsulTestServerOptions options_;
   std::atomic<int> port_{0};
 
+  // Blocked readers of one endpoint (catalog, one service's health) share a
+  // condition variable woken only when that endpoint's index moves, like
+  // Consul's per-watch channels: one change must not wake every held
+  // long-poll, or thousands of them turn each change into a stampede.
+  struct WatchedEndpoint {
+    std::condition_variable changed;
+    std::function<std::uint64_t()> index_of;
+    std::uint64_t notified_index = 0;
+    int waiters = 0;
+  };
+
   std::mutex mutex_;
-  std::condition_variable changed_;
-  TestCatalog catalog_;                        // GUARDED_BY(mutex_)
-  bool stopping_ = false;                      // GUARDED_BY(mutex_)
-  bool known_leader_ = true;                   // GUARDED_BY(mutex_)
-  int fail_count_ = 0;                         // GUARDED_BY(mutex_)
-  int fail_status_ = 500;                      // GUARDED_BY(mutex_)
-  std::string fail_body_;                      // GUARDED_BY(mutex_)
-  std::string fail_prefix_;                    // GUARDED_BY(mutex_)
-  int malformed_count_ = 0;                    // GUARDED_BY(mutex_)
-  int drop_count_ = 0;                         // GUARDED_BY(mutex_)
-  std::chrono::milliseconds latency_{0};       // GUARDED_BY(mutex_)
-  std::map<std::string, int> request_counts_;  // GUARDED_BY(mutex_)
-  std::uint64_t generation_ = 0;               // GUARDED_BY(mutex_); bumps on Stop()
+  std::condition_variable background_wake_;
+  std::map<std::string, std::unique_ptr<WatchedEndpoint>> watched_;  // GUARDED_BY(mutex_)
+  TestCatalog catalog_;                                              // GUARDED_BY(mutex_)
+  bool stopping_ = false;                                            // GUARDED_BY(mutex_)
+  bool known_leader_ = true;                                         // GUARDED_BY(mutex_)
+  int fail_count_ = 0;                                               // GUARDED_BY(mutex_)
+  int fail_status_ = 500;                                            // GUARDED_BY(mutex_)
+  std::string fail_body_;                                            // GUARDED_BY(mutex_)
+  std::string fail_prefix_;                                          // GUARDED_BY(mutex_)
+  int malformed_count_ = 0;                                          // GUARDED_BY(mutex_)
+  int drop_count_ = 0;                                               // GUARDED_BY(mutex_)
+  std::chrono::milliseconds latency_{0};                             // GUARDED_BY(mutex_)
+  std::map<std::string, int> request_counts_;                        // GUARDED_BY(mutex_)
+  std::uint64_t generation_ = 0;  // GUARDED_BY(mutex_); bumps on Stop()
 
   std::mutex server_mutex_;  // serializes Start/Stop
   std::unique_ptr<httplib::Server> server_;

@@ -100,6 +100,8 @@ std::string TestCatalog::RegisterService(const std::string& node, const json& bo
                             existing->second.name != service.name;
   service.create_index = existing == services_.end() ? index : existing->second.create_index;
   service.modify_index = index;
+  if (existing != services_.end()) --instance_counts_[existing->second.name];
+  ++instance_counts_[service.name];
   services_[key] = service;
   if (tags_changed) services_index_ = index;
   TouchService(service.name, index);
@@ -199,6 +201,7 @@ void TestCatalog::RemoveService(const std::string& node, const std::string& id) 
   if (it == services_.end()) return;
   const std::uint64_t index = Bump();
   const std::string name = it->second.name;
+  --instance_counts_[name];
   services_.erase(it);
   std::erase_if(checks_, [&](const auto& entry) {
     return entry.second.node == node && entry.second.service_id == id;
@@ -296,6 +299,12 @@ void TestCatalog::SetNodeMaintenance(const std::string& node, bool enable,
 bool TestCatalog::SetNodeCheck(const std::string& node, const std::string& check_id,
                                const std::string& status, const std::string& output, TestTime now) {
   return UpdateCheck(node, check_id, status, output, now);
+}
+
+const TestCheck* TestCatalog::FindCheck(const std::string& node,
+                                        const std::string& check_id) const {
+  auto it = checks_.find(Key(node, check_id));
+  return it == checks_.end() ? nullptr : &it->second;
 }
 
 bool TestCatalog::ExpireTtls(TestTime now) {
@@ -456,8 +465,8 @@ json TestCatalog::HealthService(const std::string& name, bool passing_only,
 std::uint64_t TestCatalog::HealthServiceIndex(const std::string& name) const {
   auto it = service_index_.find(name);
   const std::uint64_t own = it == service_index_.end() ? 0 : it->second;
-  const bool exists = std::any_of(services_.begin(), services_.end(),
-                                  [&](const auto& entry) { return entry.second.name == name; });
+  const auto count = instance_counts_.find(name);
+  const bool exists = count != instance_counts_.end() && count->second > 0;
   // A service without instances answers with the services table's index,
   // so its watch wakes on any catalog write (as real Consul does).
   return exists ? std::max<std::uint64_t>(own, 1) : std::max(own, services_index_);

@@ -114,6 +114,7 @@ class TestCatalog {
   std::uint64_t ChecksIndex() const { return checks_index_; }
 
   const std::string& datacenter() const { return datacenter_; }
+  const TestCheck* FindCheck(const std::string& node, const std::string& check_id) const;
 
  private:
   std::uint64_t Bump();
@@ -134,6 +135,7 @@ class TestCatalog {
   std::map<std::string, std::uint64_t> service_index_;  // by service name
   std::map<std::string, TestNode> nodes_;
   std::map<std::string, TestService> services_;  // key: node + "/" + id
+  std::map<std::string, int> instance_counts_;   // by service name: index reads stay cheap
   std::map<std::string, TestCheck> checks_;      // key: node + "/" + check id
 };
 

@@ -71,8 +71,14 @@ ChildProcess::ChildProcess(const std::filesystem::path& program,
   const std::string out = (directory_ / "stdout").string();
   const std::string err = (directory_ / "stderr").string();
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  int pipe_ends[2] = {-1, -1};
+  if (options.pipe_stdout) {
+    if (::pipe2(pipe_ends, O_CLOEXEC) != 0) std::abort();
+    posix_spawn_file_actions_adddup2(&actions, pipe_ends[1], STDOUT_FILENO);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  }
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (!options.working_directory.empty()) {
@@ -90,6 +96,10 @@ ChildProcess::ChildProcess(const std::filesystem::path& program,
   posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   if (error != 0) std::abort();
+  if (options.pipe_stdout) {
+    ::close(pipe_ends[1]);
+    stdout_pipe_ = pipe_ends[0];
+  }
 }
 
 ChildProcess::~ChildProcess() {
@@ -97,6 +107,7 @@ ChildProcess::~ChildProcess() {
     Signal(SIGKILL);
     Wait(std::chrono::seconds(10));
   }
+  if (stdout_pipe_ >= 0) ::close(stdout_pipe_);
   std::error_code ignored;
   std::filesystem::remove_all(directory_, ignored);
 }

@@ -21,6 +21,9 @@ class ChildProcess {
     // Set or, with std::nullopt, removed; the rest is inherited.
     std::map<std::string, std::optional<std::string>> env;
     std::filesystem::path working_directory;  // Default: inherited
+    // stdout goes to a pipe (stdout_pipe()) instead of a file, for readers
+    // that timestamp each line as it is written. Default: false.
+    bool pipe_stdout = false;
   };
 
   // Starts `program` with `args`; stdout and stderr go to temporary files
@@ -35,6 +38,8 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   pid_t pid() const { return pid_; }
+  // The read end of the child's stdout with Options::pipe_stdout, else -1.
+  int stdout_pipe() const { return stdout_pipe_; }
   void Signal(int signal);
   // The exit code (128 + signal when killed by one), or nullopt on timeout.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
@@ -48,6 +53,7 @@ class ChildProcess {
 
  private:
   pid_t pid_ = -1;
+  int stdout_pipe_ = -1;
   std::optional<int> exit_code_;
   std::filesystem::path directory_;
 };

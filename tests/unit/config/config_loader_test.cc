@@ -179,6 +179,13 @@ TEST_F(ConfigTest, UnknownTopLevelKeyGetsASuggestion) {
   EXPECT_THAT(Load("completely_else: 1\n").errors, ElementsAre("completely_else: unknown key"));
 }
 
+TEST_F(ConfigTest, AListOrMapAsAKeyIsAnErrorNotACrash) {  // found by config_fuzz
+  EXPECT_THAT(Load("consul:\n  ? [a, b]\n  : x\n").errors,
+              ElementsAre("consul: expected plain keys, got a list or map as a key"));
+  EXPECT_THAT(Load("? {a: 1}\n: x\n").errors,
+              ElementsAre("(top level): expected plain keys, got a list or map as a key"));
+}
+
 TEST_F(ConfigTest, YamlSyntaxErrorNamesTheLine) {
   auto result = Load("consul:\n  address: [unclosed\n");
   ASSERT_EQ(result.errors.size(), 1u);

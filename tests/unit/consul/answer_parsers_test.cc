@@ -90,6 +90,8 @@ TEST(ParseHealthService, MalformedBodiesAreErrorsNamingThePathNeverEmptyLists) {
             "Checks": {"CheckID": "c"}}])",
        "health answer: [0].Checks: expected an array, got object"},
       {R"([{"Node": {"Node": 42}, "Service": "broken")", "health answer: body is not valid JSON"},
+      {R"([{"Node": {"Node": "a"}, "Service": {"ID": "", "Service": "s", "Port": 80}}])",
+       "health answer: [0].Service.ID: expected a non-empty string"},
   };
   for (const auto& c : cases) {
     auto answer = ParseHealthService(c.body);
@@ -115,6 +117,9 @@ TEST(ParseCatalogServices, MalformedBodiesAreErrors) {
   EXPECT_EQ(ParseCatalogServices(R"({"web": [true]})").status().message(),
             "catalog answer: web[0]: expected a string, got boolean");
   EXPECT_TRUE(ParseCatalogServices(R"({"web": null})").ok());
+  // found by catalog_services_fuzz: it would be watched as /v1/health/service/
+  EXPECT_EQ(ParseCatalogServices(R"({"": []})").status().message(),
+            "catalog answer: empty service name");
 }
 
 TEST(ParseAgentSelf, ReadsDatacenterAndNodeName) {

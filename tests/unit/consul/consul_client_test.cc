@@ -446,6 +446,12 @@ TEST(ConsulClient, GetReturnsTheBodyOrAnError) {
   EXPECT_EQ(missing.get_future().get().status().code(), StatusCode::kNotFound);
 }
 
+TEST(PercentEncode, KeepsUnreservedAndEncodesTheRest) {
+  EXPECT_EQ(PercentEncode("web-api_v2.~"), "web-api_v2.~");
+  EXPECT_EQ(PercentEncode("my service/x?y"), "my%20service%2Fx%3Fy");
+  EXPECT_EQ(PercentEncode("\xC3\xA9"), "%C3%A9");
+}
+
 TEST(EndpointLabel, IsLowCardinality) {
   EXPECT_EQ(EndpointLabel("/v1/health/service/payments"), "health_service");
   EXPECT_EQ(EndpointLabel("/v1/catalog/services"), "catalog_services");

@@ -1,0 +1,259 @@
+// watch_scale: the bridge binary at scale against the Consul test server.
+// Registers S services x I instances, runs `health-bridge` with the log sink,
+// and reports what an operator sizes a pod by: time to the first complete
+// sync, RSS, threads, CPU at idle, and the latency from a TTL check lapsing
+// in Consul to its instance.down line on the bridge's stdout.
+//
+//   watch_scale --bridge PATH [--services 5000] [--instances 4] [--samples 200]
+//               [--idle 10s]
+//
+// Prints one JSON object on stdout. Not a test: figures, never assertions.
+
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "config/duration.h"
+#include "tests/support/consul/consul_test_server.h"
+#include "tests/support/process/child_process.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+struct Options {
+  std::string bridge;
+  int services = 5000;
+  int instances = 4;
+  int samples = 200;
+  milliseconds idle{10000};
+};
+
+// /proc/<pid>/status and /proc/<pid>/stat of the bridge.
+struct ProcessFigures {
+  long rss_kib = 0;
+  int threads = 0;
+  double cpu_seconds = 0;
+};
+
+ProcessFigures Measure(pid_t pid) {
+  ProcessFigures figures;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmRSS:")) figures.rss_kib = std::stol(line.substr(6));
+    if (line.starts_with("Threads:")) figures.threads = std::stoi(line.substr(8));
+  }
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // Fields after the parenthesised command: state is field 3, utime 14, stime 15.
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  std::vector<std::string> fields{std::istream_iterator<std::string>(rest), {}};
+  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  figures.cpu_seconds = (std::stod(fields[11]) + std::stod(fields[12])) / ticks;
+  return figures;
+}
+
+// Reads the bridge's stdout and remembers when each instance.down arrived.
+class DownLines {
+ public:
+  explicit DownLines(int fd) : fd_(fd), reader_([this] { Run(); }) {}
+  ~DownLines() {
+    stop_ = true;
+    reader_.join();
+  }
+
+  std::optional<Clock::time_point> WaitFor(const std::string& instance, milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      {
+        std::lock_guard lock(mutex_);
+        if (auto it = seen_.find(instance); it != seen_.end()) return it->second;
+      }
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    return std::nullopt;
+  }
+
+ private:
+  void Run() {
+    std::string buffer;
+    char chunk[65536];
+    while (!stop_) {
+      pollfd ready{fd_, POLLIN, 0};
+      if (::poll(&ready, 1, 100) <= 0) continue;
+      const ssize_t n = ::read(fd_, chunk, sizeof(chunk));
+      if (n <= 0) return;
+      const auto arrived = Clock::now();
+      buffer.append(chunk, static_cast<std::size_t>(n));
+      for (std::size_t end; (end = buffer.find('\n')) != std::string::npos;) {
+        const json event = json::parse(buffer.substr(0, end), nullptr, false);
+        buffer.erase(0, end + 1);
+        if (event.is_discarded() || event.value("type", "") != "io.healthbridge.instance.down") {
+          continue;
+        }
+        std::lock_guard lock(mutex_);
+        seen_.emplace(event["data"]["instance_id"].get<std::string>(), arrived);
+      }
+    }
+  }
+
+  const int fd_;
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::unordered_map<std::string, Clock::time_point> seen_;
+  std::thread reader_;
+};
+
+json Registration(const std::string& service, const std::string& id, const std::string& ttl) {
+  return {{"ID", id},
+          {"Name", service},
+          {"Tags", {"v1"}},
+          {"Address", "127.0.0.1"},
+          {"Port", 8000},
+          {"Meta", {{"version", "1.0.0"}}},
+          {"Check", {{"CheckID", "service:" + id}, {"TTL", ttl}, {"Status", "passing"}}}};
+}
+
+double Percentile(std::vector<double> values, double p) {
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
+  return values[rank];
+}
+
+int Run(const Options& options) {
+  hb::testing::ConsulTestServerOptions server_options;
+  // Every held blocking query occupies one server thread.
+  server_options.threads = options.services + 64;
+  hb::testing::ConsulTestServer consul(server_options);
+  if (consul.Start() == 0) {
+    std::cerr << "watch_scale: cannot start the Consul test server\n";
+    return 1;
+  }
+  for (int s = 0; s < options.services; ++s) {
+    const std::string service = "svc-" + std::to_string(s);
+    for (int i = 0; i < options.instances; ++i) {
+      consul.RegisterService(Registration(service, service + "-" + std::to_string(i), "1h"));
+    }
+  }
+
+  const auto config = std::filesystem::temp_directory_path() /
+                      ("hb-watch-scale-" + std::to_string(::getpid()) + ".yaml");
+  std::ofstream(config) << "sinks:\n  - name: stdout\n    type: log\n";
+  hb::testing::ChildProcess::Options child_options;
+  child_options.env["CONSUL_HTTP_ADDR"] = consul.address();
+  child_options.pipe_stdout = true;
+  const auto started = Clock::now();
+  hb::testing::ChildProcess bridge(options.bridge, {"--config", config.string()}, child_options);
+  DownLines lines(bridge.stdout_pipe());
+  if (!bridge.WaitForStderr("initial sync complete", milliseconds(600000))) {
+    std::cerr << "watch_scale: the bridge never synced\n" << bridge.Stderr();
+    return 1;
+  }
+  const double sync_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+
+  std::this_thread::sleep_for(milliseconds(2000));  // let the sync's work settle
+  auto requests = [&consul] {
+    long total = 0;
+    for (const auto& [path, count] : consul.RequestCounts()) total += count;
+    return total;
+  };
+  const long requests_before = requests();
+  const ProcessFigures before = Measure(bridge.pid());
+  std::this_thread::sleep_for(options.idle);
+  const ProcessFigures after = Measure(bridge.pid());
+  const double idle_requests_per_s = static_cast<double>(requests() - requests_before) /
+                                     std::chrono::duration<double>(options.idle).count();
+  const double idle_cpu_percent = 100.0 * (after.cpu_seconds - before.cpu_seconds) /
+                                  std::chrono::duration<double>(options.idle).count();
+
+  // TTL lapse → stdout: re-register an instance with a short TTL and wait
+  // for it to lapse; the server records the moment the check turned critical.
+  std::mt19937 rng(42);
+  std::vector<double> latencies_ms;
+  int missed = 0;
+  for (int sample = 0; sample < options.samples; ++sample) {
+    const std::string service = "svc-" + std::to_string(1 + rng() % (options.services - 1));
+    const std::string id = service + "-" + std::to_string(sample % options.instances);
+    consul.RegisterService(Registration(service, id, "100ms"));
+    const auto arrived = lines.WaitFor(id, milliseconds(10000));
+    const auto critical = consul.CriticalSince("service:" + id);
+    if (!arrived || !critical) {
+      ++missed;
+    } else {
+      latencies_ms.push_back(
+          std::chrono::duration<double, std::milli>(*arrived - *critical).count());
+    }
+    consul.RegisterService(Registration(service, id, "1h"));  // back up for the next round
+  }
+  const ProcessFigures loaded = Measure(bridge.pid());
+  bridge.Signal(SIGTERM);
+  const auto exit_code = bridge.Wait(milliseconds(30000));
+  std::filesystem::remove(config);
+
+  json report = {{"services", options.services},
+                 {"instances", options.services * options.instances},
+                 {"initial_sync_s", sync_seconds},
+                 {"rss_mib_idle", static_cast<double>(after.rss_kib) / 1024.0},
+                 {"rss_mib_after_samples", static_cast<double>(loaded.rss_kib) / 1024.0},
+                 {"threads", after.threads},
+                 {"idle_cpu_percent", idle_cpu_percent},
+                 {"idle_requests_per_s", idle_requests_per_s},
+                 {"samples", latencies_ms.size()},
+                 {"missed", missed},
+                 {"exit_code", exit_code.value_or(-1)}};
+  if (!latencies_ms.empty()) {
+    report["ttl_to_stdout_ms"] = {{"median", Percentile(latencies_ms, 0.5)},
+                                  {"p99", Percentile(latencies_ms, 0.99)},
+                                  {"max", Percentile(latencies_ms, 1.0)}};
+  }
+  std::cout << report.dump(2) << std::endl;
+  return missed == 0 && exit_code == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const std::string value = i + 1 < argc ? argv[i + 1] : "";
+    if (arg == "--bridge") {
+      options.bridge = value;
+    } else if (arg == "--services") {
+      options.services = std::stoi(value);
+    } else if (arg == "--instances") {
+      options.instances = std::stoi(value);
+    } else if (arg == "--samples") {
+      options.samples = std::stoi(value);
+    } else if (arg == "--idle") {
+      options.idle = hb::ParseDuration(value).value_or(options.idle);
+    } else {
+      std::cerr << "usage: watch_scale --bridge PATH [--services 5000] [--instances 4]"
+                   " [--samples 200] [--idle 10s]\n";
+      return 2;
+    }
+    ++i;
+  }
+  if (options.bridge.empty() || options.services < 2 || options.instances < 1) {
+    std::cerr << "watch_scale: --bridge PATH is required; --services >= 2\n";
+    return 2;
+  }
+  return Run(options);
+}

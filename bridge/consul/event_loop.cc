@@ -10,22 +10,12 @@
 #include <future>
 #include <stdexcept>
 
+#include "bridge/common/curl_handles.h"
+
 namespace hb {
 namespace {
 
-struct CurlEasyDeleter {
-  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
-};
-struct CurlListDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
-
 CURLM* Multi(void* multi) { return static_cast<CURLM*>(multi); }
-
-void GlobalInitOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) {
   static_cast<std::string*>(user)->append(data, size * count);
@@ -56,16 +46,16 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
 
 struct EventLoop::Transfer {
   TransferId id = 0;
-  std::unique_ptr<CURL, CurlEasyDeleter> easy;
-  std::unique_ptr<curl_slist, CurlListDeleter> headers;
-  std::unique_ptr<curl_slist, CurlListDeleter> connect_to;
+  CurlEasy easy;
+  CurlList headers;
+  CurlList connect_to;
   std::string url;
   HttpResponse response;
   std::function<void(HttpResponse)> done;
 };
 
 EventLoop::EventLoop() {
-  GlobalInitOnce();
+  InitCurlOnce();
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (epoll_fd_ < 0 || wake_fd_ < 0) throw std::runtime_error("event loop: epoll/eventfd failed");

@@ -1,6 +1,10 @@
 #include "sinks/kafka/kafka_config.h"
 
+#include <librdkafka/rdkafka.h>
+
 #include <algorithm>
+#include <array>
+#include <memory>
 
 #include "config/config_loader.h"
 #include "config/duration.h"
@@ -8,7 +12,7 @@
 namespace hb {
 
 bool IsSecretKafkaProperty(std::string_view name) {
-  for (std::string_view marker : {"password", "secret", "jaas", "ssl.key", "token"}) {
+  for (std::string_view marker : {"password", "secret", "oauthbearer.config", "ssl.key", "token"}) {
     if (name.find(marker) != std::string_view::npos) return true;
   }
   return false;
@@ -49,6 +53,19 @@ std::shared_ptr<const SinkSettings> ParseKafkaSinkSettings(ConfigReader& sink) {
     sink.Error("mode", "expected structured or binary, got " + Quote(settings->mode));
   }
   settings->properties = sink.StringMap("properties");
+  // librdkafka knows its properties best: ask it now, so a typo stops the
+  // bridge at startup with the key path instead of failing at first use.
+  struct ConfDeleter {
+    void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
+  };
+  const std::unique_ptr<rd_kafka_conf_t, ConfDeleter> scratch(rd_kafka_conf_new());
+  std::array<char, 512> error{};
+  for (const auto& [name, value] : settings->properties) {
+    if (rd_kafka_conf_set(scratch.get(), name.c_str(), value.c_str(), error.data(), error.size()) !=
+        RD_KAFKA_CONF_OK) {
+      sink.Error("properties." + name, error.data());
+    }
+  }
   settings->flush_timeout = sink.Duration("flush_timeout", settings->flush_timeout);
   return settings;
 }

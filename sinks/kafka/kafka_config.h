@@ -24,7 +24,7 @@ struct KafkaSinkSettings final : SinkSettings {
 };
 
 // Whether a librdkafka property holds a secret (sasl.password,
-// ssl.key.password, sasl.jaas.config, ...).
+// ssl.key.password, ssl.key.pem, sasl.oauthbearer.config, ...).
 bool IsSecretKafkaProperty(std::string_view name);
 
 std::shared_ptr<const SinkSettings> ParseKafkaSinkSettings(ConfigReader& sink);

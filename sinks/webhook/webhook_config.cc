@@ -5,18 +5,10 @@
 
 #include "config/config_loader.h"
 #include "config/duration.h"
+#include "sinks/webhook/webhook_signature.h"
 
 namespace hb {
 namespace {
-
-bool IsBase64(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0) return false;
-  const std::size_t padding = text.size() - text.find_last_not_of('=') - 1;
-  if (padding > 2) return false;
-  return std::all_of(text.begin(), text.end() - static_cast<std::ptrdiff_t>(padding), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
-  });
-}
 
 std::string Lower(std::string_view text) {
   std::string out(text);
@@ -75,7 +67,7 @@ std::shared_ptr<const SinkSettings> ParseWebhookSinkSettings(ConfigReader& sink)
     sink.Error("url", "expected an http(s) URL, got " + Quote(settings->url));
   }
   settings->secret = sink.String("secret");
-  if (settings->secret.starts_with("whsec_") && !IsBase64(settings->secret.substr(6))) {
+  if (!WebhookSigningKey(settings->secret)) {
     sink.Error("secret", "a whsec_ secret must be followed by base64");
   }
   settings->headers = sink.StringMap("headers");

@@ -238,7 +238,7 @@ sinks:
     type: kafka
     brokers: [k:9092]
     topic: t
-    properties: {sasl.password: kafka-secret, sasl.jaas.config: jaas-secret, acks: all}
+    properties: {sasl.password: kafka-secret, ssl.key.password: jaas-secret, acks: all}
 )");
   ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
   const std::string masked = FormatEffectiveConfig(*result.config, true);
@@ -285,6 +285,15 @@ TEST_F(ConfigTest, WebhookAndKafkaSpecificValidation) {
                           "249), got \"bad topic!\""));
   EXPECT_THAT(Load("sinks: [{name: a, type: kafka, brokers: k:1, topic: t, mode: both}]\n").errors,
               ElementsAre("sinks[0].mode: expected structured or binary, got \"both\""));
+  // librdkafka itself judges the pass-through properties, with its own words.
+  EXPECT_THAT(
+      Load("sinks: [{name: a, type: kafka, brokers: k:1, topic: t, "
+           "properties: {compression.type: zstd, linger.ms: soon, lingr.ms: 5}}]\n")
+          .errors,
+      ElementsAre(
+          HasSubstr("sinks[0].properties.linger.ms: Invalid value for configuration property"),
+          "sinks[0].properties.lingr.ms: No such configuration property: "
+          "\"lingr.ms\""));
   EXPECT_THAT(Load("sinks: [{name: a, type: log, url: 'http://x'}]\n").errors,
               ElementsAre("sinks[0].url: unknown key"));
 }

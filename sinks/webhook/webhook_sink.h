@@ -1,0 +1,65 @@
+#pragma once
+
+// The webhook sink: one POST per event, CloudEvents structured mode, signed
+// with the Standard Webhooks headers when a secret is set. One keep-alive
+// connection per sink; proxies come from the standard environment variables
+// (http_proxy, https_proxy, no_proxy), as libcurl reads them.
+
+#include <optional>
+#include <string>
+
+#include "bridge/common/clock.h"
+#include "bridge/common/curl_handles.h"
+#include "bridge/common/status.h"
+#include "bridge/model/cloud_event.h"
+#include "sinks/sink.h"
+#include "sinks/sink_registry.h"
+#include "sinks/webhook/webhook_config.h"
+
+namespace hb {
+
+class WebhookSink final : public Sink {
+ public:
+  // `clock` (for webhook-timestamp) must outlive the sink.
+  static StatusOr<std::unique_ptr<WebhookSink>> Create(std::string name,
+                                                       const WebhookSinkSettings& settings,
+                                                       CloudEventOptions options,
+                                                       const Clock& clock);
+
+  // Use Create().
+  struct PassKey {
+    explicit PassKey() = default;
+  };
+  WebhookSink(PassKey, std::string name, WebhookSinkSettings settings, std::string signing_key,
+              CloudEventOptions options, const Clock& clock);
+
+  std::string_view Name() const override { return name_; }
+  void Deliver(std::span<const EventPtr> events,
+               std::span<DeliveryResult> results) noexcept override;
+  bool Shutdown(std::chrono::milliseconds) noexcept override { return true; }
+
+ private:
+  DeliveryResult Post(const Event& event);
+
+  const std::string name_;
+  const WebhookSinkSettings settings_;
+  const std::optional<std::string> signing_key_;
+  const CloudEventOptions options_;
+  const Clock& clock_;
+  CurlEasy curl_;  // reused so the connection is kept alive between events
+};
+
+// How a webhook answer is handled (conventions.md, Standard Webhooks):
+// 2xx delivered; 408, 429 and 5xx retried (honouring Retry-After); 410 gone
+// and other 4xx permanent; 3xx retried, since redirects are not followed
+// unless configured and the fix is the URL. `body` is the start of the
+// response body, quoted in the error.
+DeliveryResult ClassifyWebhookResponse(long status, std::string_view body,
+                                       std::optional<std::chrono::milliseconds> retry_after);
+
+// Retry-After: delay-seconds or an HTTP-date; nullopt when unparseable.
+std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value, WallTime now);
+
+StatusOr<SinkPtr> CreateWebhookSink(const SinkConfig& config, const SinkContext& context);
+
+}  // namespace hb

@@ -1,0 +1,80 @@
+#include "tests/support/http/webhook_receiver.h"
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+#include "tests/support/http/loopback_server.h"
+
+namespace hb::testing {
+
+std::string ReceivedRequest::Header(const std::string& name) const {
+  const auto it = headers.find(name);
+  return it == headers.end() ? "" : it->second;
+}
+
+WebhookReceiver::WebhookReceiver(Script script) : script_(std::move(script)) {
+  server_.Post(".*", [this](const httplib::Request& request, httplib::Response& response) {
+    ReceivedRequest received{request.path, {}, request.body};
+    for (const auto& [name, value] : request.headers) {
+      std::string lower = name;
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      received.headers[lower] = value;
+    }
+    std::unique_lock lock(mutex_);
+    const ScriptedResponse answer = script_ ? script_(requests_, received) : ScriptedResponse{};
+    ++requests_;
+    // A hanging receiver: hold the request, but let Stop() end the wait.
+    changed_.wait_for(lock, answer.delay, [this] { return stopping_; });
+    response.status = answer.status;
+    if (!answer.retry_after.empty()) response.set_header("Retry-After", answer.retry_after);
+    if (!answer.body.empty()) response.set_content(answer.body, "text/plain");
+    if (answer.status >= 200 && answer.status < 300) accepted_.push_back(std::move(received));
+    changed_.notify_all();
+  });
+  server_.set_tcp_nodelay(true);
+  port_ = BindWithDeepBacklog(server_, "127.0.0.1");
+  if (port_ == 0) throw std::runtime_error("webhook receiver: cannot bind 127.0.0.1");
+  thread_ = std::thread([this] { server_.listen_after_bind(); });
+}
+
+WebhookReceiver::~WebhookReceiver() {
+  Stop();
+  server_.stop();
+  thread_.join();
+}
+
+std::string WebhookReceiver::url(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + path;
+}
+
+void WebhookReceiver::SetScript(Script script) {
+  std::lock_guard lock(mutex_);
+  script_ = std::move(script);
+}
+
+std::vector<ReceivedRequest> WebhookReceiver::Accepted() const {
+  std::lock_guard lock(mutex_);
+  return accepted_;
+}
+
+std::size_t WebhookReceiver::RequestCount() const {
+  std::lock_guard lock(mutex_);
+  return requests_;
+}
+
+bool WebhookReceiver::WaitForAccepted(std::size_t count, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return accepted_.size() >= count; });
+}
+
+void WebhookReceiver::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+}
+
+}  // namespace hb::testing

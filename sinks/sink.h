@@ -40,7 +40,7 @@ struct DeliveryResult {
 
 // A destination for health events. Deliver() and Shutdown() are called from
 // the sink's own worker thread only; implementations need not be
-// thread-safe.
+// thread-safe, except for Interrupt().
 class Sink {
  public:
   virtual ~Sink() = default;
@@ -66,6 +66,12 @@ class Sink {
 
   // Flushes what is in flight within `timeout`; true when nothing was left.
   virtual bool Shutdown(std::chrono::milliseconds timeout) noexcept = 0;
+
+  // The one call from another thread: shutdown's grace period is over, so a
+  // Deliver() in progress should return soon, with what it could not finish
+  // as kRetry (the router dead-letters those). Later Deliver() calls may
+  // fail at once. Default: nothing (the sink's own timeouts bound Deliver()).
+  virtual void Interrupt() noexcept {}
 };
 
 using SinkPtr = std::unique_ptr<Sink>;

@@ -82,6 +82,17 @@ std::size_t SinkWorker::Shutdown(std::chrono::milliseconds timeout) {
   }
   work_.notify_all();
   space_.notify_all();
+  {
+    // A Deliver() in progress may outlast the grace period (a Kafka batch
+    // waits up to message.timeout.ms): past the deadline, cut it short so
+    // shutdown stays bounded and its events are dead-lettered, not lost to
+    // a SIGKILL.
+    std::unique_lock lock(mutex_);
+    if (!finished_.wait_for(lock, timeout, [this] { return run_finished_; })) {
+      lock.unlock();
+      sink_->Interrupt();
+    }
+  }
   thread_.join();
   const auto remaining = std::max(
       std::chrono::milliseconds(0),
@@ -133,6 +144,9 @@ void SinkWorker::Run() {
   }
   for (const auto& pending : left) DeadLetter(pending, "undelivered at shutdown");
   space_.notify_all();
+  lock.lock();
+  run_finished_ = true;
+  finished_.notify_all();
 }
 
 std::vector<SinkWorker::Pending> SinkWorker::TakeBatch(SteadyTime now) {

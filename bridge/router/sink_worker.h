@@ -108,6 +108,7 @@ class SinkWorker {
   mutable std::mutex mutex_;
   std::condition_variable work_;                          // something to deliver, or stopping
   std::condition_variable space_;                         // room in the queue
+  std::condition_variable finished_;                      // Run() returned
   std::deque<Pending> queue_;                             // GUARDED_BY(mutex_)
   std::map<std::string, Pending, std::less<>> retrying_;  // GUARDED_BY(mutex_)
   // Consecutive batches that failed entirely: the destination is probably
@@ -117,6 +118,7 @@ class SinkWorker {
   bool stopping_ = false;             // GUARDED_BY(mutex_)
   SteadyTime drain_deadline_{};       // GUARDED_BY(mutex_)
   std::size_t left_at_shutdown_ = 0;  // GUARDED_BY(mutex_)
+  bool run_finished_ = false;         // GUARDED_BY(mutex_)
   std::mt19937_64 rng_;               // worker thread only
   std::thread thread_;
 };

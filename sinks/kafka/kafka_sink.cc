@@ -103,13 +103,22 @@ Status KafkaSink::Connect() {
 
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaSink::OnDeliveryReport);
-  // librdkafka's own threads log (its errors too, with no error callback
-  // set); spdlog is thread-safe and name_ is immutable.
+  // librdkafka's own threads call these; spdlog is thread-safe and name_
+  // is immutable.
   rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t* handle, int level, const char* facility,
                                           const char* message) {
     const auto* sink = static_cast<const KafkaSink*>(rd_kafka_opaque(handle));
     spdlog::log(SyslogLevel(level), "sink {}: kafka {}: {}", sink->name_, facility, message);
   });
+  // Without an error callback librdkafka logs each error a second time;
+  // the log callback already has the connection failures, so only what
+  // they do not say is logged here.
+  rd_kafka_conf_set_error_cb(
+      conf.get(), [](rd_kafka_t* handle, int code, const char* reason, void* opaque) {
+        if (code != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && code != RD_KAFKA_RESP_ERR__FATAL) return;
+        spdlog::warn("sink {}: kafka: {} ({})", static_cast<const KafkaSink*>(opaque)->name_,
+                     reason, rd_kafka_name(handle));
+      });
   // rd_kafka_new takes the configuration only when it succeeds.
   producer_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error.data(), error.size()));
   if (!producer_) return Status::InvalidArgument("sink " + name_ + ": " + error.data());
@@ -198,12 +207,13 @@ bool KafkaSink::Produce(const Event& event, DeliveryResult& result) {
 
 void KafkaSink::AwaitReports() {
   const auto deadline = std::chrono::steady_clock::now() + message_timeout_ + milliseconds(5000);
-  while (outstanding_ > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (outstanding_ > 0 && !interrupted_ && std::chrono::steady_clock::now() < deadline) {
     rd_kafka_poll(producer_.get(), 100);
   }
   if (outstanding_ > 0) {
-    spdlog::warn("sink {}: {} messages unacknowledged past message.timeout.ms; purging", name_,
-                 outstanding_);
+    spdlog::warn(
+        "sink {}: {} messages unacknowledged {}; purging", name_, outstanding_,
+        interrupted_ ? "at the end of shutdown's grace period" : "past message.timeout.ms");
     rd_kafka_purge(producer_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     while (outstanding_ > 0) rd_kafka_poll(producer_.get(), 100);
   }
@@ -226,8 +236,10 @@ void KafkaSink::Deliver(std::span<const EventPtr> events,
                         std::span<DeliveryResult> results) noexcept {
   try {
     if (!producer_) RecoverFromFatalError();
-    if (!producer_) {
-      for (auto& result : results) result = DeliveryResult::Retry("no kafka producer");
+    if (!producer_ || interrupted_) {
+      for (auto& result : results) {
+        result = DeliveryResult::Retry(interrupted_ ? "shutting down" : "no kafka producer");
+      }
       return;
     }
     for (std::size_t i = 0; i < events.size(); ++i) {
@@ -250,8 +262,8 @@ bool KafkaSink::Shutdown(milliseconds timeout) noexcept {
   if (!producer_) return true;
   // Deliver() always waits for its reports, so this only flushes what the
   // idempotent producer itself still holds (nothing, normally).
-  const rd_kafka_resp_err_t error =
-      rd_kafka_flush(producer_.get(), static_cast<int>(timeout.count()));
+  const rd_kafka_resp_err_t error = rd_kafka_flush(
+      producer_.get(), static_cast<int>(std::min(timeout, settings_.flush_timeout).count()));
   return error == RD_KAFKA_RESP_ERR_NO_ERROR && rd_kafka_outq_len(producer_.get()) == 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -40,6 +41,8 @@ class KafkaSink final : public Sink {
   void Deliver(std::span<const EventPtr> events,
                std::span<DeliveryResult> results) noexcept override;
   bool Shutdown(std::chrono::milliseconds timeout) noexcept override;
+  // Purges what is queued or in flight: it is reported as failed (retry).
+  void Interrupt() noexcept override { interrupted_ = true; }
 
  private:
   struct HandleDeleter {
@@ -66,6 +69,7 @@ class KafkaSink final : public Sink {
   std::chrono::milliseconds message_timeout_{};
   Handle producer_;
   std::size_t outstanding_ = 0;  // produced, not yet reported (worker thread only)
+  std::atomic<bool> interrupted_{false};
 };
 
 StatusOr<SinkPtr> CreateKafkaSink(const SinkConfig& config, const SinkContext& context);

@@ -43,6 +43,11 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
   return size * count;
 }
 
+// A non-zero return aborts the transfer (CURLE_ABORTED_BY_CALLBACK).
+int OnProgress(void* interrupted, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(interrupted)->load() ? 1 : 0;
+}
+
 // Response bodies go to logs: keep them on one printable line.
 std::string Printable(std::string_view text) {
   std::string out;
@@ -149,6 +154,9 @@ DeliveryResult WebhookSink::Post(const Event& event) {
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &OnProgress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &interrupted_);
   if (settings_.follow_redirects) {
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
@@ -175,6 +183,10 @@ DeliveryResult WebhookSink::Post(const Event& event) {
 void WebhookSink::Deliver(std::span<const EventPtr> events,
                           std::span<DeliveryResult> results) noexcept {
   for (std::size_t i = 0; i < events.size(); ++i) {
+    if (interrupted_) {
+      results[i] = DeliveryResult::Retry("shutting down");
+      continue;
+    }
     try {
       results[i] = Post(*events[i]);
     } catch (const std::exception& error) {

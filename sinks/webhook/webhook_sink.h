@@ -5,6 +5,7 @@
 // connection per sink; proxies come from the standard environment variables
 // (http_proxy, https_proxy, no_proxy), as libcurl reads them.
 
+#include <atomic>
 #include <optional>
 #include <string>
 
@@ -37,6 +38,9 @@ class WebhookSink final : public Sink {
   void Deliver(std::span<const EventPtr> events,
                std::span<DeliveryResult> results) noexcept override;
   bool Shutdown(std::chrono::milliseconds) noexcept override { return true; }
+  // Aborts the request in progress (it is retried, or dead-lettered at
+  // shutdown).
+  void Interrupt() noexcept override { interrupted_ = true; }
 
  private:
   DeliveryResult Post(const Event& event);
@@ -47,6 +51,7 @@ class WebhookSink final : public Sink {
   const CloudEventOptions options_;
   const Clock& clock_;
   CurlEasy curl_;  // reused so the connection is kept alive between events
+  std::atomic<bool> interrupted_{false};
 };
 
 // How a webhook answer is handled (conventions.md, Standard Webhooks):

@@ -241,6 +241,24 @@ TEST_F(WebhookSinkTest, HangingReceiverTimesOutAndTheEventIsRetried) {
   EXPECT_EQ(worker.Shutdown(seconds(5)), 0U);
 }
 
+TEST_F(WebhookSinkTest, ShutdownAbortsARequestTheReceiverHoldsAndKeepsTheEvent) {
+  WebhookReceiver receiver(
+      [](std::size_t, const ReceivedRequest&) { return Answer(204, "", "", seconds(30)); });
+  WebhookSinkSettings settings = Settings(receiver);
+  settings.timeout = seconds(60);
+  auto dead_letters = DeadLetters("ops-hooks");
+  SinkWorker worker(FastRetries(), NewSink(settings), *dead_letters, clock_, nullptr);
+  ASSERT_TRUE(worker.Enqueue(Shared(InstanceEvent("payments-1", EventType::kInstanceDown, 5))));
+  while (receiver.RequestCount() == 0) std::this_thread::sleep_for(milliseconds(10));
+
+  // The request would hang for 30 s; the grace period is 200 ms.
+  EXPECT_EQ(worker.Shutdown(milliseconds(200)), 1U);
+  const auto lines = ReadDeadLetters("ops-hooks");
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0]["reason"], "undelivered at shutdown");
+  receiver.Stop();
+}
+
 TEST_F(WebhookSinkTest, UnreachableReceiverIsRetriable) {
   WebhookSinkSettings settings;
   settings.url = "http://127.0.0.1:1/hook";  // nothing listens on port 1
@@ -249,6 +267,21 @@ TEST_F(WebhookSinkTest, UnreachableReceiverIsRetriable) {
   EXPECT_EQ(result.kind, Kind::kRetry);
   EXPECT_NE(result.error.find("POST failed"), std::string::npos) << result.error;
   EXPECT_EQ(result.error.find("127.0.0.1:1"), std::string::npos) << "URLs may hold credentials";
+}
+
+TEST_F(WebhookSinkTest, ProxyFromTheStandardEnvironmentVariableIsUsed) {
+  WebhookReceiver proxy;  // an HTTP proxy is sent the absolute URL
+  ::setenv("http_proxy", proxy.url("").c_str(), 1);
+  ::setenv("no_proxy", "", 1);
+  ::setenv("NO_PROXY", "", 1);
+  WebhookSinkSettings settings;
+  settings.url = "http://hooks.example.invalid/consul";  // only the proxy resolves it
+  const auto result =
+      DeliverOne(*NewSink(settings), InstanceEvent("p-1", EventType::kInstanceUp, 1));
+  ::unsetenv("http_proxy");
+  ASSERT_EQ(result.kind, Kind::kOk) << result.error;
+  ASSERT_EQ(proxy.Accepted().size(), 1U);
+  EXPECT_EQ(proxy.Accepted()[0].Header("host"), "hooks.example.invalid");
 }
 
 TEST_F(WebhookSinkTest, SlowReceiverOnOneSinkDoesNotHoldBackAnother) {

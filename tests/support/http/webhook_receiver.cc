@@ -15,7 +15,7 @@ std::string ReceivedRequest::Header(const std::string& name) const {
 
 WebhookReceiver::WebhookReceiver(Script script) : script_(std::move(script)) {
   server_.Post(".*", [this](const httplib::Request& request, httplib::Response& response) {
-    ReceivedRequest received{request.path, {}, request.body};
+    ReceivedRequest received{request.path, {}, request.body, std::chrono::steady_clock::now()};
     for (const auto& [name, value] : request.headers) {
       std::string lower = name;
       std::transform(lower.begin(), lower.end(), lower.begin(),

@@ -20,6 +20,7 @@ struct ReceivedRequest {
   std::string path;
   std::map<std::string, std::string> headers;  // names lowercased
   std::string body;
+  std::chrono::steady_clock::time_point arrived_at;
   std::string Header(const std::string& name) const;
 };
 

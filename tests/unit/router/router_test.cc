@@ -291,6 +291,50 @@ TEST_F(RouterTest, ShutdownDeadLettersWhatCouldNotBeDelivered) {
   EXPECT_EQ(dead[0]["reason"], "undelivered at shutdown");
 }
 
+// Hangs in Deliver() until interrupted, like a Kafka batch waiting for a
+// dead cluster.
+class HangingSink final : public Sink {
+ public:
+  std::string_view Name() const override { return "hanging"; }
+  void Deliver(std::span<const EventPtr>, std::span<DeliveryResult> results) noexcept override {
+    std::unique_lock lock(mutex_);
+    delivering_ = true;
+    changed_.notify_all();
+    changed_.wait(lock, [this] { return interrupted_; });
+    for (auto& result : results) result = DeliveryResult::Retry("interrupted");
+  }
+  bool Shutdown(milliseconds) noexcept override { return true; }
+  void Interrupt() noexcept override {
+    std::lock_guard lock(mutex_);
+    interrupted_ = true;
+    changed_.notify_all();
+  }
+  void WaitUntilDelivering() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return delivering_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool delivering_ = false;
+  bool interrupted_ = false;
+};
+
+TEST_F(RouterTest, ShutdownInterruptsADeliveryThatOutlastsTheGracePeriod) {
+  Router router(clock_);
+  auto sink = std::make_unique<HangingSink>();
+  HangingSink& hanging = *sink;
+  router.AddSink(SinkRoute{}, std::move(sink), DeadLetters("hanging"));
+  router.Publish({InstanceEvent("payments-1", EventType::kInstanceDown, 1)});
+  hanging.WaitUntilDelivering();
+  // Without the interrupt this would never return.
+  EXPECT_EQ(router.Shutdown(milliseconds(100)), 1u);
+  const auto dead = ReadDeadLetters("hanging");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0]["reason"], "undelivered at shutdown");
+}
+
 TEST_F(RouterTest, RemovedSinkStopsReceivingWhileOthersContinue) {
   RecordingSink::Log kept_log;
   RecordingSink::Log removed_log;

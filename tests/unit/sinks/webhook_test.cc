@@ -58,12 +58,15 @@ INSTANTIATE_TEST_SUITE_P(
                       ClassifyCase{408, Kind::kRetry}, ClassifyCase{410, Kind::kReject},
                       ClassifyCase{413, Kind::kReject}, ClassifyCase{429, Kind::kRetry},
                       ClassifyCase{500, Kind::kRetry}, ClassifyCase{502, Kind::kRetry},
-                      ClassifyCase{503, Kind::kRetry}, ClassifyCase{504, Kind::kRetry}));
+                      ClassifyCase{503, Kind::kRetry}, ClassifyCase{504, Kind::kRetry}),
+    [](const ::testing::TestParamInfo<ClassifyCase>& param_info) {
+      return "Http" + std::to_string(param_info.param.status);
+    });
 
 TEST(ClassifyWebhookResponseErrorTest, QuotesTheResponseBodyOnOneLine) {
   const auto result = ClassifyWebhookResponse(422, "missing field\r\n\"id\"", std::nullopt);
   EXPECT_EQ(result.kind, Kind::kReject);
-  EXPECT_EQ(result.error, "HTTP 422: missing field   \"id\"");
+  EXPECT_EQ(result.error, "HTTP 422: missing field  \"id\"");
   EXPECT_NE(ClassifyWebhookResponse(410, "", std::nullopt).error.find("gone"), std::string::npos);
   EXPECT_NE(ClassifyWebhookResponse(302, "", std::nullopt).error.find("redirects"),
             std::string::npos);

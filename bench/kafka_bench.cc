@@ -1,0 +1,151 @@
+// Events per second through the router and the Kafka sink into librdkafka's
+// mock cluster, against a bare librdkafka producer sending the same payloads
+// with the same settings: the ratio is what the bridge's delivery path
+// costs. Run pinned to one core: taskset -c 0 build/<dir>/bench/kafka_bench
+
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include "bridge/router/router.h"
+#include "sinks/kafka/kafka_sink.h"
+#include "tests/support/kafka/mock_kafka.h"
+#include "tests/support/sample_events.h"
+
+namespace hb {
+namespace {
+
+constexpr char kTopic[] = "bench.health.events";
+constexpr int kEventsPerRun = 10'000;
+constexpr int kInstances = 2'000;
+
+testing::MockKafkaCluster& Cluster() {
+  static const auto cluster = [] {
+    auto created = std::make_unique<testing::MockKafkaCluster>(3);
+    created->CreateTopic(kTopic, 6);
+    return created;
+  }();
+  return *cluster;
+}
+
+std::vector<Event> Events() {
+  std::vector<Event> events;
+  events.reserve(kEventsPerRun);
+  for (int i = 0; i < kEventsPerRun; ++i) {
+    events.push_back(
+        testing::InstanceEvent("payments-" + std::to_string(i % kInstances),
+                               i % 2 == 0 ? EventType::kInstanceDown : EventType::kInstanceUp,
+                               static_cast<std::uint64_t>(1000 + i / kInstances)));
+  }
+  return events;
+}
+
+class CountingObserver final : public DeliveryObserver {
+ public:
+  void OnDelivered(std::string_view, const Event&, SteadyTime) override {
+    std::lock_guard lock(mutex_);
+    if (++delivered_ >= target_) done_.notify_all();
+  }
+  void OnRetry(std::string_view, const Event&, std::string_view) override {}
+  void OnDeadLettered(std::string_view, const Event&, std::string_view) override {}
+  void OnQueueDepth(std::string_view, std::size_t) override {}
+
+  void Expect(std::size_t count) {
+    std::lock_guard lock(mutex_);
+    delivered_ = 0;
+    target_ = count;
+  }
+  void Wait() {
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [&] { return delivered_ >= target_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::size_t delivered_ = 0;
+  std::size_t target_ = 0;
+};
+
+void BM_RouterToKafkaSink(benchmark::State& state) {
+  KafkaSinkSettings settings;
+  settings.brokers = Cluster().bootstraps();
+  settings.topic = kTopic;
+  SystemClock clock;
+  CountingObserver observer;
+  Router router(clock, &observer);
+  auto sink = KafkaSink::Create("bench", settings, CloudEventOptions{});
+  if (!sink.ok()) {
+    state.SkipWithError(sink.status().message().c_str());
+    return;
+  }
+  router.AddSink(SinkRoute{}, std::move(sink).value(),
+                 DeadLetterFile::Open("bench", "", [](const Event& e) {
+                   return SerializeCloudEvent(e, {});
+                 }).value());
+  const std::vector<Event> events = Events();
+  for (auto _ : state) {
+    observer.Expect(events.size());
+    router.Publish(events);
+    observer.Wait();
+  }
+  state.SetItemsProcessed(state.iterations() * kEventsPerRun);
+  router.Shutdown(std::chrono::seconds(10));
+}
+BENCHMARK(BM_RouterToKafkaSink)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_BareLibrdkafkaProducer(benchmark::State& state) {
+  struct ConfDeleter {
+    void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
+  };
+  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+  std::array<char, 512> error{};
+  // The Kafka sink's settings, so only the bridge's own work differs.
+  for (const auto& [key, value] : std::initializer_list<std::pair<const char*, std::string>>{
+           {"bootstrap.servers", Cluster().bootstraps()},
+           {"enable.idempotence", "true"},
+           {"linger.ms", "5"},
+           {"message.timeout.ms", "30000"}}) {
+    rd_kafka_conf_set(conf.get(), key, value.c_str(), error.data(), error.size());
+  }
+  testing::KafkaHandle producer(
+      rd_kafka_new(RD_KAFKA_PRODUCER, conf.release(), error.data(), error.size()));
+  struct Payload {
+    std::string key, value;
+  };
+  std::vector<Payload> payloads;
+  for (const Event& event : Events()) {
+    payloads.push_back({event.Subject(), SerializeCloudEvent(event, CloudEventOptions{})});
+  }
+  for (auto _ : state) {
+    for (Payload& payload : payloads) {
+      rd_kafka_headers_t* headers = rd_kafka_headers_new(1);
+      rd_kafka_header_add(headers, "content-type", -1, "application/cloudevents+json", -1);
+      std::array<rd_kafka_vu_t, 5> fields{};
+      fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+      fields[0].u.cstr = kTopic;
+      fields[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+      fields[1].u.i = RD_KAFKA_MSG_F_COPY;
+      fields[2].vtype = RD_KAFKA_VTYPE_KEY;
+      fields[2].u.mem = {payload.key.data(), payload.key.size()};
+      fields[3].vtype = RD_KAFKA_VTYPE_VALUE;
+      fields[3].u.mem = {payload.value.data(), payload.value.size()};
+      fields[4].vtype = RD_KAFKA_VTYPE_HEADERS;
+      fields[4].u.headers = headers;
+      while (rd_kafka_error_t* failed =
+                 rd_kafka_produceva(producer.get(), fields.data(), fields.size())) {
+        rd_kafka_error_destroy(failed);
+        rd_kafka_poll(producer.get(), 10);
+      }
+    }
+    rd_kafka_flush(producer.get(), 30'000);
+  }
+  state.SetItemsProcessed(state.iterations() * kEventsPerRun);
+}
+BENCHMARK(BM_BareLibrdkafkaProducer)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace hb

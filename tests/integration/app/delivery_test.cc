@@ -1,0 +1,158 @@
+// End to end through the health-bridge executable: Consul test server →
+// bridge → Kafka (librdkafka's mock cluster, read by an independent
+// consumer) and a webhook receiver, both fed by the same transitions.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/consul/consul_test_server.h"
+#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/kafka/mock_kafka.h"
+#include "tests/support/process/child_process.h"
+
+namespace hb {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::Answer;
+using testing::ChildProcess;
+using testing::ConsumedMessage;
+using testing::ReceivedRequest;
+using testing::TopicReader;
+using testing::WebhookReceiver;
+using Clock = std::chrono::steady_clock;
+
+const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+constexpr char kTopic[] = "consul.health.events";
+constexpr int kPartitions = 3;
+
+class DeliveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(consul_.Start(), 0);
+    kafka_.CreateTopic(kTopic, kPartitions);
+    for (int i = 1; i <= 3; ++i) Register("payments-" + std::to_string(i));
+    config_ = std::filesystem::temp_directory_path() /
+              ("hb-delivery-" + std::to_string(::getpid()) + "-" +
+               ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".yaml");
+    std::ofstream(config_) << "consul: {address: " << consul_.address() << "}\n"
+                           << "log: {format: text}\n"
+                           << "sinks:\n"
+                           << "  - name: offline-topic\n"
+                           << "    type: kafka\n"
+                           << "    brokers: " << kafka_.bootstraps() << "\n"
+                           << "    topic: " << kTopic << "\n"
+                           << "  - name: ops-hooks\n"
+                           << "    type: webhook\n"
+                           << "    url: " << receiver_.url() << "\n"
+                           << "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+                           << "    retry: {initial_backoff: 100ms, max_backoff: 1s}\n";
+    ChildProcess::Options options;
+    for (const char* name : {"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_TOKEN_FILE"}) {
+      options.env[name] = std::nullopt;
+    }
+    bridge_ = std::make_unique<ChildProcess>(
+        kBridge, std::vector<std::string>{"--config", config_.string()}, options);
+    ASSERT_TRUE(bridge_->WaitForStderr("initial sync complete", seconds(20))) << bridge_->Stderr();
+  }
+
+  void TearDown() override {
+    if (bridge_) {
+      bridge_->Signal(SIGTERM);
+      EXPECT_EQ(bridge_->Wait(seconds(20)), 0) << bridge_->Stderr();
+    }
+    std::filesystem::remove(config_);
+  }
+
+  void Register(const std::string& id, const std::string& ttl = "30s") {
+    consul_.RegisterService(nlohmann::json{
+        {"ID", id},
+        {"Name", "payments"},
+        {"Port", 8000},
+        {"Check", {{"CheckID", "service:" + id}, {"TTL", ttl}, {"Status", "passing"}}}});
+  }
+
+  static std::string IdOf(const std::string& cloud_event) {
+    return nlohmann::json::parse(cloud_event)["id"];
+  }
+
+  testing::ConsulTestServer consul_;
+  testing::MockKafkaCluster kafka_;
+  WebhookReceiver receiver_;
+  std::filesystem::path config_;
+  std::unique_ptr<ChildProcess> bridge_;
+};
+
+TEST_F(DeliveryTest, TtlExpiryReachesKafkaAndTheWebhookAsTheSameEventWithinASecond) {
+  TopicReader reader(kafka_.bootstraps(), kTopic, kPartitions);
+  Register("payments-ttl", "1s");  // registered passing; nobody heartbeats it
+  // instance.registered and instance.up, then the expiry's instance.down.
+  ASSERT_TRUE(receiver_.WaitForAccepted(3, seconds(20))) << bridge_->Stderr();
+  const auto expired_at = consul_.CriticalSince("service:payments-ttl");
+  ASSERT_TRUE(expired_at);
+  const ReceivedRequest hook = receiver_.Accepted().at(2);
+  EXPECT_THAT(hook.body, ::testing::HasSubstr("\"event\":\"instance.down\""));
+
+  std::vector<ConsumedMessage> messages = reader.ReadAtLeast(3, seconds(10));
+  const auto consumed_at = Clock::now();
+  ASSERT_EQ(messages.size(), 3U);
+  EXPECT_EQ(messages[2].key, "payments/payments-ttl");
+  EXPECT_EQ(IdOf(messages[2].value), hook.Header("webhook-id")) << "one event, two sinks";
+  EXPECT_EQ(IdOf(messages[2].value), IdOf(hook.body));
+
+  const auto webhook_latency = hook.arrived_at - *expired_at;
+  const auto kafka_latency = consumed_at - *expired_at;  // an upper bound: read after the hook
+  RecordProperty("webhook_latency_ms",
+                 std::to_string(std::chrono::duration_cast<milliseconds>(webhook_latency).count()));
+  EXPECT_LT(webhook_latency, seconds(1));
+  EXPECT_LT(kafka_latency, seconds(1));
+}
+
+TEST_F(DeliveryTest, EveryEventReachesAWebhookThatFailedForThirtySecondsInOrder) {
+  TopicReader reader(kafka_.bootstraps(), kTopic, kPartitions);
+  receiver_.SetScript([](std::size_t, const ReceivedRequest&) { return Answer(503); });
+  const auto outage_end = Clock::now() + seconds(30);
+
+  // Each instance flaps a few times while the receiver is down.
+  std::size_t expected = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 1; i <= 3; ++i) {
+      consul_.UpdateCheck("service:payments-" + std::to_string(i), "critical", "flap");
+    }
+    expected += 4;  // three instance.down, then service.down
+    std::this_thread::sleep_for(milliseconds(300));
+    for (int i = 1; i <= 3; ++i) {
+      consul_.UpdateCheck("service:payments-" + std::to_string(i), "passing");
+    }
+    expected += 4;  // service.up with the first instance.up, then two more
+    std::this_thread::sleep_for(milliseconds(300));
+  }
+  const auto from_kafka = reader.ReadAtLeast(expected, seconds(20));
+  ASSERT_EQ(from_kafka.size(), expected) << bridge_->Stderr();
+  EXPECT_TRUE(receiver_.Accepted().empty());
+
+  std::this_thread::sleep_until(outage_end);
+  EXPECT_GT(receiver_.RequestCount(), 3U) << "the sink kept probing during the outage";
+  receiver_.SetScript({});
+  ASSERT_TRUE(receiver_.WaitForAccepted(expected, seconds(20))) << bridge_->Stderr();
+
+  // Kafka got every event as it happened: per key, the webhook must show
+  // the same events in the same order, none lost, none twice.
+  std::map<std::string, std::vector<std::string>> kafka_by_key;
+  for (const auto& message : from_kafka) kafka_by_key[message.key].push_back(IdOf(message.value));
+  std::map<std::string, std::vector<std::string>> hooks_by_key;
+  for (const auto& request : receiver_.Accepted()) {
+    const auto event = nlohmann::json::parse(request.body);
+    hooks_by_key[event["partitionkey"]].push_back(event["id"]);
+  }
+  EXPECT_EQ(hooks_by_key, kafka_by_key);
+}
+
+}  // namespace
+}  // namespace hb

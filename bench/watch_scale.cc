@@ -155,7 +155,8 @@ int Run(const Options& options) {
 
   const auto config = std::filesystem::temp_directory_path() /
                       ("hb-watch-scale-" + std::to_string(::getpid()) + ".yaml");
-  std::ofstream(config) << "sinks:\n  - name: stdout\n    type: log\n";
+  std::ofstream(config) << "server: {listen: 127.0.0.1:0}\n"
+                        << "sinks:\n  - name: stdout\n    type: log\n";
   hb::testing::ChildProcess::Options child_options;
   child_options.env["CONSUL_HTTP_ADDR"] = consul.address();
   child_options.pipe_stdout = true;

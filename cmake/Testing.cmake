@@ -5,6 +5,10 @@ enable_testing()
 find_package(GTest REQUIRED)
 include(GoogleTest)
 
+# Every test binary labelled "concurrent": the ThreadSanitizer pass builds
+# only these.
+add_custom_target(hb_concurrent_tests)
+
 # hb_test(name SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s]): one GoogleTest
 # binary whose cases ctest lists one by one. Discovery runs at test time so a
 # sanitizer build does not execute tests while it compiles.
@@ -18,6 +22,9 @@ function(hb_test name)
   hb_target_defaults(${name})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
+  endif()
+  if("concurrent" IN_LIST ARG_LABELS)
+    add_dependencies(hb_concurrent_tests ${name})
   endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST
                        PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")

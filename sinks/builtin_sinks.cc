@@ -5,6 +5,7 @@
 #include "sinks/log/log_config.h"
 #include "sinks/log/log_sink.h"
 #include "sinks/metrics/metrics_config.h"
+#include "sinks/metrics/metrics_sink.h"
 #include "sinks/webhook/webhook_config.h"
 #include "sinks/webhook/webhook_sink.h"
 
@@ -14,7 +15,7 @@ void RegisterBuiltinSinks(SinkRegistry& registry) {
   registry.Register("log", ParseLogSinkSettings, CreateLogSink);
   registry.Register("kafka", ParseKafkaSinkSettings, CreateKafkaSink);
   registry.Register("webhook", ParseWebhookSinkSettings, CreateWebhookSink);
-  registry.Register("metrics", ParseMetricsSinkSettings, nullptr);
+  registry.Register("metrics", ParseMetricsSinkSettings, CreateMetricsSink);
 }
 
 }  // namespace hb

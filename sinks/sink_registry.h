@@ -15,12 +15,19 @@
 #include "config/bridge_config.h"
 #include "sinks/sink.h"
 
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
 namespace hb {
 
 // What a sink may need from the process, handed in by main.
 struct SinkContext {
   CloudEventOptions events;
   const Clock* clock = nullptr;
+  // The process's one metrics registry (the only global-ish state, owned by
+  // main); the metrics sink adds its series to it.
+  prometheus::Registry* registry = nullptr;
 };
 
 using SinkFactory = std::function<StatusOr<SinkPtr>(const SinkConfig&, const SinkContext&)>;

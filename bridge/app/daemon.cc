@@ -1,5 +1,6 @@
 #include "bridge/app/daemon.h"
 
+#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -9,6 +10,9 @@
 #include "bridge/common/version.h"
 #include "bridge/consul/consul_client.h"
 #include "bridge/router/router.h"
+#include "bridge/server/http_server.h"
+#include "bridge/server/instances_json.h"
+#include "bridge/telemetry/bridge_metrics.h"
 #include "bridge/watch/watcher.h"
 
 namespace hb {
@@ -62,9 +66,37 @@ bool AddSinks(const BridgeConfig& config, const SinkRegistry& registry, const Si
   return true;
 }
 
+HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Registry& registry) {
+  HttpHandlers handlers;
+  handlers.metrics = [&watcher, &metrics, &registry] {
+    metrics.SetWatchState(watcher.State());
+    return prometheus::TextSerializer().Serialize(registry.Collect());
+  };
+  handlers.ready = [&watcher](std::string& why) {
+    const WatchState state = watcher.State();
+    if (state.ready) return true;
+    if (state.last_error) {
+      why = "Consul unreachable: " + state.last_error->message();
+    } else if (!state.initial_sync_done) {
+      why = "initial sync in progress";
+    } else {
+      why = "Consul unreachable";
+    }
+    return false;
+  };
+  handlers.instances = [&watcher] {
+    std::string json = R"({"instances":[]})";
+    watcher.WithEngine(
+        [&json](const TransitionEngine& engine) { json = InstancesJson(engine.Instances()); });
+    return json;
+  };
+  return handlers;
+}
+
 }  // namespace
 
-int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks) {
+int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks,
+              prometheus::Registry& registry) {
   spdlog::info("health-bridge {} ({}) starting", kVersion, kGitRevision);
   if (!config.state.dir.empty()) {
     std::error_code error;
@@ -75,11 +107,12 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks) {
     }
   }
   SystemClock clock;
-  const SinkContext context{{config.events.type_prefix, config.events.source}, &clock};
-  Router router(clock);
+  BridgeMetrics metrics(registry, clock);
+  const SinkContext context{{config.events.type_prefix, config.events.source}, &clock, &registry};
+  Router router(clock, &metrics);
   if (!AddSinks(config, sinks, context, router)) return kExitUsage;
 
-  auto client = ConsulClient::Create(ClientOptions(config.consul));
+  auto client = ConsulClient::Create(ClientOptions(config.consul), &metrics);
   if (!client.ok()) {
     spdlog::error("{}", client.status().message());
     return kExitUsage;
@@ -96,6 +129,15 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks) {
   watch.unreachable_grace = config.watch.unreachable_grace;
   Watcher watcher(watch, **client, std::make_unique<TransitionEngine>(engine, clock), router,
                   clock);
+  // Declared after the watcher, so it stops serving before the watcher its
+  // handlers read goes away.
+  auto server = HttpServer::Start(config.server.listen, Handlers(watcher, metrics, registry));
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return kExitRuntime;
+  }
+  spdlog::info("serving /metrics, /healthz, /readyz and /v1/instances on port {}",
+               (*server)->port());
   watcher.Start();
   spdlog::info("watching Consul at {}", config.consul.address);
 

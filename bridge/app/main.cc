@@ -1,3 +1,5 @@
+#include <prometheus/registry.h>
+
 #include <csignal>
 #include <iostream>
 #include <vector>
@@ -51,7 +53,9 @@ int Main(const std::vector<std::string>& args) {
     return hb::kExitOk;
   }
   hb::SetUpLogging(loaded.config->log);
-  return hb::RunDaemon(*loaded.config, sinks);
+  // The one piece of process-wide mutable state, handed down explicitly.
+  prometheus::Registry registry;
+  return hb::RunDaemon(*loaded.config, sinks, registry);
 }
 
 }  // namespace

@@ -80,12 +80,14 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
   SteadyTime tokens_at = std::chrono::steady_clock::now();
   std::optional<EventLoop::TransferId> transfer;
   std::optional<EventLoop::TimerId> timer;
+  bool issued_blocking = false;  // the request in flight carries ?index
   std::mt19937_64 rng{std::random_device{}()};
 
   void Issue() {
     timer.reset();
     if (cancelled) return;
     const SteadyTime started = std::chrono::steady_clock::now();
+    issued_blocking = index > 0;
     HttpRequest request = client->BuildRequest(path, params, index);
     std::weak_ptr<State> weak = weak_from_this();
     transfer = client->loop().StartGet(std::move(request), [weak, started](HttpResponse response) {
@@ -100,11 +102,11 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     if (cancelled) return;
     const SteadyTime now = std::chrono::steady_clock::now();
     if (!response.transport.ok()) {
-      client->Observe(path, OutcomeOf(response), started);
+      client->Observe(path, OutcomeOf(response), started, issued_blocking);
       return Fail(response.transport, std::nullopt);
     }
     if (response.status < 200 || response.status > 299) {
-      client->Observe(path, OutcomeOf(response), started);
+      client->Observe(path, OutcomeOf(response), started, issued_blocking);
       std::optional<std::chrono::milliseconds> retry_after;
       if (auto it = response.headers.find("retry-after"); it != response.headers.end()) {
         retry_after = std::chrono::seconds(std::atoi(it->second.c_str()));
@@ -121,7 +123,7 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     const unsigned long long parsed =
         index_header == nullptr ? 0 : std::strtoull(index_header->c_str(), &end, 10);
     if (index_header == nullptr || index_header->empty() || *end != '\0') {
-      client->Observe(path, "malformed", started);
+      client->Observe(path, "malformed", started, issued_blocking);
       return Fail(Status::InvalidArgument("answer without a valid X-Consul-Index"), std::nullopt);
     }
     // Rule 2: an index of 0 is read as 1, or the next request would not block.
@@ -139,10 +141,10 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     const Status used = on_answer(QueryAnswer{response.body, meta, index_reset, now});
     if (cancelled) return;
     if (!used.ok()) {
-      client->Observe(path, "malformed", started);
+      client->Observe(path, "malformed", started, issued_blocking);
       return Fail(used, std::nullopt);
     }
-    client->Observe(path, "ok", started);
+    client->Observe(path, "ok", started, issued_blocking);
     failures = 0;
     // Rule 1 again: after a reset, read afresh (index 0) before blocking.
     index = index_reset ? 0 : meta.index;
@@ -258,10 +260,11 @@ HttpRequest ConsulClient::BuildRequest(
   return request;
 }
 
-void ConsulClient::Observe(std::string_view path, std::string_view outcome, SteadyTime started) {
+void ConsulClient::Observe(std::string_view path, std::string_view outcome, SteadyTime started,
+                           bool blocking) {
   if (observer_ == nullptr) return;
-  observer_->OnRequestDone(EndpointLabel(path), outcome,
-                           std::chrono::steady_clock::now() - started);
+  observer_->OnRequestDone(EndpointLabel(path), outcome, std::chrono::steady_clock::now() - started,
+                           blocking);
 }
 
 std::unique_ptr<BlockingQuery> ConsulClient::Watch(
@@ -289,7 +292,7 @@ void ConsulClient::Get(std::string path, std::function<void(StatusOr<std::string
     HttpRequest request = BuildRequest(path, {}, 0);
     loop_->StartGet(std::move(request),
                     [this, path, started, done = std::move(done)](HttpResponse response) {
-                      Observe(path, OutcomeOf(response), started);
+                      Observe(path, OutcomeOf(response), started, false);
                       if (!response.transport.ok()) return done(response.transport);
                       if (response.status < 200 || response.status > 299) {
                         return done(StatusFromHttp(response.status, response.body));

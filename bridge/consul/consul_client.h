@@ -54,8 +54,9 @@ class RequestObserver {
  public:
   virtual ~RequestObserver() = default;
   // outcome: "ok", "http_4xx", "http_5xx", "timeout", "error", "malformed".
+  // A blocking request's latency includes the time Consul held it.
   virtual void OnRequestDone(std::string_view endpoint, std::string_view outcome,
-                             std::chrono::duration<double> latency) = 0;
+                             std::chrono::duration<double> latency, bool blocking) = 0;
 };
 
 struct QueryMeta {
@@ -114,7 +115,7 @@ class ConsulClient {
   HttpRequest BuildRequest(std::string_view path,
                            const std::vector<std::pair<std::string, std::string>>& params,
                            std::uint64_t index) const;
-  void Observe(std::string_view path, std::string_view outcome, SteadyTime started);
+  void Observe(std::string_view path, std::string_view outcome, SteadyTime started, bool blocking);
 
   const ConsulClientOptions options_;
   RequestObserver* const observer_;

@@ -141,7 +141,11 @@ TEST(BridgeBinary, RunsAgainstConsulPrintsEventsAndStopsCleanlyOnSigterm) {
       {"Name", "payments"},
       {"Port", 8000},
       {"Check", {{"CheckID", "service:payments-1"}, {"TTL", "30s"}, {"Status", "passing"}}}});
-  ChildProcess bridge(kBridge, {"--config", (kExamples / "minimal.yaml").string()},
+  // minimal.yaml, on a port of its own: tests run in parallel.
+  const auto config = WriteTemp("minimal-loopback.yaml",
+                                "server: {listen: 127.0.0.1:0}\n"
+                                "sinks:\n  - name: stdout\n    type: log\n");
+  ChildProcess bridge(kBridge, {"--config", config.string()},
                       CleanEnv({{"CONSUL_HTTP_ADDR", consul.address()}}));
   ASSERT_TRUE(bridge.WaitForStderr("initial sync complete", milliseconds(20000)))
       << bridge.Stderr();

@@ -42,6 +42,7 @@ class DeliveryTest : public ::testing::Test {
               ("hb-delivery-" + std::to_string(::getpid()) + "-" +
                ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".yaml");
     std::ofstream(config_) << "consul: {address: " << consul_.address() << "}\n"
+                           << "server: {listen: 127.0.0.1:0}\n"
                            << "log: {format: text}\n"
                            << "sinks:\n"
                            << "  - name: offline-topic\n"

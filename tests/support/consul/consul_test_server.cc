@@ -100,7 +100,7 @@ int ConsulTestServer::Start() {
     server_.reset();
     return 0;
   }
-  listener_ = std::thread([server = server_.get()] { server->listen_after_bind(); });
+  listener_ = ListenInBackground(*server_);
   return port_;
 }
 

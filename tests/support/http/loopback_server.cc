@@ -2,6 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
+#include <memory>
+
 namespace hb {
 
 int BindWithDeepBacklog(httplib::Server& server, const std::string& host, int port) {
@@ -16,6 +19,16 @@ int BindWithDeepBacklog(httplib::Server& server, const std::string& host, int po
   // Linux raises the backlog of a socket that is already listening.
   if (result > 0 && bound != INVALID_SOCKET) ::listen(bound, SOMAXCONN);
   return result > 0 ? result : 0;
+}
+
+std::thread ListenInBackground(httplib::Server& server) {
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  std::thread thread([&server, ended] {
+    server.listen_after_bind();
+    *ended = true;
+  });
+  while (!server.is_running() && !*ended) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return thread;
 }
 
 }  // namespace hb

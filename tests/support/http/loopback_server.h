@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include <string>
+#include <thread>
 
 namespace hb {
 
@@ -15,5 +16,9 @@ namespace hb {
 // costs the client a second or more of retransmits; the socket is listened
 // on again with the kernel's maximum backlog.
 int BindWithDeepBacklog(httplib::Server& server, const std::string& host, int port = 0);
+
+// Serves a bound `server` on a new thread and returns once it runs:
+// httplib's stop() before its loop started is lost, and join() would hang.
+std::thread ListenInBackground(httplib::Server& server);
 
 }  // namespace hb

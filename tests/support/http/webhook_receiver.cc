@@ -36,7 +36,7 @@ WebhookReceiver::WebhookReceiver(Script script) : script_(std::move(script)) {
   server_.set_tcp_nodelay(true);
   port_ = BindWithDeepBacklog(server_, "127.0.0.1");
   if (port_ == 0) throw std::runtime_error("webhook receiver: cannot bind 127.0.0.1");
-  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  thread_ = ListenInBackground(server_);
 }
 
 WebhookReceiver::~WebhookReceiver() {

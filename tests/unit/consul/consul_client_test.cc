@@ -51,7 +51,7 @@ class ScriptedPeer {
       script_(request, response, call);
     });
     port_ = BindWithDeepBacklog(server_, "127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    thread_ = ListenInBackground(server_);
     while (!server_.is_running()) std::this_thread::sleep_for(milliseconds(1));
   }
   ~ScriptedPeer() {

@@ -1,0 +1,145 @@
+#include "bridge/telemetry/bridge_metrics.h"
+
+#include "bridge/common/version.h"
+
+namespace hb {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+// Blocking queries are held up to wait (5m by default, 10m at most), so the
+// Consul buckets reach that far; immediate requests land in the low ones.
+const Histogram::BucketBoundaries kConsulBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                                 2.5,   5,    10,    30,   60,  120,  300, 600};
+// Deliveries: milliseconds when healthy, up to hours while a sink is down
+// and its events wait in retries.
+const Histogram::BucketBoundaries kDeliveryBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1,   0.25,   0.5,   1,    2.5,   5,
+                                                   10,    30,     60,    300,  1800,  7200};
+
+double Seconds(std::chrono::duration<double> duration) { return duration.count(); }
+
+}  // namespace
+
+BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
+    : clock_(clock),
+      consul_requests_(BuildCounter()
+                           .Name("health_bridge_consul_requests_total")
+                           .Help("Consul HTTP API requests by endpoint and outcome (ok, "
+                                 "http_4xx, http_5xx, timeout, error, malformed).")
+                           .Register(registry)),
+      consul_latency_(BuildHistogram()
+                          .Name("health_bridge_consul_request_duration_seconds")
+                          .Help("Consul request duration; for blocking queries (blocking=\"true\") "
+                                "it includes the time Consul held the request.")
+                          .Register(registry)),
+      watch_errors_(BuildCounter()
+                        .Name("health_bridge_watch_errors_total")
+                        .Help("Consul requests of the watch that failed, by endpoint and outcome; "
+                              "each is retried with backoff.")
+                        .Register(registry)),
+      deliveries_(BuildCounter()
+                      .Name("health_bridge_sink_deliveries_total")
+                      .Help("Delivery attempts by sink and outcome: delivered, retried (a "
+                            "transient failure) or dead_lettered.")
+                      .Register(registry)),
+      queue_depth_(BuildGauge()
+                       .Name("health_bridge_sink_queue_depth")
+                       .Help("Events waiting for delivery or for a retry, by sink.")
+                       .Register(registry)),
+      delivery_latency_(BuildHistogram()
+                            .Name("health_bridge_sink_delivery_latency_seconds")
+                            .Help("From the event's creation to the sink's acknowledgement.")
+                            .Register(registry)),
+      end_to_end_latency_(BuildHistogram()
+                              .Name("health_bridge_event_end_to_end_latency_seconds")
+                              .Help("From the Consul answer that showed the change to the sink's "
+                                    "acknowledgement.")
+                              .Register(registry)),
+      consul_reachable_(BuildGauge()
+                            .Name("health_bridge_consul_reachable")
+                            .Help("0 while every Consul request fails (since the first failure "
+                                  "of the streak), else 1.")
+                            .Register(registry)
+                            .Add({})),
+      ready_(BuildGauge()
+                 .Name("health_bridge_ready")
+                 .Help("1 when /readyz answers 200: Consul reachable and the first sync done.")
+                 .Register(registry)
+                 .Add({})),
+      initial_sync_done_(BuildGauge()
+                             .Name("health_bridge_initial_sync_done")
+                             .Help("1 once every watched service has been read once.")
+                             .Register(registry)
+                             .Add({})),
+      watched_services_(BuildGauge()
+                            .Name("health_bridge_watched_services")
+                            .Help("Services the bridge watches (after the include/exclude "
+                                  "filters).")
+                            .Register(registry)
+                            .Add({})),
+      last_success_(BuildGauge()
+                        .Name("health_bridge_last_successful_sync_timestamp_seconds")
+                        .Help("Unix time of the last successful Consul answer.")
+                        .Register(registry)
+                        .Add({})) {
+  BuildGauge()
+      .Name("health_bridge_build_info")
+      .Help("The running version; always 1.")
+      .Register(registry)
+      .Add({{"version", kVersion}, {"revision", kGitRevision}})
+      .Set(1);
+}
+
+void BridgeMetrics::OnRequestDone(std::string_view endpoint, std::string_view outcome,
+                                  std::chrono::duration<double> latency, bool blocking) {
+  const std::string endpoint_label(endpoint);
+  const std::string outcome_label(outcome);
+  consul_requests_.Add({{"endpoint", endpoint_label}, {"outcome", outcome_label}}).Increment();
+  consul_latency_
+      .Add({{"endpoint", endpoint_label}, {"blocking", blocking ? "true" : "false"}},
+           kConsulBuckets)
+      .Observe(Seconds(latency));
+  if (outcome != "ok") {
+    watch_errors_.Add({{"endpoint", endpoint_label}, {"outcome", outcome_label}}).Increment();
+  }
+}
+
+void BridgeMetrics::OnDelivered(std::string_view sink, const Event& event, SteadyTime acked_at) {
+  const std::string sink_label(sink);
+  deliveries_.Add({{"sink", sink_label}, {"outcome", "delivered"}}).Increment();
+  delivery_latency_.Add({{"sink", sink_label}}, kDeliveryBuckets)
+      .Observe(std::max(0.0, Seconds(clock_.WallNow() - event.time)));
+  if (event.observed_at != SteadyTime{}) {
+    end_to_end_latency_.Add({{"sink", sink_label}}, kDeliveryBuckets)
+        .Observe(std::max(0.0, Seconds(acked_at - event.observed_at)));
+  }
+}
+
+void BridgeMetrics::OnRetry(std::string_view sink, const Event&, std::string_view) {
+  deliveries_.Add({{"sink", std::string(sink)}, {"outcome", "retried"}}).Increment();
+}
+
+void BridgeMetrics::OnDeadLettered(std::string_view sink, const Event&, std::string_view) {
+  deliveries_.Add({{"sink", std::string(sink)}, {"outcome", "dead_lettered"}}).Increment();
+}
+
+void BridgeMetrics::OnQueueDepth(std::string_view sink, std::size_t depth) {
+  queue_depth_.Add({{"sink", std::string(sink)}}).Set(static_cast<double>(depth));
+}
+
+void BridgeMetrics::SetWatchState(const WatchState& state) {
+  consul_reachable_.Set(state.unreachable_since ? 0 : 1);
+  ready_.Set(state.ready ? 1 : 0);
+  initial_sync_done_.Set(state.initial_sync_done ? 1 : 0);
+  watched_services_.Set(static_cast<double>(state.watched_services));
+  if (state.last_success) {
+    last_success_.Set(
+        std::chrono::duration<double>(state.last_success->time_since_epoch()).count());
+  }
+}
+
+}  // namespace hb

@@ -1,0 +1,54 @@
+#pragma once
+
+// The bridge's own metrics: Consul requests, the watch, every sink's
+// deliveries, build info. It observes the consul client and the router
+// through their observer interfaces, so neither depends on Prometheus.
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "bridge/common/clock.h"
+#include "bridge/consul/consul_client.h"
+#include "bridge/router/delivery_observer.h"
+#include "bridge/watch/watcher.h"
+
+namespace hb {
+
+// Thread-safe: the consul loop, every sink worker and the HTTP server call
+// it concurrently (prometheus-cpp's metrics are atomic).
+class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
+ public:
+  // `registry` and `clock` must outlive this.
+  BridgeMetrics(prometheus::Registry& registry, const Clock& clock);
+
+  void OnRequestDone(std::string_view endpoint, std::string_view outcome,
+                     std::chrono::duration<double> latency, bool blocking) override;
+
+  void OnDelivered(std::string_view sink, const Event& event, SteadyTime acked_at) override;
+  void OnRetry(std::string_view sink, const Event& event, std::string_view error) override;
+  void OnDeadLettered(std::string_view sink, const Event& event, std::string_view reason) override;
+  void OnQueueDepth(std::string_view sink, std::size_t depth) override;
+
+  // The watch's health, copied in before each scrape.
+  void SetWatchState(const WatchState& state);
+
+ private:
+  const Clock& clock_;
+  prometheus::Family<prometheus::Counter>& consul_requests_;
+  prometheus::Family<prometheus::Histogram>& consul_latency_;
+  prometheus::Family<prometheus::Counter>& watch_errors_;
+  prometheus::Family<prometheus::Counter>& deliveries_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Histogram>& delivery_latency_;
+  prometheus::Family<prometheus::Histogram>& end_to_end_latency_;
+  prometheus::Gauge& consul_reachable_;
+  prometheus::Gauge& ready_;
+  prometheus::Gauge& initial_sync_done_;
+  prometheus::Gauge& watched_services_;
+  prometheus::Gauge& last_success_;
+};
+
+}  // namespace hb

@@ -1,0 +1,201 @@
+#include "sinks/metrics/metrics_sink.h"
+
+namespace hb {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+
+constexpr std::array<HealthStatus, 4> kAllStatuses{HealthStatus::kPassing, HealthStatus::kWarning,
+                                                   HealthStatus::kCritical,
+                                                   HealthStatus::kMaintenance};
+
+std::string InstanceKey(const Event& event) {
+  return event.datacenter + "/" + event.node + "/" + event.instance_id;
+}
+
+}  // namespace
+
+MetricsSink::MetricsSink(std::string name, const MetricsSinkSettings& settings,
+                         prometheus::Registry& registry, const Clock& clock)
+    : name_(std::move(name)),
+      settings_(settings),
+      clock_(clock),
+      instance_up_(BuildGauge()
+                       .Name("health_bridge_instance_up")
+                       .Help("Whether the instance is up (its aggregated health is an up "
+                             "status): 1 up, 0 down. Kept as 0 for a while after it is "
+                             "deregistered.")
+                       .Register(registry)),
+      instance_status_(BuildGauge()
+                           .Name("health_bridge_instance_status")
+                           .Help("Aggregated health of the instance: the series of its current "
+                                 "status is 1, the others 0.")
+                           .Register(registry)),
+      service_up_(BuildGauge()
+                      .Name("health_bridge_service_instances_up")
+                      .Help("Instances of the service that are up.")
+                      .Register(registry)),
+      service_total_(BuildGauge()
+                         .Name("health_bridge_service_instances")
+                         .Help("Registered instances of the service.")
+                         .Register(registry)),
+      deregistrations_(BuildCounter()
+                           .Name("health_bridge_deregistrations_total")
+                           .Help("Instances that left the catalog; reason is \"reaped\" when "
+                                 "it was critical (Consul reaped it or its owner gave up on "
+                                 "it), else \"graceful\".")
+                           .Register(registry)),
+      events_(BuildCounter()
+                  .Name("health_bridge_events_total")
+                  .Help("Health events by type, as seen by this sink.")
+                  .Register(registry)),
+      transitions_(BuildCounter()
+                       .Name("health_bridge_instance_transitions_total")
+                       .Help("Instance up and down transitions by service.")
+                       .Register(registry)) {}
+
+MetricsSink::~MetricsSink() {
+  for (auto& [key, series] : instances_) RemoveInstance(series);
+  for (auto& [service, series] : services_) {
+    service_up_.Remove(series.up);
+    service_total_.Remove(series.total);
+  }
+}
+
+void MetricsSink::Deliver(std::span<const EventPtr> events,
+                          std::span<DeliveryResult> results) noexcept {
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    try {
+      Apply(*events[i]);
+      results[i] = DeliveryResult::Ok();
+    } catch (const std::exception& error) {
+      // Only allocation fails here; applying again later is harmless.
+      results[i] = DeliveryResult::Retry(error.what());
+    }
+  }
+  ExpireDeregistered();
+}
+
+void MetricsSink::Apply(const Event& event) {
+  // The initial sync's silent events describe the state, not changes: they
+  // set the gauges but are not counted as events.
+  if (!event.silent) events_.Add({{"type", std::string(ToString(event.type))}}).Increment();
+  if (!event.IsInstanceEvent()) return;
+
+  const std::string key = InstanceKey(event);
+  InstanceSeries& series = SeriesFor(event);
+  if (event.status) SetStatus(series, *event.status);
+  switch (event.type) {
+    case EventType::kInstanceUp:
+      SetUp(series, true);
+      if (!event.silent) {
+        transitions_.Add({{"service_name", event.service}, {"direction", "up"}}).Increment();
+      }
+      break;
+    case EventType::kInstanceDown:
+      SetUp(series, false);
+      if (!event.silent) {
+        transitions_.Add({{"service_name", event.service}, {"direction", "down"}}).Increment();
+      }
+      break;
+    case EventType::kInstanceDeregistered:
+      Deregister(key, series, event);
+      break;
+    default:
+      break;
+  }
+}
+
+MetricsSink::InstanceSeries& MetricsSink::SeriesFor(const Event& event) {
+  const std::string key = InstanceKey(event);
+  auto it = instances_.find(key);
+  if (it != instances_.end() && !it->second.deregistered) return it->second;
+  if (it != instances_.end()) {
+    // Registered again before its old series expired: start afresh.
+    RemoveInstance(it->second);
+    instances_.erase(it);
+  }
+  const prometheus::Labels labels{
+      {"service_name", event.service}, {"service_id", event.instance_id}, {"node", event.node}};
+  InstanceSeries series;
+  series.service = event.service;
+  series.generation = ++next_generation_;
+  series.up = &instance_up_.Add(labels);
+  for (std::size_t i = 0; i < kStatuses; ++i) {
+    prometheus::Labels with_status = labels;
+    with_status.emplace("status", std::string(ToString(kAllStatuses[i])));
+    series.status[i] = &instance_status_.Add(with_status);
+  }
+  ServiceSeries& service = ServiceFor(event.service);
+  service.total->Set(++service.instances_total);
+  return instances_.emplace(key, std::move(series)).first->second;
+}
+
+MetricsSink::ServiceSeries& MetricsSink::ServiceFor(const std::string& service) {
+  auto it = services_.find(service);
+  if (it != services_.end()) return it->second;
+  ServiceSeries series;
+  series.up = &service_up_.Add({{"service_name", service}});
+  series.total = &service_total_.Add({{"service_name", service}});
+  return services_.emplace(service, series).first->second;
+}
+
+void MetricsSink::SetStatus(InstanceSeries& series, HealthStatus status) {
+  for (std::size_t i = 0; i < kStatuses; ++i) {
+    series.status[i]->Set(kAllStatuses[i] == status ? 1 : 0);
+  }
+}
+
+void MetricsSink::SetUp(InstanceSeries& series, bool up) {
+  series.up->Set(up ? 1 : 0);
+  if (series.is_up == up) return;
+  series.is_up = up;
+  ServiceSeries& service = ServiceFor(series.service);
+  service.instances_up += up ? 1 : -1;
+  service.up->Set(service.instances_up);
+}
+
+void MetricsSink::Deregister(const std::string& key, InstanceSeries& series, const Event& event) {
+  SetUp(series, false);
+  series.deregistered = true;
+  ServiceSeries& service = ServiceFor(series.service);
+  service.total->Set(--service.instances_total);
+  const bool reaped = event.status == HealthStatus::kCritical;
+  deregistrations_
+      .Add({{"service_name", event.service}, {"reason", reaped ? "reaped" : "graceful"}})
+      .Increment();
+  // Exported as 0 until then, so a scrape sees the instance go down rather
+  // than its series merely vanish.
+  expiries_.push_back({clock_.Now() + settings_.deregistered_series_ttl, key, series.generation});
+}
+
+void MetricsSink::RemoveInstance(InstanceSeries& series) {
+  instance_up_.Remove(series.up);
+  for (prometheus::Gauge* status : series.status) instance_status_.Remove(status);
+}
+
+void MetricsSink::ExpireDeregistered() {
+  const SteadyTime now = clock_.Now();
+  while (!expiries_.empty() && expiries_.front().at <= now) {
+    auto it = instances_.find(expiries_.front().key);
+    // A re-registered instance may have replaced the series this was for.
+    if (it != instances_.end() && it->second.generation == expiries_.front().generation) {
+      RemoveInstance(it->second);
+      instances_.erase(it);
+    }
+    expiries_.pop_front();
+  }
+}
+
+StatusOr<SinkPtr> CreateMetricsSink(const SinkConfig& config, const SinkContext& context) {
+  const auto* settings = dynamic_cast<const MetricsSinkSettings*>(config.settings.get());
+  if (settings == nullptr) return Status::Internal("sink " + config.name + ": not a metrics sink");
+  if (context.registry == nullptr || context.clock == nullptr) {
+    return Status::Internal("sink " + config.name + ": no metrics registry");
+  }
+  return SinkPtr(
+      std::make_unique<MetricsSink>(config.name, *settings, *context.registry, *context.clock));
+}
+
+}  // namespace hb

@@ -1,0 +1,96 @@
+#pragma once
+
+// The metrics sink: Prometheus series kept from the same events every other
+// sink sees, with prometheus/consul_exporter's label names (service_name,
+// service_id, node, status) so existing dashboards and alerts join.
+// It wants the silent initial-sync events: the gauges must describe every
+// instance from the first scrape, not only those that changed since.
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <deque>
+#include <map>
+#include <string>
+
+#include "bridge/common/clock.h"
+#include "sinks/metrics/metrics_config.h"
+#include "sinks/sink.h"
+#include "sinks/sink_registry.h"
+
+namespace hb {
+
+class MetricsSink final : public Sink {
+ public:
+  // `registry` and `clock` must outlive the sink.
+  MetricsSink(std::string name, const MetricsSinkSettings& settings, prometheus::Registry& registry,
+              const Clock& clock);
+  // Removes every series it added.
+  ~MetricsSink() override;
+
+  MetricsSink(const MetricsSink&) = delete;
+  MetricsSink& operator=(const MetricsSink&) = delete;
+
+  std::string_view Name() const override { return name_; }
+  std::size_t MaxBatch() const override { return 4096; }
+  bool WantsSilentEvents() const override { return true; }
+  void Deliver(std::span<const EventPtr> events,
+               std::span<DeliveryResult> results) noexcept override;
+  bool Shutdown(std::chrono::milliseconds) noexcept override { return true; }
+
+ private:
+  static constexpr std::size_t kStatuses = 4;  // passing, warning, critical, maintenance
+
+  struct InstanceSeries {
+    std::string service;
+    prometheus::Gauge* up = nullptr;
+    std::array<prometheus::Gauge*, kStatuses> status{};
+    bool is_up = false;
+    bool deregistered = false;
+    std::uint64_t generation = 0;  // tells a re-registration from its predecessor
+  };
+  struct ServiceSeries {
+    prometheus::Gauge* up = nullptr;
+    prometheus::Gauge* total = nullptr;
+    int instances_up = 0;
+    int instances_total = 0;
+  };
+  struct Expiry {
+    SteadyTime at;
+    std::string key;
+    std::uint64_t generation = 0;
+  };
+
+  void Apply(const Event& event);
+  InstanceSeries& SeriesFor(const Event& event);
+  ServiceSeries& ServiceFor(const std::string& service);
+  void SetStatus(InstanceSeries& series, HealthStatus status);
+  void SetUp(InstanceSeries& series, bool up);
+  void Deregister(const std::string& key, InstanceSeries& series, const Event& event);
+  void RemoveInstance(InstanceSeries& series);
+  void ExpireDeregistered();
+
+  const std::string name_;
+  const MetricsSinkSettings settings_;
+  const Clock& clock_;
+  prometheus::Family<prometheus::Gauge>& instance_up_;
+  prometheus::Family<prometheus::Gauge>& instance_status_;
+  prometheus::Family<prometheus::Gauge>& service_up_;
+  prometheus::Family<prometheus::Gauge>& service_total_;
+  prometheus::Family<prometheus::Counter>& deregistrations_;
+  prometheus::Family<prometheus::Counter>& events_;
+  prometheus::Family<prometheus::Counter>& transitions_;
+  // Worker thread only (prometheus-cpp's own objects are thread-safe for
+  // the scrapes that read them).
+  std::map<std::string, InstanceSeries, std::less<>> instances_;  // "<dc>/<node>/<id>"
+  std::map<std::string, ServiceSeries, std::less<>> services_;
+  std::deque<Expiry> expiries_;  // in `at` order: one TTL for all
+  std::uint64_t next_generation_ = 0;
+};
+
+StatusOr<SinkPtr> CreateMetricsSink(const SinkConfig& config, const SinkContext& context);
+
+}  // namespace hb

@@ -1,0 +1,48 @@
+#pragma once
+
+// The real Prometheus server (Debian's `prometheus`) as a test peer: it
+// scrapes the given targets on loopback every second and answers PromQL
+// through its HTTP API. Started and stopped by PID like every test peer.
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/support/process/child_process.h"
+
+namespace hb::testing {
+
+class PrometheusServer {
+ public:
+  // `targets` are "127.0.0.1:port" of job "health-bridge".
+  explicit PrometheusServer(const std::vector<std::string>& targets);
+  ~PrometheusServer();
+
+  PrometheusServer(const PrometheusServer&) = delete;
+  PrometheusServer& operator=(const PrometheusServer&) = delete;
+
+  // Waits until Prometheus answers queries.
+  bool WaitReady(std::chrono::milliseconds timeout);
+  // The value of an instant query returning one sample; nullopt for none.
+  std::optional<double> Query(const std::string& promql);
+  // Polls Query() until `accept` holds for its value or `timeout` passes.
+  std::optional<double> WaitFor(const std::string& promql,
+                                const std::function<bool(double)>& accept,
+                                std::chrono::milliseconds timeout);
+  std::string Log() const { return process_ ? process_->Stderr() : ""; }
+
+ private:
+  std::filesystem::path directory_;
+  int port_ = 0;
+  std::unique_ptr<ChildProcess> process_;
+};
+
+// A port nothing listens on now, for servers that cannot be told "any
+// port" and report which.
+int UnusedLoopbackPort();
+
+}  // namespace hb::testing

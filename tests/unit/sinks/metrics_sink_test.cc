@@ -1,0 +1,149 @@
+// The metrics sink: what a scrape shows after each kind of event.
+
+#include "sinks/metrics/metrics_sink.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <optional>
+
+#include "tests/support/fake_clock.h"
+#include "tests/support/sample_events.h"
+
+namespace hb {
+namespace {
+
+using std::chrono::minutes;
+using testing::InstanceEvent;
+using testing::Shared;
+
+class MetricsSinkTest : public ::testing::Test {
+ protected:
+  MetricsSinkTest() {
+    settings_.deregistered_series_ttl = minutes(5);
+    sink_ = std::make_unique<MetricsSink>("metrics", settings_, registry_, clock_);
+  }
+
+  void Deliver(std::vector<Event> events) {
+    std::vector<EventPtr> batch;
+    for (auto& event : events) batch.push_back(Shared(std::move(event)));
+    std::vector<DeliveryResult> results(batch.size());
+    sink_->Deliver(batch, results);
+    for (const auto& result : results) ASSERT_EQ(result.kind, DeliveryResult::Kind::kOk);
+  }
+
+  // The value of the one series of `name` whose labels include `labels`, as
+  // a scrape would show it; nullopt when there is no such series.
+  std::optional<double> Value(const std::string& name,
+                              const std::map<std::string, std::string>& labels) {
+    for (const auto& family : registry_.Collect()) {
+      if (family.name != name) continue;
+      for (const auto& metric : family.metric) {
+        std::map<std::string, std::string> have;
+        for (const auto& pair : metric.label) have[pair.name] = pair.value;
+        const bool match = std::all_of(labels.begin(), labels.end(), [&](const auto& wanted) {
+          auto it = have.find(wanted.first);
+          return it != have.end() && it->second == wanted.second;
+        });
+        if (!match) continue;
+        if (family.type == prometheus::MetricType::Counter) return metric.counter.value;
+        return metric.gauge.value;
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::optional<double> Up(const std::string& instance) {
+    return Value("health_bridge_instance_up",
+                 {{"service_name", "payments"}, {"service_id", instance}, {"node", "node-a"}});
+  }
+  std::optional<double> Status(const std::string& instance, const std::string& status) {
+    return Value("health_bridge_instance_status", {{"service_id", instance}, {"status", status}});
+  }
+
+  static Event Silent(Event event) {
+    event.silent = true;
+    return event;
+  }
+  static Event WithStatus(Event event, HealthStatus status) {
+    event.status = status;
+    return event;
+  }
+
+  prometheus::Registry registry_;
+  testing::FakeClock clock_;
+  MetricsSinkSettings settings_;
+  std::unique_ptr<MetricsSink> sink_;
+};
+
+TEST_F(MetricsSinkTest, InitialSyncSetsTheGaugesWithoutCountingEvents) {
+  Deliver({Silent(InstanceEvent("payments-1", EventType::kInstanceRegistered, 5)),
+           Silent(InstanceEvent("payments-1", EventType::kInstanceUp, 5)),
+           Silent(InstanceEvent("payments-2", EventType::kInstanceRegistered, 5))});
+  EXPECT_EQ(Up("payments-1"), 1);
+  EXPECT_EQ(Up("payments-2"), 0);
+  EXPECT_EQ(Status("payments-1", "passing"), 1);
+  EXPECT_EQ(Status("payments-1", "critical"), 0);
+  EXPECT_EQ(Value("health_bridge_service_instances_up", {{"service_name", "payments"}}), 1);
+  EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}), 2);
+  EXPECT_EQ(Value("health_bridge_events_total", {{"type", "instance.up"}}), std::nullopt);
+}
+
+TEST_F(MetricsSinkTest, DownSetsUpToZeroAndExactlyOneStatusSeries) {
+  Deliver({InstanceEvent("payments-1", EventType::kInstanceRegistered, 5),
+           InstanceEvent("payments-1", EventType::kInstanceUp, 5),
+           InstanceEvent("payments-1", EventType::kInstanceDown, 6)});
+  EXPECT_EQ(Up("payments-1"), 0);
+  EXPECT_EQ(Status("payments-1", "critical"), 1);
+  for (const char* other : {"passing", "warning", "maintenance"}) {
+    EXPECT_EQ(Status("payments-1", other), 0) << other;
+  }
+  EXPECT_EQ(Value("health_bridge_service_instances_up", {{"service_name", "payments"}}), 0);
+  EXPECT_EQ(Value("health_bridge_events_total", {{"type", "instance.down"}}), 1);
+  EXPECT_EQ(Value("health_bridge_instance_transitions_total",
+                  {{"service_name", "payments"}, {"direction", "down"}}),
+            1);
+}
+
+TEST_F(MetricsSinkTest, DeregistrationTellsReapingFromGracefulAndKeepsAZeroSeriesForATime) {
+  Deliver({InstanceEvent("payments-1", EventType::kInstanceRegistered, 5),
+           InstanceEvent("payments-2", EventType::kInstanceRegistered, 5),
+           InstanceEvent("payments-2", EventType::kInstanceUp, 5)});
+  // payments-1 was critical when it vanished: reaped. payments-2 left while
+  // passing: a graceful shutdown.
+  Deliver({WithStatus(InstanceEvent("payments-1", EventType::kInstanceDeregistered, 7),
+                      HealthStatus::kCritical),
+           InstanceEvent("payments-2", EventType::kInstanceDown, 8),
+           WithStatus(InstanceEvent("payments-2", EventType::kInstanceDeregistered, 8),
+                      HealthStatus::kPassing)});
+  EXPECT_EQ(Value("health_bridge_deregistrations_total",
+                  {{"service_name", "payments"}, {"reason", "reaped"}}),
+            1);
+  EXPECT_EQ(Value("health_bridge_deregistrations_total",
+                  {{"service_name", "payments"}, {"reason", "graceful"}}),
+            1);
+  EXPECT_EQ(Up("payments-2"), 0) << "exported as 0 first, so the drop is visible";
+  EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}), 0);
+
+  clock_.Advance(minutes(6));
+  Deliver({InstanceEvent("payments-3", EventType::kInstanceRegistered, 9)});
+  EXPECT_EQ(Up("payments-1"), std::nullopt) << "series of gone instances do not pile up";
+  EXPECT_EQ(Up("payments-2"), std::nullopt);
+  EXPECT_EQ(Status("payments-2", "passing"), std::nullopt);
+  EXPECT_EQ(Up("payments-3"), 0);
+}
+
+TEST_F(MetricsSinkTest, ReRegistrationIsNotRemovedByTheOldSeriesExpiry) {
+  Deliver({InstanceEvent("payments-1", EventType::kInstanceRegistered, 5),
+           InstanceEvent("payments-1", EventType::kInstanceDeregistered, 6)});
+  clock_.Advance(minutes(1));
+  Deliver({InstanceEvent("payments-1", EventType::kInstanceRegistered, 7),
+           InstanceEvent("payments-1", EventType::kInstanceUp, 7)});
+  clock_.Advance(minutes(5));
+  Deliver({InstanceEvent("payments-2", EventType::kInstanceRegistered, 8)});
+  EXPECT_EQ(Up("payments-1"), 1);
+  EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}), 2);
+}
+
+}  // namespace
+}  // namespace hb

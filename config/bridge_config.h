@@ -3,7 +3,6 @@
 // The typed configuration (design.md "Configuration"). Every field states
 // its default; config_loader.h fills them from YAML and the environment.
 
-#include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <functional>
@@ -13,6 +12,12 @@
 #include <vector>
 
 #include "bridge/model/health.h"
+
+// Only the settings' Emit() needs it; yaml-cpp's header is costly to parse
+// in every file that sees a config struct.
+namespace YAML {
+class Emitter;
+}  // namespace YAML
 
 namespace hb {
 

@@ -1,5 +1,9 @@
 #include "sinks/kafka/kafka_config.h"
 
+#include <yaml-cpp/yaml.h>
+
+#include "config/config_reader.h"
+
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>

@@ -6,7 +6,6 @@
 #include <string>
 
 #include "config/bridge_config.h"
-#include "config/config_reader.h"
 
 namespace hb {
 

@@ -1,5 +1,9 @@
 #include "sinks/log/log_config.h"
 
+#include <yaml-cpp/yaml.h>
+
+#include "config/config_reader.h"
+
 namespace hb {
 
 void LogSinkSettings::Emit(YAML::Emitter& out, bool) const {

@@ -1,5 +1,9 @@
 #include "sinks/metrics/metrics_config.h"
 
+#include <yaml-cpp/yaml.h>
+
+#include "config/config_reader.h"
+
 #include "config/duration.h"
 
 namespace hb {

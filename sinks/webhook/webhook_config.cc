@@ -1,5 +1,9 @@
 #include "sinks/webhook/webhook_config.h"
 
+#include <yaml-cpp/yaml.h>
+
+#include "config/config_reader.h"
+
 #include <algorithm>
 #include <cctype>
 

@@ -5,15 +5,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/kafka/mock_kafka.h"
-#include "tests/support/process/child_process.h"
+#include "tests/support/process/bridge_process.h"
 
 namespace hb {
 namespace {
@@ -21,7 +20,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::Answer;
-using testing::ChildProcess;
+using testing::BridgeProcess;
 using testing::ConsumedMessage;
 using testing::ReceivedRequest;
 using testing::TopicReader;
@@ -38,37 +37,26 @@ class DeliveryTest : public ::testing::Test {
     ASSERT_NE(consul_.Start(), 0);
     kafka_.CreateTopic(kTopic, kPartitions);
     for (int i = 1; i <= 3; ++i) Register("payments-" + std::to_string(i));
-    config_ = std::filesystem::temp_directory_path() /
-              ("hb-delivery-" + std::to_string(::getpid()) + "-" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".yaml");
-    std::ofstream(config_) << "consul: {address: " << consul_.address() << "}\n"
-                           << "server: {listen: 127.0.0.1:0}\n"
-                           << "log: {format: text}\n"
-                           << "sinks:\n"
-                           << "  - name: offline-topic\n"
-                           << "    type: kafka\n"
-                           << "    brokers: " << kafka_.bootstraps() << "\n"
-                           << "    topic: " << kTopic << "\n"
-                           << "  - name: ops-hooks\n"
-                           << "    type: webhook\n"
-                           << "    url: " << receiver_.url() << "\n"
-                           << "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
-                           << "    retry: {initial_backoff: 100ms, max_backoff: 1s}\n";
-    ChildProcess::Options options;
-    for (const char* name : {"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_TOKEN_FILE"}) {
-      options.env[name] = std::nullopt;
-    }
-    bridge_ = std::make_unique<ChildProcess>(
-        kBridge, std::vector<std::string>{"--config", config_.string()}, options);
-    ASSERT_TRUE(bridge_->WaitForStderr("initial sync complete", seconds(20))) << bridge_->Stderr();
+    std::ostringstream config;
+    config << "consul: {address: " << consul_.address() << "}\n"
+           << "sinks:\n"
+           << "  - name: offline-topic\n"
+           << "    type: kafka\n"
+           << "    brokers: " << kafka_.bootstraps() << "\n"
+           << "    topic: " << kTopic << "\n"
+           << "  - name: ops-hooks\n"
+           << "    type: webhook\n"
+           << "    url: " << receiver_.url() << "\n"
+           << "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+           << "    retry: {initial_backoff: 100ms, max_backoff: 1s}\n";
+    bridge_ = std::make_unique<BridgeProcess>(kBridge, config.str());
+    ASSERT_TRUE(bridge_->ok()) << bridge_->process().Stderr();
   }
 
   void TearDown() override {
     if (bridge_) {
-      bridge_->Signal(SIGTERM);
-      EXPECT_EQ(bridge_->Wait(seconds(20)), 0) << bridge_->Stderr();
+      EXPECT_EQ(bridge_->Stop(), 0) << bridge_->process().Stderr();
     }
-    std::filesystem::remove(config_);
   }
 
   void Register(const std::string& id, const std::string& ttl = "30s") {
@@ -86,15 +74,14 @@ class DeliveryTest : public ::testing::Test {
   testing::ConsulTestServer consul_;
   testing::MockKafkaCluster kafka_;
   WebhookReceiver receiver_;
-  std::filesystem::path config_;
-  std::unique_ptr<ChildProcess> bridge_;
+  std::unique_ptr<BridgeProcess> bridge_;
 };
 
 TEST_F(DeliveryTest, TtlExpiryReachesKafkaAndTheWebhookAsTheSameEventWithinASecond) {
   TopicReader reader(kafka_.bootstraps(), kTopic, kPartitions);
   Register("payments-ttl", "1s");  // registered passing; nobody heartbeats it
   // instance.registered and instance.up, then the expiry's instance.down.
-  ASSERT_TRUE(receiver_.WaitForAccepted(3, seconds(20))) << bridge_->Stderr();
+  ASSERT_TRUE(receiver_.WaitForAccepted(3, seconds(20))) << bridge_->process().Stderr();
   const auto expired_at = consul_.CriticalSince("service:payments-ttl");
   ASSERT_TRUE(expired_at);
   const ReceivedRequest hook = receiver_.Accepted().at(2);
@@ -135,13 +122,13 @@ TEST_F(DeliveryTest, EveryEventReachesAWebhookThatFailedForThirtySecondsInOrder)
     std::this_thread::sleep_for(milliseconds(300));
   }
   const auto from_kafka = reader.ReadAtLeast(expected, seconds(20));
-  ASSERT_EQ(from_kafka.size(), expected) << bridge_->Stderr();
+  ASSERT_EQ(from_kafka.size(), expected) << bridge_->process().Stderr();
   EXPECT_TRUE(receiver_.Accepted().empty());
 
   std::this_thread::sleep_until(outage_end);
   EXPECT_GT(receiver_.RequestCount(), 3U) << "the sink kept probing during the outage";
   receiver_.SetScript({});
-  ASSERT_TRUE(receiver_.WaitForAccepted(expected, seconds(20))) << bridge_->Stderr();
+  ASSERT_TRUE(receiver_.WaitForAccepted(expected, seconds(20))) << bridge_->process().Stderr();
 
   // Kafka got every event as it happened: per key, the webhook must show
   // the same events in the same order, none lost, none twice.

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tests/support/consul/consul_test_server.h"
+#include "tests/support/process/bridge_process.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/prometheus/prometheus_server.h"
 
@@ -23,7 +24,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::ChildProcess;
+using testing::BridgeProcess;
 using ::testing::HasSubstr;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
@@ -35,33 +36,19 @@ class MetricsTest : public ::testing::Test {
     ASSERT_NE(consul_.Start(), 0);
     for (const char* id : {"payments-1", "payments-2"}) Register("payments", id);
     Register("billing", "billing-1");
-    config_ = std::filesystem::temp_directory_path() /
-              ("hb-metrics-" + std::to_string(::getpid()) + "-" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".yaml");
-    std::ofstream(config_) << "consul: {address: " << consul_.address() << "}\n"
-                           << "watch: {unreachable_grace: 1s}\n"
-                           << "server: {listen: 127.0.0.1:0}\n"
-                           << "log: {format: text}\n"
-                           << "sinks:\n  - name: prometheus\n    type: metrics\n";
-    ChildProcess::Options options;
-    for (const char* name : {"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_TOKEN_FILE"}) {
-      options.env[name] = std::nullopt;
-    }
-    bridge_ = std::make_unique<ChildProcess>(
-        kBridge, std::vector<std::string>{"--config", config_.string()}, options);
-    ASSERT_TRUE(bridge_->WaitForStderr("initial sync complete", seconds(20))) << bridge_->Stderr();
-    std::smatch match;
-    const std::string log = bridge_->Stderr();
-    ASSERT_TRUE(std::regex_search(log, match, std::regex("on port ([0-9]+)"))) << log;
-    port_ = std::stoi(match[1]);
+    bridge_ = std::make_unique<BridgeProcess>(
+        kBridge, "consul: {address: " + consul_.address() +
+                     "}\n"
+                     "watch: {unreachable_grace: 1s}\n"
+                     "sinks:\n  - name: prometheus\n    type: metrics\n");
+    ASSERT_TRUE(bridge_->ok()) << bridge_->process().Stderr();
+    port_ = bridge_->port();
   }
 
   void TearDown() override {
     if (bridge_) {
-      bridge_->Signal(SIGTERM);
-      EXPECT_EQ(bridge_->Wait(seconds(20)), 0) << bridge_->Stderr();
+      EXPECT_EQ(bridge_->Stop(), 0) << bridge_->process().Stderr();
     }
-    std::filesystem::remove(config_);
   }
 
   void Register(const std::string& service, const std::string& id) {
@@ -94,8 +81,7 @@ class MetricsTest : public ::testing::Test {
   }
 
   testing::ConsulTestServer consul_;
-  std::filesystem::path config_;
-  std::unique_ptr<ChildProcess> bridge_;
+  std::unique_ptr<BridgeProcess> bridge_;
   int port_ = 0;
 };
 
@@ -153,7 +139,8 @@ TEST_F(MetricsTest, LiveScrapePassesPromtoolCheckMetrics) {
   ASSERT_TRUE(WaitForSeries(
       R"(health_bridge_deregistrations_total{reason="graceful",service_name="billing"} 1)"))
       << Scrape();
-  const auto scrape = std::filesystem::path(config_).replace_extension(".prom");
+  const auto scrape = std::filesystem::temp_directory_path() /
+                      ("hb-scrape-" + std::to_string(::getpid()) + ".prom");
   std::ofstream(scrape) << Scrape();
   const auto result = testing::RunToCompletion(
       "/bin/sh", {"-c", "/usr/bin/promtool check metrics < \"$0\"", scrape.string()});
@@ -169,7 +156,8 @@ TEST_F(MetricsTest, DashboardQueriesOnlyMetricsTheBridgeExports) {
   consul_.UpdateCheck("service:payments-1", "critical");
   consul_.DeregisterService("billing-1");
   ASSERT_TRUE(WaitForSeries("health_bridge_deregistrations_total"));
-  ASSERT_TRUE(WaitForSeries("health_bridge_watch_errors_total")) << Scrape() << bridge_->Stderr();
+  ASSERT_TRUE(WaitForSeries("health_bridge_watch_errors_total"))
+      << Scrape() << bridge_->process().Stderr();
   std::set<std::string> exported;
   const std::string scrape = Scrape();
   const std::regex type_line("# TYPE (health_bridge_[a-z_]+) (\\w+)");

@@ -16,7 +16,6 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -25,10 +24,11 @@
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/kafka/mock_kafka.h"
-#include "tests/support/process/child_process.h"
+#include "tests/support/process/bridge_process.h"
 
 namespace {
 
+using hb::testing::BridgeProcess;
 using hb::testing::ChildProcess;
 using hb::testing::ConsulTestServer;
 using hb::testing::MockKafkaCluster;
@@ -125,30 +125,20 @@ class Demo {
 
     directory_ = std::filesystem::temp_directory_path() / ("hb-demo-" + std::to_string(::getpid()));
     std::filesystem::create_directories(directory_);
-    config_ = directory_ / "health-bridge.yaml";
-    std::ofstream(config_) << "consul: {address: " << consul_.address() << "}\n"
-                           << "server: {listen: 127.0.0.1:0}\n"
-                           << "log: {format: text}\n"
-                           << "state: {dir: " << directory_.string() << "}\n"
-                           << "sinks:\n"
-                           << "  - {name: kafka, type: kafka, brokers: " << kafka_.bootstraps()
-                           << ", topic: " << kTopic << "}\n"
-                           << "  - {name: webhook, type: webhook, url: " << receiver_.url()
-                           << ", secret: " << kSecret
-                           << ", events: [\"instance.*\", \"service.*\"]}\n"
-                           << "  - {name: log, type: log}\n"
-                           << "  - {name: metrics, type: metrics}\n";
-    bridge_ = std::make_unique<ChildProcess>(
-        bridge_binary, std::vector<std::string>{"--config", config_.string()});
-    if (!bridge_->WaitForStderr("initial sync complete", seconds(30))) {
-      return Fail("health-bridge did not sync:\n" + bridge_->Stderr());
-    }
-    std::smatch match;
-    const std::string log = bridge_->Stderr();
-    if (!std::regex_search(log, match, std::regex("on port ([0-9]+)"))) {
-      return Fail("health-bridge did not say its port");
-    }
-    port_ = std::stoi(match[1]);
+    std::ostringstream config;
+    config << "consul: {address: " << consul_.address() << "}\n"
+           << "state: {dir: " << directory_.string() << "}\n"
+           << "sinks:\n"
+           << "  - {name: kafka, type: kafka, brokers: " << kafka_.bootstraps()
+           << ", topic: " << kTopic << "}\n"
+           << "  - {name: webhook, type: webhook, url: " << receiver_.url()
+           << ", secret: " << kSecret << "}\n"
+           << "  - {name: log, type: log}\n"
+           << "  - {name: metrics, type: metrics}\n";
+    bridge_ = std::make_unique<BridgeProcess>(bridge_binary, config.str(), ChildProcess::Options{},
+                                              seconds(30));
+    if (!bridge_->ok()) return Fail("health-bridge did not start:\n" + bridge_->process().Stderr());
+    port_ = bridge_->port();
     Say("    dev Consul       " + consul_.address());
     Say("    Kafka bootstrap  " + kafka_.bootstraps() + "  topic " + kTopic);
     Say("    webhook receiver " + receiver_.url());
@@ -237,8 +227,7 @@ class Demo {
 
   void Stop() {
     if (bridge_) {
-      bridge_->Signal(SIGTERM);
-      bridge_->Wait(seconds(20));
+      bridge_->Stop();
       bridge_.reset();
     }
     stop_ = true;
@@ -265,7 +254,7 @@ class Demo {
     const auto space = key.find(' ');
     const std::string event = "\"event\":\"" + key.substr(0, space) + "\"";
     const std::string subject = "\"subject\":\"" + key.substr(space + 1) + "\"";
-    std::istringstream lines(bridge_->Stdout());
+    std::istringstream lines(bridge_->process().Stdout());
     for (std::string line; std::getline(lines, line);) {
       if (line.find(event) != std::string::npos && line.find(subject) != std::string::npos) {
         return true;
@@ -365,8 +354,7 @@ class Demo {
     return hb::testing::Answer(204);
   }};
   std::filesystem::path directory_;
-  std::filesystem::path config_;
-  std::unique_ptr<ChildProcess> bridge_;
+  std::unique_ptr<BridgeProcess> bridge_;
   int port_ = 0;
   Seen kafka_seen_;
   Seen webhook_seen_;

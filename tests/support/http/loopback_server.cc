@@ -1,9 +1,12 @@
 #include "tests/support/http/loopback_server.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
+#include <stdexcept>
 
 namespace hb {
 
@@ -19,6 +22,19 @@ int BindWithDeepBacklog(httplib::Server& server, const std::string& host, int po
   // Linux raises the backlog of a socket that is already listening.
   if (result > 0 && bound != INVALID_SOCKET) ::listen(bound, SOMAXCONN);
   return result > 0 ? result : 0;
+}
+
+int UnusedLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof(address);
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), size) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0;
+  ::close(fd);
+  if (!bound) throw std::runtime_error("cannot bind 127.0.0.1:0");
+  return ntohs(address.sin_port);
 }
 
 std::thread ListenInBackground(httplib::Server& server) {

@@ -17,6 +17,10 @@ namespace hb {
 // on again with the kernel's maximum backlog.
 int BindWithDeepBacklog(httplib::Server& server, const std::string& host, int port = 0);
 
+// A loopback port nothing listens on now (bound once to learn it, then
+// closed), for peers that cannot be told "any port" and report which.
+int UnusedLoopbackPort();
+
 // Serves a bound `server` on a new thread and returns once it runs:
 // httplib's stop() before its loop started is lost, and join() would hang.
 std::thread ListenInBackground(httplib::Server& server);

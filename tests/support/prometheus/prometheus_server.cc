@@ -1,8 +1,6 @@
 #include "tests/support/prometheus/prometheus_server.h"
 
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -10,22 +8,9 @@
 #include <stdexcept>
 #include <thread>
 
-namespace hb::testing {
+#include "tests/support/http/loopback_server.h"
 
-int UnusedLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(address);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot bind 127.0.0.1:0");
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
+namespace hb::testing {
 
 PrometheusServer::PrometheusServer(const std::vector<std::string>& targets) {
   directory_ = std::filesystem::temp_directory_path() /

@@ -41,8 +41,4 @@ class PrometheusServer {
   std::unique_ptr<ChildProcess> process_;
 };
 
-// A port nothing listens on now, for servers that cannot be told "any
-// port" and report which.
-int UnusedLoopbackPort();
-
 }  // namespace hb::testing

@@ -107,19 +107,6 @@ bool WaitUntil(const std::function<bool()>& condition, milliseconds timeout = mi
   return true;
 }
 
-// A loopback port nothing listens on: bound once to learn it, never listened.
-int UnusedLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), length);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 ConsulClientOptions FastOptions(const std::string& address) {
   ConsulClientOptions options;
   options.address = address;

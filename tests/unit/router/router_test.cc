@@ -7,29 +7,17 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/sample_events.h"
 #include "tests/unit/router/recording_sink.h"
 
 namespace hb {
 namespace {
 
 using std::chrono::milliseconds;
+using testing::InstanceEvent;
 using testing::RecordingSink;
 
 constexpr milliseconds kWait{5000};
-
-Event InstanceEvent(std::string instance, EventType type, std::uint64_t index,
-                    std::string service = "payments") {
-  Event event;
-  event.type = type;
-  event.datacenter = "dc1";
-  event.service = std::move(service);
-  event.node = "node-a";
-  event.instance_id = std::move(instance);
-  event.consul_index = index;
-  event.id = "dc1/node-a/" + event.instance_id + "/" + std::to_string(index) + "/" +
-             std::string(ToString(type));
-  return event;
-}
 
 class RouterTest : public ::testing::Test {
  protected:

@@ -13,7 +13,7 @@ namespace {
 // What Prometheus asks for; it also accepts this for plain text format.
 constexpr char kPrometheusText[] = "text/plain; version=0.0.4; charset=utf-8";
 
-void Serve(httplib::Server& server, HttpHandlers handlers) {
+void Serve(httplib::Server& server, const HttpHandlers& handlers) {
   server.Get("/metrics",
              [metrics = handlers.metrics](const httplib::Request&, httplib::Response& response) {
                response.set_content(metrics(), kPrometheusText);
@@ -38,7 +38,9 @@ void Serve(httplib::Server& server, HttpHandlers handlers) {
     response.set_content(instances(), "application/json");
   });
   server.set_exception_handler(
-      [](const httplib::Request& request, httplib::Response& response, std::exception_ptr error) {
+      // httplib's handler type takes the exception_ptr by value.
+      [](const httplib::Request& request, httplib::Response& response,
+         std::exception_ptr error) {  // NOLINT(performance-unnecessary-value-param)
         std::string what = "unknown error";
         try {
           std::rethrow_exception(error);
@@ -96,7 +98,7 @@ HttpServer::~HttpServer() {
 }
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen,
-                                                        HttpHandlers handlers) {
+                                                        const HttpHandlers& handlers) {
   const auto address = ParseListenAddress(listen);
   if (!address) {
     return Status::InvalidArgument("server.listen: expected host:port, got \"" + listen + "\"");
@@ -108,7 +110,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& liste
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
-  Serve(*server, std::move(handlers));
+  Serve(*server, handlers);
   const auto& [host, wanted] = *address;
   const int port = wanted == 0 ? server->bind_to_any_port(host)
                                : (server->bind_to_port(host, wanted) ? wanted : -1);

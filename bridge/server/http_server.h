@@ -32,7 +32,7 @@ class HttpServer {
   // Binds `listen` ("host:port", "[v6]:port"; port 0 picks one) and serves
   // on a thread of its own. Fails with the address when it cannot bind.
   static StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& listen,
-                                                     HttpHandlers handlers);
+                                                     const HttpHandlers& handlers);
   // Stops serving and joins the thread.
   ~HttpServer();
 

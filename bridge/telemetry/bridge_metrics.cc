@@ -12,13 +12,19 @@ using prometheus::Histogram;
 
 // Blocking queries are held up to wait (5m by default, 10m at most), so the
 // Consul buckets reach that far; immediate requests land in the low ones.
-const Histogram::BucketBoundaries kConsulBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                                 2.5,   5,    10,    30,   60,  120,  300, 600};
+const Histogram::BucketBoundaries& ConsulBuckets() {
+  static const Histogram::BucketBoundaries buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                                   2.5,   5,    10,    30,   60,  120,  300, 600};
+  return buckets;
+}
 // Deliveries: milliseconds when healthy, up to hours while a sink is down
 // and its events wait in retries.
-const Histogram::BucketBoundaries kDeliveryBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+const Histogram::BucketBoundaries& DeliveryBuckets() {
+  static const Histogram::BucketBoundaries buckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                    0.1,   0.25,   0.5,   1,    2.5,   5,
                                                    10,    30,     60,    300,  1800,  7200};
+  return buckets;
+}
 
 double Seconds(std::chrono::duration<double> duration) { return duration.count(); }
 
@@ -101,7 +107,7 @@ void BridgeMetrics::OnRequestDone(std::string_view endpoint, std::string_view ou
   consul_requests_.Add({{"endpoint", endpoint_label}, {"outcome", outcome_label}}).Increment();
   consul_latency_
       .Add({{"endpoint", endpoint_label}, {"blocking", blocking ? "true" : "false"}},
-           kConsulBuckets)
+           ConsulBuckets())
       .Observe(Seconds(latency));
   if (outcome != "ok") {
     watch_errors_.Add({{"endpoint", endpoint_label}, {"outcome", outcome_label}}).Increment();
@@ -111,10 +117,10 @@ void BridgeMetrics::OnRequestDone(std::string_view endpoint, std::string_view ou
 void BridgeMetrics::OnDelivered(std::string_view sink, const Event& event, SteadyTime acked_at) {
   const std::string sink_label(sink);
   deliveries_.Add({{"sink", sink_label}, {"outcome", "delivered"}}).Increment();
-  delivery_latency_.Add({{"sink", sink_label}}, kDeliveryBuckets)
+  delivery_latency_.Add({{"sink", sink_label}}, DeliveryBuckets())
       .Observe(std::max(0.0, Seconds(clock_.WallNow() - event.time)));
   if (event.observed_at != SteadyTime{}) {
-    end_to_end_latency_.Add({{"sink", sink_label}}, kDeliveryBuckets)
+    end_to_end_latency_.Add({{"sink", sink_label}}, DeliveryBuckets())
         .Observe(std::max(0.0, Seconds(acked_at - event.observed_at)));
   }
 }

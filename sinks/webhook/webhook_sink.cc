@@ -124,8 +124,9 @@ DeliveryResult WebhookSink::Post(const Event& event) {
   add("Content-Type: application/cloudevents+json");
   add("webhook-id: " + event.id);
   add("webhook-timestamp: " + std::to_string(timestamp));
-  if (signing_key_)
+  if (signing_key_) {
     add("webhook-signature: " + SignWebhook(*signing_key_, event.id, timestamp, body));
+  }
   if (!settings_.bearer_token.empty()) add("Authorization: Bearer " + settings_.bearer_token);
   for (const auto& [name, value] : settings_.headers) add(name + ": " + value);
   // Without this curl waits for "100 Continue" before sending a body over

@@ -3,7 +3,6 @@
 // The typed configuration (design.md "Configuration"). Every field states
 // its default; config_loader.h fills them from YAML and the environment.
 
-
 #include <chrono>
 #include <functional>
 #include <map>

@@ -1,16 +1,14 @@
 #include "sinks/kafka/kafka_config.h"
 
-#include <yaml-cpp/yaml.h>
-
-#include "config/config_reader.h"
-
 #include <librdkafka/rdkafka.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <array>
 #include <memory>
 
 #include "config/config_loader.h"
+#include "config/config_reader.h"
 #include "config/duration.h"
 
 namespace hb {

@@ -3,7 +3,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include "config/config_reader.h"
-
 #include "config/duration.h"
 
 namespace hb {

@@ -2,12 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "config/config_reader.h"
-
 #include <algorithm>
 #include <cctype>
 
 #include "config/config_loader.h"
+#include "config/config_reader.h"
 #include "config/duration.h"
 #include "sinks/webhook/webhook_signature.h"
 

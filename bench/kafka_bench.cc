@@ -98,10 +98,7 @@ void BM_RouterToKafkaSink(benchmark::State& state) {
 BENCHMARK(BM_RouterToKafkaSink)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_BareLibrdkafkaProducer(benchmark::State& state) {
-  struct ConfDeleter {
-    void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
-  };
-  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+  KafkaConf conf(rd_kafka_conf_new());
   std::array<char, 512> error{};
   // The Kafka sink's settings, so only the bridge's own work differs.
   for (const auto& [key, value] : std::initializer_list<std::pair<const char*, std::string>>{

@@ -57,10 +57,7 @@ std::shared_ptr<const SinkSettings> ParseKafkaSinkSettings(ConfigReader& sink) {
   settings->properties = sink.StringMap("properties");
   // librdkafka knows its properties best: ask it now, so a typo stops the
   // bridge at startup with the key path instead of failing at first use.
-  struct ConfDeleter {
-    void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
-  };
-  const std::unique_ptr<rd_kafka_conf_t, ConfDeleter> scratch(rd_kafka_conf_new());
+  const KafkaConf scratch(rd_kafka_conf_new());
   std::array<char, 512> error{};
   for (const auto& [name, value] : settings->properties) {
     if (rd_kafka_conf_set(scratch.get(), name.c_str(), value.c_str(), error.data(), error.size()) !=

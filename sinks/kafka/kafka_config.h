@@ -1,5 +1,7 @@
 #pragma once
 
+#include <librdkafka/rdkafka.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
@@ -21,6 +23,12 @@ struct KafkaSinkSettings final : SinkSettings {
 
   void Emit(YAML::Emitter& out, bool mask_secrets) const override;
 };
+
+struct KafkaConfDeleter {
+  void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
+};
+// A librdkafka configuration until rd_kafka_new() takes it.
+using KafkaConf = std::unique_ptr<rd_kafka_conf_t, KafkaConfDeleter>;
 
 // Whether a librdkafka property holds a secret (sasl.password,
 // ssl.key.password, ssl.key.pem, sasl.oauthbearer.config, ...).

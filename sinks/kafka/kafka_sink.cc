@@ -77,10 +77,7 @@ StatusOr<std::unique_ptr<KafkaSink>> KafkaSink::Create(std::string name,
 }
 
 Status KafkaSink::Connect() {
-  struct ConfDeleter {
-    void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
-  };
-  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+  KafkaConf conf(rd_kafka_conf_new());
   std::array<char, 512> error{};
   auto set = [&](const std::string& key, const std::string& value) {
     if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), error.data(), error.size()) !=

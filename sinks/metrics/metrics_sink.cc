@@ -84,7 +84,7 @@ void MetricsSink::Apply(const Event& event) {
   if (!event.IsInstanceEvent()) return;
 
   const std::string key = InstanceKey(event);
-  InstanceSeries& series = SeriesFor(event);
+  InstanceSeries& series = SeriesFor(key, event);
   if (event.status) SetStatus(series, *event.status);
   switch (event.type) {
     case EventType::kInstanceUp:
@@ -107,8 +107,7 @@ void MetricsSink::Apply(const Event& event) {
   }
 }
 
-MetricsSink::InstanceSeries& MetricsSink::SeriesFor(const Event& event) {
-  const std::string key = InstanceKey(event);
+MetricsSink::InstanceSeries& MetricsSink::SeriesFor(const std::string& key, const Event& event) {
   auto it = instances_.find(key);
   if (it != instances_.end() && !it->second.deregistered) return it->second;
   if (it != instances_.end()) {

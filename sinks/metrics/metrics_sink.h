@@ -65,7 +65,8 @@ class MetricsSink final : public Sink {
   };
 
   void Apply(const Event& event);
-  InstanceSeries& SeriesFor(const Event& event);
+  // The series of the instance `key` (InstanceKey of `event`), created if new.
+  InstanceSeries& SeriesFor(const std::string& key, const Event& event);
   ServiceSeries& ServiceFor(const std::string& service);
   void SetStatus(InstanceSeries& series, HealthStatus status);
   void SetUp(InstanceSeries& series, bool up);

@@ -217,13 +217,16 @@ void KafkaSink::AwaitReports() {
 }
 
 void KafkaSink::RecoverFromFatalError() {
-  std::array<char, 512> reason{};
-  const rd_kafka_resp_err_t fatal =
-      rd_kafka_fatal_error(producer_.get(), reason.data(), reason.size());
-  if (fatal == RD_KAFKA_RESP_ERR_NO_ERROR) return;
-  spdlog::error("sink {}: kafka producer failed fatally ({}: {}); starting a new one", name_,
-                rd_kafka_err2name(fatal), reason.data());
-  producer_.reset();
+  // No producer: the last restart failed, so try again.
+  if (producer_) {
+    std::array<char, 512> reason{};
+    const rd_kafka_resp_err_t fatal =
+        rd_kafka_fatal_error(producer_.get(), reason.data(), reason.size());
+    if (fatal == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    spdlog::error("sink {}: kafka producer failed fatally ({}: {}); starting a new one", name_,
+                  rd_kafka_err2name(fatal), reason.data());
+    producer_.reset();
+  }
   if (Status status = Connect(); !status.ok()) {
     spdlog::error("sink {}: {}", name_, status.message());
   }
@@ -232,7 +235,9 @@ void KafkaSink::RecoverFromFatalError() {
 void KafkaSink::Deliver(std::span<const EventPtr> events,
                         std::span<DeliveryResult> results) noexcept {
   try {
-    if (!producer_) RecoverFromFatalError();
+    // A fatal error in the last batch (or a failed restart) is handled
+    // before this one is produced.
+    RecoverFromFatalError();
     if (!producer_ || interrupted_) {
       for (auto& result : results) {
         result = DeliveryResult::Retry(interrupted_ ? "shutting down" : "no kafka producer");
@@ -244,7 +249,6 @@ void KafkaSink::Deliver(std::span<const EventPtr> events,
       Produce(*events[i], results[i]);
     }
     AwaitReports();
-    RecoverFromFatalError();
   } catch (const std::exception& error) {
     // Only allocation can throw above, before a message is produced for the
     // slot, so no report will write into `results` later.

@@ -58,7 +58,8 @@ class KafkaSink final : public Sink {
   // the rest are purged, which reports them too.
   void AwaitReports();
   // After a fatal error (the idempotent producer lost its guarantees) the
-  // producer is unusable: start a fresh one.
+  // producer is unusable: start a fresh one (also when the last restart
+  // failed and there is none).
   void RecoverFromFatalError();
   static void OnDeliveryReport(rd_kafka_t* handle, const rd_kafka_message_t* message, void* opaque);
   DeliveryResult Classify(rd_kafka_resp_err_t error) const;

@@ -27,6 +27,14 @@ endif()
 # only these.
 add_custom_target(hb_concurrent_tests)
 
+# Sanitizer settings travel with the tests, so ctest run by hand in a
+# sanitizer build checks exactly what scripts/test checks.
+set(HB_TEST_ENVIRONMENT "")
+if(HB_SANITIZERS MATCHES "thread")
+  set(HB_TEST_ENVIRONMENT
+      "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=${PROJECT_SOURCE_DIR}/tests/support/sanitizers/tsan.supp")
+endif()
+
 # hb_test(name SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s]): one GoogleTest
 # binary whose cases ctest lists one by one. Discovery runs at test time so a
 # sanitizer build does not execute tests while it compiles.
@@ -48,6 +56,12 @@ function(hb_test name)
   if("concurrent" IN_LIST ARG_LABELS)
     add_dependencies(hb_concurrent_tests ${name})
   endif()
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST
-                       PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
+  set(properties TIMEOUT ${ARG_TIMEOUT})
+  if(ARG_LABELS)
+    list(APPEND properties LABELS "${ARG_LABELS}")
+  endif()
+  if(HB_TEST_ENVIRONMENT)
+    list(APPEND properties ENVIRONMENT "${HB_TEST_ENVIRONMENT}")
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${properties})
 endfunction()

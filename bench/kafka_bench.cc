@@ -83,9 +83,10 @@ void BM_RouterToKafkaSink(benchmark::State& state) {
     return;
   }
   router.AddSink(SinkRoute{}, std::move(sink).value(),
-                 DeadLetterFile::Open("bench", "", [](const Event& e) {
-                   return SerializeCloudEvent(e, {});
-                 }).value());
+                 {DeadLetterFile::Open("bench", "",
+                                       [](const Event& e) { return SerializeCloudEvent(e, {}); })
+                      .value(),
+                  nullptr});
   const std::vector<Event> events = Events();
   for (auto _ : state) {
     observer.Expect(events.size());

@@ -4,6 +4,7 @@
 // its default; config_loader.h fills them from YAML and the environment.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -61,6 +62,8 @@ struct ServiceSelection {
   std::vector<std::string> include{"*"};       // service name globs. Default: all
   std::vector<std::string> exclude{"consul"};  // globs never watched. Default: consul
   std::vector<std::string> tags;               // tags a service must have. Default: none
+
+  bool operator==(const ServiceSelection&) const = default;
 };
 
 struct WatchConfig {
@@ -113,6 +116,9 @@ struct SinkConfig {
   // Where undeliverable events go, one JSON line each. Default: "" =
   // <state.dir>/<name>.dead.jsonl, or the error log when state.dir is empty.
   std::string dead_letter_file;
+  // spool.max_bytes: bound on this sink's spool in state.dir; past it new
+  // events are dead-lettered (and counted). Default: 256MiB.
+  std::uint64_t spool_max_bytes = std::uint64_t{256} << 20;
   std::shared_ptr<const SinkSettings> settings;
 };
 
@@ -126,6 +132,9 @@ struct ServerConfig {
 
 struct StateConfig {
   std::string dir;  // spool and saved state. Default: "" = memory only
+  // How often the engine's state is saved when events were published
+  // (spools are fsynced first). Default: 1s.
+  std::chrono::milliseconds save_interval{std::chrono::seconds(1)};
   // Grace for sinks to deliver on SIGTERM. Default: 10s.
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
 };

@@ -1,5 +1,7 @@
 #include "config/config_loader.h"
 
+#include "config/byte_size.h"
+
 #include <algorithm>
 #include <fstream>
 #include <regex>
@@ -8,6 +10,7 @@
 
 #include "bridge/common/glob.h"
 #include "bridge/model/event.h"
+#include "config/byte_size.h"
 #include "config/duration.h"
 
 namespace hb {
@@ -156,15 +159,19 @@ void ReadSink(ConfigReader sink, const SinkParsers& parsers, SinkConfig& out,
   ConfigReader queue = sink.Section("queue");
   out.queue.capacity = static_cast<std::size_t>(queue.Int("capacity", 10000, 1, 10'000'000));
   const std::string overflow = queue.String("overflow", "block");
-  if (overflow == "spill") {
+  if (overflow != "block") {
     queue.Error("overflow",
-                "\"spill\" needs the on-disk spool, which this version does not "
-                "have yet; use \"block\"");
-  } else if (overflow != "block") {
-    queue.Error("overflow", "expected block, got " + Quote(overflow));
+                "expected block (a full queue blocks the watch up to block_timeout, then "
+                "dead-letters), got " +
+                    Quote(overflow));
   }
   out.queue.block_timeout = queue.Duration("block_timeout", out.queue.block_timeout);
   queue.Finish();
+
+  ConfigReader spool = sink.Section("spool");
+  // One segment's worth at least, or nothing would ever fit.
+  out.spool_max_bytes = spool.Bytes("max_bytes", out.spool_max_bytes, std::uint64_t{1} << 20);
+  spool.Finish();
 
   ConfigReader retry = sink.Section("retry");
   out.retry.initial_backoff = retry.Duration("initial_backoff", out.retry.initial_backoff);
@@ -205,6 +212,10 @@ void ReadServer(ConfigReader server, ServerConfig& out) {
 void ReadState(ConfigReader state, StateConfig& out) {
   out.dir = state.String("dir");
   out.shutdown_timeout = state.Duration("shutdown_timeout", out.shutdown_timeout);
+  out.save_interval = state.Duration("save_interval", out.save_interval);
+  if (out.save_interval <= std::chrono::milliseconds(0)) {
+    state.Error("save_interval", "must be greater than 0");
+  }
   state.Finish();
 }
 
@@ -288,7 +299,40 @@ std::string Secret(const std::string& value, bool mask) {
   return mask && !value.empty() ? kMasked : value;
 }
 
+void EmitSink(YAML::Emitter& out, const SinkConfig& sink, bool mask_secrets) {
+  out << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << sink.name;
+  out << YAML::Key << "type" << YAML::Value << sink.type;
+  EmitList(out, "events", sink.events);
+  EmitList(out, "services", sink.services);
+  EmitList(out, "tags", sink.tags);
+  out << YAML::Key << "dead_letter_file" << YAML::Value << sink.dead_letter_file;
+  out << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "capacity" << YAML::Value << sink.queue.capacity;
+  out << YAML::Key << "overflow" << YAML::Value << "block";
+  out << YAML::Key << "block_timeout" << YAML::Value << FormatDuration(sink.queue.block_timeout);
+  out << YAML::EndMap;
+  out << YAML::Key << "spool" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "max_bytes" << YAML::Value << FormatByteSize(sink.spool_max_bytes);
+  out << YAML::EndMap;
+  out << YAML::Key << "retry" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "initial_backoff" << YAML::Value
+      << FormatDuration(sink.retry.initial_backoff);
+  out << YAML::Key << "max_backoff" << YAML::Value << FormatDuration(sink.retry.max_backoff);
+  out << YAML::Key << "max_attempts" << YAML::Value << sink.retry.max_attempts;
+  out << YAML::Key << "max_age" << YAML::Value << FormatDuration(sink.retry.max_age);
+  out << YAML::EndMap;
+  if (sink.settings) sink.settings->Emit(out, mask_secrets);
+  out << YAML::EndMap;
+}
+
 }  // namespace
+
+std::string FormatSinkConfig(const SinkConfig& sink, bool mask_secrets) {
+  YAML::Emitter out;
+  EmitSink(out, sink, mask_secrets);
+  return out.c_str();
+}
 
 std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets) {
   YAML::Emitter out;
@@ -334,29 +378,7 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::EndMap;
 
   out << YAML::Key << "sinks" << YAML::Value << YAML::BeginSeq;
-  for (const SinkConfig& sink : config.sinks) {
-    out << YAML::BeginMap;
-    out << YAML::Key << "name" << YAML::Value << sink.name;
-    out << YAML::Key << "type" << YAML::Value << sink.type;
-    EmitList(out, "events", sink.events);
-    EmitList(out, "services", sink.services);
-    EmitList(out, "tags", sink.tags);
-    out << YAML::Key << "dead_letter_file" << YAML::Value << sink.dead_letter_file;
-    out << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "capacity" << YAML::Value << sink.queue.capacity;
-    out << YAML::Key << "overflow" << YAML::Value << "block";
-    out << YAML::Key << "block_timeout" << YAML::Value << FormatDuration(sink.queue.block_timeout);
-    out << YAML::EndMap;
-    out << YAML::Key << "retry" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "initial_backoff" << YAML::Value
-        << FormatDuration(sink.retry.initial_backoff);
-    out << YAML::Key << "max_backoff" << YAML::Value << FormatDuration(sink.retry.max_backoff);
-    out << YAML::Key << "max_attempts" << YAML::Value << sink.retry.max_attempts;
-    out << YAML::Key << "max_age" << YAML::Value << FormatDuration(sink.retry.max_age);
-    out << YAML::EndMap;
-    if (sink.settings) sink.settings->Emit(out, mask_secrets);
-    out << YAML::EndMap;
-  }
+  for (const SinkConfig& sink : config.sinks) EmitSink(out, sink, mask_secrets);
   out << YAML::EndSeq;
 
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap;
@@ -364,7 +386,9 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "state" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "dir" << YAML::Value << config.state.dir;
   out << YAML::Key << "shutdown_timeout" << YAML::Value
-      << FormatDuration(config.state.shutdown_timeout) << YAML::EndMap;
+      << FormatDuration(config.state.shutdown_timeout);
+  out << YAML::Key << "save_interval" << YAML::Value << FormatDuration(config.state.save_interval)
+      << YAML::EndMap;
   out << YAML::Key << "log" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "level" << YAML::Value << config.log.level;
   out << YAML::Key << "format" << YAML::Value << config.log.format << YAML::EndMap;

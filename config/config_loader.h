@@ -30,6 +30,8 @@ LoadResult LoadConfigFile(const std::string& path, const SinkParsers& sinks,
 // The effective configuration as YAML, with every secret replaced by
 // "******" when `mask_secrets`.
 std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets);
+// One sink's part of it: equal texts mean equal settings (config reload).
+std::string FormatSinkConfig(const SinkConfig& sink, bool mask_secrets);
 
 inline constexpr char kMasked[] = "******";
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "config/byte_size.h"
 #include "config/duration.h"
 
 namespace hb {
@@ -157,6 +158,23 @@ std::int64_t ConfigReader::Int(std::string_view key, std::int64_t fallback, std:
     return fallback;
   }
   return parsed;
+}
+
+std::uint64_t ConfigReader::Bytes(std::string_view key, std::uint64_t fallback,
+                                  std::uint64_t min) {
+  auto value = Scalar(key, "a size");
+  if (!value) return fallback;
+  auto parsed = ParseByteSize(*value);
+  if (!parsed) {
+    Error(key, "expected a size in bytes such as 1048576, \"512KiB\", \"64MiB\" or \"1GiB\", got " +
+                   Quote(*value));
+    return fallback;
+  }
+  if (*parsed < min) {
+    Error(key, "must be at least " + FormatByteSize(min) + ", got " + Quote(*value));
+    return fallback;
+  }
+  return *parsed;
 }
 
 std::chrono::milliseconds ConfigReader::Duration(std::string_view key,

@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -49,6 +50,8 @@ class ConfigReader {
   bool Bool(std::string_view key, bool fallback);
   std::int64_t Int(std::string_view key, std::int64_t fallback, std::int64_t min, std::int64_t max);
   std::chrono::milliseconds Duration(std::string_view key, std::chrono::milliseconds fallback);
+  // Bytes: an integer or "512KiB", "64MiB", "2GiB"; at least `min`.
+  std::uint64_t Bytes(std::string_view key, std::uint64_t fallback, std::uint64_t min);
   // A YAML list of strings, or (with `allow_comma_string`) "a,b,c".
   std::vector<std::string> StringList(std::string_view key, std::vector<std::string> fallback,
                                       bool allow_comma_string = false);

@@ -5,66 +5,24 @@
 
 #include <csignal>
 #include <filesystem>
+#include <optional>
 
+#include "bridge/app/checkpointer.h"
 #include "bridge/app/cli.h"
+#include "bridge/app/component_options.h"
+#include "bridge/app/reload.h"
+#include "bridge/app/sink_factory.h"
 #include "bridge/common/version.h"
 #include "bridge/consul/consul_client.h"
 #include "bridge/router/router.h"
 #include "bridge/server/http_server.h"
 #include "bridge/server/instances_json.h"
+#include "bridge/state/state_file.h"
 #include "bridge/telemetry/bridge_metrics.h"
 #include "bridge/watch/watcher.h"
 
 namespace hb {
 namespace {
-
-ConsulClientOptions ClientOptions(const ConsulConfig& consul) {
-  ConsulClientOptions options;
-  options.address = consul.address;
-  options.token = consul.effective_token;
-  options.datacenter = consul.datacenter;
-  options.stale = consul.stale;
-  options.wait = consul.wait_time;
-  options.tls = {consul.tls.ca_file,  consul.tls.ca_path,     consul.tls.cert_file,
-                 consul.tls.key_file, consul.tls.server_name, consul.tls.insecure_skip_verify};
-  return options;
-}
-
-std::string DeadLetterPath(const SinkConfig& sink, const StateConfig& state) {
-  if (!sink.dead_letter_file.empty()) return sink.dead_letter_file;
-  if (state.dir.empty()) return "";
-  return (std::filesystem::path(state.dir) / (sink.name + ".dead.jsonl")).string();
-}
-
-// Builds every configured sink into the router; false (logged) if one
-// cannot be built.
-bool AddSinks(const BridgeConfig& config, const SinkRegistry& registry, const SinkContext& context,
-              Router& router) {
-  for (const SinkConfig& sink : config.sinks) {
-    auto created = registry.Create(sink, context);
-    if (!created.ok()) {
-      spdlog::error("{}", created.status().message());
-      return false;
-    }
-    const CloudEventOptions events = context.events;
-    auto dead_letter = DeadLetterFile::Open(
-        sink.name, DeadLetterPath(sink, config.state),
-        [events](const Event& event) { return SerializeCloudEvent(event, events); });
-    if (!dead_letter.ok()) {
-      spdlog::error("{}", dead_letter.status().message());
-      return false;
-    }
-    SinkRoute route;
-    route.filter = {sink.events, sink.services, sink.tags};
-    route.worker.queue_capacity = sink.queue.capacity;
-    route.worker.block_timeout = sink.queue.block_timeout;
-    route.worker.retry = {sink.retry.initial_backoff, sink.retry.max_backoff,
-                          sink.retry.max_attempts, sink.retry.max_age};
-    router.AddSink(std::move(route), std::move(created).value(), std::move(dead_letter).value());
-    spdlog::info("sink {} ({}) ready", sink.name, sink.type);
-  }
-  return true;
-}
 
 HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Registry& registry) {
   HttpHandlers handlers;
@@ -85,7 +43,7 @@ HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Regi
     return false;
   };
   handlers.instances = [&watcher] {
-    std::string json = R"({"instances":[]})";
+    std::string json;
     watcher.WithEngine(
         [&json](const TransitionEngine& engine) { json = InstancesJson(engine.Instances()); });
     return json;
@@ -93,10 +51,59 @@ HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Regi
   return handlers;
 }
 
+// The engine, with the state saved by the last run when there is one. An
+// unreadable state file is set aside (never silently overwritten) and the
+// bridge starts as on a first run.
+std::unique_ptr<TransitionEngine> MakeEngine(const BridgeConfig& config, const Clock& clock,
+                                             BridgeMetrics& metrics) {
+  auto engine = std::make_unique<TransitionEngine>(EngineOptionsFor(config.watch), clock);
+  if (config.state.dir.empty()) return engine;
+  const std::filesystem::path file = std::filesystem::path(config.state.dir) / "state.json";
+  auto loaded = LoadStateFile(file);
+  if (!loaded.ok()) {
+    std::filesystem::path aside = file;
+    aside += ".corrupt";
+    std::error_code ignored;
+    std::filesystem::rename(file, aside, ignored);
+    spdlog::error("{}; moved to {} and starting without it: changes made while the bridge was "
+                  "stopped will not be reported",
+                  loaded.status().message(), aside.string());
+    metrics.OnStateDropped();
+  } else if (*loaded) {
+    spdlog::info("restored the state of {} instances from {}; the first sync reports what "
+                 "changed meanwhile",
+                 (*loaded)->instances.size(), file.string());
+    engine->Restore(**loaded);
+  }
+  return engine;
+}
+
+// Waits for signals, reloading on SIGHUP; returns SIGTERM or SIGINT.
+int ServeUntilStopped(BridgeConfig& running, const ConfigSource& reload, LiveBridge live) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  int received = 0;
+  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    spdlog::info("SIGHUP: reloading the configuration");
+    const LoadResult loaded = reload();
+    if (!loaded.ok()) {
+      for (const auto& error : loaded.errors) spdlog::error("reload: {}", error);
+      spdlog::error("reload: the new configuration is not valid; the running one stays");
+      continue;
+    }
+    running = ApplyReload(running, *loaded.config, live);
+    spdlog::info("reload: done");
+  }
+  return received;
+}
+
 }  // namespace
 
 int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks,
-              prometheus::Registry& registry) {
+              prometheus::Registry& registry, const ConfigSource& reload) {
   spdlog::info("health-bridge {} ({}) starting", kVersion, kGitRevision);
   if (!config.state.dir.empty()) {
     std::error_code error;
@@ -110,24 +117,17 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks,
   BridgeMetrics metrics(registry, clock);
   const SinkContext context{{config.events.type_prefix, config.events.source}, &clock, &registry};
   Router router(clock, &metrics);
-  if (!AddSinks(config, sinks, context, router)) return kExitUsage;
+  if (Status added = AddSinks(config, sinks, context, &metrics, router); !added.ok()) {
+    spdlog::error("{}", added.message());
+    return kExitUsage;
+  }
 
-  auto client = ConsulClient::Create(ClientOptions(config.consul), &metrics);
+  auto client = ConsulClient::Create(ClientOptionsFor(config.consul), &metrics);
   if (!client.ok()) {
     spdlog::error("{}", client.status().message());
     return kExitUsage;
   }
-  EngineOptions engine;
-  engine.up_statuses = config.watch.up_statuses;
-  engine.down_after = config.watch.down_after;
-  engine.up_after = config.watch.up_after;
-  engine.initial_events = config.watch.initial_events;
-  WatcherOptions watch;
-  watch.services = {config.watch.services.include, config.watch.services.exclude,
-                    config.watch.services.tags};
-  watch.datacenter = config.consul.datacenter;
-  watch.unreachable_grace = config.watch.unreachable_grace;
-  Watcher watcher(watch, **client, std::make_unique<TransitionEngine>(engine, clock), router,
+  Watcher watcher(WatcherOptionsFor(config), **client, MakeEngine(config, clock, metrics), router,
                   clock);
   // Declared after the watcher, so it stops serving before the watcher its
   // handlers read goes away.
@@ -138,23 +138,28 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks,
   }
   spdlog::info("serving /metrics, /healthz, /readyz and /v1/instances on port {}",
                (*server)->port());
+  std::optional<Checkpointer> checkpointer;
+  if (!config.state.dir.empty()) {
+    checkpointer.emplace(std::filesystem::path(config.state.dir) / "state.json",
+                         config.state.save_interval, watcher, router, metrics);
+    checkpointer->Start();
+  }
   watcher.Start();
   spdlog::info("watching Consul at {}", config.consul.address);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  int received = 0;
-  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
-    spdlog::warn("SIGHUP: configuration reload is not supported by this version; ignored");
-  }
+  BridgeConfig running = config;
+  const int received =
+      ServeUntilStopped(running, reload, {router, watcher, sinks, context, &metrics});
   spdlog::info("signal {}: stopping (sinks get up to {} ms to deliver)", received,
-               config.state.shutdown_timeout.count());
+               running.state.shutdown_timeout.count());
   watcher.Stop();
-  const std::size_t left = router.Shutdown(config.state.shutdown_timeout);
-  if (left > 0) spdlog::warn("{} events were not delivered; see the dead-letter files", left);
+  if (checkpointer) checkpointer->Stop();
+  const std::size_t left = router.Shutdown(running.state.shutdown_timeout);
+  if (left > 0) {
+    spdlog::warn("{} events were not delivered; {}", left,
+                 running.state.dir.empty() ? "see the dead-letter files"
+                                           : "they stay in the spools for the next start");
+  }
   spdlog::info("stopped");
   return kExitOk;
 }

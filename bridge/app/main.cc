@@ -41,8 +41,10 @@ int Main(const std::vector<std::string>& args) {
   }
   hb::SinkRegistry sinks;
   hb::RegisterBuiltinSinks(sinks);
-  const hb::LoadResult loaded =
-      hb::LoadConfigFile(command.config_path, sinks.Parsers(), hb::ProcessEnvironment());
+  const hb::ConfigSource load = [&] {
+    return hb::LoadConfigFile(command.config_path, sinks.Parsers(), hb::ProcessEnvironment());
+  };
+  const hb::LoadResult loaded = load();
   if (!loaded.ok()) {
     std::cerr << "health-bridge: " << command.config_path << " is not valid:\n";
     for (const auto& error : loaded.errors) std::cerr << "  " << error << "\n";
@@ -55,7 +57,7 @@ int Main(const std::vector<std::string>& args) {
   hb::SetUpLogging(loaded.config->log);
   // The one piece of process-wide mutable state, handed down explicitly.
   prometheus::Registry registry;
-  return hb::RunDaemon(*loaded.config, sinks, registry);
+  return hb::RunDaemon(*loaded.config, sinks, registry, load);
 }
 
 }  // namespace

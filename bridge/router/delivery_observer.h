@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 #include "bridge/common/clock.h"
@@ -23,6 +24,15 @@ class DeliveryObserver {
   virtual void OnDeadLettered(std::string_view sink, const Event& event,
                               std::string_view reason) = 0;
   virtual void OnQueueDepth(std::string_view sink, std::size_t depth) = 0;
+
+  // The sink's spool (state.dir): its size after a change, an event refused
+  // because it was full (the event is dead-lettered), a write the disk
+  // refused (the event is kept in memory and the write retried), and bytes
+  // of a torn or corrupt spool dropped when it was opened.
+  virtual void OnSpoolBytes(std::string_view /*sink*/, std::uint64_t /*bytes*/) {}
+  virtual void OnSpoolFull(std::string_view /*sink*/) {}
+  virtual void OnSpoolWriteError(std::string_view /*sink*/) {}
+  virtual void OnSpoolDropped(std::string_view /*sink*/, std::uint64_t /*bytes*/) {}
 };
 
 }  // namespace hb

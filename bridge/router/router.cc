@@ -12,28 +12,71 @@ Router::Router(const Clock& clock, DeliveryObserver* observer)
 
 Router::~Router() { Shutdown(std::chrono::milliseconds(0)); }
 
-void Router::AddSink(SinkRoute route, SinkPtr sink, std::unique_ptr<DeadLetterFile> dead_letter) {
+void Router::AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage,
+                     std::vector<QueuedEvent> backlog) {
   auto entry = std::make_shared<Route>();
+  entry->name = std::string(sink->Name());
   entry->filter = std::move(route.filter);
-  entry->dead_letter = std::move(dead_letter);
+  entry->storage = std::move(storage);
   entry->worker = std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink),
-                                               *entry->dead_letter, clock_, observer_);
+                                               entry->storage, clock_, observer_,
+                                               std::move(backlog));
   std::lock_guard lock(mutex_);
   routes_.push_back(std::move(entry));
 }
 
+std::shared_ptr<Router::Route> Router::Take(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  auto it = std::find_if(routes_.begin(), routes_.end(),
+                         [&](const auto& route) { return route->name == name; });
+  if (it == routes_.end()) return nullptr;
+  auto taken = std::move(*it);
+  routes_.erase(it);
+  return taken;
+}
+
 bool Router::RemoveSink(std::string_view name, std::chrono::milliseconds timeout) {
-  std::shared_ptr<Route> removed;
+  std::shared_ptr<Route> removed = Take(name);
+  if (removed == nullptr) return false;
+  removed->worker->Shutdown(timeout, Leftovers::kDeadLetter);
+  if (removed->storage.spool != nullptr) removed->storage.spool->Destroy();
+  return true;
+}
+
+bool Router::ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink) {
+  std::shared_ptr<Route> found;
   {
     std::lock_guard lock(mutex_);
     auto it = std::find_if(routes_.begin(), routes_.end(),
-                           [&](const auto& route) { return route->worker->name() == name; });
+                           [&](const auto& entry) { return entry->name == name; });
     if (it == routes_.end()) return false;
-    removed = std::move(*it);
-    routes_.erase(it);
+    found = *it;
   }
-  removed->worker->Shutdown(timeout);
+  // Publish() waits meanwhile, so the next event goes to the new worker,
+  // after everything the old one had.
+  std::unique_lock swap(found->swap_mutex);
+  std::vector<QueuedEvent> backlog = found->worker->Release();
+  found->worker.reset();
+  found->filter = std::move(route.filter);
+  found->worker = std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink),
+                                               found->storage, clock_, observer_,
+                                               std::move(backlog));
   return true;
+}
+
+Status Router::SyncSpools() {
+  std::vector<std::shared_ptr<Route>> routes;
+  {
+    std::lock_guard lock(mutex_);
+    routes = routes_;
+  }
+  Status first_error;
+  for (const auto& route : routes) {
+    if (route->storage.spool == nullptr) continue;
+    Status synced = route->storage.spool->Sync();
+    if (first_error.ok() && !synced.ok()) first_error = std::move(synced);
+  }
+  return first_error;
 }
 
 void Router::Publish(std::vector<Event> events) {
@@ -49,10 +92,12 @@ void Router::Publish(std::vector<Event> events) {
   for (auto& event : events) {
     auto shared = std::make_shared<const Event>(std::move(event));
     for (const auto& route : routes) {
+      std::shared_lock swap(route->swap_mutex);
       if (shared->silent && !route->worker->wants_silent_events()) continue;
       if (!route->filter.Matches(*shared)) continue;
       route->worker->Enqueue(shared);
     }
+    published_.fetch_add(1, std::memory_order_release);
   }
 }
 
@@ -69,7 +114,10 @@ std::size_t Router::Shutdown(std::chrono::milliseconds timeout) {
   drained.reserve(routes.size());
   for (const auto& route : routes) {
     drained.push_back(std::async(std::launch::async,
-                                 [&route, timeout] { return route->worker->Shutdown(timeout); }));
+                                 [&route, timeout] {
+                                   std::shared_lock swap(route->swap_mutex);
+                                   return route->worker->Shutdown(timeout);
+                                 }));
   }
   std::size_t left = 0;
   for (auto& result : drained) left += result.get();
@@ -81,7 +129,8 @@ std::vector<std::pair<std::string, std::size_t>> Router::QueueDepths() const {
   std::vector<std::pair<std::string, std::size_t>> depths;
   depths.reserve(routes_.size());
   for (const auto& route : routes_) {
-    depths.emplace_back(std::string(route->worker->name()), route->worker->QueueDepth());
+    std::shared_lock swap(route->swap_mutex);
+    depths.emplace_back(route->name, route->worker->QueueDepth());
   }
   return depths;
 }

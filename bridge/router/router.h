@@ -5,16 +5,20 @@
 // queue and worker, so a slow or dead sink never blocks the watch or the
 // other sinks (beyond its own bounded block_timeout).
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "bridge/common/clock.h"
 #include "bridge/model/event_publisher.h"
-#include "bridge/router/dead_letter.h"
+#include "bridge/common/status.h"
 #include "bridge/router/delivery_observer.h"
+#include "bridge/router/sink_storage.h"
 #include "bridge/router/route_filter.h"
 #include "bridge/router/sink_worker.h"
 #include "sinks/sink.h"
@@ -37,26 +41,44 @@ class Router final : public EventPublisher {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
-  // Starts delivering to `sink` the events published from now on.
-  void AddSink(SinkRoute route, SinkPtr sink, std::unique_ptr<DeadLetterFile> dead_letter);
-  // Drains the sink for up to `timeout` and removes it; false if unknown.
+  // Starts delivering to `sink` the events published from now on, after
+  // `backlog` (recovered from the storage's spool).
+  void AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage,
+               std::vector<QueuedEvent> backlog = {});
+  // Drains the sink for up to `timeout`, dead-letters what is left, deletes
+  // its spool and removes it; false if unknown.
   bool RemoveSink(std::string_view name, std::chrono::milliseconds timeout);
+  // Gives the sink `name` new settings: its undelivered events, spool and
+  // dead-letter file carry over to `sink`, in order. False if unknown.
+  bool ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink);
+  // Makes every spool durable up to now (fdatasync); the first error.
+  Status SyncSpools();
 
   void Publish(std::vector<Event> events) override;
 
   // Lets every sink deliver what it has, all in parallel, for up to
-  // `timeout`; what is left is dead-lettered. Returns the number of events
-  // left undelivered. The router accepts no events afterwards.
+  // `timeout`; what is left stays in the spools (is dead-lettered without
+  // one). Returns the number of events left undelivered. The router accepts
+  // no events afterwards.
   std::size_t Shutdown(std::chrono::milliseconds timeout);
 
   std::vector<std::pair<std::string, std::size_t>> QueueDepths() const;
 
+  // Events published so far: the saved state is rewritten only when it moved.
+  std::uint64_t published() const { return published_.load(std::memory_order_acquire); }
+
  private:
   struct Route {
-    RouteFilter filter;
-    std::unique_ptr<DeadLetterFile> dead_letter;  // outlives the worker below
-    std::unique_ptr<SinkWorker> worker;
+    std::string name;
+    SinkStorage storage;  // outlives the worker below
+    // Held shared while events are handed to the worker, exclusively while
+    // ReplaceSink() swaps it: no event slips between the two workers.
+    std::shared_mutex swap_mutex;
+    RouteFilter filter;                  // GUARDED_BY(swap_mutex)
+    std::unique_ptr<SinkWorker> worker;  // GUARDED_BY(swap_mutex)
   };
+
+  std::shared_ptr<Route> Take(std::string_view name);
 
   const Clock& clock_;
   DeliveryObserver* const observer_;
@@ -65,6 +87,7 @@ class Router final : public EventPublisher {
   // sink's queue blocks, and RemoveSink() can drain outside the lock.
   std::vector<std::shared_ptr<Route>> routes_;  // GUARDED_BY(mutex_)
   bool shut_down_ = false;                      // GUARDED_BY(mutex_)
+  std::atomic<std::uint64_t> published_{0};
 };
 
 }  // namespace hb

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "bridge/common/backoff.h"
+#include "bridge/model/event_codec.h"
 
 namespace hb {
 namespace {
@@ -24,17 +25,24 @@ std::string OrderKey(const Event& event) {
 
 }  // namespace
 
-SinkWorker::SinkWorker(SinkWorkerOptions options, SinkPtr sink, DeadLetterFile& dead_letter,
-                       const Clock& clock, DeliveryObserver* observer)
+SinkWorker::SinkWorker(SinkWorkerOptions options, SinkPtr sink, SinkStorage& storage,
+                       const Clock& clock, DeliveryObserver* observer,
+                       std::vector<QueuedEvent> backlog)
     : options_(std::move(options)),
       sink_(std::move(sink)),
       name_(sink_->Name()),
       wants_silent_(sink_->WantsSilentEvents()),
       max_batch_(std::max<std::size_t>(1, sink_->MaxBatch())),
-      dead_letter_(dead_letter),
+      storage_(storage),
       clock_(clock),
       observer_(observer),
       rng_(std::random_device{}()) {
+  for (auto& queued : backlog) {
+    std::string key = OrderKey(*queued.event);
+    queue_.push_back(Pending{
+        .event = std::move(queued.event), .spool_seq = queued.spool_seq, .key = std::move(key)});
+  }
+  ReportDepth(queue_.size());
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -43,6 +51,8 @@ SinkWorker::~SinkWorker() {
 }
 
 bool SinkWorker::Enqueue(EventPtr event) {
+  // Encoded before taking the lock the worker thread needs.
+  const std::string encoded = storage_.spool != nullptr ? EncodeEvent(*event) : std::string();
   std::unique_lock lock(mutex_);
   if (!stopping_ && queue_.size() >= options_.queue_capacity) {
     // Back-pressure for this sink only, bounded: past the limit the event
@@ -59,8 +69,10 @@ bool SinkWorker::Enqueue(EventPtr event) {
     DeadLetter(Pending{.event = std::move(event)}, reason);
     return false;
   }
+  std::uint64_t seq = 0;
+  if (!AddToSpool(event, encoded, seq)) return false;
   std::string key = OrderKey(*event);
-  queue_.push_back(Pending{.event = std::move(event), .key = std::move(key)});
+  queue_.push_back(Pending{.event = std::move(event), .spool_seq = seq, .key = std::move(key)});
   const std::size_t depth = queue_.size() + retrying_.size();
   lock.unlock();
   work_.notify_one();
@@ -73,11 +85,25 @@ std::size_t SinkWorker::QueueDepth() const {
   return queue_.size() + retrying_.size();
 }
 
-std::size_t SinkWorker::Shutdown(std::chrono::milliseconds timeout) {
+std::size_t SinkWorker::Shutdown(std::chrono::milliseconds timeout, Leftovers leftovers) {
+  Stop(timeout, leftovers, /*release=*/false);
+  std::lock_guard lock(mutex_);
+  return left_at_shutdown_;
+}
+
+std::vector<QueuedEvent> SinkWorker::Release() {
+  Stop(std::chrono::milliseconds(0), Leftovers::kKeepInSpool, /*release=*/true);
+  std::lock_guard lock(mutex_);
+  return std::move(released_);
+}
+
+void SinkWorker::Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bool release) {
   {
     std::lock_guard lock(mutex_);
-    if (!thread_.joinable()) return left_at_shutdown_;
+    if (!thread_.joinable()) return;
     stopping_ = true;
+    leftovers_ = leftovers;
+    release_ = release;
     drain_deadline_ = clock_.Now() + timeout;
   }
   work_.notify_all();
@@ -85,8 +111,7 @@ std::size_t SinkWorker::Shutdown(std::chrono::milliseconds timeout) {
   {
     // A Deliver() in progress may outlast the grace period (a Kafka batch
     // waits up to message.timeout.ms): past the deadline, cut it short so
-    // shutdown stays bounded and its events are dead-lettered, not lost to
-    // a SIGKILL.
+    // shutdown stays bounded and its events are kept, not lost to a SIGKILL.
     std::unique_lock lock(mutex_);
     if (!finished_.wait_for(lock, timeout, [this] { return run_finished_; })) {
       lock.unlock();
@@ -100,7 +125,6 @@ std::size_t SinkWorker::Shutdown(std::chrono::milliseconds timeout) {
   if (!sink_->Shutdown(remaining)) {
     spdlog::warn("sink {}: shutdown did not finish within its timeout", name_);
   }
-  return left_at_shutdown_;
 }
 
 void SinkWorker::Run() {
@@ -131,18 +155,29 @@ void SinkWorker::Run() {
     Settle(std::move(batch), results);
   }
 
-  std::vector<Pending> left(std::make_move_iterator(queue_.begin()),
-                            std::make_move_iterator(queue_.end()));
+  // Retries first: each is older than every queued event of its instance.
+  std::vector<Pending> left;
+  left.reserve(queue_.size() + retrying_.size());
   for (auto& [key, pending] : retrying_) left.push_back(std::move(pending));
+  for (auto& pending : queue_) left.push_back(std::move(pending));
   queue_.clear();
   retrying_.clear();
   left_at_shutdown_ = left.size();
-  lock.unlock();
-  if (!left.empty()) {
-    spdlog::warn("sink {}: {} events undelivered at shutdown went to the dead-letter file", name_,
-                 left.size());
+  const bool keep = storage_.spool != nullptr && leftovers_ == Leftovers::kKeepInSpool;
+  if (release_) {
+    for (auto& pending : left) released_.push_back({std::move(pending.event), pending.spool_seq});
   }
-  for (const auto& pending : left) DeadLetter(pending, "undelivered at shutdown");
+  lock.unlock();
+  if (!release_ && !left.empty()) {
+    if (keep) {
+      spdlog::warn("sink {}: {} undelivered events stay in the spool for the next start", name_,
+                   left.size());
+    } else {
+      spdlog::warn("sink {}: {} events undelivered at shutdown went to the dead-letter file",
+                   name_, left.size());
+      for (const auto& pending : left) DeadLetter(pending, "undelivered at shutdown");
+    }
+  }
   space_.notify_all();
   lock.lock();
   run_finished_ = true;
@@ -183,6 +218,7 @@ void SinkWorker::Settle(std::vector<Pending> batch, const std::vector<DeliveryRe
   bool any_ok = false;
   bool all_retry = true;
   std::optional<std::chrono::milliseconds> retry_after;
+  std::vector<std::uint64_t> delivered;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     Pending& pending = batch[i];
     const DeliveryResult& result = results[i];
@@ -190,6 +226,7 @@ void SinkWorker::Settle(std::vector<Pending> batch, const std::vector<DeliveryRe
     switch (result.kind) {
       case DeliveryResult::Kind::kOk:
         any_ok = true;
+        if (pending.spool_seq != 0) delivered.push_back(pending.spool_seq);
         if (observer_ != nullptr) observer_->OnDelivered(name_, *pending.event, now);
         break;
       case DeliveryResult::Kind::kReject:
@@ -220,6 +257,8 @@ void SinkWorker::Settle(std::vector<Pending> batch, const std::vector<DeliveryRe
       }
     }
   }
+
+  Acknowledge(delivered);
 
   if (any_ok) {
     if (failed_batches_ > 0) {
@@ -257,8 +296,45 @@ std::optional<SteadyTime> SinkWorker::NextWake() const {
 }
 
 void SinkWorker::DeadLetter(const Pending& pending, std::string_view reason) {
-  dead_letter_.Write(*pending.event, reason, pending.attempts, clock_.WallNow());
+  storage_.dead_letter->Write(*pending.event, reason, pending.attempts, clock_.WallNow());
+  if (pending.spool_seq != 0) Acknowledge(std::span(&pending.spool_seq, 1));
   if (observer_ != nullptr) observer_->OnDeadLettered(name_, *pending.event, reason);
+}
+
+bool SinkWorker::AddToSpool(const EventPtr& event, std::string_view encoded,
+                            std::uint64_t& seq) {
+  if (storage_.spool == nullptr) return true;
+  auto appended = storage_.spool->Append(encoded);
+  if (!appended.ok()) {
+    spdlog::error("sink {}: event {} went to the dead-letter file: {}", name_, event->id,
+                  appended.status().message());
+    if (observer_ != nullptr) observer_->OnSpoolFull(name_);
+    DeadLetter(Pending{.event = event}, appended.status().message());
+    return false;
+  }
+  seq = *appended;
+  // A refused write keeps the event in memory and is retried by the spool;
+  // log once per streak, count every one.
+  const Status write_error = storage_.spool->last_write_error();
+  if (!write_error.ok()) {
+    if (observer_ != nullptr) observer_->OnSpoolWriteError(name_);
+    if (!spool_failing_) {
+      spdlog::error("sink {}: spool write failed: {}; events are kept in memory and the write "
+                    "retried",
+                    name_, write_error.message());
+    }
+  } else if (spool_failing_) {
+    spdlog::info("sink {}: spool writes succeed again", name_);
+  }
+  spool_failing_ = !write_error.ok();
+  if (observer_ != nullptr) observer_->OnSpoolBytes(name_, storage_.spool->bytes());
+  return true;
+}
+
+void SinkWorker::Acknowledge(std::span<const std::uint64_t> seqs) {
+  if (storage_.spool == nullptr || seqs.empty()) return;
+  storage_.spool->Acknowledge(seqs);
+  if (observer_ != nullptr) observer_->OnSpoolBytes(name_, storage_.spool->bytes());
 }
 
 void SinkWorker::ReportDepth(std::size_t depth) {

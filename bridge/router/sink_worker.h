@@ -2,7 +2,8 @@
 
 // One sink's bounded queue and the thread that delivers it: at least once,
 // per-instance order kept through retries, exponential backoff with jitter,
-// dead-letter when attempts or age run out.
+// dead-letter when attempts or age run out. With a spool, every queued event
+// is on disk first and acknowledged there once delivered or dead-lettered.
 
 #include <chrono>
 #include <condition_variable>
@@ -11,13 +12,14 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bridge/common/clock.h"
-#include "bridge/router/dead_letter.h"
 #include "bridge/router/delivery_observer.h"
+#include "bridge/router/sink_storage.h"
 #include "sinks/sink.h"
 
 namespace hb {
@@ -46,14 +48,21 @@ struct SinkWorkerOptions {
   RetryPolicy retry;
 };
 
+// What Shutdown() does with the events it could not deliver in time.
+enum class Leftovers {
+  kKeepInSpool,  // they stay in the spool for the next start (dead-lettered without one)
+  kDeadLetter,   // the sink goes away for good
+};
+
 // Enqueue() and QueueDepth() are thread-safe; the sink runs on the worker's
 // own thread only. The worker owns the sink.
 class SinkWorker {
  public:
-  // `dead_letter` and `clock` must outlive the worker; `observer` may be
-  // null.
-  SinkWorker(SinkWorkerOptions options, SinkPtr sink, DeadLetterFile& dead_letter,
-             const Clock& clock, DeliveryObserver* observer);
+  // `storage` and `clock` must outlive the worker; `observer` may be null.
+  // `backlog` (already in storage's spool) is queued first, in order,
+  // whatever the capacity.
+  SinkWorker(SinkWorkerOptions options, SinkPtr sink, SinkStorage& storage, const Clock& clock,
+             DeliveryObserver* observer, std::vector<QueuedEvent> backlog = {});
   // Shuts down without a grace period if Shutdown() was not called.
   ~SinkWorker();
 
@@ -68,10 +77,15 @@ class SinkWorker {
   // returned. Events of one instance must be enqueued in order.
   bool Enqueue(EventPtr event);
 
-  // Stops taking events, keeps delivering for up to `timeout`, then
-  // dead-letters what is left (reason "undelivered at shutdown") and shuts
-  // the sink down. Returns the number of events dead-lettered that way.
-  std::size_t Shutdown(std::chrono::milliseconds timeout);
+  // Stops taking events, keeps delivering for up to `timeout`, deals with
+  // what is left as `leftovers` says (dead-letter reason "undelivered at
+  // shutdown") and shuts the sink down. Returns the number left.
+  std::size_t Shutdown(std::chrono::milliseconds timeout,
+                       Leftovers leftovers = Leftovers::kKeepInSpool);
+
+  // Stops at once and returns every undelivered event, oldest first, for the
+  // worker that replaces this one (a config reload changed the sink).
+  std::vector<QueuedEvent> Release();
 
   // Queued plus waiting-for-retry events.
   std::size_t QueueDepth() const;
@@ -79,6 +93,7 @@ class SinkWorker {
  private:
   struct Pending {
     EventPtr event;
+    std::uint64_t spool_seq = 0;
     std::string key{};  // per-instance order key
     int attempts = 0;
     SteadyTime first_attempt{};
@@ -94,14 +109,19 @@ class SinkWorker {
   std::chrono::milliseconds Backoff(int attempts);
   std::optional<SteadyTime> NextWake() const;
   void DeadLetter(const Pending& pending, std::string_view reason);
+  // Stores `event` (`encoded`) in the spool, if any; false (dead-lettered)
+  // when it is full.
+  bool AddToSpool(const EventPtr& event, std::string_view encoded, std::uint64_t& seq);
+  void Acknowledge(std::span<const std::uint64_t> seqs);
   void ReportDepth(std::size_t depth);
+  void Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bool release);
 
   const SinkWorkerOptions options_;
   const SinkPtr sink_;
   const std::string name_;
   const bool wants_silent_;
   const std::size_t max_batch_;
-  DeadLetterFile& dead_letter_;
+  SinkStorage& storage_;
   const Clock& clock_;
   DeliveryObserver* const observer_;
 
@@ -117,8 +137,12 @@ class SinkWorker {
   SteadyTime gate_until_{};           // GUARDED_BY(mutex_)
   bool stopping_ = false;             // GUARDED_BY(mutex_)
   SteadyTime drain_deadline_{};       // GUARDED_BY(mutex_)
-  std::size_t left_at_shutdown_ = 0;  // GUARDED_BY(mutex_)
-  bool run_finished_ = false;         // GUARDED_BY(mutex_)
+  Leftovers leftovers_ = Leftovers::kKeepInSpool;  // GUARDED_BY(mutex_)
+  bool release_ = false;                           // GUARDED_BY(mutex_)
+  std::vector<QueuedEvent> released_;              // GUARDED_BY(mutex_)
+  std::size_t left_at_shutdown_ = 0;               // GUARDED_BY(mutex_)
+  bool run_finished_ = false;                      // GUARDED_BY(mutex_)
+  bool spool_failing_ = false;                     // GUARDED_BY(mutex_)
   std::mt19937_64 rng_;               // worker thread only
   std::thread thread_;
 };

@@ -20,6 +20,8 @@ struct EngineOptions {
   // Emit the initial sync's registered/up events as real notifications
   // (watch.initial_events). Default: false: they are marked silent.
   bool initial_events = false;
+
+  bool operator==(const EngineOptions&) const = default;
 };
 
 }  // namespace hb

@@ -65,6 +65,35 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
                               .Help("From the Consul answer that showed the change to the sink's "
                                     "acknowledgement.")
                               .Register(registry)),
+      spool_bytes_(BuildGauge()
+                       .Name("health_bridge_spool_bytes")
+                       .Help("Size of each sink's on-disk spool (state.dir), acknowledged "
+                             "segments excluded.")
+                       .Register(registry)),
+      spool_full_(BuildCounter()
+                      .Name("health_bridge_spool_full_total")
+                      .Help("Events dead-lettered because their sink's spool had reached "
+                            "max_bytes.")
+                      .Register(registry)),
+      spool_write_errors_(BuildCounter()
+                              .Name("health_bridge_spool_write_errors_total")
+                              .Help("Spool writes the disk refused (full, I/O error); the events "
+                                    "stay in memory and the write is retried.")
+                              .Register(registry)),
+      spool_dropped_bytes_(BuildCounter()
+                               .Name("health_bridge_spool_dropped_bytes_total")
+                               .Help("Bytes of torn or corrupt spool records cut away at start.")
+                               .Register(registry)),
+      state_saves_(BuildCounter()
+                       .Name("health_bridge_state_saves_total")
+                       .Help("Saves of the engine's state to state.dir, by outcome (ok, error).")
+                       .Register(registry)),
+      state_dropped_(BuildCounter()
+                         .Name("health_bridge_state_dropped_total")
+                         .Help("Saved state files found unreadable at start; the bridge started "
+                               "without them (no reconciliation).")
+                         .Register(registry)
+                         .Add({})),
       consul_reachable_(BuildGauge()
                             .Name("health_bridge_consul_reachable")
                             .Help("0 while every Consul request fails (since the first failure "
@@ -136,6 +165,28 @@ void BridgeMetrics::OnDeadLettered(std::string_view sink, const Event&, std::str
 void BridgeMetrics::OnQueueDepth(std::string_view sink, std::size_t depth) {
   queue_depth_.Add({{"sink", std::string(sink)}}).Set(static_cast<double>(depth));
 }
+
+void BridgeMetrics::OnSpoolBytes(std::string_view sink, std::uint64_t bytes) {
+  spool_bytes_.Add({{"sink", std::string(sink)}}).Set(static_cast<double>(bytes));
+}
+
+void BridgeMetrics::OnSpoolFull(std::string_view sink) {
+  spool_full_.Add({{"sink", std::string(sink)}}).Increment();
+}
+
+void BridgeMetrics::OnSpoolWriteError(std::string_view sink) {
+  spool_write_errors_.Add({{"sink", std::string(sink)}}).Increment();
+}
+
+void BridgeMetrics::OnSpoolDropped(std::string_view sink, std::uint64_t bytes) {
+  spool_dropped_bytes_.Add({{"sink", std::string(sink)}}).Increment(static_cast<double>(bytes));
+}
+
+void BridgeMetrics::OnStateSaved(bool ok) {
+  state_saves_.Add({{"outcome", ok ? "ok" : "error"}}).Increment();
+}
+
+void BridgeMetrics::OnStateDropped() { state_dropped_.Increment(); }
 
 void BridgeMetrics::SetWatchState(const WatchState& state) {
   consul_reachable_.Set(state.unreachable_since ? 0 : 1);

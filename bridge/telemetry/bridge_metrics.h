@@ -31,6 +31,15 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   void OnRetry(std::string_view sink, const Event& event, std::string_view error) override;
   void OnDeadLettered(std::string_view sink, const Event& event, std::string_view reason) override;
   void OnQueueDepth(std::string_view sink, std::size_t depth) override;
+  void OnSpoolBytes(std::string_view sink, std::uint64_t bytes) override;
+  void OnSpoolFull(std::string_view sink) override;
+  void OnSpoolWriteError(std::string_view sink) override;
+  void OnSpoolDropped(std::string_view sink, std::uint64_t bytes) override;
+
+  // The saved state (state.dir): a save that worked or failed, and a file
+  // found unreadable at start (the bridge started without it).
+  void OnStateSaved(bool ok);
+  void OnStateDropped();
 
   // The watch's health, copied in before each scrape.
   void SetWatchState(const WatchState& state);
@@ -44,6 +53,12 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   prometheus::Family<prometheus::Gauge>& queue_depth_;
   prometheus::Family<prometheus::Histogram>& delivery_latency_;
   prometheus::Family<prometheus::Histogram>& end_to_end_latency_;
+  prometheus::Family<prometheus::Gauge>& spool_bytes_;
+  prometheus::Family<prometheus::Counter>& spool_full_;
+  prometheus::Family<prometheus::Counter>& spool_write_errors_;
+  prometheus::Family<prometheus::Counter>& spool_dropped_bytes_;
+  prometheus::Family<prometheus::Counter>& state_saves_;
+  prometheus::Counter& state_dropped_;
   prometheus::Gauge& consul_reachable_;
   prometheus::Gauge& ready_;
   prometheus::Gauge& initial_sync_done_;

@@ -17,6 +17,8 @@ struct ServiceFilterOptions {
   // Tags a service must carry (all of them, on any of its instances, as
   // /v1/catalog/services reports the union). Default: none required.
   std::vector<std::string> tags;
+
+  bool operator==(const ServiceFilterOptions&) const = default;
 };
 
 // Pure predicate; safe to share between threads.

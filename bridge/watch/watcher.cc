@@ -64,13 +64,26 @@ WatchState Watcher::State() const {
   return state;
 }
 
-bool Watcher::WithEngine(const std::function<void(const TransitionEngine&)>& visit) {
-  {
-    std::lock_guard lock(state_mutex_);
-    if (stopped_) return false;
-  }
+void Watcher::WithEngine(const std::function<void(const TransitionEngine&)>& visit) {
   RunOnLoopAndWait([&] { visit(*engine_); });
-  return true;
+}
+
+void Watcher::UpdateServiceFilter(ServiceFilterOptions services) {
+  RunOnLoopAndWait([&] {
+    filter_ = ServiceFilter(std::move(services));
+    {
+      std::lock_guard lock(state_mutex_);
+      if (stopped_) return;
+    }
+    if (catalog_seen_) ApplyCatalog(catalog_index_);
+  });
+}
+
+void Watcher::UpdateEngineOptions(EngineOptions options) {
+  RunOnLoopAndWait([&] {
+    engine_->UpdateOptions(std::move(options));
+    ScheduleTick();
+  });
 }
 
 void Watcher::RunOnLoopAndWait(const std::function<void()>& task) {
@@ -134,9 +147,15 @@ Status Watcher::OnCatalog(const QueryAnswer& answer) {
   if (!catalog.ok()) return catalog.status();
   OnSuccess();
   catalog_seen_ = true;
+  catalog_ = std::move(*catalog);
+  catalog_index_ = answer.meta.index;
+  ApplyCatalog(catalog_index_);
+  return Status::Ok();
+}
 
+void Watcher::ApplyCatalog(std::uint64_t index) {
   std::set<std::string, std::less<>> wanted;
-  for (const auto& [service, tags] : *catalog) {
+  for (const auto& [service, tags] : catalog_) {
     if (filter_.Matches(service, tags)) wanted.insert(service);
   }
   for (auto it = services_.begin(); it != services_.end();) {
@@ -150,7 +169,7 @@ Status Watcher::OnCatalog(const QueryAnswer& answer) {
     if (!it->second->synced) --unsynced_services_;
     it = services_.erase(it);
     spdlog::info("service {} left the catalog or the filter; no longer watched", service);
-    Publish(engine_->ServiceGone(datacenter_, service, answer.meta.index));
+    Publish(engine_->ServiceGone(datacenter_, service, index));
   }
   for (const auto& service : wanted) {
     if (!services_.contains(service)) StartServiceWatch(service);
@@ -161,7 +180,6 @@ Status Watcher::OnCatalog(const QueryAnswer& answer) {
   }
   MaybeCompleteInitialSync();
   ScheduleTick();
-  return Status::Ok();
 }
 
 void Watcher::StartServiceWatch(const std::string& service) {

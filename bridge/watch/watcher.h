@@ -20,6 +20,7 @@
 
 #include "bridge/common/clock.h"
 #include "bridge/common/status.h"
+#include "bridge/consul/answer_parsers.h"
 #include "bridge/consul/consul_client.h"
 #include "bridge/model/event_publisher.h"
 #include "bridge/state/transition_engine.h"
@@ -75,8 +76,15 @@ class Watcher {
 
   WatchState State() const;
   // Runs `visit` with the engine on the watch thread and waits for it, e.g.
-  // to copy the instance view or save state. Returns false when stopped.
-  bool WithEngine(const std::function<void(const TransitionEngine&)>& visit);
+  // to copy the instance view or save state. Works after Stop() too: the
+  // engine keeps what it had reported (the final state save reads it).
+  void WithEngine(const std::function<void(const TransitionEngine&)>& visit);
+
+  // Config reload: services the new filter drops are handed to the engine
+  // as gone, services it adds are watched; the engine's new options apply
+  // from its next evaluation. Both wait for the watch thread.
+  void UpdateServiceFilter(ServiceFilterOptions services);
+  void UpdateEngineOptions(EngineOptions options);
 
  private:
   struct ServiceWatch;
@@ -85,6 +93,7 @@ class Watcher {
   void FetchDatacenter();
   void StartCatalogWatch();
   Status OnCatalog(const QueryAnswer& answer);
+  void ApplyCatalog(std::uint64_t index);
   Status OnHealth(const std::string& service, const QueryAnswer& answer);
   void OnError(const Status& error);
   void OnSuccess();
@@ -95,7 +104,7 @@ class Watcher {
   void RunOnLoopAndWait(const std::function<void()>& task);
 
   const WatcherOptions options_;
-  const ServiceFilter filter_;
+  ServiceFilter filter_;  // loop thread
   ConsulClient& client_;
   std::unique_ptr<TransitionEngine> engine_;
   EventPublisher& publisher_;
@@ -106,6 +115,8 @@ class Watcher {
   std::chrono::milliseconds agent_retry_delay_;
   std::unique_ptr<BlockingQuery> catalog_query_;
   bool catalog_seen_ = false;
+  CatalogServices catalog_;  // the last answer, for a filter change
+  std::uint64_t catalog_index_ = 0;
   std::map<std::string, std::unique_ptr<ServiceWatch>, std::less<>> services_;
   std::size_t unsynced_services_ = 0;  // watched, no complete answer yet
   std::optional<SteadyTime> tick_deadline_;

@@ -53,8 +53,7 @@ class KafkaSinkTest : public ::testing::Test {
     SinkWorkerOptions options;
     options.retry.initial_backoff = milliseconds(200);
     options.retry.max_backoff = seconds(1);
-    return std::make_unique<SinkWorker>(options, NewSink(settings), *dead_letters_, clock_,
-                                        nullptr);
+    return std::make_unique<SinkWorker>(options, NewSink(settings), storage_, clock_, nullptr);
   }
 
   // Four transitions for each of three instances, in per-instance order.
@@ -83,10 +82,12 @@ class KafkaSinkTest : public ::testing::Test {
   }
 
   SystemClock clock_;
-  std::unique_ptr<DeadLetterFile> dead_letters_ =
-      DeadLetterFile::Open("offline-topic", "", [](const Event& event) {
-        return nlohmann::json{{"id", event.id}}.dump();
-      }).value();
+  SinkStorage storage_{DeadLetterFile::Open("offline-topic", "",
+                                            [](const Event& event) {
+                                              return nlohmann::json{{"id", event.id}}.dump();
+                                            })
+                           .value(),
+                       nullptr};
   MockKafkaCluster cluster_;
 };
 

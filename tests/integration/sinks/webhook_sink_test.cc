@@ -76,12 +76,13 @@ class WebhookSinkTest : public ::testing::Test {
     return results[0];
   }
 
-  std::unique_ptr<DeadLetterFile> DeadLetters(const std::string& sink) {
-    return DeadLetterFile::Open(sink, (dir_ / (sink + ".dead.jsonl")).string(),
-                                [](const Event& event) {
-                                  return nlohmann::json{{"id", event.id}}.dump();
-                                })
-        .value();
+  SinkStorage DeadLetters(const std::string& sink) {
+    return {DeadLetterFile::Open(sink, (dir_ / (sink + ".dead.jsonl")).string(),
+                                 [](const Event& event) {
+                                   return nlohmann::json{{"id", event.id}}.dump();
+                                 })
+                .value(),
+            nullptr};
   }
 
   std::vector<nlohmann::json> ReadDeadLetters(const std::string& sink) {
@@ -177,7 +178,7 @@ TEST_F(WebhookSinkTest, RetriesThrottlingAndServerErrorsHonouringRetryAfter) {
     }
   });
   auto dead_letters = DeadLetters("ops-hooks");
-  SinkWorker worker(FastRetries(), NewSink(Settings(receiver)), *dead_letters, clock_, nullptr);
+  SinkWorker worker(FastRetries(), NewSink(Settings(receiver)), dead_letters, clock_, nullptr);
   const Event event = InstanceEvent("payments-1", EventType::kInstanceDown, 2731);
   ASSERT_TRUE(worker.Enqueue(Shared(event)));
 
@@ -196,7 +197,7 @@ TEST_F(WebhookSinkTest, PermanentClientErrorIsDeadLetteredWithTheReceiversWords)
     return Answer(422, "unknown field \"partitionkey\"");
   });
   auto dead_letters = DeadLetters("ops-hooks");
-  SinkWorker worker(FastRetries(), NewSink(Settings(receiver)), *dead_letters, clock_, nullptr);
+  SinkWorker worker(FastRetries(), NewSink(Settings(receiver)), dead_letters, clock_, nullptr);
   ASSERT_TRUE(worker.Enqueue(Shared(InstanceEvent("payments-1", EventType::kInstanceDown, 9))));
   EXPECT_EQ(worker.Shutdown(seconds(10)), 0U);
 
@@ -231,7 +232,7 @@ TEST_F(WebhookSinkTest, HangingReceiverTimesOutAndTheEventIsRetried) {
   WebhookSinkSettings settings = Settings(receiver);
   settings.timeout = milliseconds(300);
   auto dead_letters = DeadLetters("ops-hooks");
-  SinkWorker worker(FastRetries(), NewSink(settings), *dead_letters, clock_, nullptr);
+  SinkWorker worker(FastRetries(), NewSink(settings), dead_letters, clock_, nullptr);
   const Event event = InstanceEvent("payments-1", EventType::kInstanceDown, 5);
   ASSERT_TRUE(worker.Enqueue(Shared(event)));
 
@@ -247,7 +248,7 @@ TEST_F(WebhookSinkTest, ShutdownAbortsARequestTheReceiverHoldsAndKeepsTheEvent) 
   WebhookSinkSettings settings = Settings(receiver);
   settings.timeout = seconds(60);
   auto dead_letters = DeadLetters("ops-hooks");
-  SinkWorker worker(FastRetries(), NewSink(settings), *dead_letters, clock_, nullptr);
+  SinkWorker worker(FastRetries(), NewSink(settings), dead_letters, clock_, nullptr);
   ASSERT_TRUE(worker.Enqueue(Shared(InstanceEvent("payments-1", EventType::kInstanceDown, 5))));
   while (receiver.RequestCount() == 0) std::this_thread::sleep_for(milliseconds(10));
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tests/support/process/child_process.h"
@@ -34,6 +35,15 @@ class BridgeProcess {
   ChildProcess& process() { return *process_; }
   // SIGTERM, then the exit code (nullopt when it did not exit in time).
   std::optional<int> Stop(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // SIGKILL: a crash, nothing flushed or saved on the way out.
+  void Kill();
+  // Rewrites the config file (with the same server and log lines) and sends
+  // SIGHUP; true once the bridge logged that it finished reloading.
+  bool Reload(const std::string& config,
+              std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // One sample of /metrics, e.g. Metric("health_bridge_spool_bytes",
+  // "sink=\"hooks\""); nullopt when absent or unreachable.
+  std::optional<double> Metric(const std::string& name, const std::string& labels = "") const;
 
  private:
   std::filesystem::path config_;

@@ -266,9 +266,25 @@ sinks:
   EXPECT_EQ(FormatEffectiveConfig(*second.config, false), text);
 }
 
-TEST_F(ConfigTest, SpillOverflowIsRefusedUntilTheSpoolExists) {
+TEST_F(ConfigTest, OverflowOnlyBlocks) {
   EXPECT_THAT(Load("sinks: [{name: a, type: log, queue: {overflow: spill}}]\n").errors,
-              ElementsAre(HasSubstr("sinks[0].queue.overflow: \"spill\" needs the on-disk spool")));
+              ElementsAre(HasSubstr("sinks[0].queue.overflow: expected block")));
+}
+
+TEST_F(ConfigTest, SpoolBoundTakesBinaryUnitsAndRefusesTinyOrMalformedSizes) {
+  auto loaded = Load("sinks: [{name: a, type: log, spool: {max_bytes: 64MiB}},\n"
+                     "        {name: b, type: log}]\nstate: {save_interval: 250ms}\n");
+  ASSERT_TRUE(loaded.ok()) << testing::PrintToString(loaded.errors);
+  EXPECT_EQ(loaded.config->sinks[0].spool_max_bytes, std::uint64_t{64} << 20);
+  EXPECT_EQ(loaded.config->sinks[1].spool_max_bytes, std::uint64_t{256} << 20);
+  EXPECT_EQ(loaded.config->state.save_interval, std::chrono::milliseconds(250));
+
+  EXPECT_THAT(Load("sinks: [{name: a, type: log, spool: {max_bytes: 64MB}}]\n").errors,
+              ElementsAre(HasSubstr("sinks[0].spool.max_bytes: expected a size in bytes")));
+  EXPECT_THAT(Load("sinks: [{name: a, type: log, spool: {max_bytes: 4096}}]\n").errors,
+              ElementsAre(HasSubstr("sinks[0].spool.max_bytes: must be at least 1MiB")));
+  EXPECT_THAT(Load("state: {save_interval: 0s}\n").errors,
+              ElementsAre(HasSubstr("state.save_interval: must be greater than 0")));
 }
 
 TEST_F(ConfigTest, WebhookAndKafkaSpecificValidation) {

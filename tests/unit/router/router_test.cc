@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "bridge/model/event_codec.h"
 #include "tests/support/sample_events.h"
 #include "tests/unit/router/recording_sink.h"
 
@@ -16,6 +17,7 @@ namespace {
 using std::chrono::milliseconds;
 using testing::InstanceEvent;
 using testing::RecordingSink;
+using testing::Shared;
 
 constexpr milliseconds kWait{5000};
 
@@ -29,13 +31,13 @@ class RouterTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::unique_ptr<DeadLetterFile> DeadLetters(const std::string& sink) {
+  SinkStorage DeadLetters(const std::string& sink) {
     auto file = DeadLetterFile::Open(sink, (dir_ / (sink + ".dead.jsonl")).string(),
                                      [](const Event& event) {
                                        return nlohmann::json{{"id", event.id}}.dump();
                                      });
     EXPECT_TRUE(file.ok()) << file.status().ToString();
-    return std::move(file).value();
+    return {std::move(file).value(), nullptr};
   }
 
   std::vector<nlohmann::json> ReadDeadLetters(const std::string& sink) {
@@ -43,6 +45,22 @@ class RouterTest : public ::testing::Test {
     std::ifstream in(dir_ / (sink + ".dead.jsonl"));
     for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
     return lines;
+  }
+
+  // Dead letters plus a spool in dir_/spool/<sink>; what the spool held
+  // from an earlier router comes back in `backlog`.
+  SinkStorage Spooled(const std::string& sink, std::vector<QueuedEvent>* backlog = nullptr) {
+    SinkStorage storage = DeadLetters(sink);
+    SpoolRecovery recovery;
+    auto spool = Spool::Open({dir_ / "spool" / sink}, recovery);
+    EXPECT_TRUE(spool.ok()) << spool.status().ToString();
+    storage.spool = std::move(spool).value();
+    for (const auto& record : recovery.pending) {
+      auto event = DecodeEvent(record.payload);
+      EXPECT_TRUE(event.ok()) << event.status().ToString();
+      if (backlog != nullptr) backlog->push_back({Shared(std::move(*event)), record.seq});
+    }
+    return storage;
   }
 
   static SinkRoute FastRetries() {
@@ -339,6 +357,81 @@ TEST_F(RouterTest, RemovedSinkStopsReceivingWhileOthersContinue) {
   ASSERT_TRUE(kept_log.WaitForAcked(2, kWait));
   router.Shutdown(kWait);
   EXPECT_EQ(removed_log.Acked().size(), 1u);
+}
+
+TEST_F(RouterTest, SpooledEventsLeftAtShutdownResumeInOrderOnTheNextStart) {
+  const auto down = [](const Event&, int) { return DeliveryResult::Retry("connection refused"); };
+  {
+    RecordingSink::Log log;
+    Router router(clock_);
+    router.AddSink(FastRetries(), std::make_unique<RecordingSink>("hooks", log, down),
+                   Spooled("hooks"));
+    router.Publish({InstanceEvent("a", EventType::kInstanceUp, 1),
+                    InstanceEvent("b", EventType::kInstanceUp, 2),
+                    InstanceEvent("a", EventType::kInstanceDown, 3),
+                    InstanceEvent("b", EventType::kInstanceDown, 4)});
+    EXPECT_EQ(router.Shutdown(milliseconds(200)), 4U);
+  }
+  EXPECT_TRUE(ReadDeadLetters("hooks").empty()) << "kept in the spool, not dead-lettered";
+
+  RecordingSink::Log log;
+  Router router(clock_);
+  std::vector<QueuedEvent> backlog;
+  SinkStorage storage = Spooled("hooks", &backlog);
+  ASSERT_EQ(backlog.size(), 4U);
+  router.AddSink(FastRetries(), std::make_unique<RecordingSink>("hooks", log), std::move(storage),
+                 std::move(backlog));
+  router.Publish({InstanceEvent("a", EventType::kInstanceUp, 5)});
+  ASSERT_TRUE(log.WaitForAcked(5, kWait));
+  router.Shutdown(kWait);
+  const auto acked = log.Acked();
+  const auto position = [&](const std::string& id) {
+    return std::find(acked.begin(), acked.end(), id) - acked.begin();
+  };
+  EXPECT_LT(position("dc1/node-a/a/1/instance.up"), position("dc1/node-a/a/3/instance.down"));
+  EXPECT_LT(position("dc1/node-a/a/3/instance.down"), position("dc1/node-a/a/5/instance.up"));
+  EXPECT_LT(position("dc1/node-a/b/2/instance.up"), position("dc1/node-a/b/4/instance.down"));
+
+  std::vector<QueuedEvent> after;
+  Spooled("hooks", &after);
+  EXPECT_TRUE(after.empty()) << "every delivered event was acknowledged in the spool";
+}
+
+TEST_F(RouterTest, ReplacingASinkHandsItsQueuedEventsToTheNewOneInOrder) {
+  RecordingSink::Log old_log;
+  RecordingSink::Log new_log;
+  Router router(clock_);
+  router.AddSink(FastRetries(),
+                 std::make_unique<RecordingSink>(
+                     "hooks", old_log,
+                     [](const Event&, int) { return DeliveryResult::Retry("HTTP 503"); }),
+                 Spooled("hooks"));
+  router.Publish({InstanceEvent("a", EventType::kInstanceUp, 1),
+                  InstanceEvent("a", EventType::kInstanceDown, 2)});
+  ASSERT_TRUE(router.ReplaceSink("hooks", FastRetries(),
+                                 std::make_unique<RecordingSink>("hooks", new_log)));
+  EXPECT_FALSE(router.ReplaceSink("nobody", FastRetries(),
+                                  std::make_unique<RecordingSink>("nobody", new_log)));
+  router.Publish({InstanceEvent("a", EventType::kInstanceUp, 3)});
+  ASSERT_TRUE(new_log.WaitForAcked(3, kWait));
+  router.Shutdown(kWait);
+  EXPECT_EQ(new_log.Acked(), (std::vector<std::string>{"dc1/node-a/a/1/instance.up",
+                                                       "dc1/node-a/a/2/instance.down",
+                                                       "dc1/node-a/a/3/instance.up"}));
+  EXPECT_TRUE(ReadDeadLetters("hooks").empty());
+}
+
+TEST_F(RouterTest, RemovingASpooledSinkDeadLettersWhatItHasAndDeletesItsSpool) {
+  RecordingSink::Log log;
+  Router router(clock_);
+  router.AddSink(FastRetries(),
+                 std::make_unique<RecordingSink>(
+                     "gone", log, [](const Event&, int) { return DeliveryResult::Retry("down"); }),
+                 Spooled("gone"));
+  router.Publish({InstanceEvent("a", EventType::kInstanceDown, 1)});
+  EXPECT_TRUE(router.RemoveSink("gone", milliseconds(100)));
+  EXPECT_EQ(ReadDeadLetters("gone").size(), 1U);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "spool" / "gone"));
 }
 
 }  // namespace

@@ -1,0 +1,38 @@
+#include "bridge/app/component_options.h"
+
+namespace hb {
+
+ConsulClientOptions ClientOptionsFor(const ConsulConfig& consul) {
+  ConsulClientOptions options;
+  options.address = consul.address;
+  options.token = consul.effective_token;
+  options.datacenter = consul.datacenter;
+  options.stale = consul.stale;
+  options.wait = consul.wait_time;
+  options.tls = {consul.tls.ca_file,  consul.tls.ca_path,     consul.tls.cert_file,
+                 consul.tls.key_file, consul.tls.server_name, consul.tls.insecure_skip_verify};
+  return options;
+}
+
+EngineOptions EngineOptionsFor(const WatchConfig& watch) {
+  EngineOptions engine;
+  engine.up_statuses = watch.up_statuses;
+  engine.down_after = watch.down_after;
+  engine.up_after = watch.up_after;
+  engine.initial_events = watch.initial_events;
+  return engine;
+}
+
+ServiceFilterOptions ServiceFilterFor(const ServiceSelection& services) {
+  return {services.include, services.exclude, services.tags};
+}
+
+WatcherOptions WatcherOptionsFor(const BridgeConfig& config) {
+  WatcherOptions watch;
+  watch.services = ServiceFilterFor(config.watch.services);
+  watch.datacenter = config.consul.datacenter;
+  watch.unreachable_grace = config.watch.unreachable_grace;
+  return watch;
+}
+
+}  // namespace hb

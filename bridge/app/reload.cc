@@ -1,0 +1,107 @@
+#include "bridge/app/reload.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "bridge/app/component_options.h"
+#include "bridge/app/sink_factory.h"
+#include "config/config_loader.h"
+
+namespace hb {
+namespace {
+
+// Everything a reload cannot change, as text.
+std::string StartOnlySettings(BridgeConfig config) {
+  config.sinks.clear();
+  config.watch.services = {};
+  config.watch.up_statuses = {};
+  config.watch.down_after = config.watch.up_after = {};
+  config.watch.initial_events = false;
+  config.log.level.clear();
+  return FormatEffectiveConfig(config, /*mask_secrets=*/false);
+}
+
+const SinkConfig* FindSink(const BridgeConfig& config, const std::string& name) {
+  auto it = std::find_if(config.sinks.begin(), config.sinks.end(),
+                         [&](const SinkConfig& sink) { return sink.name == name; });
+  return it == config.sinks.end() ? nullptr : &*it;
+}
+
+// Rebuilds, adds and removes sinks; returns the sinks now running.
+std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeConfig& next,
+                                    LiveBridge live) {
+  std::vector<SinkConfig> running;
+  for (const SinkConfig& old : current.sinks) {
+    if (FindSink(next, old.name) != nullptr) continue;
+    spdlog::info("reload: removing sink {}: it gets up to {} ms to deliver what it has", old.name,
+                 current.state.shutdown_timeout.count());
+    live.router.RemoveSink(old.name, current.state.shutdown_timeout);
+  }
+  for (const SinkConfig& sink : next.sinks) {
+    const SinkConfig* old = FindSink(current, sink.name);
+    if (old != nullptr && FormatSinkConfig(*old, false) == FormatSinkConfig(sink, false)) {
+      running.push_back(sink);
+      continue;
+    }
+    if (old == nullptr) {
+      auto built = BuildSink(sink, current.state, live.registry, live.context, live.observer);
+      if (!built.ok()) {
+        spdlog::error("reload: sink {} not added: {}", sink.name, built.status().message());
+        continue;
+      }
+      live.router.AddSink(std::move(built->route), std::move(built->sink),
+                          std::move(built->storage), std::move(built->backlog));
+      spdlog::info("reload: sink {} ({}) added", sink.name, sink.type);
+    } else {
+      auto created = live.registry.Create(sink, live.context);
+      if (!created.ok()) {
+        spdlog::error("reload: sink {} keeps its old settings: {}", sink.name,
+                      created.status().message());
+        running.push_back(*old);
+        continue;
+      }
+      live.router.ReplaceSink(sink.name, RouteFor(sink), std::move(*created));
+      spdlog::info("reload: sink {} ({}) rebuilt with its new settings; its queued events are "
+                   "kept",
+                   sink.name, sink.type);
+    }
+    running.push_back(sink);
+  }
+  return running;
+}
+
+}  // namespace
+
+BridgeConfig ApplyReload(const BridgeConfig& current, const BridgeConfig& next, LiveBridge live) {
+  BridgeConfig effective = current;
+  if (StartOnlySettings(current) != StartOnlySettings(next)) {
+    spdlog::warn("reload: changes to consul, server, state, events, log.format or "
+                 "watch.unreachable_grace take effect at the next restart; the running values "
+                 "stay");
+  }
+  effective.sinks = ReloadSinks(current, next, live);
+
+  if (next.watch.services != current.watch.services) {
+    live.watcher.UpdateServiceFilter(ServiceFilterFor(next.watch.services));
+    spdlog::info("reload: watch.services applied");
+  }
+  if (EngineOptionsFor(next.watch) != EngineOptionsFor(current.watch)) {
+    live.watcher.UpdateEngineOptions(EngineOptionsFor(next.watch));
+    spdlog::info("reload: watch up_statuses, dampening and initial_events applied");
+  }
+  effective.watch.services = next.watch.services;
+  effective.watch.up_statuses = next.watch.up_statuses;
+  effective.watch.down_after = next.watch.down_after;
+  effective.watch.up_after = next.watch.up_after;
+  effective.watch.initial_events = next.watch.initial_events;
+
+  if (next.log.level != current.log.level) {
+    spdlog::set_level(spdlog::level::from_str(next.log.level));
+    spdlog::info("reload: log level {}", next.log.level);
+  }
+  effective.log.level = next.log.level;
+  return effective;
+}
+
+}  // namespace hb

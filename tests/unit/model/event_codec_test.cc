@@ -1,0 +1,65 @@
+#include "bridge/model/event_codec.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/support/sample_events.h"
+
+namespace hb {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Everything but observed_at, which belongs to the run that made the event.
+void ExpectSameEvent(const Event& decoded, const Event& original) {
+  Event expected = original;
+  expected.observed_at = {};
+  expected.time = std::chrono::time_point_cast<std::chrono::milliseconds>(original.time);
+  Event actual = decoded;
+  EXPECT_EQ(EncodeEvent(actual), EncodeEvent(expected));
+  EXPECT_EQ(actual.checks, expected.checks);
+  EXPECT_EQ(actual.time, expected.time);
+  EXPECT_EQ(actual.reason, expected.reason);
+  EXPECT_EQ(actual.previous_status, expected.previous_status);
+}
+
+TEST(EventCodecTest, InstanceEventsRoundTripWithEveryField) {
+  Event event = testing::InstanceEvent("payments-1", EventType::kInstanceDown, 2731);
+  event.previous_status = HealthStatus::kPassing;
+  event.reconciled = true;
+  event.checks.push_back({"serfHealth", "Serf Health Status", HealthStatus::kPassing, "Agent alive",
+                          "", "", ""});
+  auto decoded = DecodeEvent(EncodeEvent(event));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ExpectSameEvent(*decoded, event);
+  EXPECT_TRUE(decoded->reconciled);
+  EXPECT_EQ(decoded->reason, DownReason::kCritical);
+}
+
+TEST(EventCodecTest, ServiceEventsRoundTripWithTheirCounts) {
+  Event event;
+  event.type = EventType::kServiceDown;
+  event.id = "dc1/payments/9/service.down";
+  event.datacenter = "dc1";
+  event.service = "payments";
+  event.instances_up = 0;
+  event.instances_total = 3;
+  event.consul_index = 9;
+  event.silent = true;
+  auto decoded = DecodeEvent(EncodeEvent(event));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ExpectSameEvent(*decoded, event);
+  EXPECT_FALSE(decoded->IsInstanceEvent());
+  EXPECT_EQ(decoded->instances_total, 3);
+}
+
+TEST(EventCodecTest, DamagedRecordsAreDataLossNamingTheField) {
+  EXPECT_EQ(DecodeEvent("{\"type\":").status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(DecodeEvent(R"({"type":"instance.up","id":7})").status().message(),
+              HasSubstr("'id'"));
+  EXPECT_THAT(DecodeEvent(R"({"type":"instance.sideways"})").status().message(),
+              HasSubstr("'type'"));
+}
+
+}  // namespace
+}  // namespace hb

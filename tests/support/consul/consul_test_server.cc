@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <random>
+#include <set>
 
 #include "config/duration.h"
+#include "tests/support/consul/keep_alive_server.h"
 #include "tests/support/http/loopback_server.h"
 
 namespace hb::testing {
@@ -84,7 +86,7 @@ int ConsulTestServer::Start() {
     std::lock_guard lock(mutex_);
     stopping_ = false;
   }
-  server_ = std::make_unique<httplib::Server>();
+  server_ = std::make_unique<KeepAliveServer>();
   const int threads = options_.threads;
   // httplib's API hands over a raw pointer that it owns.
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // NOLINT
@@ -113,7 +115,7 @@ void ConsulTestServer::Stop() {
     ++generation_;
     WakeAllLocked();
   }
-  server_->stop();
+  server_->Stop();
   listener_.join();
   server_.reset();
 }
@@ -124,11 +126,29 @@ void ConsulTestServer::Notify() {
 }
 
 void ConsulTestServer::WakeChangedLocked() {
-  for (auto& [key, endpoint] : watched_) {
-    const std::uint64_t index = endpoint->index_of();
-    if (index == endpoint->notified_index) continue;
-    endpoint->notified_index = index;
-    endpoint->changed.notify_all();
+  const auto wake = [](WatchedEndpoint& endpoint) {
+    const std::uint64_t index = endpoint.index_of();
+    if (index == endpoint.notified_index) return;
+    endpoint.notified_index = index;
+    endpoint.changed.notify_all();
+  };
+  const std::set<std::string> touched = catalog_.TakeTouchedServices();
+  const std::uint64_t services_index = catalog_.CatalogServicesIndex();
+  if (services_index != woken_services_index_) {
+    // Services came, went or changed tags: the catalog watch and every
+    // unknown service's watch follow that index, so look at them all.
+    woken_services_index_ = services_index;
+    for (auto& [key, endpoint] : watched_) wake(*endpoint);
+    return;
+  }
+  // A health write: only the touched services' watches and the checks
+  // watch can have moved. Scanning every watch on each write cost ~40% of
+  // a core at 5,000 watched services, under the lock every read needs.
+  if (auto checks = watched_.find("checks"); checks != watched_.end()) wake(*checks->second);
+  for (const std::string& name : touched) {
+    if (auto health = watched_.find("health/" + name); health != watched_.end()) {
+      wake(*health->second);
+    }
   }
 }
 

@@ -21,11 +21,9 @@
 
 #include "tests/support/consul/test_catalog.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace hb::testing {
+
+class KeepAliveServer;
 
 struct ConsulTestServerOptions {
   std::string datacenter = "dc1";  // Default: dc1
@@ -42,7 +40,9 @@ struct ConsulTestServerOptions {
   std::chrono::milliseconds min_deregister_critical_after{std::chrono::minutes(1)};
   // Longest blocking wait. Default: 10m (Consul).
   std::chrono::milliseconds max_wait{std::chrono::minutes(10)};
-  // Worker threads: every held blocking request occupies one. Default: 64.
+  // Worker threads: every open connection occupies one (a held blocking
+  // request, or an idle keep-alive connection sleeping until its next
+  // request). Default: 64.
   int threads = 64;
 };
 
@@ -134,9 +134,12 @@ class ConsulTestServer {
   std::chrono::milliseconds latency_{0};                             // GUARDED_BY(mutex_)
   std::map<std::string, int> request_counts_;                        // GUARDED_BY(mutex_)
   std::uint64_t generation_ = 0;  // GUARDED_BY(mutex_); bumps on Stop()
+  // The services table's index when watchers were last woken: when it moved,
+  // every watcher of an unknown service may have to wake.
+  std::uint64_t woken_services_index_ = 0;  // GUARDED_BY(mutex_)
 
   std::mutex server_mutex_;  // serializes Start/Stop
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<KeepAliveServer> server_;
   std::thread listener_;
   std::thread background_;
   std::thread refuse_;

@@ -31,6 +31,7 @@ std::uint64_t TestCatalog::Bump() { return ++index_; }
 
 void TestCatalog::TouchService(const std::string& name, std::uint64_t index) {
   service_index_[name] = index;
+  touched_services_.insert(name);
 }
 
 void TestCatalog::TouchNodeServices(const std::string& node, std::uint64_t index) {
@@ -71,7 +72,7 @@ void TestCatalog::EnsureNode(const std::string& name, const std::string& address
   serf.output = "Agent alive and reachable";
   serf.create_index = index;
   TouchCheck(serf, index);
-  checks_[Key(name, serf.id)] = serf;
+  PutCheck(Key(name, serf.id), serf);
 }
 
 std::string TestCatalog::RegisterService(const std::string& node, const json& body, TestTime now) {
@@ -100,8 +101,12 @@ std::string TestCatalog::RegisterService(const std::string& node, const json& bo
                             existing->second.name != service.name;
   service.create_index = existing == services_.end() ? index : existing->second.create_index;
   service.modify_index = index;
-  if (existing != services_.end()) --instance_counts_[existing->second.name];
+  if (existing != services_.end()) {
+    --instance_counts_[existing->second.name];
+    service_keys_by_name_[existing->second.name].erase(key);
+  }
   ++instance_counts_[service.name];
+  service_keys_by_name_[service.name].insert(key);
   services_[key] = service;
   if (tags_changed) services_index_ = index;
   TouchService(service.name, index);
@@ -151,12 +156,16 @@ std::string TestCatalog::AddServiceChecks(const TestService& service, const json
     }
     const std::string status = Str(definition, "Status");
     if (!status.empty()) check.status = status;
-    if (check.ttl) check.ttl_deadline = now + *check.ttl;
+    if (check.ttl) {
+      check.ttl_deadline = now + *check.ttl;
+      ttl_deadlines_.emplace(*check.ttl_deadline, key);
+    }
     check.next_probe = now;
+    if (!check.tcp.empty() || !check.http.empty()) probe_deadlines_.emplace(now, key);
     if (check.status == "critical" && !check.critical_since) check.critical_since = now;
     if (check.status != "critical") check.critical_since.reset();
     TouchCheck(check, index);
-    checks_[key] = check;
+    PutCheck(key, check);
   }
   return "";
 }
@@ -191,7 +200,7 @@ std::string TestCatalog::CatalogRegister(const json& body, TestTime now) {
     check.service_id = Str(definition, "ServiceID");
     check.create_index = index;
     TouchCheck(check, index);
-    checks_[Key(node, check.id)] = check;
+    PutCheck(Key(node, check.id), check);
   }
   return "";
 }
@@ -202,10 +211,11 @@ void TestCatalog::RemoveService(const std::string& node, const std::string& id) 
   const std::uint64_t index = Bump();
   const std::string name = it->second.name;
   --instance_counts_[name];
+  service_keys_by_name_[name].erase(it->first);
   services_.erase(it);
-  std::erase_if(checks_, [&](const auto& entry) {
-    return entry.second.node == node && entry.second.service_id == id;
-  });
+  if (auto owned = check_keys_by_owner_.find(Key(node, id)); owned != check_keys_by_owner_.end()) {
+    for (const std::string& key : std::set<std::string>(owned->second)) EraseCheck(key);
+  }
   services_index_ = index;
   checks_index_ = index;
   TouchService(name, index);
@@ -226,7 +236,10 @@ bool TestCatalog::UpdateCheck(const std::string& node, const std::string& id,
   auto it = checks_.find(Key(node, id));
   if (it == checks_.end()) return false;
   TestCheck& check = it->second;
-  if (check.ttl) check.ttl_deadline = now + *check.ttl;
+  if (check.ttl) {
+    check.ttl_deadline = now + *check.ttl;
+    ttl_deadlines_.emplace(*check.ttl_deadline, it->first);
+  }
   if (check.status == status && check.output == output) return true;  // no write, no index bump
   if (status == "critical" && check.status != "critical") check.critical_since = now;
   if (status != "critical") check.critical_since.reset();
@@ -242,7 +255,8 @@ bool TestCatalog::SetServiceMaintenance(const std::string& node, const std::stri
   const std::string check_id = "_service_maintenance:" + service_id;
   const std::string key = Key(node, check_id);
   if (!enable) {
-    if (checks_.erase(key) > 0) {
+    if (checks_.contains(key)) {
+      EraseCheck(key);
       const std::uint64_t index = Bump();
       checks_index_ = index;
       TouchService(services_[Key(node, service_id)].name, index);
@@ -264,7 +278,7 @@ bool TestCatalog::SetServiceMaintenance(const std::string& node, const std::stri
   const std::uint64_t index = Bump();
   check.create_index = index;
   TouchCheck(check, index);
-  checks_[key] = check;
+  PutCheck(key, check);
   return true;
 }
 
@@ -272,7 +286,8 @@ void TestCatalog::SetNodeMaintenance(const std::string& node, bool enable,
                                      const std::string& reason, TestTime now) {
   const std::string key = Key(node, "_node_maintenance");
   if (!enable) {
-    if (checks_.erase(key) > 0) {
+    if (checks_.contains(key)) {
+      EraseCheck(key);
       const std::uint64_t index = Bump();
       checks_index_ = index;
       TouchNodeServices(node, index);
@@ -293,7 +308,7 @@ void TestCatalog::SetNodeMaintenance(const std::string& node, bool enable,
   const std::uint64_t index = Bump();
   check.create_index = index;
   TouchCheck(check, index);
-  checks_[key] = check;
+  PutCheck(key, check);
 }
 
 bool TestCatalog::SetNodeCheck(const std::string& node, const std::string& check_id,
@@ -309,9 +324,14 @@ const TestCheck* TestCatalog::FindCheck(const std::string& node,
 
 bool TestCatalog::ExpireTtls(TestTime now) {
   bool changed = false;
-  for (auto& [key, check] : checks_) {
-    if (!check.ttl || !check.ttl_deadline || now < *check.ttl_deadline) continue;
-    check.ttl_deadline.reset();  // re-armed by the next update
+  while (!ttl_deadlines_.empty() && ttl_deadlines_.top().first <= now) {
+    const auto [deadline, key] = ttl_deadlines_.top();
+    ttl_deadlines_.pop();
+    auto it = checks_.find(key);
+    if (it == checks_.end()) continue;  // deregistered since
+    TestCheck& check = it->second;
+    if (!check.ttl || check.ttl_deadline != deadline) continue;  // re-armed since
+    check.ttl_deadline.reset();                                  // re-armed by the next update
     if (check.status == "critical" && check.output == "TTL expired") continue;
     if (check.status != "critical") check.critical_since = now;
     check.status = "critical";
@@ -339,9 +359,15 @@ bool TestCatalog::Reap(TestTime now, std::chrono::milliseconds minimum) {
 
 std::vector<TestCatalog::Probe> TestCatalog::DueProbes(TestTime now) {
   std::vector<Probe> due;
-  for (auto& [key, check] : checks_) {
-    if ((check.tcp.empty() && check.http.empty()) || now < check.next_probe) continue;
+  while (!probe_deadlines_.empty() && probe_deadlines_.top().first <= now) {
+    const auto [deadline, key] = probe_deadlines_.top();
+    probe_deadlines_.pop();
+    auto it = checks_.find(key);
+    if (it == checks_.end()) continue;  // deregistered since
+    TestCheck& check = it->second;
+    if ((check.tcp.empty() && check.http.empty()) || check.next_probe != deadline) continue;
     check.next_probe = now + check.interval;
+    probe_deadlines_.emplace(check.next_probe, key);
     due.push_back({key.substr(key.find('/') + 1), check.tcp.empty() ? check.http : check.tcp,
                    !check.http.empty(), check.timeout});
   }
@@ -381,12 +407,38 @@ json TestCatalog::CatalogServices() const {
 
 std::vector<const TestCheck*> TestCatalog::ChecksOf(const std::string& node,
                                                     const std::string& service_id) const {
-  std::vector<const TestCheck*> out;
-  for (const auto& [key, check] : checks_) {
-    if (check.node != node) continue;
-    if (check.service_id.empty() || check.service_id == service_id) out.push_back(&check);
+  // The node's checks and the service's, in checks_ (key) order.
+  std::vector<std::string> keys;
+  for (const std::string& owner : {Key(node, ""), Key(node, service_id)}) {
+    auto owned = check_keys_by_owner_.find(owner);
+    if (owned != check_keys_by_owner_.end())
+      keys.insert(keys.end(), owned->second.begin(), owned->second.end());
+    if (service_id.empty()) break;
   }
+  std::sort(keys.begin(), keys.end());
+  std::vector<const TestCheck*> out;
+  out.reserve(keys.size());
+  for (const std::string& key : keys) out.push_back(&checks_.at(key));
   return out;
+}
+
+void TestCatalog::PutCheck(const std::string& key, const TestCheck& check) {
+  if (auto existing = checks_.find(key); existing != checks_.end()) {
+    check_keys_by_owner_[Key(existing->second.node, existing->second.service_id)].erase(key);
+  }
+  check_keys_by_owner_[Key(check.node, check.service_id)].insert(key);
+  checks_[key] = check;
+}
+
+void TestCatalog::EraseCheck(const std::string& key) {
+  auto it = checks_.find(key);
+  if (it == checks_.end()) return;
+  auto owned = check_keys_by_owner_.find(Key(it->second.node, it->second.service_id));
+  if (owned != check_keys_by_owner_.end()) {
+    owned->second.erase(key);
+    if (owned->second.empty()) check_keys_by_owner_.erase(owned);
+  }
+  checks_.erase(it);
 }
 
 json TestCatalog::CheckJson(const TestCheck& check) const {
@@ -420,9 +472,11 @@ json TestCatalog::CheckJson(const TestCheck& check) const {
 json TestCatalog::HealthService(const std::string& name, bool passing_only,
                                 const std::vector<std::string>& tags) const {
   json out = json::array();
-  // Consul sorts by node name; services_ is keyed node/id, so this is it.
-  for (const auto& [key, service] : services_) {
-    if (service.name != name) continue;
+  const auto named = service_keys_by_name_.find(name);
+  if (named == service_keys_by_name_.end()) return out;
+  // Consul sorts by node name; the keys are node/id, so this is it.
+  for (const std::string& key : named->second) {
+    const TestService& service = services_.at(key);
     const bool has_tags = std::all_of(tags.begin(), tags.end(), [&](const std::string& tag) {
       return std::find(service.tags.begin(), service.tags.end(), tag) != service.tags.end();
     });

@@ -9,7 +9,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <queue>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace hb::testing {
@@ -110,6 +113,10 @@ class TestCatalog {
   nlohmann::json HealthService(const std::string& name, bool passing_only,
                                const std::vector<std::string>& tags) const;
   std::uint64_t HealthServiceIndex(const std::string& name) const;
+  // Names of the services whose own health index moved since the last call,
+  // so the server wakes only their watchers (a move of the services table's
+  // index, which unknown services also answer with, is the server's to see).
+  std::set<std::string> TakeTouchedServices() { return std::exchange(touched_services_, {}); }
   nlohmann::json HealthState(const std::string& state) const;
   std::uint64_t ChecksIndex() const { return checks_index_; }
 
@@ -127,16 +134,37 @@ class TestCatalog {
   nlohmann::json CheckJson(const TestCheck& check) const;
   std::vector<const TestCheck*> ChecksOf(const std::string& node,
                                          const std::string& service_id) const;
+  // Every write to checks_ goes through these, to keep the indexes below.
+  void PutCheck(const std::string& key, const TestCheck& check);
+  void EraseCheck(const std::string& key);
+
+  // Deadlines, earliest first. Entries are never removed when a check
+  // changes or goes: one whose check no longer has that deadline is skipped
+  // when it comes due (heartbeats add one entry each, for at most one TTL).
+  using Deadline = std::pair<TestTime, std::string>;  // (when, checks_ key)
+  using DeadlineQueue =
+      std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>>;
 
   std::string datacenter_;
   std::uint64_t index_ = 1;
   std::uint64_t services_index_ = 1;                    // services added, removed, or tags changed
   std::uint64_t checks_index_ = 1;                      // any check write
   std::map<std::string, std::uint64_t> service_index_;  // by service name
+  std::set<std::string> touched_services_;              // see TakeTouchedServices
   std::map<std::string, TestNode> nodes_;
   std::map<std::string, TestService> services_;  // key: node + "/" + id
   std::map<std::string, int> instance_counts_;   // by service name: index reads stay cheap
   std::map<std::string, TestCheck> checks_;      // key: node + "/" + check id
+
+  // Indexes so that a read, and the timer tick, cost the size of their
+  // answer rather than of the catalog: with thousands of services one
+  // health read scanned every service and every check under the server's
+  // single lock, and the 20 ms TTL/probe tick scanned every check twice.
+  std::map<std::string, std::set<std::string>> service_keys_by_name_;  // services_ keys
+  // checks_ keys by owner, node + "/" + service id ("node/" for node checks).
+  std::map<std::string, std::set<std::string>> check_keys_by_owner_;
+  DeadlineQueue ttl_deadlines_;
+  DeadlineQueue probe_deadlines_;
 };
 
 }  // namespace hb::testing

@@ -8,6 +8,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <future>
@@ -290,6 +293,69 @@ TEST_F(ConsulTestServerTest, StopAndStartServeTheSameDataOnTheSamePort) {
   EXPECT_FALSE(http_->Get("/v1/health/service/web"));
   ASSERT_EQ(server_->Start(), port);
   EXPECT_EQ(Get("/v1/health/service/web").body.size(), 1u);
+}
+
+TEST_F(ConsulTestServerTest, ARenamedServiceMovesToItsNewNameWithItsChecks) {
+  Register(Web("web-1"));
+  json renamed = Web("web-1");
+  renamed["Name"] = "api";
+  Register(renamed);
+  EXPECT_TRUE(Get("/v1/health/service/web").body.empty());
+  const Answer api = Get("/v1/health/service/api");
+  ASSERT_EQ(api.body.size(), 1u);
+  std::vector<std::string> checks;
+  for (const auto& check : api.body[0]["Checks"]) checks.push_back(check["CheckID"]);
+  EXPECT_THAT(checks, ::testing::ElementsAre("serfHealth", "service:web-1"));
+}
+
+TEST_F(ConsulTestServerTest, DeregisteringAServiceRemovesItsChecksOnly) {
+  Register(Web("web-1"));
+  Register(Web("web-2"));
+  Put("/v1/agent/service/deregister/web-1");
+  std::vector<std::string> checks;
+  for (const auto& check : Get("/v1/health/state/any").body) checks.push_back(check["CheckID"]);
+  EXPECT_THAT(checks, ::testing::ElementsAre("serfHealth", "service:web-2"));
+  const Answer web = Get("/v1/health/service/web");
+  ASSERT_EQ(web.body.size(), 1u);
+  EXPECT_EQ(web.body[0]["Checks"].size(), 2u);
+}
+
+// The server waits for a keep-alive connection's next request itself
+// (keep_alive_server.h): requests sent back to back on one connection are
+// all answered, and Stop() closes a connection left idle.
+TEST_F(ConsulTestServerTest, KeepAliveConnectionsServeBackToBackRequestsAndCloseOnStop) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  timeval guard{30, 0};  // a broken server fails the test instead of hanging it
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(server_->port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const std::string request = "GET /v1/status/leader HTTP/1.1\r\nHost: consul\r\n\r\n";
+  const std::string both = request + request;
+  ASSERT_EQ(::send(fd, both.data(), both.size(), 0), static_cast<ssize_t>(both.size()));
+  std::string received;
+  const auto answers = [&received] {
+    std::size_t count = 0;
+    for (std::size_t at = 0; (at = received.find("\"127.0.0.1:8300\"", at)) != std::string::npos;
+         ++at) {
+      ++count;
+    }
+    return count;
+  };
+  char chunk[4096];
+  while (answers() < 2) {
+    const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+    ASSERT_GT(n, 0) << received;
+    received.append(chunk, static_cast<std::size_t>(n));
+  }
+  EXPECT_THAT(received, ::testing::Not(HasSubstr("Connection: close")));
+
+  server_->Stop();
+  EXPECT_EQ(::recv(fd, chunk, sizeof(chunk), 0), 0);  // closed by the server, not timed out
+  ::close(fd);
 }
 
 TEST_F(ConsulTestServerTest, DeregisteringAnUnknownServiceIs404) {

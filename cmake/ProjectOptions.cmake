@@ -1,14 +1,16 @@
 option(HB_BUILD_TESTS "Build the test suite" ON)
 option(HB_BUILD_BENCHMARKS "Build the benchmarks in bench/" ON)
 option(HB_WERROR "Treat compiler warnings as errors" OFF)
-option(HB_FUZZ "Build only the libFuzzer targets (needs clang)" OFF)
+option(HB_FUZZ "Build the fuzz targets as libFuzzer binaries, everything under ASan+UBSan (clang)" OFF)
 set(HB_SANITIZERS "" CACHE STRING "Comma-separated -fsanitize list, e.g. address,undefined or thread")
 
 if(HB_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "HB_FUZZ needs clang (CXX=clang++), not ${CMAKE_CXX_COMPILER_ID}")
   endif()
-  # Every library the targets link is instrumented for coverage and checked.
+  # Every library the targets link is instrumented for coverage and checked;
+  # the same build runs the whole suite under the same sanitizers, so one
+  # build serves both (scripts/test).
   set(HB_SANITIZERS "address,undefined")
   add_compile_options(-fsanitize=fuzzer-no-link)
 endif()

@@ -1,4 +1,4 @@
-if(NOT HB_BUILD_TESTS AND NOT HB_FUZZ)
+if(NOT HB_BUILD_TESTS)
   return()
 endif()
 enable_testing()
@@ -8,20 +8,23 @@ include(GoogleTest)
 # One precompiled header shared by every test binary: GoogleTest, GoogleMock
 # and nlohmann/json cost seconds to parse in each test file, which on 2
 # cores and three builds (release, ASan, TSan) adds up to minutes.
-if(NOT HB_FUZZ)
-  file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/hb_test_pch.cc CONTENT "// precompiled header host\n")
-  add_library(hb_test_pch STATIC ${PROJECT_BINARY_DIR}/hb_test_pch.cc)
-  target_link_libraries(hb_test_pch PRIVATE GTest::gmock nlohmann_json::nlohmann_json)
-  target_compile_definitions(hb_test_pch PRIVATE HB_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
-                                                 HB_BINARY_DIR="${PROJECT_BINARY_DIR}")
-  target_precompile_headers(hb_test_pch PRIVATE <gtest/gtest.h> <gmock/gmock.h>
-                                                <nlohmann/json.hpp>)
-  hb_target_defaults(hb_test_pch)
-  # Test code is compiled at -O1 (the libraries under test keep the build
-  # type's level): -O2 on GoogleTest's templates costs a third more time
-  # and finds nothing more. The header must match, or GCC ignores it.
-  target_compile_options(hb_test_pch PRIVATE -O1)
+file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/hb_test_pch.cc CONTENT "// precompiled header host\n")
+add_library(hb_test_pch STATIC ${PROJECT_BINARY_DIR}/hb_test_pch.cc)
+target_link_libraries(hb_test_pch PRIVATE GTest::gmock nlohmann_json::nlohmann_json)
+target_compile_definitions(hb_test_pch PRIVATE HB_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+                                               HB_BINARY_DIR="${PROJECT_BINARY_DIR}")
+target_precompile_headers(hb_test_pch PRIVATE <gtest/gtest.h> <gmock/gmock.h>
+                                              <nlohmann/json.hpp>)
+hb_target_defaults(hb_test_pch)
+# Test code is compiled at -O1 in optimised builds (the libraries under
+# test keep the build type's level): -O2 on GoogleTest's templates costs a
+# third more time and finds nothing more. Sanitizer builds keep their own
+# level. The header must match the files, or the compiler ignores it.
+set(HB_TEST_OPTIMIZATION "")
+if(NOT CMAKE_BUILD_TYPE STREQUAL "Debug")
+  set(HB_TEST_OPTIMIZATION -O1)
 endif()
+target_compile_options(hb_test_pch PRIVATE ${HB_TEST_OPTIMIZATION})
 
 # Every test binary labelled "concurrent": the ThreadSanitizer pass builds
 # only these.
@@ -47,7 +50,7 @@ function(hb_test name)
                                              HB_BINARY_DIR="${PROJECT_BINARY_DIR}")
   hb_target_defaults(${name})
   if(TARGET hb_test_pch)
-    target_compile_options(${name} PRIVATE -O1)
+    target_compile_options(${name} PRIVATE ${HB_TEST_OPTIMIZATION})
     target_precompile_headers(${name} REUSE_FROM hb_test_pch)
   endif()
   if(NOT ARG_TIMEOUT)

@@ -82,11 +82,11 @@ void BM_RouterToKafkaSink(benchmark::State& state) {
     state.SkipWithError(sink.status().message().c_str());
     return;
   }
-  router.AddSink(SinkRoute{}, std::move(sink).value(),
-                 {DeadLetterFile::Open("bench", "",
-                                       [](const Event& e) { return SerializeCloudEvent(e, {}); })
-                      .value(),
-                  nullptr});
+  router.AddSink(
+      SinkRoute{}, std::move(sink).value(),
+      {DeadLetterFile::Open("bench", "", [](const Event& e) { return SerializeCloudEvent(e, {}); })
+           .value(),
+       nullptr});
   const std::vector<Event> events = Events();
   for (auto _ : state) {
     observer.Expect(events.size());

@@ -61,12 +61,11 @@ class CountingObserver final : public DeliveryObserver {
 // as the state saver does once per save_interval).
 void BM_RouterDelivery(benchmark::State& state) {
   const bool spooled = state.range(0) == 1;
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("hb-spool-bench-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("hb-spool-bench-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
-  SinkStorage storage{DeadLetterFile::Open("instant", "", [](const Event&) { return "{}"; })
-                          .value(),
-                      nullptr};
+  SinkStorage storage{
+      DeadLetterFile::Open("instant", "", [](const Event&) { return "{}"; }).value(), nullptr};
   if (spooled) {
     SpoolRecovery recovery;
     storage.spool = Spool::Open({dir}, recovery).value();

@@ -1,7 +1,5 @@
 #include "config/config_loader.h"
 
-#include "config/byte_size.h"
-
 #include <algorithm>
 #include <fstream>
 #include <regex>

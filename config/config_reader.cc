@@ -160,8 +160,7 @@ std::int64_t ConfigReader::Int(std::string_view key, std::int64_t fallback, std:
   return parsed;
 }
 
-std::uint64_t ConfigReader::Bytes(std::string_view key, std::uint64_t fallback,
-                                  std::uint64_t min) {
+std::uint64_t ConfigReader::Bytes(std::string_view key, std::uint64_t fallback, std::uint64_t min) {
   auto value = Scalar(key, "a size");
   if (!value) return fallback;
   auto parsed = ParseByteSize(*value);

@@ -65,14 +65,16 @@ std::unique_ptr<TransitionEngine> MakeEngine(const BridgeConfig& config, const C
     aside += ".corrupt";
     std::error_code ignored;
     std::filesystem::rename(file, aside, ignored);
-    spdlog::error("{}; moved to {} and starting without it: changes made while the bridge was "
-                  "stopped will not be reported",
-                  loaded.status().message(), aside.string());
+    spdlog::error(
+        "{}; moved to {} and starting without it: changes made while the bridge was "
+        "stopped will not be reported",
+        loaded.status().message(), aside.string());
     metrics.OnStateDropped();
   } else if (*loaded) {
-    spdlog::info("restored the state of {} instances from {}; the first sync reports what "
-                 "changed meanwhile",
-                 (*loaded)->instances.size(), file.string());
+    spdlog::info(
+        "restored the state of {} instances from {}; the first sync reports what "
+        "changed meanwhile",
+        (*loaded)->instances.size(), file.string());
     engine->Restore(**loaded);
   }
   return engine;
@@ -102,8 +104,8 @@ int ServeUntilStopped(BridgeConfig& running, const ConfigSource& reload, LiveBri
 
 }  // namespace
 
-int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks,
-              prometheus::Registry& registry, const ConfigSource& reload) {
+int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus::Registry& registry,
+              const ConfigSource& reload) {
   spdlog::info("health-bridge {} ({}) starting", kVersion, kGitRevision);
   if (!config.state.dir.empty()) {
     std::error_code error;

@@ -21,7 +21,7 @@ using ConfigSource = std::function<LoadResult()>;
 // spools. The caller must have blocked SIGTERM, SIGINT and SIGHUP in every
 // thread (before any started). `registry` is the process's metrics
 // registry, owned by main. Returns the process exit code.
-int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks,
-              prometheus::Registry& registry, const ConfigSource& reload);
+int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus::Registry& registry,
+              const ConfigSource& reload);
 
 }  // namespace hb

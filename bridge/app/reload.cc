@@ -62,9 +62,10 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
         continue;
       }
       live.router.ReplaceSink(sink.name, RouteFor(sink), std::move(*created));
-      spdlog::info("reload: sink {} ({}) rebuilt with its new settings; its queued events are "
-                   "kept",
-                   sink.name, sink.type);
+      spdlog::info(
+          "reload: sink {} ({}) rebuilt with its new settings; its queued events are "
+          "kept",
+          sink.name, sink.type);
     }
     running.push_back(sink);
   }
@@ -76,9 +77,10 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
 BridgeConfig ApplyReload(const BridgeConfig& current, const BridgeConfig& next, LiveBridge live) {
   BridgeConfig effective = current;
   if (StartOnlySettings(current) != StartOnlySettings(next)) {
-    spdlog::warn("reload: changes to consul, server, state, events, log.format or "
-                 "watch.unreachable_grace take effect at the next restart; the running values "
-                 "stay");
+    spdlog::warn(
+        "reload: changes to consul, server, state, events, log.format or "
+        "watch.unreachable_grace take effect at the next restart; the running values "
+        "stay");
   }
   effective.sinks = ReloadSinks(current, next, live);
 

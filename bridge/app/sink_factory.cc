@@ -22,14 +22,12 @@ StatusOr<std::unique_ptr<Spool>> OpenSpool(const SinkConfig& sink, const StateCo
                                            DeliveryObserver* observer,
                                            std::vector<QueuedEvent>& backlog) {
   SpoolRecovery recovery;
-  auto spool = Spool::Open({std::filesystem::path(state.dir) / "spool" / sink.name,
-                            sink.spool_max_bytes},
-                           recovery);
+  auto spool = Spool::Open(
+      {std::filesystem::path(state.dir) / "spool" / sink.name, sink.spool_max_bytes}, recovery);
   if (!spool.ok()) return spool.status();
   std::uint64_t dropped = recovery.dropped_bytes;
   for (const auto& problem : recovery.problems) {
-    spdlog::error("sink {}: spool damaged (crash mid-write or corruption): {}", sink.name,
-                  problem);
+    spdlog::error("sink {}: spool damaged (crash mid-write or corruption): {}", sink.name, problem);
   }
   std::vector<std::uint64_t> undecodable;
   for (auto& record : recovery.pending) {
@@ -62,8 +60,8 @@ SinkRoute RouteFor(const SinkConfig& sink) {
   route.filter = {sink.events, sink.services, sink.tags};
   route.worker.queue_capacity = sink.queue.capacity;
   route.worker.block_timeout = sink.queue.block_timeout;
-  route.worker.retry = {sink.retry.initial_backoff, sink.retry.max_backoff,
-                        sink.retry.max_attempts, sink.retry.max_age};
+  route.worker.retry = {sink.retry.initial_backoff, sink.retry.max_backoff, sink.retry.max_attempts,
+                        sink.retry.max_age};
   return route;
 }
 

@@ -36,9 +36,9 @@ std::string EncodeEvent(const Event& event) {
               {"dc", event.datacenter},
               {"service", event.service},
               {"index", event.consul_index},
-              {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                              event.time.time_since_epoch())
-                              .count()}};
+              {"time_ms",
+               std::chrono::duration_cast<std::chrono::milliseconds>(event.time.time_since_epoch())
+                   .count()}};
   if (event.reconciled) out["reconciled"] = true;
   if (event.silent) out["silent"] = true;
   if (event.IsInstanceEvent()) {

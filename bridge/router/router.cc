@@ -18,9 +18,9 @@ void Router::AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage,
   entry->name = std::string(sink->Name());
   entry->filter = std::move(route.filter);
   entry->storage = std::move(storage);
-  entry->worker = std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink),
-                                               entry->storage, clock_, observer_,
-                                               std::move(backlog));
+  entry->worker =
+      std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink), entry->storage, clock_,
+                                   observer_, std::move(backlog));
   std::lock_guard lock(mutex_);
   routes_.push_back(std::move(entry));
 }
@@ -58,9 +58,9 @@ bool Router::ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink) {
   std::vector<QueuedEvent> backlog = found->worker->Release();
   found->worker.reset();
   found->filter = std::move(route.filter);
-  found->worker = std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink),
-                                               found->storage, clock_, observer_,
-                                               std::move(backlog));
+  found->worker =
+      std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink), found->storage, clock_,
+                                   observer_, std::move(backlog));
   return true;
 }
 
@@ -113,11 +113,10 @@ std::size_t Router::Shutdown(std::chrono::milliseconds timeout) {
   std::vector<std::future<std::size_t>> drained;
   drained.reserve(routes.size());
   for (const auto& route : routes) {
-    drained.push_back(std::async(std::launch::async,
-                                 [&route, timeout] {
-                                   std::shared_lock swap(route->swap_mutex);
-                                   return route->worker->Shutdown(timeout);
-                                 }));
+    drained.push_back(std::async(std::launch::async, [&route, timeout] {
+      std::shared_lock swap(route->swap_mutex);
+      return route->worker->Shutdown(timeout);
+    }));
   }
   std::size_t left = 0;
   for (auto& result : drained) left += result.get();

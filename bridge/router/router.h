@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "bridge/common/clock.h"
-#include "bridge/model/event_publisher.h"
 #include "bridge/common/status.h"
+#include "bridge/model/event_publisher.h"
 #include "bridge/router/delivery_observer.h"
-#include "bridge/router/sink_storage.h"
 #include "bridge/router/route_filter.h"
+#include "bridge/router/sink_storage.h"
 #include "bridge/router/sink_worker.h"
 #include "sinks/sink.h"
 

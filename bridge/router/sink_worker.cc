@@ -173,8 +173,8 @@ void SinkWorker::Run() {
       spdlog::warn("sink {}: {} undelivered events stay in the spool for the next start", name_,
                    left.size());
     } else {
-      spdlog::warn("sink {}: {} events undelivered at shutdown went to the dead-letter file",
-                   name_, left.size());
+      spdlog::warn("sink {}: {} events undelivered at shutdown went to the dead-letter file", name_,
+                   left.size());
       for (const auto& pending : left) DeadLetter(pending, "undelivered at shutdown");
     }
   }
@@ -301,8 +301,7 @@ void SinkWorker::DeadLetter(const Pending& pending, std::string_view reason) {
   if (observer_ != nullptr) observer_->OnDeadLettered(name_, *pending.event, reason);
 }
 
-bool SinkWorker::AddToSpool(const EventPtr& event, std::string_view encoded,
-                            std::uint64_t& seq) {
+bool SinkWorker::AddToSpool(const EventPtr& event, std::string_view encoded, std::uint64_t& seq) {
   if (storage_.spool == nullptr) return true;
   auto appended = storage_.spool->Append(encoded);
   if (!appended.ok()) {
@@ -319,9 +318,10 @@ bool SinkWorker::AddToSpool(const EventPtr& event, std::string_view encoded,
   if (!write_error.ok()) {
     if (observer_ != nullptr) observer_->OnSpoolWriteError(name_);
     if (!spool_failing_) {
-      spdlog::error("sink {}: spool write failed: {}; events are kept in memory and the write "
-                    "retried",
-                    name_, write_error.message());
+      spdlog::error(
+          "sink {}: spool write failed: {}; events are kept in memory and the write "
+          "retried",
+          name_, write_error.message());
     }
   } else if (spool_failing_) {
     spdlog::info("sink {}: spool writes succeed again", name_);

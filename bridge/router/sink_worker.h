@@ -133,17 +133,17 @@ class SinkWorker {
   std::map<std::string, Pending, std::less<>> retrying_;  // GUARDED_BY(mutex_)
   // Consecutive batches that failed entirely: the destination is probably
   // down, so nothing is tried before gate_until_ (one probe per backoff).
-  int failed_batches_ = 0;            // GUARDED_BY(mutex_)
-  SteadyTime gate_until_{};           // GUARDED_BY(mutex_)
-  bool stopping_ = false;             // GUARDED_BY(mutex_)
-  SteadyTime drain_deadline_{};       // GUARDED_BY(mutex_)
+  int failed_batches_ = 0;                         // GUARDED_BY(mutex_)
+  SteadyTime gate_until_{};                        // GUARDED_BY(mutex_)
+  bool stopping_ = false;                          // GUARDED_BY(mutex_)
+  SteadyTime drain_deadline_{};                    // GUARDED_BY(mutex_)
   Leftovers leftovers_ = Leftovers::kKeepInSpool;  // GUARDED_BY(mutex_)
   bool release_ = false;                           // GUARDED_BY(mutex_)
   std::vector<QueuedEvent> released_;              // GUARDED_BY(mutex_)
   std::size_t left_at_shutdown_ = 0;               // GUARDED_BY(mutex_)
   bool run_finished_ = false;                      // GUARDED_BY(mutex_)
   bool spool_failing_ = false;                     // GUARDED_BY(mutex_)
-  std::mt19937_64 rng_;               // worker thread only
+  std::mt19937_64 rng_;                            // worker thread only
   std::thread thread_;
 };
 

@@ -51,8 +51,8 @@ struct SpoolRecord {
 
 // What Open() found on disk.
 struct SpoolRecovery {
-  std::vector<SpoolRecord> pending;  // unacknowledged events, in append order
-  std::uint64_t dropped_bytes = 0;   // torn or corrupt data cut away
+  std::vector<SpoolRecord> pending;   // unacknowledged events, in append order
+  std::uint64_t dropped_bytes = 0;    // torn or corrupt data cut away
   std::vector<std::string> problems;  // one line per file that had some
 };
 

@@ -23,9 +23,9 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using ::testing::HasSubstr;
 using testing::Answer;
 using testing::BridgeProcess;
+using ::testing::HasSubstr;
 using testing::ReceivedRequest;
 using testing::ScriptedResponse;
 using testing::WebhookReceiver;
@@ -82,7 +82,8 @@ class DurabilityTest : public ::testing::Test {
   std::string BaseConfig() const {
     std::ostringstream config;
     config << "consul: {address: " << consul_.address() << "}\n"
-           << "state: {dir: " << state_dir_.string() << ", save_interval: 100ms, shutdown_timeout: 1s}\n"
+           << "state: {dir: " << state_dir_.string()
+           << ", save_interval: 100ms, shutdown_timeout: 1s}\n"
            << "sinks:\n"
            << "  - name: witness\n"
            << "    type: log\n";
@@ -120,8 +121,7 @@ class DurabilityTest : public ::testing::Test {
   static bool WaitForQueued(BridgeProcess& bridge, const std::string& sink, double count) {
     return WaitFor(
         [&] {
-          return bridge.Metric("health_bridge_sink_queue_depth", "sink=\"" + sink + "\"") ==
-                 count;
+          return bridge.Metric("health_bridge_sink_queue_depth", "sink=\"" + sink + "\"") == count;
         },
         seconds(20));
   }
@@ -148,8 +148,8 @@ TEST_F(DurabilityTest, KillNineWhileTheWebhookIsDownLosesNoEvent) {
 
   receiver_.SetScript({});
   bridge = Start(BaseConfig() + WebhookSink());
-  ASSERT_TRUE(WaitFor([&] { return AcceptedIds(receiver_).size() >= produced.size(); },
-                      seconds(20)))
+  ASSERT_TRUE(
+      WaitFor([&] { return AcceptedIds(receiver_).size() >= produced.size(); }, seconds(20)))
       << bridge->process().Stderr();
   EXPECT_EQ(AcceptedIds(receiver_), produced) << "every event at least once, none invented";
   EXPECT_THAT(bridge->process().Stderr(), HasSubstr("16 undelivered events from the last run"));
@@ -193,8 +193,8 @@ TEST_F(DurabilityTest, ARestartReportsExactlyWhatChangedWhileStoppedAsReconciled
   consul_.DeregisterService("payments-3");
   consul_.UpdateCheck("service:payments-2", "critical", "disk full");
   bridge = Start(BaseConfig());
-  ASSERT_TRUE(WaitFor([&] { return JsonLines(bridge->process().Stdout()).size() >= 3; },
-                      seconds(10)));
+  ASSERT_TRUE(
+      WaitFor([&] { return JsonLines(bridge->process().Stdout()).size() >= 3; }, seconds(10)));
   std::this_thread::sleep_for(milliseconds(300));  // nothing else may follow
   std::vector<std::string> seen;
   for (const auto& event : JsonLines(bridge->process().Stdout())) {
@@ -202,9 +202,9 @@ TEST_F(DurabilityTest, ARestartReportsExactlyWhatChangedWhileStoppedAsReconciled
     seen.push_back(event["data"]["instance_id"].get<std::string>() + " " +
                    event["data"]["event"].get<std::string>());
   }
-  EXPECT_THAT(seen, ::testing::UnorderedElementsAre("payments-2 instance.down",
-                                                    "payments-3 instance.down",
-                                                    "payments-3 instance.deregistered"));
+  EXPECT_THAT(
+      seen, ::testing::UnorderedElementsAre("payments-2 instance.down", "payments-3 instance.down",
+                                            "payments-3 instance.deregistered"));
   EXPECT_EQ(bridge->Stop(), 0);
 }
 
@@ -218,7 +218,8 @@ TEST_F(DurabilityTest, DamagedSpoolAndStateFilesAreReportedAndTheRestIsDelivered
 
   // A crash mid-write tears the spool's tail; a flipped bit spoils the state.
   std::filesystem::path segment;
-  for (const auto& entry : std::filesystem::directory_iterator(state_dir_ / "spool" / "ops-hooks")) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(state_dir_ / "spool" / "ops-hooks")) {
     if (std::filesystem::file_size(entry.path()) > 0) segment = entry.path();
   }
   ASSERT_FALSE(segment.empty());
@@ -257,8 +258,8 @@ TEST_F(DurabilityTest, SighupAddsAndRemovesSinksAndKeepsRunningOnAnInvalidFile) 
 
   ASSERT_TRUE(bridge->Reload(BaseConfig())) << bridge->process().Stderr();
   consul_.UpdateCheck("service:payments-1", "critical", "removed");
-  ASSERT_TRUE(WaitFor([&] { return JsonLines(bridge->process().Stdout()).size() >= 3; },
-                      seconds(10)));
+  ASSERT_TRUE(
+      WaitFor([&] { return JsonLines(bridge->process().Stdout()).size() >= 3; }, seconds(10)));
   std::this_thread::sleep_for(milliseconds(300));
   EXPECT_EQ(receiver_.Accepted().size(), 2U) << "a removed sink gets nothing new";
   EXPECT_FALSE(std::filesystem::exists(state_dir_ / "spool" / "ops-hooks"));

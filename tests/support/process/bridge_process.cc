@@ -96,8 +96,8 @@ std::optional<double> BridgeProcess::Metric(const std::string& name,
     if (!line.starts_with(name)) continue;
     const std::string rest = line.substr(name.size());
     const bool unlabelled = labels.empty() && rest.starts_with(' ');
-    const bool labelled = !labels.empty() && rest.starts_with('{') &&
-                          rest.find(labels) != std::string::npos;
+    const bool labelled =
+        !labels.empty() && rest.starts_with('{') && rest.find(labels) != std::string::npos;
     if (unlabelled || labelled) return std::stod(rest.substr(rest.rfind(' ') + 1));
   }
   return std::nullopt;

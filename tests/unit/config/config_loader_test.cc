@@ -272,8 +272,9 @@ TEST_F(ConfigTest, OverflowOnlyBlocks) {
 }
 
 TEST_F(ConfigTest, SpoolBoundTakesBinaryUnitsAndRefusesTinyOrMalformedSizes) {
-  auto loaded = Load("sinks: [{name: a, type: log, spool: {max_bytes: 64MiB}},\n"
-                     "        {name: b, type: log}]\nstate: {save_interval: 250ms}\n");
+  auto loaded = Load(
+      "sinks: [{name: a, type: log, spool: {max_bytes: 64MiB}},\n"
+      "        {name: b, type: log}]\nstate: {save_interval: 250ms}\n");
   ASSERT_TRUE(loaded.ok()) << testing::PrintToString(loaded.errors);
   EXPECT_EQ(loaded.config->sinks[0].spool_max_bytes, std::uint64_t{64} << 20);
   EXPECT_EQ(loaded.config->sinks[1].spool_max_bytes, std::uint64_t{256} << 20);

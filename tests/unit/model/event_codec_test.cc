@@ -27,8 +27,8 @@ TEST(EventCodecTest, InstanceEventsRoundTripWithEveryField) {
   Event event = testing::InstanceEvent("payments-1", EventType::kInstanceDown, 2731);
   event.previous_status = HealthStatus::kPassing;
   event.reconciled = true;
-  event.checks.push_back({"serfHealth", "Serf Health Status", HealthStatus::kPassing, "Agent alive",
-                          "", "", ""});
+  event.checks.push_back(
+      {"serfHealth", "Serf Health Status", HealthStatus::kPassing, "Agent alive", "", "", ""});
   auto decoded = DecodeEvent(EncodeEvent(event));
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
   ExpectSameEvent(*decoded, event);

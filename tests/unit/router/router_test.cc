@@ -401,11 +401,11 @@ TEST_F(RouterTest, ReplacingASinkHandsItsQueuedEventsToTheNewOneInOrder) {
   RecordingSink::Log old_log;
   RecordingSink::Log new_log;
   Router router(clock_);
-  router.AddSink(FastRetries(),
-                 std::make_unique<RecordingSink>(
-                     "hooks", old_log,
-                     [](const Event&, int) { return DeliveryResult::Retry("HTTP 503"); }),
-                 Spooled("hooks"));
+  router.AddSink(
+      FastRetries(),
+      std::make_unique<RecordingSink>(
+          "hooks", old_log, [](const Event&, int) { return DeliveryResult::Retry("HTTP 503"); }),
+      Spooled("hooks"));
   router.Publish({InstanceEvent("a", EventType::kInstanceUp, 1),
                   InstanceEvent("a", EventType::kInstanceDown, 2)});
   ASSERT_TRUE(router.ReplaceSink("hooks", FastRetries(),
@@ -415,9 +415,9 @@ TEST_F(RouterTest, ReplacingASinkHandsItsQueuedEventsToTheNewOneInOrder) {
   router.Publish({InstanceEvent("a", EventType::kInstanceUp, 3)});
   ASSERT_TRUE(new_log.WaitForAcked(3, kWait));
   router.Shutdown(kWait);
-  EXPECT_EQ(new_log.Acked(), (std::vector<std::string>{"dc1/node-a/a/1/instance.up",
-                                                       "dc1/node-a/a/2/instance.down",
-                                                       "dc1/node-a/a/3/instance.up"}));
+  EXPECT_EQ(new_log.Acked(),
+            (std::vector<std::string>{"dc1/node-a/a/1/instance.up", "dc1/node-a/a/2/instance.down",
+                                      "dc1/node-a/a/3/instance.up"}));
   EXPECT_TRUE(ReadDeadLetters("hooks").empty());
 }
 

@@ -77,7 +77,8 @@ TEST_F(SpoolTest, AReopenedSpoolHoldsTheUnacknowledgedEventsInOrder) {
 TEST_F(SpoolTest, ATornTailIsCutAtTheLastGoodRecordAndLaterAppendsStayReadable) {
   {
     auto spool = Open();
-    for (const char* payload : {"first", "second", "third"}) ASSERT_TRUE(spool->Append(payload).ok());
+    for (const char* payload : {"first", "second", "third"})
+      ASSERT_TRUE(spool->Append(payload).ok());
   }
   const auto file = Segments().front();
   std::filesystem::resize_file(file, std::filesystem::file_size(file) - 3);  // crash mid-write
@@ -99,7 +100,8 @@ TEST_F(SpoolTest, ATornTailIsCutAtTheLastGoodRecordAndLaterAppendsStayReadable) 
 TEST_F(SpoolTest, AFlippedBitFailsTheChecksumAndOnlyWhatFollowsIsDropped) {
   {
     auto spool = Open();
-    for (const char* payload : {"alpha", "bravo", "charlie"}) ASSERT_TRUE(spool->Append(payload).ok());
+    for (const char* payload : {"alpha", "bravo", "charlie"})
+      ASSERT_TRUE(spool->Append(payload).ok());
   }
   const auto file = Segments().front();
   std::string content;

@@ -22,10 +22,15 @@ class StateFileTest : public ::testing::Test {
     SavedInstance saved;
     saved.datacenter = "dc1";
     saved.service = "payments";
-    saved.instance = {"node-a", "payments-1", "payments", "10.1.2.3", 8080, {"v2"},
-                      {{"version", "2.4.1"}},
-                      {{"service:payments-1", "TTL", HealthStatus::kPassing, "ok", "",
-                        "payments-1", "ttl"}}};
+    saved.instance = {
+        "node-a",
+        "payments-1",
+        "payments",
+        "10.1.2.3",
+        8080,
+        {"v2"},
+        {{"version", "2.4.1"}},
+        {{"service:payments-1", "TTL", HealthStatus::kPassing, "ok", "", "payments-1", "ttl"}}};
     saved.reported_status = HealthStatus::kPassing;
     saved.reported_up = true;
     saved.index = 42;

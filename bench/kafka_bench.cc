@@ -7,9 +7,8 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 
+#include "bench/counting_observer.h"
 #include "bridge/router/router.h"
 #include "sinks/kafka/kafka_sink.h"
 #include "tests/support/kafka/mock_kafka.h"
@@ -43,39 +42,12 @@ std::vector<Event> Events() {
   return events;
 }
 
-class CountingObserver final : public DeliveryObserver {
- public:
-  void OnDelivered(std::string_view, const Event&, SteadyTime) override {
-    std::lock_guard lock(mutex_);
-    if (++delivered_ >= target_) done_.notify_all();
-  }
-  void OnRetry(std::string_view, const Event&, std::string_view) override {}
-  void OnDeadLettered(std::string_view, const Event&, std::string_view) override {}
-  void OnQueueDepth(std::string_view, std::size_t) override {}
-
-  void Expect(std::size_t count) {
-    std::lock_guard lock(mutex_);
-    delivered_ = 0;
-    target_ = count;
-  }
-  void Wait() {
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [&] { return delivered_ >= target_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable done_;
-  std::size_t delivered_ = 0;
-  std::size_t target_ = 0;
-};
-
 void BM_RouterToKafkaSink(benchmark::State& state) {
   KafkaSinkSettings settings;
   settings.brokers = Cluster().bootstraps();
   settings.topic = kTopic;
   SystemClock clock;
-  CountingObserver observer;
+  bench::CountingObserver observer;
   Router router(clock, &observer);
   auto sink = KafkaSink::Create("bench", settings, CloudEventOptions{});
   if (!sink.ok()) {

@@ -8,10 +8,9 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <filesystem>
-#include <mutex>
 
+#include "bench/counting_observer.h"
 #include "bridge/router/router.h"
 #include "tests/support/sample_events.h"
 
@@ -31,32 +30,6 @@ class InstantSink final : public Sink {
   bool Shutdown(std::chrono::milliseconds) noexcept override { return true; }
 };
 
-class CountingObserver final : public DeliveryObserver {
- public:
-  void OnDelivered(std::string_view, const Event&, SteadyTime) override {
-    std::lock_guard lock(mutex_);
-    if (++delivered_ >= target_) done_.notify_all();
-  }
-  void OnRetry(std::string_view, const Event&, std::string_view) override {}
-  void OnDeadLettered(std::string_view, const Event&, std::string_view) override {}
-  void OnQueueDepth(std::string_view, std::size_t) override {}
-  void Expect(std::size_t count) {
-    std::lock_guard lock(mutex_);
-    delivered_ = 0;
-    target_ = count;
-  }
-  void Wait() {
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [&] { return delivered_ >= target_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable done_;
-  std::size_t delivered_ = 0;
-  std::size_t target_ = 0;
-};
-
 // Argument 0: memory only; 1: with the spool (and one fdatasync per run,
 // as the state saver does once per save_interval).
 void BM_RouterDelivery(benchmark::State& state) {
@@ -71,7 +44,7 @@ void BM_RouterDelivery(benchmark::State& state) {
     storage.spool = Spool::Open({dir}, recovery).value();
   }
   SystemClock clock;
-  CountingObserver observer;
+  bench::CountingObserver observer;
   Router router(clock, &observer);
   SinkRoute route;
   route.worker.queue_capacity = kEventsPerRun;

@@ -5,7 +5,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -17,6 +16,7 @@
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/test_dir.h"
 
 namespace hb {
 namespace {
@@ -60,14 +60,9 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeou
 class DurabilityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    state_dir_ = std::filesystem::temp_directory_path() /
-                 ("hb-durability-" + std::to_string(::getpid()) + "-" +
-                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(state_dir_);
     ASSERT_NE(consul_.Start(), 0);
     for (int i = 1; i <= 3; ++i) Register("payments-" + std::to_string(i));
   }
-  void TearDown() override { std::filesystem::remove_all(state_dir_); }
 
   void Register(const std::string& id) {
     consul_.RegisterService(nlohmann::json{
@@ -82,7 +77,7 @@ class DurabilityTest : public ::testing::Test {
   std::string BaseConfig() const {
     std::ostringstream config;
     config << "consul: {address: " << consul_.address() << "}\n"
-           << "state: {dir: " << state_dir_.string()
+           << "state: {dir: " << state_dir_.path().string()
            << ", save_interval: 100ms, shutdown_timeout: 1s}\n"
            << "sinks:\n"
            << "  - name: witness\n"
@@ -132,7 +127,7 @@ class DurabilityTest : public ::testing::Test {
     return ids;
   }
 
-  std::filesystem::path state_dir_;
+  testing::TestDir state_dir_{"hb-durability"};
   testing::ConsulTestServer consul_;
   WebhookReceiver receiver_;
 };

@@ -9,6 +9,7 @@
 
 #include "bridge/model/event_codec.h"
 #include "tests/support/sample_events.h"
+#include "tests/support/test_dir.h"
 #include "tests/unit/router/recording_sink.h"
 
 namespace hb {
@@ -23,14 +24,6 @@ constexpr milliseconds kWait{5000};
 
 class RouterTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("router_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   SinkStorage DeadLetters(const std::string& sink) {
     auto file = DeadLetterFile::Open(sink, (dir_ / (sink + ".dead.jsonl")).string(),
                                      [](const Event& event) {
@@ -71,7 +64,7 @@ class RouterTest : public ::testing::Test {
   }
 
   SystemClock clock_;
-  std::filesystem::path dir_;
+  testing::TestDir dir_{"router_test"};
 };
 
 TEST_F(RouterTest, DeliversOnlyEventsMatchingTheSinkFilter) {

@@ -3,10 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <fstream>
+
+#include "tests/support/test_dir.h"
 
 namespace hb {
 namespace {
@@ -18,17 +19,9 @@ using ::testing::SizeIs;
 
 class SpoolTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("spool_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::unique_ptr<Spool> Open(SpoolRecovery& recovery, std::uint64_t segment_bytes = 4096,
                               std::uint64_t max_bytes = 1 << 20) {
-    auto spool = Spool::Open({dir_, max_bytes, segment_bytes}, recovery);
+    auto spool = Spool::Open({dir_.path(), max_bytes, segment_bytes}, recovery);
     EXPECT_TRUE(spool.ok()) << spool.status().ToString();
     return spool.ok() ? std::move(spool).value() : nullptr;
   }
@@ -39,7 +32,7 @@ class SpoolTest : public ::testing::Test {
 
   std::vector<std::filesystem::path> Segments() const {
     std::vector<std::filesystem::path> files;
-    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
       files.push_back(entry.path());
     }
     std::sort(files.begin(), files.end());
@@ -52,7 +45,7 @@ class SpoolTest : public ::testing::Test {
     return payloads;
   }
 
-  std::filesystem::path dir_;
+  testing::TestDir dir_{"spool_test"};
 };
 
 TEST_F(SpoolTest, AReopenedSpoolHoldsTheUnacknowledgedEventsInOrder) {
@@ -183,7 +176,7 @@ TEST_F(SpoolTest, DestroyRemovesTheSpool) {
   auto spool = Open();
   ASSERT_TRUE(spool->Append("x").ok());
   spool->Destroy();
-  EXPECT_FALSE(std::filesystem::exists(dir_));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path()));
 }
 
 }  // namespace

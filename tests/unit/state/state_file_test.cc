@@ -2,9 +2,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <fstream>
+
+#include "tests/support/test_dir.h"
 
 namespace hb {
 namespace {
@@ -14,11 +15,6 @@ using ::testing::HasSubstr;
 class StateFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("state_file_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-    file_ = dir_ / "state.json";
     SavedInstance saved;
     saved.datacenter = "dc1";
     saved.service = "payments";
@@ -38,7 +34,6 @@ class StateFileTest : public ::testing::Test {
     state_.services = {{"dc1", "payments"}, {"dc1", "orders"}};
     state_.instances = {saved};
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string Content() const {
     std::ifstream in(file_, std::ios::binary);
@@ -48,8 +43,8 @@ class StateFileTest : public ::testing::Test {
     std::ofstream(file_, std::ios::binary | std::ios::trunc) << content;
   }
 
-  std::filesystem::path dir_;
-  std::filesystem::path file_;
+  testing::TestDir dir_{"state_file_test"};
+  std::filesystem::path file_ = dir_ / "state.json";
   SavedState state_;
 };
 

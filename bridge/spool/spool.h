@@ -110,8 +110,11 @@ class Spool {
   std::map<std::uint32_t, Segment> segments_;  // GUARDED_BY(mutex_), by id
   std::uint32_t current_id_ = 0;               // GUARDED_BY(mutex_)
   UniqueFd current_;                           // GUARDED_BY(mutex_)
-  std::uint64_t total_bytes_ = 0;              // GUARDED_BY(mutex_)
-  std::uint64_t next_seq_ = 1;                 // GUARDED_BY(mutex_)
+  // Segments finished since the last Sync(), kept open to be synced by it.
+  std::vector<UniqueFd> finished_unsynced_;  // GUARDED_BY(mutex_)
+  bool directory_unsynced_ = false;          // GUARDED_BY(mutex_)
+  std::uint64_t total_bytes_ = 0;            // GUARDED_BY(mutex_)
+  std::uint64_t next_seq_ = 1;               // GUARDED_BY(mutex_)
   // Unacknowledged event -> its segment.
   std::unordered_map<std::uint64_t, std::uint32_t> live_;  // GUARDED_BY(mutex_)
   // Records the disk refused, oldest first, with the seq of their event (0

@@ -6,13 +6,6 @@
 namespace hb {
 namespace {
 
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view text) const {
-    return std::hash<std::string_view>{}(text);
-  }
-};
-
 std::string ServiceKey(std::string_view datacenter, std::string_view service) {
   std::string key;
   key.reserve(datacenter.size() + 1 + service.size());
@@ -61,9 +54,17 @@ struct TransitionEngine::InstanceState {
 };
 
 struct TransitionEngine::ServiceState {
+  // Lets string_view keys find instances without building a string.
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const {
+      return std::hash<std::string_view>{}(text);
+    }
+  };
+
   std::string datacenter;
   std::string name;
-  std::unordered_map<std::string, std::unique_ptr<InstanceState>, StringHash, std::equal_to<>>
+  std::unordered_map<std::string, std::unique_ptr<InstanceState>, KeyHash, std::equal_to<>>
       instances;
   int up_count = 0;
   bool reported_up = false;

@@ -38,6 +38,7 @@
 
 #include "bench/blocking_query_client.h"
 #include "bench/naive_poller.h"
+#include "bench/scenario.h"
 #include "config/duration.h"
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/http/webhook_receiver.h"
@@ -45,6 +46,9 @@
 #include "tests/support/process/bridge_process.h"
 
 namespace {
+
+using hb::bench::Percentile;
+using hb::bench::Registration;
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
@@ -63,16 +67,6 @@ struct Options {
   int services = 50;
   std::string samples_out;
 };
-
-json Registration(const std::string& service, const std::string& id) {
-  return {{"ID", id},
-          {"Name", service},
-          {"Tags", {"v1"}},
-          {"Address", "127.0.0.1"},
-          {"Port", 8000},
-          {"Meta", {{"version", "1.0.0"}}},
-          {"Check", {{"CheckID", "service:" + id}, {"TTL", "1h"}, {"Status", "passing"}}}};
-}
 
 // The first event of each instance whose type ends with `suffix`, from
 // CloudEvents JSON bodies and the moment each was acknowledged.
@@ -132,12 +126,6 @@ double LoadAverage() {
   return load;
 }
 
-double Percentile(std::vector<double> values, double p) {
-  std::sort(values.begin(), values.end());
-  const auto rank = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
-  return values[rank];
-}
-
 json Summary(const std::vector<double>& ms, int expected) {
   json summary = {{"samples", ms.size()}, {"missed", expected - static_cast<int>(ms.size())}};
   if (!ms.empty()) {
@@ -187,7 +175,7 @@ int Run(const Options& options) {
       action.kind = Action::kFlap;
       action.hold = milliseconds(flap_ms(rng));
     }
-    consul.RegisterService(Registration(kTarget, action.id));
+    consul.RegisterService(Registration(kTarget, action.id, "1h"));
     actions.push_back(std::move(action));
   }
   std::vector<std::string> services{kTarget};
@@ -195,7 +183,7 @@ int Run(const Options& options) {
     services.push_back("svc-" + std::to_string(s));
     for (int i = 0; i < 4; ++i) {
       consul.RegisterService(
-          Registration(services.back(), services.back() + "-" + std::to_string(i)));
+          Registration(services.back(), services.back() + "-" + std::to_string(i), "1h"));
     }
   }
 

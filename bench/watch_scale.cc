@@ -29,11 +29,15 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/scenario.h"
 #include "config/duration.h"
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/process/child_process.h"
 
 namespace {
+
+using hb::bench::Percentile;
+using hb::bench::Registration;
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
@@ -121,22 +125,6 @@ class DownLines {
   std::unordered_map<std::string, Clock::time_point> seen_;
   std::thread reader_;
 };
-
-json Registration(const std::string& service, const std::string& id, const std::string& ttl) {
-  return {{"ID", id},
-          {"Name", service},
-          {"Tags", {"v1"}},
-          {"Address", "127.0.0.1"},
-          {"Port", 8000},
-          {"Meta", {{"version", "1.0.0"}}},
-          {"Check", {{"CheckID", "service:" + id}, {"TTL", ttl}, {"Status", "passing"}}}};
-}
-
-double Percentile(std::vector<double> values, double p) {
-  std::sort(values.begin(), values.end());
-  const auto rank = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
-  return values[rank];
-}
 
 int Run(const Options& options) {
   hb::testing::ConsulTestServerOptions server_options;

@@ -14,27 +14,24 @@ Checkpointer::Checkpointer(std::filesystem::path file, std::chrono::milliseconds
       router_(router),
       metrics_(metrics) {}
 
-Checkpointer::~Checkpointer() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+Checkpointer::~Checkpointer() { StopThread(); }
 
 void Checkpointer::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
 void Checkpointer::Stop() {
+  StopThread();
+  SaveIfChanged();
+}
+
+void Checkpointer::StopThread() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  SaveIfChanged();
 }
 
 void Checkpointer::Run() {

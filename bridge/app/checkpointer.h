@@ -40,6 +40,7 @@ class Checkpointer {
 
  private:
   void Run();
+  void StopThread();
   void SaveIfChanged();
 
   const std::filesystem::path file_;

@@ -28,6 +28,14 @@ if(HB_SANITIZERS)
   endif()
 endif()
 
+# lld links a test binary about five times faster than GNU ld (an ASan one:
+# 2.0 s against 0.4 s), most of a minute per pass of scripts/test.
+include(CheckLinkerFlag)
+check_linker_flag(CXX -fuse-ld=lld HB_HAVE_LLD)
+if(HB_HAVE_LLD)
+  add_link_options(-fuse-ld=lld)
+endif()
+
 find_program(HB_CCACHE ccache)
 if(HB_CCACHE)
   # The sloppiness lets ccache cache the files that use the tests'

@@ -59,7 +59,10 @@ function(hb_test name)
   if("concurrent" IN_LIST ARG_LABELS)
     add_dependencies(hb_concurrent_tests ${name})
   endif()
-  set(properties TIMEOUT ${ARG_TIMEOUT})
+  # COST: ctest -j starts the tests allowed longest first, so a long one
+  # does not start last and hold up the pass (a clean checkout has no
+  # timings of ctest's own to go by).
+  set(properties TIMEOUT ${ARG_TIMEOUT} COST ${ARG_TIMEOUT})
   if(ARG_LABELS)
     list(APPEND properties LABELS "${ARG_LABELS}")
   endif()

@@ -9,6 +9,7 @@
 
 #include "bridge/state/transition_engine.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/sanitizer_build.h"
 #include "tests/unit/state/engine_test_util.h"
 
 namespace hb {
@@ -115,19 +116,8 @@ Instance RandomInstance(std::mt19937& rng, int which) {
 }
 
 // The release pass runs every sequence in under a second; under ASan at -O0
-// each costs about a hundred times more, and that pass looks for memory
-// errors, which a tenth of the sequences exercise as well.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr std::uint32_t kSequences = 300;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr std::uint32_t kSequences = 300;
-#else
-constexpr std::uint32_t kSequences = 3000;
-#endif
-#else
-constexpr std::uint32_t kSequences = 3000;
-#endif
+// each costs about a hundred times more.
+constexpr std::uint32_t kSequences = testing::kSanitizerBuild ? 150 : 3000;
 
 TEST(EngineInvariants, HoldForThousandsOfRandomSnapshotSequences) {
   for (std::uint32_t seed = 1; seed <= kSequences; ++seed) {

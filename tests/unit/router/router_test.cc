@@ -154,20 +154,19 @@ TEST_F(RouterTest, KeepsPerInstanceOrderWhileAnEarlierEventIsRetried) {
   // retries would never end and the wait below would time out. Counting
   // instead of timing keeps the test exact on a loaded machine.
   std::atomic<int> delivered_p2 = 0;
-  router.AddSink(
-      FastRetries(),
-      std::make_unique<RecordingSink>(
-          "ordered", log,
-          [&](const Event& event, int attempt) {
-            if (event.instance_id == "payments-2") {
-              ++delivered_p2;
-            } else if (event.consul_index == 1 && (attempt <= 3 || delivered_p2 < 4)) {
-              return DeliveryResult::Retry("timeout");
-            }
-            return DeliveryResult::Ok();
-          },
-          /*max_batch=*/8),
-      DeadLetters("ordered"));
+  router.AddSink(FastRetries(),
+                 std::make_unique<RecordingSink>(
+                     "ordered", log,
+                     [&](const Event& event, int attempt) {
+                       if (event.instance_id == "payments-2") {
+                         ++delivered_p2;
+                       } else if (event.consul_index == 1 && (attempt <= 3 || delivered_p2 < 4)) {
+                         return DeliveryResult::Retry("timeout");
+                       }
+                       return DeliveryResult::Ok();
+                     },
+                     /*max_batch=*/8),
+                 DeadLetters("ordered"));
   std::vector<Event> events;
   for (std::uint64_t index = 1; index <= 4; ++index) {
     events.push_back(InstanceEvent("payments-1", EventType::kInstanceStatusChanged, index));

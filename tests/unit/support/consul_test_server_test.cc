@@ -323,6 +323,20 @@ TEST_F(ConsulTestServerTest, DeregisteringAServiceRemovesItsChecksOnly) {
 // The server waits for a keep-alive connection's next request itself
 // (keep_alive_server.h): requests sent back to back on one connection are
 // all answered, and Stop() closes a connection left idle.
+TEST_F(ConsulTestServerTest, CompressesWithGzipOnlyLikeConsul) {
+  Register(Web("web-1"));
+  httplib::Client client("127.0.0.1", server_->port());
+  client.set_decompress(false);  // to see the coding on the wire
+  auto everything =
+      client.Get("/v1/health/service/web", {{"Accept-Encoding", "br, gzip, deflate"}});
+  ASSERT_TRUE(everything);
+  EXPECT_EQ(everything->get_header_value("Content-Encoding"), "gzip");
+  auto brotli_only = client.Get("/v1/health/service/web", {{"Accept-Encoding", "br"}});
+  ASSERT_TRUE(brotli_only);
+  EXPECT_FALSE(brotli_only->has_header("Content-Encoding"));
+  EXPECT_EQ(json::parse(brotli_only->body)[0]["Service"]["ID"], "web-1");
+}
+
 TEST_F(ConsulTestServerTest, KeepAliveConnectionsServeBackToBackRequestsAndCloseOnStop) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(fd, 0);

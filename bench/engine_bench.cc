@@ -3,6 +3,11 @@
 
 #include <benchmark/benchmark.h>
 
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "bridge/consul/answer_parsers.h"
 #include "bridge/model/cloud_event.h"
 #include "bridge/state/transition_engine.h"
 
@@ -114,6 +119,40 @@ void BM_SerializeCloudEvent(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(SerializeCloudEvent(event, options));
 }
 BENCHMARK(BM_SerializeCloudEvent);
+
+// A /v1/health/service answer of `instances` entries shaped exactly like
+// the documented one (tests/fixtures/consul), fields the bridge ignores
+// included: each change of a service makes Consul send all of it again.
+std::string HealthAnswerBody(int instances) {
+  std::ifstream fixture(HB_SOURCE_DIR "/tests/fixtures/consul/health_service.json");
+  const nlohmann::json documented = nlohmann::json::parse(fixture)[0];
+  nlohmann::json answer = nlohmann::json::array();
+  for (int i = 0; i < instances; ++i) {
+    nlohmann::json entry = documented;
+    const std::string id = "redis-" + std::to_string(i);
+    entry["Node"]["Node"] = "node-" + std::to_string(i % 50);
+    entry["Service"]["ID"] = id;
+    entry["Checks"][0]["CheckID"] = "service:" + id;
+    entry["Checks"][0]["ServiceID"] = id;
+    answer.push_back(std::move(entry));
+  }
+  return answer.dump();
+}
+
+void BM_ParseHealthAnswer(benchmark::State& state) {
+  const int instances = static_cast<int>(state.range(0));
+  const std::string body = HealthAnswerBody(instances);
+  for (auto _ : state) {
+    auto parsed = ParseHealthService(body);
+    if (!parsed.ok()) state.SkipWithError(parsed.status().message().c_str());
+    benchmark::DoNotOptimize(parsed);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(body.size()));
+  state.counters["ns_per_instance"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * instances,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_ParseHealthAnswer)->Arg(60)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace hb

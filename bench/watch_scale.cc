@@ -1,8 +1,9 @@
 // watch_scale: the bridge binary at scale against the Consul test server.
 // Registers S services x I instances, runs `health-bridge` with the log sink,
 // and reports what an operator sizes a pod by: time to the first complete
-// sync, RSS, threads, CPU at idle, and the latency from a TTL check lapsing
-// in Consul to its instance.down line on the bridge's stdout.
+// sync, RSS, threads, CPU at idle, the latency from a TTL check lapsing in
+// Consul to its instance.down line on the bridge's stdout, and how long a
+// change of 1% of the instances at once takes to come out.
 //
 //   watch_scale --bridge PATH [--services 5000] [--instances 4] [--samples 200]
 //               [--idle 10s]
@@ -21,6 +22,7 @@
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -207,6 +209,44 @@ int Run(const Options& options) {
   // nothing, so what it asked meanwhile is what the changes cost.
   const double requests_per_change =
       static_cast<double>(requests() - requests_before_samples) / (3.0 * options.samples);
+
+  // A 1% change: that many instances (none sampled above) turn critical at
+  // once, spread over the services; timed from the first flip to the last
+  // instance.down line. Consul wakes each changed service's query once, so
+  // the bridge should ask about as many health requests as services changed.
+  const int total_instances = options.services * options.instances;
+  const int changed = std::max(1, total_instances / 100);
+  std::vector<std::string> flipped;
+  std::set<std::string> changed_services;
+  while (static_cast<int>(flipped.size()) < changed) {
+    const int n = static_cast<int>(rng() % static_cast<unsigned>(total_instances));
+    const std::string service = "svc-" + std::to_string(n / options.instances);
+    const std::string id = service + "-" + std::to_string(n % options.instances);
+    if (!sampled.insert(id).second) continue;
+    flipped.push_back(id);
+    changed_services.insert(service);
+  }
+  const long requests_before_change = requests();
+  const auto change_started = Clock::now();
+  for (const auto& id : flipped) consul.UpdateCheck("service:" + id, "critical", "1% change");
+  const double flip_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - change_started).count();
+  Clock::time_point last_down = change_started;
+  int change_missed = 0;
+  for (const auto& id : flipped) {
+    const auto arrived = lines.WaitFor(id, milliseconds(30000));
+    if (!arrived) {
+      ++change_missed;
+    } else {
+      last_down = std::max(last_down, *arrived);
+    }
+  }
+  const double change_ms =
+      std::chrono::duration<double, std::milli>(last_down - change_started).count();
+  std::this_thread::sleep_for(milliseconds(500));  // any request the change still causes
+  const double requests_per_changed_service =
+      static_cast<double>(requests() - requests_before_change) /
+      static_cast<double>(changed_services.size());
   const ProcessFigures loaded = Measure(bridge.pid());
   bridge.Signal(SIGTERM);
   const auto exit_code = bridge.Wait(milliseconds(30000));
@@ -223,6 +263,13 @@ int Run(const Options& options) {
                  {"consul_requests_per_change", requests_per_change},
                  {"samples", latencies_ms.size()},
                  {"missed", missed},
+                 {"one_percent_change",
+                  {{"instances", changed},
+                   {"services", changed_services.size()},
+                   {"flip_ms", flip_ms},
+                   {"all_down_ms", change_ms},
+                   {"missed", change_missed},
+                   {"requests_per_changed_service", requests_per_changed_service}}},
                  {"exit_code", exit_code.value_or(-1)}};
   if (!latencies_ms.empty()) {
     report["ttl_to_stdout_ms"] = {{"median", Percentile(latencies_ms, 0.5)},
@@ -230,7 +277,7 @@ int Run(const Options& options) {
                                   {"max", Percentile(latencies_ms, 1.0)}};
   }
   std::cout << report.dump(2) << std::endl;
-  return missed == 0 && exit_code == 0 ? 0 : 1;
+  return missed == 0 && change_missed == 0 && exit_code == 0 ? 0 : 1;
 }
 
 }  // namespace

@@ -77,13 +77,15 @@ std::string ConsumedMessage::Header(const std::string& name) const {
   return it == headers.end() ? "" : it->second;
 }
 
-TopicReader::TopicReader(const std::string& bootstraps, std::string topic, int partitions)
+TopicReader::TopicReader(const std::string& bootstraps, std::string topic, int partitions,
+                         const std::map<std::string, std::string>& settings)
     : topic_(std::move(topic)) {
   Conf conf(rd_kafka_conf_new());
   Set(conf.get(), "bootstrap.servers", bootstraps);
   Set(conf.get(), "group.id", "health-bridge-test-reader");
   Set(conf.get(), "enable.auto.commit", "false");
   Set(conf.get(), "log_level", "2");  // the sink under test does the talking
+  for (const auto& [name, value] : settings) Set(conf.get(), name.c_str(), value);
   consumer_ = NewHandle(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(consumer_.get());
   rd_kafka_topic_partition_list_t* assignment = rd_kafka_topic_partition_list_new(partitions);

@@ -57,10 +57,12 @@ struct ConsumedMessage {
   std::string Header(const std::string& name) const;
 };
 
-// Reads `topic` from the beginning with its own librdkafka consumer.
+// Reads `topic` from the beginning with its own librdkafka consumer;
+// `settings` are consumer properties on top of librdkafka's defaults.
 class TopicReader {
  public:
-  TopicReader(const std::string& bootstraps, std::string topic, int partitions);
+  TopicReader(const std::string& bootstraps, std::string topic, int partitions,
+              const std::map<std::string, std::string>& settings = {});
 
   // Everything until `count` messages were read in all or `timeout` passed.
   std::vector<ConsumedMessage> ReadAtLeast(std::size_t count, std::chrono::milliseconds timeout);

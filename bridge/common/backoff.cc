@@ -6,7 +6,7 @@
 namespace hb {
 
 std::chrono::milliseconds ExponentialBackoff(int attempt, std::chrono::milliseconds initial,
-                                             std::chrono::milliseconds max, std::mt19937_64& rng) {
+                                             std::chrono::milliseconds max, JitterRng& rng) {
   const double base =
       static_cast<double>(initial.count()) * std::pow(2.0, std::clamp(attempt - 1, 0, 40));
   const double capped = std::min(base, static_cast<double>(max.count()));

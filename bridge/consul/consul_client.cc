@@ -81,7 +81,7 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
   std::optional<EventLoop::TransferId> transfer;
   std::optional<EventLoop::TimerId> timer;
   bool issued_blocking = false;  // the request in flight carries ?index
-  std::mt19937_64 rng{std::random_device{}()};
+  JitterRng rng{std::random_device{}()};
 
   void Issue() {
     timer.reset();

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "bridge/common/backoff.h"
 #include "bridge/common/clock.h"
 #include "bridge/router/delivery_observer.h"
 #include "bridge/router/sink_storage.h"
@@ -143,7 +144,7 @@ class SinkWorker {
   std::size_t left_at_shutdown_ = 0;               // GUARDED_BY(mutex_)
   bool run_finished_ = false;                      // GUARDED_BY(mutex_)
   bool spool_failing_ = false;                     // GUARDED_BY(mutex_)
-  std::mt19937_64 rng_;                            // worker thread only
+  JitterRng rng_;                                  // worker thread only
   std::thread thread_;
 };
 

@@ -1,5 +1,6 @@
 #include "bridge/watch/watcher.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <future>
@@ -228,6 +229,9 @@ void Watcher::MaybeCompleteInitialSync() {
   }
   if (!catalog_seen_ || unsynced_services_ > 0) return;
   Publish(engine_->CompleteInitialSync());
+  // The sync read every service's full answer at once; glibc keeps those
+  // freed pages (about a third of the RSS at 10,000 services) unless asked.
+  ::malloc_trim(0);
   std::lock_guard lock(state_mutex_);
   state_.initial_sync_done = true;
   spdlog::info("initial sync complete: {} services watched", services_.size());

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 namespace hb {
 namespace {
@@ -120,6 +121,52 @@ TEST(CloudEvent, AttributesListMatchesTheStructuredEvent) {
   const auto attributes = CloudEventAttributes(event, {});
   EXPECT_EQ(attributes.size(), 8u);
   for (const auto& [name, value] : attributes) EXPECT_EQ(structured[name], value) << name;
+}
+
+// SerializeCloudEvent() writes the text directly; the document path is the
+// reference, byte for byte, including every string that needs escaping.
+TEST(CloudEvent, SerializedTextIsExactlyTheDocumentsCompactDump) {
+  auto reference = [](const Event& event, const CloudEventOptions& options) {
+    return ToCloudEvent(event, options).dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  std::vector<Event> events;
+  for (EventType type :
+       {EventType::kInstanceRegistered, EventType::kInstanceUp, EventType::kInstanceDown,
+        EventType::kInstanceStatusChanged, EventType::kInstanceDeregistered}) {
+    events.push_back(SampleInstanceEvent(type));
+  }
+  events.push_back(SampleServiceEvent(EventType::kServiceUp));
+  events.push_back(SampleServiceEvent(EventType::kServiceDown));
+  Event awkward = SampleInstanceEvent(EventType::kInstanceDown);
+  awkward.status.reset();
+  awkward.tags = {"quote\"d", "back\\slash", "tab\there", "", "caf\xc3\xa9"};
+  awkward.meta = {{"k\"ey", "line\nbreak"},
+                  {"ctrl", std::string("a\x01"
+                                       "b")},
+                  {"", ""}};
+  Check node_check;
+  node_check.id = "serfHealth";
+  node_check.name = "Serf Health Status";
+  node_check.status = HealthStatus::kPassing;
+  node_check.output = "broken \xff\xfe utf-8 and \xe2\x82 cut";
+  awkward.checks.push_back(node_check);
+  Check long_check = awkward.checks.front();
+  long_check.output = std::string(2000, 'x');
+  awkward.checks.push_back(long_check);
+  awkward.checks.emplace_back();  // every field empty
+  events.push_back(awkward);
+  Event bare;  // defaults everywhere
+  events.push_back(bare);
+
+  CloudEventOptions custom;
+  custom.type_prefix = "com.example";
+  custom.source = "urn:\"src\"";
+  custom.max_check_output_bytes = 5;
+  for (const Event& event : events) {
+    for (const CloudEventOptions& options : {CloudEventOptions{}, custom}) {
+      EXPECT_EQ(SerializeCloudEvent(event, options), reference(event, options)) << event.id;
+    }
+  }
 }
 
 TEST(FormatRfc3339, PrintsUtcWithMilliseconds) {

@@ -33,6 +33,7 @@ RUN apt-get update \
       libfmt9 \
       libprometheus-cpp-core1.0 \
       librdkafka1 \
+      libsimdjson14 \
       libspdlog1.10 \
       libssl3 \
       libstdc++6 \

@@ -51,6 +51,10 @@ HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Regi
   return handlers;
 }
 
+std::filesystem::path StateFilePath(const StateConfig& state) {
+  return std::filesystem::path(state.dir) / "state.json";
+}
+
 // The engine, with the state saved by the last run when there is one. An
 // unreadable state file is set aside (never silently overwritten) and the
 // bridge starts as on a first run.
@@ -58,7 +62,7 @@ std::unique_ptr<TransitionEngine> MakeEngine(const BridgeConfig& config, const C
                                              BridgeMetrics& metrics) {
   auto engine = std::make_unique<TransitionEngine>(EngineOptionsFor(config.watch), clock);
   if (config.state.dir.empty()) return engine;
-  const std::filesystem::path file = std::filesystem::path(config.state.dir) / "state.json";
+  const std::filesystem::path file = StateFilePath(config.state);
   auto loaded = LoadStateFile(file);
   if (!loaded.ok()) {
     std::filesystem::path aside = file;
@@ -142,8 +146,8 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
                (*server)->port());
   std::optional<Checkpointer> checkpointer;
   if (!config.state.dir.empty()) {
-    checkpointer.emplace(std::filesystem::path(config.state.dir) / "state.json",
-                         config.state.save_interval, watcher, router, metrics);
+    checkpointer.emplace(StateFilePath(config.state), config.state.save_interval, watcher, router,
+                         metrics);
     checkpointer->Start();
   }
   watcher.Start();

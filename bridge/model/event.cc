@@ -43,6 +43,14 @@ std::string_view ToString(DownReason reason) {
   return "critical";
 }
 
+std::optional<DownReason> ParseDownReason(std::string_view text) {
+  for (const DownReason reason : {DownReason::kCritical, DownReason::kWarning,
+                                  DownReason::kMaintenance, DownReason::kDeregistered}) {
+    if (ToString(reason) == text) return reason;
+  }
+  return std::nullopt;
+}
+
 std::string Event::Subject() const {
   if (instance_id.empty()) return service;
   std::string subject;

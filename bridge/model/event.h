@@ -40,6 +40,7 @@ std::optional<EventType> ParseEventType(std::string_view text);
 // down), or deregistered when it left the catalog.
 enum class DownReason : std::uint8_t { kCritical, kWarning, kMaintenance, kDeregistered };
 std::string_view ToString(DownReason reason);
+std::optional<DownReason> ParseDownReason(std::string_view text);
 
 struct Event {
   EventType type = EventType::kInstanceRegistered;

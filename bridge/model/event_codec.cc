@@ -7,14 +7,6 @@ namespace {
 
 using nlohmann::json;
 
-std::optional<DownReason> ParseDownReason(std::string_view text) {
-  for (const DownReason reason : {DownReason::kCritical, DownReason::kWarning,
-                                  DownReason::kMaintenance, DownReason::kDeregistered}) {
-    if (ToString(reason) == text) return reason;
-  }
-  return std::nullopt;
-}
-
 // Throws json::exception (caught by DecodeEvent) on an unknown name.
 template <typename T, typename Parse>
 T ParseOrThrow(const json& value, const char* field, Parse parse) {
@@ -26,11 +18,6 @@ T ParseOrThrow(const json& value, const char* field, Parse parse) {
 }  // namespace
 
 std::string EncodeEvent(const Event& event) {
-  json checks = json::array();
-  for (const Check& check : event.checks) {
-    checks.push_back({check.id, check.name, ToString(check.status), check.output, check.notes,
-                      check.service_id, check.type});
-  }
   json out = {{"type", ToString(event.type)},
               {"id", event.id},
               {"dc", event.datacenter},
@@ -48,7 +35,11 @@ std::string EncodeEvent(const Event& event) {
     out["port"] = event.port;
     out["tags"] = event.tags;
     out["meta"] = event.meta;
-    out["checks"] = std::move(checks);
+    json& checks = out["checks"] = json::array();
+    for (const Check& check : event.checks) {
+      checks.push_back({check.id, check.name, ToString(check.status), check.output, check.notes,
+                        check.service_id, check.type});
+    }
     if (event.status) out["status"] = ToString(*event.status);
     if (event.previous_status) out["previous_status"] = ToString(*event.previous_status);
     if (event.reason) out["reason"] = ToString(*event.reason);

@@ -25,10 +25,14 @@ void Router::AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage,
   routes_.push_back(std::move(entry));
 }
 
+std::vector<std::shared_ptr<Router::Route>>::iterator Router::FindLocked(std::string_view name) {
+  return std::find_if(routes_.begin(), routes_.end(),
+                      [&](const auto& route) { return route->name == name; });
+}
+
 std::shared_ptr<Router::Route> Router::Take(std::string_view name) {
   std::lock_guard lock(mutex_);
-  auto it = std::find_if(routes_.begin(), routes_.end(),
-                         [&](const auto& route) { return route->name == name; });
+  auto it = FindLocked(name);
   if (it == routes_.end()) return nullptr;
   auto taken = std::move(*it);
   routes_.erase(it);
@@ -47,8 +51,7 @@ bool Router::ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink) {
   std::shared_ptr<Route> found;
   {
     std::lock_guard lock(mutex_);
-    auto it = std::find_if(routes_.begin(), routes_.end(),
-                           [&](const auto& entry) { return entry->name == name; });
+    auto it = FindLocked(name);
     if (it == routes_.end()) return false;
     found = *it;
   }

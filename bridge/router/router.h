@@ -78,6 +78,8 @@ class Router final : public EventPublisher {
     std::unique_ptr<SinkWorker> worker;  // GUARDED_BY(swap_mutex)
   };
 
+  // The route of the sink `name`, or routes_.end(); mutex_ held.
+  std::vector<std::shared_ptr<Route>>::iterator FindLocked(std::string_view name);
   std::shared_ptr<Route> Take(std::string_view name);
 
   const Clock& clock_;

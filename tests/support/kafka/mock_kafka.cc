@@ -1,7 +1,14 @@
 #include "tests/support/kafka/mock_kafka.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <array>
+#include <charconv>
+#include <filesystem>
 #include <limits>
+#include <set>
 #include <stdexcept>
 
 namespace hb::testing {
@@ -33,6 +40,47 @@ void Check(rd_kafka_resp_err_t error, const char* what) {
   }
 }
 
+// The ports of "127.0.0.1:port,127.0.0.1:port,...".
+std::set<int> Ports(std::string_view bootstraps) {
+  std::set<int> ports;
+  while (!bootstraps.empty()) {
+    const std::size_t comma = std::min(bootstraps.find(','), bootstraps.size());
+    const std::string_view address = bootstraps.substr(0, comma);
+    const std::string_view port = address.substr(address.rfind(':') + 1);
+    int value = 0;
+    std::from_chars(port.data(), port.data() + port.size(), value);
+    ports.insert(value);
+    bootstraps.remove_prefix(std::min(comma + 1, bootstraps.size()));
+  }
+  return ports;
+}
+
+// Kafka brokers set TCP_NODELAY on every connection; librdkafka's mock
+// brokers do not, so a second response on a connection waited for the
+// client's delayed ACK: 40 ms stalls that a real cluster never has. The mock
+// offers no hook, so its listening sockets are found among this process's
+// descriptors; accepted connections inherit the option on Linux.
+void DisableNagleOnListeners(const std::set<int>& ports) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = -1;
+    const std::string name = entry.path().filename().string();
+    std::from_chars(name.data(), name.data() + name.size(), fd);
+    int listening = 0;
+    socklen_t size = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || listening == 0) {
+      continue;
+    }
+    sockaddr_in address{};
+    socklen_t address_size = sizeof(address);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_size) != 0 ||
+        address.sin_family != AF_INET || !ports.contains(ntohs(address.sin_port))) {
+      continue;
+    }
+    const int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+  }
+}
+
 }  // namespace
 
 MockKafkaCluster::MockKafkaCluster(int brokers) : brokers_(brokers) {
@@ -42,6 +90,7 @@ MockKafkaCluster::MockKafkaCluster(int brokers) : brokers_(brokers) {
   owner_ = NewHandle(RD_KAFKA_PRODUCER, std::move(conf));
   cluster_ = rd_kafka_mock_cluster_new(owner_.get(), brokers);
   if (cluster_ == nullptr) throw std::runtime_error("rd_kafka_mock_cluster_new failed");
+  DisableNagleOnListeners(Ports(bootstraps()));
 }
 
 MockKafkaCluster::~MockKafkaCluster() { rd_kafka_mock_cluster_destroy(cluster_); }

@@ -31,6 +31,9 @@ nlohmann::json CloudEventData(const Event& event, const CloudEventOptions& optio
 nlohmann::json ToCloudEvent(const Event& event, const CloudEventOptions& options);
 // ToCloudEvent() as compact JSON text.
 std::string SerializeCloudEvent(const Event& event, const CloudEventOptions& options);
+// The same into `out`, replacing its text and keeping its storage: a sink
+// that reuses one buffer allocates nothing per event.
+void SerializeCloudEvent(const Event& event, const CloudEventOptions& options, std::string& out);
 // The context attributes (specversion, id, source, type, subject, time,
 // datacontenttype, partitionkey) as name/value text pairs, in that order:
 // binary-mode transports prefix them (Kafka: "ce_<name>").

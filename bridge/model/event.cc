@@ -52,11 +52,14 @@ std::optional<DownReason> ParseDownReason(std::string_view text) {
 }
 
 std::string Event::Subject() const {
-  if (instance_id.empty()) return service;
   std::string subject;
-  subject.reserve(service.size() + 1 + instance_id.size());
-  subject.append(service).append("/").append(instance_id);
+  WriteSubject(subject);
   return subject;
+}
+
+void Event::WriteSubject(std::string& out) const {
+  out.assign(service);
+  if (!instance_id.empty()) out.append("/").append(instance_id);
 }
 
 }  // namespace hb

@@ -83,6 +83,8 @@ struct Event {
   // "<service>/<instance_id>" (or "<service>" for service events): the
   // CloudEvents subject and partitionkey, and the Kafka message key.
   std::string Subject() const;
+  // Subject() into `out`, replacing its text and keeping its storage.
+  void WriteSubject(std::string& out) const;
 };
 
 }  // namespace hb

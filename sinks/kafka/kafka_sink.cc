@@ -143,10 +143,12 @@ DeliveryResult KafkaSink::Classify(rd_kafka_resp_err_t error) const {
 }
 
 bool KafkaSink::Produce(const Event& event, DeliveryResult& result) {
-  std::string key = event.Subject();
-  std::string value;
-  Headers headers(rd_kafka_headers_new(10));
-  if (settings_.mode == "binary") {
+  std::string& key = key_buffer_;
+  std::string& value = value_buffer_;
+  event.WriteSubject(key);
+  const bool binary = settings_.mode == "binary";
+  Headers headers(rd_kafka_headers_new(binary ? 8 : 1));
+  if (binary) {
     // CloudEvents Kafka binding, binary mode: attributes as ce_ headers,
     // datacontenttype as content-type, the value is the data alone.
     for (const auto& [attribute, text] : CloudEventAttributes(event, options_)) {
@@ -159,7 +161,7 @@ bool KafkaSink::Produce(const Event& event, DeliveryResult& result) {
     value = CloudEventData(event, options_).dump();
   } else {
     AddHeader(headers.get(), "content-type", "application/cloudevents+json");
-    value = SerializeCloudEvent(event, options_);
+    SerializeCloudEvent(event, options_, value);
   }
   const auto timestamp =
       std::chrono::duration_cast<milliseconds>(event.time.time_since_epoch()).count();
@@ -249,7 +251,9 @@ void KafkaSink::Deliver(std::span<const EventPtr> events,
       return;
     }
     for (std::size_t i = 0; i < events.size(); ++i) {
-      results[i] = DeliveryResult::Retry("not acknowledged");
+      // Short enough for std::string's inline storage: no allocation per
+      // event for what the delivery report overwrites.
+      results[i] = DeliveryResult::Retry("unacknowledged");
       Produce(*events[i], results[i]);
     }
     AwaitReports();

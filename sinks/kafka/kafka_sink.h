@@ -70,6 +70,10 @@ class KafkaSink final : public Sink {
   std::chrono::milliseconds message_timeout_{};
   Handle producer_;
   std::size_t outstanding_ = 0;  // produced, not yet reported (worker thread only)
+  // Reused for every message (librdkafka copies them): no allocation per
+  // event for its key and value.
+  std::string key_buffer_;
+  std::string value_buffer_;
   std::atomic<bool> interrupted_{false};
 };
 

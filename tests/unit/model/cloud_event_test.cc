@@ -139,7 +139,12 @@ TEST(CloudEvent, SerializedTextIsExactlyTheDocumentsCompactDump) {
   events.push_back(SampleServiceEvent(EventType::kServiceDown));
   Event awkward = SampleInstanceEvent(EventType::kInstanceDown);
   awkward.status.reset();
-  awkward.tags = {"quote\"d", "back\\slash", "tab\there", "", "caf\xc3\xa9"};
+  awkward.tags = {"quote\"d", "back\\slash", "tab\there", "", "caf\xc3\xa9",
+                  // Text is checked eight bytes at a time: one byte to escape
+                  // in a later word, and the edges of plain (0x1f is
+                  // escaped, 0x20 and 0x7f are not).
+                  "a plain prefix, then a \"quote", "sixteen bytes...\x1f, then \x7f, then more",
+                  "sixteen bytes...\x7f, then more"};
   awkward.meta = {{"k\"ey", "line\nbreak"},
                   {"ctrl", std::string("a\x01"
                                        "b")},

@@ -92,16 +92,23 @@ void Router::Publish(std::vector<Event> events) {
     }
     routes = routes_;
   }
-  for (auto& event : events) {
-    auto shared = std::make_shared<const Event>(std::move(event));
-    for (const auto& route : routes) {
-      std::shared_lock swap(route->swap_mutex);
-      if (shared->silent && !route->worker->wants_silent_events()) continue;
-      if (!route->filter.Matches(*shared)) continue;
-      route->worker->Enqueue(shared);
+  std::vector<EventPtr> shared;
+  shared.reserve(events.size());
+  for (auto& event : events) shared.push_back(std::make_shared<const Event>(std::move(event)));
+  // Each sink gets its share in one call: one lock and one wake-up per
+  // answer rather than per event.
+  std::vector<EventPtr> matching;
+  matching.reserve(shared.size());
+  for (const auto& route : routes) {
+    std::shared_lock swap(route->swap_mutex);
+    matching.clear();
+    for (const EventPtr& event : shared) {
+      if (event->silent && !route->worker->wants_silent_events()) continue;
+      if (route->filter.Matches(*event)) matching.push_back(event);
     }
-    published_.fetch_add(1, std::memory_order_release);
+    route->worker->Enqueue(matching);
   }
+  published_.fetch_add(shared.size(), std::memory_order_release);
 }
 
 std::size_t Router::Shutdown(std::chrono::milliseconds timeout) {

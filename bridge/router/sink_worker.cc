@@ -3,7 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <set>
+#include <memory_resource>
+#include <unordered_set>
 
 #include "bridge/common/backoff.h"
 #include "bridge/model/event_codec.h"
@@ -50,34 +51,52 @@ SinkWorker::~SinkWorker() {
   if (thread_.joinable()) Shutdown(std::chrono::milliseconds(0));
 }
 
-bool SinkWorker::Enqueue(EventPtr event) {
-  // Encoded before taking the lock the worker thread needs.
-  const std::string encoded = storage_.spool != nullptr ? EncodeEvent(*event) : std::string();
+bool SinkWorker::Enqueue(EventPtr event) { return Enqueue(std::span(&event, 1)) == 1; }
+
+std::size_t SinkWorker::Enqueue(std::span<const EventPtr> events) {
+  // Keys and spool records are made before taking the lock the worker
+  // thread needs, and the lock is taken once per batch, not per event.
+  std::vector<Pending> prepared;
+  prepared.reserve(events.size());
+  std::vector<std::string> encoded;
+  if (storage_.spool != nullptr) encoded.reserve(events.size());
+  for (const EventPtr& event : events) {
+    prepared.push_back(Pending{.event = event, .key = OrderKey(*event)});
+    if (storage_.spool != nullptr) encoded.push_back(EncodeEvent(*event));
+  }
+  std::size_t queued = 0;
   std::unique_lock lock(mutex_);
-  if (!stopping_ && queue_.size() >= options_.queue_capacity) {
-    // Back-pressure for this sink only, bounded: past the limit the event
-    // goes to the dead-letter file rather than stalling the watch.
-    space_.wait_for(lock, options_.block_timeout,
-                    [&] { return queue_.size() < options_.queue_capacity || stopping_; });
+  for (std::size_t i = 0; i < prepared.size(); ++i) {
+    Pending& pending = prepared[i];
+    if (!stopping_ && queue_.size() >= options_.queue_capacity) {
+      // Back-pressure for this sink only, bounded: past the limit the event
+      // goes to the dead-letter file rather than stalling the watch. The
+      // worker may not know yet of what this batch queued.
+      work_.notify_one();
+      space_.wait_for(lock, options_.block_timeout,
+                      [&] { return queue_.size() < options_.queue_capacity || stopping_; });
+    }
+    if (stopping_ || queue_.size() >= options_.queue_capacity) {
+      const std::string reason =
+          stopping_ ? "sink is shutting down"
+                    : "queue full (capacity " + std::to_string(options_.queue_capacity) + ")";
+      spdlog::warn("sink {}: dropped event {} to the dead-letter file: {}", name_,
+                   pending.event->id, reason);
+      DeadLetter(pending, reason);
+      continue;
+    }
+    if (!AddToSpool(pending.event, encoded.empty() ? std::string_view() : encoded[i],
+                    pending.spool_seq)) {
+      continue;
+    }
+    queue_.push_back(std::move(pending));
+    ++queued;
   }
-  if (stopping_ || queue_.size() >= options_.queue_capacity) {
-    const std::string reason =
-        stopping_ ? "sink is shutting down"
-                  : "queue full (capacity " + std::to_string(options_.queue_capacity) + ")";
-    lock.unlock();
-    spdlog::warn("sink {}: dropped event {} to the dead-letter file: {}", name_, event->id, reason);
-    DeadLetter(Pending{.event = std::move(event)}, reason);
-    return false;
-  }
-  std::uint64_t seq = 0;
-  if (!AddToSpool(event, encoded, seq)) return false;
-  std::string key = OrderKey(*event);
-  queue_.push_back(Pending{.event = std::move(event), .spool_seq = seq, .key = std::move(key)});
   const std::size_t depth = queue_.size() + retrying_.size();
   lock.unlock();
-  work_.notify_one();
+  if (queued > 0) work_.notify_one();
   ReportDepth(depth);
-  return true;
+  return queued;
 }
 
 std::size_t SinkWorker::QueueDepth() const {
@@ -128,12 +147,17 @@ void SinkWorker::Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bo
 }
 
 void SinkWorker::Run() {
+  // Kept from batch to batch: allocating and freeing a thousand-event batch
+  // each time made glibc consolidate its heap over and over.
+  std::vector<Pending> batch;
+  std::vector<EventPtr> events;
+  std::vector<DeliveryResult> results;
+  batch.reserve(max_batch_);
   std::unique_lock lock(mutex_);
   while (true) {
     const SteadyTime now = clock_.Now();
     if (stopping_ && (now >= drain_deadline_ || (queue_.empty() && retrying_.empty()))) break;
-    std::vector<Pending> batch;
-    if (now >= gate_until_) batch = TakeBatch(now);
+    if (now >= gate_until_) TakeBatch(now, batch);
     if (batch.empty()) {
       auto wake = NextWake();
       if (stopping_) wake = wake ? std::min(*wake, drain_deadline_) : drain_deadline_;
@@ -146,13 +170,13 @@ void SinkWorker::Run() {
     }
     lock.unlock();
     space_.notify_all();
-    std::vector<EventPtr> events;
-    events.reserve(batch.size());
+    events.clear();
     for (const auto& pending : batch) events.push_back(pending.event);
-    std::vector<DeliveryResult> results(batch.size());
+    results.assign(batch.size(), DeliveryResult{});
     sink_->Deliver(events, results);
     lock.lock();
-    Settle(std::move(batch), results);
+    Settle(batch, results);
+    batch.clear();
   }
 
   // Retries first: each is older than every queued event of its instance.
@@ -184,36 +208,39 @@ void SinkWorker::Run() {
   finished_.notify_all();
 }
 
-std::vector<SinkWorker::Pending> SinkWorker::TakeBatch(SteadyTime now) {
-  std::vector<Pending> batch;
-  std::set<std::string, std::less<>> keys;
+void SinkWorker::TakeBatch(SteadyTime now, std::vector<Pending>& batch) {
+  // Views of the keys of `batch`, whose room is reserved: no element moves.
+  batch.reserve(max_batch_);
+  // Its nodes come from a buffer kept between batches, not one malloc each.
+  key_arena_.release();
+  std::pmr::unordered_set<std::string_view> keys(&key_arena_);
+  keys.reserve(max_batch_);
   for (auto it = retrying_.begin(); it != retrying_.end() && batch.size() < max_batch_;) {
     if (it->second.next_attempt > now) {
       ++it;
       continue;
     }
-    keys.insert(it->first);
     batch.push_back(std::move(it->second));
+    keys.insert(batch.back().key);
     it = retrying_.erase(it);
   }
   // A later event of an instance waits while an earlier one is in retry or
   // in this batch: per-instance order holds whatever the results.
   for (auto it = queue_.begin(); it != queue_.end() && batch.size() < max_batch_;) {
-    if (retrying_.contains(it->key) || keys.contains(it->key)) {
+    if (keys.contains(it->key) || retrying_.contains(it->key)) {
       ++it;
       continue;
     }
-    keys.insert(it->key);
     batch.push_back(std::move(*it));
+    keys.insert(batch.back().key);
     it = queue_.erase(it);
   }
   for (auto& pending : batch) {
     if (pending.attempts++ == 0) pending.first_attempt = now;
   }
-  return batch;
 }
 
-void SinkWorker::Settle(std::vector<Pending> batch, const std::vector<DeliveryResult>& results) {
+void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryResult>& results) {
   const SteadyTime now = clock_.Now();
   bool any_ok = false;
   bool all_retry = true;

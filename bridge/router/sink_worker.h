@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <deque>
 #include <map>
+#include <memory_resource>
 #include <mutex>
 #include <random>
 #include <span>
@@ -77,6 +78,9 @@ class SinkWorker {
   // room; if there is still none the event is dead-lettered and false is
   // returned. Events of one instance must be enqueued in order.
   bool Enqueue(EventPtr event);
+  // Enqueue() for each of `events` in order, under one lock; returns how
+  // many were queued (the rest were dead-lettered).
+  std::size_t Enqueue(std::span<const EventPtr> events);
 
   // Stops taking events, keeps delivering for up to `timeout`, deals with
   // what is left as `leftovers` says (dead-letter reason "undelivered at
@@ -105,8 +109,10 @@ class SinkWorker {
   void Run();
   // Due retries first (they are older), then queued events whose instance
   // has nothing in retry, at most one per instance.
-  std::vector<Pending> TakeBatch(SteadyTime now);
-  void Settle(std::vector<Pending> batch, const std::vector<DeliveryResult>& results);
+  // Fills the empty `batch`.
+  void TakeBatch(SteadyTime now, std::vector<Pending>& batch);
+  // Moves every event of `batch` on: delivered, retried or dead-lettered.
+  void Settle(std::vector<Pending>& batch, const std::vector<DeliveryResult>& results);
   std::chrono::milliseconds Backoff(int attempts);
   std::optional<SteadyTime> NextWake() const;
   void DeadLetter(const Pending& pending, std::string_view reason);
@@ -145,6 +151,7 @@ class SinkWorker {
   bool run_finished_ = false;                      // GUARDED_BY(mutex_)
   bool spool_failing_ = false;                     // GUARDED_BY(mutex_)
   JitterRng rng_;                                  // worker thread only
+  std::pmr::monotonic_buffer_resource key_arena_;  // TakeBatch() only
   std::thread thread_;
 };
 

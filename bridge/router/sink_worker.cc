@@ -211,7 +211,7 @@ void SinkWorker::Run() {
 void SinkWorker::TakeBatch(SteadyTime now, std::vector<Pending>& batch) {
   // Views of the keys of `batch`, whose room is reserved: no element moves.
   batch.reserve(max_batch_);
-  // Its nodes come from a buffer kept between batches, not one malloc each.
+  // Its nodes come from a few large blocks, not one malloc each.
   key_arena_.release();
   std::pmr::unordered_set<std::string_view> keys(&key_arena_);
   keys.reserve(max_batch_);

@@ -49,7 +49,6 @@ struct EventLoop::Transfer {
   CurlEasy easy;
   CurlList headers;
   CurlList connect_to;
-  std::string url;
   HttpResponse response;
   std::function<void(HttpResponse)> done;
 };
@@ -157,25 +156,27 @@ EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
   auto transfer = std::make_unique<Transfer>();
   transfer->id = next_transfer_++;
   transfer->easy.reset(curl_easy_init());
-  transfer->url = std::move(request.url);
+  // Not kept in the transfer: curl copies CURLOPT_URL, and a held query
+  // would keep a second copy for minutes.
+  std::string url = std::move(request.url);
   const TlsSettings& tls = request.tls;
   if (!tls.server_name.empty()) {
     // Verify the certificate against server_name while connecting to the
     // configured address: ask for https://<server_name>:<port>/... and
     // route that name to the real host (curl's --connect-to).
-    const std::size_t host_start = transfer->url.find("://") + 3;
-    const std::size_t host_end = transfer->url.find_first_of("/?", host_start);
-    const std::string authority = transfer->url.substr(host_start, host_end - host_start);
+    const std::size_t host_start = url.find("://") + 3;
+    const std::size_t host_end = url.find_first_of("/?", host_start);
+    const std::string authority = url.substr(host_start, host_end - host_start);
     const std::size_t colon = authority.rfind(':');
     const std::string host = authority.substr(0, colon);
     const std::string port = colon == std::string::npos ? "443" : authority.substr(colon + 1);
-    transfer->url.replace(host_start, host.size(), tls.server_name);
+    url.replace(host_start, host.size(), tls.server_name);
     const std::string rule = tls.server_name + ":" + port + ":" + host + ":" + port;
     transfer->connect_to.reset(curl_slist_append(nullptr, rule.c_str()));
   }
   transfer->done = std::move(done);
   CURL* easy = transfer->easy.get();
-  curl_easy_setopt(easy, CURLOPT_URL, transfer->url.c_str());
+  curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer->response.body);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <functional>
 
+#include "bridge/state/packed_instance.h"
+
 namespace hb {
 namespace {
 
@@ -13,11 +15,28 @@ std::string ServiceKey(std::string_view datacenter, std::string_view service) {
   return key;
 }
 
-// Node names and service IDs cannot contain NUL, so the pair is unambiguous.
+// Node names and service IDs cannot contain NUL, so the pair is unambiguous
+// and sorts as (node, id) does.
 void InstanceKeyInto(std::string& key, std::string_view node, std::string_view id) {
   key.assign(node);
   key.push_back('\0');
   key.append(id);
+}
+
+// The node and id of an instance key.
+std::pair<std::string_view, std::string_view> SplitInstanceKey(std::string_view key) {
+  const std::size_t nul = key.find('\0');
+  return {key.substr(0, nul), key.substr(nul + 1)};
+}
+
+Instance UnpackInstance(std::string_view key, const PackedInstance& packed) {
+  const auto [node, id] = SplitInstanceKey(key);
+  return packed.Unpack(node, id);
+}
+
+template <typename Entry>
+bool KeyLess(const Entry* a, const Entry* b) {
+  return a->first < b->first;
 }
 
 DownReason ReasonFor(HealthStatus status) {
@@ -36,8 +55,8 @@ DownReason ReasonFor(HealthStatus status) {
 }  // namespace
 
 struct TransitionEngine::InstanceState {
-  std::string key;
-  Instance instance;
+  // Everything of the last answer's Instance but node and id (in the key).
+  PackedInstance details;
   HealthStatus status = HealthStatus::kCritical;
   // What events have said. Empty only for a new instance whose first
   // evaluation is a pending up (its up event has no previous status).
@@ -64,8 +83,8 @@ struct TransitionEngine::ServiceState {
 
   std::string datacenter;
   std::string name;
-  std::unordered_map<std::string, std::unique_ptr<InstanceState>, KeyHash, std::equal_to<>>
-      instances;
+  // Node-based: an InstanceEntry stays put while others come and go.
+  std::unordered_map<std::string, InstanceState, KeyHash, std::equal_to<>> instances;
   int up_count = 0;
   bool reported_up = false;
   // A first complete answer was applied since the engine started (restored
@@ -98,26 +117,27 @@ struct TransitionEngine::Emitter {
     return event;
   }
 
-  void AddInstance(EventType type, const ServiceState& service, const InstanceState& state,
+  void AddInstance(EventType type, const ServiceState& service, const InstanceEntry& entry,
                    std::uint64_t index, SteadyTime observed_at,
                    std::optional<HealthStatus> previous) {
     Event& event = Add(type, service, index, observed_at);
-    const Instance& instance = state.instance;
-    event.instance_id = instance.id;
-    event.node = instance.node;
-    event.address = instance.address;
+    const InstanceState& state = entry.second;
+    Instance instance = UnpackInstance(entry.first, state.details);
+    event.instance_id = std::move(instance.id);
+    event.node = std::move(instance.node);
+    event.address = std::move(instance.address);
     event.port = instance.port;
-    event.tags = instance.tags;
-    event.meta = instance.meta;
-    event.checks = instance.checks;
+    event.tags = std::move(instance.tags);
+    event.meta = std::move(instance.meta);
+    event.checks = std::move(instance.checks);
     event.status = state.status;
     event.previous_status = previous;
-    event.id.reserve(service.datacenter.size() + instance.node.size() + instance.id.size() + 40);
+    event.id.reserve(service.datacenter.size() + event.node.size() + event.instance_id.size() + 40);
     event.id.append(service.datacenter)
         .append("/")
-        .append(instance.node)
+        .append(event.node)
         .append("/")
-        .append(instance.id)
+        .append(event.instance_id)
         .append("/")
         .append(std::to_string(index))
         .append("/")
@@ -165,57 +185,46 @@ std::vector<Event> TransitionEngine::Apply(ServiceSnapshot snapshot) {
   const std::uint64_t generation = ++service.generation;
 
   std::string key;
-  for (Instance& instance : snapshot.instances) {
+  for (const Instance& instance : snapshot.instances) {
     InstanceKeyInto(key, instance.node, instance.id);
-    auto it = service.instances.find(key);
-    const HealthStatus status = AggregateStatus(instance.checks);
-    if (it == service.instances.end()) {
-      auto state = std::make_unique<InstanceState>();
-      state->key = key;
-      state->instance = std::move(instance);
-      state->status = status;
-      state->index = snapshot.index;
-      state->observed_at = snapshot.received_at;
-      state->since = emit.now;
-      state->generation = generation;
-      if (!IsUp(status)) state->reported_status = status;
-      emit.AddInstance(EventType::kInstanceRegistered, service, *state, snapshot.index,
-                       snapshot.received_at, std::nullopt);
-      InstanceState& added = *service.instances.emplace(key, std::move(state)).first->second;
-      Evaluate(service, added, emit);
-      continue;
-    }
-    InstanceState& state = *it->second;
-    // Moving the details in costs no more than comparing them, and keeps the
+    const auto [it, added] = service.instances.try_emplace(key);
+    InstanceState& state = it->second;
+    // Packing the details costs no more than comparing them, and keeps the
     // next event current (address, tags, meta, check output).
-    state.instance = std::move(instance);
-    state.status = status;
+    state.details = PackedInstance(instance);
+    state.status = AggregateStatus(instance.checks);
     state.index = snapshot.index;
     state.observed_at = snapshot.received_at;
     state.generation = generation;
-    Evaluate(service, state, emit);
+    if (added) {
+      state.since = emit.now;
+      if (!IsUp(state.status)) state.reported_status = state.status;
+      emit.AddInstance(EventType::kInstanceRegistered, service, *it, snapshot.index,
+                       snapshot.received_at, std::nullopt);
+    }
+    Evaluate(service, *it, emit);
   }
 
-  std::vector<InstanceState*> vanished;
-  for (auto& [instance_key, state] : service.instances) {
-    if (state->generation != generation) vanished.push_back(state.get());
+  std::vector<InstanceEntry*> vanished;
+  for (InstanceEntry& entry : service.instances) {
+    if (entry.second.generation != generation) vanished.push_back(&entry);
   }
-  std::sort(vanished.begin(), vanished.end(),
-            [](const InstanceState* a, const InstanceState* b) { return a->key < b->key; });
-  for (InstanceState* state : vanished) Deregister(service, *state, snapshot.index, emit);
+  std::sort(vanished.begin(), vanished.end(), KeyLess<InstanceEntry>);
+  for (InstanceEntry* entry : vanished) Deregister(service, *entry, snapshot.index, emit);
 
   EmitServiceChange(service, snapshot.index, snapshot.received_at, emit);
   return events;
 }
 
-void TransitionEngine::Evaluate(ServiceState& service, InstanceState& state, Emitter& emit) {
+void TransitionEngine::Evaluate(ServiceState& service, InstanceEntry& entry, Emitter& emit) {
+  InstanceState& state = entry.second;
   const bool up = IsUp(state.status);
   if (up == state.reported_up) {
     SetPending(service, state, false);
     if (!state.reported_status) {
       state.reported_status = state.status;
     } else if (*state.reported_status != state.status) {
-      emit.AddInstance(EventType::kInstanceStatusChanged, service, state, state.index,
+      emit.AddInstance(EventType::kInstanceStatusChanged, service, entry, state.index,
                        state.observed_at, state.reported_status);
       state.reported_status = state.status;
     }
@@ -231,7 +240,7 @@ void TransitionEngine::Evaluate(ServiceState& service, InstanceState& state, Emi
   if (!emit.undamped && clock_.Now() - state.pending_since < delay) return;
 
   SetPending(service, state, false);
-  emit.AddInstance(up ? EventType::kInstanceUp : EventType::kInstanceDown, service, state,
+  emit.AddInstance(up ? EventType::kInstanceUp : EventType::kInstanceDown, service, entry,
                    state.pending_index, state.pending_observed_at, state.reported_status);
   if (!up) emit.out.back().reason = ReasonFor(state.status);
   state.reported_up = up;
@@ -240,18 +249,19 @@ void TransitionEngine::Evaluate(ServiceState& service, InstanceState& state, Emi
   service.up_count += up ? 1 : -1;
 }
 
-void TransitionEngine::Deregister(ServiceState& service, InstanceState& state, std::uint64_t index,
+void TransitionEngine::Deregister(ServiceState& service, InstanceEntry& entry, std::uint64_t index,
                                   Emitter& emit) {
+  InstanceState& state = entry.second;
   SetPending(service, state, false);
   if (state.reported_up) {
-    emit.AddInstance(EventType::kInstanceDown, service, state, index, state.observed_at,
+    emit.AddInstance(EventType::kInstanceDown, service, entry, index, state.observed_at,
                      state.reported_status);
     emit.out.back().reason = DownReason::kDeregistered;
     --service.up_count;
   }
-  emit.AddInstance(EventType::kInstanceDeregistered, service, state, index, state.observed_at,
+  emit.AddInstance(EventType::kInstanceDeregistered, service, entry, index, state.observed_at,
                    state.reported_status);
-  service.instances.erase(state.key);
+  service.instances.erase(service.instances.find(entry.first));
 }
 
 void TransitionEngine::EmitServiceChange(ServiceState& service, std::uint64_t index,
@@ -281,11 +291,10 @@ std::vector<Event> TransitionEngine::ServiceGone(std::string_view datacenter,
   Emitter emit{events, clock_.WallNow()};
   emit.reconciled = restored_ && !initial_sync_complete_;
   ServiceState& service = *it->second;
-  std::vector<InstanceState*> all;
-  for (auto& [key, state] : service.instances) all.push_back(state.get());
-  std::sort(all.begin(), all.end(),
-            [](const InstanceState* a, const InstanceState* b) { return a->key < b->key; });
-  for (InstanceState* state : all) Deregister(service, *state, index, emit);
+  std::vector<InstanceEntry*> all;
+  for (InstanceEntry& entry : service.instances) all.push_back(&entry);
+  std::sort(all.begin(), all.end(), KeyLess<InstanceEntry>);
+  for (InstanceEntry* entry : all) Deregister(service, *entry, index, emit);
   EmitServiceChange(service, index, SteadyTime{}, emit);
   services_.erase(it);
   return events;
@@ -309,18 +318,17 @@ std::vector<Event> TransitionEngine::Tick() {
   Emitter emit{events, clock_.WallNow()};
   for (auto& [service_key, service] : services_) {
     if (service->pending_count == 0) continue;
-    std::vector<InstanceState*> pending;
-    for (auto& [key, state] : service->instances) {
-      if (state->pending) pending.push_back(state.get());
+    std::vector<InstanceEntry*> pending;
+    for (InstanceEntry& entry : service->instances) {
+      if (entry.second.pending) pending.push_back(&entry);
     }
-    std::sort(pending.begin(), pending.end(),
-              [](const InstanceState* a, const InstanceState* b) { return a->key < b->key; });
+    std::sort(pending.begin(), pending.end(), KeyLess<InstanceEntry>);
     std::uint64_t index = 0;
     SteadyTime observed_at{};
-    for (InstanceState* state : pending) {
-      index = std::max(index, state->pending_index);
-      observed_at = std::max(observed_at, state->pending_observed_at);
-      Evaluate(*service, *state, emit);
+    for (InstanceEntry* entry : pending) {
+      index = std::max(index, entry->second.pending_index);
+      observed_at = std::max(observed_at, entry->second.pending_observed_at);
+      Evaluate(*service, *entry, emit);
     }
     EmitServiceChange(*service, index, observed_at, emit);
   }
@@ -333,9 +341,9 @@ std::optional<SteadyTime> TransitionEngine::NextDeadline() const {
   for (const auto& [service_key, service] : services_) {
     if (service->pending_count == 0) continue;
     for (const auto& [key, state] : service->instances) {
-      if (!state->pending) continue;
+      if (!state.pending) continue;
       const auto due =
-          state->pending_since + (IsUp(state->status) ? options_.up_after : options_.down_after);
+          state.pending_since + (IsUp(state.status) ? options_.up_after : options_.down_after);
       if (!earliest || due < *earliest) earliest = due;
     }
   }
@@ -366,19 +374,19 @@ SavedState TransitionEngine::Save() const {
   SavedState saved;
   for (const auto& [service_key, service] : services_) {
     saved.services.push_back({service->datacenter, service->name});
-    std::vector<const InstanceState*> sorted;
-    for (const auto& [key, state] : service->instances) sorted.push_back(state.get());
-    std::sort(sorted.begin(), sorted.end(),
-              [](const InstanceState* a, const InstanceState* b) { return a->key < b->key; });
-    for (const InstanceState* state : sorted) {
+    std::vector<const InstanceEntry*> sorted;
+    for (const InstanceEntry& entry : service->instances) sorted.push_back(&entry);
+    std::sort(sorted.begin(), sorted.end(), KeyLess<InstanceEntry>);
+    for (const InstanceEntry* entry : sorted) {
+      const InstanceState& state = entry->second;
       SavedInstance& out = saved.instances.emplace_back();
       out.datacenter = service->datacenter;
       out.service = service->name;
-      out.instance = state->instance;
-      out.reported_status = state->reported_status.value_or(state->status);
-      out.reported_up = state->reported_up;
-      out.index = state->index;
-      out.since = state->since;
+      out.instance = UnpackInstance(entry->first, state.details);
+      out.reported_status = state.reported_status.value_or(state.status);
+      out.reported_up = state.reported_up;
+      out.index = state.index;
+      out.since = state.since;
     }
   }
   return saved;
@@ -389,17 +397,17 @@ void TransitionEngine::Restore(const SavedState& saved) {
   for (const auto& service : saved.services) ServiceFor(service.datacenter, service.service);
   for (const auto& record : saved.instances) {
     ServiceState& service = ServiceFor(record.datacenter, record.service);
-    auto state = std::make_unique<InstanceState>();
-    InstanceKeyInto(state->key, record.instance.node, record.instance.id);
-    state->instance = record.instance;
-    state->status = record.reported_status;
-    state->reported_status = record.reported_status;
-    state->reported_up = record.reported_up;
-    state->index = record.index;
-    state->since = record.since;
+    std::string key;
+    InstanceKeyInto(key, record.instance.node, record.instance.id);
+    InstanceState state;
+    state.details = PackedInstance(record.instance);
+    state.status = record.reported_status;
+    state.reported_status = record.reported_status;
+    state.reported_up = record.reported_up;
+    state.index = record.index;
+    state.since = record.since;
     service.last_index = std::max(service.last_index, record.index);
     if (record.reported_up) ++service.up_count;
-    std::string key = state->key;
     service.instances.insert_or_assign(std::move(key), std::move(state));
   }
   for (auto& [key, service] : services_) service->reported_up = service->up_count > 0;
@@ -410,8 +418,9 @@ std::vector<InstanceView> TransitionEngine::Instances() const {
   for (const auto& [service_key, service] : services_) {
     const std::size_t first = views.size();
     for (const auto& [key, state] : service->instances) {
-      views.push_back({service->datacenter, service->name, &state->instance, state->status,
-                       state->reported_up, state->since});
+      views.push_back({service->datacenter, service->name,
+                       std::make_shared<const Instance>(UnpackInstance(key, state.details)),
+                       state.status, state.reported_up, state.since});
     }
     std::sort(views.begin() + static_cast<std::ptrdiff_t>(first), views.end(),
               [](const InstanceView& a, const InstanceView& b) {

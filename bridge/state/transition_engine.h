@@ -46,6 +46,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "bridge/common/clock.h"
@@ -60,7 +61,8 @@ namespace hb {
 struct InstanceView {
   std::string datacenter;
   std::string service;
-  const Instance* instance = nullptr;             // valid until the next engine call
+  // A copy: the engine keeps instances packed, not as Instance structs.
+  std::shared_ptr<const Instance> instance;
   HealthStatus status = HealthStatus::kCritical;  // current aggregated status
   bool up = false;                                // as last reported
   WallTime since{};                               // last reported up/down change, or first seen
@@ -104,10 +106,13 @@ class TransitionEngine {
   struct InstanceState;
   struct ServiceState;
   struct Emitter;
+  // An instance keyed by "<node>\0<id>", as the engine holds it.
+  using InstanceEntry = std::pair<const std::string, InstanceState>;
 
   ServiceState& ServiceFor(std::string_view datacenter, std::string_view service);
-  void Evaluate(ServiceState& service, InstanceState& state, Emitter& emit);
-  void Deregister(ServiceState& service, InstanceState& state, std::uint64_t index, Emitter& emit);
+  void Evaluate(ServiceState& service, InstanceEntry& entry, Emitter& emit);
+  // Emits the instance's last events and forgets it.
+  void Deregister(ServiceState& service, InstanceEntry& entry, std::uint64_t index, Emitter& emit);
   void EmitServiceChange(ServiceState& service, std::uint64_t index, SteadyTime observed_at,
                          Emitter& emit);
   bool IsUp(HealthStatus status) const;

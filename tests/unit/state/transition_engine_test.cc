@@ -199,6 +199,38 @@ TEST_F(EngineTest, OutputAddressTagsOrMetaChangesAloneEmitNothingButRideAlong) {
   EXPECT_EQ(events[0].meta.at("version"), "3.0.0");
 }
 
+// The engine keeps instances packed: whatever it hands out must be the
+// instance of the last answer, field for field.
+TEST_F(EngineTest, EventsViewsAndSavedStateCarryTheWholeLastAnswer) {
+  auto& engine = SyncedEngine({MakeInstance("payments-1", kPassing)});
+  auto latest = MakeInstance("payments-1", kCritical);
+  latest.checks[1].output = std::string(300, 'o');
+  latest.checks[1].notes = "deploy 42";
+  latest.tags = {"v3", "canary"};
+  latest.meta = {{"version", "3.0.0"}, {"zone", "b"}};
+  auto events = engine.Apply(Snapshot(11, {latest}));
+  ASSERT_FALSE(events.empty());
+  const Event& down = events[0];
+  EXPECT_EQ(down.node, latest.node);
+  EXPECT_EQ(down.instance_id, latest.id);
+  EXPECT_EQ(down.address, latest.address);
+  EXPECT_EQ(down.port, latest.port);
+  EXPECT_EQ(down.tags, latest.tags);
+  EXPECT_EQ(down.meta, latest.meta);
+  EXPECT_EQ(down.checks, latest.checks);
+
+  const auto views = engine.Instances();
+  ASSERT_EQ(views.size(), 1u);
+  EXPECT_EQ(*views[0].instance, latest);
+  const SavedState saved = engine.Save();
+  ASSERT_EQ(saved.instances.size(), 1u);
+  EXPECT_EQ(saved.instances[0].instance, latest);
+
+  TransitionEngine restored({}, clock_);
+  restored.Restore(saved);
+  EXPECT_EQ(*restored.Instances().at(0).instance, latest);
+}
+
 TEST_F(EngineTest, IndexChangeWithoutDataChangeEmitsNothing) {
   auto& engine = SyncedEngine({MakeInstance("payments-1", kPassing)});
   for (std::uint64_t index = 11; index < 20; ++index) {

@@ -14,12 +14,21 @@ namespace {
 
 // Instance identity is datacenter + node + service ID (consul-semantics
 // #15): the same ID on two nodes is two instances with independent order.
-std::string OrderKey(const Event& event) {
-  std::string key = event.datacenter;
+// Hashed rather than spelled out (no allocation per event): two instances
+// whose hashes collide only wait for each other, which never reorders.
+std::uint64_t OrderKeyOf(const Event& event) {
+  std::uint64_t key = 0xcbf29ce484222325;  // FNV-1a, each part ended by a NUL
+  auto add = [&key](std::string_view part) {
+    for (const char c : part) key = (key ^ static_cast<unsigned char>(c)) * 0x100000001b3;
+    key *= 0x100000001b3;
+  };
+  add(event.datacenter);
   if (event.IsInstanceEvent()) {
-    key.append("/").append(event.node).append("/").append(event.instance_id);
+    add(event.node);
+    add(event.instance_id);
   } else {
-    key.append("//").append(event.service);
+    add({});  // no node: a service event
+    add(event.service);
   }
   return key;
 }
@@ -39,9 +48,9 @@ SinkWorker::SinkWorker(SinkWorkerOptions options, SinkPtr sink, SinkStorage& sto
       observer_(observer),
       rng_(std::random_device{}()) {
   for (auto& queued : backlog) {
-    std::string key = OrderKey(*queued.event);
-    queue_.push_back(Pending{
-        .event = std::move(queued.event), .spool_seq = queued.spool_seq, .key = std::move(key)});
+    const OrderKey key = OrderKeyOf(*queued.event);
+    queue_.push_back(
+        Pending{.event = std::move(queued.event), .spool_seq = queued.spool_seq, .key = key});
   }
   ReportDepth(queue_.size());
   thread_ = std::thread([this] { Run(); });
@@ -54,20 +63,17 @@ SinkWorker::~SinkWorker() {
 bool SinkWorker::Enqueue(EventPtr event) { return Enqueue(std::span(&event, 1)) == 1; }
 
 std::size_t SinkWorker::Enqueue(std::span<const EventPtr> events) {
-  // Keys and spool records are made before taking the lock the worker
-  // thread needs, and the lock is taken once per batch, not per event.
-  std::vector<Pending> prepared;
-  prepared.reserve(events.size());
+  // Spool records are encoded before taking the lock the worker thread
+  // needs, and the lock is taken once per batch, not per event.
   std::vector<std::string> encoded;
-  if (storage_.spool != nullptr) encoded.reserve(events.size());
-  for (const EventPtr& event : events) {
-    prepared.push_back(Pending{.event = event, .key = OrderKey(*event)});
-    if (storage_.spool != nullptr) encoded.push_back(EncodeEvent(*event));
+  if (storage_.spool != nullptr) {
+    encoded.reserve(events.size());
+    for (const EventPtr& event : events) encoded.push_back(EncodeEvent(*event));
   }
   std::size_t queued = 0;
   std::unique_lock lock(mutex_);
-  for (std::size_t i = 0; i < prepared.size(); ++i) {
-    Pending& pending = prepared[i];
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    Pending pending{.event = events[i], .key = OrderKeyOf(*events[i])};
     if (!stopping_ && queue_.size() >= options_.queue_capacity) {
       // Back-pressure for this sink only, bounded: past the limit the event
       // goes to the dead-letter file rather than stalling the watch. The
@@ -209,11 +215,10 @@ void SinkWorker::Run() {
 }
 
 void SinkWorker::TakeBatch(SteadyTime now, std::vector<Pending>& batch) {
-  // Views of the keys of `batch`, whose room is reserved: no element moves.
   batch.reserve(max_batch_);
   // Its nodes come from a few large blocks, not one malloc each.
   key_arena_.release();
-  std::pmr::unordered_set<std::string_view> keys(&key_arena_);
+  std::pmr::unordered_set<OrderKey> keys(&key_arena_);
   keys.reserve(max_batch_);
   for (auto it = retrying_.begin(); it != retrying_.end() && batch.size() < max_batch_;) {
     if (it->second.next_attempt > now) {
@@ -278,8 +283,8 @@ void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryR
         }
         pending.next_attempt = now + delay;
         if (observer_ != nullptr) observer_->OnRetry(name_, *pending.event, result.error);
-        std::string key = pending.key;
-        retrying_.emplace(std::move(key), std::move(pending));
+        const OrderKey key = pending.key;
+        retrying_.emplace(key, std::move(pending));
         break;
       }
     }

@@ -96,10 +96,13 @@ class SinkWorker {
   std::size_t QueueDepth() const;
 
  private:
+  // Equal for events of one instance (a hash: see OrderKeyOf()).
+  using OrderKey = std::uint64_t;
+
   struct Pending {
     EventPtr event;
     std::uint64_t spool_seq = 0;
-    std::string key{};  // per-instance order key
+    OrderKey key = 0;
     int attempts = 0;
     SteadyTime first_attempt{};
     SteadyTime next_attempt{};
@@ -133,11 +136,12 @@ class SinkWorker {
   DeliveryObserver* const observer_;
 
   mutable std::mutex mutex_;
-  std::condition_variable work_;                          // something to deliver, or stopping
-  std::condition_variable space_;                         // room in the queue
-  std::condition_variable finished_;                      // Run() returned
-  std::deque<Pending> queue_;                             // GUARDED_BY(mutex_)
-  std::map<std::string, Pending, std::less<>> retrying_;  // GUARDED_BY(mutex_)
+  std::condition_variable work_;      // something to deliver, or stopping
+  std::condition_variable space_;     // room in the queue
+  std::condition_variable finished_;  // Run() returned
+  std::deque<Pending> queue_;         // GUARDED_BY(mutex_)
+  // At most one per instance; a multimap for the instances whose keys collide.
+  std::multimap<OrderKey, Pending> retrying_;  // GUARDED_BY(mutex_)
   // Consecutive batches that failed entirely: the destination is probably
   // down, so nothing is tried before gate_until_ (one probe per backoff).
   int failed_batches_ = 0;                         // GUARDED_BY(mutex_)

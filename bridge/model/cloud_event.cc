@@ -227,11 +227,16 @@ class CompactWriter {
         return false;
       }
     }
-    return std::all_of(text.begin() + static_cast<std::ptrdiff_t>(i), text.end(), [](char c) {
-      const auto byte = static_cast<unsigned char>(c);
-      return byte >= 0x20 && byte < 0x80 && c != '"' && c != '\\';
-    });
+    // The rest, and most strings here (shorter than a word), by table.
+    bool plain = true;
+    for (; i < text.size(); ++i) plain &= kPlainByte[static_cast<unsigned char>(text[i])];
+    return plain;
   }
+  static constexpr std::array<bool, 256> kPlainByte = [] {
+    std::array<bool, 256> table{};
+    for (int byte = 0x20; byte < 0x80; ++byte) table[byte] = byte != '"' && byte != '\\';
+    return table;
+  }();
   void Quoted(std::string_view text) {
     if (IsPlain(text)) {
       Put('"');

@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -23,8 +22,16 @@ std::string_view TruncateUtf8(std::string_view text, std::size_t limit) {
   return text.substr(0, end);
 }
 
+// The CloudEvents source in two parts, so the serializer need not join them:
+// the configured one, or "consul://<datacenter>".
+std::array<std::string_view, 2> SourceParts(const Event& event, const CloudEventOptions& options) {
+  if (options.source.empty()) return {"consul://", event.datacenter};
+  return {options.source, ""};
+}
+
 std::string Source(const Event& event, const CloudEventOptions& options) {
-  return options.source.empty() ? "consul://" + event.datacenter : options.source;
+  const auto [first, second] = SourceParts(event, options);
+  return std::string(first).append(second);
 }
 
 json StatusOrNull(const std::optional<HealthStatus>& status) {
@@ -349,25 +356,18 @@ std::string SerializeCloudEvent(const Event& event, const CloudEventOptions& opt
 
 void SerializeCloudEvent(const Event& event, const CloudEventOptions& options, std::string& out) {
   CompactWriter w(out);
-  auto subject = [&] {
-    if (event.IsInstanceEvent()) {
-      w.String({event.service, "/", event.instance_id});
-    } else {
-      w.String(event.service);
-    }
-  };
+  // Event::Subject() without building it: "<service>" or "<service>/<id>".
+  const std::initializer_list<std::string_view> subject{
+      event.service, event.IsInstanceEvent() ? "/" : "", event.instance_id};
   w.BeginObject();
   w.Key("data"), WriteData(w, event, options);
   w.Key("datacontenttype"), w.String("application/json");
   w.Key("id"), w.String(event.id);
-  w.Key("partitionkey"), subject();
-  if (options.source.empty()) {
-    w.Key("source"), w.String({"consul://", event.datacenter});
-  } else {
-    w.Key("source"), w.String(options.source);
-  }
+  w.Key("partitionkey"), w.String(subject);
+  const auto [source, source_rest] = SourceParts(event, options);
+  w.Key("source"), w.String({source, source_rest});
   w.Key("specversion"), w.String("1.0");
-  w.Key("subject"), subject();
+  w.Key("subject"), w.String(subject);
   w.Key("time"), w.Time(event.time);
   w.Key("type"), w.String({options.type_prefix, ".", ToString(event.type)});
   w.EndObject();

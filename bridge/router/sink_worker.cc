@@ -215,7 +215,6 @@ void SinkWorker::Run() {
 }
 
 void SinkWorker::TakeBatch(SteadyTime now, std::vector<Pending>& batch) {
-  batch.reserve(max_batch_);
   // Its nodes come from a few large blocks, not one malloc each.
   key_arena_.release();
   std::pmr::unordered_set<OrderKey> keys(&key_arena_);

@@ -23,15 +23,10 @@ void InstanceKeyInto(std::string& key, std::string_view node, std::string_view i
   key.append(id);
 }
 
-// The node and id of an instance key.
-std::pair<std::string_view, std::string_view> SplitInstanceKey(std::string_view key) {
-  const std::size_t nul = key.find('\0');
-  return {key.substr(0, nul), key.substr(nul + 1)};
-}
-
+// The instance behind an instance key and its packed details.
 Instance UnpackInstance(std::string_view key, const PackedInstance& packed) {
-  const auto [node, id] = SplitInstanceKey(key);
-  return packed.Unpack(node, id);
+  const std::size_t nul = key.find('\0');
+  return packed.Unpack(key.substr(0, nul), key.substr(nul + 1));
 }
 
 template <typename Entry>

@@ -4,12 +4,14 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <filesystem>
 #include <limits>
 #include <set>
 #include <stdexcept>
+#include <string_view>
 
 namespace hb::testing {
 namespace {

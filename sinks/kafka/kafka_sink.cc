@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "bridge/common/version.h"
+#include "bridge/model/protocol_text.h"
 
 namespace hb {
 namespace {
@@ -155,7 +156,9 @@ bool KafkaSink::Produce(const Event& event, DeliveryResult& result) {
       if (attribute == "datacontenttype") {
         AddHeader(headers.get(), "content-type", text);
       } else {
-        AddHeader(headers.get(), "ce_" + attribute, text);
+        // Consul text (subject, source) must not carry control bytes into
+        // a header that consumers may copy onto an HTTP line.
+        AddHeader(headers.get(), "ce_" + attribute, HeaderSafe(text));
       }
     }
     value = CloudEventData(event, options_).dump();

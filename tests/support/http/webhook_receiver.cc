@@ -29,6 +29,7 @@ WebhookReceiver::WebhookReceiver(Script script) : script_(std::move(script)) {
     changed_.wait_for(lock, answer.delay, [this] { return stopping_; });
     response.status = answer.status;
     if (!answer.retry_after.empty()) response.set_header("Retry-After", answer.retry_after);
+    for (const auto& [name, value] : answer.headers) response.set_header(name, value);
     if (!answer.body.empty()) response.set_content(answer.body, "text/plain");
     if (answer.status >= 200 && answer.status < 300) accepted_.push_back(std::move(received));
     changed_.notify_all();

@@ -29,11 +29,12 @@ struct ScriptedResponse {
   std::string body;
   std::string retry_after;  // Retry-After header, when not empty
   std::chrono::milliseconds delay{0};
+  std::vector<std::pair<std::string, std::string>> headers;  // more answer headers
 };
 
 inline ScriptedResponse Answer(int status, std::string body = "", std::string retry_after = "",
                                std::chrono::milliseconds delay = {}) {
-  return {status, std::move(body), std::move(retry_after), delay};
+  return {status, std::move(body), std::move(retry_after), delay, {}};
 }
 
 class WebhookReceiver {

@@ -204,6 +204,12 @@ void ReadServer(ConfigReader server, ServerConfig& out) {
   if (!IsHostPort(out.listen)) {
     server.Error("listen", "expected host:port such as 0.0.0.0:9464, got " + Quote(out.listen));
   }
+  out.web_config_file = server.String("web_config_file");
+  out.max_connections = server.Int("max_connections", out.max_connections, 8, 65536);
+  ConfigReader instances = server.Section("instances");
+  out.instances = instances.Bool("enabled", out.instances);
+  out.instances_meta = instances.StringList("meta", {});
+  instances.Finish();
   server.Finish();
 }
 
@@ -274,6 +280,29 @@ LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
   return result;
 }
 
+namespace {
+
+// Whitespace, comments and document markers only.
+bool IsEmptyDocument(std::string_view text) {
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    const std::size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos) continue;
+    line.remove_prefix(first);
+    if (line.starts_with("---") || line.starts_with("...")) line.remove_prefix(3);
+    const std::size_t content = line.find_first_not_of(" \t\r");
+    if (content == std::string_view::npos || line[content] == '#') continue;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 LoadResult LoadConfigFile(const std::string& path, const SinkParsers& sinks,
                           const Environment& env) {
   std::ifstream in(path);
@@ -284,6 +313,15 @@ LoadResult LoadConfigFile(const std::string& path, const SinkParsers& sinks,
   }
   std::stringstream text;
   text << in.rdbuf();
+  if (IsEmptyDocument(text.str())) {
+    // A config tool that truncated the file would otherwise turn into "no
+    // sinks": on SIGHUP that removed every sink and its undelivered events.
+    LoadResult result;
+    result.errors.push_back(path +
+                            ": the file holds no YAML document (empty, or only comments); "
+                            "write {} to run on the defaults");
+    return result;
+  }
   return LoadConfigString(text.str(), sinks, env);
 }
 
@@ -337,7 +375,8 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::BeginMap;
   const ConsulConfig& consul = config.consul;
   out << YAML::Key << "consul" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "address" << YAML::Value << consul.address;
+  out << YAML::Key << "address" << YAML::Value
+      << (mask_secrets ? RedactUrl(consul.address) : consul.address);
   out << YAML::Key << "token" << YAML::Value << Secret(consul.token, mask_secrets);
   out << YAML::Key << "token_file" << YAML::Value << consul.token_file;
   out << YAML::Key << "datacenter" << YAML::Value << consul.datacenter;
@@ -380,7 +419,13 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::EndSeq;
 
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "listen" << YAML::Value << config.server.listen << YAML::EndMap;
+  out << YAML::Key << "listen" << YAML::Value << config.server.listen;
+  out << YAML::Key << "web_config_file" << YAML::Value << config.server.web_config_file;
+  out << YAML::Key << "max_connections" << YAML::Value << config.server.max_connections;
+  out << YAML::Key << "instances" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "enabled" << YAML::Value << config.server.instances;
+  EmitList(out, "meta", config.server.instances_meta);
+  out << YAML::EndMap << YAML::EndMap;
   out << YAML::Key << "state" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "dir" << YAML::Value << config.state.dir;
   out << YAML::Key << "shutdown_timeout" << YAML::Value

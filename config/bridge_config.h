@@ -162,6 +162,10 @@ struct BridgeConfig {
   ServerConfig server;
   StateConfig state;
   LogConfig log;
+
+  // "<key path>: <variable>" for each value the environment supplied
+  // (Consul's variables and ${VAR}s), for check-config. Filled by the loader.
+  std::vector<std::string> from_environment;
 };
 
 }  // namespace hb

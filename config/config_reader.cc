@@ -55,6 +55,13 @@ void ConfigErrors::Add(std::string_view path, std::string_view message) {
   messages_.push_back(std::move(line));
 }
 
+void ConfigErrors::AddFromEnvironment(std::string_view path, std::string_view variable) {
+  std::string line(path);
+  line += ": ";
+  line += variable;
+  from_environment_.push_back(std::move(line));
+}
+
 std::string Quote(std::string_view value) {
   std::string out = "\"";
   out += value;
@@ -112,6 +119,7 @@ std::optional<std::string> ConfigReader::Substitute(const std::string& text, std
       return std::nullopt;
     }
     out += *value;
+    errors_.AddFromEnvironment(PathOf(key), "${" + name + "}");
     i = end + 1;
   }
   return out;

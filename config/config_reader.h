@@ -23,15 +23,21 @@ namespace hb {
 using Environment = std::function<std::optional<std::string>(std::string_view)>;
 Environment ProcessEnvironment();
 
-// Every problem found, each "<key path>: <what is wrong>".
+// Every problem found, each "<key path>: <what is wrong>", and, beside
+// them, which values the environment supplied (check-config shows those).
 class ConfigErrors {
  public:
   void Add(std::string_view path, std::string_view message);
   bool empty() const { return messages_.empty(); }
   const std::vector<std::string>& messages() const { return messages_; }
 
+  // "<key path>: <variable>" for a value taken from the environment.
+  void AddFromEnvironment(std::string_view path, std::string_view variable);
+  const std::vector<std::string>& from_environment() const { return from_environment_; }
+
  private:
   std::vector<std::string> messages_;
+  std::vector<std::string> from_environment_;
 };
 
 // Reads the keys of one mapping. Keys never read are reported as unknown by

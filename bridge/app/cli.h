@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,10 @@ struct Command {
   std::string error;        // kUsageError: what was wrong
 };
 
-Command ParseCommandLine(const std::vector<std::string>& args);
+// `config_from_env` is HEALTH_BRIDGE_CONFIG: the config file when the
+// command line names none.
+Command ParseCommandLine(const std::vector<std::string>& args,
+                         const std::optional<std::string>& config_from_env = std::nullopt);
 
 // The --help text.
 std::string UsageText();

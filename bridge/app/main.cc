@@ -1,6 +1,8 @@
 #include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <vector>
 
@@ -24,7 +26,11 @@ int Main(const std::vector<std::string>& args) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const Command command = hb::ParseCommandLine(args);
+  const char* config_from_env = std::getenv("HEALTH_BRIDGE_CONFIG");
+  const Command command =
+      hb::ParseCommandLine(args, config_from_env != nullptr && *config_from_env != '\0'
+                                     ? std::optional<std::string>(config_from_env)
+                                     : std::nullopt);
   switch (command.kind) {
     case Command::Kind::kHelp:
       std::cout << hb::UsageText();
@@ -55,6 +61,7 @@ int Main(const std::vector<std::string>& args) {
     return hb::kExitOk;
   }
   hb::SetUpLogging(loaded.config->log);
+  spdlog::info("configuration from {}", command.config_path);
   // The one piece of process-wide mutable state, handed down explicitly.
   prometheus::Registry registry;
   return hb::RunDaemon(*loaded.config, sinks, registry, load);

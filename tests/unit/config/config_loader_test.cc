@@ -290,6 +290,39 @@ sinks:
   EXPECT_THAT(errors, Not(Contains(HasSubstr("X-Ok"))));
 }
 
+TEST_F(ConfigTest, ConsulAddressAndConsulsBooleanVariablesMeanWhatTheySay) {
+  EXPECT_THAT(Load("consul: {address: 'htp://127.0.0.1:18500'}\n").errors,
+              Contains(AllOf(HasSubstr("consul.address"), HasSubstr("scheme must be http or https"),
+                             HasSubstr("\"htp\""))));
+  EXPECT_THAT(Load("consul: {address: 'http://:8500'}\n").errors,
+              Contains(HasSubstr("consul.address")));
+  env_["CONSUL_HTTP_SSL"] = "maybe";
+  env_["CONSUL_HTTP_SSL_VERIFY"] = "nope";
+  const auto errors = Load("").errors;
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("CONSUL_HTTP_SSL:"), HasSubstr("\"maybe\""))));
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("CONSUL_HTTP_SSL_VERIFY:"), HasSubstr("\"nope\""))));
+  env_["CONSUL_HTTP_SSL"] = "1";
+  env_["CONSUL_HTTP_SSL_VERIFY"] = "F";
+  env_["CONSUL_HTTP_ADDR"] = "consul.service:8501";
+  const auto loaded = Load("");
+  ASSERT_TRUE(loaded.ok()) << testing::PrintToString(loaded.errors);
+  EXPECT_EQ(loaded.config->consul.address, "https://consul.service:8501");
+  EXPECT_TRUE(loaded.config->consul.tls.insecure_skip_verify);
+}
+
+TEST_F(ConfigTest, CheckConfigSaysWhichValuesCameFromTheEnvironment) {
+  env_["CONSUL_HTTP_ADDR"] = "http://10.0.0.1:8500";
+  env_["HOOK_SECRET"] = "s3cret";
+  const auto loaded =
+      Load("sinks:\n  - {name: a, type: webhook, url: 'http://x', secret: '${HOOK_SECRET}'}\n");
+  ASSERT_TRUE(loaded.ok()) << testing::PrintToString(loaded.errors);
+  const std::string text = FormatEffectiveConfig(*loaded.config, true);
+  EXPECT_THAT(text, HasSubstr("# from the environment:\n"));
+  EXPECT_THAT(text, HasSubstr("#   consul.address: CONSUL_HTTP_ADDR\n"));
+  EXPECT_THAT(text, HasSubstr("#   sinks[0].secret: ${HOOK_SECRET}\n"));
+  EXPECT_THAT(text, Not(HasSubstr("s3cret")));
+}
+
 TEST_F(ConfigTest, DurationsAndSizesHaveUpperBounds) {
   const auto errors = Load(R"(
 state: {shutdown_timeout: 2562047788019h, save_interval: 8000h}

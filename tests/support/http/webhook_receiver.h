@@ -58,6 +58,10 @@ class WebhookReceiver {
   bool WaitForAccepted(std::size_t count, std::chrono::milliseconds timeout) const;
   // Stops answering: delayed requests return at once.
   void Stop();
+  // Whether the bodies are health-bridge events: then the destructor fails
+  // the test if an accepted one breaks docs/contract/events.schema.json.
+  // Default: true.
+  void ExpectCloudEvents(bool expect);
 
  private:
   httplib::Server server_;
@@ -69,6 +73,7 @@ class WebhookReceiver {
   std::size_t requests_ = 0;               // guarded by mutex_
   std::vector<ReceivedRequest> accepted_;  // guarded by mutex_
   bool stopping_ = false;                  // guarded by mutex_
+  bool expect_cloud_events_ = true;        // guarded by mutex_
 };
 
 }  // namespace hb::testing

@@ -1,6 +1,9 @@
 #include "tests/support/kafka/kafka_broker.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -11,8 +14,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
-
-#include "tests/support/http/loopback_server.h"
 
 namespace hb::testing {
 namespace {
@@ -48,6 +49,44 @@ std::string NewClusterId() {
   return id;  // 22 characters
 }
 
+bool Bindable(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  ::close(fd);
+  return bound;
+}
+
+// A loopback port free now, for a broker that must be told its ports
+// (the KRaft voters name the controller's) and keep them across restarts.
+// Taken below the kernel's ephemeral range: the kernel hands ports of that
+// range to every outgoing connection and bind(0) of the other test peers,
+// so one there could be taken between this check, the broker's bind and a
+// restart; below it, only an explicit bind can collide.
+int FreePortBelowEphemeralRange() {
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  constexpr int kLowest = 10000;
+  if (ephemeral_low - kLowest >= 1000) {
+    std::random_device random;
+    std::uniform_int_distribution<int> pick(kLowest, ephemeral_low - 1);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      if (const int port = pick(random); Bindable(port)) return port;
+    }
+  }
+  // A machine whose ephemeral range starts low: any free port, then.
+  std::random_device random;
+  std::uniform_int_distribution<int> pick(1024, 65535);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    if (const int port = pick(random); Bindable(port)) return port;
+  }
+  throw std::runtime_error("no free loopback port for the Kafka broker");
+}
+
 void SetOrThrow(rd_kafka_conf_t* conf, const char* key, const char* value) {
   std::array<char, 512> error{};
   if (rd_kafka_conf_set(conf, key, value, error.data(), error.size()) != RD_KAFKA_CONF_OK) {
@@ -55,6 +94,9 @@ void SetOrThrow(rd_kafka_conf_t* conf, const char* key, const char* value) {
   }
 }
 
+struct ConfDeleter {
+  void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
+};
 struct QueueDeleter {
   void operator()(rd_kafka_queue_t* queue) const { rd_kafka_queue_destroy(queue); }
 };
@@ -66,6 +108,7 @@ struct OptionsDeleter {
 struct EventDeleter {
   void operator()(rd_kafka_event_t* event) const { rd_kafka_event_destroy(event); }
 };
+using Conf = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
 using Queue = std::unique_ptr<rd_kafka_queue_t, QueueDeleter>;
 using AdminOptions = std::unique_ptr<rd_kafka_AdminOptions_t, OptionsDeleter>;
 using AdminEvent = std::unique_ptr<rd_kafka_event_t, EventDeleter>;
@@ -122,9 +165,24 @@ KafkaBroker::KafkaBroker(Options options) : options_(std::move(options)) {
   std::string pattern = (std::filesystem::temp_directory_path() / "hb-kafka-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   directory_ = pattern;
-  plaintext_port_ = UnusedLoopbackPort();
-  sasl_port_ = UnusedLoopbackPort();
-  controller_port_ = UnusedLoopbackPort();
+  try {
+    Prepare();
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove_all(directory_, ignored);
+    throw;
+  }
+  Start();
+}
+
+void KafkaBroker::Prepare() {
+  plaintext_port_ = FreePortBelowEphemeralRange();
+  do {
+    sasl_port_ = FreePortBelowEphemeralRange();
+  } while (sasl_port_ == plaintext_port_);
+  do {
+    controller_port_ = FreePortBelowEphemeralRange();
+  } while (controller_port_ == plaintext_port_ || controller_port_ == sasl_port_);
   std::ofstream(directory_ / "server.properties") << ServerProperties();
   // The broker's log on its stdout: warnings, and the line saying it started.
   std::ofstream(directory_ / "log4j.properties")
@@ -135,17 +193,14 @@ KafkaBroker::KafkaBroker(Options options) : options_(std::move(options)) {
       << "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n";
   Format();
 
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  SetOrThrow(conf, "bootstrap.servers", bootstraps().c_str());
+  Conf conf(rd_kafka_conf_new());
+  SetOrThrow(conf.get(), "bootstrap.servers", bootstraps().c_str());
   // Refused connections while the broker starts or restarts are expected.
-  SetOrThrow(conf, "log_level", "0");
+  SetOrThrow(conf.get(), "log_level", "0");
   std::array<char, 512> error{};
-  admin_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf, error.data(), error.size()));
-  if (!admin_) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("admin client: ") + error.data());
-  }
-  Start();
+  admin_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error.data(), error.size()));
+  if (!admin_) throw std::runtime_error(std::string("admin client: ") + error.data());
+  (void)conf.release();  // owned by the handle now
 }
 
 KafkaBroker::~KafkaBroker() {

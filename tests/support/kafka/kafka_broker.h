@@ -77,6 +77,8 @@ class KafkaBroker {
                     rd_kafka_AclOperation_t operation);
 
  private:
+  // Ports, configuration files, formatted storage, the admin client.
+  void Prepare();
   void Format();
   std::string ServerProperties() const;
 

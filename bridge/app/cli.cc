@@ -6,6 +6,12 @@ std::string UsageText() {
   return "usage: health-bridge [--config FILE]       run the bridge (also -c FILE)\n"
          "       health-bridge check-config [FILE]  validate FILE and print the effective\n"
          "                                          configuration, secrets masked\n"
+         "       health-bridge test-sink [--config FILE] NAME\n"
+         "                                          send one marked test event through the\n"
+         "                                          sink NAME; prints the outcome and latency\n"
+         "       health-bridge replay [--config FILE] [--sink NAME] DEAD_LETTER_FILE\n"
+         "                                          deliver a dead-letter file's events again;\n"
+         "                                          what still fails goes to FILE.failed\n"
          "       health-bridge --version\n"
          "       health-bridge --help\n"
          "\n"
@@ -49,6 +55,29 @@ Command ParseCommandLine(const std::vector<std::string>& args,
   if (args[0] == "--version") {
     command.kind = Command::Kind::kVersion;
     return args.size() == 1 ? command : usage_error("unexpected argument '" + args[1] + "'");
+  }
+  if (args[0] == "test-sink" || args[0] == "replay") {
+    const bool replay = args[0] == "replay";
+    std::vector<std::string> positional;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      const std::string& arg = args[i];
+      if (arg == "--config" || arg == "-c" || (replay && arg == "--sink")) {
+        if (i + 1 == args.size()) return usage_error(arg + " needs a value");
+        (arg == "--sink" ? command.sink : command.config_path) = args[++i];
+      } else if (arg.starts_with("-")) {
+        return usage_error("unknown argument '" + arg + "'");
+      } else {
+        positional.push_back(arg);
+      }
+    }
+    if (positional.size() != 1) {
+      return usage_error(replay ? "replay takes one DEAD_LETTER_FILE" : "test-sink takes one NAME");
+    }
+    (replay ? command.file : command.sink) = positional[0];
+    if (command.config_path.empty()) command.config_path = default_config;
+    if (command.config_path.empty()) return usage_error(args[0] + " needs --config FILE");
+    command.kind = replay ? Command::Kind::kReplay : Command::Kind::kTestSink;
+    return command;
   }
   if (args[0] == "check-config") {
     if (args.size() > 2) return usage_error("check-config takes one FILE");

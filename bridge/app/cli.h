@@ -8,9 +8,11 @@ namespace hb {
 
 // What the command line asks for. Parsing never exits; main acts on it.
 struct Command {
-  enum class Kind { kRun, kCheckConfig, kVersion, kHelp, kUsageError };
+  enum class Kind { kRun, kCheckConfig, kTestSink, kReplay, kVersion, kHelp, kUsageError };
   Kind kind = Kind::kUsageError;
-  std::string config_path;  // kRun, kCheckConfig
+  std::string config_path;  // kRun, kCheckConfig, kTestSink, kReplay
+  std::string sink;         // kTestSink: the sink; kReplay: --sink, or "" for each line's own
+  std::string file;         // kReplay: the dead-letter file
   std::string error;        // kUsageError: what was wrong
 };
 

@@ -9,6 +9,7 @@
 #include "bridge/app/cli.h"
 #include "bridge/app/daemon.h"
 #include "bridge/app/logging.h"
+#include "bridge/app/sink_tools.h"
 #include "bridge/common/version.h"
 #include "config/config_loader.h"
 #include "sinks/builtin_sinks.h"
@@ -42,6 +43,8 @@ int Main(const std::vector<std::string>& args) {
       std::cerr << "health-bridge: " << command.error << "\n" << hb::UsageText();
       return hb::kExitUsage;
     case Command::Kind::kCheckConfig:
+    case Command::Kind::kTestSink:
+    case Command::Kind::kReplay:
     case Command::Kind::kRun:
       break;
   }
@@ -59,6 +62,14 @@ int Main(const std::vector<std::string>& args) {
   if (command.kind == Command::Kind::kCheckConfig) {
     std::cout << hb::FormatEffectiveConfig(*loaded.config, /*mask_secrets=*/true);
     return hb::kExitOk;
+  }
+  if (command.kind == Command::Kind::kTestSink) {
+    return hb::TestSink(*loaded.config, sinks, command.sink, std::cout);
+  }
+  if (command.kind == Command::Kind::kReplay) {
+    return hb::ReplayDeadLetters(
+        *loaded.config, sinks, command.file,
+        command.sink.empty() ? std::nullopt : std::optional<std::string>(command.sink), std::cout);
   }
   hb::SetUpLogging(loaded.config->log);
   spdlog::info("configuration from {}", command.config_path);

@@ -49,6 +49,26 @@ TEST(UsageText, NamesTheEnvironmentAndTheDocs) {
   }
 }
 
+TEST(ParseCommandLine, TestSinkAndReplayTakeTheirArguments) {
+  auto test_sink = ParseCommandLine({"test-sink", "--config", "c.yaml", "hooks"});
+  EXPECT_EQ(test_sink.kind, Command::Kind::kTestSink);
+  EXPECT_EQ(test_sink.sink, "hooks");
+  EXPECT_EQ(test_sink.config_path, "c.yaml");
+  EXPECT_EQ(ParseCommandLine({"test-sink", "hooks"}, std::string("env.yaml")).config_path,
+            "env.yaml");
+  EXPECT_EQ(ParseCommandLine({"test-sink", "hooks"}).error, "test-sink needs --config FILE");
+  EXPECT_EQ(ParseCommandLine({"test-sink", "-c", "c.yaml"}).error, "test-sink takes one NAME");
+
+  auto replay = ParseCommandLine({"replay", "-c", "c.yaml", "hooks.dead.jsonl", "--sink", "b"});
+  EXPECT_EQ(replay.kind, Command::Kind::kReplay);
+  EXPECT_EQ(replay.file, "hooks.dead.jsonl");
+  EXPECT_EQ(replay.sink, "b");
+  EXPECT_EQ(ParseCommandLine({"replay", "-c", "c.yaml"}).error,
+            "replay takes one DEAD_LETTER_FILE");
+  EXPECT_EQ(ParseCommandLine({"replay", "-c", "c.yaml", "f", "--now"}).error,
+            "unknown argument '--now'");
+}
+
 TEST(ParseCommandLine, VersionAndHelp) {
   EXPECT_EQ(ParseCommandLine({"--version"}).kind, Command::Kind::kVersion);
   EXPECT_EQ(ParseCommandLine({"--help"}).kind, Command::Kind::kHelp);

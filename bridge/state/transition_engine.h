@@ -36,10 +36,18 @@
 //   not dampened (it establishes the state). Without restored state, its
 //   events are marked silent unless initial_events is set; with restored
 //   state, it is diffed against it and its events are marked reconciled.
+//   CompleteInitialSync() ends with View(): sinks that hold state learn the
+//   whole current state at start, saved state or not, while notification
+//   sinks (which never get silent events) hear only what changed.
+// - A departed instance (down(deregistered), deregistered) has no status any
+//   more: its events carry status null and the last status it had as
+//   previous_status, so nothing says "passing" about an instance that left.
 //
 // Thread-safety: none. One owner thread calls everything.
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -53,6 +61,7 @@
 #include "bridge/model/event.h"
 #include "bridge/model/health.h"
 #include "bridge/state/engine_options.h"
+#include "bridge/state/packed_instance.h"
 #include "bridge/state/saved_state.h"
 
 namespace hb {
@@ -99,6 +108,19 @@ class TransitionEngine {
   // Every known instance, sorted by datacenter, service, node, id.
   std::vector<InstanceView> Instances() const;
 
+  // The reported state as silent events, for sinks that hold state (a new
+  // or rebuilt sink, the end of the initial sync): per service, in the
+  // order of Instances(), one instance.up or instance.down (with its reason)
+  // per instance carrying its reported status, then one service.up or
+  // service.down; last, one instance.deregistered (time: when it left) per
+  // instance that left within kDepartedRetention (at most kDepartedLimit of
+  // them) and is not back, so a new sink keeps its series as long as the
+  // others do. A sink that applied every event so far already holds this.
+  std::vector<Event> View() const;
+
+  static constexpr std::chrono::hours kDepartedRetention{1};
+  static constexpr std::size_t kDepartedLimit = 10000;
+
   // Takes effect at the next evaluation (config reload).
   void UpdateOptions(EngineOptions options);
 
@@ -118,8 +140,22 @@ class TransitionEngine {
   bool IsUp(HealthStatus status) const;
   void SetPending(ServiceState& service, InstanceState& state, bool pending);
 
+  // An instance that left the catalog, remembered for View().
+  struct Departed {
+    std::string datacenter;
+    std::string service;
+    std::string key;  // "<node>\0<id>"
+    PackedInstance details;
+    std::optional<HealthStatus> last_status;
+    std::uint64_t index = 0;
+    WallTime at{};
+  };
+  void RememberDeparted(const ServiceState& service, const InstanceEntry& entry,
+                        std::uint64_t index, WallTime at);
+
   EngineOptions options_;
   const Clock& clock_;
+  std::deque<Departed> departed_;  // oldest first, bounded by kDepartedLimit
   bool initial_sync_complete_ = false;
   bool restored_ = false;
   // Keyed by "<dc>\n<service>"; std::map keeps Instances() and state files

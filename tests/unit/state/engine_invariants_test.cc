@@ -151,7 +151,9 @@ TEST(EngineInvariants, HoldForThousandsOfRandomSnapshotSequences) {
         events = engine.Apply(Snapshot(++index, std::move(instances)));
       }
       if (step == 3) {
+        // Its silent view restates the state rather than changing it.
         auto more = engine.CompleteInitialSync();
+        std::erase_if(more, [](const Event& event) { return event.silent; });
         events.insert(events.end(), more.begin(), more.end());
       }
       checker.Check(events, context);

@@ -22,6 +22,12 @@ constexpr auto kPassing = HealthStatus::kPassing;
 constexpr auto kWarning = HealthStatus::kWarning;
 constexpr auto kCritical = HealthStatus::kCritical;
 
+// The events that notify: what every sink gets (silent ones describe state).
+std::vector<Event> Notifying(std::vector<Event> events) {
+  std::erase_if(events, [](const Event& event) { return event.silent; });
+  return events;
+}
+
 // An engine past its initial sync, holding `instances` of payments.
 class EngineTest : public ::testing::Test {
  protected:
@@ -32,7 +38,7 @@ class EngineTest : public ::testing::Test {
   TransitionEngine& SyncedEngine(std::vector<Instance> instances, EngineOptions options = {}) {
     auto& engine = Engine(options);
     engine.Apply(Snapshot(10, std::move(instances)));
-    EXPECT_THAT(engine.CompleteInitialSync(), IsEmpty());
+    EXPECT_THAT(Notifying(engine.CompleteInitialSync()), IsEmpty());
     return engine;
   }
 
@@ -48,7 +54,7 @@ TEST_F(EngineTest, InitialSyncWithoutSavedStateIsSilent) {
               ElementsAre("instance.registered payments-1", "instance.up payments-1",
                           "instance.registered payments-2", "service.up payments"));
   for (const auto& event : events) EXPECT_TRUE(event.silent) << Describe(event);
-  EXPECT_THAT(engine.CompleteInitialSync(), IsEmpty());
+  EXPECT_THAT(Notifying(engine.CompleteInitialSync()), IsEmpty());
 }
 
 TEST_F(EngineTest, InitialEventsOptionMakesTheInitialSyncNotify) {
@@ -116,6 +122,11 @@ TEST_F(EngineTest, GracefulDeregistrationEmitsDownDeregisteredThenDeregistered) 
   ASSERT_THAT(Describe(events), ElementsAre("instance.down payments-1 deregistered",
                                             "instance.deregistered payments-1"));
   EXPECT_EQ(events[0].consul_index, 11u);
+  // It left: no status is claimed for it, its last one is the previous.
+  for (const Event& event : events) {
+    EXPECT_FALSE(event.status.has_value()) << Describe(event);
+    EXPECT_EQ(event.previous_status, kPassing) << Describe(event);
+  }
 }
 
 TEST_F(EngineTest, LastInstanceDeregisteredEmitsServiceDown) {
@@ -131,6 +142,7 @@ TEST_F(EngineTest, ReapedCriticalInstanceEmitsOnlyDeregistered) {
   auto events = engine.Apply(Snapshot(12, {}));
   ASSERT_THAT(Describe(events), ElementsAre("instance.deregistered payments-1"));
   EXPECT_EQ(events[0].previous_status, kCritical);
+  EXPECT_FALSE(events[0].status.has_value());
 }
 
 TEST_F(EngineTest, ServiceMaintenanceIsDownWithReasonMaintenanceAndOffIsUp) {
@@ -381,7 +393,7 @@ TEST_F(EngineTest, RestartReportsOnlyWhatChangedWhileAwayMarkedReconciled) {
                                             "instance.down payments-1 deregistered",
                                             "instance.deregistered payments-1"));
   for (const auto& event : events) EXPECT_TRUE(event.reconciled);
-  auto gone = after.CompleteInitialSync();
+  auto gone = Notifying(after.CompleteInitialSync());
   EXPECT_THAT(Describe(gone), ElementsAre("instance.down orders-1 deregistered",
                                           "instance.deregistered orders-1", "service.down orders"));
   for (const auto& event : gone) EXPECT_TRUE(event.reconciled);
@@ -399,7 +411,87 @@ TEST_F(EngineTest, UnchangedRestartEmitsNothing) {
   EXPECT_THAT(after.Apply(Snapshot(30, {MakeInstance("payments-1", kPassing),
                                         MakeInstance("payments-2", kCritical)})),
               IsEmpty());
-  EXPECT_THAT(after.CompleteInitialSync(), IsEmpty());
+  EXPECT_THAT(Notifying(after.CompleteInitialSync()), IsEmpty());
+}
+
+// --- The view: the whole reported state, for sinks that hold state ---
+
+TEST_F(EngineTest, InitialSyncEndsWithTheSilentViewOfEveryInstanceAndService) {
+  auto& engine = Engine();
+  auto maintenance = MakeInstance("payments-3", kPassing);
+  maintenance.checks.push_back(NodeCheck("_service_maintenance:payments-3", kCritical));
+  engine.Apply(Snapshot(10, {MakeInstance("payments-1", kPassing),
+                             MakeInstance("payments-2", kCritical), maintenance}));
+  engine.Apply(Snapshot(4, {MakeInstance("orders-1", kCritical, "node-a", "orders")}, "orders"));
+  auto view = engine.CompleteInitialSync();
+  EXPECT_THAT(Describe(view),
+              ElementsAre("instance.down orders-1 critical", "service.down orders",
+                          "instance.up payments-1", "instance.down payments-2 critical",
+                          "instance.down payments-3 maintenance", "service.up payments"));
+  for (const Event& event : view) {
+    EXPECT_TRUE(event.silent) << Describe(event);
+    EXPECT_FALSE(event.reconciled) << Describe(event);
+  }
+  EXPECT_EQ(view[2].status, kPassing);
+  EXPECT_EQ(view[4].status, HealthStatus::kMaintenance);
+  EXPECT_EQ(view[5].instances_up, 1);
+  EXPECT_EQ(view[5].instances_total, 3);
+  EXPECT_EQ(view[2].id, "dc1/node-a/payments-1/10/instance.up");
+}
+
+TEST_F(EngineTest, RestoredEngineTellsTheCurrentStateSilentlyAfterTheReconciledChanges) {
+  auto& before =
+      SyncedEngine({MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kPassing)});
+  TransitionEngine after({}, clock_);
+  after.Restore(before.Save());
+  // Nothing changed for payments-1; payments-2 went critical while away.
+  auto events = after.Apply(
+      Snapshot(30, {MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kCritical)}));
+  EXPECT_THAT(Describe(events), ElementsAre("instance.down payments-2 critical"));
+  auto view = after.CompleteInitialSync();
+  EXPECT_THAT(Describe(view), ElementsAre("instance.up payments-1",
+                                          "instance.down payments-2 critical",
+                                          "service.up payments"));
+  for (const Event& event : view) EXPECT_TRUE(event.silent);
+}
+
+TEST_F(EngineTest, ViewHoldsWhatEventsReportedNotADampenedTransitionStillPending) {
+  EngineOptions options;
+  options.down_after = std::chrono::seconds(30);
+  auto& engine = SyncedEngine({MakeInstance("payments-1", kPassing)}, options);
+  EXPECT_THAT(engine.Apply(Snapshot(11, {MakeInstance("payments-1", kCritical)})), IsEmpty());
+  auto view = engine.View();
+  ASSERT_THAT(Describe(view), ElementsAre("instance.up payments-1", "service.up payments"));
+  EXPECT_EQ(view[0].status, kPassing);
+}
+
+TEST_F(EngineTest, ViewRestatesARecentDepartureUntilItExpiresOrComesBack) {
+  auto& engine =
+      SyncedEngine({MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kPassing)});
+  const WallTime left_at = clock_.WallNow();
+  engine.Apply(Snapshot(11, {MakeInstance("payments-1", kPassing)}));
+  clock_.Advance(std::chrono::minutes(2));
+  auto view = engine.View();
+  ASSERT_THAT(Describe(view), ElementsAre("instance.up payments-1", "service.up payments",
+                                          "instance.deregistered payments-2"));
+  EXPECT_TRUE(view[2].silent);
+  EXPECT_FALSE(view[2].status.has_value());
+  EXPECT_EQ(view[2].previous_status, kPassing);
+  EXPECT_EQ(view[2].time, left_at) << "a new sink counts its series' time from the departure";
+  EXPECT_EQ(view[2].id, "dc1/node-a/payments-2/11/instance.deregistered");
+
+  // Back in the catalog: the live instance is the whole story.
+  engine.Apply(Snapshot(12, {MakeInstance("payments-1", kPassing),
+                             MakeInstance("payments-2", kPassing)}));
+  EXPECT_THAT(Describe(engine.View()),
+              ElementsAre("instance.up payments-1", "instance.up payments-2",
+                          "service.up payments"));
+
+  // Gone again, and past the retention: forgotten.
+  engine.Apply(Snapshot(13, {MakeInstance("payments-1", kPassing)}));
+  clock_.Advance(TransitionEngine::kDepartedRetention + std::chrono::minutes(1));
+  EXPECT_THAT(Describe(engine.View()),
+              ElementsAre("instance.up payments-1", "service.up payments"));
 }
 
 TEST_F(EngineTest, SavedStateRoundTripsThroughJson) {

@@ -80,9 +80,9 @@ void ViewTracker::OnSpoolDropped(std::string_view sink, std::uint64_t bytes) {
 }
 
 void ViewPublisher::Publish(std::vector<Event> events) {
-  // The engine never puts a silent and a notifying event about the same
-  // instance in one batch (silent ones describe the state at the initial
-  // sync, before anything notifies about it), so splitting keeps order.
+  // The engine puts the silent events of one batch (the state it restates)
+  // after its notifying ones, so sending the notifying ones first keeps
+  // every sink's order.
   const auto first_silent = std::stable_partition(
       events.begin(), events.end(), [](const Event& event) { return !event.silent; });
   std::vector<Event> silent(std::make_move_iterator(first_silent),

@@ -171,7 +171,8 @@ std::vector<Event> TransitionEngine::Apply(ServiceSnapshot snapshot) {
   Emitter emit{events, clock_.WallNow()};
   // Only a service's first answer of the initial sync is special: a change
   // seen later during the sync is a real change.
-  if (!service.synced && !initial_sync_complete_) {
+  const bool first_of_sync = !service.synced && !initial_sync_complete_;
+  if (first_of_sync) {
     emit.reconciled = restored_;
     emit.silent = !restored_ && !options_.initial_events;
     emit.undamped = true;
@@ -209,6 +210,13 @@ std::vector<Event> TransitionEngine::Apply(ServiceSnapshot snapshot) {
   for (InstanceEntry* entry : vanished) Deregister(service, *entry, snapshot.index, emit);
 
   EmitServiceChange(service, snapshot.index, snapshot.received_at, emit);
+  // Sinks that hold state learn this service's state, not only what changed
+  // while the bridge was away, and get it as silent events however the
+  // sync's events are marked (without saved state and initial_events, the
+  // silent events above already describe all of it).
+  if (first_of_sync && (restored_ || options_.initial_events)) {
+    AppendServiceView(service, events);
+  }
   return events;
 }
 
@@ -375,43 +383,44 @@ std::vector<Event> TransitionEngine::CompleteInitialSync() {
     std::move(more.begin(), more.end(), std::back_inserter(events));
   }
   initial_sync_complete_ = true;
-  std::vector<Event> view = View();
-  std::move(view.begin(), view.end(), std::back_inserter(events));
   return events;
+}
+
+void TransitionEngine::AppendServiceView(const ServiceState& service,
+                                         std::vector<Event>& out) const {
+  Emitter emit{out, clock_.WallNow()};
+  emit.silent = true;
+  std::vector<const InstanceEntry*> sorted;
+  sorted.reserve(service.instances.size());
+  for (const InstanceEntry& entry : service.instances) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(), KeyLess<InstanceEntry>);
+  for (const InstanceEntry* entry : sorted) {
+    const InstanceState& state = entry->second;
+    // What events have said, as a sink that saw all of them holds it: a
+    // transition still waiting out its dampening is not part of it yet.
+    const HealthStatus reported = state.reported_status.value_or(state.status);
+    emit.AddInstance(state.reported_up ? EventType::kInstanceUp : EventType::kInstanceDown,
+                     service, *entry, state.index, SteadyTime{}, std::nullopt);
+    Event& event = out.back();
+    event.status = reported;
+    if (!state.reported_up) event.reason = ReasonFor(reported);
+  }
+  Event& event = emit.Add(service.reported_up ? EventType::kServiceUp : EventType::kServiceDown,
+                          service, service.last_index, SteadyTime{});
+  event.instances_up = service.up_count;
+  event.instances_total = static_cast<int>(service.instances.size());
+  event.id.append(service.datacenter)
+      .append("/")
+      .append(service.name)
+      .append("/")
+      .append(std::to_string(service.last_index))
+      .append("/")
+      .append(ToString(event.type));
 }
 
 std::vector<Event> TransitionEngine::View() const {
   std::vector<Event> events;
-  Emitter emit{events, clock_.WallNow()};
-  emit.silent = true;
-  std::vector<const InstanceEntry*> sorted;
-  for (const auto& [service_key, service] : services_) {
-    sorted.clear();
-    for (const InstanceEntry& entry : service->instances) sorted.push_back(&entry);
-    std::sort(sorted.begin(), sorted.end(), KeyLess<InstanceEntry>);
-    for (const InstanceEntry* entry : sorted) {
-      const InstanceState& state = entry->second;
-      // What events have said, as a sink that saw all of them holds it: a
-      // transition still waiting out its dampening is not part of it yet.
-      const HealthStatus reported = state.reported_status.value_or(state.status);
-      emit.AddInstance(state.reported_up ? EventType::kInstanceUp : EventType::kInstanceDown,
-                       *service, *entry, state.index, SteadyTime{}, std::nullopt);
-      Event& event = events.back();
-      event.status = reported;
-      if (!state.reported_up) event.reason = ReasonFor(reported);
-    }
-    Event& event = emit.Add(service->reported_up ? EventType::kServiceUp : EventType::kServiceDown,
-                            *service, service->last_index, SteadyTime{});
-    event.instances_up = service->up_count;
-    event.instances_total = static_cast<int>(service->instances.size());
-    event.id.append(service->datacenter)
-        .append("/")
-        .append(service->name)
-        .append("/")
-        .append(std::to_string(service->last_index))
-        .append("/")
-        .append(ToString(event.type));
-  }
+  for (const auto& [service_key, service] : services_) AppendServiceView(*service, events);
   // Each departed instance once, as it last left, oldest departure first.
   const WallTime now = clock_.WallNow();
   std::set<std::string, std::less<>> seen;

@@ -36,9 +36,11 @@
 //   not dampened (it establishes the state). Without restored state, its
 //   events are marked silent unless initial_events is set; with restored
 //   state, it is diffed against it and its events are marked reconciled.
-//   CompleteInitialSync() ends with View(): sinks that hold state learn the
-//   whole current state at start, saved state or not, while notification
-//   sinks (which never get silent events) hear only what changed.
+//   With restored state (or initial_events), that answer's events end with
+//   the service's part of View(), silent: sinks that hold state learn the whole current state
+//   at start, saved state or not, while notification sinks (which never get
+//   silent events) hear only what changed. Silent events always come after
+//   the notifying ones of the same call.
 // - A departed instance (down(deregistered), deregistered) has no status any
 //   more: its events carry status null and the last status it had as
 //   previous_status, so nothing says "passing" about an instance that left.
@@ -150,6 +152,8 @@ class TransitionEngine {
     std::uint64_t index = 0;
     WallTime at{};
   };
+  // One service's part of View(), appended to `out`.
+  void AppendServiceView(const ServiceState& service, std::vector<Event>& out) const;
   void RememberDeparted(const ServiceState& service, const InstanceEntry& entry,
                         std::uint64_t index, WallTime at);
 

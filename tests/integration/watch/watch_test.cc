@@ -173,10 +173,8 @@ TEST_F(WatchTest, InitialSyncIsSilentThenReady) {
   EXPECT_TRUE(state.initial_sync_done);
   EXPECT_EQ(state.datacenter, "dc1");
   EXPECT_EQ(state.watched_services, 2u);  // "consul" is excluded by default
-  // registered + up for two instances and service.up for two services, then
-  // the engine's view at the end of the sync: up for each instance and
-  // service.up for each service
-  EXPECT_EQ(events_.silent_count(), 6u + 4u);
+  // registered + up for two instances and service.up for two services
+  EXPECT_EQ(events_.silent_count(), 6u);
 }
 
 TEST_F(WatchTest, TtlExpiryOfTheLastInstanceEmitsDownCriticalAndServiceDown) {

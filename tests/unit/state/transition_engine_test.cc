@@ -60,9 +60,9 @@ TEST_F(EngineTest, InitialSyncWithoutSavedStateIsSilent) {
 TEST_F(EngineTest, InitialEventsOptionMakesTheInitialSyncNotify) {
   EngineOptions options;
   options.initial_events = true;
-  auto events = Engine(options).Apply(Snapshot(10, {MakeInstance("payments-1", kPassing)}));
+  auto events =
+      Notifying(Engine(options).Apply(Snapshot(10, {MakeInstance("payments-1", kPassing)})));
   ASSERT_EQ(events.size(), 3u);
-  for (const auto& event : events) EXPECT_FALSE(event.silent);
 }
 
 TEST_F(EngineTest, ChangeSeenLaterInTheInitialSyncIsNotSilent) {
@@ -387,8 +387,8 @@ TEST_F(EngineTest, RestartReportsOnlyWhatChangedWhileAwayMarkedReconciled) {
   after.Restore(saved);
   // While away: payments-1 was deregistered, payments-2 went critical, the
   // orders service vanished, payments-3 is unchanged.
-  auto events = after.Apply(
-      Snapshot(20, {MakeInstance("payments-2", kCritical), MakeInstance("payments-3", kPassing)}));
+  auto events = Notifying(after.Apply(
+      Snapshot(20, {MakeInstance("payments-2", kCritical), MakeInstance("payments-3", kPassing)})));
   EXPECT_THAT(Describe(events), ElementsAre("instance.down payments-2 critical",
                                             "instance.down payments-1 deregistered",
                                             "instance.deregistered payments-1"));
@@ -408,22 +408,24 @@ TEST_F(EngineTest, UnchangedRestartEmitsNothing) {
       SyncedEngine({MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kCritical)});
   TransitionEngine after({}, clock_);
   after.Restore(before.Save());
-  EXPECT_THAT(after.Apply(Snapshot(30, {MakeInstance("payments-1", kPassing),
-                                        MakeInstance("payments-2", kCritical)})),
+  EXPECT_THAT(Notifying(after.Apply(Snapshot(30, {MakeInstance("payments-1", kPassing),
+                                                  MakeInstance("payments-2", kCritical)}))),
               IsEmpty());
-  EXPECT_THAT(Notifying(after.CompleteInitialSync()), IsEmpty());
+  EXPECT_THAT(after.CompleteInitialSync(), IsEmpty());
 }
 
 // --- The view: the whole reported state, for sinks that hold state ---
 
-TEST_F(EngineTest, InitialSyncEndsWithTheSilentViewOfEveryInstanceAndService) {
+TEST_F(EngineTest, ViewHoldsEveryInstanceAndServiceAsSilentEvents) {
   auto& engine = Engine();
   auto maintenance = MakeInstance("payments-3", kPassing);
   maintenance.checks.push_back(NodeCheck("_service_maintenance:payments-3", kCritical));
   engine.Apply(Snapshot(10, {MakeInstance("payments-1", kPassing),
                              MakeInstance("payments-2", kCritical), maintenance}));
   engine.Apply(Snapshot(4, {MakeInstance("orders-1", kCritical, "node-a", "orders")}, "orders"));
-  auto view = engine.CompleteInitialSync();
+  EXPECT_THAT(engine.CompleteInitialSync(), IsEmpty())
+      << "without saved state, the sync's silent events already said all of it";
+  auto view = engine.View();
   EXPECT_THAT(Describe(view),
               ElementsAre("instance.down orders-1 critical", "service.down orders",
                           "instance.up payments-1", "instance.down payments-2 critical",
@@ -447,12 +449,32 @@ TEST_F(EngineTest, RestoredEngineTellsTheCurrentStateSilentlyAfterTheReconciledC
   // Nothing changed for payments-1; payments-2 went critical while away.
   auto events = after.Apply(
       Snapshot(30, {MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kCritical)}));
-  EXPECT_THAT(Describe(events), ElementsAre("instance.down payments-2 critical"));
-  auto view = after.CompleteInitialSync();
-  EXPECT_THAT(Describe(view), ElementsAre("instance.up payments-1",
-                                          "instance.down payments-2 critical",
-                                          "service.up payments"));
-  for (const Event& event : view) EXPECT_TRUE(event.silent);
+  ASSERT_THAT(Describe(events),
+              ElementsAre("instance.down payments-2 critical", "instance.up payments-1",
+                          "instance.down payments-2 critical", "service.up payments"));
+  EXPECT_FALSE(events[0].silent);
+  EXPECT_TRUE(events[0].reconciled);
+  for (std::size_t i = 1; i < events.size(); ++i) {
+    EXPECT_TRUE(events[i].silent) << Describe(events[i]);
+    EXPECT_FALSE(events[i].reconciled) << Describe(events[i]);
+  }
+  EXPECT_THAT(after.CompleteInitialSync(), IsEmpty());
+  // Later answers are ordinary.
+  EXPECT_THAT(after.Apply(Snapshot(31, {MakeInstance("payments-1", kPassing),
+                                        MakeInstance("payments-2", kCritical)})),
+              IsEmpty());
+}
+
+TEST_F(EngineTest, InitialEventsStillRestateTheStateSilently) {
+  EngineOptions options;
+  options.initial_events = true;
+  auto events = Engine(options).Apply(Snapshot(10, {MakeInstance("payments-1", kPassing)}));
+  EXPECT_THAT(Describe(Notifying(events)),
+              ElementsAre("instance.registered payments-1", "instance.up payments-1",
+                          "service.up payments"));
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_TRUE(events[3].silent);
+  EXPECT_TRUE(events[4].silent);
 }
 
 TEST_F(EngineTest, ViewHoldsWhatEventsReportedNotADampenedTransitionStillPending) {

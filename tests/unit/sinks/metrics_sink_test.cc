@@ -205,5 +205,27 @@ TEST_F(MetricsSinkTest, RestatedDepartureKeepsTheSeriesForTheRestOfItsTtlOnly) {
   EXPECT_EQ(Up("payments-1"), std::nullopt) << "gone when the other sinks' copies go";
 }
 
+TEST_F(MetricsSinkTest, ShutdownTakesEverySeriesOfTheSinkAlong) {
+  Deliver({InstanceEvent("payments-1", EventType::kInstanceRegistered, 5),
+           InstanceEvent("payments-1", EventType::kInstanceUp, 5)});
+  ASSERT_EQ(Up("payments-1"), 1);
+  // Removed, renamed or rebuilt by a reload: its successor starts from the
+  // engine's view, never from these.
+  EXPECT_TRUE(sink_->Shutdown(std::chrono::milliseconds(0)));
+  EXPECT_EQ(Up("payments-1"), std::nullopt);
+  EXPECT_EQ(Status("payments-1", "passing"), std::nullopt);
+  EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}),
+            std::nullopt);
+  // A successor registering the same series keeps them when the old sink
+  // is destroyed later.
+  MetricsSink successor("metrics", settings_, registry_, clock_);
+  std::vector<EventPtr> batch{
+      testing::Shared(InstanceEvent("payments-1", EventType::kInstanceDown, 6))};
+  std::vector<DeliveryResult> results(1);
+  successor.Deliver(batch, results);
+  sink_.reset();
+  EXPECT_EQ(Up("payments-1"), 0);
+}
+
 }  // namespace
 }  // namespace hb

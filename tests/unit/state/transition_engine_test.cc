@@ -516,6 +516,23 @@ TEST_F(EngineTest, ViewRestatesARecentDepartureUntilItExpiresOrComesBack) {
               ElementsAre("instance.up payments-1", "service.up payments"));
 }
 
+TEST_F(EngineTest, DeparturesRememberedForTheViewAreBounded) {
+  auto& engine = SyncedEngine({});
+  const std::size_t extra = 5;
+  std::uint64_t index = 11;
+  for (std::size_t i = 0; i < TransitionEngine::kDepartedLimit + extra; ++i) {
+    const std::string id = "payments-" + std::to_string(i);
+    engine.Apply(Snapshot(index++, {MakeInstance(id, kPassing)}));
+    engine.Apply(Snapshot(index++, {}));
+  }
+  const auto view = engine.View();
+  // The service itself, then the most recent departures only.
+  ASSERT_EQ(view.size(), 1 + TransitionEngine::kDepartedLimit);
+  EXPECT_EQ(view[1].instance_id, "payments-" + std::to_string(extra));
+  EXPECT_EQ(view.back().instance_id,
+            "payments-" + std::to_string(TransitionEngine::kDepartedLimit + extra - 1));
+}
+
 TEST_F(EngineTest, SavedStateRoundTripsThroughJson) {
   auto& engine =
       SyncedEngine({MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kCritical)});

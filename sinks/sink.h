@@ -63,14 +63,15 @@ class Sink {
   // events: notification sinks never get them. Silent events restate the
   // engine's state rather than report a change; such a sink must apply them
   // idempotently (set, never count). It gets:
-  // - the initial sync's events when there is no saved state;
+  // - during the initial sync, every service's state: its first answer's
+  //   events without saved state; with saved state (or initial_events),
+  //   after that answer's reconciled changes, the service's part of the view
+  //   (notification sinks get only the reconciled changes);
   // - the engine's whole current view (TransitionEngine::View(): one
   //   instance.up or instance.down per instance with its status, one
   //   service.up or service.down per service, one instance.deregistered per
-  //   recently departed instance, its `time` the departure) at the end of
-  //   every initial sync, saved state or not (notification sinks get only
-  //   the reconciled changes), and when a reload adds, renames or rebuilds
-  //   it (that sink only);
+  //   recently departed instance, its `time` the departure) when a reload
+  //   adds, renames or rebuilds it (that sink only);
   // and readiness, or the reload, waits until it has attempted the view's
   // last event. Default: false.
   virtual bool WantsSilentEvents() const { return false; }

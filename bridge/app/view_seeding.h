@@ -2,9 +2,11 @@
 
 // Sinks that hold state (WantsSilentEvents(): metrics, alerts) must describe
 // what the engine knows now, never only the events they happened to see.
-// They get the engine's view, as silent events, (1) at the end of the
-// initial sync, saved state or not, and (2) when a reload adds, renames or
-// rebuilds one of them (that sink only). ViewTracker learns, from the
+// They get the engine's view, as silent events, (1) during the initial
+// sync, saved state or not (each service's first answer: its silent events
+// without saved state, its silent restatement after the reconciled changes
+// with it), and (2) when a reload adds, renames or rebuilds one of them
+// (that sink only, TransitionEngine::View()). ViewTracker learns, from the
 // delivery reports, when each has taken its view: readiness waits for it at
 // start, and a reload for the sink it seeded, so the first scrape after
 // either already holds every instance.

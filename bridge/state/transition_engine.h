@@ -110,8 +110,8 @@ class TransitionEngine {
   // Every known instance, sorted by datacenter, service, node, id.
   std::vector<InstanceView> Instances() const;
 
-  // The reported state as silent events, for sinks that hold state (a new
-  // or rebuilt sink, the end of the initial sync): per service, in the
+  // The reported state as silent events, for sinks that hold state (a sink
+  // a reload added or rebuilt): per service, in the
   // order of Instances(), one instance.up or instance.down (with its reason)
   // per instance carrying its reported status, then one service.up or
   // service.down; last, one instance.deregistered (time: when it left) per

@@ -138,6 +138,10 @@ struct ServerConfig {
   // when on, only the meta keys in instances_meta are shown.
   bool instances = false;
   std::vector<std::string> instances_meta;
+  // Without a sink of type metrics, the loader adds one named "metrics" (or
+  // "default-metrics" when that name is taken) over every watched service,
+  // so /metrics has the instance gauges on any config. Default: true.
+  bool default_metrics_sink = true;
 };
 
 struct StateConfig {

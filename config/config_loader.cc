@@ -232,6 +232,7 @@ void ReadSink(ConfigReader sink, const SinkParsers& parsers, SinkConfig& out,
 
 void ReadServer(ConfigReader server, ServerConfig& out) {
   out.listen = server.String("listen", out.listen);
+  out.default_metrics_sink = server.Bool("default_metrics_sink", out.default_metrics_sink);
   if (!IsHostPort(out.listen)) {
     server.Error("listen", "expected host:port such as 0.0.0.0:9464, got " + Quote(out.listen));
   }
@@ -265,6 +266,28 @@ void ReadLog(ConfigReader log, LogConfig& out) {
     log.Error("format", "expected json or text, got " + Quote(out.format));
   }
   log.Finish();
+}
+
+// The instance gauges on every config: a metrics sink over every watched
+// service, unless the config has its own (with its filters) or turned it off.
+void AddDefaultMetricsSink(BridgeConfig& config, const SinkParsers& parsers, ConfigErrors& errors,
+                           const Environment& env) {
+  const auto parser = parsers.find("metrics");
+  if (parser == parsers.end()) return;
+  auto named = [&](std::string_view name) {
+    return std::any_of(config.sinks.begin(), config.sinks.end(),
+                       [&](const SinkConfig& sink) { return sink.name == name; });
+  };
+  for (const SinkConfig& sink : config.sinks) {
+    if (sink.type == "metrics") return;
+  }
+  SinkConfig sink;
+  sink.name = named("metrics") ? "default-metrics" : "metrics";
+  sink.type = "metrics";
+  ConfigReader defaults(YAML::Node(YAML::NodeType::Map), "server.default_metrics_sink", errors,
+                        env);
+  sink.settings = parser->second(defaults);
+  config.sinks.push_back(std::move(sink));
 }
 
 }  // namespace
@@ -302,6 +325,7 @@ LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
   ReadState(top.Section("state"), config.state);
   ReadLog(top.Section("log"), config.log);
   top.Finish();
+  if (config.server.default_metrics_sink) AddDefaultMetricsSink(config, sinks, errors, env);
 
   if (!errors.empty()) {
     result.errors = errors.messages();
@@ -457,7 +481,9 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "instances" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "enabled" << YAML::Value << config.server.instances;
   EmitList(out, "meta", config.server.instances_meta);
-  out << YAML::EndMap << YAML::EndMap;
+  out << YAML::EndMap;
+  out << YAML::Key << "default_metrics_sink" << YAML::Value << config.server.default_metrics_sink
+      << YAML::EndMap;
   out << YAML::Key << "state" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "dir" << YAML::Value << config.state.dir;
   out << YAML::Key << "shutdown_timeout" << YAML::Value

@@ -1,5 +1,7 @@
 #include "bridge/telemetry/bridge_metrics.h"
 
+#include <type_traits>
+
 #include "bridge/common/version.h"
 
 namespace hb {
@@ -195,6 +197,36 @@ void BridgeMetrics::OnStateDropped() { state_dropped_.Increment(); }
 
 void BridgeMetrics::OnConfigReload(bool ok) {
   config_reloads_.Add({{"result", ok ? "ok" : "failed"}}).Increment();
+}
+
+namespace {
+
+template <typename T>
+void RemoveIfPresent(prometheus::Family<T>& family, const prometheus::Labels& labels) {
+  if (!family.Has(labels)) return;
+  if constexpr (std::is_same_v<T, Histogram>) {
+    family.Remove(&family.Add(labels, Histogram::BucketBoundaries{}));
+  } else {
+    family.Remove(&family.Add(labels));
+  }
+}
+
+}  // namespace
+
+void BridgeMetrics::ForgetSink(std::string_view name) {
+  const prometheus::Labels sink{{"sink", std::string(name)}};
+  for (const char* outcome : {"delivered", "retried", "dead_lettered"}) {
+    prometheus::Labels labels = sink;
+    labels.emplace("outcome", outcome);
+    RemoveIfPresent(deliveries_, labels);
+  }
+  RemoveIfPresent(queue_depth_, sink);
+  RemoveIfPresent(delivery_latency_, sink);
+  RemoveIfPresent(end_to_end_latency_, sink);
+  RemoveIfPresent(spool_bytes_, sink);
+  RemoveIfPresent(spool_full_, sink);
+  RemoveIfPresent(spool_write_errors_, sink);
+  RemoveIfPresent(spool_dropped_bytes_, sink);
 }
 
 void BridgeMetrics::SetWatchState(const WatchState& state) {

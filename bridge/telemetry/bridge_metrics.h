@@ -43,6 +43,9 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   // A SIGHUP reload that was applied, or refused (the running config stays).
   void OnConfigReload(bool ok);
 
+  // The sink `name` was removed (or renamed): its series go with it.
+  void ForgetSink(std::string_view name);
+
   // The watch's health, copied in before each scrape.
   void SetWatchState(const WatchState& state);
 

@@ -76,7 +76,35 @@ TEST_F(ConfigTest, EmptyFileGivesTheDocumentedDefaults) {
               ElementsAre(HealthStatus::kPassing, HealthStatus::kWarning));
   EXPECT_EQ(config.server.listen, "0.0.0.0:9464");
   EXPECT_EQ(config.log.format, "json");
-  EXPECT_TRUE(config.sinks.empty());
+  EXPECT_TRUE(config.server.default_metrics_sink);
+  // The instance gauges on every config: an implicit metrics sink.
+  ASSERT_EQ(config.sinks.size(), 1u);
+  EXPECT_EQ(config.sinks[0].name, "metrics");
+  EXPECT_EQ(config.sinks[0].type, "metrics");
+  EXPECT_EQ(config.sinks[0].services, std::vector<std::string>{"*"});
+}
+
+TEST_F(ConfigTest, DefaultMetricsSinkGivesWayToTheConfigsOwnOrIsTurnedOff) {
+  auto own = Load("sinks: [{name: gauges, type: metrics, services: [payments]}]\n");
+  ASSERT_TRUE(own.ok()) << testing::PrintToString(own.errors);
+  ASSERT_EQ(own.config->sinks.size(), 1u);
+  EXPECT_EQ(own.config->sinks[0].name, "gauges");
+
+  auto off = Load("sinks: [{name: out, type: log}]\nserver: {default_metrics_sink: false}\n");
+  ASSERT_TRUE(off.ok()) << testing::PrintToString(off.errors);
+  ASSERT_EQ(off.config->sinks.size(), 1u);
+  EXPECT_EQ(off.config->sinks[0].type, "log");
+
+  auto taken = Load("sinks: [{name: metrics, type: log}]\n");
+  ASSERT_TRUE(taken.ok()) << testing::PrintToString(taken.errors);
+  ASSERT_EQ(taken.config->sinks.size(), 2u);
+  EXPECT_EQ(taken.config->sinks[1].name, "default-metrics");
+
+  // The effective config names it, so it reads back as the same config.
+  const std::string effective = FormatEffectiveConfig(*taken.config, false);
+  auto again = Load(effective);
+  ASSERT_TRUE(again.ok()) << testing::PrintToString(again.errors);
+  EXPECT_EQ(FormatEffectiveConfig(*again.config, false), effective);
 }
 
 TEST_F(ConfigTest, ReadsTheDesignExample) {
@@ -111,8 +139,9 @@ log: {level: debug, format: text}
   EXPECT_THAT(config.watch.up_statuses, ElementsAre(HealthStatus::kPassing));
   EXPECT_EQ(config.watch.down_after, std::chrono::seconds(10));
   EXPECT_EQ(config.watch.up_after, milliseconds(500));
-  ASSERT_EQ(config.sinks.size(), 2u);
+  ASSERT_EQ(config.sinks.size(), 3u);  // and the implicit metrics sink
   EXPECT_EQ(config.sinks[0].events.size(), 3u);
+  EXPECT_EQ(config.sinks[2].type, "metrics");
   const std::string effective = FormatEffectiveConfig(config, /*mask_secrets=*/false);
   EXPECT_THAT(effective, HasSubstr("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
   EXPECT_THAT(effective, HasSubstr("brokers: kafka-0:9092,kafka-1:9092"));

@@ -132,7 +132,6 @@ int Run(const Options& options) {
   hb::testing::ConsulTestServerOptions server_options;
   // Every open connection (a held blocking query) occupies one server
   // thread; it sleeps in a futex or poll() until it has work.
-  server_options.threads = options.services + 64;
   hb::testing::ConsulTestServer consul(server_options);
   if (consul.Start() == 0) {
     std::cerr << "watch_scale: cannot start the Consul test server\n";

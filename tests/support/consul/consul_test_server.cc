@@ -63,7 +63,9 @@ bool TcpConnects(const std::string& host, int port, std::chrono::milliseconds ti
 }  // namespace
 
 ConsulTestServer::ConsulTestServer(ConsulTestServerOptions options)
-    : options_(std::move(options)), catalog_(options_.datacenter) {
+    : options_(std::move(options)),
+      limiter_(options_.max_conns_per_client),
+      catalog_(options_.datacenter, options_.check_update_interval) {
   catalog_.EnsureNode(options_.node, options_.host);
   background_ = std::thread([this] { Background(); });
 }
@@ -86,10 +88,7 @@ int ConsulTestServer::Start() {
     std::lock_guard lock(mutex_);
     stopping_ = false;
   }
-  server_ = std::make_unique<KeepAliveServer>();
-  const int threads = options_.threads;
-  // httplib's API hands over a raw pointer that it owns.
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // NOLINT
+  server_ = std::make_unique<KeepAliveServer>(limiter_);
   server_->set_keep_alive_max_count(1000000);
   server_->set_keep_alive_timeout(600);
   // Go, and so Consul, sets TCP_NODELAY; without it Nagle holds the body
@@ -291,6 +290,7 @@ void ConsulTestServer::Background() {
   while (!background_stop_) {
     const auto now = std::chrono::steady_clock::now();
     bool changed = catalog_.ExpireTtls(now);
+    changed = catalog_.WriteDeferredOutputs(now) || changed;
     if (now >= next_reap) {
       changed = catalog_.Reap(now, options_.min_deregister_critical_after) || changed;
       next_reap = now + options_.reap_interval;

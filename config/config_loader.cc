@@ -34,6 +34,7 @@ void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) 
   out.datacenter = consul.String("datacenter");
   out.wait_time = consul.Duration("wait_time", out.wait_time);
   out.stale = consul.Bool("stale", false);
+  out.max_connections = static_cast<int>(consul.Int("max_connections", out.max_connections, 3, 10'000));
   ConfigReader tls = consul.Section("tls");
   out.tls.ca_file = tls.String("ca_file");
   out.tls.ca_path = tls.String("ca_path");
@@ -343,6 +344,7 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "datacenter" << YAML::Value << consul.datacenter;
   out << YAML::Key << "wait_time" << YAML::Value << FormatDuration(consul.wait_time);
   out << YAML::Key << "stale" << YAML::Value << consul.stale;
+  out << YAML::Key << "max_connections" << YAML::Value << consul.max_connections;
   out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "ca_file" << YAML::Value << consul.tls.ca_file;
   out << YAML::Key << "ca_path" << YAML::Value << consul.tls.ca_path;

@@ -53,7 +53,7 @@ struct EventLoop::Transfer {
   std::function<void(HttpResponse)> done;
 };
 
-EventLoop::EventLoop() {
+EventLoop::EventLoop(std::size_t max_connections) {
   InitCurlOnce();
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -67,6 +67,15 @@ EventLoop::EventLoop() {
   // Many blocking queries to one Consul agent: reuse connections, never
   // pipeline (a held long-poll would block the requests queued behind it).
   curl_multi_setopt(Multi(multi_), CURLMOPT_MAXCONNECTS, 0L);
+  if (max_connections > 0) {
+    // The hard net under the watch's own budget: Consul refuses a client
+    // IP's connections past its limit, so curl never opens more than this,
+    // nor keeps more idle ones cached.
+    const long cap = static_cast<long>(max_connections);
+    curl_multi_setopt(Multi(multi_), CURLMOPT_MAX_TOTAL_CONNECTIONS, cap);
+    curl_multi_setopt(Multi(multi_), CURLMOPT_MAX_HOST_CONNECTIONS, cap);
+    curl_multi_setopt(Multi(multi_), CURLMOPT_MAXCONNECTS, cap);
+  }
   curl_multi_setopt(Multi(multi_), CURLMOPT_SOCKETFUNCTION, &EventLoop::OnCurlSocket);
   curl_multi_setopt(Multi(multi_), CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(Multi(multi_), CURLMOPT_TIMERFUNCTION, &EventLoop::OnCurlTimer);
@@ -296,6 +305,8 @@ void EventLoop::CompleteTransfers() {
       response.transport = Status::DeadlineExceeded(std::string(curl_easy_strerror(code)));
     } else {
       response.transport = Status::Unavailable(std::string(curl_easy_strerror(code)));
+      response.connection_reset =
+          code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_GOT_NOTHING;
     }
     transfer->done(std::move(response));
   }

@@ -44,6 +44,10 @@ struct HttpRequest {
 
 struct HttpResponse {
   Status transport;  // OK when an HTTP answer arrived (any status code)
+  // The peer closed or reset the connection instead of answering (what a
+  // server past its connection limit may look like when it closes before
+  // our request was read).
+  bool connection_reset = false;
   long status = 0;
   std::string body;
   // Lower-case names; the last value of a repeated header.
@@ -58,7 +62,10 @@ class EventLoop {
   using TimerId = std::uint64_t;
   using TransferId = std::uint64_t;
 
-  EventLoop();
+  // `max_connections` > 0 caps the connections curl opens (to all hosts
+  // together); transfers past it wait in curl for a free connection, so a
+  // caller must not start more long-held transfers than that. 0: no cap.
+  explicit EventLoop(std::size_t max_connections = 0);
   // Stops the thread; pending tasks, timers and transfers are dropped and
   // their callbacks never run.
   ~EventLoop();

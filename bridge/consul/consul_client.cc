@@ -61,6 +61,7 @@ std::string_view EndpointLabel(std::string_view path) {
   if (path.starts_with("/v1/catalog/services")) return "catalog_services";
   if (path.starts_with("/v1/health/service/")) return "health_service";
   if (path.starts_with("/v1/agent/self")) return "agent_self";
+  if (path.starts_with("/v1/health/state/")) return "health_state";
   return "other";
 }
 

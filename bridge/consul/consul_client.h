@@ -51,7 +51,7 @@ struct ConsulClientOptions {
 };
 
 // Low-cardinality endpoint label of a path: "catalog_services",
-// "health_service", "agent_self", or "other".
+// "health_service", "health_state", "agent_self", or "other".
 std::string_view EndpointLabel(std::string_view path);
 
 // Told about every finished request (metrics). Called on the loop thread.

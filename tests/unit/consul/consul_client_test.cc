@@ -601,6 +601,7 @@ TEST(EndpointLabel, IsLowCardinality) {
   EXPECT_EQ(EndpointLabel("/v1/health/service/payments"), "health_service");
   EXPECT_EQ(EndpointLabel("/v1/catalog/services"), "catalog_services");
   EXPECT_EQ(EndpointLabel("/v1/agent/self"), "agent_self");
+  EXPECT_EQ(EndpointLabel("/v1/health/state/any"), "health_state");
   EXPECT_EQ(EndpointLabel("/v1/kv/x"), "other");
 }
 

@@ -33,6 +33,7 @@ bool IsRefusal(const HttpResponse& response) {
 }
 
 std::string_view OutcomeOf(const HttpResponse& response) {
+  if (response.too_large) return "too_large";
   if (response.transport.code() == StatusCode::kDeadlineExceeded) return "timeout";
   if (!response.transport.ok()) return "error";
   if (response.status >= 500) return "http_5xx";
@@ -322,6 +323,7 @@ HttpRequest ConsulClient::BuildRequest(
     request.timeout = options_.read_timeout;
   }
   request.url = std::move(url);
+  request.max_body_bytes = options_.max_answer_bytes;
   request.connect_timeout = options_.connect_timeout;
   request.tls = options_.tls;
   if (!options_.token.empty()) request.headers.push_back("X-Consul-Token: " + options_.token);

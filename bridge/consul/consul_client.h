@@ -48,6 +48,11 @@ struct ConsulClientOptions {
   // Most connections open to Consul at once (curl's hard cap; the watch
   // plans its queries to stay inside it). 0: no cap. Default: 100.
   std::size_t max_connections = 100;
+  // The largest answer kept, after decompression; a larger one is an error
+  // (outcome "too_large"), backed off like any other, and the last known
+  // state stays. /v1/health/state/any, the largest the watch reads, is
+  // about 450 bytes per check. Default: 128 MiB.
+  std::size_t max_answer_bytes = std::size_t{128} << 20;
 };
 
 // Low-cardinality endpoint label of a path: "catalog_services",
@@ -58,7 +63,8 @@ std::string_view EndpointLabel(std::string_view path);
 class RequestObserver {
  public:
   virtual ~RequestObserver() = default;
-  // outcome: "ok", "http_4xx", "http_5xx", "timeout", "error", "malformed".
+  // outcome: "ok", "http_4xx", "http_5xx", "timeout", "error", "malformed",
+  // "too_large".
   // A blocking request's latency includes the time Consul held it.
   virtual void OnRequestDone(std::string_view endpoint, std::string_view outcome,
                              std::chrono::duration<double> latency, bool blocking) = 0;

@@ -40,6 +40,9 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{30000};  // whole transfer
   std::chrono::milliseconds connect_timeout{5000};
   TlsSettings tls;
+  // The most body bytes kept, after decompression; a larger answer aborts
+  // the transfer (HttpResponse::too_large). 0: no limit.
+  std::size_t max_body_bytes = 0;
 };
 
 struct HttpResponse {
@@ -48,6 +51,8 @@ struct HttpResponse {
   // server past its connection limit may look like when it closes before
   // our request was read).
   bool connection_reset = false;
+  // The answer grew past HttpRequest::max_body_bytes and was cut off.
+  bool too_large = false;
   long status = 0;
   std::string body;
   // Lower-case names; the last value of a repeated header.
@@ -92,6 +97,8 @@ class EventLoop {
   // CURLM are void in curl.h; curl_socket_t is int).
   static int OnCurlSocket(void* easy, int fd, int what, void* loop, void* socket_data);
   static int OnCurlTimer(void* multi, long timeout_ms, void* loop);
+  // CURLOPT_WRITEFUNCTION; `transfer` is the Transfer.
+  static std::size_t OnCurlBody(char* data, std::size_t size, std::size_t count, void* transfer);
 
   void Run();
   void Wake();

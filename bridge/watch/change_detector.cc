@@ -13,9 +13,23 @@ void ChangeDetector::Touch(const CheckRow& row, Services& out) const {
   }
 }
 
-ChangeDetector::Services ChangeDetector::OnChecks(const std::vector<CheckRow>& rows) {
+bool ChangeDetector::Explains(std::uint64_t index) const {
+  // The answer's own index explains a write only when the answer changed
+  // something: Consul also moves the checks table's index when it deletes a
+  // service that had no checks.
+  return has_baseline_ &&
+         ((index == index_ && last_diff_named_) || modify_indexes_.contains(index));
+}
+
+ChangeDetector::Services ChangeDetector::OnChecks(const std::vector<CheckRow>& rows,
+                                                  std::uint64_t index) {
   std::map<CheckKey, CheckRow> next;
-  for (const CheckRow& row : rows) next.emplace(CheckKey{row.node, row.check_id}, row);
+  modify_indexes_.clear();
+  for (const CheckRow& row : rows) {
+    next.emplace(CheckKey{row.node, row.check_id}, row);
+    modify_indexes_.insert(row.modify_index);
+  }
+  index_ = index;
   Services changed;
   if (has_baseline_) {
     // Both maps are ordered by key: one merge walk finds added, removed and
@@ -41,6 +55,7 @@ ChangeDetector::Services ChangeDetector::OnChecks(const std::vector<CheckRow>& r
     }
   }
   checks_ = std::move(next);
+  last_diff_named_ = has_baseline_ && !changed.empty();
   has_baseline_ = true;
   return changed;
 }
@@ -69,6 +84,8 @@ void ChangeDetector::Forget(const std::string& service) { RecordInstances(servic
 
 void ChangeDetector::Reset() {
   has_baseline_ = false;
+  index_ = 0;
+  modify_indexes_.clear();
   checks_.clear();
 }
 

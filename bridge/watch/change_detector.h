@@ -35,8 +35,15 @@ class ChangeDetector {
   // Reset() is the baseline and names nothing. Content is compared, never
   // the answer's index: an index that went backwards (a snapshot restore)
   // is diffed like any other answer.
-  Services OnChecks(const std::vector<CheckRow>& rows);
+  Services OnChecks(const std::vector<CheckRow>& rows, std::uint64_t index = 0);
   bool has_baseline() const { return has_baseline_; }
+
+  // Whether the last answer shows a write at raft index `index`: a check's
+  // ModifyIndex, or its own index when it named a service (checks removed). A
+  // registration writes a service and its checks at one index, so a catalog
+  // move to `index` that this explains was a change of a service whose
+  // checks the diff already named.
+  bool Explains(std::uint64_t index) const;
 
   // What a read of `service` showed, so a node check can be traced to the
   // services with an instance on that node.
@@ -51,6 +58,9 @@ class ChangeDetector {
   void Touch(const CheckRow& row, Services& out) const;
 
   bool has_baseline_ = false;
+  std::uint64_t index_ = 0;
+  bool last_diff_named_ = false;  // the last answer named a service
+  std::set<std::uint64_t> modify_indexes_;
   std::map<CheckKey, CheckRow> checks_;
   std::map<std::string, Services, std::less<>> services_by_node_;
   std::map<std::string, std::set<std::string>, std::less<>> nodes_by_service_;

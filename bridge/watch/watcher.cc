@@ -77,6 +77,8 @@ void Watcher::Stop() {
     if (tick_timer_) client_.loop().CancelTimer(*tick_timer_);
     if (agent_retry_timer_) client_.loop().CancelTimer(*agent_retry_timer_);
     if (read_retry_timer_) client_.loop().CancelTimer(*read_retry_timer_);
+    if (explain_timer_) client_.loop().CancelTimer(*explain_timer_);
+    if (safety_sweep_timer_) client_.loop().CancelTimer(*safety_sweep_timer_);
     catalog_query_.reset();
     services_.clear();
     covered_.clear();
@@ -223,9 +225,7 @@ void Watcher::ApplyCatalog(std::uint64_t index, bool catalog_moved) {
   // registration, a deregistration, new tags, meta, address or port, an
   // instance without checks. No check says which covered service it was,
   // so all of them are read again (after any urgent reads).
-  if (catalog_moved) {
-    for (const auto& [service, covered] : covered_) QueueRead(service, false);
-  }
+  if (catalog_moved) OnCatalogMoved(index);
   for (const auto& service : wanted) {
     if (services_.contains(service) || covered_.contains(service)) continue;
     if (services_.size() + retiring_dedicated_ < plan_.dedicated) {
@@ -288,13 +288,59 @@ Status Watcher::OnChecks(const QueryAnswer& answer) {
   auto rows = ParseHealthState(answer.body);
   if (!rows.ok()) return rows.status();
   OnSuccess();
-  for (const std::string& service : detector_.OnChecks(*rows)) {
+  for (const std::string& service : detector_.OnChecks(*rows, answer.meta.index)) {
     if (covered_.contains(service)) QueueRead(service, true);
   }
+  ResolveCatalogMoves(false);
   // The first answer is the baseline the reads waited for: any change
   // after it shows in a later answer.
   PumpReads();
   return Status::Ok();
+}
+
+void Watcher::OnCatalogMoved(std::uint64_t index) {
+  if (covered_.empty()) return;
+  unexplained_moves_.push_back(index);
+  ResolveCatalogMoves(false);
+  if (!unexplained_moves_.empty() && !explain_timer_) {
+    // The detector's answer for the same write may come a moment later.
+    explain_timer_ = client_.loop().RunAt(
+        std::chrono::steady_clock::now() + options_.explain_grace,
+        [this, alive = std::weak_ptr<bool>(alive_)] {
+          if (alive.expired()) return;
+          explain_timer_.reset();
+          ResolveCatalogMoves(true);
+        });
+  }
+}
+
+void Watcher::ResolveCatalogMoves(bool grace_over) {
+  if (unexplained_moves_.empty()) return;
+  const std::size_t before = unexplained_moves_.size();
+  std::erase_if(unexplained_moves_,
+                [this](std::uint64_t index) { return detector_.Explains(index); });
+  if (unexplained_moves_.size() < before && !safety_sweep_timer_) {
+    safety_sweep_timer_ = client_.loop().RunAt(
+        std::chrono::steady_clock::now() + options_.safety_sweep_delay,
+        [this, alive = std::weak_ptr<bool>(alive_)] {
+          if (alive.expired()) return;
+          safety_sweep_timer_.reset();
+          Sweep();
+        });
+  }
+  if (grace_over && !unexplained_moves_.empty()) {
+    unexplained_moves_.clear();
+    Sweep();
+  }
+  if (unexplained_moves_.empty() && explain_timer_) {
+    client_.loop().CancelTimer(*explain_timer_);
+    explain_timer_.reset();
+  }
+}
+
+void Watcher::Sweep() {
+  for (const auto& [service, covered] : covered_) QueueRead(service, false);
+  PumpReads();
 }
 
 void Watcher::QueueRead(const std::string& service, bool urgent) {
@@ -318,7 +364,13 @@ void Watcher::PumpReads() {
   // later baseline would be in neither.
   if (!detector_.has_baseline() || read_retry_timer_) return;
   while (reads_in_flight_ < plan_.reads && (!urgent_reads_.empty() || !sweep_reads_.empty())) {
-    std::deque<std::string>& queue = urgent_reads_.empty() ? sweep_reads_ : urgent_reads_;
+    // Sweeps use at most half the read slots (at least one), so a change
+    // the detector names never waits behind a whole sweep.
+    if (urgent_reads_.empty() && sweep_reads_in_flight_ >= std::max<std::size_t>(plan_.reads / 2, 1)) {
+      break;
+    }
+    const bool sweep = urgent_reads_.empty();
+    std::deque<std::string>& queue = sweep ? sweep_reads_ : urgent_reads_;
     std::string service = std::move(queue.front());
     queue.pop_front();
     auto it = covered_.find(service);
@@ -327,9 +379,12 @@ void Watcher::PumpReads() {
     it->second.urgent = false;
     it->second.in_flight = true;
     ++reads_in_flight_;
+    if (sweep) ++sweep_reads_in_flight_;
     client_.Read("/v1/health/service/" + PercentEncode(service),
-                 [this, service, alive = std::weak_ptr<bool>(alive_)](StatusOr<ReadAnswer> answer) {
+                 [this, service, sweep, alive = std::weak_ptr<bool>(alive_)](
+                     StatusOr<ReadAnswer> answer) {
                    if (alive.expired()) return;
+                   if (sweep) --sweep_reads_in_flight_;
                    OnRead(service, std::move(answer));
                  });
   }
@@ -346,12 +401,13 @@ void Watcher::OnRead(const std::string& service, StatusOr<ReadAnswer> answer) {
   it = covered_.find(service);  // the engine's events cannot change covered_, but be exact
   if (!status.ok()) {
     OnError(status);
-    ++read_failures_;
     if (it != covered_.end()) QueueRead(service, true);
-    // One backoff for all reads: they fail together when Consul does.
-    const auto delay = ExponentialBackoff(read_failures_, client_.options().backoff_initial,
-                                          client_.options().backoff_max, rng_);
+    // One backoff for all reads: they fail together when Consul does, and
+    // the reads in flight when it failed count as one failure, not R.
     if (!read_retry_timer_) {
+      ++read_failures_;
+      const auto delay = ExponentialBackoff(read_failures_, client_.options().backoff_initial,
+                                            client_.options().backoff_max, rng_);
       read_retry_timer_ = client_.loop().RunAt(
           std::chrono::steady_clock::now() + delay, [this, alive = std::weak_ptr<bool>(alive_)] {
             if (alive.expired()) return;

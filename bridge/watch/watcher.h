@@ -13,10 +13,12 @@
 // - the rest (covered) share one blocking query on /v1/health/state/any
 //   (ChangeDetector): a service whose checks moved, or with an instance on
 //   a node whose node check moved, is re-read with a plain GET, at most R at
-//   once (R = B/10, 1 to 8). Every move of the catalog's index (a
-//   registration, a deregistration, a tag, meta, address or port change,
-//   an instance without checks) re-reads every covered service, since the
-//   catalog does not say which one changed.
+//   once (R = B/10, 1 to 8). A move of the catalog's index (a registration,
+//   a deregistration, a tag, meta, address or port change, an instance
+//   without checks) that no check write at that index explains re-reads
+//   every covered service, since the catalog does not say which one
+//   changed; explained moves schedule such a sweep within a safety delay,
+//   as one answer can hide several writes.
 // Connections are never abandoned mid-wait: Consul would keep the slot
 // until the wait ends. A query that is no longer wanted is retired (its
 // request runs out) and its slot is reused afterwards.
@@ -59,6 +61,13 @@ struct WatcherOptions {
   // the maximum. Default: 500ms, 30s.
   std::chrono::milliseconds agent_retry_initial{500};
   std::chrono::milliseconds agent_retry_max{std::chrono::seconds(30)};
+  // How long a catalog move waits for the change detector's answer of the
+  // same write before every covered service is read again. Default: 500ms.
+  std::chrono::milliseconds explain_grace{500};
+  // An explained catalog move still re-reads every covered service within
+  // this delay (one answer can hide a second write, e.g. an instance
+  // without checks registered at once). Default: 30s.
+  std::chrono::milliseconds safety_sweep_delay{std::chrono::seconds(30)};
 };
 
 // A consistent copy of the watch's health, for /readyz and metrics.
@@ -144,6 +153,11 @@ class Watcher {
   void PumpReads();
   void OnRead(const std::string& service, StatusOr<ReadAnswer> answer);
   void UpdateCounts();
+  // A catalog move to `index` with covered services: sweep now, or once the
+  // safety delay passed when the detector explains it.
+  void OnCatalogMoved(std::uint64_t index);
+  void ResolveCatalogMoves(bool grace_over);
+  void Sweep();
   void MaybeCompleteInitialSync();
   void Publish(std::vector<Event> events);
   void ScheduleTick();
@@ -184,8 +198,14 @@ class Watcher {
   std::deque<std::string> urgent_reads_;
   std::deque<std::string> sweep_reads_;
   std::size_t reads_in_flight_ = 0;
+  std::size_t sweep_reads_in_flight_ = 0;
   int read_failures_ = 0;
   std::optional<EventLoop::TimerId> read_retry_timer_;
+  // Catalog moves the detector has not explained yet, and the timer that
+  // gives up waiting for its answer; the safety sweep's timer.
+  std::vector<std::uint64_t> unexplained_moves_;
+  std::optional<EventLoop::TimerId> explain_timer_;
+  std::optional<EventLoop::TimerId> safety_sweep_timer_;
   JitterRng rng_{std::random_device{}()};
   std::optional<SteadyTime> tick_deadline_;
   std::optional<EventLoop::TimerId> tick_timer_;

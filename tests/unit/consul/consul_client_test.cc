@@ -508,6 +508,62 @@ TEST(ConsulClient, TooManyConnectionsIsCountedBackedOffAndRecovered) {
   EXPECT_THAT(recorder.errors[0].message(), HasSubstr("429"));
 }
 
+class OutcomeRecorder : public RequestObserver {
+ public:
+  void OnRequestDone(std::string_view, std::string_view outcome, std::chrono::duration<double>,
+                     bool) override {
+    std::lock_guard lock(mutex_);
+    outcomes_.emplace_back(outcome);
+  }
+  std::vector<std::string> outcomes() {
+    std::lock_guard lock(mutex_);
+    return outcomes_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> outcomes_;
+};
+
+TEST(ConsulClient, AnAnswerLargerThanTheCapAfterDecompressionIsAnErrorBackedOff) {
+  std::mutex encodings_mutex;
+  std::vector<std::string> encodings;
+  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int call) {
+    {
+      std::lock_guard lock(encodings_mutex);
+      encodings.push_back(request.get_header_value("Accept-Encoding"));
+    }
+    if (call <= 2) {
+      // 4 MiB of whitespace around [] : a few KB once gzipped.
+      Answer(response, 3, std::string(4 << 20, ' ') + "[]");
+      return;
+    }
+    Answer(response, 4);
+  });
+  OutcomeRecorder outcomes;
+  auto options = FastOptions(peer.address());
+  options.max_answer_bytes = 64 << 10;
+  auto client = ConsulClient::Create(options, &outcomes);
+  ASSERT_TRUE(client.ok());
+  Recorder recorder;
+  auto query =
+      (*client)->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 1; }));
+  query.reset();
+  {
+    std::lock_guard lock(recorder.mutex);
+    ASSERT_EQ(recorder.errors.size(), 2u);
+    EXPECT_EQ(recorder.errors[0].code(), StatusCode::kResourceExhausted);
+    EXPECT_THAT(recorder.errors[0].message(), HasSubstr("larger than 65536 bytes"));
+    EXPECT_EQ(recorder.answers[0].meta.index, 4u);  // the over-size answers were never used
+  }
+  const auto seen = outcomes.outcomes();
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), "too_large"), 2);
+  // Consul compresses with gzip only: nothing else is offered.
+  std::lock_guard lock(encodings_mutex);
+  for (const auto& encoding : encodings) EXPECT_EQ(encoding, "gzip");
+}
+
 TEST(QueryMeta, IndexIsParsedStrictly) {
   auto parse = [](const std::string& index) {
     return ParseQueryMeta({{"x-consul-index", index}});

@@ -119,6 +119,23 @@ TEST_F(ChangeDetectorTest, AnInstanceThatMovedNodesFollowsItsNewNode) {
   EXPECT_THAT(detector_.OnChecks(baseline_), ElementsAre("web"));
 }
 
+TEST_F(ChangeDetectorTest, ExplainsTheIndexesItSawWrittenOnly) {
+  auto registered = baseline_;
+  registered.push_back(ServiceCheck("node-c", "api-1", "api", "passing", 70));
+  detector_.OnChecks(registered, 70);
+  EXPECT_TRUE(detector_.Explains(70));  // a registration with its check
+  EXPECT_TRUE(detector_.Explains(12));  // db-1's check was written at 12
+  EXPECT_FALSE(detector_.Explains(69));  // a write no check shows (meta, checkless)
+  // A deregistration removes checks: the answer's own index is the write's.
+  detector_.OnChecks(baseline_, 75);
+  EXPECT_TRUE(detector_.Explains(75));
+  EXPECT_FALSE(detector_.Explains(70));
+  // An instance without checks deregistered: Consul moves the checks
+  // table's index, but nothing in the answer changed.
+  detector_.OnChecks(baseline_, 80);
+  EXPECT_FALSE(detector_.Explains(80));
+}
+
 TEST_F(ChangeDetectorTest, AfterResetTheNextAnswerIsANewBaseline) {
   detector_.Reset();
   EXPECT_FALSE(detector_.has_baseline());

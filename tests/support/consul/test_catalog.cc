@@ -563,6 +563,77 @@ std::uint64_t TestCatalog::HealthServiceIndex(const std::string& name) const {
   return exists ? std::max<std::uint64_t>(own, 1) : std::max(own, services_index_);
 }
 
+namespace {
+
+void AppendJsonString(std::string& out, const std::string& text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (byte < 0x20) {
+      out += "\\u00";
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xF]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+std::string TestCatalog::HealthStateText(const std::string& state) const {
+  std::string out = "[";
+  bool first = true;
+  for (const auto& [key, check] : checks_) {
+    if (state != "any" && check.status != state) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    const TestService* service = nullptr;
+    if (!check.service_id.empty()) {
+      if (auto it = services_.find(Key(check.node, check.service_id)); it != services_.end()) {
+        service = &it->second;
+      }
+    }
+    // The keys and their order of CheckJson() (nlohmann sorts them).
+    out += "{\"CheckID\":";
+    AppendJsonString(out, check.id);
+    out += ",\"CreateIndex\":" + std::to_string(check.create_index);
+    out += ",\"Definition\":{},\"ExposedPort\":0,\"Interval\":\"\",\"ModifyIndex\":" +
+           std::to_string(check.modify_index);
+    out += ",\"Name\":";
+    AppendJsonString(out, check.name);
+    out += ",\"Namespace\":\"default\",\"Node\":";
+    AppendJsonString(out, check.node);
+    out += ",\"Notes\":";
+    AppendJsonString(out, check.notes);
+    out += ",\"Output\":";
+    AppendJsonString(out, check.output);
+    out += ",\"ServiceID\":";
+    AppendJsonString(out, check.service_id);
+    out += ",\"ServiceName\":";
+    AppendJsonString(out, service == nullptr ? std::string() : service->name);
+    out += ",\"ServiceTags\":[";
+    if (service != nullptr) {
+      for (std::size_t i = 0; i < service->tags.size(); ++i) {
+        if (i > 0) out.push_back(',');
+        AppendJsonString(out, service->tags[i]);
+      }
+    }
+    out += "],\"Status\":";
+    AppendJsonString(out, check.status);
+    out += ",\"Timeout\":\"\",\"Type\":";
+    AppendJsonString(out, check.type);
+    out.push_back('}');
+  }
+  out.push_back(']');
+  return out;
+}
+
 json TestCatalog::HealthState(const std::string& state) const {
   json out = json::array();
   for (const auto& [key, check] : checks_) {

@@ -129,6 +129,11 @@ class TestCatalog {
   // index, which unknown services also answer with, is the server's to see).
   std::set<std::string> TakeTouchedServices() { return std::exchange(touched_services_, {}); }
   nlohmann::json HealthState(const std::string& state) const;
+  // The same answer as text, written directly: /v1/health/state/any lists
+  // every check in the datacenter, and building it as a JSON document cost
+  // about 25 us per check (240 ms at 10,000 instances) under the server's
+  // lock, where Consul's encoder takes a fraction of that.
+  std::string HealthStateText(const std::string& state) const;
   std::uint64_t ChecksIndex() const { return checks_index_; }
 
   const std::string& datacenter() const { return datacenter_; }

@@ -572,6 +572,28 @@ TEST_F(ConsulTestServerTest, AnyServiceWriteMovesTheCatalogServicesIndexEvenWith
   EXPECT_EQ(after.body, before.body);
 }
 
+TEST(TestCatalogText, TheChecksAnswerWrittenAsTextIsTheSameDocument) {
+  TestCatalog catalog("dc1");
+  const auto now = std::chrono::steady_clock::now();
+  catalog.EnsureNode("node-a", "10.0.0.1");
+  ASSERT_EQ(catalog.RegisterService(
+                "node-a",
+                json{{"ID", "we\"b-1"},
+                     {"Name", "web \\ svc"},
+                     {"Tags", {"v1", "ctl\x01"}},
+                     {"Check", {{"TTL", "10s"}, {"Status", "passing"}}}},
+                now),
+            "");
+  ASSERT_EQ(catalog.RegisterService("node-a", json{{"ID", "db-1"}, {"Name", "db"},
+                                                  {"Check", {{"TTL", "10s"}}}},
+                                    now),
+            "");
+  catalog.SetNodeMaintenance("node-a", true, "new\nline", now);
+  for (const std::string state : {"any", "critical", "passing", "warning"}) {
+    EXPECT_EQ(json::parse(catalog.HealthStateText(state)), catalog.HealthState(state)) << state;
+  }
+}
+
 TEST_F(ConsulTestServerTest, DeregisteringAnUnknownServiceIs404) {
   auto result = http_->Put("/v1/agent/service/deregister/nope", "", "application/json");
   ASSERT_TRUE(result);

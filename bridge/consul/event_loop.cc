@@ -212,7 +212,7 @@ EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   // gzip is all Consul sends (Go's gziphandler); offering every decoder curl
   // has would only widen what a hostile peer can make it inflate.
-  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "gzip");
+  if (request.accept_gzip) curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "gzip");
   // curl's smallest receive buffer: a blocking query holds its transfer for
   // minutes with nothing to read, and at 10,000 watched services the 16 KB
   // default was 150 MB; an answer is appended to the body 1 KB at a time.

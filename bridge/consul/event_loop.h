@@ -43,6 +43,8 @@ struct HttpRequest {
   // The most body bytes kept, after decompression; a larger answer aborts
   // the transfer (HttpResponse::too_large). 0: no limit.
   std::size_t max_body_bytes = 0;
+  // Ask for a gzip-compressed answer (the only coding Consul sends).
+  bool accept_gzip = true;
 };
 
 struct HttpResponse {

@@ -251,6 +251,22 @@ if ((${#scale[@]})); then
       echo "$instances $(S .initial_sync_s 3) $(S .rss_mib_idle) $(S .threads 0) $(S .idle_cpu_percent 3) $(S .ttl_to_stdout_ms.median 3) $(S .ttl_to_stdout_ms.p99 3)" >>"$work/scale.dat"
    done
   done
+  # Issue 14's targets for the budget design: at 10,000 instances, TTL expiry
+  # p99 within twice the 4.63 ms measured before the budget.
+  mapfile -t ten_k < <(for f in "${scale[@]}"; do
+    [[ $(jq .instances "$f") == 10000 && $(jq -r '.design // ""' "$f") == budget ]] && echo "$f"; done)
+  if ((${#ten_k[@]})); then
+    T() { over "map($1) | median | r(${2:-1})" "${ten_k[@]}"; }
+    met=$(over 'map(.ttl_to_stdout_ms.p99) | median | if . == null then false else . < 9.26 end' "${ten_k[@]}")
+    {
+      echo
+      echo "**Target at 10,000 instances with the budget**: TTL lapse p99 $(T .ttl_to_stdout_ms.p99 2) ms,"
+      echo "within twice the 4.63 ms of a query per service (9.26 ms): $([[ $met == true ]] && echo met || echo missed)."
+      echo "Most services are covered by the change detector: a lapse reaches the bridge as an"
+      echo "answer of /v1/health/state/any (every check in the datacenter, read and diffed whole)"
+      echo "and then one read of the service, where a query of its own needed one answer."
+    } >>"$out"
+  fi
   mapfile -t largest < <(for f in "${scale[@]}"; do
     [[ $(jq .instances "$f") -ge 100000 && $(jq -r '.design // ""' "$f") == budget ]] && echo "$f"; done)
   {
@@ -258,9 +274,11 @@ if ((${#scale[@]})); then
     if ((${#largest[@]})); then
       L() { over "map($1) | median | r(${2:-1})" "${largest[@]}"; }
       verdict() { [[ $(over "map($1) | median | if . == null then false else $2 end" "${largest[@]}") == true ]] && echo met || echo missed; }
-      echo "**Targets at 100,000 instances** (median of ${#largest[@]} runs):"
-      echo "RSS $(L .rss_mib_idle) MiB, under 256 MB: $(verdict .rss_mib_idle '. * 1048576 < 256000000');"
-      echo "idle CPU $(L .idle_cpu_percent 2)% of a core, under 2%: $(verdict .idle_cpu_percent '. < 2');"
+      echo "**Targets at 100,000 instances** (median of ${#largest[@]} runs, budget design):"
+      echo "first sync $(L .initial_sync_s 2) s, under 15 s: $(verdict .initial_sync_s '. < 15');"
+      echo "TTL lapse p99 $(L .ttl_to_stdout_ms.p99 2) ms, under 250 ms: $(verdict .ttl_to_stdout_ms.p99 '. < 250');"
+      echo "RSS $(L .rss_mib_idle) MiB, under 256 MiB: $(verdict .rss_mib_idle '. < 256');"
+      echo "idle CPU $(L .idle_cpu_percent 2)% of a core, under 1%: $(verdict .idle_cpu_percent '. < 1');"
       echo "$(L .one_percent_change.requests_per_changed_service 2) health requests per changed service, one each:"
       echo "$(verdict .one_percent_change.requests_per_changed_service '. < 1.1')."
       echo "Memory: about 370 B per instance in the engine (each instance packed in one"

@@ -62,7 +62,7 @@ struct ConsulConfig {
   // The largest Consul answer kept, after decompression (1 KiB to 4 GiB): a
   // larger one is an error, retried with backoff, and the last known state
   // stays. The largest answer the bridge reads is /v1/health/state/any,
-  // about 450 bytes per check in the datacenter. Default: 128 MiB.
+  // about 320 bytes per check in the datacenter. Default: 128 MiB.
   std::uint64_t max_answer_size = std::uint64_t{128} << 20;
   ConsulTlsConfig tls;
 

@@ -51,7 +51,7 @@ struct ConsulClientOptions {
   // The largest answer kept, after decompression; a larger one is an error
   // (outcome "too_large"), backed off like any other, and the last known
   // state stays. /v1/health/state/any, the largest the watch reads, is
-  // about 450 bytes per check. Default: 128 MiB.
+  // about 320 bytes per check. Default: 128 MiB.
   std::size_t max_answer_bytes = std::size_t{128} << 20;
 };
 

@@ -34,6 +34,12 @@ void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) 
   out.datacenter = consul.String("datacenter");
   out.wait_time = consul.Duration("wait_time", out.wait_time);
   out.stale = consul.Bool("stale", false);
+  out.max_connections = static_cast<int>(consul.Int("max_connections", out.max_connections, 3, 10'000));
+  out.max_answer_size = consul.Bytes("max_answer_size", out.max_answer_size, 1024);
+  if (out.max_answer_size > (std::uint64_t{4} << 30)) {
+    consul.Error("max_answer_size", "expected at most 4GiB, got " + std::to_string(out.max_answer_size));
+    out.max_answer_size = std::uint64_t{4} << 30;
+  }
   ConfigReader tls = consul.Section("tls");
   out.tls.ca_file = tls.String("ca_file");
   out.tls.ca_path = tls.String("ca_path");
@@ -438,6 +444,8 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "datacenter" << YAML::Value << consul.datacenter;
   out << YAML::Key << "wait_time" << YAML::Value << FormatDuration(consul.wait_time);
   out << YAML::Key << "stale" << YAML::Value << consul.stale;
+  out << YAML::Key << "max_connections" << YAML::Value << consul.max_connections;
+  out << YAML::Key << "max_answer_size" << YAML::Value << consul.max_answer_size;
   out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "ca_file" << YAML::Value << consul.tls.ca_file;
   out << YAML::Key << "ca_path" << YAML::Value << consul.tls.ca_path;

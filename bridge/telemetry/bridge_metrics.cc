@@ -49,6 +49,13 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
                         .Help("Consul requests of the watch that failed, by endpoint and outcome; "
                               "each is retried with backoff.")
                         .Register(registry)),
+      consul_refusals_(
+          BuildCounter()
+              .Name("health_bridge_consul_refusals_total")
+              .Help("Connections Consul refused, by reason: too_many_connections (HTTP 429: "
+                    "this IP holds more than Consul's limits.http_max_conns_per_client) or "
+                    "connection_reset. Each is backed off and retried.")
+              .Register(registry)),
       deliveries_(BuildCounter()
                       .Name("health_bridge_sink_deliveries_total")
                       .Help("Delivery attempts by sink and outcome: delivered, retried (a "
@@ -134,6 +141,10 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
       .Register(registry)
       .Add({{"version", kVersion}, {"revision", kGitRevision}})
       .Set(1);
+}
+
+void BridgeMetrics::OnRefused(std::string_view reason) {
+  consul_refusals_.Add({{"reason", std::string(reason)}}).Increment();
 }
 
 void BridgeMetrics::OnRequestDone(std::string_view endpoint, std::string_view outcome,

@@ -70,6 +70,7 @@ TEST_F(ConfigTest, EmptyFileGivesTheDocumentedDefaults) {
   const BridgeConfig& config = *result.config;
   EXPECT_EQ(config.consul.address, "http://127.0.0.1:8500");
   EXPECT_EQ(config.consul.wait_time, std::chrono::minutes(5));
+  EXPECT_EQ(config.consul.max_connections, 100);  // half of Consul's per-IP default
   EXPECT_EQ(config.watch.services.include, std::vector<std::string>{"*"});
   EXPECT_EQ(config.watch.services.exclude, std::vector<std::string>{"consul"});
   EXPECT_THAT(config.watch.up_statuses,
@@ -202,6 +203,22 @@ log:
           "sinks[3].queue.capacity: expected an integer from 1 to 10000000, got 0",
           "server.listen: expected host:port such as 0.0.0.0:9464, got \"nowhere\"",
           "log.level: expected trace, debug, info, warn or error, got \"loud\""));
+}
+
+TEST_F(ConfigTest, MaxConnectionsIsBoundedAndShownInTheEffectiveConfig) {
+  auto result = Load("consul: {max_connections: 40}\n");
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
+  EXPECT_EQ(result.config->consul.max_connections, 40);
+  EXPECT_THAT(FormatEffectiveConfig(*result.config, true), HasSubstr("max_connections: 40"));
+  EXPECT_THAT(Load("consul: {max_connections: 2}\n").errors,
+              ElementsAre("consul.max_connections: expected an integer from 3 to 10000, got 2"));
+  EXPECT_EQ(result.config->consul.max_answer_size, std::uint64_t{128} << 20);
+  EXPECT_EQ(Load("consul: {max_answer_size: 1MiB}\n").config->consul.max_answer_size,
+            std::uint64_t{1} << 20);
+  EXPECT_FALSE(Load("consul: {max_answer_size: 5GiB}\n").ok());
+  EXPECT_FALSE(Load("consul: {max_answer_size: 10}\n").ok());
+  EXPECT_THAT(Load("consul: {max_connections: 20000}\n").errors,
+              ElementsAre("consul.max_connections: expected an integer from 3 to 10000, got 20000"));
 }
 
 TEST_F(ConfigTest, WrongTypesSayWhatWasExpected) {

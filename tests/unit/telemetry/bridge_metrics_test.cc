@@ -57,6 +57,17 @@ TEST_F(BridgeMetricsTest, ARemovedSinksSeriesGoWithItAndOnlyIts) {
   EXPECT_THAT(scrape, HasSubstr(R"(health_bridge_sink_queue_depth{sink="kept"} 3)"));
 }
 
+TEST_F(BridgeMetricsTest, ConsulRefusalsAreCountedByReason) {
+  metrics_.OnRefused("too_many_connections");
+  metrics_.OnRefused("too_many_connections");
+  metrics_.OnRefused("connection_reset");
+  const std::string scrape = Scrape();
+  EXPECT_THAT(scrape,
+              HasSubstr(R"(health_bridge_consul_refusals_total{reason="too_many_connections"} 2)"));
+  EXPECT_THAT(scrape,
+              HasSubstr(R"(health_bridge_consul_refusals_total{reason="connection_reset"} 1)"));
+}
+
 TEST_F(BridgeMetricsTest, ConsulRequestsByOutcomeAndOnlyFailuresAsWatchErrors) {
   metrics_.OnRequestDone("health_service", "ok", std::chrono::seconds(300), true);
   metrics_.OnRequestDone("health_service", "http_5xx", std::chrono::milliseconds(3), false);

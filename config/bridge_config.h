@@ -94,8 +94,9 @@ class SinkSettings {
 };
 
 struct SinkQueueConfig {
-  std::size_t capacity = 10000;                                      // Default: 10000
-  std::chrono::milliseconds block_timeout{std::chrono::seconds(5)};  // Default: 5s
+  // Events waiting in memory; past it they wait in the spool (state.dir),
+  // or are dead-lettered at once without one. Default: 10000.
+  std::size_t capacity = 10000;
 };
 
 struct SinkRetryConfig {

@@ -156,14 +156,22 @@ void ReadSink(ConfigReader sink, const SinkParsers& parsers, SinkConfig& out,
 
   ConfigReader queue = sink.Section("queue");
   out.queue.capacity = static_cast<std::size_t>(queue.Int("capacity", 10000, 1, 10'000'000));
-  const std::string overflow = queue.String("overflow", "block");
-  if (overflow != "block") {
+  // The router never waits for a sink any more: a full queue overflows to
+  // the spool, or dead-letters at once without one. An old file that asks
+  // for the blocking behaviour is told so rather than silently changed.
+  const std::string overflow = queue.String("overflow", "spool");
+  if (overflow == "block") {
     queue.Error("overflow",
-                "expected block (a full queue blocks the watch up to block_timeout, then "
-                "dead-letters), got " +
-                    Quote(overflow));
+                "block was removed: a full queue no longer blocks the watch; it overflows to "
+                "the spool (state.dir) or dead-letters at once. Use spool or remove the key");
+  } else if (overflow != "spool") {
+    queue.Error("overflow", "expected spool, got " + Quote(overflow));
   }
-  out.queue.block_timeout = queue.Duration("block_timeout", out.queue.block_timeout);
+  if (queue.Has("block_timeout")) {
+    queue.Error("block_timeout",
+                "was removed: a full queue no longer blocks the watch (it overflows to the "
+                "spool, or dead-letters at once); remove the key");
+  }
   queue.Finish();
 
   ConfigReader spool = sink.Section("spool");
@@ -307,8 +315,7 @@ void EmitSink(YAML::Emitter& out, const SinkConfig& sink, bool mask_secrets) {
   out << YAML::Key << "dead_letter_file" << YAML::Value << sink.dead_letter_file;
   out << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "capacity" << YAML::Value << sink.queue.capacity;
-  out << YAML::Key << "overflow" << YAML::Value << "block";
-  out << YAML::Key << "block_timeout" << YAML::Value << FormatDuration(sink.queue.block_timeout);
+  out << YAML::Key << "overflow" << YAML::Value << "spool";
   out << YAML::EndMap;
   out << YAML::Key << "spool" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "max_bytes" << YAML::Value << FormatByteSize(sink.spool_max_bytes);

@@ -51,7 +51,7 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
         continue;
       }
       live.router.AddSink(std::move(built->route), std::move(built->sink),
-                          std::move(built->storage), std::move(built->backlog));
+                          std::move(built->storage));
       spdlog::info("reload: sink {} ({}) added", sink.name, sink.type);
     } else {
       auto created = live.registry.Create(sink, live.context);

@@ -268,7 +268,11 @@ sinks:
 
 TEST_F(ConfigTest, OverflowOnlyBlocks) {
   EXPECT_THAT(Load("sinks: [{name: a, type: log, queue: {overflow: spill}}]\n").errors,
-              ElementsAre(HasSubstr("sinks[0].queue.overflow: expected block")));
+              ElementsAre(HasSubstr("sinks[0].queue.overflow: expected spool")));
+  EXPECT_THAT(Load("sinks: [{name: a, type: log, queue: {overflow: block, block_timeout: 5s}}]\n")
+                  .errors,
+              ElementsAre(HasSubstr("sinks[0].queue.overflow: block was removed"),
+                          HasSubstr("sinks[0].queue.block_timeout: was removed")));
 }
 
 TEST_F(ConfigTest, SpoolBoundTakesBinaryUnitsAndRefusesTinyOrMalformedSizes) {

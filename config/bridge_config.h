@@ -76,6 +76,9 @@ struct WatchConfig {
   bool initial_events = false;
   // Not ready once Consul has been unreachable this long. Default: 30s.
   std::chrono::milliseconds unreachable_grace{std::chrono::seconds(30)};
+  // Not ready once the watch loop (the thread that takes Consul's answers)
+  // has not turned for this long: it is stuck. Default: 30s.
+  std::chrono::milliseconds stall_timeout{std::chrono::seconds(30)};
 };
 
 struct EventsConfig {

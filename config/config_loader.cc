@@ -109,6 +109,12 @@ void ReadWatch(ConfigReader watch, WatchConfig& out) {
   dampening.Finish();
   out.initial_events = watch.Bool("initial_events", false);
   out.unreachable_grace = watch.Duration("unreachable_grace", out.unreachable_grace);
+  out.stall_timeout = watch.Duration("stall_timeout", out.stall_timeout);
+  // The heartbeat turns at most once a second: a shorter limit would fail
+  // readiness on a healthy loop.
+  if (out.stall_timeout < std::chrono::seconds(2)) {
+    watch.Error("stall_timeout", "must be at least 2s, got " + FormatDuration(out.stall_timeout));
+  }
   watch.Finish();
 }
 
@@ -375,6 +381,7 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::EndMap;
   out << YAML::Key << "initial_events" << YAML::Value << watch.initial_events;
   out << YAML::Key << "unreachable_grace" << YAML::Value << FormatDuration(watch.unreachable_grace);
+  out << YAML::Key << "stall_timeout" << YAML::Value << FormatDuration(watch.stall_timeout);
   out << YAML::EndMap;
 
   out << YAML::Key << "events" << YAML::Value << YAML::BeginMap;

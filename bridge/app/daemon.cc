@@ -3,6 +3,7 @@
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <optional>
@@ -10,6 +11,7 @@
 #include "bridge/app/checkpointer.h"
 #include "bridge/app/cli.h"
 #include "bridge/app/component_options.h"
+#include "bridge/app/loop_heartbeat.h"
 #include "bridge/app/reload.h"
 #include "bridge/app/sink_factory.h"
 #include "bridge/common/version.h"
@@ -24,13 +26,23 @@
 namespace hb {
 namespace {
 
-HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Registry& registry) {
+HttpHandlers Handlers(Watcher& watcher, const LoopHeartbeat& heartbeat,
+                      std::chrono::milliseconds stall_timeout, BridgeMetrics& metrics,
+                      prometheus::Registry& registry) {
   HttpHandlers handlers;
-  handlers.metrics = [&watcher, &metrics, &registry] {
+  handlers.metrics = [&watcher, &heartbeat, stall_timeout, &metrics, &registry] {
     metrics.SetWatchState(watcher.State());
+    const auto since = heartbeat.SinceLastTurn();
+    metrics.SetWatchLoopLag(since, since > stall_timeout);
     return prometheus::TextSerializer().Serialize(registry.Collect());
   };
-  handlers.ready = [&watcher](std::string& why) {
+  handlers.ready = [&watcher, &heartbeat, stall_timeout](std::string& why) {
+    // A stuck loop first: its State() may still say ready from before.
+    if (const auto since = heartbeat.SinceLastTurn(); since > stall_timeout) {
+      why = "watch loop stuck: it has not turned for " + std::to_string(since.count()) +
+            " ms (watch.stall_timeout " + std::to_string(stall_timeout.count()) + " ms)";
+      return false;
+    }
     const WatchState state = watcher.State();
     if (state.ready) return true;
     if (state.last_error) {
@@ -135,9 +147,16 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   }
   Watcher watcher(WatcherOptionsFor(config), **client, MakeEngine(config, clock, metrics), router,
                   clock);
-  // Declared after the watcher, so it stops serving before the watcher its
-  // handlers read goes away.
-  auto server = HttpServer::Start(config.server.listen, Handlers(watcher, metrics, registry));
+  // Turns a few times per stall_timeout, at most once a second.
+  LoopHeartbeat heartbeat((*client)->loop(), clock,
+                          std::min<std::chrono::milliseconds>(std::chrono::seconds(1),
+                                                              config.watch.stall_timeout / 4));
+  heartbeat.Start();
+  // Declared after the watcher and the heartbeat, so it stops serving before
+  // what its handlers read goes away.
+  auto server =
+      HttpServer::Start(config.server.listen, Handlers(watcher, heartbeat, config.watch.stall_timeout,
+                                                       metrics, registry));
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return kExitRuntime;
@@ -159,6 +178,7 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   spdlog::info("signal {}: stopping (sinks get up to {} ms to deliver)", received,
                running.state.shutdown_timeout.count());
   watcher.Stop();
+  heartbeat.Stop();
   if (checkpointer) checkpointer->Stop();
   const std::size_t left = router.Shutdown(running.state.shutdown_timeout);
   if (left > 0) {

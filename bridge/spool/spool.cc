@@ -468,36 +468,34 @@ void Spool::Reclaim() {
 
 bool Spool::Compact() {
   if (!backlog_.empty()) return false;  // the disk refuses writes: copying would not help
+  if (segments_.size() < 2 || segments_.begin()->first == current_id_) return false;
+  const std::uint32_t id = segments_.begin()->first;
+  const Segment& oldest = segments_.begin()->second;
+  // Worth it only when copying its live events costs less than half of what
+  // removing it frees; one segment per call keeps an Append() short.
+  if (oldest.live_bytes * 2 > oldest.bytes) return false;
   const std::uint64_t before = total_bytes_;
-  // The oldest segments, while copying their live events costs less than
-  // half of what removing them frees.
-  while (segments_.size() > 1 && segments_.begin()->first != current_id_) {
-    const std::uint32_t id = segments_.begin()->first;
-    const Segment& oldest = segments_.begin()->second;
-    if (oldest.live_bytes * 2 > oldest.bytes) break;
-    // Its live events, oldest first (the index is in seq order).
-    std::vector<std::uint64_t> moving;
-    OpenSegment open;
-    for (std::size_t i = 0; i < index_.size() && moving.size() < oldest.live; ++i) {
-      if (index_[i].live && index_[i].segment == id) moving.push_back(index_base_ + i);
-    }
-    for (const std::uint64_t seq : moving) {
-      Location* location = Find(seq);
-      StatusOr<std::string> record = ReadRecord(seq, *location, open);
-      if (!record.ok()) return total_bytes_ < before;
-      if (segments_[current_id_].bytes >= options_.segment_bytes) {
-        if (!StartSegment(current_id_ + 1).ok()) return total_bytes_ < before;
-      }
-      const Location old = *location;
-      // Same record, same seq: recovery keeps the copy in the newer file.
-      if (!WriteEventRecord(seq, *record)) return total_bytes_ < before;
-      Segment& from = segments_[old.segment];
-      --from.live;
-      from.live_bytes -= old.length;
-    }
-    Reclaim();
-    if (segments_.count(id) != 0) break;
+  std::vector<std::uint64_t> moving;  // oldest first: the index is in seq order
+  for (std::size_t i = 0; i < index_.size() && moving.size() < oldest.live; ++i) {
+    if (index_[i].live && index_[i].segment == id) moving.push_back(index_base_ + i);
   }
+  OpenSegment open;
+  for (const std::uint64_t seq : moving) {
+    Location* location = Find(seq);
+    StatusOr<std::string> record = ReadRecord(seq, *location, open);
+    if (!record.ok()) return false;
+    if (segments_[current_id_].bytes >= options_.segment_bytes &&
+        !StartSegment(current_id_ + 1).ok()) {
+      return false;
+    }
+    const Location old = *location;
+    // Same record, same seq: recovery keeps the copy in the newer file.
+    if (!WriteEventRecord(seq, *record)) return false;
+    Segment& from = segments_[old.segment];
+    --from.live;
+    from.live_bytes -= old.length;
+  }
+  Reclaim();
   return total_bytes_ < before;
 }
 

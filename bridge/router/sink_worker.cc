@@ -125,10 +125,11 @@ std::size_t SinkWorker::Enqueue(std::span<const EventPtr> events) {
       ++spilled_;
     }
   }
-  const std::size_t depth = DepthLocked();
+  // Reported under the lock: reported after it, this depth could overwrite
+  // a smaller one the worker reported meanwhile, and stay stale.
+  ReportDepth(DepthLocked());
   lock.unlock();
   if (taken > 0) work_.notify_one();
-  ReportDepth(depth);
   return taken;
 }
 

@@ -210,9 +210,7 @@ Status Spool::Recover(SpoolRecovery& recovery) {
     const Found& found = events[i];
     if (i + 1 < events.size() && events[i + 1].seq == found.seq) continue;
     if (is_acked(found.seq)) continue;
-    if (index_.empty()) index_base_ = found.seq;
-    index_.resize(found.seq - index_base_ + 1);
-    index_.back() = Location{found.segment, found.offset, found.length, true};
+    index_.push_back(Location{found.seq, found.segment, found.offset, found.length, true});
     Segment& segment = segments_[found.segment];
     ++segment.live;
     segment.live_bytes += found.length;
@@ -220,9 +218,6 @@ Status Spool::Recover(SpoolRecovery& recovery) {
   }
   recovery.pending = live_count_;
   next_seq_ = highest_seq + 1;
-  if (index_.empty()) index_base_ = next_seq_;
-  // Acknowledged events between the live ones are in the index too.
-  index_.resize(next_seq_ - index_base_);
   // Earlier files are never appended to again: their tails may have been cut.
   Status started = StartSegment(files.empty() ? 1 : files.rbegin()->first + 1);
   if (!started.ok()) return started;
@@ -264,8 +259,7 @@ StatusOr<std::uint64_t> Spool::Append(std::string_view payload) {
                                std::to_string(options_.max_unwritten_bytes) + ")");
   }
   ++next_seq_;
-  if (index_.empty()) index_base_ = seq;
-  index_.push_back(Location{kNotWritten, 0, static_cast<std::uint32_t>(record.size()), true});
+  index_.push_back(Location{seq, kNotWritten, 0, static_cast<std::uint32_t>(record.size()), true});
   ++live_count_;
   if (segments_[current_id_].bytes >= options_.segment_bytes) {
     Status started = StartSegment(current_id_ + 1);
@@ -279,15 +273,18 @@ StatusOr<std::uint64_t> Spool::Append(std::string_view payload) {
 }
 
 Spool::Location* Spool::Find(std::uint64_t seq) {
-  if (seq < index_base_ || seq - index_base_ >= index_.size()) return nullptr;
-  return &index_[seq - index_base_];
+  // Appended in seq order, and compaction keeps each event's seq.
+  auto it = std::lower_bound(index_.begin(), index_.end(), seq,
+                             [](const Location& entry, std::uint64_t wanted) {
+                               return entry.seq < wanted;
+                             });
+  return it != index_.end() && it->seq == seq ? &*it : nullptr;
 }
 
 void Spool::TrimIndex() {
-  while (!index_.empty() && !index_.front().live) {
-    index_.pop_front();
-    ++index_base_;
-  }
+  if (index_dead_ < 64 || index_dead_ * 2 < index_.size()) return;
+  std::erase_if(index_, [](const Location& entry) { return !entry.live; });
+  index_dead_ = 0;
 }
 
 void Spool::Acknowledge(std::span<const std::uint64_t> seqs) {
@@ -302,6 +299,7 @@ void Spool::AcknowledgeLocked(std::span<const std::uint64_t> seqs) {
     Location* location = Find(seq);
     if (location == nullptr || !location->live) continue;
     location->live = false;
+    ++index_dead_;
     --live_count_;
     if (location->segment == kNotWritten) {
       // Never reached the disk: forgetting the record is the acknowledgement.
@@ -334,9 +332,13 @@ SpoolPage Spool::ReadAfter(std::uint64_t after, std::size_t max_records) {
   page.through = after;
   std::vector<std::uint64_t> unreadable;
   OpenSegment open;
-  for (std::uint64_t seq = std::max(after + 1, index_base_);
-       seq < next_seq_ && page.records.size() < max_records; ++seq) {
-    const Location location = index_[seq - index_base_];
+  auto it = std::upper_bound(index_.begin(), index_.end(), after,
+                             [](std::uint64_t wanted, const Location& entry) {
+                               return wanted < entry.seq;
+                             });
+  for (; it != index_.end() && page.records.size() < max_records; ++it) {
+    const Location location = *it;
+    const std::uint64_t seq = location.seq;
     page.through = seq;
     if (!location.live) continue;
     StatusOr<std::string> record = ReadRecord(seq, location, open);
@@ -476,8 +478,9 @@ bool Spool::Compact() {
   if (oldest.live_bytes * 2 > oldest.bytes) return false;
   const std::uint64_t before = total_bytes_;
   std::vector<std::uint64_t> moving;  // oldest first: the index is in seq order
-  for (std::size_t i = 0; i < index_.size() && moving.size() < oldest.live; ++i) {
-    if (index_[i].live && index_[i].segment == id) moving.push_back(index_base_ + i);
+  for (const Location& entry : index_) {
+    if (moving.size() == oldest.live) break;
+    if (entry.live && entry.segment == id) moving.push_back(entry.seq);
   }
   OpenSegment open;
   for (const std::uint64_t seq : moving) {
@@ -505,7 +508,7 @@ void Spool::Destroy() {
   finished_unsynced_.clear();
   segments_.clear();
   index_.clear();
-  index_base_ = next_seq_;
+  index_dead_ = 0;
   live_count_ = 0;
   backlog_.clear();
   backlog_bytes_ = 0;

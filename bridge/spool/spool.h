@@ -11,8 +11,8 @@
 // reclaimed once every event in it and in the segments before it is
 // acknowledged: an ack record is never lost while its event's file exists.
 //
-// Only a small index of the unacknowledged events is kept in memory (16
-// bytes each); ReadAfter() reads them back in pages, so a spool of any size
+// Only a small index of the unacknowledged events is kept in memory (24
+// bytes each, twice that at most before acknowledged entries are trimmed); ReadAfter() reads them back in pages, so a spool of any size
 // is replayed in memory bounded by its sink's queue. A segment held by a
 // few long-unacknowledged events is compacted (those events copied forward)
 // when the spool would otherwise be full, so one stuck event cannot fill it.
@@ -26,7 +26,6 @@
 // Thread-safe.
 
 #include <cstdint>
-#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -82,8 +81,8 @@ class Spool {
  public:
   // Reads what an earlier run left in `options.dir`; a torn or corrupt tail
   // is truncated to the last good record and reported in `recovery`, never
-  // an error. Only an index of the events is kept in memory (16 bytes each),
-  // not the events. Errors: the directory cannot be created or read.
+  // an error. Only an index of the events is kept in memory, not the
+  // events. Errors: the directory cannot be created or read.
   static StatusOr<std::unique_ptr<Spool>> Open(SpoolOptions options, SpoolRecovery& recovery);
   ~Spool();
 
@@ -127,8 +126,9 @@ class Spool {
     std::size_t live = 0;           // unacknowledged events in it
     std::uint64_t live_bytes = 0;   // their records' size
   };
-  // Where the record of one event is; index_[seq - index_base_].
+  // Where the record of one event is.
   struct Location {
+    std::uint64_t seq = 0;
     std::uint32_t segment = 0;  // kNotWritten: in backlog_
     std::uint32_t offset = 0;
     std::uint32_t length = 0;  // the whole record, header included
@@ -158,7 +158,7 @@ class Spool {
   };
   // The record at `location` of event `seq`, read back and checked.
   StatusOr<std::string> ReadRecord(std::uint64_t seq, const Location& location, OpenSegment& open);
-  // Forgets the acknowledged entries at the front of the index.
+  // Drops the acknowledged entries once they are half the index.
   void TrimIndex();
 
   const SpoolOptions options_;
@@ -171,9 +171,11 @@ class Spool {
   bool directory_unsynced_ = false;          // GUARDED_BY(mutex_)
   std::uint64_t total_bytes_ = 0;            // GUARDED_BY(mutex_)
   std::uint64_t next_seq_ = 1;               // GUARDED_BY(mutex_)
-  // Every event from index_base_ to next_seq_ - 1, acknowledged or not.
-  std::deque<Location> index_;  // GUARDED_BY(mutex_)
-  std::uint64_t index_base_ = 1;  // GUARDED_BY(mutex_)
+  // The unacknowledged events by seq, and acknowledged ones not trimmed
+  // yet (at most as many): bounded by what the spool holds, however long
+  // one event stays unacknowledged.
+  std::vector<Location> index_;   // GUARDED_BY(mutex_)
+  std::size_t index_dead_ = 0;    // GUARDED_BY(mutex_)
   std::size_t live_count_ = 0;    // GUARDED_BY(mutex_)
   // Records the disk refused, oldest first, with the seq of their event (0
   // for acks); written before anything newer.

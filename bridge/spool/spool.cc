@@ -206,10 +206,18 @@ Status Spool::Recover(SpoolRecovery& recovery) {
   auto is_acked = [&acked](std::uint64_t seq) {
     return std::binary_search(acked.begin(), acked.end(), seq);
   };
+  auto superseded_or_acked = [&](std::size_t i) {
+    return (i + 1 < events.size() && events[i + 1].seq == events[i].seq) ||
+           is_acked(events[i].seq);
+  };
+  // Sized once: growing it by doubling would hold twice the index, and a
+  // copy of it, at the moment the start needs the most memory.
+  std::size_t live = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) live += superseded_or_acked(i) ? 0 : 1;
+  index_.reserve(live);
   for (std::size_t i = 0; i < events.size(); ++i) {
     const Found& found = events[i];
-    if (i + 1 < events.size() && events[i + 1].seq == found.seq) continue;
-    if (is_acked(found.seq)) continue;
+    if (superseded_or_acked(i)) continue;
     index_.push_back(Location{found.seq, found.segment, found.offset, found.length, true});
     Segment& segment = segments_[found.segment];
     ++segment.live;

@@ -54,7 +54,8 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
                       .Register(registry)),
       queue_depth_(BuildGauge()
                        .Name("health_bridge_sink_queue_depth")
-                       .Help("Events waiting for delivery or for a retry, by sink.")
+                       .Help("Events waiting, by sink: queued, retrying, being delivered "
+                             "and in the spool only.")
                        .Register(registry)),
       delivery_latency_(BuildHistogram()
                             .Name("health_bridge_sink_delivery_latency_seconds")

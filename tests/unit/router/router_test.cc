@@ -47,10 +47,11 @@ class RouterTest : public ::testing::Test {
 
   // Dead letters plus a spool in dir_/spool/<sink>, holding what an
   // earlier router left there.
-  SinkStorage Spooled(const std::string& sink, std::uint64_t segment_bytes = 4 << 20) {
+  SinkStorage Spooled(const std::string& sink, std::uint64_t segment_bytes = 4 << 20,
+                      std::uint64_t max_bytes = 256 << 20) {
     SinkStorage storage = DeadLetters(sink);
     SpoolRecovery recovery;
-    auto spool = Spool::Open({dir_ / "spool" / sink, 256 << 20, segment_bytes}, recovery);
+    auto spool = Spool::Open({dir_ / "spool" / sink, max_bytes, segment_bytes}, recovery);
     EXPECT_TRUE(spool.ok()) << spool.status().ToString();
     storage.spool = std::move(spool).value();
     return storage;
@@ -310,6 +311,30 @@ TEST_F(RouterTest, AFullQueueOverflowsToTheSpoolAndIsPagedBackInOrder) {
   EXPECT_EQ(stuck_log.Acked(), ids);
   EXPECT_TRUE(ReadDeadLetters("stuck").empty()) << "overflow is not loss";
   EXPECT_EQ(SpooledEvents("stuck"), 0U);
+}
+
+TEST_F(RouterTest, PastAFullSpoolEventsAreDeadLetteredAtOnceWithTheReason) {
+  RecordingSink::Log log;
+  log.release = false;  // hangs: everything waits
+  Router router(clock_);
+  SinkRoute tiny = FastRetries();
+  tiny.worker.queue_capacity = 2;
+  router.AddSink(tiny, std::make_unique<RecordingSink>("small", log),
+                 Spooled("small", /*segment_bytes=*/1024, /*max_bytes=*/4096));
+  std::vector<Event> events;
+  for (std::uint64_t index = 1; index <= 100; ++index) {
+    events.push_back(InstanceEvent("i" + std::to_string(index % 5), EventType::kInstanceUp, index));
+  }
+  router.Publish(events);
+  const auto dead = ReadDeadLetters("small");
+  ASSERT_FALSE(dead.empty()) << "4 KiB holds fewer than 100 events";
+  EXPECT_NE(dead.front()["reason"].get<std::string>().find("is full (max_bytes 4096)"),
+            std::string::npos)
+      << dead.front()["reason"];
+  log.SetRelease(true);
+  router.Shutdown(kWait);
+  // The rest, spooled, is delivered: nothing is lost, nothing counted twice.
+  EXPECT_EQ(log.Acked().size() + dead.size(), events.size());
 }
 
 TEST_F(RouterTest, ShutdownDeadLettersWhatCouldNotBeDelivered) {

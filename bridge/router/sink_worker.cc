@@ -94,7 +94,11 @@ std::size_t SinkWorker::Enqueue(std::span<const EventPtr> events) {
       continue;
     }
     if (storage_.spool == nullptr) {
-      if (queue_.size() >= options_.queue_capacity) {
+      // Silent events restate the engine's state for a sink that holds it
+      // (metrics): dropping one would leave that state wrong until the
+      // instance changes again. There is at most one per instance per
+      // restatement, so they may pass the capacity.
+      if (queue_.size() >= options_.queue_capacity && !pending.event->silent) {
         // Dead-lettered at once, never waited for: the publisher is the
         // watch, which must not stall behind one sink.
         const std::string reason = "queue full (capacity " +

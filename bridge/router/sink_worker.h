@@ -9,11 +9,14 @@
 // overflows to it: from then on new events go to the spool only, and the
 // worker pages them back in, oldest first, as the queue drains (the spool
 // left by an earlier run is read the same way). Without a spool, or when
-// the spool refuses an event, the event is dead-lettered at once.
+// the spool refuses an event, the event is dead-lettered at once; a silent
+// event (the engine's state restated for a sink that holds state) is
+// queued past the capacity instead, at most one per instance.
 //
-// Memory: at most queue_capacity queued events, one batch in delivery and
-// one retrying event per instance; a page read from the spool never takes
-// the queue past its capacity.
+// Memory: at most queue_capacity queued events (plus, without a spool, the
+// silent events of one restatement: one per instance), one batch in
+// delivery and one retrying event per instance; a page read from the spool
+// never takes the queue past its capacity.
 
 #include <chrono>
 #include <condition_variable>

@@ -277,6 +277,27 @@ TEST_F(RouterTest, WithoutASpoolAFullQueueDeadLettersAtOnceWithTheReason) {
             "queue full (capacity 2) and no spool to overflow to (state.dir is not set)");
 }
 
+TEST_F(RouterTest, WithoutASpoolSilentEventsForAStatefulSinkAreQueuedPastTheCapacity) {
+  RecordingSink::Log log;
+  log.release = false;
+  Router router(clock_);
+  SinkRoute tiny = FastRetries();
+  tiny.worker.queue_capacity = 2;
+  router.AddSink(tiny,
+                 std::make_unique<RecordingSink>("metrics", log, nullptr, 1, /*wants_silent=*/true),
+                 DeadLetters("metrics"));
+  std::vector<Event> view;
+  for (std::uint64_t index = 1; index <= 50; ++index) {
+    view.push_back(InstanceEvent("i" + std::to_string(index), EventType::kInstanceUp, index));
+    view.back().silent = true;
+  }
+  router.Publish(view);
+  log.SetRelease(true);
+  ASSERT_TRUE(log.WaitForAcked(view.size(), kWait)) << "a restated state is never dropped";
+  router.Shutdown(kWait);
+  EXPECT_TRUE(ReadDeadLetters("metrics").empty());
+}
+
 TEST_F(RouterTest, AFullQueueOverflowsToTheSpoolAndIsPagedBackInOrder) {
   RecordingSink::Log stuck_log;
   stuck_log.release = false;  // hangs until released

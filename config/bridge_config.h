@@ -89,6 +89,9 @@ struct WatchConfig {
   bool initial_events = false;
   // Not ready once Consul has been unreachable this long. Default: 30s.
   std::chrono::milliseconds unreachable_grace{std::chrono::seconds(30)};
+  // Not ready once the watch loop (the thread that takes Consul's answers)
+  // has not turned for this long: it is stuck. Default: 30s.
+  std::chrono::milliseconds stall_timeout{std::chrono::seconds(30)};
 };
 
 struct EventsConfig {
@@ -107,8 +110,9 @@ class SinkSettings {
 };
 
 struct SinkQueueConfig {
-  std::size_t capacity = 10000;                                      // Default: 10000
-  std::chrono::milliseconds block_timeout{std::chrono::seconds(5)};  // Default: 5s
+  // Events waiting in memory; past it they wait in the spool (state.dir),
+  // or are dead-lettered at once without one. Default: 10000.
+  std::size_t capacity = 10000;
 };
 
 struct SinkRetryConfig {

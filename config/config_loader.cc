@@ -146,6 +146,12 @@ void ReadWatch(ConfigReader watch, WatchConfig& out) {
   dampening.Finish();
   out.initial_events = watch.Bool("initial_events", false);
   out.unreachable_grace = watch.Duration("unreachable_grace", out.unreachable_grace);
+  out.stall_timeout = watch.Duration("stall_timeout", out.stall_timeout);
+  // The heartbeat turns at most once a second: a shorter limit would fail
+  // readiness on a healthy loop.
+  if (out.stall_timeout < std::chrono::seconds(2)) {
+    watch.Error("stall_timeout", "must be at least 2s, got " + FormatDuration(out.stall_timeout));
+  }
   watch.Finish();
 }
 
@@ -193,14 +199,22 @@ void ReadSink(ConfigReader sink, const SinkParsers& parsers, SinkConfig& out,
 
   ConfigReader queue = sink.Section("queue");
   out.queue.capacity = static_cast<std::size_t>(queue.Int("capacity", 10000, 1, 10'000'000));
-  const std::string overflow = queue.String("overflow", "block");
-  if (overflow != "block") {
+  // The router never waits for a sink any more: a full queue overflows to
+  // the spool, or dead-letters at once without one. An old file that asks
+  // for the blocking behaviour is told so rather than silently changed.
+  const std::string overflow = queue.String("overflow", "spool");
+  if (overflow == "block") {
     queue.Error("overflow",
-                "expected block (a full queue blocks the watch up to block_timeout, then "
-                "dead-letters), got " +
-                    Quote(overflow));
+                "block was removed: a full queue no longer blocks the watch; it overflows to "
+                "the spool (state.dir) or dead-letters at once. Use spool or remove the key");
+  } else if (overflow != "spool") {
+    queue.Error("overflow", "expected spool, got " + Quote(overflow));
   }
-  out.queue.block_timeout = queue.Duration("block_timeout", out.queue.block_timeout);
+  if (queue.Has("block_timeout")) {
+    queue.Error("block_timeout",
+                "was removed: a full queue no longer blocks the watch (it overflows to the "
+                "spool, or dead-letters at once); remove the key");
+  }
   queue.Finish();
 
   ConfigReader spool = sink.Section("spool");
@@ -407,8 +421,7 @@ void EmitSink(YAML::Emitter& out, const SinkConfig& sink, bool mask_secrets) {
   out << YAML::Key << "dead_letter_file" << YAML::Value << sink.dead_letter_file;
   out << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "capacity" << YAML::Value << sink.queue.capacity;
-  out << YAML::Key << "overflow" << YAML::Value << "block";
-  out << YAML::Key << "block_timeout" << YAML::Value << FormatDuration(sink.queue.block_timeout);
+  out << YAML::Key << "overflow" << YAML::Value << "spool";
   out << YAML::EndMap;
   out << YAML::Key << "spool" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "max_bytes" << YAML::Value << FormatByteSize(sink.spool_max_bytes);
@@ -471,6 +484,7 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::EndMap;
   out << YAML::Key << "initial_events" << YAML::Value << watch.initial_events;
   out << YAML::Key << "unreachable_grace" << YAML::Value << FormatDuration(watch.unreachable_grace);
+  out << YAML::Key << "stall_timeout" << YAML::Value << FormatDuration(watch.stall_timeout);
   out << YAML::EndMap;
 
   out << YAML::Key << "events" << YAML::Value << YAML::BeginMap;

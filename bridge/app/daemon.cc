@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "bridge/app/checkpointer.h"
 #include "bridge/app/cli.h"
 #include "bridge/app/component_options.h"
+#include "bridge/app/loop_heartbeat.h"
 #include "bridge/app/reload.h"
 #include "bridge/app/sink_factory.h"
 #include "bridge/app/view_seeding.h"
@@ -27,6 +29,20 @@
 
 namespace hb {
 namespace {
+
+// Where router.Shutdown() put what it could not deliver, in words.
+std::string WhereLeftoversWent(const BridgeConfig& config) {
+  if (!config.state.dir.empty()) {
+    return "they stay in the spools in " + config.state.dir + " for the next start";
+  }
+  std::string files;
+  for (const SinkConfig& sink : config.sinks) {
+    if (!sink.dead_letter_file.empty()) files += (files.empty() ? "" : ", ") + sink.dead_letter_file;
+  }
+  return files.empty() ? "without state.dir they were dead-lettered to this log (error lines)"
+                       : "without state.dir they were dead-lettered to " + files +
+                             " (sinks without a dead_letter_file: to this log)";
+}
 
 std::string ReadinessReason(const Status& error) {
   switch (error.code()) {
@@ -53,14 +69,23 @@ WatchState ReadyState(Watcher& watcher, const ViewTracker& views) {
   return state;
 }
 
-HttpHandlers Handlers(Watcher& watcher, const ViewTracker& views, BridgeMetrics& metrics,
+HttpHandlers Handlers(Watcher& watcher, const ViewTracker& views, const LoopHeartbeat& heartbeat,
+                      std::chrono::milliseconds stall_timeout, BridgeMetrics& metrics,
                       prometheus::Registry& registry, InstancesEndpoint* instances) {
   HttpHandlers handlers;
-  handlers.metrics = [&watcher, &views, &metrics, &registry] {
+  handlers.metrics = [&watcher, &views, &heartbeat, stall_timeout, &metrics, &registry] {
     metrics.SetWatchState(ReadyState(watcher, views));
+    const auto since = heartbeat.SinceLastTurn();
+    metrics.SetWatchLoopLag(since, since > stall_timeout);
     return prometheus::TextSerializer().Serialize(registry.Collect());
   };
-  handlers.ready = [&watcher, &views](std::string& why) {
+  handlers.ready = [&watcher, &views, &heartbeat, stall_timeout](std::string& why) {
+    // A stuck loop first: its State() may still say ready from before.
+    if (const auto since = heartbeat.SinceLastTurn(); since > stall_timeout) {
+      why = "watch loop stuck: it has not turned for " + std::to_string(since.count()) +
+            " ms (watch.stall_timeout " + std::to_string(stall_timeout.count()) + " ms)";
+      return false;
+    }
     const WatchState state = watcher.State();
     if (state.ready) {
       if (views.Settled(kViewGrace)) return true;
@@ -192,6 +217,11 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   }
   Watcher watcher(WatcherOptionsFor(config), **client, MakeEngine(config, clock, metrics),
                   publisher, clock);
+  // Turns a few times per stall_timeout, at most once a second.
+  LoopHeartbeat heartbeat((*client)->loop(), clock,
+                          std::min<std::chrono::milliseconds>(std::chrono::seconds(1),
+                                                              config.watch.stall_timeout / 4));
+  heartbeat.Start();
   std::optional<InstancesEndpoint> instances;
   if (config.server.instances) {
     instances.emplace(
@@ -209,11 +239,12 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
     spdlog::error("{}", server_options.status().message());
     return kExitUsage;
   }
-  // Declared after the watcher, so it stops serving before the watcher its
-  // handlers read goes away.
-  auto server =
-      HttpServer::Start(std::move(*server_options),
-                        Handlers(watcher, views, metrics, registry, instances ? &*instances : nullptr));
+  // Declared after the watcher and the heartbeat, so it stops serving
+  // before what its handlers read goes away.
+  auto server = HttpServer::Start(
+      std::move(*server_options),
+      Handlers(watcher, views, heartbeat, config.watch.stall_timeout, metrics, registry,
+               instances ? &*instances : nullptr));
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return kExitRuntime;
@@ -238,12 +269,11 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   spdlog::info("signal {}: stopping (sinks get up to {} ms to deliver)", received,
                running.state.shutdown_timeout.count());
   watcher.Stop();
+  heartbeat.Stop();
   if (checkpointer) checkpointer->Stop();
   const std::size_t left = router.Shutdown(running.state.shutdown_timeout);
   if (left > 0) {
-    spdlog::warn("{} events were not delivered; {}", left,
-                 running.state.dir.empty() ? "see the dead-letter files"
-                                           : "they stay in the spools for the next start");
+    spdlog::warn("{} events were not delivered; {}", left, WhereLeftoversWent(running));
   }
   spdlog::info("stopped");
   return kExitOk;

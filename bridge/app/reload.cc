@@ -65,7 +65,7 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
       }
       const bool stateful = built->sink->WantsSilentEvents();
       live.router.AddSink(std::move(built->route), std::move(built->sink),
-                          std::move(built->storage), std::move(built->backlog));
+                          std::move(built->storage));
       spdlog::info("reload: sink {} ({}) added", sink.name, sink.type);
       if (stateful) Seed(sink.name, live);
     } else {

@@ -5,7 +5,6 @@
 #include <filesystem>
 
 #include "bridge/model/cloud_event.h"
-#include "bridge/model/event_codec.h"
 
 namespace hb {
 namespace {
@@ -16,39 +15,20 @@ std::string DeadLetterPath(const SinkConfig& sink, const StateConfig& state) {
   return (std::filesystem::path(state.dir) / (sink.name + ".dead.jsonl")).string();
 }
 
-// Opens the sink's spool and decodes what it still holds; records that do
-// not decode are acknowledged (dropped) and reported.
+// Opens the sink's spool; its events stay on disk until the sink's worker
+// pages them in.
 StatusOr<std::unique_ptr<Spool>> OpenSpool(const SinkConfig& sink, const StateConfig& state,
-                                           DeliveryObserver* observer,
-                                           std::vector<QueuedEvent>& backlog) {
+                                           DeliveryObserver* observer) {
   SpoolRecovery recovery;
   auto spool = Spool::Open(
       {std::filesystem::path(state.dir) / "spool" / sink.name, sink.spool_max_bytes}, recovery);
   if (!spool.ok()) return spool.status();
-  std::uint64_t dropped = recovery.dropped_bytes;
   for (const auto& problem : recovery.problems) {
     spdlog::error("sink {}: spool damaged (crash mid-write or corruption): {}", sink.name, problem);
   }
-  std::vector<std::uint64_t> undecodable;
-  for (auto& record : recovery.pending) {
-    auto event = DecodeEvent(record.payload);
-    if (!event.ok()) {
-      spdlog::error("sink {}: spooled event #{} dropped: {}", sink.name, record.seq,
-                    event.status().message());
-      dropped += record.payload.size();
-      undecodable.push_back(record.seq);
-      continue;
-    }
-    backlog.push_back({std::make_shared<const Event>(std::move(*event)), record.seq});
-  }
-  (*spool)->Acknowledge(undecodable);
   if (observer != nullptr) {
-    if (dropped > 0) observer->OnSpoolDropped(sink.name, dropped);
+    if (recovery.dropped_bytes > 0) observer->OnSpoolDropped(sink.name, recovery.dropped_bytes);
     observer->OnSpoolBytes(sink.name, (*spool)->bytes());
-  }
-  if (!backlog.empty()) {
-    spdlog::info("sink {}: {} undelivered events from the last run resume from the spool",
-                 sink.name, backlog.size());
   }
   return spool;
 }
@@ -59,7 +39,6 @@ SinkRoute RouteFor(const SinkConfig& sink) {
   SinkRoute route;
   route.filter = {sink.events, sink.services, sink.tags};
   route.worker.queue_capacity = sink.queue.capacity;
-  route.worker.block_timeout = sink.queue.block_timeout;
   route.worker.retry = {sink.retry.initial_backoff, sink.retry.max_backoff, sink.retry.max_attempts,
                         sink.retry.max_age};
   return route;
@@ -79,7 +58,7 @@ StatusOr<BuiltSink> BuildSink(const SinkConfig& sink, const StateConfig& state,
   if (!dead_letter.ok()) return dead_letter.status();
   built.storage.dead_letter = std::move(*dead_letter);
   if (!state.dir.empty()) {
-    auto spool = OpenSpool(sink, state, observer, built.backlog);
+    auto spool = OpenSpool(sink, state, observer);
     if (!spool.ok()) {
       return Status::FailedPrecondition("sink " + sink.name + ": " + spool.status().message());
     }
@@ -94,8 +73,7 @@ Status AddSinks(const BridgeConfig& config, const SinkRegistry& registry,
   for (const SinkConfig& sink : config.sinks) {
     auto built = BuildSink(sink, config.state, registry, context, observer);
     if (!built.ok()) return built.status();
-    router.AddSink(std::move(built->route), std::move(built->sink), std::move(built->storage),
-                   std::move(built->backlog));
+    router.AddSink(std::move(built->route), std::move(built->sink), std::move(built->storage));
     spdlog::info("sink {} ({}) ready", sink.name, sink.type);
   }
   return Status::Ok();

@@ -2,7 +2,7 @@
 
 // Builds one configured sink with everything the router needs for it: its
 // route (filters, queue, retry), its dead-letter file and, with state.dir,
-// its spool and the events an earlier run left there.
+// its spool, which holds the events an earlier run left undelivered.
 
 #include <vector>
 
@@ -17,8 +17,7 @@ namespace hb {
 struct BuiltSink {
   SinkRoute route;
   SinkPtr sink;
-  SinkStorage storage;
-  std::vector<QueuedEvent> backlog;  // recovered from the spool, oldest first
+  SinkStorage storage;  // its spool holds what an earlier run left undelivered
 };
 
 SinkRoute RouteFor(const SinkConfig& sink);

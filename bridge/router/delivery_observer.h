@@ -20,7 +20,8 @@ class DeliveryObserver {
   // A transient failure; the event will be tried again.
   virtual void OnRetry(std::string_view sink, const Event& event, std::string_view error) = 0;
   // The event went to the dead-letter file: rejected, out of attempts or
-  // age, dropped from a full queue, or undelivered at shutdown.
+  // age, refused by a full queue without a spool or by a full spool, or
+  // undelivered at shutdown.
   virtual void OnDeadLettered(std::string_view sink, const Event& event,
                               std::string_view reason) = 0;
   virtual void OnQueueDepth(std::string_view sink, std::size_t depth) = 0;

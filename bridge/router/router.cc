@@ -12,15 +12,14 @@ Router::Router(const Clock& clock, DeliveryObserver* observer)
 
 Router::~Router() { Shutdown(std::chrono::milliseconds(0)); }
 
-void Router::AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage,
-                     std::vector<QueuedEvent> backlog) {
+void Router::AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage) {
   auto entry = std::make_shared<Route>();
   entry->name = std::string(sink->Name());
   entry->filter = std::move(route.filter);
   entry->storage = std::move(storage);
   entry->worker =
       std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink), entry->storage, clock_,
-                                   observer_, std::move(backlog));
+                                   observer_);
   std::lock_guard lock(mutex_);
   routes_.push_back(std::move(entry));
 }
@@ -58,7 +57,7 @@ bool Router::ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink) {
   // Publish() waits meanwhile, so the next event goes to the new worker,
   // after everything the old one had.
   std::unique_lock swap(found->swap_mutex);
-  std::vector<QueuedEvent> backlog = found->worker->Release();
+  SinkBacklog backlog = found->worker->Release();
   found->worker.reset();
   found->filter = std::move(route.filter);
   found->worker =

@@ -2,8 +2,9 @@
 
 // The router: takes the engine's events from the watch and puts each on the
 // queue of every sink whose filter matches. Each sink has its own bounded
-// queue and worker, so a slow or dead sink never blocks the watch or the
-// other sinks (beyond its own bounded block_timeout).
+// queue and worker, and Publish() never waits for a sink: a full queue
+// overflows to the sink's spool, or the event is dead-lettered at once. So
+// a slow or dead sink never blocks the watch or the other sinks.
 
 #include <atomic>
 #include <chrono>
@@ -43,9 +44,8 @@ class Router final : public EventPublisher {
   Router& operator=(const Router&) = delete;
 
   // Starts delivering to `sink` the events published from now on, after
-  // `backlog` (recovered from the storage's spool).
-  void AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage,
-               std::vector<QueuedEvent> backlog = {});
+  // those its storage's spool still holds (paged in as the queue drains).
+  void AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage);
   // Drains the sink for up to `timeout`, dead-letters what is left, deletes
   // its spool and removes it; false if unknown.
   bool RemoveSink(std::string_view name, std::chrono::milliseconds timeout);
@@ -95,8 +95,8 @@ class Router final : public EventPublisher {
   const Clock& clock_;
   DeliveryObserver* const observer_;
   mutable std::mutex mutex_;
-  // shared_ptr so Publish() can deliver without holding mutex_ while a
-  // sink's queue blocks, and RemoveSink() can drain outside the lock.
+  // shared_ptr so Publish() can hand events over without holding mutex_,
+  // and RemoveSink() can drain outside the lock.
   std::vector<std::shared_ptr<Route>> routes_;  // GUARDED_BY(mutex_)
   bool shut_down_ = false;                      // GUARDED_BY(mutex_)
   std::atomic<std::uint64_t> published_{0};

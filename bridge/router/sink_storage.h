@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "bridge/router/dead_letter.h"
 #include "bridge/spool/spool.h"
@@ -19,11 +20,20 @@ struct SinkStorage {
 };
 
 // An event waiting for a sink, with its place in the sink's spool (0 when
-// not spooled): recovered from the spool at start, or handed over by the
-// worker of the sink's previous settings.
+// not spooled).
 struct QueuedEvent {
   EventPtr event;
   std::uint64_t spool_seq = 0;
+};
+
+// What a sink's worker hands to the worker of its new settings.
+struct SinkBacklog {
+  std::vector<QueuedEvent> queued;  // in memory, oldest first
+  // Events only in the spool, not paged in yet: every unacknowledged one
+  // with a sequence number in (paged_through, spilled_through].
+  std::uint64_t paged_through = 0;
+  std::uint64_t spilled_through = 0;
+  std::size_t spilled = 0;
 };
 
 }  // namespace hb

@@ -33,11 +33,15 @@ std::uint64_t OrderKeyOf(const Event& event) {
   return key;
 }
 
+// Spilled events read back per disk read; also bounds the memory a page
+// takes beyond the queue while it is decoded.
+constexpr std::size_t kPageEvents = 1024;
+
 }  // namespace
 
 SinkWorker::SinkWorker(SinkWorkerOptions options, SinkPtr sink, SinkStorage& storage,
                        const Clock& clock, DeliveryObserver* observer,
-                       std::vector<QueuedEvent> backlog)
+                       std::optional<SinkBacklog> backlog)
     : options_(std::move(options)),
       sink_(std::move(sink)),
       name_(sink_->Name()),
@@ -47,12 +51,23 @@ SinkWorker::SinkWorker(SinkWorkerOptions options, SinkPtr sink, SinkStorage& sto
       clock_(clock),
       observer_(observer),
       rng_(std::random_device{}()) {
-  for (auto& queued : backlog) {
-    const OrderKey key = OrderKeyOf(*queued.event);
-    queue_.push_back(
-        Pending{.event = std::move(queued.event), .spool_seq = queued.spool_seq, .key = key});
+  if (backlog) {
+    for (auto& queued : backlog->queued) {
+      const OrderKey key = OrderKeyOf(*queued.event);
+      queue_.push_back(
+          Pending{.event = std::move(queued.event), .spool_seq = queued.spool_seq, .key = key});
+    }
+    paged_through_ = backlog->paged_through;
+    spilled_through_ = backlog->spilled_through;
+    spilled_ = backlog->spilled;
+  } else if (storage_.spool != nullptr && storage_.spool->unacknowledged() > 0) {
+    // What an earlier run left is paged in like any overflow.
+    spilled_through_ = storage_.spool->last_seq();
+    spilled_ = storage_.spool->unacknowledged();
+    spdlog::info("sink {}: {} undelivered events from the last run resume from the spool", name_,
+                 spilled_);
   }
-  ReportDepth(queue_.size());
+  ReportDepth(DepthLocked());
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -70,44 +85,70 @@ std::size_t SinkWorker::Enqueue(std::span<const EventPtr> events) {
     encoded.reserve(events.size());
     for (const EventPtr& event : events) encoded.push_back(EncodeEvent(*event));
   }
-  std::size_t queued = 0;
+  std::size_t taken = 0;
   std::unique_lock lock(mutex_);
   for (std::size_t i = 0; i < events.size(); ++i) {
     Pending pending{.event = events[i], .key = OrderKeyOf(*events[i])};
-    if (!stopping_ && queue_.size() >= options_.queue_capacity) {
-      // Back-pressure for this sink only, bounded: past the limit the event
-      // goes to the dead-letter file rather than stalling the watch. The
-      // worker may not know yet of what this batch queued.
-      work_.notify_one();
-      space_.wait_for(lock, options_.block_timeout,
-                      [&] { return queue_.size() < options_.queue_capacity || stopping_; });
-    }
-    if (stopping_ || queue_.size() >= options_.queue_capacity) {
-      const std::string reason =
-          stopping_ ? "sink is shutting down"
-                    : "queue full (capacity " + std::to_string(options_.queue_capacity) + ")";
-      spdlog::warn("sink {}: dropped event {} to the dead-letter file: {}", name_,
-                   pending.event->id, reason);
-      DeadLetter(pending, reason);
+    if (stopping_) {
+      DeadLetter(pending, "sink is shutting down");
       continue;
     }
-    if (!AddToSpool(pending.event, encoded.empty() ? std::string_view() : encoded[i],
-                    pending.spool_seq)) {
+    if (storage_.spool == nullptr) {
+      // Silent events restate the engine's state for a sink that holds it
+      // (metrics): dropping one would leave that state wrong until the
+      // instance changes again. There is at most one per instance per
+      // restatement, so they may pass the capacity.
+      if (queue_.size() >= options_.queue_capacity && !pending.event->silent) {
+        // Dead-lettered at once, never waited for: the publisher is the
+        // watch, which must not stall behind one sink.
+        const std::string reason = "queue full (capacity " +
+                                   std::to_string(options_.queue_capacity) +
+                                   ") and no spool to overflow to (state.dir is not set)";
+        spdlog::warn("sink {}: dropped event {} to the dead-letter file: {}", name_,
+                     pending.event->id, reason);
+        DeadLetter(pending, reason);
+        continue;
+      }
+      queue_.push_back(std::move(pending));
+      ++taken;
       continue;
     }
-    queue_.push_back(std::move(pending));
-    ++queued;
+    if (!AddToSpool(pending.event, encoded[i], pending.spool_seq)) continue;
+    ++taken;
+    // Once one event is only on disk, every later one is too until the
+    // worker has paged them in: that keeps them in order.
+    if (!OverflowingLocked() && queue_.size() < options_.queue_capacity) {
+      paged_through_ = pending.spool_seq;
+      queue_.push_back(std::move(pending));
+    } else {
+      if (!OverflowingLocked()) {
+        spdlog::warn("sink {}: queue full (capacity {}); new events wait in the spool", name_,
+                     options_.queue_capacity);
+      }
+      spilled_through_ = pending.spool_seq;
+      ++spilled_;
+    }
   }
-  const std::size_t depth = queue_.size() + retrying_.size();
+  // Reported under the lock: reported after it, this depth could overwrite
+  // a smaller one the worker reported meanwhile, and stay stale.
+  ReportDepth(DepthLocked());
   lock.unlock();
-  if (queued > 0) work_.notify_one();
-  ReportDepth(depth);
-  return queued;
+  if (taken > 0) work_.notify_one();
+  return taken;
+}
+
+std::size_t SinkWorker::DepthLocked() const {
+  return queue_.size() + retrying_.size() + in_flight_ + spilled_;
 }
 
 std::size_t SinkWorker::QueueDepth() const {
   std::lock_guard lock(mutex_);
-  return queue_.size() + retrying_.size();
+  return DepthLocked();
+}
+
+std::size_t SinkWorker::InMemory() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size() + retrying_.size() + in_flight_;
 }
 
 std::size_t SinkWorker::Shutdown(std::chrono::milliseconds timeout, Leftovers leftovers) {
@@ -116,7 +157,7 @@ std::size_t SinkWorker::Shutdown(std::chrono::milliseconds timeout, Leftovers le
   return left_at_shutdown_;
 }
 
-std::vector<QueuedEvent> SinkWorker::Release() {
+SinkBacklog SinkWorker::Release() {
   Stop(std::chrono::milliseconds(0), Leftovers::kKeepInSpool, /*release=*/true);
   std::lock_guard lock(mutex_);
   return std::move(released_);
@@ -132,7 +173,6 @@ void SinkWorker::Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bo
     drain_deadline_ = clock_.Now() + timeout;
   }
   work_.notify_all();
-  space_.notify_all();
   {
     // A Deliver() in progress may outlast the grace period (a Kafka batch
     // waits up to message.timeout.ms): past the deadline, cut it short so
@@ -162,7 +202,14 @@ void SinkWorker::Run() {
   std::unique_lock lock(mutex_);
   while (true) {
     const SteadyTime now = clock_.Now();
-    if (stopping_ && (now >= drain_deadline_ || (queue_.empty() && retrying_.empty()))) break;
+    if (stopping_ && (now >= drain_deadline_ || release_ ||
+                      (queue_.empty() && retrying_.empty() && !OverflowingLocked()))) {
+      break;
+    }
+    if (OverflowingLocked() && RoomForPageLocked()) {
+      PageIn(lock);
+      continue;
+    }
     if (now >= gate_until_) TakeBatch(now, batch);
     if (batch.empty()) {
       auto wake = NextWake();
@@ -174,13 +221,14 @@ void SinkWorker::Run() {
       }
       continue;
     }
+    in_flight_ = batch.size();
     lock.unlock();
-    space_.notify_all();
     events.clear();
     for (const auto& pending : batch) events.push_back(pending.event);
     results.assign(batch.size(), DeliveryResult{});
     sink_->Deliver(events, results);
     lock.lock();
+    in_flight_ = 0;
     Settle(batch, results);
     batch.clear();
   }
@@ -192,26 +240,112 @@ void SinkWorker::Run() {
   for (auto& pending : queue_) left.push_back(std::move(pending));
   queue_.clear();
   retrying_.clear();
-  left_at_shutdown_ = left.size();
+  left_at_shutdown_ = left.size() + spilled_;
   const bool keep = storage_.spool != nullptr && leftovers_ == Leftovers::kKeepInSpool;
+  const std::uint64_t paged_through = paged_through_;
+  const std::uint64_t spilled_through = spilled_through_;
   if (release_) {
-    for (auto& pending : left) released_.push_back({std::move(pending.event), pending.spool_seq});
+    for (auto& pending : left) {
+      released_.queued.push_back({std::move(pending.event), pending.spool_seq});
+    }
+    released_.paged_through = paged_through_;
+    released_.spilled_through = spilled_through_;
+    released_.spilled = spilled_;
   }
   lock.unlock();
-  if (!release_ && !left.empty()) {
+  if (!release_ && left_at_shutdown_ > 0) {
     if (keep) {
       spdlog::warn("sink {}: {} undelivered events stay in the spool for the next start", name_,
-                   left.size());
+                   left_at_shutdown_);
     } else {
       spdlog::warn("sink {}: {} events undelivered at shutdown went to the dead-letter file", name_,
-                   left.size());
+                   left_at_shutdown_);
       for (const auto& pending : left) DeadLetter(pending, "undelivered at shutdown");
+      if (spilled_through > paged_through) DeadLetterSpilled(paged_through, spilled_through);
     }
   }
-  space_.notify_all();
   lock.lock();
   run_finished_ = true;
   finished_.notify_all();
+}
+
+bool SinkWorker::RoomForPageLocked() const {
+  if (queue_.size() >= options_.queue_capacity) return false;
+  // Half the queue free (or a whole page): fewer, larger reads.
+  const std::size_t room = options_.queue_capacity - queue_.size();
+  return room >= std::min(kPageEvents, std::max<std::size_t>(1, options_.queue_capacity / 2));
+}
+
+void SinkWorker::PageIn(std::unique_lock<std::mutex>& lock) {
+  const std::uint64_t after = paged_through_;
+  const std::size_t want = std::min(kPageEvents, options_.queue_capacity - queue_.size());
+  lock.unlock();
+  // Only this thread pages in, and the publisher only spills while there is
+  // something to page in: nothing overtakes these events meanwhile.
+  std::uint64_t through = after;
+  std::size_t consumed = 0;
+  std::vector<Pending> paged = ReadSpilled(after, want, through, consumed);
+  lock.lock();
+  if (through == after) {
+    // Nothing left to read although events were spilled: the spool lost
+    // them. Stop looking rather than spin.
+    spdlog::error("sink {}: {} spilled events could not be read back from the spool", name_,
+                  spilled_);
+    paged_through_ = spilled_through_;
+    spilled_ = 0;
+  } else {
+    paged_through_ = std::max(paged_through_, through);
+    spilled_ -= std::min(spilled_, consumed);
+    for (auto& pending : paged) queue_.push_back(std::move(pending));
+    if (!OverflowingLocked()) {
+      spilled_ = 0;
+      spdlog::info("sink {}: the events that waited in the spool are all back in the queue",
+                   name_);
+    }
+  }
+  ReportDepth(DepthLocked());
+}
+
+std::vector<SinkWorker::Pending> SinkWorker::ReadSpilled(std::uint64_t after, std::size_t max,
+                                                         std::uint64_t& through,
+                                                         std::size_t& consumed) {
+  SpoolPage page = storage_.spool->ReadAfter(after, max);
+  through = page.through;
+  consumed = page.records.size() + page.problems.size();
+  for (const auto& problem : page.problems) {
+    spdlog::error("sink {}: spooled event dropped: {}", name_, problem);
+  }
+  std::uint64_t dropped = page.dropped_bytes;
+  std::vector<std::uint64_t> undecodable;
+  std::vector<Pending> paged;
+  paged.reserve(page.records.size());
+  for (auto& record : page.records) {
+    auto event = DecodeEvent(record.payload);
+    if (!event.ok()) {
+      spdlog::error("sink {}: spooled event #{} dropped: {}", name_, record.seq,
+                    event.status().message());
+      dropped += record.payload.size();
+      undecodable.push_back(record.seq);
+      continue;
+    }
+    auto shared = std::make_shared<const Event>(std::move(*event));
+    const OrderKey key = OrderKeyOf(*shared);
+    paged.push_back(Pending{.event = std::move(shared), .spool_seq = record.seq, .key = key});
+  }
+  storage_.spool->Acknowledge(undecodable);
+  if (observer_ != nullptr && dropped > 0) observer_->OnSpoolDropped(name_, dropped);
+  return paged;
+}
+
+void SinkWorker::DeadLetterSpilled(std::uint64_t after, std::uint64_t through) {
+  while (after < through) {
+    std::uint64_t read_through = after;
+    std::size_t consumed = 0;
+    std::vector<Pending> paged = ReadSpilled(after, kPageEvents, read_through, consumed);
+    if (read_through == after) return;
+    for (const auto& pending : paged) DeadLetter(pending, "undelivered at shutdown");
+    after = read_through;
+  }
 }
 
 void SinkWorker::TakeBatch(SteadyTime now, std::vector<Pending>& batch) {
@@ -308,7 +442,7 @@ void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryR
     gate_until_ = now + std::max(Backoff(failed_batches_),
                                  retry_after.value_or(std::chrono::milliseconds(0)));
   }
-  ReportDepth(queue_.size() + retrying_.size());
+  ReportDepth(DepthLocked());
 }
 
 std::chrono::milliseconds SinkWorker::Backoff(int attempts) {

@@ -4,12 +4,26 @@
 // per-instance order kept through retries, exponential backoff with jitter,
 // dead-letter when attempts or age run out. With a spool, every queued event
 // is on disk first and acknowledged there once delivered or dead-lettered.
+//
+// The publisher never waits for the sink. With a spool, a full queue
+// overflows to it: from then on new events go to the spool only, and the
+// worker pages them back in, oldest first, as the queue drains (the spool
+// left by an earlier run is read the same way). Without a spool, or when
+// the spool refuses an event, the event is dead-lettered at once; a silent
+// event (the engine's state restated for a sink that holds state) is
+// queued past the capacity instead, at most one per instance.
+//
+// Memory: at most queue_capacity queued events (plus, without a spool, the
+// silent events of one restatement: one per instance), one batch in
+// delivery and one retrying event per instance; a page read from the spool
+// never takes the queue past its capacity.
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <map>
+#include <optional>
 #include <memory_resource>
 #include <mutex>
 #include <random>
@@ -42,11 +56,9 @@ struct RetryPolicy {
 };
 
 struct SinkWorkerOptions {
-  // Events waiting for delivery, retries excluded. Default: 10000.
+  // Events waiting in memory for delivery, retries and the batch being
+  // delivered excluded. Default: 10000.
   std::size_t queue_capacity = 10000;
-  // How long Enqueue() blocks the publisher when the queue is full before
-  // the event is dead-lettered (and counted and logged). Default: 5s.
-  std::chrono::milliseconds block_timeout{std::chrono::seconds(5)};
   RetryPolicy retry;
 };
 
@@ -61,10 +73,10 @@ enum class Leftovers {
 class SinkWorker {
  public:
   // `storage` and `clock` must outlive the worker; `observer` may be null.
-  // `backlog` (already in storage's spool) is queued first, in order,
-  // whatever the capacity.
+  // `backlog` (already in storage's spool) comes first, in order, whatever
+  // the capacity; without one, every event left in the spool does.
   SinkWorker(SinkWorkerOptions options, SinkPtr sink, SinkStorage& storage, const Clock& clock,
-             DeliveryObserver* observer, std::vector<QueuedEvent> backlog = {});
+             DeliveryObserver* observer, std::optional<SinkBacklog> backlog = std::nullopt);
   // Shuts down without a grace period if Shutdown() was not called.
   ~SinkWorker();
 
@@ -74,12 +86,13 @@ class SinkWorker {
   std::string_view name() const { return name_; }
   bool wants_silent_events() const { return wants_silent_; }
 
-  // Queues `event`. When the queue is full, blocks up to block_timeout for
-  // room; if there is still none the event is dead-lettered and false is
-  // returned. Events of one instance must be enqueued in order.
+  // Queues `event`, or stores it in the spool only when the queue is full
+  // (or already overflowed); never waits for the sink. False when it was
+  // dead-lettered instead: the queue is full and there is no spool, or the
+  // spool refused it. Events of one instance must be enqueued in order.
   bool Enqueue(EventPtr event);
   // Enqueue() for each of `events` in order, under one lock; returns how
-  // many were queued (the rest were dead-lettered).
+  // many were taken (the rest were dead-lettered).
   std::size_t Enqueue(std::span<const EventPtr> events);
 
   // Stops taking events, keeps delivering for up to `timeout`, deals with
@@ -90,10 +103,12 @@ class SinkWorker {
 
   // Stops at once and returns every undelivered event, oldest first, for the
   // worker that replaces this one (a config reload changed the sink).
-  std::vector<QueuedEvent> Release();
+  SinkBacklog Release();
 
-  // Queued plus waiting-for-retry events.
+  // Events waiting: queued, retrying, being delivered and in the spool only.
   std::size_t QueueDepth() const;
+  // The part of QueueDepth() held in memory.
+  std::size_t InMemory() const;
 
  private:
   // Equal for events of one instance (a hash: see OrderKeyOf()).
@@ -124,6 +139,22 @@ class SinkWorker {
   bool AddToSpool(const EventPtr& event, std::string_view encoded, std::uint64_t& seq);
   void Acknowledge(std::span<const std::uint64_t> seqs);
   void ReportDepth(std::size_t depth);
+  std::size_t DepthLocked() const;
+  bool OverflowingLocked() const { return spilled_through_ > paged_through_; }
+  // Whether the queue has room for a page from the spool; mutex_ held.
+  bool RoomForPageLocked() const;
+  // Reads the next page of spilled events into the queue; takes `lock`
+  // (held on entry and return) off while reading the disk.
+  void PageIn(std::unique_lock<std::mutex>& lock);
+  // Reads up to `max` spilled events after `after` and decodes them;
+  // records that do not decode are acknowledged and reported. Worker
+  // thread, without mutex_.
+  // `through` is where the read stopped, `consumed` the spilled events it
+  // used up (returned or dropped).
+  std::vector<Pending> ReadSpilled(std::uint64_t after, std::size_t max, std::uint64_t& through,
+                                   std::size_t& consumed);
+  // What Shutdown(kDeadLetter) does with the events only in the spool.
+  void DeadLetterSpilled(std::uint64_t after, std::uint64_t through);
   void Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bool release);
 
   const SinkWorkerOptions options_;
@@ -137,7 +168,6 @@ class SinkWorker {
 
   mutable std::mutex mutex_;
   std::condition_variable work_;      // something to deliver, or stopping
-  std::condition_variable space_;     // room in the queue
   std::condition_variable finished_;  // Run() returned
   std::deque<Pending> queue_;         // GUARDED_BY(mutex_)
   // At most one per instance; a multimap for the instances whose keys collide.
@@ -150,7 +180,13 @@ class SinkWorker {
   SteadyTime drain_deadline_{};                    // GUARDED_BY(mutex_)
   Leftovers leftovers_ = Leftovers::kKeepInSpool;  // GUARDED_BY(mutex_)
   bool release_ = false;                           // GUARDED_BY(mutex_)
-  std::vector<QueuedEvent> released_;              // GUARDED_BY(mutex_)
+  SinkBacklog released_;                           // GUARDED_BY(mutex_)
+  // Spool events up to paged_through_ are (or were) in memory; those after
+  // it, up to spilled_through_, are only on disk (spilled_ of them).
+  std::uint64_t paged_through_ = 0;    // GUARDED_BY(mutex_)
+  std::uint64_t spilled_through_ = 0;  // GUARDED_BY(mutex_)
+  std::size_t spilled_ = 0;            // GUARDED_BY(mutex_)
+  std::size_t in_flight_ = 0;          // GUARDED_BY(mutex_), the batch in Deliver()
   std::size_t left_at_shutdown_ = 0;               // GUARDED_BY(mutex_)
   bool run_finished_ = false;                      // GUARDED_BY(mutex_)
   bool spool_failing_ = false;                     // GUARDED_BY(mutex_)

@@ -1,12 +1,12 @@
 #include "bridge/spool/spool.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <optional>
-#include <set>
 
 #include "bridge/common/crc32c.h"
 
@@ -18,7 +18,7 @@ constexpr std::uint8_t kAckRecord = 2;
 constexpr std::size_t kHeaderBytes = 8;  // length, crc
 // No event comes near this; a larger length is a corrupt header.
 constexpr std::uint32_t kMaxRecordBytes = 64U << 20;
-// live_ entry of an event whose record is still in the backlog.
+// The segment of an event whose record is still in the backlog.
 constexpr std::uint32_t kNotWritten = 0;
 
 void PutU32(std::string& out, std::uint32_t value) {
@@ -78,8 +78,13 @@ std::optional<std::uint32_t> SegmentId(const std::filesystem::path& path) {
 
 // One segment's readable records; `good_bytes` is where the first bad one
 // starts (the file size when all are good).
+struct ParsedEvent {
+  std::uint64_t seq = 0;
+  std::uint32_t offset = 0;
+  std::uint32_t length = 0;  // header included
+};
 struct ParsedSegment {
-  std::vector<SpoolRecord> events;
+  std::vector<ParsedEvent> events;
   std::vector<std::uint64_t> acks;
   std::size_t good_bytes = 0;
   std::string problem;  // why reading stopped early
@@ -110,7 +115,8 @@ ParsedSegment ParseSegment(std::string_view data) {
     }
     const auto kind = static_cast<std::uint8_t>(body[0]);
     if (kind == kEventRecord && body.size() >= 9) {
-      parsed.events.push_back({GetLittleEndian(body.substr(1), 8), std::string(body.substr(9))});
+      parsed.events.push_back({GetLittleEndian(body.substr(1), 8), static_cast<std::uint32_t>(offset),
+                               static_cast<std::uint32_t>(kHeaderBytes + length)});
     } else if (kind == kAckRecord && (body.size() - 1) % 8 == 0) {
       for (std::size_t at = 1; at < body.size(); at += 8) {
         parsed.acks.push_back(GetLittleEndian(body.substr(at), 8));
@@ -155,8 +161,16 @@ Status Spool::Recover(SpoolRecovery& recovery) {
                                error.message());
   }
 
-  std::map<std::uint64_t, std::pair<std::uint32_t, std::string>> events;  // by seq
-  std::set<std::uint64_t> acked;
+  // Only where each event is, not the event: a full spool is read back in
+  // pages as its sink drains it, so memory does not grow with the backlog.
+  struct Found {
+    std::uint64_t seq;
+    std::uint32_t segment;
+    std::uint32_t offset;
+    std::uint32_t length;
+  };
+  std::vector<Found> events;
+  std::vector<std::uint64_t> acked;
   std::uint64_t highest_seq = 0;
   for (const auto& [id, path] : files) {
     auto data = ReadWholeFile(path);
@@ -175,21 +189,42 @@ Status Spool::Recover(SpoolRecovery& recovery) {
         return ErrnoStatus("cannot truncate", path, errno);
       }
     }
-    for (auto& record : parsed.events) {
-      highest_seq = std::max(highest_seq, record.seq);
-      events[record.seq] = {id, std::move(record.payload)};
+    for (const ParsedEvent& event : parsed.events) {
+      highest_seq = std::max(highest_seq, event.seq);
+      events.push_back({event.seq, id, event.offset, event.length});
     }
-    acked.insert(parsed.acks.begin(), parsed.acks.end());
-    segments_[id] = Segment{path, parsed.good_bytes, 0};
+    acked.insert(acked.end(), parsed.acks.begin(), parsed.acks.end());
+    segments_[id] = Segment{path, parsed.good_bytes, 0, 0};
     total_bytes_ += parsed.good_bytes;
   }
 
-  for (auto& [seq, entry] : events) {
-    if (acked.contains(seq)) continue;
-    live_[seq] = entry.first;
-    ++segments_[entry.first].live;
-    recovery.pending.push_back({seq, std::move(entry.second)});
+  // An event compacted forward is in two files until the older one is
+  // removed: the copy in the newer file (found later) is the one kept.
+  std::stable_sort(events.begin(), events.end(),
+                   [](const Found& a, const Found& b) { return a.seq < b.seq; });
+  std::sort(acked.begin(), acked.end());
+  auto is_acked = [&acked](std::uint64_t seq) {
+    return std::binary_search(acked.begin(), acked.end(), seq);
+  };
+  auto superseded_or_acked = [&](std::size_t i) {
+    return (i + 1 < events.size() && events[i + 1].seq == events[i].seq) ||
+           is_acked(events[i].seq);
+  };
+  // Sized once: growing it by doubling would hold twice the index, and a
+  // copy of it, at the moment the start needs the most memory.
+  std::size_t live = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) live += superseded_or_acked(i) ? 0 : 1;
+  index_.reserve(live);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const Found& found = events[i];
+    if (superseded_or_acked(i)) continue;
+    index_.push_back(Location{found.seq, found.segment, found.offset, found.length, true});
+    Segment& segment = segments_[found.segment];
+    ++segment.live;
+    segment.live_bytes += found.length;
+    ++live_count_;
   }
+  recovery.pending = live_count_;
   next_seq_ = highest_seq + 1;
   // Earlier files are never appended to again: their tails may have been cut.
   Status started = StartSegment(files.empty() ? 1 : files.rbegin()->first + 1);
@@ -209,7 +244,7 @@ Status Spool::StartSegment(std::uint32_t id) {
   directory_unsynced_ = true;
   current_ = std::move(*fd);
   current_id_ = id;
-  segments_[id] = Segment{path, 0, 0};
+  segments_[id] = Segment{path, 0, 0, 0};
   return Status::Ok();
 }
 
@@ -217,47 +252,152 @@ StatusOr<std::uint64_t> Spool::Append(std::string_view payload) {
   std::lock_guard lock(mutex_);
   const std::uint64_t seq = next_seq_;
   std::string record = EventRecord(seq, payload);
-  std::uint64_t backlog_bytes = 0;
-  for (const auto& [unused, pending] : backlog_) backlog_bytes += pending.size();
-  if (total_bytes_ + backlog_bytes + record.size() > options_.max_bytes) {
-    return Status::ResourceExhausted("spool " + options_.dir.string() + " is full (max_bytes " +
-                                     std::to_string(options_.max_bytes) + ")");
+  while (total_bytes_ + backlog_bytes_ + record.size() > options_.max_bytes) {
+    if (!Compact()) {
+      return Status::ResourceExhausted("spool " + options_.dir.string() + " is full (max_bytes " +
+                                       std::to_string(options_.max_bytes) + ")");
+    }
+  }
+  if (!backlog_.empty() && !FlushBacklog() &&
+      backlog_bytes_ + record.size() > options_.max_unwritten_bytes) {
+    return Status::Unavailable("spool " + options_.dir.string() + " cannot write (" +
+                               last_write_error_.message() + ") and already holds " +
+                               std::to_string(backlog_bytes_) +
+                               " unwritten bytes in memory (max_unwritten_bytes " +
+                               std::to_string(options_.max_unwritten_bytes) + ")");
   }
   ++next_seq_;
+  index_.push_back(Location{seq, kNotWritten, 0, static_cast<std::uint32_t>(record.size()), true});
+  ++live_count_;
   if (segments_[current_id_].bytes >= options_.segment_bytes) {
     Status started = StartSegment(current_id_ + 1);
     if (!started.ok()) last_write_error_ = started;
   }
-  if (FlushBacklog() && WriteRecord(record)) {
-    live_[seq] = current_id_;
-    ++segments_[current_id_].live;
-  } else {
-    live_[seq] = kNotWritten;
+  if (!(backlog_.empty() && WriteEventRecord(seq, record))) {
+    backlog_bytes_ += record.size();
     backlog_.emplace_back(seq, std::move(record));
   }
   return seq;
 }
 
+Spool::Location* Spool::Find(std::uint64_t seq) {
+  // Appended in seq order, and compaction keeps each event's seq.
+  auto it = std::lower_bound(index_.begin(), index_.end(), seq,
+                             [](const Location& entry, std::uint64_t wanted) {
+                               return entry.seq < wanted;
+                             });
+  return it != index_.end() && it->seq == seq ? &*it : nullptr;
+}
+
+void Spool::TrimIndex() {
+  if (index_dead_ < 64 || index_dead_ * 2 < index_.size()) return;
+  std::erase_if(index_, [](const Location& entry) { return !entry.live; });
+  index_dead_ = 0;
+}
+
 void Spool::Acknowledge(std::span<const std::uint64_t> seqs) {
   std::lock_guard lock(mutex_);
+  AcknowledgeLocked(seqs);
+}
+
+void Spool::AcknowledgeLocked(std::span<const std::uint64_t> seqs) {
   std::vector<std::uint64_t> written;
   written.reserve(seqs.size());
   for (const std::uint64_t seq : seqs) {
-    auto it = live_.find(seq);
-    if (it == live_.end()) continue;
-    if (it->second == kNotWritten) {
+    Location* location = Find(seq);
+    if (location == nullptr || !location->live) continue;
+    location->live = false;
+    ++index_dead_;
+    --live_count_;
+    if (location->segment == kNotWritten) {
       // Never reached the disk: forgetting the record is the acknowledgement.
-      std::erase_if(backlog_, [seq](const auto& pending) { return pending.first == seq; });
+      auto it = std::find_if(backlog_.begin(), backlog_.end(),
+                             [seq](const auto& pending) { return pending.first == seq; });
+      if (it != backlog_.end()) {
+        backlog_bytes_ -= it->second.size();
+        backlog_.erase(it);
+      }
     } else {
-      --segments_[it->second].live;
+      Segment& segment = segments_[location->segment];
+      --segment.live;
+      segment.live_bytes -= location->length;
       written.push_back(seq);
     }
-    live_.erase(it);
   }
+  TrimIndex();
   if (written.empty()) return;
   std::string record = AckRecord(written);
-  if (!FlushBacklog() || !WriteRecord(record)) backlog_.emplace_back(0, std::move(record));
+  if (!FlushBacklog() || !WriteRecord(record)) {
+    backlog_bytes_ += record.size();
+    backlog_.emplace_back(0, std::move(record));
+  }
   Reclaim();
+}
+
+SpoolPage Spool::ReadAfter(std::uint64_t after, std::size_t max_records) {
+  std::lock_guard lock(mutex_);
+  SpoolPage page;
+  page.through = after;
+  std::vector<std::uint64_t> unreadable;
+  OpenSegment open;
+  auto it = std::upper_bound(index_.begin(), index_.end(), after,
+                             [](std::uint64_t wanted, const Location& entry) {
+                               return wanted < entry.seq;
+                             });
+  for (; it != index_.end() && page.records.size() < max_records; ++it) {
+    const Location location = *it;
+    const std::uint64_t seq = location.seq;
+    page.through = seq;
+    if (!location.live) continue;
+    StatusOr<std::string> record = ReadRecord(seq, location, open);
+    if (!record.ok()) {
+      page.problems.push_back("event #" + std::to_string(seq) + ": " + record.status().message());
+      page.dropped_bytes += location.length;
+      unreadable.push_back(seq);
+      continue;
+    }
+    // The record is its header, kind and seq, then the payload.
+    record->erase(0, kHeaderBytes + 9);
+    page.records.push_back({seq, std::move(*record)});
+  }
+  AcknowledgeLocked(unreadable);
+  return page;
+}
+
+StatusOr<std::string> Spool::ReadRecord(std::uint64_t seq, const Location& location,
+                                        OpenSegment& open) {
+  if (location.segment == kNotWritten) {
+    for (const auto& [pending_seq, record] : backlog_) {
+      if (pending_seq == seq) return record;
+    }
+    return Status::Internal("record missing from memory");
+  }
+  const Segment& segment = segments_[location.segment];
+  if (!open.fd.valid() || open.id != location.segment) {
+    open.fd = UniqueFd(::open(segment.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!open.fd.valid()) return ErrnoStatus("cannot open", segment.path, errno);
+    open.id = location.segment;
+  }
+  std::string record(location.length, '\0');
+  std::size_t done = 0;
+  while (done < record.size()) {
+    const ssize_t got = ::pread(open.fd.get(), record.data() + done, record.size() - done,
+                                static_cast<off_t>(location.offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return ErrnoStatus("cannot read", segment.path, errno);
+    if (got == 0) return Status::DataLoss(segment.path.string() + " is shorter than the spool's index");
+    done += static_cast<std::size_t>(got);
+  }
+  const std::string_view view(record);
+  const auto length = static_cast<std::uint32_t>(GetLittleEndian(view, 4));
+  const auto crc = static_cast<std::uint32_t>(GetLittleEndian(view.substr(4), 4));
+  const std::string_view body = view.substr(kHeaderBytes);
+  if (length != body.size() || Crc32c(body) != crc || body.size() < 9 ||
+      static_cast<std::uint8_t>(body[0]) != kEventRecord || GetLittleEndian(body.substr(1), 8) != seq) {
+    return Status::DataLoss(segment.path.string() + ": record at byte " +
+                            std::to_string(location.offset) + " changed since it was written");
+  }
+  return record;
 }
 
 Status Spool::Sync() {
@@ -299,15 +439,25 @@ bool Spool::WriteRecord(const std::string& record) {
   return true;
 }
 
+bool Spool::WriteEventRecord(std::uint64_t seq, const std::string& record) {
+  const std::uint64_t offset = segments_[current_id_].bytes;
+  if (!WriteRecord(record)) return false;
+  Location* location = Find(seq);
+  if (location == nullptr || !location->live) return true;  // acknowledged meanwhile
+  location->segment = current_id_;
+  location->offset = static_cast<std::uint32_t>(offset);
+  Segment& segment = segments_[current_id_];
+  ++segment.live;
+  segment.live_bytes += record.size();
+  return true;
+}
+
 bool Spool::FlushBacklog() {
   std::size_t flushed = 0;
   for (; flushed < backlog_.size(); ++flushed) {
     auto& [seq, record] = backlog_[flushed];
-    if (!WriteRecord(record)) break;
-    if (seq != 0) {
-      live_[seq] = current_id_;
-      ++segments_[current_id_].live;
-    }
+    if (seq != 0 ? !WriteEventRecord(seq, record) : !WriteRecord(record)) break;
+    backlog_bytes_ -= record.size();
   }
   backlog_.erase(backlog_.begin(), backlog_.begin() + static_cast<std::ptrdiff_t>(flushed));
   return backlog_.empty();
@@ -326,13 +476,50 @@ void Spool::Reclaim() {
   }
 }
 
+bool Spool::Compact() {
+  if (!backlog_.empty()) return false;  // the disk refuses writes: copying would not help
+  if (segments_.size() < 2 || segments_.begin()->first == current_id_) return false;
+  const std::uint32_t id = segments_.begin()->first;
+  const Segment& oldest = segments_.begin()->second;
+  // Worth it only when copying its live events costs less than half of what
+  // removing it frees; one segment per call keeps an Append() short.
+  if (oldest.live_bytes * 2 > oldest.bytes) return false;
+  const std::uint64_t before = total_bytes_;
+  std::vector<std::uint64_t> moving;  // oldest first: the index is in seq order
+  for (const Location& entry : index_) {
+    if (moving.size() == oldest.live) break;
+    if (entry.live && entry.segment == id) moving.push_back(entry.seq);
+  }
+  OpenSegment open;
+  for (const std::uint64_t seq : moving) {
+    Location* location = Find(seq);
+    StatusOr<std::string> record = ReadRecord(seq, *location, open);
+    if (!record.ok()) return false;
+    if (segments_[current_id_].bytes >= options_.segment_bytes &&
+        !StartSegment(current_id_ + 1).ok()) {
+      return false;
+    }
+    const Location old = *location;
+    // Same record, same seq: recovery keeps the copy in the newer file.
+    if (!WriteEventRecord(seq, *record)) return false;
+    Segment& from = segments_[old.segment];
+    --from.live;
+    from.live_bytes -= old.length;
+  }
+  Reclaim();
+  return total_bytes_ < before;
+}
+
 void Spool::Destroy() {
   std::lock_guard lock(mutex_);
   current_ = UniqueFd();
   finished_unsynced_.clear();
   segments_.clear();
-  live_.clear();
+  index_.clear();
+  index_dead_ = 0;
+  live_count_ = 0;
   backlog_.clear();
+  backlog_bytes_ = 0;
   total_bytes_ = 0;
   std::error_code ignored;
   std::filesystem::remove_all(options_.dir, ignored);
@@ -345,7 +532,12 @@ std::uint64_t Spool::bytes() const {
 
 std::size_t Spool::unacknowledged() const {
   std::lock_guard lock(mutex_);
-  return live_.size();
+  return live_count_;
+}
+
+std::uint64_t Spool::last_seq() const {
+  std::lock_guard lock(mutex_);
+  return next_seq_ - 1;
 }
 
 Status Spool::last_write_error() const {

@@ -11,6 +11,12 @@
 // reclaimed once every event in it and in the segments before it is
 // acknowledged: an ack record is never lost while its event's file exists.
 //
+// Only a small index of the unacknowledged events is kept in memory (24
+// bytes each, twice that at most before acknowledged entries are trimmed); ReadAfter() reads them back in pages, so a spool of any size
+// is replayed in memory bounded by its sink's queue. A segment held by a
+// few long-unacknowledged events is compacted (those events copied forward)
+// when the spool would otherwise be full, so one stuck event cannot fill it.
+//
 // Durability: Append() and Acknowledge() write() at once, which survives a
 // crash of the process (kill -9); Sync() makes them survive a crash of the
 // machine. The owner calls Sync() before it saves the engine's state, so the
@@ -27,7 +33,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "bridge/common/file_io.h"
@@ -42,6 +47,9 @@ struct SpoolOptions {
   std::uint64_t max_bytes = std::uint64_t{256} << 20;
   // A new segment starts once the current one is this large. Default: 4 MiB.
   std::uint64_t segment_bytes = std::uint64_t{4} << 20;
+  // Bound on the records kept in memory while the disk refuses writes
+  // (full, I/O error); past it Append() is refused. Default: 4 MiB.
+  std::uint64_t max_unwritten_bytes = std::uint64_t{4} << 20;
 };
 
 struct SpoolRecord {
@@ -49,18 +57,32 @@ struct SpoolRecord {
   std::string payload;
 };
 
-// What Open() found on disk.
+// What Open() found on disk. The events themselves stay there: ReadAfter()
+// pages them in.
 struct SpoolRecovery {
-  std::vector<SpoolRecord> pending;   // unacknowledged events, in append order
+  std::size_t pending = 0;            // unacknowledged events
   std::uint64_t dropped_bytes = 0;    // torn or corrupt data cut away
   std::vector<std::string> problems;  // one line per file that had some
+};
+
+// One page of unacknowledged events read back from the spool.
+struct SpoolPage {
+  std::vector<SpoolRecord> records;  // oldest first
+  // The highest sequence number the read went past (records that could not
+  // be read included): the next read starts after it.
+  std::uint64_t through = 0;
+  // Records that could not be read back (corrupted since they were
+  // written); they are acknowledged, so never read again.
+  std::vector<std::string> problems;
+  std::uint64_t dropped_bytes = 0;
 };
 
 class Spool {
  public:
   // Reads what an earlier run left in `options.dir`; a torn or corrupt tail
   // is truncated to the last good record and reported in `recovery`, never
-  // an error. Errors: the directory cannot be created or read.
+  // an error. Only an index of the events is kept in memory, not the
+  // events. Errors: the directory cannot be created or read.
   static StatusOr<std::unique_ptr<Spool>> Open(SpoolOptions options, SpoolRecovery& recovery);
   ~Spool();
 
@@ -68,11 +90,17 @@ class Spool {
   Spool& operator=(const Spool&) = delete;
 
   // Stores an event; returns its sequence number. kResourceExhausted when
-  // max_bytes would be exceeded (nothing stored). When the disk refuses the
-  // write (full, I/O error) the record is kept in memory, the error is
-  // returned through last_write_error(), and every later call retries it:
-  // the event is still accepted.
+  // max_bytes would be exceeded even after compaction (nothing stored).
+  // When the disk refuses the write (full, I/O error) the record is kept in
+  // memory, the error is returned through last_write_error(), and every
+  // later call retries it: the event is still accepted, unless
+  // max_unwritten_bytes are already waiting (kUnavailable, nothing stored).
   StatusOr<std::uint64_t> Append(std::string_view payload);
+
+  // Up to `max_records` unacknowledged events with a sequence number above
+  // `after`, oldest first, read back from the files (or from memory for
+  // records the disk refused).
+  SpoolPage ReadAfter(std::uint64_t after, std::size_t max_records);
 
   // The events are delivered or dead-lettered: they will not be replayed.
   // Unknown or repeated sequence numbers are ignored.
@@ -86,6 +114,8 @@ class Spool {
 
   std::uint64_t bytes() const;
   std::size_t unacknowledged() const;
+  // The sequence number of the newest event stored, 0 when none ever was.
+  std::uint64_t last_seq() const;
   // The error of the current write-failure streak, OK when writes succeed.
   Status last_write_error() const;
 
@@ -93,7 +123,16 @@ class Spool {
   struct Segment {
     std::filesystem::path path;
     std::uint64_t bytes = 0;
-    std::size_t live = 0;  // unacknowledged events in it
+    std::size_t live = 0;           // unacknowledged events in it
+    std::uint64_t live_bytes = 0;   // their records' size
+  };
+  // Where the record of one event is.
+  struct Location {
+    std::uint64_t seq = 0;
+    std::uint32_t segment = 0;  // kNotWritten: in backlog_
+    std::uint32_t offset = 0;
+    std::uint32_t length = 0;  // the whole record, header included
+    bool live = false;
   };
 
   explicit Spool(SpoolOptions options);
@@ -102,8 +141,25 @@ class Spool {
   // Writes one encoded record to the current segment, undoing a partial
   // write; false (with last_write_error_ set) when the disk refused it.
   bool WriteRecord(const std::string& record);
+  // Writes the record of event `seq` and points its index entry at it.
+  bool WriteEventRecord(std::uint64_t seq, const std::string& record);
   bool FlushBacklog();
   void Reclaim();
+  // Copies the live events of old, mostly acknowledged segments forward to
+  // the current one, so one long-unacknowledged event does not pin every
+  // later segment on disk. Returns whether anything was freed.
+  bool Compact();
+  Location* Find(std::uint64_t seq);
+  void AcknowledgeLocked(std::span<const std::uint64_t> seqs);
+  // The segment file a series of reads has open.
+  struct OpenSegment {
+    std::uint32_t id = 0;
+    UniqueFd fd;
+  };
+  // The record at `location` of event `seq`, read back and checked.
+  StatusOr<std::string> ReadRecord(std::uint64_t seq, const Location& location, OpenSegment& open);
+  // Drops the acknowledged entries once they are half the index.
+  void TrimIndex();
 
   const SpoolOptions options_;
   mutable std::mutex mutex_;
@@ -115,11 +171,16 @@ class Spool {
   bool directory_unsynced_ = false;          // GUARDED_BY(mutex_)
   std::uint64_t total_bytes_ = 0;            // GUARDED_BY(mutex_)
   std::uint64_t next_seq_ = 1;               // GUARDED_BY(mutex_)
-  // Unacknowledged event -> its segment.
-  std::unordered_map<std::uint64_t, std::uint32_t> live_;  // GUARDED_BY(mutex_)
+  // The unacknowledged events by seq, and acknowledged ones not trimmed
+  // yet (at most as many): bounded by what the spool holds, however long
+  // one event stays unacknowledged.
+  std::vector<Location> index_;   // GUARDED_BY(mutex_)
+  std::size_t index_dead_ = 0;    // GUARDED_BY(mutex_)
+  std::size_t live_count_ = 0;    // GUARDED_BY(mutex_)
   // Records the disk refused, oldest first, with the seq of their event (0
   // for acks); written before anything newer.
   std::vector<std::pair<std::uint64_t, std::string>> backlog_;  // GUARDED_BY(mutex_)
+  std::uint64_t backlog_bytes_ = 0;                             // GUARDED_BY(mutex_)
   Status last_write_error_;                                     // GUARDED_BY(mutex_)
 };
 

@@ -63,7 +63,8 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
                       .Register(registry)),
       queue_depth_(BuildGauge()
                        .Name("health_bridge_sink_queue_depth")
-                       .Help("Events waiting for delivery or for a retry, by sink.")
+                       .Help("Events waiting, by sink: queued, retrying, being delivered "
+                             "and in the spool only.")
                        .Register(registry)),
       delivery_latency_(BuildHistogram()
                             .Name("health_bridge_sink_delivery_latency_seconds")
@@ -116,7 +117,8 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
                             .Add({})),
       ready_(BuildGauge()
                  .Name("health_bridge_ready")
-                 .Help("1 when /readyz answers 200: Consul reachable and the first sync done.")
+                 .Help("1 when /readyz answers 200: Consul reachable, the first sync done and the "
+            "watch loop turning.")
                  .Register(registry)
                  .Add({})),
       initial_sync_done_(BuildGauge()
@@ -134,7 +136,13 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
                         .Name("health_bridge_last_successful_sync_timestamp_seconds")
                         .Help("Unix time of the last successful Consul answer.")
                         .Register(registry)
-                        .Add({})) {
+                        .Add({})),
+      loop_lag_(BuildGauge()
+                    .Name("health_bridge_watch_loop_lag_seconds")
+                    .Help("Seconds since the watch loop last turned; about 1 when it is "
+                          "healthy, growing while it is stuck.")
+                    .Register(registry)
+                    .Add({})) {
   BuildGauge()
       .Name("health_bridge_build_info")
       .Help("The running version; always 1.")
@@ -249,6 +257,11 @@ void BridgeMetrics::SetWatchState(const WatchState& state) {
     last_success_.Set(
         std::chrono::duration<double>(state.last_success->time_since_epoch()).count());
   }
+}
+
+void BridgeMetrics::SetWatchLoopLag(std::chrono::milliseconds since_last_turn, bool stalled) {
+  loop_lag_.Set(std::chrono::duration<double>(since_last_turn).count());
+  if (stalled) ready_.Set(0);
 }
 
 }  // namespace hb

@@ -49,6 +49,10 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
 
   // The watch's health, copied in before each scrape.
   void SetWatchState(const WatchState& state);
+  // Time since the watch loop last turned; `stalled` (past
+  // watch.stall_timeout) also makes health_bridge_ready 0, as /readyz
+  // fails. Call after SetWatchState().
+  void SetWatchLoopLag(std::chrono::milliseconds since_last_turn, bool stalled);
 
  private:
   const Clock& clock_;
@@ -72,6 +76,7 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   prometheus::Gauge& initial_sync_done_;
   prometheus::Gauge& watched_services_;
   prometheus::Gauge& last_success_;
+  prometheus::Gauge& loop_lag_;
 };
 
 }  // namespace hb

@@ -419,9 +419,24 @@ sinks:
   EXPECT_EQ(FormatEffectiveConfig(*second.config, false), text);
 }
 
-TEST_F(ConfigTest, OverflowOnlyBlocks) {
+TEST_F(ConfigTest, AFullQueueOnlyOverflowsToTheSpoolAndTheBlockingSettingsAreRefused) {
   EXPECT_THAT(Load("sinks: [{name: a, type: log, queue: {overflow: spill}}]\n").errors,
-              ElementsAre(HasSubstr("sinks[0].queue.overflow: expected block")));
+              ElementsAre(HasSubstr("sinks[0].queue.overflow: expected spool")));
+  EXPECT_THAT(Load("sinks: [{name: a, type: log, queue: {overflow: block, block_timeout: 5s}}]\n")
+                  .errors,
+              ElementsAre(HasSubstr("sinks[0].queue.overflow: block was removed"),
+                          HasSubstr("sinks[0].queue.block_timeout: was removed")));
+}
+
+TEST_F(ConfigTest, TheWatchLoopStallTimeoutDefaultsTo30sAndIsAtLeastTwoHeartbeats) {
+  const LoadResult defaults = Load("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults.config->watch.stall_timeout, std::chrono::seconds(30));
+  const LoadResult set = Load("watch: {stall_timeout: 1m}\n");
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set.config->watch.stall_timeout, std::chrono::minutes(1));
+  EXPECT_THAT(Load("watch: {stall_timeout: 500ms}\n").errors,
+              ElementsAre(HasSubstr("watch.stall_timeout: must be at least 2s")));
 }
 
 TEST_F(ConfigTest, SpoolBoundTakesBinaryUnitsAndRefusesTinyOrMalformedSizes) {

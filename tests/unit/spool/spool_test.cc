@@ -20,8 +20,10 @@ using ::testing::SizeIs;
 class SpoolTest : public ::testing::Test {
  protected:
   std::unique_ptr<Spool> Open(SpoolRecovery& recovery, std::uint64_t segment_bytes = 4096,
-                              std::uint64_t max_bytes = 1 << 20) {
-    auto spool = Spool::Open({dir_.path(), max_bytes, segment_bytes}, recovery);
+                              std::uint64_t max_bytes = 1 << 20,
+                              std::uint64_t max_unwritten_bytes = 1 << 20) {
+    auto spool =
+        Spool::Open({dir_.path(), max_bytes, segment_bytes, max_unwritten_bytes}, recovery);
     EXPECT_TRUE(spool.ok()) << spool.status().ToString();
     return spool.ok() ? std::move(spool).value() : nullptr;
   }
@@ -39,9 +41,17 @@ class SpoolTest : public ::testing::Test {
     return files;
   }
 
-  static std::vector<std::string> Payloads(const SpoolRecovery& recovery) {
+  // Every unacknowledged event, read back a page of two at a time.
+  static std::vector<std::string> Payloads(Spool& spool) {
     std::vector<std::string> payloads;
-    for (const auto& record : recovery.pending) payloads.push_back(record.payload);
+    std::uint64_t after = 0;
+    while (true) {
+      SpoolPage page = spool.ReadAfter(after, 2);
+      EXPECT_THAT(page.problems, IsEmpty());
+      if (page.records.empty()) break;
+      for (auto& record : page.records) payloads.push_back(std::move(record.payload));
+      after = page.through;
+    }
     return payloads;
   }
 
@@ -59,8 +69,9 @@ TEST_F(SpoolTest, AReopenedSpoolHoldsTheUnacknowledgedEventsInOrder) {
   }  // no Sync(): write() alone must survive the process (kill -9)
   SpoolRecovery recovery;
   auto spool = Open(recovery);
-  EXPECT_THAT(Payloads(recovery), ElementsAre("a", "c", "e"));
-  EXPECT_EQ(recovery.pending[1].seq, 3U);
+  EXPECT_EQ(recovery.pending, 3U);
+  EXPECT_THAT(Payloads(*spool), ElementsAre("a", "c", "e"));
+  EXPECT_EQ(spool->ReadAfter(1, 1).records.at(0).seq, 3U);
   EXPECT_EQ(recovery.dropped_bytes, 0U);
   EXPECT_THAT(recovery.problems, IsEmpty());
   // Numbering goes on after the highest sequence ever written.
@@ -78,15 +89,15 @@ TEST_F(SpoolTest, ATornTailIsCutAtTheLastGoodRecordAndLaterAppendsStayReadable) 
   {
     SpoolRecovery recovery;
     auto spool = Open(recovery);
-    EXPECT_THAT(Payloads(recovery), ElementsAre("first", "second"));
+    EXPECT_THAT(Payloads(*spool), ElementsAre("first", "second"));
     EXPECT_GT(recovery.dropped_bytes, 0U);
     ASSERT_THAT(recovery.problems, SizeIs(1));
     EXPECT_THAT(recovery.problems[0], HasSubstr("torn record"));
     ASSERT_TRUE(spool->Append("fourth").ok());
   }
   SpoolRecovery recovery;
-  Open(recovery);
-  EXPECT_THAT(Payloads(recovery), ElementsAre("first", "second", "fourth"));
+  auto reopened = Open(recovery);
+  EXPECT_THAT(Payloads(*reopened), ElementsAre("first", "second", "fourth"));
   EXPECT_THAT(recovery.problems, IsEmpty());
 }
 
@@ -108,8 +119,8 @@ TEST_F(SpoolTest, AFlippedBitFailsTheChecksumAndOnlyWhatFollowsIsDropped) {
   std::ofstream(file, std::ios::binary | std::ios::trunc) << content;
 
   SpoolRecovery recovery;
-  Open(recovery);
-  EXPECT_THAT(Payloads(recovery), ElementsAre("alpha"));
+  auto reopened = Open(recovery);
+  EXPECT_THAT(Payloads(*reopened), ElementsAre("alpha"));
   ASSERT_THAT(recovery.problems, SizeIs(1));
   EXPECT_THAT(recovery.problems[0], HasSubstr("checksum mismatch"));
 }
@@ -142,7 +153,7 @@ TEST_F(SpoolTest, AFullSpoolRefusesNewEventsWithoutLosingTheOthers) {
   spool.reset();
   SpoolRecovery recovery;
   Open(recovery);
-  EXPECT_THAT(recovery.pending, SizeIs(stored));
+  EXPECT_EQ(recovery.pending, static_cast<std::size_t>(stored));
 }
 
 TEST_F(SpoolTest, WritesTheDiskRefusesAreKeptAndRetriedUntilItAcceptsThem) {
@@ -167,9 +178,99 @@ TEST_F(SpoolTest, WritesTheDiskRefusesAreKeptAndRetriedUntilItAcceptsThem) {
   EXPECT_TRUE(spool->last_write_error().ok());
   spool.reset();
   SpoolRecovery recovery;
-  Open(recovery);
-  EXPECT_THAT(Payloads(recovery), ElementsAre("before", "during"));
+  auto reopened = Open(recovery);
+  EXPECT_THAT(Payloads(*reopened), ElementsAre("before", "during"));
   EXPECT_THAT(recovery.problems, IsEmpty()) << "no partial record was left behind";
+}
+
+TEST_F(SpoolTest, EventsAreReadBackInPagesOldestFirstSkippingAcknowledgedOnes) {
+  auto spool = Open();
+  for (const char* payload : {"a", "b", "c", "d", "e", "f"}) ASSERT_TRUE(spool->Append(payload).ok());
+  spool->Acknowledge(std::vector<std::uint64_t>{2, 3});
+  SpoolPage first = spool->ReadAfter(0, 2);
+  ASSERT_THAT(first.records, SizeIs(2));
+  EXPECT_EQ(first.records[0].payload, "a");
+  EXPECT_EQ(first.records[1].payload, "d");
+  EXPECT_EQ(first.through, 4U);
+  SpoolPage rest = spool->ReadAfter(first.through, 10);
+  ASSERT_THAT(rest.records, SizeIs(2));
+  EXPECT_EQ(rest.records[1].seq, 6U);
+  EXPECT_EQ(rest.through, 6U);
+  EXPECT_THAT(spool->ReadAfter(rest.through, 10).records, IsEmpty());
+  EXPECT_EQ(spool->unacknowledged(), 4U) << "reading acknowledges nothing";
+}
+
+TEST_F(SpoolTest, ARecordCorruptedAfterItWasWrittenIsReportedAndNotReadAgain) {
+  auto spool = Open();
+  for (const char* payload : {"alpha", "bravo", "charlie"}) ASSERT_TRUE(spool->Append(payload).ok());
+  const auto file = Segments().back();
+  std::string content;
+  {
+    std::ifstream in(file, std::ios::binary);
+    content.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  content[content.find("bravo")] ^= 0x01;
+  {
+    std::fstream out(file, std::ios::binary | std::ios::in | std::ios::out);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  }
+  SpoolPage page = spool->ReadAfter(0, 10);
+  ASSERT_THAT(page.records, SizeIs(2));
+  EXPECT_EQ(page.records[1].payload, "charlie");
+  ASSERT_THAT(page.problems, SizeIs(1));
+  EXPECT_THAT(page.problems[0], HasSubstr("event #2"));
+  EXPECT_GT(page.dropped_bytes, 0U);
+  EXPECT_EQ(spool->unacknowledged(), 2U);
+}
+
+TEST_F(SpoolTest, OneLongUnacknowledgedEventDoesNotFillTheSpool) {
+  SpoolRecovery unused;
+  auto spool = Open(unused, /*segment_bytes=*/256, /*max_bytes=*/2048);
+  ASSERT_TRUE(spool->Append("stuck").ok());
+  // Far more than max_bytes goes through while the first event stays: its
+  // segment is compacted instead of pinning every later one.
+  for (int i = 0; i < 500; ++i) {
+    auto appended = spool->Append(std::string(40, 'z'));
+    ASSERT_TRUE(appended.ok()) << "event " << i << ": " << appended.status().ToString();
+    spool->Acknowledge(std::span(&*appended, 1));
+  }
+  EXPECT_LE(spool->bytes(), 2048U);
+  spool.reset();
+  SpoolRecovery recovery;
+  auto reopened = Open(recovery, 256, 2048);
+  EXPECT_EQ(recovery.pending, 1U);
+  EXPECT_THAT(Payloads(*reopened), ElementsAre("stuck"));
+  EXPECT_THAT(recovery.problems, IsEmpty());
+}
+
+TEST_F(SpoolTest, WhileTheDiskRefusesWritesTheEventsKeptInMemoryAreBounded) {
+  SpoolRecovery unused;
+  auto spool = Open(unused, 4096, 1 << 20, /*max_unwritten_bytes=*/500);
+  ASSERT_TRUE(spool->Append("before").ok());
+  rlimit original{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &original), 0);
+  const auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit tight = original;
+  tight.rlim_cur = std::filesystem::file_size(Segments().back());
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
+
+  int kept = 0;
+  StatusOr<std::uint64_t> appended = std::uint64_t{0};
+  while ((appended = spool->Append(std::string(40, 'm'))).ok()) ++kept;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &original), 0);
+  std::signal(SIGXFSZ, previous_handler);
+  EXPECT_EQ(appended.status().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(appended.status().message(), HasSubstr("max_unwritten_bytes 500"));
+  EXPECT_GT(kept, 0);
+  EXPECT_LE(kept * (40 + 17), 500);
+  EXPECT_EQ(Payloads(*spool).size(), static_cast<std::size_t>(kept) + 1)
+      << "the events kept in memory are read back from there";
+
+  EXPECT_TRUE(spool->Sync().ok());
+  spool.reset();
+  SpoolRecovery recovery;
+  Open(recovery);
+  EXPECT_EQ(recovery.pending, static_cast<std::size_t>(kept) + 1);
 }
 
 TEST_F(SpoolTest, DestroyRemovesTheSpool) {

@@ -47,7 +47,18 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
     if (FindSink(next, old.name) != nullptr) continue;
     spdlog::info("reload: removing sink {}: it gets up to {} ms to deliver what it has", old.name,
                  current.state.shutdown_timeout.count());
-    live.router.RemoveSink(old.name, current.state.shutdown_timeout);
+    const auto left = live.router.RemoveSink(old.name, current.state.shutdown_timeout);
+    if (left && *left > 0) {
+      if (current.state.dir.empty()) {
+        spdlog::warn("reload: sink {} removed; {} undelivered events were dead-lettered", old.name,
+                     *left);
+      } else {
+        spdlog::warn(
+            "reload: sink {} removed; {} undelivered events stay in its spool in {}: a sink "
+            "added again under that name delivers them first",
+            old.name, *left, current.state.dir);
+      }
+    }
     live.views.Forget(old.name);
     live.metrics.ForgetSink(old.name);
   }

@@ -38,12 +38,15 @@ std::shared_ptr<Router::Route> Router::Take(std::string_view name) {
   return taken;
 }
 
-bool Router::RemoveSink(std::string_view name, std::chrono::milliseconds timeout) {
+std::optional<std::size_t> Router::RemoveSink(std::string_view name,
+                                              std::chrono::milliseconds timeout) {
   std::shared_ptr<Route> removed = Take(name);
-  if (removed == nullptr) return false;
-  removed->worker->Shutdown(timeout, Leftovers::kDeadLetter);
-  if (removed->storage.spool != nullptr) removed->storage.spool->Destroy();
-  return true;
+  if (removed == nullptr) return std::nullopt;
+  // A reload that drops a sink must not lose what it has not delivered:
+  // a config tool's mistake is undone by adding it back.
+  return removed->worker->Shutdown(timeout, removed->storage.spool != nullptr
+                                                ? Leftovers::kKeepInSpool
+                                                : Leftovers::kDeadLetter);
 }
 
 bool Router::ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink) {

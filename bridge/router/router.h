@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -46,9 +47,11 @@ class Router final : public EventPublisher {
   // Starts delivering to `sink` the events published from now on, after
   // those its storage's spool still holds (paged in as the queue drains).
   void AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage);
-  // Drains the sink for up to `timeout`, dead-letters what is left, deletes
-  // its spool and removes it; false if unknown.
-  bool RemoveSink(std::string_view name, std::chrono::milliseconds timeout);
+  // Drains the sink for up to `timeout` and removes it. What is left stays
+  // in its spool, on disk, for a sink of the same name added later (a
+  // removal is often undone); without a spool it is dead-lettered. Returns
+  // the number of events left, or nullopt for an unknown name.
+  std::optional<std::size_t> RemoveSink(std::string_view name, std::chrono::milliseconds timeout);
   // Gives the sink `name` new settings: its undelivered events, spool and
   // dead-letter file carry over to `sink`, in order. False if unknown.
   bool ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink);

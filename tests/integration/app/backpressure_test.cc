@@ -79,6 +79,7 @@ class BackpressureTest : public ::testing::Test {
   std::string Config() const {
     std::ostringstream config;
     config << "consul: {address: " << consul_.address() << "}\n"
+           << "server: {listen: '127.0.0.1:0', instances: {enabled: true}}\n"
            << "state: {dir: " << state_dir_.path().string()
            << ", shutdown_timeout: " << kShutdownTimeout.count() << "s}\n"
            << "sinks:\n"

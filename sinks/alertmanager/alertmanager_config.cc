@@ -6,6 +6,7 @@
 #include <span>
 
 #include "bridge/common/glob.h"
+#include "config/byte_size.h"
 #include "config/config_loader.h"
 #include "config/config_reader.h"
 #include "config/duration.h"
@@ -86,9 +87,7 @@ void AlertmanagerSinkSettings::Emit(YAML::Emitter& out, bool mask_secrets) const
   auto secret_text = [&](const std::string& value) {
     return mask_secrets && !value.empty() ? std::string(kMasked) : value;
   };
-  out << YAML::Key << "urls" << YAML::Value << YAML::BeginSeq;
-  for (const auto& url : urls) out << url;
-  out << YAML::EndSeq;
+  out << YAML::Key << "urls" << YAML::Value << YAML::Flow << urls;
   out << YAML::Key << "alertname" << YAML::Value << alertname;
   out << YAML::Key << "service_alertname" << YAML::Value << service_alertname;
   out << YAML::Key << "severity" << YAML::Value << severity;
@@ -101,7 +100,7 @@ void AlertmanagerSinkSettings::Emit(YAML::Emitter& out, bool mask_secrets) const
   out << YAML::Key << "resend_interval" << YAML::Value << FormatDuration(resend_interval);
   out << YAML::Key << "expire_after" << YAML::Value << FormatDuration(expire_after);
   out << YAML::Key << "alert_on_deregistration" << YAML::Value << alert_on_deregistration;
-  out << YAML::Key << "max_annotation_bytes" << YAML::Value << max_annotation_bytes;
+  out << YAML::Key << "max_annotation_bytes" << YAML::Value << FormatByteSize(max_annotation_bytes);
   out << YAML::Key << "headers" << YAML::Value << YAML::BeginMap;
   for (const auto& [name, value] : headers) {
     out << YAML::Key << name << YAML::Value << (IsSecretHeader(name) ? secret_text(value) : value);

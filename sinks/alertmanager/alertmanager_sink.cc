@@ -30,21 +30,43 @@ DeliveryResult Combine(const std::vector<DeliveryResult>& answers) {
 }  // namespace
 
 AlertmanagerSink::AlertmanagerSink(PassKey, std::string name, AlertmanagerSinkSettings settings,
-                                   std::unique_ptr<AlertmanagerClient> client, const Clock& clock)
+                                   std::unique_ptr<AlertmanagerClient> client, const Clock& clock,
+                                   prometheus::Registry* registry)
     : name_(std::move(name)),
       settings_(std::move(settings)),
       clock_(clock),
       client_(std::move(client)) {
+  if (registry != nullptr) {
+    auto& posts = prometheus::BuildCounter()
+                      .Name("health_bridge_alertmanager_posts_total")
+                      .Help(
+                          "Posts of alerts to each Alertmanager by outcome (ok, failed); an "
+                          "event counts as delivered once one Alertmanager took it.")
+                      .Register(*registry);
+    for (std::size_t i = 0; i < client_->size(); ++i) {
+      const std::string& alertmanager = client_->Describe(i);
+      post_counters_.push_back(
+          {&posts.Add({{"sink", name_}, {"alertmanager", alertmanager}, {"outcome", "ok"}}),
+           &posts.Add({{"sink", name_}, {"alertmanager", alertmanager}, {"outcome", "failed"}})});
+    }
+    firing_gauge_ = &prometheus::BuildGauge()
+                         .Name("health_bridge_alertmanager_firing_alerts")
+                         .Help("Alerts the sink keeps firing (posted again every resend_interval).")
+                         .Register(*registry)
+                         .Add({{"sink", name_}});
+    firing_gauge_->Set(0);
+  }
   resender_ = std::thread([this] { ResendLoop(); });
 }
 
 StatusOr<std::unique_ptr<AlertmanagerSink>> AlertmanagerSink::Create(
-    std::string name, const AlertmanagerSinkSettings& settings, const Clock& clock) {
+    std::string name, const AlertmanagerSinkSettings& settings, const Clock& clock,
+    prometheus::Registry* registry) {
   if (settings.urls.empty()) return Status::InvalidArgument("sink " + name + ": no urls");
   auto client = AlertmanagerClient::Create(settings, clock);
   if (!client.ok()) return Status::Internal("sink " + name + ": " + client.status().ToString());
   return std::make_unique<AlertmanagerSink>(PassKey{}, std::move(name), settings,
-                                            std::move(client).value(), clock);
+                                            std::move(client).value(), clock, registry);
 }
 
 AlertmanagerSink::~AlertmanagerSink() { StopResending(); }
@@ -172,6 +194,7 @@ DeliveryResult AlertmanagerSink::Post(std::span<const Update* const> updates, Wa
   }
   const std::string body = AlertsJson(alerts, now + settings_.expire_after);
   const std::vector<DeliveryResult> answers = client_->PostToAll(body);
+  CountPosts(answers, {});
   const DeliveryResult result = Combine(answers);
   if (result.kind == Kind::kOk) {
     for (std::size_t i = 0; i < answers.size(); ++i) {
@@ -211,7 +234,7 @@ void AlertmanagerSink::Deliver(std::span<const EventPtr> events,
     for (std::size_t u = 0; u < updates.size(); ++u) {
       auto& [index, update] = updates[u];
       results[index] = outcomes[u];
-      if (outcomes[u].kind == Kind::kOk) book_[update.key] = std::move(update.remembered);
+      if (outcomes[u].kind == Kind::kOk) Remember(update.key, std::move(update.remembered));
     }
   } catch (const std::exception& error) {
     for (auto& result : results) {
@@ -238,12 +261,30 @@ void AlertmanagerSink::Resend() {
     const std::string body =
         AlertsJson(std::span(alerts).subspan(start, count), now + settings_.expire_after);
     const std::vector<DeliveryResult> answers = client_->PostToAll(body, failed);
+    CountPosts(answers, failed);
     for (std::size_t i = 0; i < answers.size(); ++i) {
       if (failed[i] || answers[i].kind == Kind::kOk) continue;
       failed[i] = true;
       spdlog::warn("sink {}: resending {} alerts: {}", name_, alerts.size(), answers[i].error);
     }
   }
+}
+
+void AlertmanagerSink::CountPosts(const std::vector<DeliveryResult>& answers,
+                                  const std::vector<bool>& skipped) {
+  if (post_counters_.empty()) return;
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    if (!skipped.empty() && skipped[i]) continue;
+    (answers[i].kind == Kind::kOk ? post_counters_[i].ok : post_counters_[i].failed)->Increment();
+  }
+}
+
+void AlertmanagerSink::Remember(const std::string& key, Alert alert) {
+  auto [it, added] = book_.try_emplace(key);
+  if (!added && it->second.firing()) --firing_;
+  if (alert.firing()) ++firing_;
+  it->second = std::move(alert);
+  if (firing_gauge_ != nullptr) firing_gauge_->Set(static_cast<double>(firing_));
 }
 
 void AlertmanagerSink::ResendNow() {
@@ -279,7 +320,7 @@ StatusOr<SinkPtr> CreateAlertmanagerSink(const SinkConfig& config, const SinkCon
     return Status::Internal("sink " + config.name + ": not an alertmanager sink");
   }
   if (context.clock == nullptr) return Status::Internal("sink " + config.name + ": no clock");
-  auto sink = AlertmanagerSink::Create(config.name, *settings, *context.clock);
+  auto sink = AlertmanagerSink::Create(config.name, *settings, *context.clock, context.registry);
   if (!sink.ok()) return sink.status();
   return SinkPtr(std::move(sink).value());
 }

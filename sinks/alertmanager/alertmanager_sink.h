@@ -30,6 +30,10 @@
 // own thread; one mutex serializes them, so a resend never overtakes a
 // resolve on the wire.
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -56,15 +60,18 @@ class AlertmanagerSink final : public Sink {
   // How long a resolved alert is still posted with each resend.
   static constexpr std::chrono::minutes kResolvedRetention{15};
 
-  // `clock` (timestamps) must outlive the sink. Starts the resend thread.
+  // `clock` (timestamps) and `registry` (may be null: no metrics) must
+  // outlive the sink. Starts the resend thread.
   static StatusOr<std::unique_ptr<AlertmanagerSink>> Create(
-      std::string name, const AlertmanagerSinkSettings& settings, const Clock& clock);
+      std::string name, const AlertmanagerSinkSettings& settings, const Clock& clock,
+      prometheus::Registry* registry = nullptr);
 
   struct PassKey {
     explicit PassKey() = default;
   };
   AlertmanagerSink(PassKey, std::string name, AlertmanagerSinkSettings settings,
-                   std::unique_ptr<AlertmanagerClient> client, const Clock& clock);
+                   std::unique_ptr<AlertmanagerClient> client, const Clock& clock,
+                   prometheus::Registry* registry);
   // Stops the resend thread (aborting a resend in progress).
   ~AlertmanagerSink() override;
 
@@ -104,6 +111,10 @@ class AlertmanagerSink final : public Sink {
   // Posts the alerts of `updates` to every Alertmanager; ok when one accepted.
   DeliveryResult Post(std::span<const Update* const> updates, WallTime now);  // mutex_ held
   void Resend();                                                              // mutex_ held
+  // Counts each Alertmanager's answer to one post (but those `skipped`).
+  void CountPosts(const std::vector<DeliveryResult>& answers, const std::vector<bool>& skipped);
+  // book_[key] = alert, keeping the firing count; mutex_ held.
+  void Remember(const std::string& key, Alert alert);
   void ResendLoop();
   void StopResending();
 
@@ -116,6 +127,15 @@ class AlertmanagerSink final : public Sink {
   std::unique_ptr<AlertmanagerClient> client_;  // GUARDED_BY(mutex_), Interrupt() aside
   // Firing alerts and those resolved in the last kResolvedRetention.
   std::map<std::string, Alert> book_;  // GUARDED_BY(mutex_)
+  std::size_t firing_ = 0;             // GUARDED_BY(mutex_): the firing alerts in book_
+  // Metrics (none without a registry). They stay when the sink goes: the
+  // sink that replaces it on a reload shares them.
+  struct PostCounters {
+    prometheus::Counter* ok = nullptr;
+    prometheus::Counter* failed = nullptr;
+  };
+  std::vector<PostCounters> post_counters_;  // one per Alertmanager
+  prometheus::Gauge* firing_gauge_ = nullptr;
   std::condition_variable wake_;
   bool stopping_ = false;  // GUARDED_BY(mutex_)
   std::thread resender_;

@@ -92,6 +92,26 @@ std::optional<json> WaitForNotification(const WebhookReceiver& receiver,
   return found;
 }
 
+// The value of the one series of `family` whose labels include `labels`.
+double MetricValue(prometheus::Registry& registry, const std::string& family,
+                   const std::map<std::string, std::string>& labels) {
+  for (const auto& collected : registry.Collect()) {
+    if (collected.name != family) continue;
+    for (const auto& metric : collected.metric) {
+      bool all = true;
+      for (const auto& [name, value] : labels) {
+        all = all && std::any_of(metric.label.begin(), metric.label.end(),
+                                 [&](const auto& l) { return l.name == name && l.value == value; });
+      }
+      if (all) {
+        return collected.type == prometheus::MetricType::Counter ? metric.counter.value
+                                                                 : metric.gauge.value;
+      }
+    }
+  }
+  return -1;
+}
+
 AlertmanagerServer::Options NotifyingTo(const WebhookReceiver& receiver) {
   AlertmanagerServer::Options options;
   options.receiver_url = receiver.url("/notify");
@@ -115,8 +135,9 @@ class AlertmanagerSinkTest : public ::testing::Test {
     return settings;
   }
 
-  std::unique_ptr<AlertmanagerSink> NewSink(const AlertmanagerSinkSettings& settings) {
-    auto sink = AlertmanagerSink::Create("alerts", settings, clock_);
+  std::unique_ptr<AlertmanagerSink> NewSink(const AlertmanagerSinkSettings& settings,
+                                            prometheus::Registry* registry = nullptr) {
+    auto sink = AlertmanagerSink::Create("alerts", settings, clock_, registry);
     EXPECT_TRUE(sink.ok()) << sink.status().ToString();
     return std::move(sink).value();
   }
@@ -251,9 +272,11 @@ TEST_F(AlertmanagerSinkTest, EveryAlertmanagerGetsEveryAlertAndADeadOneHoldsNoth
   auto first = StartAlertmanager();
   auto second = StartAlertmanager();
   const std::string dead = "http://127.0.0.1:" + std::to_string(UnusedLoopbackPort());
-  auto sink = NewSink(Settings({first->url(), dead, second->url()}));
+  prometheus::Registry registry;
+  auto sink = NewSink(Settings({first->url(), dead, second->url()}), &registry);
 
   ASSERT_EQ(DeliverOne(*sink, Down("payments-1")).kind, Kind::kOk);
+  EXPECT_EQ(MetricValue(registry, "health_bridge_alertmanager_firing_alerts", {}), 1);
   for (auto* alertmanager : {first.get(), second.get()}) {
     const json alerts =
         alertmanager->WaitForAlerts([](const json& all) { return !all.empty(); }, kWait);
@@ -265,6 +288,15 @@ TEST_F(AlertmanagerSinkTest, EveryAlertmanagerGetsEveryAlertAndADeadOneHoldsNoth
         alertmanager->WaitForAlerts([](const json& all) { return all.empty(); }, kWait);
     EXPECT_TRUE(alerts.empty()) << alerts.dump();
   }
+  // The dead one is counted, so an HA pair running on one leg shows.
+  const std::string posts = "health_bridge_alertmanager_posts_total";
+  EXPECT_EQ(MetricValue(registry, posts,
+                        {{"alertmanager", dead + "/api/v2/alerts"}, {"outcome", "failed"}}),
+            2);
+  EXPECT_EQ(MetricValue(registry, posts,
+                        {{"alertmanager", first->url() + "/api/v2/alerts"}, {"outcome", "ok"}}),
+            2);
+  EXPECT_EQ(MetricValue(registry, "health_bridge_alertmanager_firing_alerts", {}), 0);
 
   // With none reachable the event is retried, and the error names the endpoint.
   auto lonely = NewSink(Settings({dead}));

@@ -155,9 +155,38 @@ std::optional<AlertmanagerSink::Update> AlertmanagerSink::PlanStatusChange(
   return Update{key, {alert}, alert};
 }
 
+std::optional<AlertmanagerSink::Update> AlertmanagerSink::PlanSilentStatus(const std::string& key,
+                                                                           const Event& event,
+                                                                           WallTime now) const {
+  switch (*event.status) {
+    case HealthStatus::kCritical:
+    case HealthStatus::kMaintenance: {
+      const auto known = book_.find(key);
+      // Firing already, whatever its reason: the resend keeps it so.
+      if (known != book_.end() && known->second.firing()) return std::nullopt;
+      const DownReason reason = *event.status == HealthStatus::kMaintenance
+                                    ? DownReason::kMaintenance
+                                    : DownReason::kCritical;
+      Alert alert = InstanceAlert(event, reason, settings_);
+      alert.starts_at = event.time == WallTime{} ? now : std::min(event.time, now);
+      return PlanDown(key, std::move(alert), /*silent=*/true);
+    }
+    case HealthStatus::kPassing:
+      return PlanResolve(key, event, now);
+    case HealthStatus::kWarning:
+      // Up or down as watch.up_statuses says, which the sink does not know:
+      // instance.up or instance.down tells it.
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 std::optional<AlertmanagerSink::Update> AlertmanagerSink::Plan(const Event& event,
                                                                WallTime now) const {
   const std::string key = AlertKey(event);
+  const bool restates_status = event.type == EventType::kInstanceRegistered ||
+                               event.type == EventType::kInstanceStatusChanged;
+  if (event.silent && restates_status && event.status) return PlanSilentStatus(key, event, now);
   switch (event.type) {
     case EventType::kInstanceDown: {
       const DownReason reason = event.reason.value_or(DownReason::kCritical);
@@ -181,7 +210,7 @@ std::optional<AlertmanagerSink::Update> AlertmanagerSink::Plan(const Event& even
       return PlanStatusChange(key, event);
     case EventType::kInstanceRegistered:
       // A new instance that starts down never was up: no alert, as no
-      // instance.down follows for it.
+      // instance.down follows for it. (A silent one restates the view: above.)
       return std::nullopt;
   }
   return std::nullopt;

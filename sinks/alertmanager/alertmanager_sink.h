@@ -19,10 +19,13 @@
 //   posted again for 15 minutes (as Prometheus does), so an Alertmanager
 //   that was down when the resolve was sent learns it.
 // - Silent events describe the engine's current view (at start and on
-//   reload): a silent down of an alert not known to be firing is posted
-//   (after a restart that re-sends the firing alerts, which Alertmanager
-//   deduplicates); a silent up resolves only an alert this sink fired.
-//   Nothing else is posted for them.
+//   reload). One that shows an instance down (instance.down, or a registered
+//   or status_changed event with status critical or maintenance) or a
+//   service down is posted unless the sink has that alert firing already:
+//   after a restart this re-sends the firing alerts, which Alertmanager
+//   deduplicates. One that shows it up (instance.up, status passing,
+//   service.up) resolves only an alert this sink fired. Nothing else is
+//   posted for them, so a start posts nothing for healthy instances.
 // - A real up or deregistration resolves the alert even when this process
 //   did not fire it (a previous one did): its labels follow from the event.
 //
@@ -108,6 +111,9 @@ class AlertmanagerSink final : public Sink {
   std::optional<Update> PlanDown(const std::string& key, Alert alert, bool silent) const;
   std::optional<Update> PlanResolve(const std::string& key, const Event& event, WallTime now) const;
   std::optional<Update> PlanStatusChange(const std::string& key, const Event& event) const;
+  // A silent registered or status_changed event: the instance's status now.
+  std::optional<Update> PlanSilentStatus(const std::string& key, const Event& event,
+                                         WallTime now) const;
   // Posts the alerts of `updates` to every Alertmanager; ok when one accepted.
   DeliveryResult Post(std::span<const Update* const> updates, WallTime now);  // mutex_ held
   void Resend();                                                              // mutex_ held

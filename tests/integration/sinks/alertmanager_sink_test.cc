@@ -412,18 +412,28 @@ class ScriptedAlertmanagerTest : public AlertmanagerSinkTest {
 
 TEST_F(ScriptedAlertmanagerTest, SilentEventsPostOnlyWhatAlertmanagerMayNotKnow) {
   auto sink = NewSink(Settings({peer_.url("")}));
-  // The engine's view at start: a healthy instance, a new one, a down one.
-  Event registered = InstanceEvent("payments-9", EventType::kInstanceRegistered, 5);
-  registered.status = HealthStatus::kCritical;
-  const auto results =
-      Deliver(*sink, {Silent(Up("payments-1")), Silent(registered), Silent(Down("payments-2"))});
+  // The engine's view at start: healthy instances (up, or registered
+  // passing), and two down ones, told as instance.down and as a registered
+  // instance with a down status.
+  Event healthy = InstanceEvent("payments-8", EventType::kInstanceRegistered, 5);
+  Event in_maintenance = InstanceEvent("payments-9", EventType::kInstanceRegistered, 5);
+  in_maintenance.status = HealthStatus::kMaintenance;
+  in_maintenance.checks = {{"_node_maintenance", "Node Maintenance Mode", HealthStatus::kCritical,
+                            "", "rack move", "", ""}};
+  const auto results = Deliver(*sink, {Silent(Up("payments-1")), Silent(healthy),
+                                       Silent(Down("payments-2")), Silent(in_maintenance)});
   for (const auto& result : results) EXPECT_EQ(result.kind, Kind::kOk);
   ASSERT_EQ(peer_.RequestCount(), 1U);
-  EXPECT_EQ(ServiceIds(Posts()[0]), std::vector<std::string>{"payments-2"});
+  EXPECT_THAT(ServiceIds(Posts()[0]), UnorderedElementsAre("payments-2", "payments-9"));
   EXPECT_EQ(peer_.Accepted()[0].path, "/api/v2/alerts");
+  const auto maintenance = FindAlert(Posts()[0], {{"service_id", "payments-9"}});
+  ASSERT_TRUE(maintenance);
+  EXPECT_EQ((*maintenance)["labels"]["reason"], "maintenance");
 
   // A reload restates the same view: nothing new to say.
-  Deliver(*sink, {Silent(Up("payments-1")), Silent(Down("payments-2"))});
+  Event down_again = InstanceEvent("payments-9", EventType::kInstanceStatusChanged, 6);
+  down_again.status = HealthStatus::kCritical;
+  Deliver(*sink, {Silent(Up("payments-1")), Silent(Down("payments-2")), Silent(down_again)});
   EXPECT_EQ(peer_.RequestCount(), 1U);
 
   // A silent up of what this sink fired resolves it.
@@ -432,13 +442,15 @@ TEST_F(ScriptedAlertmanagerTest, SilentEventsPostOnlyWhatAlertmanagerMayNotKnow)
   const json resolve = Posts()[1][0];
   EXPECT_EQ(resolve["labels"]["service_id"], "payments-2");
   EXPECT_LE(ParseTime(resolve["endsAt"]), std::chrono::system_clock::now());
-  EXPECT_EQ(resolve["startsAt"], Posts()[0][0]["startsAt"]);
+  const auto fired = FindAlert(Posts()[0], {{"service_id", "payments-2"}});
+  EXPECT_EQ(resolve["startsAt"], (*fired)["startsAt"]);
 
   // A real up of an instance that was never down says nothing either.
   Event from_passing = Up("payments-3");
   from_passing.previous_status = HealthStatus::kPassing;
   EXPECT_EQ(DeliverOne(*sink, from_passing).kind, Kind::kOk);
   EXPECT_EQ(peer_.RequestCount(), 2U);
+  EXPECT_EQ(sink->FiringAlerts().size(), 1U);
 }
 
 TEST_F(ScriptedAlertmanagerTest, GracefulDeregistrationFiresNothingUnlessAsked) {

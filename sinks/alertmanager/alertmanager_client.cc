@@ -140,7 +140,8 @@ std::vector<DeliveryResult> AlertmanagerClient::PostToAll(const std::string& bod
   };
   add("Content-Type: application/json");
   if (!settings_.bearer_token.empty()) add("Authorization: Bearer " + settings_.bearer_token);
-  for (const auto& [name, value] : settings_.headers) add(name + ": " + value);
+  for (const auto& [name, value] : settings_.headers)
+    add(std::string(name).append(": ").append(value));
   // Without this curl waits for "100 Continue" before sending a body over
   // 1 KiB, a round trip that costs a second against servers that do not
   // answer it.

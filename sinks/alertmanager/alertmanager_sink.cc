@@ -20,8 +20,9 @@ DeliveryResult Combine(const std::vector<DeliveryResult>& answers) {
     if (!errors.empty()) errors += "; ";
     errors += answer.error;
     all_permanent = all_permanent && answer.kind == Kind::kReject;
-    if (answer.retry_after)
+    if (answer.retry_after) {
       retry_after = std::max(retry_after.value_or(*answer.retry_after), *answer.retry_after);
+    }
   }
   if (all_permanent) return DeliveryResult::Reject(std::move(errors));
   return DeliveryResult::Retry(std::move(errors), retry_after);
@@ -224,7 +225,7 @@ DeliveryResult AlertmanagerSink::Post(std::span<const Update* const> updates, Wa
   const std::string body = AlertsJson(alerts, now + settings_.expire_after);
   const std::vector<DeliveryResult> answers = client_->PostToAll(body);
   CountPosts(answers, {});
-  const DeliveryResult result = Combine(answers);
+  DeliveryResult result = Combine(answers);
   if (result.kind == Kind::kOk) {
     for (std::size_t i = 0; i < answers.size(); ++i) {
       if (answers[i].kind != Kind::kOk) {
@@ -249,6 +250,7 @@ void AlertmanagerSink::Deliver(std::span<const EventPtr> events,
     if (updates.empty()) return;
 
     std::vector<const Update*> all;
+    all.reserve(updates.size());
     for (const auto& [index, update] : updates) all.push_back(&update);
     DeliveryResult result = Post(all, now);
     std::vector<DeliveryResult> outcomes(updates.size(), result);

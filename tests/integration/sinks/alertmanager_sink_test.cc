@@ -99,9 +99,10 @@ double MetricValue(prometheus::Registry& registry, const std::string& family,
     if (collected.name != family) continue;
     for (const auto& metric : collected.metric) {
       bool all = true;
-      for (const auto& [name, value] : labels) {
-        all = all && std::any_of(metric.label.begin(), metric.label.end(),
-                                 [&](const auto& l) { return l.name == name && l.value == value; });
+      for (const auto& wanted : labels) {
+        all = all && std::any_of(metric.label.begin(), metric.label.end(), [&](const auto& l) {
+                return l.name == wanted.first && l.value == wanted.second;
+              });
       }
       if (all) {
         return collected.type == prometheus::MetricType::Counter ? metric.counter.value
@@ -360,18 +361,17 @@ TEST_F(AlertmanagerSinkTest, AfterARestartSilentStateRefiresAndARealRecoveryReso
 
 TEST_F(AlertmanagerSinkTest, BasicAuthIsSentAsAlertmanagersWebConfigDemands) {
   AlertmanagerServer::Options options;
-  options.basic_username = "bridge";
-  options.basic_password = "s3cret";
+  options.basic_auth = true;
   auto alertmanager = StartAlertmanager(options);
   AlertmanagerSinkSettings settings = Settings({alertmanager->url()});
-  settings.basic_username = "bridge";
+  settings.basic_username = AlertmanagerServer::kBasicUsername;
   settings.basic_password = "wrong";
   auto refused = NewSink(settings);
   const DeliveryResult result = DeliverOne(*refused, Down("payments-1"));
   EXPECT_EQ(result.kind, Kind::kReject);
   EXPECT_THAT(result.error, HasSubstr("HTTP 401"));
 
-  settings.basic_password = "s3cret";
+  settings.basic_password = AlertmanagerServer::kBasicPassword;
   auto sink = NewSink(settings);
   ASSERT_EQ(DeliverOne(*sink, Down("payments-1")).kind, Kind::kOk);
   const json alerts =

@@ -24,14 +24,16 @@ class AlertmanagerServer {
     std::string receiver_url;
     // Labels a notification groups by. Default: alertname, service_name.
     std::string group_by = "[alertname, service_name]";
-    // Basic auth the server demands (its web config); "" = none. The test's
-    // own requests send the plain password.
-    std::string basic_username;
-    std::string basic_password;
+    // Demand basic auth (kBasicUsername, kBasicPassword) in its web config;
+    // the wrapper's own requests send them.
+    bool basic_auth = false;
     // Serve HTTPS with a self-signed certificate for 127.0.0.1, made at
     // start (ca_file() is it). Default: plain HTTP.
     bool tls = false;
   };
+
+  static constexpr char kBasicUsername[] = "bridge";
+  static constexpr char kBasicPassword[] = "s3cret";
 
   explicit AlertmanagerServer(Options options);
 

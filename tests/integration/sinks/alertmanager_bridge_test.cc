@@ -1,0 +1,104 @@
+// End to end through the health-bridge executable: Consul test server →
+// bridge (type: alertmanager, from its YAML config) → the real Alertmanager
+// → its webhook receiver.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/alertmanager/alertmanager_server.h"
+#include "tests/support/consul/consul_test_server.h"
+#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/process/bridge_process.h"
+
+namespace hb {
+namespace {
+
+using std::chrono::seconds;
+using testing::AlertmanagerServer;
+using testing::BridgeProcess;
+using testing::FindAlert;
+using testing::WebhookReceiver;
+using json = nlohmann::json;
+
+const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+
+TEST(AlertmanagerBridgeTest, CriticalCheckPagesThroughAlertmanagerAndRecoveryResolvesIt) {
+  testing::ConsulTestServer consul;
+  ASSERT_NE(consul.Start(), 0);
+  consul.RegisterService(json{{"ID", "payments-1"},
+                              {"Name", "payments"},
+                              {"Address", "10.1.2.3"},
+                              {"Port", 8080},
+                              {"Check",
+                               {{"CheckID", "service:payments-1"},
+                                {"Name", "HTTP /health"},
+                                {"TTL", "1h"},
+                                {"Status", "passing"}}}});
+  WebhookReceiver receiver;
+  AlertmanagerServer::Options options;
+  options.receiver_url = receiver.url("/notify");
+  AlertmanagerServer alertmanager(options);
+  ASSERT_TRUE(alertmanager.WaitReady(seconds(20))) << alertmanager.Log();
+
+  std::ostringstream config;
+  config << "consul: {address: " << consul.address() << "}\n"
+         << "sinks:\n"
+         << "  - name: alerts\n"
+         << "    type: alertmanager\n"
+         << "    urls: [" << alertmanager.url() << "]\n"
+         << "    labels: {team: payments}\n"
+         << "    retry: {initial_backoff: 100ms, max_backoff: 1s}\n";
+  BridgeProcess bridge(kBridge, config.str());
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+
+  ASSERT_TRUE(consul.UpdateCheck("service:payments-1", "critical", "HTTP 503: connection pool"));
+  const json alerts = alertmanager.WaitForAlerts(
+      [](const json& all) {
+        return FindAlert(all, {{"service_id", "payments-1"}}).has_value();
+      },
+      seconds(20));
+  const auto alert = FindAlert(alerts, {{"service_id", "payments-1"}});
+  ASSERT_TRUE(alert) << alerts.dump() << bridge.process().Stderr();
+  EXPECT_EQ((*alert)["labels"]["alertname"], "ConsulInstanceDown");
+  EXPECT_EQ((*alert)["labels"]["service_name"], "payments");
+  EXPECT_EQ((*alert)["labels"]["reason"], "critical");
+  EXPECT_EQ((*alert)["labels"]["team"], "payments");
+  EXPECT_EQ((*alert)["annotations"]["checks"],
+            "HTTP /health (critical): HTTP 503: connection pool");
+  // Its only instance down: the service's own alert fires as well.
+  const json both = alertmanager.WaitForAlerts(
+      [](const json& all) {
+        return FindAlert(all, {{"alertname", "ConsulServiceDown"}}).has_value();
+      },
+      seconds(20));
+  EXPECT_TRUE(FindAlert(both, {{"alertname", "ConsulServiceDown"}})) << both.dump();
+
+  // The receiver gets the page, and once the check passes its resolution.
+  auto notified = [&](const std::string& status) {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (const auto& request : receiver.Accepted()) {
+        if (json::parse(request.body)["status"] == status) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  };
+  EXPECT_TRUE(notified("firing")) << alertmanager.Log();
+
+  ASSERT_TRUE(consul.UpdateCheck("service:payments-1", "passing"));
+  const json after =
+      alertmanager.WaitForAlerts([](const json& all) { return all.empty(); }, seconds(20));
+  EXPECT_TRUE(after.empty()) << after.dump();
+  EXPECT_TRUE(notified("resolved")) << alertmanager.Log();
+  EXPECT_EQ(bridge.Metric("health_bridge_alertmanager_firing_alerts", "sink=\"alerts\""), 0);
+  EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+}
+
+}  // namespace
+}  // namespace hb

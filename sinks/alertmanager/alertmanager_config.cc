@@ -130,9 +130,13 @@ std::shared_ptr<const SinkSettings> ParseAlertmanagerSinkSettings(ConfigReader& 
     sink.Error("urls", "required: the http(s) base URL of at least one Alertmanager");
   }
   for (std::size_t i = 0; i < settings->urls.size(); ++i) {
+    const std::string key = "urls[" + std::to_string(i) + "]";
     if (!IsHttpUrl(settings->urls[i])) {
-      sink.Error("urls[" + std::to_string(i) + "]",
-                 "expected an http(s) URL, got " + Quote(settings->urls[i]));
+      sink.Error(key, "expected an http(s) URL, got " + Quote(settings->urls[i]));
+    } else if (settings->urls[i].find_first_of("?#") != std::string::npos) {
+      // The sink appends /api/v2/alerts to the base URL.
+      sink.Error(key,
+                 "expected a base URL without query or fragment, got " + Quote(settings->urls[i]));
     }
   }
   std::vector<std::string> sorted = settings->urls;

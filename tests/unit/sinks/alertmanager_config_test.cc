@@ -75,7 +75,8 @@ TEST(AlertmanagerConfigTest, ReadsLabelsAnnotationsAndAuthAndMasksThePassword) {
 }
 
 TEST(AlertmanagerConfigTest, EveryMistakeIsReportedWithItsKey) {
-  const auto result = Load(R"(    urls: ["ftp://am:9093", "http://am:9093", "http://am:9093"]
+  const auto result =
+      Load(R"(    urls: ["ftp://am:9093", "http://am:9093", "http://am:9093", "http://x/?a=1"]
     alertname: ""
     labels: {"bad-name": x, alertname: y, __meta: z, empty: ""}
     annotations: {summary: mine}
@@ -92,6 +93,7 @@ TEST(AlertmanagerConfigTest, EveryMistakeIsReportedWithItsKey) {
   };
   has("sinks[0].urls[0]: expected an http(s) URL, got \"ftp://am:9093\"");
   has("sinks[0].urls: lists the same Alertmanager twice");
+  has("sinks[0].urls[3]: expected a base URL without query or fragment");
   has("sinks[0].alertname: must not be empty");
   has("sinks[0].labels.bad-name: not a valid label name");
   has("sinks[0].labels.alertname: the sink sets label \"alertname\" itself");

@@ -7,13 +7,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "bridge/model/cloud_event.h"
+#include "bridge/router/dead_letter.h"
+#include "bridge/router/sink_worker.h"
 #include "tests/support/alertmanager/alertmanager_server.h"
 #include "tests/support/http/loopback_server.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/sample_events.h"
+#include "tests/support/test_dir.h"
 
 namespace hb {
 namespace {
@@ -357,6 +361,51 @@ TEST_F(AlertmanagerSinkTest, AfterARestartSilentStateRefiresAndARealRecoveryReso
   const json alerts =
       alertmanager->WaitForAlerts([](const json& all) { return all.size() == 1; }, kWait);
   EXPECT_EQ(ServiceIds(alerts), std::vector<std::string>{"payments-1"}) << alerts.dump();
+}
+
+TEST_F(AlertmanagerSinkTest, RouterRetriesWhileAlertmanagerIsDownAndDeadLettersWhatItRefuses) {
+  const testing::TestDir dir("alertmanager_sink_test");
+  auto dead_letters = [&] {
+    return SinkStorage{DeadLetterFile::Open("alerts", (dir / "alerts.dead.jsonl").string(),
+                                            [](const Event& event) {
+                                              return json{{"id", event.id}}.dump();
+                                            })
+                           .value(),
+                       nullptr};
+  };
+  SinkWorkerOptions options;
+  options.retry.initial_backoff = milliseconds(50);
+  options.retry.max_backoff = milliseconds(200);
+
+  auto alertmanager = StartAlertmanager();
+  alertmanager->Stop();
+  auto storage = dead_letters();
+  SinkWorker worker(options, NewSink(Settings({alertmanager->url()})), storage, clock_, nullptr);
+  ASSERT_TRUE(worker.Enqueue(Shared(Down("payments-1"))));
+  // Alertmanager comes back: the event, retried meanwhile, gets there.
+  alertmanager->Restart();
+  ASSERT_TRUE(alertmanager->WaitReady(kWait)) << alertmanager->Log();
+  const json alerts =
+      alertmanager->WaitForAlerts([](const json& all) { return !all.empty(); }, kWait);
+  EXPECT_TRUE(FindAlert(alerts, {{"service_id", "payments-1"}})) << alerts.dump();
+  EXPECT_TRUE(WaitUntil([&] { return worker.QueueDepth() == 0; }));
+  EXPECT_EQ(worker.Shutdown(seconds(5)), 0U);
+
+  // What every Alertmanager refuses for good is dead-lettered, with its words.
+  WebhookReceiver refusing([](std::size_t, const ReceivedRequest&) {
+    return Answer(400, "{\"message\":\"invalid label set\"}");
+  });
+  auto refused_storage = dead_letters();
+  SinkWorker refused(options, NewSink(Settings({refusing.url("")})), refused_storage, clock_,
+                     nullptr);
+  ASSERT_TRUE(refused.Enqueue(Shared(Down("payments-2"))));
+  EXPECT_TRUE(WaitUntil([&] { return refused.QueueDepth() == 0; }));
+  EXPECT_EQ(refused.Shutdown(seconds(5)), 0U);
+  std::ifstream in(dir / "alerts.dead.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_THAT(line, HasSubstr("payments-2"));
+  EXPECT_THAT(line, HasSubstr("invalid label set"));
 }
 
 TEST_F(AlertmanagerSinkTest, BasicAuthIsSentAsAlertmanagersWebConfigDemands) {

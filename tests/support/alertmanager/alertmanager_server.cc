@@ -68,7 +68,8 @@ AlertmanagerServer::AlertmanagerServer(Options options) : options_(std::move(opt
     }
     args.push_back("--web.config.file=" + (directory / "web.yml").string());
   }
-  server_.Start("/usr/bin/prometheus-alertmanager", args);
+  args_ = args;
+  server_.Start("/usr/bin/prometheus-alertmanager", args_);
 }
 
 std::string AlertmanagerServer::url() const {

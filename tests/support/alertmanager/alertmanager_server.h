@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tests/support/prometheus/server_process.h"
 
@@ -54,11 +55,15 @@ class AlertmanagerServer {
   // Creates a silence of an hour for the alerts with these label values
   // (POST /api/v2/silences); its id.
   std::string Silence(const std::map<std::string, std::string>& labels);
+  // Kills it (SIGKILL), as a crash or a network cut would look.
   void Stop() { server_.Stop(); }
+  // Starts it again on the same port and storage, after Stop().
+  void Restart() { server_.Start("/usr/bin/prometheus-alertmanager", args_); }
   std::string Log() const { return server_.Log(); }
 
  private:
   Options options_;
+  std::vector<std::string> args_;
   ServerProcess server_{"alertmanager"};
 };
 

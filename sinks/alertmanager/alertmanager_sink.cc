@@ -239,8 +239,13 @@ DeliveryResult AlertmanagerSink::Post(std::span<const Update* const> updates, Wa
 
 void AlertmanagerSink::Deliver(std::span<const EventPtr> events,
                                std::span<DeliveryResult> results) noexcept {
+  // Tells a resend round in progress to let this delivery in (Resend()).
+  deliveries_waiting_.fetch_add(1);
+  bool counted = true;
   try {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    deliveries_waiting_.fetch_sub(1);
+    counted = false;
     const WallTime now = clock_.WallNow();
     std::vector<std::pair<std::size_t, Update>> updates;
     for (std::size_t i = 0; i < events.size(); ++i) {
@@ -272,31 +277,46 @@ void AlertmanagerSink::Deliver(std::span<const EventPtr> events,
       if (result.kind == Kind::kOk) result = DeliveryResult::Retry(error.what());
     }
   }
+  if (counted) deliveries_waiting_.fetch_sub(1);
+  wake_.notify_all();
 }
 
-void AlertmanagerSink::Resend() {
-  const WallTime now = clock_.WallNow();
+void AlertmanagerSink::Resend(std::unique_lock<std::mutex>& lock) {
+  const WallTime pruned_at = clock_.WallNow();
   std::erase_if(book_, [&](const auto& entry) {
-    return !entry.second.firing() && *entry.second.resolved_at + kResolvedRetention < now;
+    return !entry.second.firing() && *entry.second.resolved_at + kResolvedRetention < pruned_at;
   });
   if (book_.empty()) return;
-  std::vector<const Alert*> alerts;
-  alerts.reserve(book_.size());
-  for (const auto& [key, alert] : book_) alerts.push_back(&alert);
+  std::vector<std::string> keys;
+  keys.reserve(book_.size());
+  for (const auto& [key, alert] : book_) keys.push_back(key);
   // An Alertmanager that failed once in this round is not tried again
   // until the next: a dead one costs one timeout per round, not one per post.
   std::vector<bool> failed(client_->size(), false);
-  for (std::size_t start = 0; start < alerts.size(); start += kMaxAlertsPerPost) {
+  std::vector<const Alert*> alerts;
+  for (std::size_t start = 0; start < keys.size(); start += kMaxAlertsPerPost) {
+    if (start > 0) {
+      // A delivery waiting for the lock goes first: a round over many
+      // alerts must not hold new events back for its whole length. Each
+      // post is built from the book as it is then, so it never undoes a
+      // resolve delivered in between.
+      wake_.wait(lock, [this] { return deliveries_waiting_.load() == 0 || stopping_; });
+      if (stopping_) return;
+    }
     if (std::all_of(failed.begin(), failed.end(), [](bool f) { return f; })) break;
-    const std::size_t count = std::min(kMaxAlertsPerPost, alerts.size() - start);
-    const std::string body =
-        AlertsJson(std::span(alerts).subspan(start, count), now + settings_.expire_after);
+    alerts.clear();
+    const std::size_t end = std::min(keys.size(), start + kMaxAlertsPerPost);
+    for (std::size_t k = start; k < end; ++k) {
+      if (const auto it = book_.find(keys[k]); it != book_.end()) alerts.push_back(&it->second);
+    }
+    if (alerts.empty()) continue;
+    const std::string body = AlertsJson(alerts, clock_.WallNow() + settings_.expire_after);
     const std::vector<DeliveryResult> answers = client_->PostToAll(body, failed);
     CountPosts(answers, failed);
     for (std::size_t i = 0; i < answers.size(); ++i) {
       if (failed[i] || answers[i].kind == Kind::kOk) continue;
       failed[i] = true;
-      spdlog::warn("sink {}: resending {} alerts: {}", name_, alerts.size(), answers[i].error);
+      spdlog::warn("sink {}: resending {} alerts: {}", name_, keys.size(), answers[i].error);
     }
   }
 }
@@ -319,8 +339,8 @@ void AlertmanagerSink::Remember(const std::string& key, Alert alert) {
 }
 
 void AlertmanagerSink::ResendNow() {
-  std::lock_guard lock(mutex_);
-  Resend();
+  std::unique_lock lock(mutex_);
+  Resend(lock);
 }
 
 std::map<std::string, Alert> AlertmanagerSink::FiringAlerts() const {
@@ -338,7 +358,7 @@ void AlertmanagerSink::ResendLoop() {
     const auto next = std::chrono::steady_clock::now() + settings_.resend_interval;
     if (wake_.wait_until(lock, next, [this] { return stopping_; })) break;
     try {
-      Resend();
+      Resend(lock);
     } catch (const std::exception& error) {
       spdlog::warn("sink {}: resend failed: {}", name_, error.what());
     }

@@ -30,13 +30,15 @@
 //   did not fire it (a previous one did): its labels follow from the event.
 //
 // Deliver() runs on the router's worker thread, the resend on the sink's
-// own thread; one mutex serializes them, so a resend never overtakes a
-// resolve on the wire.
+// own thread; one mutex serializes their posts, so a resend never overtakes
+// a resolve on the wire, and a resend round lets a waiting Deliver() in
+// between two of its posts.
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -116,7 +118,9 @@ class AlertmanagerSink final : public Sink {
                                          WallTime now) const;
   // Posts the alerts of `updates` to every Alertmanager; ok when one accepted.
   DeliveryResult Post(std::span<const Update* const> updates, WallTime now);  // mutex_ held
-  void Resend();                                                              // mutex_ held
+  // Posts the book again, in posts of kMaxAlertsPerPost, letting a waiting
+  // Deliver() in between two posts; `lock` holds mutex_.
+  void Resend(std::unique_lock<std::mutex>& lock);
   // Counts each Alertmanager's answer to one post (but those `skipped`).
   void CountPosts(const std::vector<DeliveryResult>& answers, const std::vector<bool>& skipped);
   // book_[key] = alert, keeping the firing count; mutex_ held.
@@ -142,6 +146,9 @@ class AlertmanagerSink final : public Sink {
   };
   std::vector<PostCounters> post_counters_;  // one per Alertmanager
   prometheus::Gauge* firing_gauge_ = nullptr;
+  // Deliver() calls waiting for mutex_: a resend round steps aside for them.
+  std::atomic<int> deliveries_waiting_{0};
+  // Stop, and a Deliver() finished (for a resend that stepped aside).
   std::condition_variable wake_;
   bool stopping_ = false;  // GUARDED_BY(mutex_)
   std::thread resender_;

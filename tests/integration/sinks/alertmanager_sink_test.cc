@@ -575,6 +575,71 @@ TEST_F(ScriptedAlertmanagerTest, BearerTokenAndHeadersAreSent) {
   EXPECT_EQ(requests[0].Header("content-type"), "application/json");
 }
 
+TEST_F(ScriptedAlertmanagerTest, ResendPostsFiringAndRecentlyResolvedAlertsAndSkipsADeadPeer) {
+  const std::string dead = "http://127.0.0.1:" + std::to_string(UnusedLoopbackPort());
+  prometheus::Registry registry;
+  auto sink = NewSink(Settings({peer_.url(""), dead}), &registry);
+  std::vector<Event> batch;
+  for (int i = 0; i < 70; ++i) batch.push_back(Down("payments-" + std::to_string(i)));
+  Deliver(*sink, std::vector<Event>(batch.begin(), batch.begin() + 64));
+  Deliver(*sink, std::vector<Event>(batch.begin() + 64, batch.end()));
+  ASSERT_EQ(DeliverOne(*sink, Up("payments-0")).kind, Kind::kOk);
+  const std::size_t before = peer_.RequestCount();
+  const std::string posts = "health_bridge_alertmanager_posts_total";
+  const std::map<std::string, std::string> dead_failed{{"alertmanager", dead + "/api/v2/alerts"},
+                                                       {"outcome", "failed"}};
+  const double dead_before = MetricValue(registry, posts, dead_failed);
+
+  sink->ResendNow();
+  // 70 alerts in two posts to the live peer; the dead one tried once.
+  ASSERT_EQ(peer_.RequestCount(), before + 2);
+  EXPECT_EQ(MetricValue(registry, posts, dead_failed), dead_before + 1);
+  const std::vector<json> posted = Posts();
+  json resent = json::array();
+  for (std::size_t i = before; i < before + 2; ++i) {
+    for (const auto& alert : posted.at(i)) resent.push_back(alert);
+  }
+  ASSERT_EQ(resent.size(), 70U);
+  const auto now = std::chrono::system_clock::now();
+  const auto resolved = FindAlert(resent, {{"service_id", "payments-0"}});
+  ASSERT_TRUE(resolved);
+  EXPECT_LE(ParseTime((*resolved)["endsAt"]), now);
+  const auto firing = FindAlert(resent, {{"service_id", "payments-69"}});
+  ASSERT_TRUE(firing);
+  EXPECT_GT(ParseTime((*firing)["endsAt"]), now + std::chrono::minutes(3));
+}
+
+TEST_F(ScriptedAlertmanagerTest, AResendRunningAlongsideDeliveriesNeverUndoesAResolve) {
+  auto sink = NewSink(Settings({peer_.url("")}));
+  constexpr int kAlerts = 640;  // ten posts per resend round
+  for (int start = 0; start < kAlerts; start += 64) {
+    std::vector<Event> batch;
+    for (int i = start; i < start + 64; ++i) batch.push_back(Down("payments-" + std::to_string(i)));
+    Deliver(*sink, batch);
+  }
+  std::thread resender([&] {
+    for (int round = 0; round < 3; ++round) sink->ResendNow();
+  });
+  for (int i = 0; i < kAlerts; i += 7) {
+    ASSERT_EQ(DeliverOne(*sink, Up("payments-" + std::to_string(i))).kind, Kind::kOk);
+  }
+  resender.join();
+
+  // The last word Alertmanager got about each instance is the sink's.
+  std::map<std::string, bool> last_firing;
+  const auto now = std::chrono::system_clock::now();
+  for (const json& post : Posts()) {
+    for (const auto& alert : post) {
+      last_firing[alert["labels"]["service_id"]] = ParseTime(alert["endsAt"]) > now;
+    }
+  }
+  ASSERT_EQ(last_firing.size(), static_cast<std::size_t>(kAlerts));
+  for (int i = 0; i < kAlerts; ++i) {
+    EXPECT_EQ(last_firing["payments-" + std::to_string(i)], i % 7 != 0) << i;
+  }
+  EXPECT_EQ(sink->FiringAlerts().size(), static_cast<std::size_t>(kAlerts - (kAlerts + 6) / 7));
+}
+
 TEST_F(ScriptedAlertmanagerTest, InterruptAbortsAPostTheAlertmanagerHolds) {
   peer_.SetScript(
       [](std::size_t, const ReceivedRequest&) { return Answer(200, "", "", seconds(30)); });

@@ -28,7 +28,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
-      libcpp-httplib0.11 \
+      libcrypt1 \
       libcurl4 \
       libfmt9 \
       libprometheus-cpp-core1.0 \
@@ -50,7 +50,7 @@ COPY --from=build /src/build/bridge/app/health-bridge /usr/local/bin/health-brid
 # address) and logs every event; mount a config over it for anything else.
 COPY config/examples/minimal.yaml /etc/health-bridge/config.yaml
 USER 65532:65532
-# server.listen: /metrics, /healthz, /readyz, /v1/instances
+# server.listen: /metrics, /healthz, /readyz, / (and /v1/instances when enabled)
 EXPOSE 9464
 ENTRYPOINT ["/usr/local/bin/health-bridge"]
 CMD ["--config", "/etc/health-bridge/config.yaml"]

@@ -174,27 +174,71 @@ gb() {  # FILE NAME_PREFIX FIELD
   jq -r --arg n "$2" --arg f "$3" \
     '[.benchmarks[] | select(.aggregate_name == "median" and (.run_name | startswith($n)))][0][$f] // empty' "$1"
 }
-if [[ -n $(valid "$results/kafka.json") ]]; then
-  bridge_rate=$(gb "$results/kafka.json" BM_RouterToKafkaSink items_per_second)
-  bare_rate=$(gb "$results/kafka.json" BM_BareLibrdkafkaProducer items_per_second)
-  bridge_cpu=$(gb "$results/kafka.json" BM_RouterToKafkaSink cpu_us_per_event)
-  bare_cpu=$(gb "$results/kafka.json" BM_BareLibrdkafkaProducer cpu_us_per_event)
-  ratio=$(jq -n "$bridge_rate / $bare_rate")
+mapfile -t kafka < <(valid "$results"/kafka-*.json)
+if ((${#kafka[@]})); then
+  # The median over the invocations of one benchmark's median: FIELD of NAME.
+  kafka_median() {  # NAME FIELD
+    jq -s -r --arg n "$1" --arg f "$2" "$jq_lib"'
+      map([.benchmarks[] | select(.aggregate_name == "median" and (.run_name | startswith($n)))][0][$f])
+      | median // empty' "${kafka[@]}"
+  }
+  # The median over the invocations of sink/bare events per second: each
+  # invocation's pair ran interleaved, so its ratio saw the same noise.
+  kafka_ratio() {  # TARGET
+    jq -s -r --arg t "$1" "$jq_lib"'
+      def rate($n): [.benchmarks[] | select(.aggregate_name == "median" and (.run_name | startswith($n)))][0].items_per_second;
+      map(rate("BM_RouterToKafkaSink/" + $t) as $s | rate("BM_BareLibrdkafkaProducer/" + $t) as $b
+          | if $s != null and $b != null then $s / $b else null end)
+      | median // empty' "${kafka[@]}"
+  }
+  # "lowest to highest" of the invocations' ratios of TARGET.
+  kafka_ratio_range() {  # TARGET
+    jq -s -r --arg t "$1" "$jq_lib"'
+      def rate($n): [.benchmarks[] | select(.aggregate_name == "median" and (.run_name | startswith($n)))][0].items_per_second;
+      map(rate("BM_RouterToKafkaSink/" + $t) as $s | rate("BM_BareLibrdkafkaProducer/" + $t) as $b
+          | if $s != null and $b != null then $s / $b else empty end)
+      | if length == 0 then "n/a" else "\(min | r(2)) to \(max | r(2))" end' "${kafka[@]}"
+  }
+  # kafka_target TARGET: the table cells of one target; n/a where it did not run.
+  kafka_target() {
+    local sink bare ratio sink_cpu bare_cpu
+    sink=$(kafka_median "BM_RouterToKafkaSink/$1" items_per_second)
+    bare=$(kafka_median "BM_BareLibrdkafkaProducer/$1" items_per_second)
+    ratio=$(kafka_ratio "$1")
+    sink_cpu=$(kafka_median "BM_RouterToKafkaSink/$1" cpu_us_per_event)
+    bare_cpu=$(kafka_median "BM_BareLibrdkafkaProducer/$1" cpu_us_per_event)
+    if [[ -z $sink || -z $bare || -z $ratio ]]; then
+      echo "n/a | n/a | n/a | n/a | n/a"
+      return
+    fi
+    echo "$(jq -n "$sink | round") | $(jq -n "$bare | round") | **$(jq -n "$ratio * 100 | round / 100")** | $(jq -n "$sink_cpu * 100 | round / 100") | $(jq -n "$bare_cpu * 100 | round / 100")"
+  }
+  mock_ratio=$(kafka_ratio mock_cluster)
+  kafka_version=$(sed -n 's|.*<kafka.version>\(.*\)</kafka.version>.*|\1|p' \
+    "$(dirname "$0")/../tests/support/kafka/broker/pom.xml")
   {
     echo "## Throughput: router + Kafka sink against a bare producer"
     echo
     echo "\`bench/kafka_bench\`, pinned to one core (\`taskset -c 0\`), 10,000 events of 2,000"
-    echo "instances per iteration into librdkafka's mock cluster (3 brokers, 6 partitions),"
-    echo "median of 5 repetitions. CPU is the whole process's (librdkafka's threads and the"
-    echo "mock brokers included) per event."
+    echo "instances per iteration, into two targets: librdkafka's mock"
+    echo "cluster (3 brokers in the process, 6 partitions) and a real Apache Kafka $kafka_version"
+    echo "broker (one KRaft node on loopback, 6 partitions; \`scripts/bootstrap\` fetches it)."
+    echo "CPU is this process's per event (librdkafka's threads, and the mock brokers; the real"
+    echo "broker is a JVM of its own, not counted, let out onto both cores). Each figure is the"
+    echo "median over ${#kafka[@]} invocations of the median of 5 repetitions, interleaved at"
+    echo "random; the ratio is the median of the invocations' ratios."
     echo
-    echo "| | events/s | CPU µs per event |"
-    echo "|---|---:|---:|"
-    echo "| router + Kafka sink | $(jq -n "$bridge_rate | round") | $(jq -n "$bridge_cpu * 100 | round / 100") |"
-    echo "| bare librdkafka producer, same settings | $(jq -n "$bare_rate | round") | $(jq -n "$bare_cpu * 100 | round / 100") |"
-    echo "| **ratio** | **$(jq -n "$ratio * 100 | round / 100")** | |"
+    echo "| target | router + Kafka sink, events/s | bare librdkafka producer, events/s | ratio | CPU µs/event, sink | CPU µs/event, bare |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| librdkafka mock cluster | $(kafka_target mock_cluster) |"
+    echo "| Apache Kafka $kafka_version broker | $(kafka_target real_broker) |"
     echo
-    echo "**Target ≥ 0.8: $(jq -nr "if $ratio >= 0.8 then \"met\" else \"missed\" end")**."
+    echo "**Target ≥ 0.8 (mock cluster): $(jq -nr "if ${mock_ratio:-0} >= 0.8 then \"met\" else \"missed\" end")**."
+    echo "The machine is shared and noisy (other jobs compile on the second core, which the"
+    echo "real broker needs too): the invocations' ratios ranged from $(kafka_ratio_range mock_cluster)"
+    echo "into the mock cluster and from $(kafka_ratio_range real_broker) into the real broker."
+    echo "Read the median ratio, not the absolute rates."
+    echo
     echo "Both sides skip a first, untimed round (connecting, the producer id, the topic's"
     echo "metadata). The bare producer sends payloads serialized beforehand and takes delivery"
     echo "reports, as any at-least-once producer must (without a callback librdkafka queues"
@@ -203,9 +247,12 @@ if [[ -n $(valid "$results/kafka.json") ]]; then
     echo "untimed) and does the rest: the shared event, the per-instance order key, its"
     echo "CloudEvents text (see the engine table), the Kafka record, and one round trip per"
     echo "batch, since a batch's acknowledgements are awaited before the next so that an"
-    echo "instance's events never overtake each other across retries. Both sides keep the"
-    echo "core busy (CPU per event is about the wall time per event), so the ratio is one of"
-    echo "CPU costs."
+    echo "instance's events never overtake each other across retries. Into the mock cluster"
+    echo "both sides keep the core busy (CPU per event is about the wall time per event), so"
+    echo "the ratio is one of CPU costs. Into the real broker each side also waits for a JVM"
+    echo "that shares the machine: before the first timed round the broker is warmed up"
+    echo "(200,000 messages, untimed) so that neither side pays for its JIT compiling the"
+    echo "produce path."
     echo
     echo "librdkafka's mock brokers do not set \`TCP_NODELAY\`; Kafka's own do. The test"
     echo "support sets it on their listening sockets, which accepted connections inherit."

@@ -128,6 +128,16 @@ using SinkParsers = std::map<std::string, SinkSettingsParser, std::less<>>;
 
 struct ServerConfig {
   std::string listen = "0.0.0.0:9464";  // /metrics, /healthz, /readyz. Default: 0.0.0.0:9464
+  // A web config file in the Prometheus exporter-toolkit format: TLS and
+  // basic auth (bridge/server/web_config.h). Read at start. Default: "".
+  std::string web_config_file;
+  // Open connections at once; past it the oldest one still sending its
+  // request head is closed. Default: 256.
+  std::int64_t max_connections = 256;
+  // /v1/instances: off by default (instance meta may hold credentials);
+  // when on, only the meta keys in instances_meta are shown.
+  bool instances = false;
+  std::vector<std::string> instances_meta;
 };
 
 struct StateConfig {
@@ -152,6 +162,10 @@ struct BridgeConfig {
   ServerConfig server;
   StateConfig state;
   LogConfig log;
+
+  // "<key path>: <variable>" for each value the environment supplied
+  // (Consul's variables and ${VAR}s), for check-config. Filled by the loader.
+  std::vector<std::string> from_environment;
 };
 
 }  // namespace hb

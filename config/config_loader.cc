@@ -44,24 +44,55 @@ void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) 
   tls.Finish();
 
   // The consul CLI's environment variables override the file.
-  auto apply = [&](const char* name, std::string& field) {
-    if (auto value = env(name)) field = *value;
+  auto apply = [&](const char* name, std::string_view key, std::string& field) {
+    if (auto value = env(name)) {
+      field = *value;
+      consul.errors().AddFromEnvironment(consul.PathOf(key), name);
+    }
   };
-  apply("CONSUL_HTTP_ADDR", out.address);
-  apply("CONSUL_HTTP_TOKEN", out.token);
-  apply("CONSUL_HTTP_TOKEN_FILE", out.token_file);
-  apply("CONSUL_CACERT", out.tls.ca_file);
-  apply("CONSUL_CAPATH", out.tls.ca_path);
-  apply("CONSUL_CLIENT_CERT", out.tls.cert_file);
-  apply("CONSUL_CLIENT_KEY", out.tls.key_file);
-  apply("CONSUL_TLS_SERVER_NAME", out.tls.server_name);
-  if (auto verify = env("CONSUL_HTTP_SSL_VERIFY"))
-    out.tls.insecure_skip_verify = *verify == "false";
-  const bool ssl = env("CONSUL_HTTP_SSL").value_or("") == "true";
-  if (!IsHttpUrl(out.address)) out.address = (ssl ? "https://" : "http://") + out.address;
-
-  if (!IsHostPort(out.address.substr(out.address.find("://") + 3))) {
-    consul.Error("address", "expected an http(s) URL or host:port, got " + Quote(out.address));
+  apply("CONSUL_HTTP_ADDR", "address", out.address);
+  apply("CONSUL_HTTP_TOKEN", "token", out.token);
+  apply("CONSUL_HTTP_TOKEN_FILE", "token_file", out.token_file);
+  apply("CONSUL_CACERT", "tls.ca_file", out.tls.ca_file);
+  apply("CONSUL_CAPATH", "tls.ca_path", out.tls.ca_path);
+  apply("CONSUL_CLIENT_CERT", "tls.cert_file", out.tls.cert_file);
+  apply("CONSUL_CLIENT_KEY", "tls.key_file", out.tls.key_file);
+  apply("CONSUL_TLS_SERVER_NAME", "tls.server_name", out.tls.server_name);
+  // Booleans as Consul's Go client reads them (strconv.ParseBool); anything
+  // else is an error, never silently "false".
+  auto env_bool = [&](const char* name) -> std::optional<bool> {
+    const auto value = env(name);
+    if (!value) return std::nullopt;
+    for (const char* yes : {"1", "t", "T", "TRUE", "true", "True"}) {
+      if (*value == yes) return true;
+    }
+    for (const char* no : {"0", "f", "F", "FALSE", "false", "False"}) {
+      if (*value == no) return false;
+    }
+    consul.errors().Add(name, "expected true or false (or 1, 0, t, f), got " + Quote(*value));
+    return std::nullopt;
+  };
+  if (auto verify = env_bool("CONSUL_HTTP_SSL_VERIFY")) {
+    out.tls.insecure_skip_verify = !*verify;
+    consul.errors().AddFromEnvironment(consul.PathOf("tls.insecure_skip_verify"),
+                                       "CONSUL_HTTP_SSL_VERIFY");
+  }
+  const bool ssl = env_bool("CONSUL_HTTP_SSL").value_or(false);
+  if (const std::size_t scheme_end = out.address.find("://"); scheme_end != std::string::npos) {
+    if (!IsHttpUrl(out.address)) {
+      consul.Error("address", "the scheme must be http or https, got " +
+                                  Quote(out.address.substr(0, scheme_end)) + " in " +
+                                  Quote(RedactUrl(out.address)));
+    }
+  } else {
+    out.address = (ssl ? "https://" : "http://") + out.address;
+  }
+  const std::string authority = out.address.substr(out.address.find("://") + 3);
+  const std::string host_port = authority.substr(authority.rfind('@') + 1);
+  if (IsHttpUrl(out.address) && (!IsHostPort(host_port) || host_port.front() == ':' ||
+                                 host_port.find_first_of(" \t\r\n/?#") != std::string::npos)) {
+    consul.Error("address",
+                 "expected an http(s) URL or host:port, got " + Quote(RedactUrl(out.address)));
   }
   if (out.wait_time <= std::chrono::milliseconds(0) || out.wait_time > std::chrono::minutes(10)) {
     consul.Error("wait_time", "expected a duration from 1ms to 10m (Consul's limit), got " +
@@ -204,6 +235,12 @@ void ReadServer(ConfigReader server, ServerConfig& out) {
   if (!IsHostPort(out.listen)) {
     server.Error("listen", "expected host:port such as 0.0.0.0:9464, got " + Quote(out.listen));
   }
+  out.web_config_file = server.String("web_config_file");
+  out.max_connections = server.Int("max_connections", out.max_connections, 8, 65536);
+  ConfigReader instances = server.Section("instances");
+  out.instances = instances.Bool("enabled", out.instances);
+  out.instances_meta = instances.StringList("meta", {});
+  instances.Finish();
   server.Finish();
 }
 
@@ -270,9 +307,33 @@ LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
     result.errors = errors.messages();
     return result;
   }
+  config.from_environment = errors.from_environment();
   result.config = std::move(config);
   return result;
 }
+
+namespace {
+
+// Whitespace, comments and document markers only.
+bool IsEmptyDocument(std::string_view text) {
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    const std::size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos) continue;
+    line.remove_prefix(first);
+    if (line.starts_with("---") || line.starts_with("...")) line.remove_prefix(3);
+    const std::size_t content = line.find_first_not_of(" \t\r");
+    if (content == std::string_view::npos || line[content] == '#') continue;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 LoadResult LoadConfigFile(const std::string& path, const SinkParsers& sinks,
                           const Environment& env) {
@@ -284,6 +345,15 @@ LoadResult LoadConfigFile(const std::string& path, const SinkParsers& sinks,
   }
   std::stringstream text;
   text << in.rdbuf();
+  if (IsEmptyDocument(text.str())) {
+    // A config tool that truncated the file would otherwise turn into "no
+    // sinks": on SIGHUP that removed every sink and its undelivered events.
+    LoadResult result;
+    result.errors.push_back(path +
+                            ": the file holds no YAML document (empty, or only comments); "
+                            "write {} to run on the defaults");
+    return result;
+  }
   return LoadConfigString(text.str(), sinks, env);
 }
 
@@ -337,7 +407,8 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::BeginMap;
   const ConsulConfig& consul = config.consul;
   out << YAML::Key << "consul" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "address" << YAML::Value << consul.address;
+  out << YAML::Key << "address" << YAML::Value
+      << (mask_secrets ? RedactUrl(consul.address) : consul.address);
   out << YAML::Key << "token" << YAML::Value << Secret(consul.token, mask_secrets);
   out << YAML::Key << "token_file" << YAML::Value << consul.token_file;
   out << YAML::Key << "datacenter" << YAML::Value << consul.datacenter;
@@ -380,7 +451,13 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::EndSeq;
 
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "listen" << YAML::Value << config.server.listen << YAML::EndMap;
+  out << YAML::Key << "listen" << YAML::Value << config.server.listen;
+  out << YAML::Key << "web_config_file" << YAML::Value << config.server.web_config_file;
+  out << YAML::Key << "max_connections" << YAML::Value << config.server.max_connections;
+  out << YAML::Key << "instances" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "enabled" << YAML::Value << config.server.instances;
+  EmitList(out, "meta", config.server.instances_meta);
+  out << YAML::EndMap << YAML::EndMap;
   out << YAML::Key << "state" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "dir" << YAML::Value << config.state.dir;
   out << YAML::Key << "shutdown_timeout" << YAML::Value
@@ -391,7 +468,12 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "level" << YAML::Value << config.log.level;
   out << YAML::Key << "format" << YAML::Value << config.log.format << YAML::EndMap;
   out << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
+  std::string text = std::string(out.c_str()) + "\n";
+  if (!config.from_environment.empty()) {
+    text += "# from the environment:\n";
+    for (const std::string& line : config.from_environment) text += "#   " + line + "\n";
+  }
+  return text;
 }
 
 }  // namespace hb

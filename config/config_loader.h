@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bridge/common/redact.h"
 #include "config/bridge_config.h"
 #include "config/config_reader.h"
 
@@ -33,6 +34,6 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
 // One sink's part of it: equal texts mean equal settings (config reload).
 std::string FormatSinkConfig(const SinkConfig& sink, bool mask_secrets);
 
-inline constexpr char kMasked[] = "******";
+inline constexpr const char* kMasked = kRedacted;
 
 }  // namespace hb

@@ -55,6 +55,13 @@ void ConfigErrors::Add(std::string_view path, std::string_view message) {
   messages_.push_back(std::move(line));
 }
 
+void ConfigErrors::AddFromEnvironment(std::string_view path, std::string_view variable) {
+  std::string line(path);
+  line += ": ";
+  line += variable;
+  from_environment_.push_back(std::move(line));
+}
+
 std::string Quote(std::string_view value) {
   std::string out = "\"";
   out += value;
@@ -112,6 +119,7 @@ std::optional<std::string> ConfigReader::Substitute(const std::string& text, std
       return std::nullopt;
     }
     out += *value;
+    errors_.AddFromEnvironment(PathOf(key), "${" + name + "}");
     i = end + 1;
   }
   return out;
@@ -160,7 +168,8 @@ std::int64_t ConfigReader::Int(std::string_view key, std::int64_t fallback, std:
   return parsed;
 }
 
-std::uint64_t ConfigReader::Bytes(std::string_view key, std::uint64_t fallback, std::uint64_t min) {
+std::uint64_t ConfigReader::Bytes(std::string_view key, std::uint64_t fallback, std::uint64_t min,
+                                  std::uint64_t max) {
   auto value = Scalar(key, "a size");
   if (!value) return fallback;
   auto parsed = ParseByteSize(*value);
@@ -173,11 +182,16 @@ std::uint64_t ConfigReader::Bytes(std::string_view key, std::uint64_t fallback, 
     Error(key, "must be at least " + FormatByteSize(min) + ", got " + Quote(*value));
     return fallback;
   }
+  if (*parsed > max) {
+    Error(key, "must be at most " + FormatByteSize(max) + ", got " + Quote(*value));
+    return fallback;
+  }
   return *parsed;
 }
 
 std::chrono::milliseconds ConfigReader::Duration(std::string_view key,
-                                                 std::chrono::milliseconds fallback) {
+                                                 std::chrono::milliseconds fallback,
+                                                 std::chrono::milliseconds max) {
   auto value = Scalar(key, "a duration");
   if (!value) return fallback;
   if (!value->empty() && value->front() == '-') {
@@ -188,6 +202,10 @@ std::chrono::milliseconds ConfigReader::Duration(std::string_view key,
   if (!parsed) {
     Error(key,
           "expected a duration such as \"500ms\", \"10s\", \"5m\" or \"1h\", got " + Quote(*value));
+    return fallback;
+  }
+  if (*parsed > max) {
+    Error(key, "must be at most " + FormatDuration(max) + ", got " + Quote(*value));
     return fallback;
   }
   return *parsed;

@@ -23,21 +23,31 @@ namespace hb {
 using Environment = std::function<std::optional<std::string>(std::string_view)>;
 Environment ProcessEnvironment();
 
-// Every problem found, each "<key path>: <what is wrong>".
+// Every problem found, each "<key path>: <what is wrong>", and, beside
+// them, which values the environment supplied (check-config shows those).
 class ConfigErrors {
  public:
   void Add(std::string_view path, std::string_view message);
   bool empty() const { return messages_.empty(); }
   const std::vector<std::string>& messages() const { return messages_; }
 
+  // "<key path>: <variable>" for a value taken from the environment.
+  void AddFromEnvironment(std::string_view path, std::string_view variable);
+  const std::vector<std::string>& from_environment() const { return from_environment_; }
+
  private:
   std::vector<std::string> messages_;
+  std::vector<std::string> from_environment_;
 };
 
 // Reads the keys of one mapping. Keys never read are reported as unknown by
 // Finish(), with a did-you-mean from the keys that were asked for. Scalars
 // get ${VAR} substitution from the environment ($${ writes a literal ${).
 // Not thread-safe; lives for one load.
+// The largest duration and size any setting takes.
+inline constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24 * 366);
+inline constexpr std::uint64_t kMaxBytes = std::uint64_t{1} << 40;  // 1 TiB
+
 class ConfigReader {
  public:
   ConfigReader(YAML::Node node, std::string path, ConfigErrors& errors, const Environment& env);
@@ -49,9 +59,14 @@ class ConfigReader {
   std::string String(std::string_view key, std::string fallback = "");
   bool Bool(std::string_view key, bool fallback);
   std::int64_t Int(std::string_view key, std::int64_t fallback, std::int64_t min, std::int64_t max);
-  std::chrono::milliseconds Duration(std::string_view key, std::chrono::milliseconds fallback);
-  // Bytes: an integer or "512KiB", "64MiB", "2GiB"; at least `min`.
-  std::uint64_t Bytes(std::string_view key, std::uint64_t fallback, std::uint64_t min);
+  // A duration ("1h30m", "500ms"), at most `max`: no setting needs more
+  // than a year, and a bound keeps every deadline computed from it finite.
+  std::chrono::milliseconds Duration(std::string_view key, std::chrono::milliseconds fallback,
+                                     std::chrono::milliseconds max = kMaxDuration);
+  // Bytes: an integer or "512KiB", "64MiB", "2GiB"; at least `min`, at
+  // most `max`.
+  std::uint64_t Bytes(std::string_view key, std::uint64_t fallback, std::uint64_t min,
+                      std::uint64_t max = kMaxBytes);
   // A YAML list of strings, or (with `allow_comma_string`) "a,b,c".
   std::vector<std::string> StringList(std::string_view key, std::vector<std::string> fallback,
                                       bool allow_comma_string = false);

@@ -1,7 +1,6 @@
 #include "config/duration.h"
 
 #include <cctype>
-#include <limits>
 
 namespace hb {
 
@@ -14,8 +13,10 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
     if (!std::isdigit(static_cast<unsigned char>(text[pos]))) return std::nullopt;
     std::int64_t value = 0;
     while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
-      if (value > std::numeric_limits<std::int64_t>::max() / 10 / 3'600'000) return std::nullopt;
-      value = value * 10 + (text[pos++] - '0');
+      if (__builtin_mul_overflow(value, 10, &value) ||
+          __builtin_add_overflow(value, text[pos++] - '0', &value)) {
+        return std::nullopt;
+      }
     }
     std::int64_t unit_ms = 0;
     if (text.substr(pos, 2) == "ms") {
@@ -33,7 +34,12 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
     } else {
       return std::nullopt;
     }
-    total += value * unit_ms;
+    // "2562047788019h" must not wrap into a negative duration.
+    std::int64_t part = 0;
+    if (__builtin_mul_overflow(value, unit_ms, &part) ||
+        __builtin_add_overflow(total, part, &total)) {
+      return std::nullopt;
+    }
   }
   return std::chrono::milliseconds(total);
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -7,13 +8,18 @@ namespace hb {
 
 // What the command line asks for. Parsing never exits; main acts on it.
 struct Command {
-  enum class Kind { kRun, kCheckConfig, kVersion, kHelp, kUsageError };
+  enum class Kind { kRun, kCheckConfig, kTestSink, kReplay, kVersion, kHelp, kUsageError };
   Kind kind = Kind::kUsageError;
-  std::string config_path;  // kRun, kCheckConfig
+  std::string config_path;  // kRun, kCheckConfig, kTestSink, kReplay
+  std::string sink;         // kTestSink: the sink; kReplay: --sink, or "" for each line's own
+  std::string file;         // kReplay: the dead-letter file
   std::string error;        // kUsageError: what was wrong
 };
 
-Command ParseCommandLine(const std::vector<std::string>& args);
+// `config_from_env` is HEALTH_BRIDGE_CONFIG: the config file when the
+// command line names none.
+Command ParseCommandLine(const std::vector<std::string>& args,
+                         const std::optional<std::string>& config_from_env = std::nullopt);
 
 // The --help text.
 std::string UsageText();

@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <filesystem>
@@ -12,6 +13,8 @@
 #include "bridge/app/component_options.h"
 #include "bridge/app/reload.h"
 #include "bridge/app/sink_factory.h"
+#include "bridge/common/file_io.h"
+#include "bridge/common/redact.h"
 #include "bridge/common/version.h"
 #include "bridge/consul/consul_client.h"
 #include "bridge/router/router.h"
@@ -24,7 +27,24 @@
 namespace hb {
 namespace {
 
-HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Registry& registry) {
+std::string ReadinessReason(const Status& error) {
+  switch (error.code()) {
+    case StatusCode::kPermissionDenied:
+      return "permission denied (HTTP 403): check the ACL token (consul.token, "
+             "CONSUL_HTTP_TOKEN) and that it may read services and nodes";
+    case StatusCode::kDeadlineExceeded:
+      return "requests time out";
+    case StatusCode::kUnavailable:
+      return "Consul answers with errors (HTTP 429 or 5xx) or refuses connections";
+    case StatusCode::kInvalidArgument:
+      return "Consul's answers are not usable (malformed or unexpected)";
+    default:
+      return std::string(ToString(error.code()));
+  }
+}
+
+HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Registry& registry,
+                      InstancesEndpoint* instances) {
   HttpHandlers handlers;
   handlers.metrics = [&watcher, &metrics, &registry] {
     metrics.SetWatchState(watcher.State());
@@ -34,7 +54,9 @@ HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Regi
     const WatchState state = watcher.State();
     if (state.ready) return true;
     if (state.last_error) {
-      why = "Consul unreachable: " + state.last_error->message();
+      // The kind of failure only: Consul's answer body is a peer's text
+      // (an HTML page, anything) and belongs in the debug log, not here.
+      why = "Consul unreachable: " + ReadinessReason(*state.last_error);
     } else if (!state.initial_sync_done) {
       why = "initial sync in progress";
     } else {
@@ -42,13 +64,30 @@ HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Regi
     }
     return false;
   };
-  handlers.instances = [&watcher] {
-    std::string json;
-    watcher.WithEngine(
-        [&json](const TransitionEngine& engine) { json = InstancesJson(engine.Instances()); });
-    return json;
-  };
+  if (instances != nullptr) {
+    handlers.instances = [instances](const QueryParams& query) { return instances->Json(query); };
+  }
+  handlers.index =
+      std::string("health-bridge ") + kVersion +
+      "\n\nendpoints:\n  /metrics        Prometheus metrics\n"
+      "  /healthz        liveness\n  /readyz         readiness, with the reason "
+      "when not ready\n" +
+      (instances != nullptr ? "  /v1/instances   watched instances (?service=, ?status=)\n" : "") +
+      "\ndocs: README.md and docs/ in the source tree\n";
   return handlers;
+}
+
+// The server's options: the web config file is read once, at start.
+StatusOr<HttpServerOptions> ServerOptionsFor(const ServerConfig& config) {
+  HttpServerOptions options;
+  options.listen = config.listen;
+  options.max_connections = static_cast<std::size_t>(config.max_connections);
+  if (!config.web_config_file.empty()) {
+    auto web = LoadWebConfig(config.web_config_file);
+    if (!web.ok()) return web.status();
+    options.web = std::move(*web);
+  }
+  return options;
 }
 
 std::filesystem::path StateFilePath(const StateConfig& state) {
@@ -85,7 +124,8 @@ std::unique_ptr<TransitionEngine> MakeEngine(const BridgeConfig& config, const C
 }
 
 // Waits for signals, reloading on SIGHUP; returns SIGTERM or SIGINT.
-int ServeUntilStopped(BridgeConfig& running, const ConfigSource& reload, LiveBridge live) {
+int ServeUntilStopped(BridgeConfig& running, const ConfigSource& reload, LiveBridge live,
+                      BridgeMetrics& metrics) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -95,6 +135,7 @@ int ServeUntilStopped(BridgeConfig& running, const ConfigSource& reload, LiveBri
   while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
     spdlog::info("SIGHUP: reloading the configuration");
     const LoadResult loaded = reload();
+    metrics.OnConfigReload(loaded.ok());
     if (!loaded.ok()) {
       for (const auto& error : loaded.errors) spdlog::error("reload: {}", error);
       spdlog::error("reload: the new configuration is not valid; the running one stays");
@@ -111,11 +152,13 @@ int ServeUntilStopped(BridgeConfig& running, const ConfigSource& reload, LiveBri
 int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus::Registry& registry,
               const ConfigSource& reload) {
   spdlog::info("health-bridge {} ({}) starting", kVersion, kGitRevision);
+  // Spools, saved state and dead letters hold instance data (meta, check
+  // output): whatever creates a file or directory from here on makes it
+  // private to the bridge's user (0600, 0700).
+  ::umask(077);
   if (!config.state.dir.empty()) {
-    std::error_code error;
-    std::filesystem::create_directories(config.state.dir, error);
-    if (error) {
-      spdlog::error("state.dir {}: {}", config.state.dir, error.message());
+    if (Status created = CreatePrivateDirectories(config.state.dir); !created.ok()) {
+      spdlog::error("state.dir: {}", created.message());
       return kExitRuntime;
     }
   }
@@ -135,15 +178,36 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   }
   Watcher watcher(WatcherOptionsFor(config), **client, MakeEngine(config, clock, metrics), router,
                   clock);
+  std::optional<InstancesEndpoint> instances;
+  if (config.server.instances) {
+    instances.emplace(
+        InstancesDocumentOptions{config.server.instances_meta},
+        [&watcher] {
+          std::vector<InstanceView> view;
+          watcher.WithEngine(
+              [&view](const TransitionEngine& engine) { view = engine.Instances(); });
+          return view;
+        },
+        clock);
+  }
+  auto server_options = ServerOptionsFor(config.server);
+  if (!server_options.ok()) {
+    spdlog::error("{}", server_options.status().message());
+    return kExitUsage;
+  }
   // Declared after the watcher, so it stops serving before the watcher its
   // handlers read goes away.
-  auto server = HttpServer::Start(config.server.listen, Handlers(watcher, metrics, registry));
+  auto server =
+      HttpServer::Start(std::move(*server_options),
+                        Handlers(watcher, metrics, registry, instances ? &*instances : nullptr));
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return kExitRuntime;
   }
-  spdlog::info("serving /metrics, /healthz, /readyz and /v1/instances on port {}",
-               (*server)->port());
+  spdlog::info("serving {} on port {} ({}{})",
+               instances ? "/metrics, /healthz, /readyz, / and /v1/instances"
+                         : "/metrics, /healthz, /readyz and /",
+               (*server)->port(), config.server.listen, (*server)->tls() ? ", TLS" : "");
   std::optional<Checkpointer> checkpointer;
   if (!config.state.dir.empty()) {
     checkpointer.emplace(StateFilePath(config.state), config.state.save_interval, watcher, router,
@@ -151,11 +215,11 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
     checkpointer->Start();
   }
   watcher.Start();
-  spdlog::info("watching Consul at {}", config.consul.address);
+  spdlog::info("watching Consul at {}", RedactUrl(config.consul.address));
 
   BridgeConfig running = config;
   const int received =
-      ServeUntilStopped(running, reload, {router, watcher, sinks, context, &metrics});
+      ServeUntilStopped(running, reload, {router, watcher, sinks, context, &metrics}, metrics);
   spdlog::info("signal {}: stopping (sinks get up to {} ms to deliver)", received,
                running.state.shutdown_timeout.count());
   watcher.Stop();

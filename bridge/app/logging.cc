@@ -47,20 +47,55 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
   }
 };
 
+// The level as the config names it (log.level: warn prints "warn", not
+// spdlog's "warning").
+class LevelFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    const std::string_view name = LevelName(msg.level);
+    dest.append(name.data(), name.data() + name.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<LevelFlag>();
+  }
+};
+
 }  // namespace
+
+std::string_view LevelName(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace:
+      return "trace";
+    case spdlog::level::debug:
+      return "debug";
+    case spdlog::level::info:
+      return "info";
+    case spdlog::level::warn:
+      return "warn";
+    case spdlog::level::err:
+      return "error";
+    case spdlog::level::critical:
+      return "critical";
+    default:
+      return "off";
+  }
+}
 
 void SetUpLogging(const LogConfig& config) {
   auto logger = std::make_shared<spdlog::logger>("health-bridge",
                                                  std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc,
+                                                               std::string("\n"));
+  formatter->add_flag<LevelFlag>('L');
   if (config.format == "json") {
-    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc,
-                                                                 std::string("\n"));
     formatter->add_flag<JsonMessageFlag>('*').set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%*"})");
-    logger->set_formatter(std::move(formatter));
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%L","msg":"%*"})");
   } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v", spdlog::pattern_time_type::utc);
+    // Times are UTC, and say so: a reader in another zone must not guess.
+    formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%L%$ %v");
   }
+  logger->set_formatter(std::move(formatter));
   logger->set_level(spdlog::level::from_str(config.level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(std::move(logger));

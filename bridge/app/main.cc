@@ -1,12 +1,15 @@
 #include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <vector>
 
 #include "bridge/app/cli.h"
 #include "bridge/app/daemon.h"
 #include "bridge/app/logging.h"
+#include "bridge/app/sink_tools.h"
 #include "bridge/common/version.h"
 #include "config/config_loader.h"
 #include "sinks/builtin_sinks.h"
@@ -24,7 +27,11 @@ int Main(const std::vector<std::string>& args) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const Command command = hb::ParseCommandLine(args);
+  const char* config_from_env = std::getenv("HEALTH_BRIDGE_CONFIG");
+  const Command command =
+      hb::ParseCommandLine(args, config_from_env != nullptr && *config_from_env != '\0'
+                                     ? std::optional<std::string>(config_from_env)
+                                     : std::nullopt);
   switch (command.kind) {
     case Command::Kind::kHelp:
       std::cout << hb::UsageText();
@@ -36,6 +43,8 @@ int Main(const std::vector<std::string>& args) {
       std::cerr << "health-bridge: " << command.error << "\n" << hb::UsageText();
       return hb::kExitUsage;
     case Command::Kind::kCheckConfig:
+    case Command::Kind::kTestSink:
+    case Command::Kind::kReplay:
     case Command::Kind::kRun:
       break;
   }
@@ -54,7 +63,16 @@ int Main(const std::vector<std::string>& args) {
     std::cout << hb::FormatEffectiveConfig(*loaded.config, /*mask_secrets=*/true);
     return hb::kExitOk;
   }
+  if (command.kind == Command::Kind::kTestSink) {
+    return hb::TestSink(*loaded.config, sinks, command.sink, std::cout);
+  }
+  if (command.kind == Command::Kind::kReplay) {
+    return hb::ReplayDeadLetters(
+        *loaded.config, sinks, command.file,
+        command.sink.empty() ? std::nullopt : std::optional<std::string>(command.sink), std::cout);
+  }
   hb::SetUpLogging(loaded.config->log);
+  spdlog::info("configuration from {}", command.config_path);
   // The one piece of process-wide mutable state, handed down explicitly.
   prometheus::Registry registry;
   return hb::RunDaemon(*loaded.config, sinks, registry, load);

@@ -1,6 +1,7 @@
 #include "bridge/common/file_io.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,7 +31,7 @@ Status ErrnoStatus(std::string_view what, const std::filesystem::path& path, int
 }
 
 StatusOr<UniqueFd> OpenForAppend(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus("cannot open", path, errno);
   return UniqueFd(fd);
 }
@@ -63,6 +64,20 @@ StatusOr<std::string> ReadWholeFile(const std::filesystem::path& path) {
   }
 }
 
+Status CreatePrivateDirectories(const std::filesystem::path& dir) {
+  std::filesystem::path partial;
+  for (const auto& part : dir) {
+    partial /= part;
+    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoStatus("cannot create directory", partial, errno);
+    }
+  }
+  if (!std::filesystem::is_directory(dir)) {
+    return Status::FailedPrecondition(dir.string() + " exists and is not a directory");
+  }
+  return Status::Ok();
+}
+
 Status SyncDirectory(const std::filesystem::path& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus("cannot open directory", dir, errno);
@@ -74,7 +89,14 @@ Status ReplaceFileDurably(const std::filesystem::path& path, std::string_view co
   std::filesystem::path temporary = path;
   temporary += ".tmp";
   {
-    UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    // A leftover of a crash, or a link someone planted to have the bridge
+    // overwrite its target: removed (a link itself, never its target), then
+    // created exclusively, so the file written is always a new one of ours.
+    if (::unlink(temporary.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoStatus("cannot remove", temporary, errno);
+    }
+    UniqueFd fd(
+        ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd.valid()) return ErrnoStatus("cannot create", temporary, errno);
     Status written = WriteAll(fd.get(), content, temporary);
     if (written.ok() && ::fsync(fd.get()) != 0) {

@@ -34,7 +34,11 @@ class UniqueFd {
 // (ENOSPC and EDQUOT are kResourceExhausted, the rest kUnavailable).
 Status ErrnoStatus(std::string_view what, const std::filesystem::path& path, int error);
 
-// Opens `path` for appending, creating it (0644) when missing.
+// Every file below is created 0600 and never through a symbolic link: the
+// spool and the saved state hold instance data (meta, check output).
+
+// Opens `path` for appending, creating it (0600) when missing; a symbolic
+// link at `path` is an error (ELOOP), not followed.
 StatusOr<UniqueFd> OpenForAppend(const std::filesystem::path& path);
 
 // Writes all of `data` (retrying short writes and EINTR).
@@ -47,6 +51,10 @@ StatusOr<std::string> ReadWholeFile(const std::filesystem::path& path);
 // the old or the new file, never a mix: write a temporary file beside it,
 // fsync it, rename it over `path`, fsync the directory.
 Status ReplaceFileDurably(const std::filesystem::path& path, std::string_view content);
+
+// Creates `dir` and its missing parents with mode 0700; existing ones stay
+// as they are (a mounted volume's root is not ours to change).
+Status CreatePrivateDirectories(const std::filesystem::path& dir);
 
 // Makes the creation, rename or removal of entries of `dir` durable.
 Status SyncDirectory(const std::filesystem::path& dir);

@@ -46,7 +46,8 @@ struct Event {
   EventType type = EventType::kInstanceRegistered;
   // Stable for the same transition, so consumers deduplicate redeliveries:
   // "<dc>/<node>/<instance_id>/<consul_index>/<event>" for instance events,
-  // "<dc>/<service>/<consul_index>/<event>" for service events.
+  // "<dc>/<service>/<consul_index>/<event>" for service events, each text
+  // part encoded by AppendIdPart() (bridge/model/protocol_text.h).
   std::string id;
   std::string datacenter;
   std::string service;

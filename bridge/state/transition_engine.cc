@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "bridge/model/protocol_text.h"
 #include "bridge/state/packed_instance.h"
 
 namespace hb {
@@ -128,15 +129,14 @@ struct TransitionEngine::Emitter {
     event.status = state.status;
     event.previous_status = previous;
     event.id.reserve(service.datacenter.size() + event.node.size() + event.instance_id.size() + 40);
-    event.id.append(service.datacenter)
-        .append("/")
-        .append(event.node)
-        .append("/")
-        .append(event.instance_id)
-        .append("/")
-        .append(std::to_string(index))
-        .append("/")
-        .append(ToString(type));
+    // Node and ID are free text in Consul: encoded, the id is safe in any
+    // header (webhook-id, ce_id) and its parts stay unambiguous.
+    AppendIdPart(event.id, service.datacenter);
+    event.id.append("/");
+    AppendIdPart(event.id, event.node);
+    event.id.append("/");
+    AppendIdPart(event.id, event.instance_id);
+    event.id.append("/").append(std::to_string(index)).append("/").append(ToString(type));
   }
 };
 
@@ -268,13 +268,10 @@ void TransitionEngine::EmitServiceChange(ServiceState& service, std::uint64_t in
       emit.Add(up ? EventType::kServiceUp : EventType::kServiceDown, service, index, observed_at);
   event.instances_up = service.up_count;
   event.instances_total = static_cast<int>(service.instances.size());
-  event.id.append(service.datacenter)
-      .append("/")
-      .append(service.name)
-      .append("/")
-      .append(std::to_string(index))
-      .append("/")
-      .append(ToString(event.type));
+  AppendIdPart(event.id, service.datacenter);
+  event.id.append("/");
+  AppendIdPart(event.id, service.name);
+  event.id.append("/").append(std::to_string(index)).append("/").append(ToString(event.type));
 }
 
 std::vector<Event> TransitionEngine::ServiceGone(std::string_view datacenter,

@@ -94,6 +94,11 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
                                "without them (no reconciliation).")
                          .Register(registry)
                          .Add({})),
+      config_reloads_(BuildCounter()
+                          .Name("health_bridge_config_reloads_total")
+                          .Help("SIGHUP reloads by result: ok, or failed (the file was empty or "
+                                "invalid and the running configuration stayed).")
+                          .Register(registry)),
       consul_reachable_(BuildGauge()
                             .Name("health_bridge_consul_reachable")
                             .Help("0 while every Consul request fails (since the first failure "
@@ -187,6 +192,10 @@ void BridgeMetrics::OnStateSaved(bool ok) {
 }
 
 void BridgeMetrics::OnStateDropped() { state_dropped_.Increment(); }
+
+void BridgeMetrics::OnConfigReload(bool ok) {
+  config_reloads_.Add({{"result", ok ? "ok" : "failed"}}).Increment();
+}
 
 void BridgeMetrics::SetWatchState(const WatchState& state) {
   consul_reachable_.Set(state.unreachable_since ? 0 : 1);

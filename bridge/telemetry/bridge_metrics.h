@@ -40,6 +40,8 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   // found unreadable at start (the bridge started without it).
   void OnStateSaved(bool ok);
   void OnStateDropped();
+  // A SIGHUP reload that was applied, or refused (the running config stays).
+  void OnConfigReload(bool ok);
 
   // The watch's health, copied in before each scrape.
   void SetWatchState(const WatchState& state);
@@ -59,6 +61,7 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   prometheus::Family<prometheus::Counter>& spool_dropped_bytes_;
   prometheus::Family<prometheus::Counter>& state_saves_;
   prometheus::Counter& state_dropped_;
+  prometheus::Family<prometheus::Counter>& config_reloads_;
   prometheus::Gauge& consul_reachable_;
   prometheus::Gauge& ready_;
   prometheus::Gauge& initial_sync_done_;

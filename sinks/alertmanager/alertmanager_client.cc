@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "bridge/common/redact.h"
 #include "bridge/common/version.h"
 #include "sinks/webhook/webhook_sink.h"
 
@@ -43,17 +44,6 @@ int OnProgress(void* interrupted, curl_off_t, curl_off_t, curl_off_t, curl_off_t
   return static_cast<const std::atomic<bool>*>(interrupted)->load() ? 1 : 0;
 }
 
-// The endpoint without user:password@, which must not reach the logs.
-std::string WithoutCredentials(const std::string& url) {
-  const auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos) return url;
-  const auto host_start = scheme_end + 3;
-  const auto path_start = url.find('/', host_start);
-  const auto at = url.rfind('@', path_start == std::string::npos ? url.size() : path_start);
-  if (at == std::string::npos || at < host_start) return url;
-  return url.substr(0, host_start) + url.substr(at + 1);
-}
-
 }  // namespace
 
 std::string AlertsEndpoint(std::string_view url) {
@@ -71,7 +61,7 @@ AlertmanagerClient::AlertmanagerClient(PassKey, const AlertmanagerSinkSettings& 
   for (const std::string& url : settings_.urls) {
     Target& target = targets_.emplace_back();
     target.endpoint = AlertsEndpoint(url);
-    target.described = WithoutCredentials(target.endpoint);
+    target.described = RedactUrl(target.endpoint);
     target.curl.reset(curl_easy_init());
   }
 }

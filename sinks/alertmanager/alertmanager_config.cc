@@ -3,19 +3,39 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <span>
 
 #include "bridge/common/glob.h"
+#include "bridge/common/redact.h"
+#include "bridge/model/protocol_text.h"
 #include "config/byte_size.h"
 #include "config/config_loader.h"
 #include "config/config_reader.h"
 #include "config/duration.h"
-#include "sinks/webhook/webhook_config.h"
 
 namespace hb {
 namespace {
 
 using std::chrono::milliseconds;
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// Headers whose meaning the sink owns: framing (a second Content-Length is
+// request smuggling), the JSON body's type and authentication.
+bool IsReservedHeader(std::string_view name) {
+  const std::string lower = Lower(name);
+  for (std::string_view reserved : {"content-length", "transfer-encoding", "host", "connection",
+                                    "content-type", "expect", "authorization"}) {
+    if (lower == reserved) return true;
+  }
+  return false;
+}
 
 bool IsHttpUrl(std::string_view url) {
   return (url.starts_with("http://") || url.starts_with("https://")) &&
@@ -87,7 +107,9 @@ void AlertmanagerSinkSettings::Emit(YAML::Emitter& out, bool mask_secrets) const
   auto secret_text = [&](const std::string& value) {
     return mask_secrets && !value.empty() ? std::string(kMasked) : value;
   };
-  out << YAML::Key << "urls" << YAML::Value << YAML::Flow << urls;
+  std::vector<std::string> shown_urls;
+  for (const auto& url : urls) shown_urls.push_back(mask_secrets ? RedactUrl(url) : url);
+  out << YAML::Key << "urls" << YAML::Value << YAML::Flow << shown_urls;
   out << YAML::Key << "alertname" << YAML::Value << alertname;
   out << YAML::Key << "service_alertname" << YAML::Value << service_alertname;
   out << YAML::Key << "severity" << YAML::Value << severity;
@@ -103,7 +125,8 @@ void AlertmanagerSinkSettings::Emit(YAML::Emitter& out, bool mask_secrets) const
   out << YAML::Key << "max_annotation_bytes" << YAML::Value << FormatByteSize(max_annotation_bytes);
   out << YAML::Key << "headers" << YAML::Value << YAML::BeginMap;
   for (const auto& [name, value] : headers) {
-    out << YAML::Key << name << YAML::Value << (IsSecretHeader(name) ? secret_text(value) : value);
+    // Any header may carry a credential (X-Scope-OrgID, X-Api-Key, ...).
+    out << YAML::Key << name << YAML::Value << secret_text(value);
   }
   out << YAML::EndMap;
   if (!bearer_token.empty() || !basic_username.empty()) {
@@ -176,6 +199,20 @@ std::shared_ptr<const SinkSettings> ParseAlertmanagerSinkSettings(ConfigReader& 
 
   CheckResolvesAreRouted(sink);
   settings->headers = sink.StringMap("headers");
+  for (const auto& [name, value] : settings->headers) {
+    // A header line is built from these: a CR or LF would end it early and
+    // let the rest of the value become headers or a request of its own.
+    if (!IsValidHeaderName(name)) {
+      sink.Error("headers", "header name " + Quote(name) + " is not an HTTP token");
+    } else if (IsReservedHeader(name)) {
+      sink.Error("headers",
+                 "header " + Quote(name) + " is set by the sink itself (framing, body or auth)");
+    }
+    if (!IsValidHeaderValue(value)) {
+      sink.Error("headers", "the value of header " + Quote(name) +
+                                " holds a control character (CR, LF, NUL, ...)");
+    }
+  }
   ConfigReader auth = sink.Section("auth");
   settings->bearer_token = auth.String("bearer_token");
   ConfigReader basic = auth.Section("basic");

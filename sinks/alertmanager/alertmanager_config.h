@@ -43,10 +43,13 @@ struct AlertmanagerSinkSettings final : SinkSettings {
   // output can be large); longer text is cut at a UTF-8 boundary and marked.
   // Default: 4KiB.
   std::size_t max_annotation_bytes = 4096;
-  std::map<std::string, std::string> headers;  // extra request headers. Default: none
-  std::string bearer_token;                    // auth.bearer_token. Default: ""
-  std::string basic_username;                  // auth.basic.username. Default: ""
-  std::string basic_password;                  // auth.basic.password. Default: ""
+  // Extra request headers (e.g. X-Scope-OrgID); names must be HTTP tokens,
+  // values free of control characters, and the sink's own headers cannot
+  // be overridden. check-config masks every value. Default: none.
+  std::map<std::string, std::string> headers;
+  std::string bearer_token;    // auth.bearer_token. Default: ""
+  std::string basic_username;  // auth.basic.username. Default: ""
+  std::string basic_password;  // auth.basic.password. Default: ""
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};  // Default: 5s
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};         // Default: 10s
   std::string ca_file;  // CA bundle for https. Default: system CAs

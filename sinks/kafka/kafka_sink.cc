@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "bridge/common/version.h"
+#include "bridge/model/protocol_text.h"
+#include "sinks/kafka/kafka_errors.h"
 
 namespace hb {
 namespace {
@@ -112,9 +114,14 @@ Status KafkaSink::Connect() {
   // they do not say is logged here.
   rd_kafka_conf_set_error_cb(
       conf.get(), [](rd_kafka_t* handle, int code, const char* reason, void* opaque) {
+        auto& sink = *static_cast<KafkaSink*>(opaque);
+        {
+          const std::lock_guard lock(sink.last_error_mutex_);
+          sink.last_error_ = static_cast<rd_kafka_resp_err_t>(code);
+          sink.last_error_reason_ = reason;
+        }
         if (code != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && code != RD_KAFKA_RESP_ERR__FATAL) return;
-        spdlog::warn("sink {}: kafka: {} ({})", static_cast<const KafkaSink*>(opaque)->name_,
-                     reason, rd_kafka_name(handle));
+        spdlog::warn("sink {}: kafka: {} ({})", sink.name_, reason, rd_kafka_name(handle));
       });
   // rd_kafka_new takes the configuration only when it succeeds.
   producer_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error.data(), error.size()));
@@ -127,16 +134,24 @@ void KafkaSink::OnDeliveryReport(rd_kafka_t*, const rd_kafka_message_t* message,
   auto& sink = *static_cast<KafkaSink*>(opaque);
   auto& result = *static_cast<DeliveryResult*>(message->_private);
   result = sink.Classify(message->err);
+  if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const std::lock_guard lock(sink.last_error_mutex_);
+    sink.last_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
+  }
   --sink.outstanding_;
 }
 
 DeliveryResult KafkaSink::Classify(rd_kafka_resp_err_t error) const {
   if (error == RD_KAFKA_RESP_ERR_NO_ERROR) return DeliveryResult::Ok();
-  std::string text = rd_kafka_err2str(error);
-  if (error == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-      error == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-    text = "topic \"" + settings_.topic +
-           "\" does not exist in the cluster: create it, or let the brokers auto-create topics";
+  const auto user = settings_.properties.find("sasl.username");
+  const std::string_view principal =
+      user == settings_.properties.end() ? std::string_view() : std::string_view(user->second);
+  std::string text;
+  if (error == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) {
+    const std::lock_guard lock(last_error_mutex_);
+    text = DescribeKafkaTimeout(last_error_, last_error_reason_, settings_.topic, principal);
+  } else {
+    text = DescribeKafkaError(error, settings_.topic, principal);
   }
   if (IsPermanent(error)) return DeliveryResult::Reject(std::move(text));
   return DeliveryResult::Retry(std::move(text));
@@ -155,7 +170,9 @@ bool KafkaSink::Produce(const Event& event, DeliveryResult& result) {
       if (attribute == "datacontenttype") {
         AddHeader(headers.get(), "content-type", text);
       } else {
-        AddHeader(headers.get(), "ce_" + attribute, text);
+        // Consul text (subject, source) must not carry control bytes into
+        // a header that consumers may copy onto an HTTP line.
+        AddHeader(headers.get(), "ce_" + attribute, HeaderSafe(text));
       }
     }
     value = CloudEventData(event, options_).dump();

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "bridge/common/status.h"
@@ -75,6 +76,13 @@ class KafkaSink final : public Sink {
   std::string key_buffer_;
   std::string value_buffer_;
   std::atomic<bool> interrupted_{false};
+  // The last error librdkafka reported about the connections (SASL refused,
+  // connection refused...) since a message was last acknowledged: it says
+  // why messages time out. Its error callback may run on the thread that
+  // polls, which is not always the worker's (Shutdown).
+  mutable std::mutex last_error_mutex_;
+  rd_kafka_resp_err_t last_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
+  std::string last_error_reason_;
 };
 
 StatusOr<SinkPtr> CreateKafkaSink(const SinkConfig& config, const SinkContext& context);

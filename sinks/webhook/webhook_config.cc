@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "bridge/model/protocol_text.h"
 #include "config/config_loader.h"
 #include "config/config_reader.h"
 #include "config/duration.h"
@@ -20,28 +21,38 @@ std::string Lower(std::string_view text) {
   return out;
 }
 
-}  // namespace
-
-bool IsSecretHeader(std::string_view name) {
+// Headers whose meaning the sink owns: framing (a second Content-Length
+// is request smuggling), the Standard Webhooks trio and authentication.
+bool IsReservedWebhookHeader(std::string_view name) {
   const std::string lower = Lower(name);
-  for (std::string_view marker :
-       {"authorization", "token", "secret", "key", "cookie", "password"}) {
-    if (lower.find(marker) != std::string::npos) return true;
+  for (std::string_view reserved :
+       {"content-length", "transfer-encoding", "host", "connection", "content-type", "expect",
+        "webhook-id", "webhook-timestamp", "webhook-signature", "authorization"}) {
+    if (lower == reserved) return true;
   }
   return false;
+}
+
+}  // namespace
+
+bool WebhookSinkSettings::IsSafeHeader(std::string_view name) const {
+  const std::string lower = Lower(name);
+  return std::any_of(safe_headers.begin(), safe_headers.end(),
+                     [&](const std::string& safe) { return Lower(safe) == lower; });
 }
 
 void WebhookSinkSettings::Emit(YAML::Emitter& out, bool mask_secrets) const {
   auto secret_text = [&](const std::string& value) {
     return mask_secrets && !value.empty() ? std::string(kMasked) : value;
   };
-  out << YAML::Key << "url" << YAML::Value << url;
+  out << YAML::Key << "url" << YAML::Value << (mask_secrets ? RedactUrl(url) : url);
   out << YAML::Key << "secret" << YAML::Value << secret_text(secret);
   out << YAML::Key << "headers" << YAML::Value << YAML::BeginMap;
   for (const auto& [name, value] : headers) {
-    out << YAML::Key << name << YAML::Value << (IsSecretHeader(name) ? secret_text(value) : value);
+    out << YAML::Key << name << YAML::Value << (IsSafeHeader(name) ? value : secret_text(value));
   }
   out << YAML::EndMap;
+  out << YAML::Key << "safe_headers" << YAML::Value << YAML::Flow << safe_headers;
   if (!bearer_token.empty() || !basic_username.empty()) {
     out << YAML::Key << "auth" << YAML::Value << YAML::BeginMap;
     if (!bearer_token.empty()) {
@@ -74,6 +85,26 @@ std::shared_ptr<const SinkSettings> ParseWebhookSinkSettings(ConfigReader& sink)
     sink.Error("secret", "a whsec_ secret must be followed by base64");
   }
   settings->headers = sink.StringMap("headers");
+  for (const auto& [name, value] : settings->headers) {
+    // A header line is built from these: a CR or LF would end it early and
+    // let the rest of the value become headers or a request of its own.
+    if (!IsValidHeaderName(name)) {
+      sink.Error("headers", "header name " + Quote(name) + " is not an HTTP token");
+    } else if (IsReservedWebhookHeader(name)) {
+      sink.Error("headers", "header " + Quote(name) +
+                                " is set by the sink itself (framing, signature or auth)");
+    }
+    if (!IsValidHeaderValue(value)) {
+      sink.Error("headers", "the value of header " + Quote(name) +
+                                " holds a control character (CR, LF, NUL, ...)");
+    }
+  }
+  settings->safe_headers = sink.StringList("safe_headers", {});
+  for (const std::string& name : settings->safe_headers) {
+    if (!settings->headers.contains(name)) {
+      sink.Error("safe_headers", Quote(name) + " is not one of this sink's headers");
+    }
+  }
   ConfigReader auth = sink.Section("auth");
   settings->bearer_token = auth.String("bearer_token");
   ConfigReader basic = auth.Section("basic");

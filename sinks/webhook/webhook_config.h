@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/bridge_config.h"
 
@@ -15,7 +16,13 @@ struct WebhookSinkSettings final : SinkSettings {
   // Signing secret: "whsec_<base64>" (the decoded bytes are the key) or raw
   // text. Default: "" = unsigned.
   std::string secret;
-  std::map<std::string, std::string> headers;  // extra request headers. Default: none
+  // Extra request headers; names must be HTTP tokens, values free of
+  // control characters, and the sink's own headers cannot be overridden.
+  // Default: none.
+  std::map<std::string, std::string> headers;
+  // Names of `headers` whose values check-config may print; every other
+  // value is masked, whatever its name. Default: none.
+  std::vector<std::string> safe_headers;
   std::string bearer_token;                    // auth.bearer_token. Default: ""
   std::string basic_username;                  // auth.basic.username. Default: ""
   std::string basic_password;                  // auth.basic.password. Default: ""
@@ -25,10 +32,9 @@ struct WebhookSinkSettings final : SinkSettings {
   bool follow_redirects = false;  // Default: false (Standard Webhooks)
 
   void Emit(YAML::Emitter& out, bool mask_secrets) const override;
+  // Whether `name` (case-insensitive) is listed in safe_headers.
+  bool IsSafeHeader(std::string_view name) const;
 };
-
-// Whether an HTTP header carries credentials (Authorization, *token*, ...).
-bool IsSecretHeader(std::string_view name);
 
 std::shared_ptr<const SinkSettings> ParseWebhookSinkSettings(ConfigReader& sink);
 

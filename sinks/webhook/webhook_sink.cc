@@ -16,15 +16,20 @@ using std::chrono::milliseconds;
 // Enough of an error page to say what the receiver objected to.
 constexpr std::size_t kKeptBodyBytes = 256;
 
-struct Response {
-  std::string body;  // the first kKeptBodyBytes
-  std::string retry_after;
-};
+// A receiver's answer is read this far at most: a huge or endless body
+// must not hold the sink (the status line has said what matters).
+constexpr std::size_t kMaxBodyBytes = 64 * 1024;
 
 std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) {
-  auto& body = static_cast<Response*>(user)->body;
+  auto& response = *static_cast<WebhookSink::Response*>(user);
   const std::size_t bytes = size * count;
-  body.append(data, std::min(bytes, kKeptBodyBytes - std::min(kKeptBodyBytes, body.size())));
+  response.body.append(
+      data, std::min(bytes, kKeptBodyBytes - std::min(kKeptBodyBytes, response.body.size())));
+  response.body_bytes += bytes;
+  if (response.body_bytes > kMaxBodyBytes) {
+    response.body_truncated = true;
+    return 0;  // ends the transfer
+  }
   return bytes;
 }
 
@@ -37,7 +42,7 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
     std::string_view value = line.substr(kName.size());
     const auto first = value.find_first_not_of(" \t");
     const auto last = value.find_last_not_of(" \t\r\n");
-    static_cast<Response*>(user)->retry_after =
+    static_cast<WebhookSink::Response*>(user)->retry_after =
         first == std::string_view::npos ? "" : std::string(value.substr(first, last - first + 1));
   }
   return size * count;
@@ -58,21 +63,55 @@ std::string Printable(std::string_view text) {
   return out;
 }
 
+// Same scheme, host and port (the port made explicit for both).
+bool SameOrigin(const std::string& a, const std::string& b) {
+  auto origin = [](const std::string& url) -> std::optional<std::string> {
+    CURLU* handle = curl_url();
+    if (handle == nullptr) return std::nullopt;
+    std::optional<std::string> out;
+    if (curl_url_set(handle, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+      char* scheme = nullptr;
+      char* host = nullptr;
+      char* port = nullptr;
+      if (curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+          curl_url_get(handle, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+          curl_url_get(handle, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        out = std::string(scheme) + "://" + host + ":" + port;
+      }
+      curl_free(scheme);
+      curl_free(host);
+      curl_free(port);
+    }
+    curl_url_cleanup(handle);
+    return out;
+  };
+  const auto first = origin(a);
+  return first && first == origin(b);
+}
+
 }  // namespace
 
 std::optional<milliseconds> ParseRetryAfter(std::string_view value, WallTime now) {
-  if (value.empty()) return std::nullopt;
-  std::int64_t seconds = 0;
-  const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (error == std::errc() && end == value.data() + value.size()) {
-    if (seconds < 0) return std::nullopt;
+  if (value.empty() || value.size() > 64) return std::nullopt;
+  constexpr auto kMaxSeconds = std::chrono::duration_cast<std::chrono::seconds>(kMaxRetryAfter);
+  if (value.find_first_not_of("0123456789") == std::string_view::npos) {
+    std::uint64_t seconds = 0;
+    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    // Past the cap (or past 64 bits) is the cap: a receiver's number must
+    // never overflow a deadline into the past.
+    if (error == std::errc::result_out_of_range ||
+        seconds > static_cast<std::uint64_t>(kMaxSeconds.count())) {
+      return kMaxRetryAfter;
+    }
     return std::chrono::duration_cast<milliseconds>(std::chrono::seconds(seconds));
   }
   const std::string text(value);
   const time_t date = curl_getdate(text.c_str(), nullptr);
   if (date == -1) return std::nullopt;
-  const auto delay = std::chrono::system_clock::from_time_t(date) - now;
-  return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(delay));
+  const auto until = std::chrono::seconds(date) -
+                     std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch());
+  return std::clamp(std::chrono::duration_cast<milliseconds>(until), milliseconds(0),
+                    kMaxRetryAfter);
 }
 
 DeliveryResult ClassifyWebhookResponse(long status, std::string_view body,
@@ -116,30 +155,64 @@ DeliveryResult WebhookSink::Post(const Event& event) {
   const std::string body = SerializeCloudEvent(event, options_);
   const std::int64_t timestamp =
       std::chrono::duration_cast<std::chrono::seconds>(clock_.WallNow().time_since_epoch()).count();
+  std::string url = settings_.url;
+  // Credentials and custom headers go to the configured origin only: a
+  // receiver that redirects elsewhere gets the signed event, not the keys.
+  bool configured_origin = true;
+  for (int redirects = 0;; ++redirects) {
+    Exchange exchange = Send(url, event, timestamp, body, configured_origin);
+    if (!exchange.error.empty()) return DeliveryResult::Retry(std::move(exchange.error));
+    const bool redirect = exchange.status == 301 || exchange.status == 302 ||
+                          exchange.status == 303 || exchange.status == 307 ||
+                          exchange.status == 308;
+    if (redirect && settings_.follow_redirects && !exchange.location.empty()) {
+      if (redirects == kMaxRedirects) {
+        return DeliveryResult::Retry("more than " + std::to_string(kMaxRedirects) +
+                                     " redirects: fix the url");
+      }
+      configured_origin = configured_origin && SameOrigin(settings_.url, exchange.location);
+      url = std::move(exchange.location);
+      continue;
+    }
+    return ClassifyWebhookResponse(
+        exchange.status, exchange.response.body,
+        ParseRetryAfter(exchange.response.retry_after, clock_.WallNow()));
+  }
+}
 
+WebhookSink::Exchange WebhookSink::Send(const std::string& url, const Event& event,
+                                        std::int64_t timestamp, const std::string& body,
+                                        bool with_credentials) {
+  Exchange exchange;
   CurlList headers;
   auto add = [&headers](const std::string& line) {
     headers.reset(curl_slist_append(headers.release(), line.c_str()));
   };
   add("Content-Type: application/cloudevents+json");
+  // The id's parts are percent-encoded by the engine: no line break can
+  // reach this header whatever Consul holds.
   add("webhook-id: " + event.id);
   add("webhook-timestamp: " + std::to_string(timestamp));
   if (signing_key_) {
     add("webhook-signature: " + SignWebhook(*signing_key_, event.id, timestamp, body));
   }
-  if (!settings_.bearer_token.empty()) add("Authorization: Bearer " + settings_.bearer_token);
-  for (const auto& [name, value] : settings_.headers) add(name + ": " + value);
+  if (with_credentials) {
+    if (!settings_.bearer_token.empty()) add("Authorization: Bearer " + settings_.bearer_token);
+    for (const auto& [name, value] : settings_.headers) add(name + ": " + value);
+  }
   // Without this curl waits for "100 Continue" before sending a body over
   // 1 KiB, a round trip most receivers never answer.
   add("Expect:");
-  if (!headers) return DeliveryResult::Retry("out of memory building the request");
+  if (!headers) {
+    exchange.error = "out of memory building the request";
+    return exchange;
+  }
 
   CURL* curl = curl_.get();
   curl_easy_reset(curl);  // keeps the connection, forgets the last request
-  Response response;
   std::array<char, CURL_ERROR_SIZE> error{};
   const std::string user_agent = std::string("health-bridge/") + kVersion;
-  curl_easy_setopt(curl, CURLOPT_URL, settings_.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_POST, 1L);
@@ -152,33 +225,35 @@ DeliveryResult WebhookSink::Post(const Event& event) {
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(settings_.timeout.count()));
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error.data());
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &exchange.response);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &exchange.response);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &OnProgress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &interrupted_);
-  if (settings_.follow_redirects) {
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(curl, CURLOPT_POSTREDIR, static_cast<long>(CURL_REDIR_POST_ALL));
-  }
-  if (!settings_.basic_username.empty()) {
+  if (with_credentials && !settings_.basic_username.empty()) {
     curl_easy_setopt(curl, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
     curl_easy_setopt(curl, CURLOPT_USERNAME, settings_.basic_username.c_str());
     curl_easy_setopt(curl, CURLOPT_PASSWORD, settings_.basic_password.c_str());
   }
   if (!settings_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings_.ca_file.c_str());
 
-  if (const CURLcode code = curl_easy_perform(curl); code != CURLE_OK) {
+  const CURLcode code = curl_easy_perform(curl);
+  // A body past the limit ends the transfer (its start is all that is kept):
+  // the answer's status still decides.
+  if (code != CURLE_OK && !(code == CURLE_WRITE_ERROR && exchange.response.body_truncated)) {
     // The URL is left out: it may carry credentials.
-    return DeliveryResult::Retry(std::string("POST failed: ") +
-                                 (error[0] != '\0' ? error.data() : curl_easy_strerror(code)));
+    exchange.error =
+        std::string("POST failed: ") + (error[0] != '\0' ? error.data() : curl_easy_strerror(code));
+    return exchange;
   }
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  return ClassifyWebhookResponse(status, response.body,
-                                 ParseRetryAfter(response.retry_after, clock_.WallNow()));
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &exchange.status);
+  if (const char* location = nullptr;
+      curl_easy_getinfo(curl, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
+      location != nullptr) {
+    exchange.location = location;
+  }
+  return exchange;
 }
 
 void WebhookSink::Deliver(std::span<const EventPtr> events,

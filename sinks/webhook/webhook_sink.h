@@ -6,6 +6,7 @@
 // (http_proxy, https_proxy, no_proxy), as libcurl reads them.
 
 #include <atomic>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -42,8 +43,28 @@ class WebhookSink final : public Sink {
   // shutdown).
   void Interrupt() noexcept override { interrupted_ = true; }
 
+  // What is kept of a receiver's answer (filled by curl's callbacks).
+  struct Response {
+    std::string body;  // its first bytes, quoted in errors
+    std::size_t body_bytes = 0;
+    bool body_truncated = false;  // it was longer than the sink reads
+    std::string retry_after;
+  };
+
  private:
+  static constexpr int kMaxRedirects = 5;
+
+  struct Exchange {
+    std::string error;  // set when no HTTP answer came
+    long status = 0;
+    Response response;
+    std::string location;  // where a 3xx points, absolute
+  };
+
   DeliveryResult Post(const Event& event);
+  // One POST of the event to `url`, without following redirects.
+  Exchange Send(const std::string& url, const Event& event, std::int64_t timestamp,
+                const std::string& body, bool with_credentials);
 
   const std::string name_;
   const WebhookSinkSettings settings_;
@@ -62,7 +83,12 @@ class WebhookSink final : public Sink {
 DeliveryResult ClassifyWebhookResponse(long status, std::string_view body,
                                        std::optional<std::chrono::milliseconds> retry_after);
 
-// Retry-After: delay-seconds or an HTTP-date; nullopt when unparseable.
+// The longest delay a receiver's Retry-After can ask for. The router also
+// holds a retried event to the sink's max_backoff and max_age.
+inline constexpr std::chrono::milliseconds kMaxRetryAfter = std::chrono::hours(1);
+
+// Retry-After: delay-seconds or an HTTP-date, clamped to [0, kMaxRetryAfter];
+// nullopt when unparseable (a sign, a fraction, garbage, over 64 bytes).
 std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value, WallTime now);
 
 StatusOr<SinkPtr> CreateWebhookSink(const SinkConfig& config, const SinkContext& context);

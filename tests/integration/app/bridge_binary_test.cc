@@ -30,9 +30,10 @@ const std::filesystem::path kExamples = std::filesystem::path(HB_SOURCE_DIR) / "
 // Consul's variables from the developer's shell must not leak into a test.
 ChildProcess::Options CleanEnv(std::map<std::string, std::optional<std::string>> extra = {}) {
   ChildProcess::Options options;
-  for (const char* name : {"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_TOKEN_FILE",
-                           "CONSUL_CACERT", "CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY",
-                           "CONSUL_TLS_SERVER_NAME", "CONSUL_HTTP_SSL_VERIFY"}) {
+  for (const char* name :
+       {"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_TOKEN_FILE", "CONSUL_CACERT",
+        "CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY", "CONSUL_TLS_SERVER_NAME", "CONSUL_HTTP_SSL",
+        "CONSUL_HTTP_SSL_VERIFY", "HEALTH_BRIDGE_CONFIG"}) {
     options.env[name] = std::nullopt;
   }
   for (auto& [name, value] : extra) options.env[name] = value;
@@ -52,8 +53,41 @@ TEST(BridgeBinary, VersionAndHelpGoToStdoutAndExitZero) {
   EXPECT_THAT(version.out, ::testing::StartsWith("health-bridge "));
   const RunResult help = RunToCompletion(kBridge, {"--help"}, CleanEnv());
   EXPECT_EQ(help.exit_code, 0);
-  EXPECT_THAT(help.out, HasSubstr("check-config FILE"));
+  EXPECT_THAT(help.out, HasSubstr("check-config [FILE]"));
   EXPECT_EQ(help.err, "");
+}
+
+TEST(BridgeBinary, HealthBridgeConfigNamesTheConfigFile) {
+  const auto minimal = (kExamples / "minimal.yaml").string();
+  const RunResult checked =
+      RunToCompletion(kBridge, {"check-config"}, CleanEnv({{"HEALTH_BRIDGE_CONFIG", minimal}}));
+  EXPECT_EQ(checked.exit_code, 0) << checked.err;
+  EXPECT_THAT(checked.out, HasSubstr("sinks:"));
+}
+
+TEST(BridgeBinary, LogsNameLevelsAsTheConfigDoesAndMarkTheirTimesUtc) {
+  // Nothing listens on port 1: the watch warns that Consul is unreachable.
+  for (const char* format : {"json", "text"}) {
+    const auto path = WriteTemp(std::string("log-") + format + ".yaml",
+                                std::string("consul: {address: 'http://127.0.0.1:1'}\n"
+                                            "server: {listen: '127.0.0.1:0'}\n"
+                                            "log: {level: warn, format: ") +
+                                    format + "}\n");
+    ChildProcess bridge(kBridge, {"--config", path.string()}, CleanEnv());
+    const bool warned = bridge.WaitForStderr("Consul request failed", std::chrono::seconds(20));
+    bridge.Signal(SIGTERM);
+    bridge.Wait(std::chrono::seconds(10));
+    ASSERT_TRUE(warned) << bridge.Stderr();
+    const std::string log = bridge.Stderr();
+    if (std::string(format) == "json") {
+      EXPECT_THAT(log, HasSubstr("\"level\":\"warn\""));
+      EXPECT_THAT(log, ::testing::ContainsRegex(R"("ts":"[0-9T:.-]+Z")"));
+    } else {
+      EXPECT_THAT(log, ::testing::ContainsRegex(R"([0-9]T[0-9:.]+Z warn Consul request failed)"));
+    }
+    EXPECT_THAT(log, Not(HasSubstr("warning")));
+    std::filesystem::remove(path);
+  }
 }
 
 TEST(BridgeBinary, UnknownFlagGivesUsageOnStderrAndExitsTwo) {

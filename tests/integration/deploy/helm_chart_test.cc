@@ -233,10 +233,56 @@ TEST_F(HelmChart, DefaultsRenderOnlyTheAlwaysOnObjects) {
 
 TEST_F(HelmChart, FullValuesRenderEveryOptionalObject) {
   const auto objects = Render({"-f", kFullValues.string()});
-  EXPECT_EQ(Kinds(objects),
-            (std::multiset<std::string>{"ConfigMap", "Deployment", "PersistentVolumeClaim",
-                                        "PodDisruptionBudget", "PrometheusRule", "Secret",
-                                        "Service", "ServiceAccount", "ServiceMonitor"}));
+  EXPECT_EQ(Kinds(objects), (std::multiset<std::string>{
+                                "ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim",
+                                "PodDisruptionBudget", "PrometheusRule", "Secret", "Service",
+                                "ServiceAccount", "ServiceMonitor"}));
+}
+
+TEST_F(HelmChart, WebConfigSecretIsMountedAndTurnsProbesAndScrapesToHttps) {
+  const auto objects = Render({"-f", kFullValues.string()});
+  ASSERT_FALSE(objects.empty());
+  const std::string web_config = Str(RenderedConfig(objects)["server"]["web_config_file"]);
+  EXPECT_EQ(web_config, "/etc/health-bridge-web/web.yml");
+  const YAML::Node pod = One(objects, "Deployment")["spec"]["template"]["spec"];
+  const YAML::Node container = pod["containers"][0];
+  std::string volume_name;
+  for (const YAML::Node& mount : container["volumeMounts"]) {
+    if (Str(mount["mountPath"]) == "/etc/health-bridge-web") volume_name = Str(mount["name"]);
+  }
+  ASSERT_FALSE(volume_name.empty());
+  std::string secret;
+  for (const YAML::Node& volume : pod["volumes"]) {
+    if (Str(volume["name"]) == volume_name) secret = Str(volume["secret"]["secretName"]);
+  }
+  EXPECT_EQ(secret, "health-bridge-web");
+  EXPECT_EQ(Str(container["livenessProbe"]["httpGet"]["scheme"]), "HTTPS");
+  EXPECT_EQ(Str(container["readinessProbe"]["httpGet"]["scheme"]), "HTTPS");
+  const YAML::Node endpoint = One(objects, "ServiceMonitor")["spec"]["endpoints"][0];
+  EXPECT_EQ(Str(endpoint["scheme"]), "https");
+  EXPECT_TRUE(endpoint["basicAuth"].IsDefined());
+
+  // The defaults stay plain HTTP, with no web config.
+  const auto plain = Render({});
+  EXPECT_FALSE(RenderedConfig(plain)["server"].IsDefined() &&
+               RenderedConfig(plain)["server"]["web_config_file"].IsDefined());
+  EXPECT_EQ(Str(One(plain, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+                                        ["livenessProbe"]["httpGet"]["scheme"]),
+            "HTTP");
+}
+
+TEST_F(HelmChart, NetworkPolicyAdmitsOnlyTheListedPeersToThePort) {
+  const auto listed = Render({"-f", kFullValues.string()});
+  const YAML::Node rule = One(listed, "NetworkPolicy")["spec"]["ingress"][0];
+  EXPECT_EQ(rule["ports"][0]["port"].as<int>(), 9100);  // full-values.yaml's server.listen
+  ASSERT_EQ(rule["from"].size(), 1U);
+  EXPECT_TRUE(rule["from"][0]["namespaceSelector"].IsDefined());
+  // Nobody listed: no ingress rule at all, which admits nobody (an empty
+  // `from` would admit everyone).
+  const auto none = Render({"--set", "networkPolicy.enabled=true"});
+  const YAML::Node spec = One(none, "NetworkPolicy")["spec"];
+  EXPECT_EQ(spec["ingress"].size(), 0U);
+  EXPECT_EQ(Str(spec["policyTypes"][0]), "Ingress");
 }
 
 TEST_F(HelmChart, ChartAppVersionIsTheProjectVersionAndTheDefaultImageTag) {

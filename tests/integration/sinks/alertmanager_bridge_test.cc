@@ -40,6 +40,7 @@ TEST(AlertmanagerBridgeTest, CriticalCheckPagesThroughAlertmanagerAndRecoveryRes
                                 {"TTL", "1h"},
                                 {"Status", "passing"}}}});
   WebhookReceiver receiver;
+  receiver.ExpectCloudEvents(false);  // Alertmanager's notifications
   AlertmanagerServer::Options options;
   options.receiver_url = receiver.url("/notify");
   AlertmanagerServer alertmanager(options);

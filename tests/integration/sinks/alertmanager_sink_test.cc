@@ -172,6 +172,7 @@ class AlertmanagerSinkTest : public ::testing::Test {
 
 TEST_F(AlertmanagerSinkTest, FiringAlertShowsItsLabelsAndResolvesAfterRecovery) {
   WebhookReceiver receiver;
+  receiver.ExpectCloudEvents(false);  // Alertmanager's notifications
   auto alertmanager = StartAlertmanager(NotifyingTo(receiver));
   auto sink = NewSink(Settings({alertmanager->url()}));
 
@@ -219,6 +220,7 @@ TEST_F(AlertmanagerSinkTest, FiringAlertShowsItsLabelsAndResolvesAfterRecovery) 
 
 TEST_F(AlertmanagerSinkTest, GroupedNotificationLeavesOutTheSilencedInstance) {
   WebhookReceiver receiver;
+  receiver.ExpectCloudEvents(false);  // Alertmanager's notifications
   auto alertmanager = StartAlertmanager(NotifyingTo(receiver));
   alertmanager->Silence({{"service_id", "payments-3"}});
   auto sink = NewSink(Settings({alertmanager->url()}));
@@ -395,6 +397,7 @@ TEST_F(AlertmanagerSinkTest, RouterRetriesWhileAlertmanagerIsDownAndDeadLettersW
   WebhookReceiver refusing([](std::size_t, const ReceivedRequest&) {
     return Answer(400, "{\"message\":\"invalid label set\"}");
   });
+  refusing.ExpectCloudEvents(false);  // posted alerts, not events
   auto refused_storage = dead_letters();
   SinkWorker refused(options, NewSink(Settings({refusing.url("")})), refused_storage, clock_,
                      nullptr);
@@ -450,6 +453,9 @@ TEST_F(AlertmanagerSinkTest, HttpsIsVerifiedAgainstTheConfiguredCa) {
 
 class ScriptedAlertmanagerTest : public AlertmanagerSinkTest {
  protected:
+  // Stands in for Alertmanager: what it gets are alerts, not events.
+  ScriptedAlertmanagerTest() { peer_.ExpectCloudEvents(false); }
+
   std::vector<json> Posts() const {
     std::vector<json> posts;
     for (const auto& request : peer_.Accepted()) posts.push_back(json::parse(request.body));

@@ -225,6 +225,80 @@ TEST_F(WebhookSinkTest, RedirectIsNotFollowedByDefault) {
   EXPECT_EQ(receiver.RequestCount(), 1U);
 }
 
+ScriptedResponse RedirectTo(const std::string& url) {
+  ScriptedResponse answer = Answer(307);
+  answer.headers.emplace_back("Location", url);
+  return answer;
+}
+
+TEST_F(WebhookSinkTest, ARedirectToAnotherOriginGetsTheSignedEventButNoCredentials) {
+  WebhookReceiver elsewhere;
+  WebhookReceiver first(
+      [&](std::size_t, const ReceivedRequest&) { return RedirectTo(elsewhere.url("/moved")); });
+  WebhookSinkSettings settings = Settings(first);
+  settings.follow_redirects = true;
+  settings.secret = kSecret;
+  settings.bearer_token = "bearer-secret";
+  settings.headers["X-Api-Key"] = "key-secret";
+  const auto result =
+      DeliverOne(*NewSink(settings), InstanceEvent("p-1", EventType::kInstanceUp, 1));
+  EXPECT_EQ(result.kind, Kind::kOk) << result.error;
+  ASSERT_EQ(elsewhere.Accepted().size(), 1U);
+  const ReceivedRequest moved = elsewhere.Accepted()[0];
+  EXPECT_EQ(moved.path, "/moved");
+  EXPECT_EQ(moved.Header("authorization"), "");
+  EXPECT_EQ(moved.Header("x-api-key"), "");
+  EXPECT_EQ(moved.Header("webhook-signature"), IndependentSignature(kSecret, moved));
+}
+
+TEST_F(WebhookSinkTest, ARedirectWithinTheOriginKeepsTheCredentials) {
+  WebhookReceiver receiver([](std::size_t n, const ReceivedRequest&) {
+    return n == 0 ? ScriptedResponse{} : Answer(204);
+  });
+  receiver.SetScript([&receiver](std::size_t n, const ReceivedRequest&) {
+    return n == 0 ? RedirectTo(receiver.url("/v2/hook")) : Answer(204);
+  });
+  WebhookSinkSettings settings = Settings(receiver);
+  settings.follow_redirects = true;
+  settings.bearer_token = "bearer-secret";
+  settings.headers["X-Api-Key"] = "key-secret";
+  const auto result =
+      DeliverOne(*NewSink(settings), InstanceEvent("p-1", EventType::kInstanceUp, 1));
+  EXPECT_EQ(result.kind, Kind::kOk) << result.error;
+  ASSERT_EQ(receiver.Accepted().size(), 1U);
+  EXPECT_EQ(receiver.Accepted()[0].path, "/v2/hook");
+  EXPECT_EQ(receiver.Accepted()[0].Header("authorization"), "Bearer bearer-secret");
+  EXPECT_EQ(receiver.Accepted()[0].Header("x-api-key"), "key-secret");
+}
+
+TEST_F(WebhookSinkTest, ARedirectLoopEndsAfterAFewHops) {
+  WebhookReceiver receiver;
+  receiver.SetScript([&receiver](std::size_t, const ReceivedRequest&) {
+    return RedirectTo(receiver.url("/again"));
+  });
+  WebhookSinkSettings settings = Settings(receiver);
+  settings.follow_redirects = true;
+  const auto result =
+      DeliverOne(*NewSink(settings), InstanceEvent("p-1", EventType::kInstanceUp, 1));
+  EXPECT_EQ(result.kind, Kind::kRetry);
+  EXPECT_NE(result.error.find("redirects"), std::string::npos) << result.error;
+  EXPECT_EQ(receiver.RequestCount(), 6U);
+}
+
+TEST_F(WebhookSinkTest, AHugeAnswerIsNotReadToItsEndAndItsStatusStillCounts) {
+  WebhookReceiver receiver(
+      [](std::size_t, const ReceivedRequest&) { return Answer(200, std::string(32 << 20, 'x')); });
+  const auto ok =
+      DeliverOne(*NewSink(Settings(receiver)), InstanceEvent("p-1", EventType::kInstanceUp, 1));
+  EXPECT_EQ(ok.kind, Kind::kOk) << ok.error;
+  receiver.SetScript(
+      [](std::size_t, const ReceivedRequest&) { return Answer(400, std::string(32 << 20, 'y')); });
+  const auto rejected =
+      DeliverOne(*NewSink(Settings(receiver)), InstanceEvent("p-1", EventType::kInstanceUp, 2));
+  EXPECT_EQ(rejected.kind, Kind::kReject);
+  EXPECT_LT(rejected.error.size(), 1024U) << "the error quotes only the answer's start";
+}
+
 TEST_F(WebhookSinkTest, HangingReceiverTimesOutAndTheEventIsRetried) {
   WebhookReceiver receiver([](std::size_t n, const ReceivedRequest&) {
     return n == 0 ? Answer(204, "", "", seconds(10)) : Answer(204);

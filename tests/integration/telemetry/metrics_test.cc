@@ -26,6 +26,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::BridgeProcess;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 const std::filesystem::path kSource = HB_SOURCE_DIR;
@@ -40,6 +41,7 @@ class MetricsTest : public ::testing::Test {
         kBridge, "consul: {address: " + consul_.address() +
                      "}\n"
                      "watch: {unreachable_grace: 1s}\n"
+                     "server: {listen: 127.0.0.1:0, instances: {enabled: true, meta: [version]}}\n"
                      "sinks:\n  - name: prometheus\n    type: metrics\n");
     ASSERT_TRUE(bridge_->ok()) << bridge_->process().Stderr();
     port_ = bridge_->port();
@@ -56,6 +58,7 @@ class MetricsTest : public ::testing::Test {
         {"ID", id},
         {"Name", service},
         {"Port", 8000},
+        {"Meta", {{"version", "1.4"}, {"db_password", "hunter2"}}},
         {"Check", {{"CheckID", "service:" + id}, {"TTL", "1h"}, {"Status", "passing"}}}});
   }
 
@@ -131,6 +134,14 @@ TEST_F(MetricsTest, InstancesEndpointListsEveryWatchedInstance) {
   EXPECT_EQ((*ttl)["output"], "connection refused");
   EXPECT_EQ(by_id["billing-1"]["service"], "billing");
   EXPECT_FALSE(by_id["billing-1"]["since"].get<std::string>().empty());
+  // Only the allowed meta keys leave the bridge.
+  EXPECT_EQ(by_id["payments-1"]["meta"], (nlohmann::json{{"version", "1.4"}}));
+  EXPECT_THAT(response->body, Not(HasSubstr("hunter2")));
+
+  const auto filtered =
+      nlohmann::json::parse(Get("/v1/instances?service=payments&status=critical")->body);
+  ASSERT_EQ(filtered["instances"].size(), 1U) << filtered;
+  EXPECT_EQ(filtered["instances"][0]["id"], "payments-2");
 }
 
 TEST_F(MetricsTest, LiveScrapePassesPromtoolCheckMetrics) {

@@ -116,6 +116,8 @@ class Demo {
  public:
   bool Start(const std::filesystem::path& bridge_binary) {
     Say("==> starting a dev Consul, an embedded Kafka, a webhook receiver and health-bridge");
+    // Not a test binary: the event contract is the tests' to check.
+    receiver_.ExpectCloudEvents(false);
     if (consul_.Start() == 0) return Fail("the dev Consul could not listen");
     for (const auto& instance : kInstances) Register(instance);
     heartbeats_ = std::make_unique<Heartbeats>(consul_);

@@ -1,10 +1,13 @@
 #include "tests/support/http/webhook_receiver.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cctype>
 #include <stdexcept>
 
 #include "tests/support/http/loopback_server.h"
+#include "tests/support/schema/event_schema.h"
 
 namespace hb::testing {
 
@@ -29,6 +32,7 @@ WebhookReceiver::WebhookReceiver(Script script) : script_(std::move(script)) {
     changed_.wait_for(lock, answer.delay, [this] { return stopping_; });
     response.status = answer.status;
     if (!answer.retry_after.empty()) response.set_header("Retry-After", answer.retry_after);
+    for (const auto& [name, value] : answer.headers) response.set_header(name, value);
     if (!answer.body.empty()) response.set_content(answer.body, "text/plain");
     if (answer.status >= 200 && answer.status < 300) accepted_.push_back(std::move(received));
     changed_.notify_all();
@@ -43,6 +47,18 @@ WebhookReceiver::~WebhookReceiver() {
   Stop();
   server_.stop();
   thread_.join();
+  if (!expect_cloud_events_) return;
+  // Every event a test received keeps the published contract.
+  std::vector<std::string> bodies;
+  for (const ReceivedRequest& request : accepted_) bodies.push_back(request.body);
+  if (const std::string violations = EventSchemaViolations(bodies); !violations.empty()) {
+    ADD_FAILURE() << violations;
+  }
+}
+
+void WebhookReceiver::ExpectCloudEvents(bool expect) {
+  std::lock_guard lock(mutex_);
+  expect_cloud_events_ = expect;
 }
 
 std::string WebhookReceiver::url(const std::string& path) const {

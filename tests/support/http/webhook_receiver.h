@@ -29,11 +29,12 @@ struct ScriptedResponse {
   std::string body;
   std::string retry_after;  // Retry-After header, when not empty
   std::chrono::milliseconds delay{0};
+  std::vector<std::pair<std::string, std::string>> headers;  // more answer headers
 };
 
 inline ScriptedResponse Answer(int status, std::string body = "", std::string retry_after = "",
                                std::chrono::milliseconds delay = {}) {
-  return {status, std::move(body), std::move(retry_after), delay};
+  return {status, std::move(body), std::move(retry_after), delay, {}};
 }
 
 class WebhookReceiver {
@@ -57,6 +58,10 @@ class WebhookReceiver {
   bool WaitForAccepted(std::size_t count, std::chrono::milliseconds timeout) const;
   // Stops answering: delayed requests return at once.
   void Stop();
+  // Whether the bodies are health-bridge events: then the destructor fails
+  // the test if an accepted one breaks docs/contract/events.schema.json.
+  // Default: true.
+  void ExpectCloudEvents(bool expect);
 
  private:
   httplib::Server server_;
@@ -68,6 +73,7 @@ class WebhookReceiver {
   std::size_t requests_ = 0;               // guarded by mutex_
   std::vector<ReceivedRequest> accepted_;  // guarded by mutex_
   bool stopping_ = false;                  // guarded by mutex_
+  bool expect_cloud_events_ = true;        // guarded by mutex_
 };
 
 }  // namespace hb::testing

@@ -18,10 +18,14 @@ std::filesystem::path UniqueConfigPath() {
          ("hb-bridge-" + std::to_string(::getpid()) + "-" + std::to_string(next++) + ".yaml");
 }
 
+// Tests listen on loopback and an ephemeral port; a test that configures
+// the server itself must say so too.
 void WriteConfig(const std::filesystem::path& path, const std::string& config) {
-  std::ofstream(path, std::ios::trunc) << "server: {listen: 127.0.0.1:0}\n"
-                                       << "log: {format: text}\n"
-                                       << config;
+  const bool has_server =
+      config.starts_with("server:") || config.find("\nserver:") != std::string::npos;
+  std::ofstream(path, std::ios::trunc)
+      << (has_server ? "" : "server: {listen: 127.0.0.1:0}\n") << "log: {format: text}\n"
+      << config;
 }
 
 std::size_t CountOf(const std::string& text, const std::string& needle) {

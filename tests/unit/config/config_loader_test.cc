@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,8 @@ namespace hb {
 namespace {
 
 using std::chrono::milliseconds;
+using ::testing::AllOf;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -46,6 +49,12 @@ TEST(Duration, ParsesGoStyleDurations) {
   EXPECT_EQ(ParseDuration("-5s"), std::nullopt);
   EXPECT_EQ(ParseDuration("5 s"), std::nullopt);
   EXPECT_EQ(ParseDuration("5d"), std::nullopt);
+  // Overflow is an error, never a wrapped (negative) duration.
+  EXPECT_EQ(ParseDuration("2562047788019h"), std::nullopt);
+  EXPECT_EQ(ParseDuration("99999999999999999999ms"), std::nullopt);
+  EXPECT_EQ(ParseDuration("2562047h2562047h2562047h2562047h"),
+            milliseconds(4 * 2562047LL * 3'600'000));
+  EXPECT_EQ(ParseDuration("2000000000000h2000000000000h"), std::nullopt);
 }
 
 TEST(Duration, FormatsTheShortestExactForm) {
@@ -226,13 +235,15 @@ TEST_F(ConfigTest, TokenFileWinsOverTokenAsInConsulsGoApi) {
 
 TEST_F(ConfigTest, EffectiveConfigMasksEverySecret) {
   env_["CONSUL_HTTP_TOKEN"] = "consul-secret-token";
+  env_["CONSUL_HTTP_ADDR"] = "http://admin:S3cretPW@127.0.0.1:8500";
   auto result = Load(R"(
 sinks:
   - name: hooks
     type: webhook
-    url: https://hooks.example/x
+    url: https://user:HookPW@hooks.example/x?api_key=QUERYSECRET
     secret: raw-signing-secret
-    headers: {Authorization: "Bearer header-secret", X-Team: ops}
+    headers: {X-Signature-Seed: header-secret, X-Team: ops}
+    safe_headers: [X-Team]
     auth: {basic: {username: bridge, password: basic-secret}}
   - name: topic
     type: kafka
@@ -242,13 +253,109 @@ sinks:
 )");
   ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
   const std::string masked = FormatEffectiveConfig(*result.config, true);
-  for (const char* secret : {"consul-secret-token", "raw-signing-secret", "header-secret",
-                             "basic-secret", "kafka-secret", "jaas-secret"}) {
+  for (const char* secret :
+       {"consul-secret-token", "raw-signing-secret", "header-secret", "basic-secret",
+        "kafka-secret", "jaas-secret", "S3cretPW", "HookPW", "QUERYSECRET"}) {
     EXPECT_THAT(masked, Not(HasSubstr(secret)));
   }
   EXPECT_THAT(masked, HasSubstr("X-Team: ops"));
   EXPECT_THAT(masked, HasSubstr("acks: all"));
   EXPECT_THAT(masked, HasSubstr("username: bridge"));
+  EXPECT_THAT(masked, HasSubstr("https://******@hooks.example/x?******"));
+  EXPECT_THAT(masked, HasSubstr("http://******@127.0.0.1:8500"));
+}
+
+TEST_F(ConfigTest, WebhookHeadersCannotBreakTheirLineOrReplaceTheSinksOwn) {
+  const auto errors = Load(R"(
+sinks:
+  - name: hooks
+    type: webhook
+    url: http://x
+    headers:
+      "X-Ok": "fine"
+      "X Bad": "v"
+      "X-Injected": "a\r\nContent-Length: 0"
+      "Content-Length": "0"
+      "webhook-id": "forged"
+    safe_headers: [X-Missing]
+)")
+                          .errors;
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("headers"), HasSubstr("\"X Bad\""),
+                                     HasSubstr("not an HTTP token"))));
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("\"X-Injected\""), HasSubstr("control"))));
+  EXPECT_THAT(errors,
+              Contains(AllOf(HasSubstr("\"Content-Length\""), HasSubstr("set by the sink"))));
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("\"webhook-id\""), HasSubstr("set by the sink"))));
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("safe_headers"), HasSubstr("X-Missing"))));
+  EXPECT_THAT(errors, Not(Contains(HasSubstr("X-Ok"))));
+}
+
+TEST_F(ConfigTest, ConsulAddressAndConsulsBooleanVariablesMeanWhatTheySay) {
+  EXPECT_THAT(Load("consul: {address: 'htp://127.0.0.1:18500'}\n").errors,
+              Contains(AllOf(HasSubstr("consul.address"), HasSubstr("scheme must be http or https"),
+                             HasSubstr("\"htp\""))));
+  EXPECT_THAT(Load("consul: {address: 'http://:8500'}\n").errors,
+              Contains(HasSubstr("consul.address")));
+  env_["CONSUL_HTTP_SSL"] = "maybe";
+  env_["CONSUL_HTTP_SSL_VERIFY"] = "nope";
+  const auto errors = Load("").errors;
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("CONSUL_HTTP_SSL:"), HasSubstr("\"maybe\""))));
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("CONSUL_HTTP_SSL_VERIFY:"), HasSubstr("\"nope\""))));
+  env_["CONSUL_HTTP_SSL"] = "1";
+  env_["CONSUL_HTTP_SSL_VERIFY"] = "F";
+  env_["CONSUL_HTTP_ADDR"] = "consul.service:8501";
+  const auto loaded = Load("");
+  ASSERT_TRUE(loaded.ok()) << testing::PrintToString(loaded.errors);
+  EXPECT_EQ(loaded.config->consul.address, "https://consul.service:8501");
+  EXPECT_TRUE(loaded.config->consul.tls.insecure_skip_verify);
+}
+
+TEST_F(ConfigTest, CheckConfigSaysWhichValuesCameFromTheEnvironment) {
+  env_["CONSUL_HTTP_ADDR"] = "http://10.0.0.1:8500";
+  env_["HOOK_SECRET"] = "s3cret";
+  const auto loaded =
+      Load("sinks:\n  - {name: a, type: webhook, url: 'http://x', secret: '${HOOK_SECRET}'}\n");
+  ASSERT_TRUE(loaded.ok()) << testing::PrintToString(loaded.errors);
+  const std::string text = FormatEffectiveConfig(*loaded.config, true);
+  EXPECT_THAT(text, HasSubstr("# from the environment:\n"));
+  EXPECT_THAT(text, HasSubstr("#   consul.address: CONSUL_HTTP_ADDR\n"));
+  EXPECT_THAT(text, HasSubstr("#   sinks[0].secret: ${HOOK_SECRET}\n"));
+  EXPECT_THAT(text, Not(HasSubstr("s3cret")));
+}
+
+TEST_F(ConfigTest, DurationsAndSizesHaveUpperBounds) {
+  const auto errors = Load(R"(
+state: {shutdown_timeout: 2562047788019h, save_interval: 8000h}
+sinks:
+  - {name: a, type: log, retry: {max_age: 100000h}, spool: {max_bytes: 2048GiB}}
+)")
+                          .errors;
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("state.shutdown_timeout"),
+                                     HasSubstr("expected a duration"))));
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("max_age"), HasSubstr("at most 8784h"))));
+  EXPECT_THAT(errors, Contains(AllOf(HasSubstr("max_bytes"), HasSubstr("at most 1024GiB"))));
+  EXPECT_THAT(errors, Not(Contains(HasSubstr("save_interval"))));
+}
+
+TEST_F(ConfigTest, AnEmptyConfigFileIsRefusedAndAnExplicitEmptyMapIsNot) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("hb-config-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto load_file = [&](const std::string& name, const std::string& text) {
+    const auto path = dir / name;
+    std::ofstream(path) << text;
+    return LoadConfigFile(path.string(), registry_.Parsers(),
+                          [](std::string_view) { return std::nullopt; });
+  };
+  for (const std::string text : {"", "\n  \n", "# only a comment\n", "---\n# c\n...\n"}) {
+    const LoadResult result = load_file("empty.yaml", text);
+    EXPECT_FALSE(result.ok()) << "accepted: " << testing::PrintToString(text);
+    EXPECT_THAT(result.errors,
+                Contains(AllOf(HasSubstr("empty.yaml"), HasSubstr("no YAML document"))));
+  }
+  EXPECT_TRUE(load_file("defaults.yaml", "{}\n").ok());
+  EXPECT_TRUE(load_file("marker.yaml", "--- {}\n").ok());
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(ConfigTest, EffectiveConfigLoadsBackToTheSameConfig) {

@@ -89,5 +89,16 @@ TEST(ParseRetryAfterTest, AcceptsSecondsAndHttpDates) {
   EXPECT_EQ(ParseRetryAfter("soon", now), std::nullopt);
 }
 
+TEST(ParseRetryAfterTest, ClampsHostileValuesInsteadOfOverflowing) {
+  const WallTime now = std::chrono::system_clock::from_time_t(1445412450);
+  EXPECT_EQ(ParseRetryAfter("86400", now), kMaxRetryAfter);
+  EXPECT_EQ(ParseRetryAfter("9000000000000", now), kMaxRetryAfter);
+  EXPECT_EQ(ParseRetryAfter("99999999999999999999999999", now), kMaxRetryAfter);
+  EXPECT_EQ(ParseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", now), kMaxRetryAfter);
+  EXPECT_EQ(ParseRetryAfter("+5", now), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter("1.5", now), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter(std::string(100, '9'), now), std::nullopt);
+}
+
 }  // namespace
 }  // namespace hb

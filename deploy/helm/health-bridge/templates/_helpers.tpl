@@ -111,5 +111,31 @@ config.state.dir, or "" when the bridge keeps its state in memory only.
 The bridge's config file as rendered into the ConfigMap.
 */}}
 {{- define "health-bridge.configFile" -}}
-{{- toYaml .Values.config }}
+{{- $config := deepCopy .Values.config }}
+{{- if .Values.webConfig.secretName }}
+{{- $server := get $config "server" | default dict }}
+{{- if get $server "web_config_file" }}
+{{- fail "set webConfig.secretName or config.server.web_config_file, not both" }}
+{{- end }}
+{{- $_ := set $server "web_config_file" (include "health-bridge.webConfigFile" .) }}
+{{- $_ := set $config "server" $server }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/*
+Where the webConfig Secret is mounted, and its web.yml.
+*/}}
+{{- define "health-bridge.webConfigDir" -}}
+/etc/health-bridge-web
+{{- end }}
+{{- define "health-bridge.webConfigFile" -}}
+{{ include "health-bridge.webConfigDir" . }}/web.yml
+{{- end }}
+
+{{/*
+http or https: how probes and Prometheus reach the bridge's port.
+*/}}
+{{- define "health-bridge.scheme" -}}
+{{- if and .Values.webConfig.secretName .Values.webConfig.tls }}HTTPS{{ else }}HTTP{{ end }}
 {{- end }}

@@ -1,0 +1,85 @@
+#include "bridge/model/protocol_text.h"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace hb {
+namespace {
+
+constexpr char kHex[] = "0123456789ABCDEF";
+
+bool IsControl(unsigned char c) { return c < 0x20 || c == 0x7F; }
+
+void AppendEncoded(std::string& out, unsigned char c) {
+  out.push_back('%');
+  out.push_back(kHex[c >> 4]);
+  out.push_back(kHex[c & 0xF]);
+}
+
+}  // namespace
+
+void AppendIdPart(std::string& out, std::string_view part) {
+  for (const char ch : part) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x21 || c > 0x7E || c == '%' || c == '/') {
+      AppendEncoded(out, c);
+    } else {
+      out.push_back(ch);
+    }
+  }
+}
+
+std::string HeaderSafe(std::string_view value) {
+  const bool clean = std::none_of(value.begin(), value.end(), [](char ch) {
+    return IsControl(static_cast<unsigned char>(ch));
+  });
+  if (clean) return std::string(value);
+  std::string out;
+  out.reserve(value.size() + 8);
+  for (const char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (IsControl(c)) {
+      AppendEncoded(out, c);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+bool IsValidHeaderValue(std::string_view value) {
+  return std::none_of(value.begin(), value.end(), [](char ch) {
+    return ch != '\t' && IsControl(static_cast<unsigned char>(ch));
+  });
+}
+
+bool IsValidHeaderName(std::string_view name) {
+  static constexpr std::string_view kTokenSymbols = "!#$%&'*+-.^_`|~";
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           kTokenSymbols.find(ch) != std::string_view::npos;
+  });
+}
+
+std::string LogSafe(std::string_view text, std::size_t limit) {
+  std::string out;
+  out.reserve(std::min(text.size(), limit) + 4);
+  for (const char ch : text) {
+    if (out.size() >= limit) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(ch);
+    if (IsControl(c)) {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+}  // namespace hb

@@ -1,0 +1,17 @@
+#pragma once
+
+// The event contract as a test oracle: every event a test receives is
+// checked against docs/contract/events.schema.json by an independent
+// validator (Python's jsonschema, Debian's python3-jsonschema).
+
+#include <string>
+#include <vector>
+
+namespace hb::testing {
+
+// "" when every document is valid, else the validator's findings. With
+// `data_only` each document is an event's `data` (Kafka binary mode).
+std::string EventSchemaViolations(const std::vector<std::string>& documents,
+                                  bool data_only = false);
+
+}  // namespace hb::testing

@@ -508,6 +508,20 @@ TEST_F(ScriptedAlertmanagerTest, SilentEventsPostOnlyWhatAlertmanagerMayNotKnow)
   EXPECT_EQ(sink->FiringAlerts().size(), 1U);
 }
 
+TEST_F(ScriptedAlertmanagerTest, TestSinksMarkedEventPostsAResolvedAlertThatNotifiesNobody) {
+  auto sink = NewSink(Settings({peer_.url("")}));
+  Event probe =
+      InstanceEvent("health-bridge-test-1", EventType::kInstanceUp, 0, "health-bridge-test");
+  probe.meta = {{"health_bridge_test", "true"}};
+  probe.previous_status.reset();
+  ASSERT_EQ(DeliverOne(*sink, probe).kind, Kind::kOk);
+  ASSERT_EQ(peer_.RequestCount(), 1U);
+  const json alert = Posts()[0][0];
+  EXPECT_EQ(alert["labels"]["service_name"], "health-bridge-test");
+  EXPECT_EQ(alert["startsAt"], alert["endsAt"]);  // resolved from the start
+  EXPECT_TRUE(sink->FiringAlerts().empty());
+}
+
 TEST_F(ScriptedAlertmanagerTest, GracefulDeregistrationFiresNothingUnlessAsked) {
   Event down = Down("payments-1");
   down.reason = DownReason::kDeregistered;

@@ -151,7 +151,6 @@ long TotalRequests(hb::testing::ConsulTestServer& consul) {
 
 int Run(const Options& options) {
   hb::testing::ConsulTestServerOptions server_options;
-  server_options.threads = options.services + 64;  // one per held query, and the rest
   hb::testing::ConsulTestServer consul(server_options);
   if (consul.Start() == 0) {
     std::cerr << "detection_latency: cannot start the Consul test server\n";

@@ -3,10 +3,16 @@
 // and reports what an operator sizes a pod by: time to the first complete
 // sync, RSS, threads, CPU at idle, the latency from a TTL check lapsing in
 // Consul to its instance.down line on the bridge's stdout, and how long a
-// change of 1% of the instances at once takes to come out.
+// change of 1% of the instances at once takes to come out, and the most
+// connections the bridge held at once as the server counted them. The server
+// enforces Consul's default limit of 200 connections per client IP.
 //
 //   watch_scale --bridge PATH [--services 5000] [--instances 4] [--samples 200]
-//               [--idle 10s]
+//               [--idle 10s] [--max-connections N]
+//
+// --max-connections sets consul.max_connections (default: the bridge's,
+// 100); 10000 gives every service a query of its own, the design before the
+// budget, which works only while that fits under the server's limit.
 //
 // Prints one JSON object on stdout. Not a test: figures, never assertions.
 
@@ -51,6 +57,7 @@ struct Options {
   int instances = 4;
   int samples = 200;
   milliseconds idle{10000};
+  int max_connections = 0;  // 0: the bridge's default
 };
 
 // /proc/<pid>/status and /proc/<pid>/stat of the bridge.
@@ -129,10 +136,9 @@ class DownLines {
 };
 
 int Run(const Options& options) {
-  hb::testing::ConsulTestServerOptions server_options;
+  hb::testing::ConsulTestServerOptions server_options;  // Consul's limits, on
   // Every open connection (a held blocking query) occupies one server
   // thread; it sleeps in a futex or poll() until it has work.
-  server_options.threads = options.services + 64;
   hb::testing::ConsulTestServer consul(server_options);
   if (consul.Start() == 0) {
     std::cerr << "watch_scale: cannot start the Consul test server\n";
@@ -147,8 +153,16 @@ int Run(const Options& options) {
 
   const auto config = std::filesystem::temp_directory_path() /
                       ("hb-watch-scale-" + std::to_string(::getpid()) + ".yaml");
-  std::ofstream(config) << "server: {listen: 127.0.0.1:0}\n"
-                        << "sinks:\n  - name: stdout\n    type: log\n";
+  {
+    std::ofstream out(config);
+    out << "server: {listen: 127.0.0.1:0}\n"
+        << "sinks:\n  - name: stdout\n    type: log\n";
+    if (options.max_connections > 0) {
+      out << "consul: {max_connections: " << options.max_connections << "}\n";
+    }
+  }
+  // Registrations went through the server's API, not over connections.
+  consul.ResetPeakConnections();
   hb::testing::ChildProcess::Options child_options;
   child_options.env["CONSUL_HTTP_ADDR"] = consul.address();
   child_options.pipe_stdout = true;
@@ -261,6 +275,10 @@ int Run(const Options& options) {
   std::filesystem::remove(config);
 
   json report = {{"services", options.services},
+                 {"design", options.max_connections >= 10000 ? "query per service" : "budget"},
+                 {"max_connections", options.max_connections > 0 ? options.max_connections : 100},
+                 {"peak_connections", consul.PeakConnections()},
+                 {"refused_connections", consul.RefusedConnections()},
                  {"instances", options.services * options.instances},
                  {"initial_sync_s", sync_seconds},
                  {"initial_sync_cpu_s", sync_cpu_seconds},
@@ -304,11 +322,13 @@ int main(int argc, char** argv) {
       options.instances = std::stoi(value);
     } else if (arg == "--samples") {
       options.samples = std::stoi(value);
+    } else if (arg == "--max-connections") {
+      options.max_connections = std::stoi(value);
     } else if (arg == "--idle") {
       options.idle = hb::ParseDuration(value).value_or(options.idle);
     } else {
       std::cerr << "usage: watch_scale --bridge PATH [--services 5000] [--instances 4]"
-                   " [--samples 200] [--idle 10s]\n";
+                   " [--samples 200] [--idle 10s] [--max-connections N]\n";
       return 2;
     }
     ++i;

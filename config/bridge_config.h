@@ -51,6 +51,19 @@ struct ConsulConfig {
   std::chrono::milliseconds wait_time{std::chrono::minutes(5)};
   // Read from any server (?stale): scales reads, may lag. Default: false.
   bool stale = false;
+  // Most connections the bridge holds to Consul at once, whatever the
+  // number of services. Consul refuses a client IP's connections past
+  // limits.http_max_conns_per_client (200 by default) with 429; half of that
+  // leaves room for everything else on the same IP (the node's own tools, a
+  // sidecar, a second bridge during a rolling update) and for the bridge's
+  // short reads. From 3 (the catalog watch, the change detector and one
+  // read) to 10000. Default: 100.
+  int max_connections = 100;
+  // The largest Consul answer kept, after decompression (1 KiB to 4 GiB): a
+  // larger one is an error, retried with backoff, and the last known state
+  // stays. The largest answer the bridge reads is /v1/health/state/any,
+  // about 320 bytes per check in the datacenter. Default: 128 MiB.
+  std::uint64_t max_answer_size = std::uint64_t{128} << 20;
   ConsulTlsConfig tls;
 
   // The token to send: the token file's content if set, else `token`.
@@ -138,6 +151,10 @@ struct ServerConfig {
   // when on, only the meta keys in instances_meta are shown.
   bool instances = false;
   std::vector<std::string> instances_meta;
+  // Without a sink of type metrics, the loader adds one named "metrics" (or
+  // "default-metrics" when that name is taken) over every watched service,
+  // so /metrics has the instance gauges on any config. Default: true.
+  bool default_metrics_sink = true;
 };
 
 struct StateConfig {

@@ -34,6 +34,12 @@ void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) 
   out.datacenter = consul.String("datacenter");
   out.wait_time = consul.Duration("wait_time", out.wait_time);
   out.stale = consul.Bool("stale", false);
+  out.max_connections = static_cast<int>(consul.Int("max_connections", out.max_connections, 3, 10'000));
+  out.max_answer_size = consul.Bytes("max_answer_size", out.max_answer_size, 1024);
+  if (out.max_answer_size > (std::uint64_t{4} << 30)) {
+    consul.Error("max_answer_size", "expected at most 4GiB, got " + std::to_string(out.max_answer_size));
+    out.max_answer_size = std::uint64_t{4} << 30;
+  }
   ConfigReader tls = consul.Section("tls");
   out.tls.ca_file = tls.String("ca_file");
   out.tls.ca_path = tls.String("ca_path");
@@ -232,6 +238,7 @@ void ReadSink(ConfigReader sink, const SinkParsers& parsers, SinkConfig& out,
 
 void ReadServer(ConfigReader server, ServerConfig& out) {
   out.listen = server.String("listen", out.listen);
+  out.default_metrics_sink = server.Bool("default_metrics_sink", out.default_metrics_sink);
   if (!IsHostPort(out.listen)) {
     server.Error("listen", "expected host:port such as 0.0.0.0:9464, got " + Quote(out.listen));
   }
@@ -265,6 +272,28 @@ void ReadLog(ConfigReader log, LogConfig& out) {
     log.Error("format", "expected json or text, got " + Quote(out.format));
   }
   log.Finish();
+}
+
+// The instance gauges on every config: a metrics sink over every watched
+// service, unless the config has its own (with its filters) or turned it off.
+void AddDefaultMetricsSink(BridgeConfig& config, const SinkParsers& parsers, ConfigErrors& errors,
+                           const Environment& env) {
+  const auto parser = parsers.find("metrics");
+  if (parser == parsers.end()) return;
+  auto named = [&](std::string_view name) {
+    return std::any_of(config.sinks.begin(), config.sinks.end(),
+                       [&](const SinkConfig& sink) { return sink.name == name; });
+  };
+  for (const SinkConfig& sink : config.sinks) {
+    if (sink.type == "metrics") return;
+  }
+  SinkConfig sink;
+  sink.name = named("metrics") ? "default-metrics" : "metrics";
+  sink.type = "metrics";
+  ConfigReader defaults(YAML::Node(YAML::NodeType::Map), "server.default_metrics_sink", errors,
+                        env);
+  sink.settings = parser->second(defaults);
+  config.sinks.push_back(std::move(sink));
 }
 
 }  // namespace
@@ -302,6 +331,7 @@ LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
   ReadState(top.Section("state"), config.state);
   ReadLog(top.Section("log"), config.log);
   top.Finish();
+  if (config.server.default_metrics_sink) AddDefaultMetricsSink(config, sinks, errors, env);
 
   if (!errors.empty()) {
     result.errors = errors.messages();
@@ -414,6 +444,8 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "datacenter" << YAML::Value << consul.datacenter;
   out << YAML::Key << "wait_time" << YAML::Value << FormatDuration(consul.wait_time);
   out << YAML::Key << "stale" << YAML::Value << consul.stale;
+  out << YAML::Key << "max_connections" << YAML::Value << consul.max_connections;
+  out << YAML::Key << "max_answer_size" << YAML::Value << consul.max_answer_size;
   out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "ca_file" << YAML::Value << consul.tls.ca_file;
   out << YAML::Key << "ca_path" << YAML::Value << consul.tls.ca_path;
@@ -457,7 +489,9 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "instances" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "enabled" << YAML::Value << config.server.instances;
   EmitList(out, "meta", config.server.instances_meta);
-  out << YAML::EndMap << YAML::EndMap;
+  out << YAML::EndMap;
+  out << YAML::Key << "default_metrics_sink" << YAML::Value << config.server.default_metrics_sink
+      << YAML::EndMap;
   out << YAML::Key << "state" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "dir" << YAML::Value << config.state.dir;
   out << YAML::Key << "shutdown_timeout" << YAML::Value

@@ -59,12 +59,27 @@ class Sink {
   // How many events one Deliver() call may take. Default: 1.
   virtual std::size_t MaxBatch() const { return 1; }
 
-  // Whether the sink wants silent events (the initial sync without saved
-  // state): sinks that hold state, such as metrics, do; notification sinks
-  // do not. Default: false.
+  // Whether the sink holds state (metrics, alerts) and so wants silent
+  // events: notification sinks never get them. Silent events restate the
+  // engine's state rather than report a change; such a sink must apply them
+  // idempotently (set, never count). It gets:
+  // - during the initial sync, every service's state: its first answer's
+  //   events without saved state; with saved state (or initial_events),
+  //   after that answer's reconciled changes, the service's part of the view
+  //   (notification sinks get only the reconciled changes);
+  // - the engine's whole current view (TransitionEngine::View(): one
+  //   instance.up or instance.down per instance with its status, one
+  //   service.up or service.down per service, one instance.deregistered per
+  //   recently departed instance, its `time` the departure) when a reload
+  //   adds, renames or rebuilds it (that sink only);
+  // and readiness, or the reload, waits until it has attempted the view's
+  // last event. Default: false.
   virtual bool WantsSilentEvents() const { return false; }
 
   // Flushes what is in flight within `timeout`; true when nothing was left.
+  // Called when the sink stops for good, is removed or is replaced by a
+  // rebuilt one: state it exported elsewhere (metric series) goes here, not
+  // in the destructor, which may run later, after its successor started.
   virtual bool Shutdown(std::chrono::milliseconds timeout) noexcept = 0;
 
   // The one call from another thread: shutdown's grace period is over, so a

@@ -9,6 +9,8 @@ ConsulClientOptions ClientOptionsFor(const ConsulConfig& consul) {
   options.datacenter = consul.datacenter;
   options.stale = consul.stale;
   options.wait = consul.wait_time;
+  options.max_connections = consul.max_connections;
+  options.max_answer_bytes = static_cast<std::size_t>(consul.max_answer_size);
   options.tls = {consul.tls.ca_file,  consul.tls.ca_path,     consul.tls.cert_file,
                  consul.tls.key_file, consul.tls.server_name, consul.tls.insecure_skip_verify};
   return options;

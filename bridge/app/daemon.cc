@@ -13,6 +13,7 @@
 #include "bridge/app/component_options.h"
 #include "bridge/app/reload.h"
 #include "bridge/app/sink_factory.h"
+#include "bridge/app/view_seeding.h"
 #include "bridge/common/file_io.h"
 #include "bridge/common/redact.h"
 #include "bridge/common/version.h"
@@ -43,17 +44,28 @@ std::string ReadinessReason(const Status& error) {
   }
 }
 
-HttpHandlers Handlers(Watcher& watcher, BridgeMetrics& metrics, prometheus::Registry& registry,
-                      InstancesEndpoint* instances) {
+// The watch's state, ready only once the sinks that hold state have taken
+// the engine's view: the first scrape after /readyz turns 200 describes
+// every instance.
+WatchState ReadyState(Watcher& watcher, const ViewTracker& views) {
+  WatchState state = watcher.State();
+  state.ready = state.ready && views.Settled(kViewGrace);
+  return state;
+}
+
+HttpHandlers Handlers(Watcher& watcher, const ViewTracker& views, BridgeMetrics& metrics,
+                      prometheus::Registry& registry, InstancesEndpoint* instances) {
   HttpHandlers handlers;
-  handlers.metrics = [&watcher, &metrics, &registry] {
-    metrics.SetWatchState(watcher.State());
+  handlers.metrics = [&watcher, &views, &metrics, &registry] {
+    metrics.SetWatchState(ReadyState(watcher, views));
     return prometheus::TextSerializer().Serialize(registry.Collect());
   };
-  handlers.ready = [&watcher](std::string& why) {
+  handlers.ready = [&watcher, &views](std::string& why) {
     const WatchState state = watcher.State();
-    if (state.ready) return true;
-    if (state.last_error) {
+    if (state.ready) {
+      if (views.Settled(kViewGrace)) return true;
+      why = "sinks that hold state are taking the current state";
+    } else if (state.last_error) {
       // The kind of failure only: Consul's answer body is a peer's text
       // (an HTML page, anything) and belongs in the debug log, not here.
       why = "Consul unreachable: " + ReadinessReason(*state.last_error);
@@ -165,7 +177,9 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   SystemClock clock;
   BridgeMetrics metrics(registry, clock);
   const SinkContext context{{config.events.type_prefix, config.events.source}, &clock, &registry};
-  Router router(clock, &metrics);
+  ViewTracker views(&metrics, clock);
+  Router router(clock, &views);
+  ViewPublisher publisher(router, views);
   if (Status added = AddSinks(config, sinks, context, &metrics, router); !added.ok()) {
     spdlog::error("{}", added.message());
     return kExitUsage;
@@ -176,8 +190,8 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
     spdlog::error("{}", client.status().message());
     return kExitUsage;
   }
-  Watcher watcher(WatcherOptionsFor(config), **client, MakeEngine(config, clock, metrics), router,
-                  clock);
+  Watcher watcher(WatcherOptionsFor(config), **client, MakeEngine(config, clock, metrics),
+                  publisher, clock);
   std::optional<InstancesEndpoint> instances;
   if (config.server.instances) {
     instances.emplace(
@@ -199,7 +213,7 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   // handlers read goes away.
   auto server =
       HttpServer::Start(std::move(*server_options),
-                        Handlers(watcher, metrics, registry, instances ? &*instances : nullptr));
+                        Handlers(watcher, views, metrics, registry, instances ? &*instances : nullptr));
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return kExitRuntime;
@@ -219,7 +233,8 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
 
   BridgeConfig running = config;
   const int received =
-      ServeUntilStopped(running, reload, {router, watcher, sinks, context, &metrics}, metrics);
+      ServeUntilStopped(running, reload,
+                        {router, watcher, sinks, context, &metrics, views, metrics}, metrics);
   spdlog::info("signal {}: stopping (sinks get up to {} ms to deliver)", received,
                running.state.shutdown_timeout.count());
   watcher.Stop();

@@ -19,6 +19,8 @@ std::string StartOnlySettings(BridgeConfig config) {
   config.watch.down_after = config.watch.up_after = {};
   config.watch.initial_events = false;
   config.log.level.clear();
+  // It only adds or drops a sink, which the reload applies.
+  config.server.default_metrics_sink = true;
   return FormatEffectiveConfig(config, /*mask_secrets=*/false);
 }
 
@@ -26,6 +28,15 @@ const SinkConfig* FindSink(const BridgeConfig& config, const std::string& name) 
   auto it = std::find_if(config.sinks.begin(), config.sinks.end(),
                          [&](const SinkConfig& sink) { return sink.name == name; });
   return it == config.sinks.end() ? nullptr : &*it;
+}
+
+// A new or rebuilt sink that holds state starts from the engine's view,
+// not empty; the reload is done once it holds it.
+void Seed(const std::string& name, LiveBridge live) {
+  if (!SeedSink(live.watcher, live.router, live.views, name, kViewGrace)) {
+    spdlog::warn("reload: sink {} did not take the current state within {} ms; it will", name,
+                 kViewGrace.count());
+  }
 }
 
 // Rebuilds, adds and removes sinks; returns the sinks now running.
@@ -37,6 +48,8 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
     spdlog::info("reload: removing sink {}: it gets up to {} ms to deliver what it has", old.name,
                  current.state.shutdown_timeout.count());
     live.router.RemoveSink(old.name, current.state.shutdown_timeout);
+    live.views.Forget(old.name);
+    live.metrics.ForgetSink(old.name);
   }
   for (const SinkConfig& sink : next.sinks) {
     const SinkConfig* old = FindSink(current, sink.name);
@@ -50,9 +63,11 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
         spdlog::error("reload: sink {} not added: {}", sink.name, built.status().message());
         continue;
       }
+      const bool stateful = built->sink->WantsSilentEvents();
       live.router.AddSink(std::move(built->route), std::move(built->sink),
                           std::move(built->storage), std::move(built->backlog));
       spdlog::info("reload: sink {} ({}) added", sink.name, sink.type);
+      if (stateful) Seed(sink.name, live);
     } else {
       auto created = live.registry.Create(sink, live.context);
       if (!created.ok()) {
@@ -61,11 +76,13 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
         running.push_back(*old);
         continue;
       }
+      const bool stateful = (*created)->WantsSilentEvents();
       live.router.ReplaceSink(sink.name, RouteFor(sink), std::move(*created));
       spdlog::info(
           "reload: sink {} ({}) rebuilt with its new settings; its queued events are "
           "kept",
           sink.name, sink.type);
+      if (stateful) Seed(sink.name, live);
     }
     running.push_back(sink);
   }

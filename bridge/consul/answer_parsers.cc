@@ -66,6 +66,14 @@ class Fields {
     return std::string(text);
   }
 
+  std::uint64_t Uint64(element object, const std::string& path, const char* key) {
+    const auto value = Member(object, path, key, true);
+    if (!value) return 0;
+    std::uint64_t out = 0;
+    if (value->get_uint64().get(out) == SUCCESS) return out;
+    return Fail(path + "." + key, "an unsigned integer", *value), 0;
+  }
+
   int Int(element object, const std::string& path, const char* key) {
     const auto value = Member(object, path, key, true);
     if (!value) return 0;
@@ -247,6 +255,46 @@ StatusOr<HealthAnswer> ParseHealthService(std::string_view body) {
   }
   if (!error.empty()) return Status::InvalidArgument("health answer: " + error);
   return answer;
+}
+
+StatusOr<std::vector<CheckRow>> ParseHealthState(std::string_view body) {
+  simdjson::dom::parser parser;
+  element root;
+  if (!ParseJson(parser, body, root)) return NotJson("health state answer");
+  simdjson::dom::array entries;
+  if (root.get_array().get(entries) != SUCCESS) {
+    return Status::InvalidArgument(std::string("health state answer: expected an array, got ") +
+                                   TypeName(root));
+  }
+  std::string error;
+  Fields fields(error);
+  std::vector<CheckRow> rows;
+  rows.reserve(entries.size());
+  std::size_t i = 0;
+  for (element entry : entries) {
+    const std::string path = "[" + std::to_string(i++) + "]";
+    if (!entry.is_object()) {
+      fields.Fail(path, "an object", entry);
+      break;
+    }
+    CheckRow row;
+    row.node = fields.String(entry, path, "Node");
+    row.check_id = fields.String(entry, path, "CheckID");
+    row.service_id = fields.String(entry, path, "ServiceID", false);
+    row.service_name = fields.String(entry, path, "ServiceName", false);
+    row.status = fields.String(entry, path, "Status");
+    row.modify_index = fields.Uint64(entry, path, "ModifyIndex");
+    if (fields.ok() && (row.node.empty() || row.check_id.empty())) {
+      error = path + ": expected a non-empty Node and CheckID";
+    }
+    if (fields.ok() && !row.service_id.empty() && row.service_name.empty()) {
+      error = path + ".ServiceName: expected a non-empty string for a service check";
+    }
+    if (!fields.ok()) break;
+    rows.push_back(std::move(row));
+  }
+  if (!error.empty()) return Status::InvalidArgument("health state answer: " + error);
+  return rows;
 }
 
 StatusOr<CatalogServices> ParseCatalogServices(std::string_view body) {

@@ -6,6 +6,7 @@
 // throw, and a malformed body is never an empty result: an empty instance
 // list means "no instances" and would deregister everything.
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -25,6 +26,20 @@ StatusOr<HealthAnswer> ParseHealthService(std::string_view body);
 // GET /v1/catalog/services: service name → tags (union over instances).
 using CatalogServices = std::map<std::string, std::vector<std::string>>;
 StatusOr<CatalogServices> ParseCatalogServices(std::string_view body);
+
+// One row of GET /v1/health/state/any: the fields that say which instance
+// a check belongs to and whether it was written.
+struct CheckRow {
+  std::string node;
+  std::string check_id;
+  std::string service_id;    // "" for a node check (serfHealth, node maintenance)
+  std::string service_name;  // "" for a node check
+  std::string status;
+  std::uint64_t modify_index = 0;
+  bool operator==(const CheckRow&) const = default;
+};
+// GET /v1/health/state/<state>
+StatusOr<std::vector<CheckRow>> ParseHealthState(std::string_view body);
 
 struct AgentSelf {
   std::string datacenter;  // Config.Datacenter

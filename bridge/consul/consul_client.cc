@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <future>
 #include <optional>
 #include <random>
@@ -24,7 +25,15 @@ std::string_view Trimmed(std::string_view text, std::size_t limit) {
   return text.substr(0, limit);
 }
 
+// The longest a Retry-After from Consul may hold a query back.
+constexpr std::chrono::milliseconds kMaxRetryAfter = std::chrono::minutes(10);
+
+bool IsRefusal(const HttpResponse& response) {
+  return response.connection_reset || (response.transport.ok() && response.status == 429);
+}
+
 std::string_view OutcomeOf(const HttpResponse& response) {
+  if (response.too_large) return "too_large";
   if (response.transport.code() == StatusCode::kDeadlineExceeded) return "timeout";
   if (!response.transport.ok()) return "error";
   if (response.status >= 500) return "http_5xx";
@@ -53,7 +62,59 @@ std::string_view EndpointLabel(std::string_view path) {
   if (path.starts_with("/v1/catalog/services")) return "catalog_services";
   if (path.starts_with("/v1/health/service/")) return "health_service";
   if (path.starts_with("/v1/agent/self")) return "agent_self";
+  if (path.starts_with("/v1/health/state/")) return "health_state";
   return "other";
+}
+
+StatusOr<QueryMeta> ParseQueryMeta(const std::map<std::string, std::string>& headers) {
+  auto header = [&](const char* name) -> const std::string* {
+    auto it = headers.find(name);
+    return it == headers.end() ? nullptr : &it->second;
+  };
+  QueryMeta meta;
+  const std::string* index = header("x-consul-index");
+  std::uint64_t parsed = 0;
+  // Digits only: strtoull would read "-1" as 2^64-1 and skip a leading
+  // "+" or blanks.
+  const bool valid = index != nullptr && !index->empty() &&
+                     std::all_of(index->begin(), index->end(),
+                                 [](char c) { return c >= '0' && c <= '9'; }) &&
+                     std::from_chars(index->data(), index->data() + index->size(), parsed).ec ==
+                         std::errc();
+  if (!valid) return Status::InvalidArgument("answer without a valid X-Consul-Index");
+  // An index of 0 is read as 1, or the next request would not block.
+  meta.index = std::max<std::uint64_t>(parsed, 1);
+  if (const auto* leader = header("x-consul-knownleader")) meta.known_leader = *leader != "false";
+  if (const auto* contact = header("x-consul-lastcontact")) {
+    std::int64_t ms = 0;
+    if (std::from_chars(contact->data(), contact->data() + contact->size(), ms).ec ==
+            std::errc() &&
+        ms >= 0) {
+      meta.last_contact = std::chrono::milliseconds(ms);
+    }
+  }
+  if (const auto* backend = header("x-consul-query-backend")) meta.backend = *backend;
+  return meta;
+}
+
+std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
+                                                         std::chrono::milliseconds limit) {
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  if (value.empty() ||
+      !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const std::int64_t limit_seconds = std::max<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(limit).count(), 0);
+  std::uint64_t seconds = 0;
+  const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  // Too many digits for 64 bits is "very long": the limit.
+  if (error == std::errc::result_out_of_range ||
+      seconds > static_cast<std::uint64_t>(limit_seconds)) {
+    return limit;
+  }
+  return std::chrono::seconds(static_cast<std::int64_t>(seconds));
 }
 
 Status StatusFromHttp(long status, std::string_view body) {
@@ -74,6 +135,7 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
 
   // Loop thread only.
   bool cancelled = false;
+  std::function<void()> retired;  // set by Retire(): stop after the request in flight
   std::uint64_t index = 0;
   int failures = 0;
   double tokens = 2;  // rate-limit bucket for early same-index answers
@@ -100,6 +162,8 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
   void OnResponse(HttpResponse response, SteadyTime started) {
     transfer.reset();
     if (cancelled) return;
+    client->NoteRefusal(response);
+    if (retired) return FinishRetiring();
     const SteadyTime now = std::chrono::steady_clock::now();
     if (!response.transport.ok()) {
       client->Observe(path, OutcomeOf(response), started, issued_blocking);
@@ -109,30 +173,16 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
       client->Observe(path, OutcomeOf(response), started, issued_blocking);
       std::optional<std::chrono::milliseconds> retry_after;
       if (auto it = response.headers.find("retry-after"); it != response.headers.end()) {
-        retry_after = std::chrono::seconds(std::atoi(it->second.c_str()));
+        retry_after = ParseRetryAfter(it->second, kMaxRetryAfter);
       }
       return Fail(StatusFromHttp(response.status, response.body), retry_after);
     }
-    QueryMeta meta;
-    auto header = [&](const char* name) -> const std::string* {
-      auto it = response.headers.find(name);
-      return it == response.headers.end() ? nullptr : &it->second;
-    };
-    const std::string* index_header = header("x-consul-index");
-    char* end = nullptr;
-    const unsigned long long parsed =
-        index_header == nullptr ? 0 : std::strtoull(index_header->c_str(), &end, 10);
-    if (index_header == nullptr || index_header->empty() || *end != '\0') {
+    auto parsed_meta = ParseQueryMeta(response.headers);
+    if (!parsed_meta.ok()) {
       client->Observe(path, "malformed", started, issued_blocking);
-      return Fail(Status::InvalidArgument("answer without a valid X-Consul-Index"), std::nullopt);
+      return Fail(parsed_meta.status(), std::nullopt);
     }
-    // Rule 2: an index of 0 is read as 1, or the next request would not block.
-    meta.index = std::max<std::uint64_t>(parsed, 1);
-    if (const auto* leader = header("x-consul-knownleader")) meta.known_leader = *leader != "false";
-    if (const auto* contact = header("x-consul-lastcontact")) {
-      meta.last_contact = std::chrono::milliseconds(std::atoll(contact->c_str()));
-    }
-    if (const auto* backend = header("x-consul-query-backend")) meta.backend = *backend;
+    const QueryMeta meta = *parsed_meta;
 
     // Rule 1: an index that goes backwards (snapshot restore, another
     // server) resets the loop; this answer is diffed as a fresh read.
@@ -179,7 +229,15 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     Schedule(delay);
   }
 
+  void FinishRetiring() {
+    if (timer) client->loop().CancelTimer(*timer);
+    timer.reset();
+    cancelled = true;
+    client->loop().Post(std::exchange(retired, nullptr));
+  }
+
   void Schedule(std::chrono::milliseconds delay) {
+    if (retired) return FinishRetiring();
     if (delay.count() <= 0) return Issue();
     std::weak_ptr<State> weak = weak_from_this();
     timer = client->loop().RunAt(std::chrono::steady_clock::now() + delay, [weak] {
@@ -195,6 +253,15 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     timer.reset();
   }
 };
+
+void BlockingQuery::Retire(std::function<void()> retired) {
+  state_->retired = std::move(retired);
+  if (state_->cancelled) {
+    state_->client->loop().Post(std::exchange(state_->retired, nullptr));
+  } else if (!state_->transfer) {
+    state_->FinishRetiring();  // waiting for a timer: nothing holds a connection
+  }
+}
 
 BlockingQuery::~BlockingQuery() {
   EventLoop& loop = state_->client->loop();
@@ -222,7 +289,9 @@ StatusOr<std::unique_ptr<ConsulClient>> ConsulClient::Create(ConsulClientOptions
 }
 
 ConsulClient::ConsulClient(ConsulClientOptions options, RequestObserver* observer)
-    : options_(std::move(options)), observer_(observer), loop_(std::make_unique<EventLoop>()) {}
+    : options_(std::move(options)),
+      observer_(observer),
+      loop_(std::make_unique<EventLoop>(options_.max_connections)) {}
 
 ConsulClient::~ConsulClient() = default;
 
@@ -254,10 +323,40 @@ HttpRequest ConsulClient::BuildRequest(
     request.timeout = options_.read_timeout;
   }
   request.url = std::move(url);
+  request.max_body_bytes = options_.max_answer_bytes;
+  // The checks table is the largest answer and is asked for on every health
+  // change anywhere: compressing megabytes each time costs Consul more CPU
+  // (tens of ms at 10,000 checks) than sending them plainly costs the link.
+  request.accept_gzip = !path.starts_with("/v1/health/state/");
   request.connect_timeout = options_.connect_timeout;
   request.tls = options_.tls;
   if (!options_.token.empty()) request.headers.push_back("X-Consul-Token: " + options_.token);
   return request;
+}
+
+void ConsulClient::NoteRefusal(const HttpResponse& response) {
+  if (!IsRefusal(response)) {
+    if (response.transport.ok() && refusal_streak_) {
+      refusal_streak_ = false;
+      spdlog::info("Consul accepts the bridge's connections again");
+    }
+    return;
+  }
+  const bool too_many = !response.connection_reset;
+  if (observer_ != nullptr) {
+    observer_->OnRefused(too_many ? "too_many_connections" : "connection_reset");
+  }
+  if (refusal_streak_) return;
+  refusal_streak_ = true;
+  // Once per streak: every query hits the same wall, and each one backs off.
+  spdlog::warn(
+      "Consul {} a connection of the bridge ({}); the bridge holds at most {} "
+      "(consul.max_connections). Another client on this IP may use the rest of "
+      "Consul's per-IP limit: raise limits.http_max_conns_per_client on the Consul agent or "
+      "lower consul.max_connections. Backing off and retrying",
+      too_many ? "refused" : "reset",
+      too_many ? "HTTP 429, too many connections from this IP" : response.transport.ToString(),
+      options_.max_connections);
 }
 
 void ConsulClient::Observe(std::string_view path, std::string_view outcome, SteadyTime started,
@@ -293,12 +392,41 @@ void ConsulClient::Get(std::string path, std::function<void(StatusOr<std::string
     loop_->StartGet(std::move(request),
                     [this, path, started, done = std::move(done)](HttpResponse response) {
                       Observe(path, OutcomeOf(response), started, false);
+                      NoteRefusal(response);
                       if (!response.transport.ok()) return done(response.transport);
                       if (response.status < 200 || response.status > 299) {
                         return done(StatusFromHttp(response.status, response.body));
                       }
                       done(std::move(response.body));
                     });
+  };
+  if (loop_->InLoopThread()) {
+    start();
+  } else {
+    loop_->Post(std::move(start));
+  }
+}
+
+void ConsulClient::Read(std::string path, std::function<void(StatusOr<ReadAnswer>)> done) {
+  auto start = [this, path = std::move(path), done = std::move(done)]() mutable {
+    const SteadyTime started = std::chrono::steady_clock::now();
+    HttpRequest request = BuildRequest(path, {}, 0);
+    loop_->StartGet(std::move(request), [this, path, started,
+                                         done = std::move(done)](HttpResponse response) {
+      NoteRefusal(response);
+      if (!response.transport.ok()) {
+        Observe(path, OutcomeOf(response), started, false);
+        return done(response.transport);
+      }
+      if (response.status < 200 || response.status > 299) {
+        Observe(path, OutcomeOf(response), started, false);
+        return done(StatusFromHttp(response.status, response.body));
+      }
+      auto meta = ParseQueryMeta(response.headers);
+      Observe(path, meta.ok() ? "ok" : "malformed", started, false);
+      if (!meta.ok()) return done(meta.status());
+      done(ReadAnswer{std::move(response.body), *meta, std::chrono::steady_clock::now()});
+    });
   };
   if (loop_->InLoopThread()) {
     start();

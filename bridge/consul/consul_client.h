@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,20 +45,32 @@ struct ConsulClientOptions {
   // by a token bucket (Consul's advice: burst 2) refilled once per this
   // interval, so a broken or flapping Consul is not hammered. Default: 1s.
   std::chrono::milliseconds same_index_interval{std::chrono::seconds(1)};
+  // Most connections open to Consul at once (curl's hard cap; the watch
+  // plans its queries to stay inside it). 0: no cap. Default: 100.
+  std::size_t max_connections = 100;
+  // The largest answer kept, after decompression; a larger one is an error
+  // (outcome "too_large"), backed off like any other, and the last known
+  // state stays. /v1/health/state/any, the largest the watch reads, is
+  // about 320 bytes per check. Default: 128 MiB.
+  std::size_t max_answer_bytes = std::size_t{128} << 20;
 };
 
 // Low-cardinality endpoint label of a path: "catalog_services",
-// "health_service", "agent_self", or "other".
+// "health_service", "health_state", "agent_self", or "other".
 std::string_view EndpointLabel(std::string_view path);
 
 // Told about every finished request (metrics). Called on the loop thread.
 class RequestObserver {
  public:
   virtual ~RequestObserver() = default;
-  // outcome: "ok", "http_4xx", "http_5xx", "timeout", "error", "malformed".
+  // outcome: "ok", "http_4xx", "http_5xx", "timeout", "error", "malformed",
+  // "too_large".
   // A blocking request's latency includes the time Consul held it.
   virtual void OnRequestDone(std::string_view endpoint, std::string_view outcome,
                              std::chrono::duration<double> latency, bool blocking) = 0;
+  // Consul refused a connection: reason "too_many_connections" (HTTP 429)
+  // or "connection_reset" (closed or reset before it answered).
+  virtual void OnRefused(std::string_view /*reason*/) {}
 };
 
 struct QueryMeta {
@@ -74,6 +88,23 @@ struct QueryAnswer {
   bool index_reset = false;
   SteadyTime received_at{};
 };
+
+// A non-blocking read with its answer's metadata.
+struct ReadAnswer {
+  std::string body;
+  QueryMeta meta;
+  SteadyTime received_at{};
+};
+
+// X-Consul-Index (strict: digits only, no overflow; 0 read as 1 so the
+// next request blocks), X-Consul-KnownLeader, X-Consul-LastContact and
+// X-Consul-Query-Backend of an answer.
+StatusOr<QueryMeta> ParseQueryMeta(const std::map<std::string, std::string>& headers);
+
+// Retry-After in whole seconds (RFC 9110's delay-seconds), clamped to
+// `limit`; nullopt when absent or not a number (an HTTP date is ignored).
+std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
+                                                         std::chrono::milliseconds limit);
 
 class BlockingQuery;
 
@@ -102,6 +133,9 @@ class ConsulClient {
 
   // One non-blocking GET with the same auth, dc and TLS.
   void Get(std::string path, std::function<void(StatusOr<std::string>)> done);
+  // The same, with the answer's index and headers (an unusable index is an
+  // error). Errors carry the same Status as a blocking query's.
+  void Read(std::string path, std::function<void(StatusOr<ReadAnswer>)> done);
 
   EventLoop& loop() { return *loop_; }
   const ConsulClientOptions& options() const { return options_; }
@@ -116,10 +150,14 @@ class ConsulClient {
                            const std::vector<std::pair<std::string, std::string>>& params,
                            std::uint64_t index) const;
   void Observe(std::string_view path, std::string_view outcome, SteadyTime started, bool blocking);
+  // Every answer passes here: a 429 or a reset starts (or continues) a
+  // refusal streak, logged once with its remedy; any other answer ends it.
+  void NoteRefusal(const HttpResponse& response);
 
   const ConsulClientOptions options_;
   RequestObserver* const observer_;
   std::unique_ptr<EventLoop> loop_;
+  bool refusal_streak_ = false;  // loop thread
 };
 
 // A running blocking-query loop. Destroy it from any thread, also from the
@@ -129,6 +167,14 @@ class BlockingQuery {
   struct State;
   explicit BlockingQuery(std::shared_ptr<State> state) : state_(std::move(state)) {}
   ~BlockingQuery();
+
+  // Loop thread only. Lets the request in flight run to its end instead of
+  // abandoning it, then stops: no handler runs again, and `retired` is
+  // posted to the loop once the connection is free. Abandoning a held
+  // blocking query would not free Consul's side of it: Consul keeps the
+  // request, and its connection slot, until the wait ends
+  // (hashicorp/consul#8524), so a connection budget must wait for it.
+  void Retire(std::function<void()> retired);
   BlockingQuery(const BlockingQuery&) = delete;
   BlockingQuery& operator=(const BlockingQuery&) = delete;
 

@@ -17,10 +17,33 @@ namespace {
 
 CURLM* Multi(void* multi) { return static_cast<CURLM*>(multi); }
 
-std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
+}  // namespace
+
+struct EventLoop::Transfer {
+  TransferId id = 0;
+  CurlEasy easy;
+  CurlList headers;
+  CurlList connect_to;
+  HttpResponse response;
+  std::size_t max_body_bytes = 0;
+  std::function<void(HttpResponse)> done;
+};
+
+// Bytes arrive decompressed: the cap bounds memory, not the wire (a small
+// gzip body can inflate to any size).
+std::size_t EventLoop::OnCurlBody(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const std::size_t bytes = size * count;
+  std::string& body = transfer->response.body;
+  if (transfer->max_body_bytes > 0 && bytes > transfer->max_body_bytes - body.size()) {
+    transfer->response.too_large = true;
+    return 0;  // curl aborts with CURLE_WRITE_ERROR
+  }
+  body.append(data, bytes);
+  return bytes;
 }
+
+namespace {
 
 std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user) {
   auto* headers = static_cast<std::map<std::string, std::string>*>(user);
@@ -44,16 +67,7 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
 
 }  // namespace
 
-struct EventLoop::Transfer {
-  TransferId id = 0;
-  CurlEasy easy;
-  CurlList headers;
-  CurlList connect_to;
-  HttpResponse response;
-  std::function<void(HttpResponse)> done;
-};
-
-EventLoop::EventLoop() {
+EventLoop::EventLoop(std::size_t max_connections) {
   InitCurlOnce();
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -67,6 +81,15 @@ EventLoop::EventLoop() {
   // Many blocking queries to one Consul agent: reuse connections, never
   // pipeline (a held long-poll would block the requests queued behind it).
   curl_multi_setopt(Multi(multi_), CURLMOPT_MAXCONNECTS, 0L);
+  if (max_connections > 0) {
+    // The hard net under the watch's own budget: Consul refuses a client
+    // IP's connections past its limit, so curl never opens more than this,
+    // nor keeps more idle ones cached.
+    const long cap = static_cast<long>(max_connections);
+    curl_multi_setopt(Multi(multi_), CURLMOPT_MAX_TOTAL_CONNECTIONS, cap);
+    curl_multi_setopt(Multi(multi_), CURLMOPT_MAX_HOST_CONNECTIONS, cap);
+    curl_multi_setopt(Multi(multi_), CURLMOPT_MAXCONNECTS, cap);
+  }
   curl_multi_setopt(Multi(multi_), CURLMOPT_SOCKETFUNCTION, &EventLoop::OnCurlSocket);
   curl_multi_setopt(Multi(multi_), CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(Multi(multi_), CURLMOPT_TIMERFUNCTION, &EventLoop::OnCurlTimer);
@@ -175,10 +198,11 @@ EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
     transfer->connect_to.reset(curl_slist_append(nullptr, rule.c_str()));
   }
   transfer->done = std::move(done);
+  transfer->max_body_bytes = request.max_body_bytes;
   CURL* easy = transfer->easy.get();
   curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer->response.body);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &EventLoop::OnCurlBody);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer->response.headers);
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
@@ -186,7 +210,9 @@ EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
                    static_cast<long>(request.connect_timeout.count()));
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+  // gzip is all Consul sends (Go's gziphandler); offering every decoder curl
+  // has would only widen what a hostile peer can make it inflate.
+  if (request.accept_gzip) curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "gzip");
   // curl's smallest receive buffer: a blocking query holds its transfer for
   // minutes with nothing to read, and at 10,000 watched services the 16 KB
   // default was 150 MB; an answer is appended to the body 1 KB at a time.
@@ -292,10 +318,15 @@ void EventLoop::CompleteTransfers() {
     HttpResponse response = std::move(transfer->response);
     if (code == CURLE_OK) {
       curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
+    } else if (response.too_large) {
+      response.transport = Status::ResourceExhausted(
+          "answer larger than " + std::to_string(transfer->max_body_bytes) + " bytes");
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
       response.transport = Status::DeadlineExceeded(std::string(curl_easy_strerror(code)));
     } else {
       response.transport = Status::Unavailable(std::string(curl_easy_strerror(code)));
+      response.connection_reset =
+          code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_GOT_NOTHING;
     }
     transfer->done(std::move(response));
   }

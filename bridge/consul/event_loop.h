@@ -40,10 +40,21 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{30000};  // whole transfer
   std::chrono::milliseconds connect_timeout{5000};
   TlsSettings tls;
+  // The most body bytes kept, after decompression; a larger answer aborts
+  // the transfer (HttpResponse::too_large). 0: no limit.
+  std::size_t max_body_bytes = 0;
+  // Ask for a gzip-compressed answer (the only coding Consul sends).
+  bool accept_gzip = true;
 };
 
 struct HttpResponse {
   Status transport;  // OK when an HTTP answer arrived (any status code)
+  // The peer closed or reset the connection instead of answering (what a
+  // server past its connection limit may look like when it closes before
+  // our request was read).
+  bool connection_reset = false;
+  // The answer grew past HttpRequest::max_body_bytes and was cut off.
+  bool too_large = false;
   long status = 0;
   std::string body;
   // Lower-case names; the last value of a repeated header.
@@ -58,7 +69,10 @@ class EventLoop {
   using TimerId = std::uint64_t;
   using TransferId = std::uint64_t;
 
-  EventLoop();
+  // `max_connections` > 0 caps the connections curl opens (to all hosts
+  // together); transfers past it wait in curl for a free connection, so a
+  // caller must not start more long-held transfers than that. 0: no cap.
+  explicit EventLoop(std::size_t max_connections = 0);
   // Stops the thread; pending tasks, timers and transfers are dropped and
   // their callbacks never run.
   ~EventLoop();
@@ -85,6 +99,8 @@ class EventLoop {
   // CURLM are void in curl.h; curl_socket_t is int).
   static int OnCurlSocket(void* easy, int fd, int what, void* loop, void* socket_data);
   static int OnCurlTimer(void* multi, long timeout_ms, void* loop);
+  // CURLOPT_WRITEFUNCTION; `transfer` is the Transfer.
+  static std::size_t OnCurlBody(char* data, std::size_t size, std::size_t count, void* transfer);
 
   void Run();
   void Wake();

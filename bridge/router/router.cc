@@ -111,6 +111,35 @@ void Router::Publish(std::vector<Event> events) {
   published_.fetch_add(shared.size(), std::memory_order_release);
 }
 
+void Router::PublishView(std::vector<Event> view, const ViewLastEvent& before_queueing,
+                         std::string_view only) {
+  std::vector<std::shared_ptr<Route>> routes;
+  {
+    std::lock_guard lock(mutex_);
+    if (shut_down_) return;
+    routes = routes_;
+  }
+  std::vector<EventPtr> shared;
+  shared.reserve(view.size());
+  for (auto& event : view) shared.push_back(std::make_shared<const Event>(std::move(event)));
+  std::vector<EventPtr> matching;
+  for (const auto& route : routes) {
+    if (!only.empty() && route->name != only) continue;
+    std::shared_lock swap(route->swap_mutex);
+    if (!route->worker->wants_silent_events()) continue;
+    matching.clear();
+    for (const EventPtr& event : shared) {
+      if (route->filter.Matches(*event)) matching.push_back(event);
+    }
+    if (matching.empty()) continue;
+    // Before: the worker may deliver it before Enqueue() returns.
+    if (before_queueing) before_queueing(route->name, matching.back());
+    route->worker->Enqueue(matching);
+  }
+  // The initial sync's view is the first state worth saving.
+  published_.fetch_add(shared.size(), std::memory_order_release);
+}
+
 std::size_t Router::Shutdown(std::chrono::milliseconds timeout) {
   std::vector<std::shared_ptr<Route>> routes;
   {

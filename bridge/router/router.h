@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -55,6 +56,15 @@ class Router final : public EventPublisher {
   Status SyncSpools();
 
   void Publish(std::vector<Event> events) override;
+
+  // Puts `view` (silent events restating the engine's state) on the queue
+  // of every sink that wants silent events, or of the sink `only` when set,
+  // each through its filter. `before_queueing` (may be empty) is told each
+  // such sink's last matching event just before it is queued: once the sink
+  // has attempted that one, it holds the view.
+  using ViewLastEvent = std::function<void(std::string_view sink, const EventPtr& last)>;
+  void PublishView(std::vector<Event> view, const ViewLastEvent& before_queueing,
+                   std::string_view only = {});
 
   // Lets every sink deliver what it has, all in parallel, for up to
   // `timeout`; what is left stays in the spools (is dead-lettered without

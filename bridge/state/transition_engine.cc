@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <set>
 
 #include "bridge/model/protocol_text.h"
 #include "bridge/state/packed_instance.h"
@@ -170,7 +171,8 @@ std::vector<Event> TransitionEngine::Apply(ServiceSnapshot snapshot) {
   Emitter emit{events, clock_.WallNow()};
   // Only a service's first answer of the initial sync is special: a change
   // seen later during the sync is a real change.
-  if (!service.synced && !initial_sync_complete_) {
+  const bool first_of_sync = !service.synced && !initial_sync_complete_;
+  if (first_of_sync) {
     emit.reconciled = restored_;
     emit.silent = !restored_ && !options_.initial_events;
     emit.undamped = true;
@@ -208,6 +210,13 @@ std::vector<Event> TransitionEngine::Apply(ServiceSnapshot snapshot) {
   for (InstanceEntry* entry : vanished) Deregister(service, *entry, snapshot.index, emit);
 
   EmitServiceChange(service, snapshot.index, snapshot.received_at, emit);
+  // Sinks that hold state learn this service's state, not only what changed
+  // while the bridge was away, and get it as silent events however the
+  // sync's events are marked (without saved state and initial_events, the
+  // silent events above already describe all of it).
+  if (first_of_sync && (restored_ || options_.initial_events)) {
+    AppendServiceView(service, events);
+  }
   return events;
 }
 
@@ -248,15 +257,30 @@ void TransitionEngine::Deregister(ServiceState& service, InstanceEntry& entry, s
                                   Emitter& emit) {
   InstanceState& state = entry.second;
   SetPending(service, state, false);
+  // An instance that left the catalog has no status any more: its last one
+  // is the previous status, and none is claimed as current.
   if (state.reported_up) {
     emit.AddInstance(EventType::kInstanceDown, service, entry, index, state.observed_at,
                      state.reported_status);
     emit.out.back().reason = DownReason::kDeregistered;
+    emit.out.back().status.reset();
     --service.up_count;
   }
   emit.AddInstance(EventType::kInstanceDeregistered, service, entry, index, state.observed_at,
                    state.reported_status);
+  emit.out.back().status.reset();
+  RememberDeparted(service, entry, index, emit.now);
   service.instances.erase(service.instances.find(entry.first));
+}
+
+void TransitionEngine::RememberDeparted(const ServiceState& service, const InstanceEntry& entry,
+                                       std::uint64_t index, WallTime at) {
+  while (!departed_.empty() && (departed_.size() >= kDepartedLimit ||
+                                at - departed_.front().at > kDepartedRetention)) {
+    departed_.pop_front();
+  }
+  departed_.push_back({service.datacenter, service.name, entry.first, entry.second.details,
+                       entry.second.reported_status, index, at});
 }
 
 void TransitionEngine::EmitServiceChange(ServiceState& service, std::uint64_t index,
@@ -359,6 +383,84 @@ std::vector<Event> TransitionEngine::CompleteInitialSync() {
     std::move(more.begin(), more.end(), std::back_inserter(events));
   }
   initial_sync_complete_ = true;
+  return events;
+}
+
+void TransitionEngine::AppendServiceView(const ServiceState& service,
+                                         std::vector<Event>& out) const {
+  Emitter emit{out, clock_.WallNow()};
+  emit.silent = true;
+  std::vector<const InstanceEntry*> sorted;
+  sorted.reserve(service.instances.size());
+  for (const InstanceEntry& entry : service.instances) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(), KeyLess<InstanceEntry>);
+  for (const InstanceEntry* entry : sorted) {
+    const InstanceState& state = entry->second;
+    // What events have said, as a sink that saw all of them holds it: a
+    // transition still waiting out its dampening is not part of it yet.
+    const HealthStatus reported = state.reported_status.value_or(state.status);
+    emit.AddInstance(state.reported_up ? EventType::kInstanceUp : EventType::kInstanceDown,
+                     service, *entry, state.index, SteadyTime{}, std::nullopt);
+    Event& event = out.back();
+    event.status = reported;
+    if (!state.reported_up) event.reason = ReasonFor(reported);
+  }
+  Event& event = emit.Add(service.reported_up ? EventType::kServiceUp : EventType::kServiceDown,
+                          service, service.last_index, SteadyTime{});
+  event.instances_up = service.up_count;
+  event.instances_total = static_cast<int>(service.instances.size());
+  event.id.append(service.datacenter)
+      .append("/")
+      .append(service.name)
+      .append("/")
+      .append(std::to_string(service.last_index))
+      .append("/")
+      .append(ToString(event.type));
+}
+
+std::vector<Event> TransitionEngine::View() const {
+  std::vector<Event> events;
+  for (const auto& [service_key, service] : services_) AppendServiceView(*service, events);
+  // Each departed instance once, as it last left, oldest departure first.
+  const WallTime now = clock_.WallNow();
+  std::set<std::string, std::less<>> seen;
+  std::vector<const Departed*> latest;
+  for (auto it = departed_.rbegin(); it != departed_.rend(); ++it) {
+    if (now - it->at > kDepartedRetention) break;
+    std::string key = ServiceKey(it->datacenter, it->service);
+    // Back in the catalog since: the live instance above is what holds.
+    auto service = services_.find(key);
+    if (service != services_.end() && service->second->instances.contains(it->key)) continue;
+    key.append("\n").append(it->key);
+    if (seen.insert(std::move(key)).second) latest.push_back(&*it);
+  }
+  for (auto it = latest.rbegin(); it != latest.rend(); ++it) {
+    const Departed& gone = **it;
+    Event& event = events.emplace_back();
+    event.type = EventType::kInstanceDeregistered;
+    event.datacenter = gone.datacenter;
+    event.service = gone.service;
+    event.consul_index = gone.index;
+    event.silent = true;
+    event.time = gone.at;  // when it left: its series' remaining time follows
+    Instance instance = UnpackInstance(gone.key, gone.details);
+    event.instance_id = std::move(instance.id);
+    event.node = std::move(instance.node);
+    event.address = std::move(instance.address);
+    event.port = instance.port;
+    event.tags = std::move(instance.tags);
+    event.meta = std::move(instance.meta);
+    event.previous_status = gone.last_status;
+    event.id.append(gone.datacenter)
+        .append("/")
+        .append(event.node)
+        .append("/")
+        .append(event.instance_id)
+        .append("/")
+        .append(std::to_string(gone.index))
+        .append("/")
+        .append(ToString(event.type));
+  }
   return events;
 }
 

@@ -36,10 +36,20 @@
 //   not dampened (it establishes the state). Without restored state, its
 //   events are marked silent unless initial_events is set; with restored
 //   state, it is diffed against it and its events are marked reconciled.
+//   With restored state (or initial_events), that answer's events end with
+//   the service's part of View(), silent: sinks that hold state learn the whole current state
+//   at start, saved state or not, while notification sinks (which never get
+//   silent events) hear only what changed. Silent events always come after
+//   the notifying ones of the same call.
+// - A departed instance (down(deregistered), deregistered) has no status any
+//   more: its events carry status null and the last status it had as
+//   previous_status, so nothing says "passing" about an instance that left.
 //
 // Thread-safety: none. One owner thread calls everything.
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -53,6 +63,7 @@
 #include "bridge/model/event.h"
 #include "bridge/model/health.h"
 #include "bridge/state/engine_options.h"
+#include "bridge/state/packed_instance.h"
 #include "bridge/state/saved_state.h"
 
 namespace hb {
@@ -99,6 +110,19 @@ class TransitionEngine {
   // Every known instance, sorted by datacenter, service, node, id.
   std::vector<InstanceView> Instances() const;
 
+  // The reported state as silent events, for sinks that hold state (a sink
+  // a reload added or rebuilt): per service, in the
+  // order of Instances(), one instance.up or instance.down (with its reason)
+  // per instance carrying its reported status, then one service.up or
+  // service.down; last, one instance.deregistered (time: when it left) per
+  // instance that left within kDepartedRetention (at most kDepartedLimit of
+  // them) and is not back, so a new sink keeps its series as long as the
+  // others do. A sink that applied every event so far already holds this.
+  std::vector<Event> View() const;
+
+  static constexpr std::chrono::hours kDepartedRetention{1};
+  static constexpr std::size_t kDepartedLimit = 10000;
+
   // Takes effect at the next evaluation (config reload).
   void UpdateOptions(EngineOptions options);
 
@@ -118,8 +142,24 @@ class TransitionEngine {
   bool IsUp(HealthStatus status) const;
   void SetPending(ServiceState& service, InstanceState& state, bool pending);
 
+  // An instance that left the catalog, remembered for View().
+  struct Departed {
+    std::string datacenter;
+    std::string service;
+    std::string key;  // "<node>\0<id>"
+    PackedInstance details;
+    std::optional<HealthStatus> last_status;
+    std::uint64_t index = 0;
+    WallTime at{};
+  };
+  // One service's part of View(), appended to `out`.
+  void AppendServiceView(const ServiceState& service, std::vector<Event>& out) const;
+  void RememberDeparted(const ServiceState& service, const InstanceEntry& entry,
+                        std::uint64_t index, WallTime at);
+
   EngineOptions options_;
   const Clock& clock_;
+  std::deque<Departed> departed_;  // oldest first, bounded by kDepartedLimit
   bool initial_sync_complete_ = false;
   bool restored_ = false;
   // Keyed by "<dc>\n<service>"; std::map keeps Instances() and state files

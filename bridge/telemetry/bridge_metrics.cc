@@ -1,5 +1,7 @@
 #include "bridge/telemetry/bridge_metrics.h"
 
+#include <type_traits>
+
 #include "bridge/common/version.h"
 
 namespace hb {
@@ -47,6 +49,13 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
                         .Help("Consul requests of the watch that failed, by endpoint and outcome; "
                               "each is retried with backoff.")
                         .Register(registry)),
+      consul_refusals_(
+          BuildCounter()
+              .Name("health_bridge_consul_refusals_total")
+              .Help("Connections Consul refused, by reason: too_many_connections (HTTP 429: "
+                    "this IP holds more than Consul's limits.http_max_conns_per_client) or "
+                    "connection_reset. Each is backed off and retried.")
+              .Register(registry)),
       deliveries_(BuildCounter()
                       .Name("health_bridge_sink_deliveries_total")
                       .Help("Delivery attempts by sink and outcome: delivered, retried (a "
@@ -134,6 +143,10 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
       .Set(1);
 }
 
+void BridgeMetrics::OnRefused(std::string_view reason) {
+  consul_refusals_.Add({{"reason", std::string(reason)}}).Increment();
+}
+
 void BridgeMetrics::OnRequestDone(std::string_view endpoint, std::string_view outcome,
                                   std::chrono::duration<double> latency, bool blocking) {
   const std::string endpoint_label(endpoint);
@@ -195,6 +208,36 @@ void BridgeMetrics::OnStateDropped() { state_dropped_.Increment(); }
 
 void BridgeMetrics::OnConfigReload(bool ok) {
   config_reloads_.Add({{"result", ok ? "ok" : "failed"}}).Increment();
+}
+
+namespace {
+
+template <typename T>
+void RemoveIfPresent(prometheus::Family<T>& family, const prometheus::Labels& labels) {
+  if (!family.Has(labels)) return;
+  if constexpr (std::is_same_v<T, Histogram>) {
+    family.Remove(&family.Add(labels, Histogram::BucketBoundaries{}));
+  } else {
+    family.Remove(&family.Add(labels));
+  }
+}
+
+}  // namespace
+
+void BridgeMetrics::ForgetSink(std::string_view name) {
+  const prometheus::Labels sink{{"sink", std::string(name)}};
+  for (const char* outcome : {"delivered", "retried", "dead_lettered"}) {
+    prometheus::Labels labels = sink;
+    labels.emplace("outcome", outcome);
+    RemoveIfPresent(deliveries_, labels);
+  }
+  RemoveIfPresent(queue_depth_, sink);
+  RemoveIfPresent(delivery_latency_, sink);
+  RemoveIfPresent(end_to_end_latency_, sink);
+  RemoveIfPresent(spool_bytes_, sink);
+  RemoveIfPresent(spool_full_, sink);
+  RemoveIfPresent(spool_write_errors_, sink);
+  RemoveIfPresent(spool_dropped_bytes_, sink);
 }
 
 void BridgeMetrics::SetWatchState(const WatchState& state) {

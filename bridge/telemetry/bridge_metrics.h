@@ -26,6 +26,7 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
 
   void OnRequestDone(std::string_view endpoint, std::string_view outcome,
                      std::chrono::duration<double> latency, bool blocking) override;
+  void OnRefused(std::string_view reason) override;
 
   void OnDelivered(std::string_view sink, const Event& event, SteadyTime acked_at) override;
   void OnRetry(std::string_view sink, const Event& event, std::string_view error) override;
@@ -43,6 +44,9 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   // A SIGHUP reload that was applied, or refused (the running config stays).
   void OnConfigReload(bool ok);
 
+  // The sink `name` was removed (or renamed): its series go with it.
+  void ForgetSink(std::string_view name);
+
   // The watch's health, copied in before each scrape.
   void SetWatchState(const WatchState& state);
 
@@ -51,6 +55,7 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   prometheus::Family<prometheus::Counter>& consul_requests_;
   prometheus::Family<prometheus::Histogram>& consul_latency_;
   prometheus::Family<prometheus::Counter>& watch_errors_;
+  prometheus::Family<prometheus::Counter>& consul_refusals_;
   prometheus::Family<prometheus::Counter>& deliveries_;
   prometheus::Family<prometheus::Gauge>& queue_depth_;
   prometheus::Family<prometheus::Histogram>& delivery_latency_;

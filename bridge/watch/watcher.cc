@@ -3,7 +3,9 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <future>
+#include <limits>
 #include <set>
 #include <utility>
 
@@ -16,6 +18,30 @@ struct Watcher::ServiceWatch {
   bool synced = false;  // a first complete answer has reached the engine
 };
 
+struct Watcher::CoveredService {
+  bool synced = false;     // a first complete answer has reached the engine
+  bool queued = false;     // waiting in urgent_reads_ or sweep_reads_
+  bool urgent = false;     // waiting in urgent_reads_
+  bool in_flight = false;  // a read is running
+  bool dirty = false;      // changed again while its read was running
+};
+
+ConnectionPlan ConnectionPlan::For(std::size_t max_connections) {
+  ConnectionPlan plan;
+  if (max_connections == 0) {  // no budget: every service gets its own query
+    plan.reads = 8;
+    plan.dedicated = std::numeric_limits<std::size_t>::max();
+    return plan;
+  }
+  // A tenth of the budget for reads (1 to 8): enough to re-read what one
+  // change touched at once, small next to the blocking queries.
+  plan.reads = std::clamp<std::size_t>(max_connections / 10, 1, 8);
+  // The catalog watch and the change detector take one each.
+  const std::size_t reserved = 2 + plan.reads;
+  plan.dedicated = max_connections > reserved ? max_connections - reserved : 0;
+  return plan;
+}
+
 Watcher::Watcher(WatcherOptions options, ConsulClient& client,
                  std::unique_ptr<TransitionEngine> engine, EventPublisher& publisher,
                  const Clock& clock)
@@ -25,7 +51,8 @@ Watcher::Watcher(WatcherOptions options, ConsulClient& client,
       engine_(std::move(engine)),
       publisher_(publisher),
       clock_(clock),
-      agent_retry_delay_(options_.agent_retry_initial) {}
+      agent_retry_delay_(options_.agent_retry_initial),
+      plan_(ConnectionPlan::For(client.options().max_connections)) {}
 
 Watcher::~Watcher() { Stop(); }
 
@@ -49,8 +76,14 @@ void Watcher::Stop() {
     alive_.reset();
     if (tick_timer_) client_.loop().CancelTimer(*tick_timer_);
     if (agent_retry_timer_) client_.loop().CancelTimer(*agent_retry_timer_);
+    if (read_retry_timer_) client_.loop().CancelTimer(*read_retry_timer_);
+    if (explain_timer_) client_.loop().CancelTimer(*explain_timer_);
+    if (safety_sweep_timer_) client_.loop().CancelTimer(*safety_sweep_timer_);
     catalog_query_.reset();
     services_.clear();
+    covered_.clear();
+    checks_query_.reset();
+    retiring_.clear();
   });
 }
 
@@ -76,7 +109,7 @@ void Watcher::UpdateServiceFilter(ServiceFilterOptions services) {
       std::lock_guard lock(state_mutex_);
       if (stopped_) return;
     }
-    if (catalog_seen_) ApplyCatalog(catalog_index_);
+    if (catalog_seen_) ApplyCatalog(catalog_index_, false);
   });
 }
 
@@ -147,40 +180,256 @@ Status Watcher::OnCatalog(const QueryAnswer& answer) {
   auto catalog = ParseCatalogServices(answer.body);
   if (!catalog.ok()) return catalog.status();
   OnSuccess();
+  const bool moved = catalog_seen_ && answer.meta.index != catalog_index_;
   catalog_seen_ = true;
   catalog_ = std::move(*catalog);
   catalog_index_ = answer.meta.index;
-  ApplyCatalog(catalog_index_);
+  ApplyCatalog(catalog_index_, moved);
   return Status::Ok();
 }
 
-void Watcher::ApplyCatalog(std::uint64_t index) {
+void Watcher::ApplyCatalog(std::uint64_t index, bool catalog_moved) {
   std::set<std::string, std::less<>> wanted;
   for (const auto& [service, tags] : catalog_) {
     if (filter_.Matches(service, tags)) wanted.insert(service);
   }
+  // Left the catalog or the filter: its instances deregister now rather
+  // than when the (possibly long) health wait would have noticed.
+  const auto gone = [&](const std::string& service) {
+    spdlog::info("service {} left the catalog or the filter; no longer watched", service);
+    Publish(engine_->ServiceGone(datacenter_, service, index));
+  };
   for (auto it = services_.begin(); it != services_.end();) {
     if (wanted.contains(it->first)) {
       ++it;
       continue;
     }
-    // Left the catalog or the filter: its instances deregister now rather
-    // than when the (possibly long) health wait would have noticed.
     const std::string service = it->first;
     if (!it->second->synced) --unsynced_services_;
+    Retire(std::move(it->second->query), true);
     it = services_.erase(it);
-    spdlog::info("service {} left the catalog or the filter; no longer watched", service);
-    Publish(engine_->ServiceGone(datacenter_, service, index));
+    gone(service);
   }
+  for (auto it = covered_.begin(); it != covered_.end();) {
+    if (wanted.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    const std::string service = it->first;
+    if (!it->second.synced) --unsynced_services_;
+    detector_.Forget(service);
+    it = covered_.erase(it);  // a read in flight finds it gone and is dropped
+    gone(service);
+  }
+  // Every move of the catalog's index is a service written somewhere: a
+  // registration, a deregistration, new tags, meta, address or port, an
+  // instance without checks. No check says which covered service it was,
+  // so all of them are read again (after any urgent reads).
+  if (catalog_moved) OnCatalogMoved(index);
   for (const auto& service : wanted) {
-    if (!services_.contains(service)) StartServiceWatch(service);
+    if (services_.contains(service) || covered_.contains(service)) continue;
+    if (services_.size() + retiring_dedicated_ < plan_.dedicated) {
+      StartServiceWatch(service);
+    } else {
+      covered_.emplace(service, CoveredService{});
+      ++unsynced_services_;
+      QueueRead(service, true);
+    }
   }
-  {
-    std::lock_guard lock(state_mutex_);
-    state_.watched_services = services_.size();
-  }
+  Rebalance();
+  UpdateCounts();
   MaybeCompleteInitialSync();
   ScheduleTick();
+}
+
+void Watcher::Rebalance() {
+  // A covered service moves to a free dedicated slot, in name order. Its
+  // blocking query starts with a fresh read, so nothing is missed between.
+  while (!covered_.empty() && services_.size() + retiring_dedicated_ < plan_.dedicated) {
+    auto it = covered_.begin();
+    const std::string service = it->first;
+    if (!it->second.synced) --unsynced_services_;
+    detector_.Forget(service);
+    covered_.erase(it);
+    StartServiceWatch(service);
+  }
+  if (!covered_.empty() && !checks_query_) {
+    spdlog::info(
+        "{} services get a blocking query each; the other {} are watched through "
+        "/v1/health/state/any (consul.max_connections {})",
+        services_.size(), covered_.size(), client_.options().max_connections);
+    detector_.Reset();
+    checks_query_ = client_.Watch(
+        "/v1/health/state/any", {}, [this](const QueryAnswer& answer) { return OnChecks(answer); },
+        [this](const Status& error) { OnError(error); });
+  }
+  PumpReads();
+}
+
+void Watcher::Retire(std::unique_ptr<BlockingQuery> query, bool dedicated_slot) {
+  if (!query) return;
+  const std::uint64_t key = next_retiring_++;
+  if (dedicated_slot) ++retiring_dedicated_;
+  BlockingQuery* retiring = query.get();
+  retiring_.emplace(key, RetiringQuery{std::move(query), dedicated_slot});
+  retiring->Retire([this, key, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    auto it = retiring_.find(key);
+    if (it == retiring_.end()) return;
+    if (it->second.dedicated) --retiring_dedicated_;
+    retiring_.erase(it);
+    Rebalance();
+    UpdateCounts();
+    MaybeCompleteInitialSync();
+  });
+}
+
+Status Watcher::OnChecks(const QueryAnswer& answer) {
+  auto rows = ParseHealthState(answer.body);
+  if (!rows.ok()) return rows.status();
+  OnSuccess();
+  for (const std::string& service : detector_.OnChecks(*rows, answer.meta.index)) {
+    if (covered_.contains(service)) QueueRead(service, true);
+  }
+  ResolveCatalogMoves(false);
+  // The first answer is the baseline the reads waited for: any change
+  // after it shows in a later answer.
+  PumpReads();
+  return Status::Ok();
+}
+
+void Watcher::OnCatalogMoved(std::uint64_t index) {
+  if (covered_.empty()) return;
+  unexplained_moves_.push_back(index);
+  ResolveCatalogMoves(false);
+  if (!unexplained_moves_.empty() && !explain_timer_) {
+    // The detector's answer for the same write may come a moment later.
+    explain_timer_ = client_.loop().RunAt(
+        std::chrono::steady_clock::now() + options_.explain_grace,
+        [this, alive = std::weak_ptr<bool>(alive_)] {
+          if (alive.expired()) return;
+          explain_timer_.reset();
+          ResolveCatalogMoves(true);
+        });
+  }
+}
+
+void Watcher::ResolveCatalogMoves(bool grace_over) {
+  if (unexplained_moves_.empty()) return;
+  const std::size_t before = unexplained_moves_.size();
+  std::erase_if(unexplained_moves_,
+                [this](std::uint64_t index) { return detector_.Explains(index); });
+  if (unexplained_moves_.size() < before && !safety_sweep_timer_) {
+    safety_sweep_timer_ = client_.loop().RunAt(
+        std::chrono::steady_clock::now() + options_.safety_sweep_delay,
+        [this, alive = std::weak_ptr<bool>(alive_)] {
+          if (alive.expired()) return;
+          safety_sweep_timer_.reset();
+          Sweep();
+        });
+  }
+  if (grace_over && !unexplained_moves_.empty()) {
+    unexplained_moves_.clear();
+    Sweep();
+  }
+  if (unexplained_moves_.empty() && explain_timer_) {
+    client_.loop().CancelTimer(*explain_timer_);
+    explain_timer_.reset();
+  }
+}
+
+void Watcher::Sweep() {
+  for (const auto& [service, covered] : covered_) QueueRead(service, false);
+  PumpReads();
+}
+
+void Watcher::QueueRead(const std::string& service, bool urgent) {
+  auto it = covered_.find(service);
+  if (it == covered_.end()) return;
+  CoveredService& covered = it->second;
+  if (covered.in_flight) {
+    covered.dirty = true;
+    return;
+  }
+  // A service waiting for a sweep that the detector names moves ahead (its
+  // sweep entry is skipped once it was read).
+  if (covered.queued && (covered.urgent || !urgent)) return;
+  covered.queued = true;
+  covered.urgent = urgent;
+  (urgent ? urgent_reads_ : sweep_reads_).push_back(service);
+}
+
+void Watcher::PumpReads() {
+  // Reads wait for the detector's baseline: a change between a read and a
+  // later baseline would be in neither.
+  if (!detector_.has_baseline() || read_retry_timer_) return;
+  while (reads_in_flight_ < plan_.reads && (!urgent_reads_.empty() || !sweep_reads_.empty())) {
+    // Sweeps use at most half the read slots (at least one), so a change
+    // the detector names never waits behind a whole sweep.
+    if (urgent_reads_.empty() && sweep_reads_in_flight_ >= std::max<std::size_t>(plan_.reads / 2, 1)) {
+      break;
+    }
+    const bool sweep = urgent_reads_.empty();
+    std::deque<std::string>& queue = sweep ? sweep_reads_ : urgent_reads_;
+    std::string service = std::move(queue.front());
+    queue.pop_front();
+    auto it = covered_.find(service);
+    if (it == covered_.end() || !it->second.queued) continue;  // gone or promoted since
+    it->second.queued = false;
+    it->second.urgent = false;
+    it->second.in_flight = true;
+    ++reads_in_flight_;
+    if (sweep) ++sweep_reads_in_flight_;
+    client_.Read("/v1/health/service/" + PercentEncode(service),
+                 [this, service, sweep, alive = std::weak_ptr<bool>(alive_)](
+                     StatusOr<ReadAnswer> answer) {
+                   if (alive.expired()) return;
+                   if (sweep) --sweep_reads_in_flight_;
+                   OnRead(service, std::move(answer));
+                 });
+  }
+}
+
+void Watcher::OnRead(const std::string& service, StatusOr<ReadAnswer> answer) {
+  --reads_in_flight_;
+  auto it = covered_.find(service);
+  if (it != covered_.end()) it->second.in_flight = false;
+  Status status = answer.status();
+  if (status.ok() && it != covered_.end()) {
+    status = ApplyHealth(service, answer->body, answer->meta.index, answer->received_at, true);
+  }
+  it = covered_.find(service);  // the engine's events cannot change covered_, but be exact
+  if (!status.ok()) {
+    OnError(status);
+    if (it != covered_.end()) QueueRead(service, true);
+    // One backoff for all reads: they fail together when Consul does, and
+    // the reads in flight when it failed count as one failure, not R.
+    if (!read_retry_timer_) {
+      ++read_failures_;
+      const auto delay = ExponentialBackoff(read_failures_, client_.options().backoff_initial,
+                                            client_.options().backoff_max, rng_);
+      read_retry_timer_ = client_.loop().RunAt(
+          std::chrono::steady_clock::now() + delay, [this, alive = std::weak_ptr<bool>(alive_)] {
+            if (alive.expired()) return;
+            read_retry_timer_.reset();
+            PumpReads();
+          });
+    }
+    return;
+  }
+  read_failures_ = 0;
+  if (it != covered_.end() && it->second.dirty) {
+    it->second.dirty = false;
+    QueueRead(service, true);
+  }
+  PumpReads();
+}
+
+void Watcher::UpdateCounts() {
+  std::lock_guard lock(state_mutex_);
+  state_.watched_services = services_.size() + covered_.size();
+  state_.dedicated_services = services_.size();
+  state_.covered_services = covered_.size();
 }
 
 void Watcher::StartServiceWatch(const std::string& service) {
@@ -196,25 +445,35 @@ void Watcher::StartServiceWatch(const std::string& service) {
 }
 
 Status Watcher::OnHealth(const std::string& service, const QueryAnswer& answer) {
-  auto it = services_.find(service);
-  if (it == services_.end()) return Status::Ok();  // dropped by the catalog meanwhile
-  auto health = ParseHealthService(answer.body);
+  if (!services_.contains(service)) return Status::Ok();  // dropped by the catalog meanwhile
+  return ApplyHealth(service, answer.body, answer.meta.index, answer.received_at, false);
+}
+
+Status Watcher::ApplyHealth(const std::string& service, std::string_view body,
+                            std::uint64_t index, SteadyTime received_at, bool covered) {
+  auto health = ParseHealthService(body);
   // A malformed body is an error to retry, never an empty snapshot: an empty
   // list would deregister every instance.
   if (!health.ok()) return health.status();
   OnSuccess();
+  if (covered) detector_.RecordInstances(service, health->instances);
 
   ServiceSnapshot snapshot;
   snapshot.datacenter = datacenter_;
   snapshot.service = service;
-  snapshot.index = answer.meta.index;
+  snapshot.index = index;
   snapshot.instances = std::move(health->instances);
-  snapshot.received_at = answer.received_at;
-  // Every answer is diffed on its own (consul-semantics #18): collapsing
-  // answers would hide flaps.
+  snapshot.received_at = received_at;
+  // Every answer is diffed on its own: collapsing answers would hide flaps.
   Publish(engine_->Apply(std::move(snapshot)));
-  if (!it->second->synced) {
-    it->second->synced = true;
+  bool* synced = nullptr;
+  if (covered) {
+    if (auto it = covered_.find(service); it != covered_.end()) synced = &it->second.synced;
+  } else if (auto it = services_.find(service); it != services_.end()) {
+    synced = &it->second->synced;
+  }
+  if (synced != nullptr && !*synced) {
+    *synced = true;
     --unsynced_services_;
   }
   MaybeCompleteInitialSync();

@@ -1,16 +1,34 @@
 #pragma once
 
 // The watch: discovers services through a blocking query on
-// /v1/catalog/services, keeps one blocking health query per watched service
-// on /v1/health/service/<name> (never with ?passing: an instance that stops
+// /v1/catalog/services, reads each watched service's complete answer of
+// /v1/health/service/<name> (never with ?passing: an instance that stops
 // passing must stay visible to be reported), hands every complete answer to
 // the transition engine and publishes the events it implies.
+//
+// Inside a connection budget (ConsulClientOptions::max_connections, B):
+// - the catalog watch takes one connection;
+// - as many services as fit in B - 2 - R get a blocking query each
+//   (dedicated), and keep it while they exist;
+// - the rest (covered) share one blocking query on /v1/health/state/any
+//   (ChangeDetector): a service whose checks moved, or with an instance on
+//   a node whose node check moved, is re-read with a plain GET, at most R at
+//   once (R = B/10, 1 to 8). A move of the catalog's index (a registration,
+//   a deregistration, a tag, meta, address or port change, an instance
+//   without checks) that no check write at that index explains re-reads
+//   every covered service, since the catalog does not say which one
+//   changed; explained moves schedule such a sweep within a safety delay,
+//   as one answer can hide several writes.
+// Connections are never abandoned mid-wait: Consul would keep the slot
+// until the wait ends. A query that is no longer wanted is retired (its
+// request runs out) and its slot is reused afterwards.
 //
 // Threads: all watch logic, and every call into the engine, runs on the
 // Consul client's event-loop thread, so neither needs locks and thousands of
 // watched services share one thread. The public methods are thread-safe.
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,6 +42,8 @@
 #include "bridge/consul/consul_client.h"
 #include "bridge/model/event_publisher.h"
 #include "bridge/state/transition_engine.h"
+#include "bridge/common/backoff.h"
+#include "bridge/watch/change_detector.h"
 #include "bridge/watch/service_filter.h"
 
 namespace hb {
@@ -41,6 +61,13 @@ struct WatcherOptions {
   // the maximum. Default: 500ms, 30s.
   std::chrono::milliseconds agent_retry_initial{500};
   std::chrono::milliseconds agent_retry_max{std::chrono::seconds(30)};
+  // How long a catalog move waits for the change detector's answer of the
+  // same write before every covered service is read again. Default: 500ms.
+  std::chrono::milliseconds explain_grace{500};
+  // An explained catalog move still re-reads every covered service within
+  // this delay (one answer can hide a second write, e.g. an instance
+  // without checks registered at once). Default: 30s.
+  std::chrono::milliseconds safety_sweep_delay{std::chrono::seconds(30)};
 };
 
 // A consistent copy of the watch's health, for /readyz and metrics.
@@ -54,6 +81,17 @@ struct WatchState {
   std::optional<SteadyTime> unreachable_since;
   // Wall time of the last successful Consul answer.
   std::optional<WallTime> last_success;
+  // How the watched services are read: a blocking query each, or covered
+  // by the change detector.
+  std::size_t dedicated_services = 0;
+  std::size_t covered_services = 0;
+};
+
+// How a budget of connections is spent. `max_connections` >= 3.
+struct ConnectionPlan {
+  std::size_t reads = 0;      // concurrent plain reads of covered services
+  std::size_t dedicated = 0;  // services with a blocking query of their own
+  static ConnectionPlan For(std::size_t max_connections);
 };
 
 class Watcher {
@@ -89,15 +127,37 @@ class Watcher {
  private:
   struct ServiceWatch;
 
+  struct CoveredService;
+
   // Loop-thread only from here on.
   void FetchDatacenter();
   void StartCatalogWatch();
   Status OnCatalog(const QueryAnswer& answer);
-  void ApplyCatalog(std::uint64_t index);
+  // `catalog_moved`: the catalog's index moved, so any covered service may
+  // have changed in ways no check shows.
+  void ApplyCatalog(std::uint64_t index, bool catalog_moved);
   Status OnHealth(const std::string& service, const QueryAnswer& answer);
+  // The one path of every complete health answer into the engine.
+  Status ApplyHealth(const std::string& service, std::string_view body, std::uint64_t index,
+                     SteadyTime received_at, bool covered);
   void OnError(const Status& error);
   void OnSuccess();
   void StartServiceWatch(const std::string& service);
+  // Hands a query over to run out its request; its slot is free afterwards.
+  void Retire(std::unique_ptr<BlockingQuery> query, bool dedicated_slot);
+  // Fills free dedicated slots with covered services, and starts or
+  // retires the change detector as covered services come and go.
+  void Rebalance();
+  Status OnChecks(const QueryAnswer& answer);
+  void QueueRead(const std::string& service, bool urgent);
+  void PumpReads();
+  void OnRead(const std::string& service, StatusOr<ReadAnswer> answer);
+  void UpdateCounts();
+  // A catalog move to `index` with covered services: sweep now, or once the
+  // safety delay passed when the detector explains it.
+  void OnCatalogMoved(std::uint64_t index);
+  void ResolveCatalogMoves(bool grace_over);
+  void Sweep();
   void MaybeCompleteInitialSync();
   void Publish(std::vector<Event> events);
   void ScheduleTick();
@@ -117,8 +177,36 @@ class Watcher {
   bool catalog_seen_ = false;
   CatalogServices catalog_;  // the last answer, for a filter change
   std::uint64_t catalog_index_ = 0;
-  std::map<std::string, std::unique_ptr<ServiceWatch>, std::less<>> services_;
+  std::map<std::string, std::unique_ptr<ServiceWatch>, std::less<>> services_;  // dedicated
+  std::map<std::string, CoveredService, std::less<>> covered_;
   std::size_t unsynced_services_ = 0;  // watched, no complete answer yet
+  ConnectionPlan plan_;
+  // Queries running out their request, by a key; `dedicated` ones hold a
+  // dedicated slot until then.
+  struct RetiringQuery {
+    std::unique_ptr<BlockingQuery> query;
+    bool dedicated = false;
+  };
+  std::map<std::uint64_t, RetiringQuery> retiring_;
+  std::uint64_t next_retiring_ = 0;
+  std::size_t retiring_dedicated_ = 0;
+  // The change detector's query: started when the first service is covered,
+  // then kept (its slot is reserved in the plan either way).
+  std::unique_ptr<BlockingQuery> checks_query_;
+  ChangeDetector detector_;
+  // Covered services waiting for a read: detector hits first, then sweeps.
+  std::deque<std::string> urgent_reads_;
+  std::deque<std::string> sweep_reads_;
+  std::size_t reads_in_flight_ = 0;
+  std::size_t sweep_reads_in_flight_ = 0;
+  int read_failures_ = 0;
+  std::optional<EventLoop::TimerId> read_retry_timer_;
+  // Catalog moves the detector has not explained yet, and the timer that
+  // gives up waiting for its answer; the safety sweep's timer.
+  std::vector<std::uint64_t> unexplained_moves_;
+  std::optional<EventLoop::TimerId> explain_timer_;
+  std::optional<EventLoop::TimerId> safety_sweep_timer_;
+  JitterRng rng_{std::random_device{}()};
   std::optional<SteadyTime> tick_deadline_;
   std::optional<EventLoop::TimerId> tick_timer_;
   std::optional<EventLoop::TimerId> agent_retry_timer_;

@@ -1,5 +1,7 @@
 #include "sinks/metrics/metrics_sink.h"
 
+#include <algorithm>
+
 namespace hb {
 namespace {
 
@@ -30,7 +32,8 @@ MetricsSink::MetricsSink(std::string name, const MetricsSinkSettings& settings,
       instance_status_(BuildGauge()
                            .Name("health_bridge_instance_status")
                            .Help("Aggregated health of the instance: the series of its current "
-                                 "status is 1, the others 0.")
+                                 "status is 1, the others 0; all four are 0 once it left the "
+                                 "catalog, until its series are removed.")
                            .Register(registry)),
       service_up_(BuildGauge()
                       .Name("health_bridge_service_instances_up")
@@ -48,19 +51,30 @@ MetricsSink::MetricsSink(std::string name, const MetricsSinkSettings& settings,
                            .Register(registry)),
       events_(BuildCounter()
                   .Name("health_bridge_events_total")
-                  .Help("Health events by type, as seen by this sink.")
+                  .Help("Health events by type, as seen by this sink (not the silent "
+                        "ones that restate the current state).")
                   .Register(registry)),
       transitions_(BuildCounter()
                        .Name("health_bridge_instance_transitions_total")
                        .Help("Instance up and down transitions by service.")
                        .Register(registry)) {}
 
-MetricsSink::~MetricsSink() {
+MetricsSink::~MetricsSink() { RemoveAllSeries(); }
+
+bool MetricsSink::Shutdown(std::chrono::milliseconds) noexcept {
+  RemoveAllSeries();
+  return true;
+}
+
+void MetricsSink::RemoveAllSeries() noexcept {
   for (auto& [key, series] : instances_) RemoveInstance(series);
   for (auto& [service, series] : services_) {
     service_up_.Remove(series.up);
     service_total_.Remove(series.total);
   }
+  instances_.clear();
+  services_.clear();
+  expiries_.clear();
 }
 
 void MetricsSink::Deliver(std::span<const EventPtr> events,
@@ -84,6 +98,10 @@ void MetricsSink::Apply(const Event& event) {
   if (!event.IsInstanceEvent()) return;
 
   const std::string key = InstanceKey(event);
+  if (event.silent && event.type == EventType::kInstanceDeregistered) {
+    RestateDeparture(key, event);
+    return;
+  }
   InstanceSeries& series = SeriesFor(key, event);
   if (event.status) SetStatus(series, *event.status);
   switch (event.type) {
@@ -100,7 +118,7 @@ void MetricsSink::Apply(const Event& event) {
       }
       break;
     case EventType::kInstanceDeregistered:
-      Deregister(key, series, event);
+      Deregister(key, series, event, settings_.deregistered_series_ttl);
       break;
     default:
       break;
@@ -155,18 +173,53 @@ void MetricsSink::SetUp(InstanceSeries& series, bool up) {
   service.up->Set(service.instances_up);
 }
 
-void MetricsSink::Deregister(const std::string& key, InstanceSeries& series, const Event& event) {
+void MetricsSink::RestateDeparture(const std::string& key, const Event& event) {
+  auto it = instances_.find(key);
+  if (it != instances_.end() && it->second.deregistered) return;  // already counting down
+  // The series stays for the rest of its TTL, counted from the departure.
+  const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
+      clock_.WallNow() - event.time);
+  const auto left = settings_.deregistered_series_ttl - std::max(since, std::chrono::milliseconds(0));
+  if (left <= std::chrono::milliseconds(0)) {
+    if (it != instances_.end()) {
+      InstanceSeries& series = it->second;
+      SetUp(series, false);
+      ServiceSeries& service = ServiceFor(series.service);
+      service.total->Set(--service.instances_total);
+      RemoveInstance(series);
+      instances_.erase(it);
+    }
+    return;
+  }
+  Deregister(key, SeriesFor(key, event), event, left);
+}
+
+void MetricsSink::Deregister(const std::string& key, InstanceSeries& series, const Event& event,
+                             std::chrono::milliseconds ttl) {
   SetUp(series, false);
+  // It has no status any more: no status series claims one.
+  for (prometheus::Gauge* status : series.status) status->Set(0);
   series.deregistered = true;
   ServiceSeries& service = ServiceFor(series.service);
   service.total->Set(--service.instances_total);
-  const bool reaped = event.status == HealthStatus::kCritical;
-  deregistrations_
-      .Add({{"service_name", event.service}, {"reason", reaped ? "reaped" : "graceful"}})
-      .Increment();
+  // The status it had when it left; events spooled by older versions carry
+  // it as status.
+  const std::optional<HealthStatus> last = event.previous_status ? event.previous_status
+                                                                 : event.status;
+  const bool reaped = last == HealthStatus::kCritical;
+  if (!event.silent) {
+    deregistrations_
+        .Add({{"service_name", event.service}, {"reason", reaped ? "reaped" : "graceful"}})
+        .Increment();
+  }
   // Exported as 0 until then, so a scrape sees the instance go down rather
   // than its series merely vanish.
-  expiries_.push_back({clock_.Now() + settings_.deregistered_series_ttl, key, series.generation});
+  // Expiries are kept in time order: a restated departure (shorter TTL)
+  // goes before the later ones.
+  const Expiry expiry{clock_.Now() + ttl, key, series.generation};
+  expiries_.insert(std::upper_bound(expiries_.begin(), expiries_.end(), expiry,
+                                    [](const Expiry& a, const Expiry& b) { return a.at < b.at; }),
+                   expiry);
 }
 
 void MetricsSink::RemoveInstance(InstanceSeries& series) {

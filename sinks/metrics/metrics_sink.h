@@ -3,8 +3,11 @@
 // The metrics sink: Prometheus series kept from the same events every other
 // sink sees, with prometheus/consul_exporter's label names (service_name,
 // service_id, node, status) so existing dashboards and alerts join.
-// It wants the silent initial-sync events: the gauges must describe every
-// instance from the first scrape, not only those that changed since.
+// It wants silent events (the initial sync and the engine's view, see
+// Sink::WantsSilentEvents()): the gauges must describe every instance from
+// the first scrape, after a restart or a reload too, not only those that
+// changed since. An instance that left the catalog is exported at 0 with
+// every status series 0 for deregistered_series_ttl, then removed.
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -28,7 +31,7 @@ class MetricsSink final : public Sink {
   // `registry` and `clock` must outlive the sink.
   MetricsSink(std::string name, const MetricsSinkSettings& settings, prometheus::Registry& registry,
               const Clock& clock);
-  // Removes every series it added.
+  // Removes every series it added (if Shutdown() did not already).
   ~MetricsSink() override;
 
   MetricsSink(const MetricsSink&) = delete;
@@ -39,7 +42,11 @@ class MetricsSink final : public Sink {
   bool WantsSilentEvents() const override { return true; }
   void Deliver(std::span<const EventPtr> events,
                std::span<DeliveryResult> results) noexcept override;
-  bool Shutdown(std::chrono::milliseconds) noexcept override { return true; }
+  // Removes every series it added: a removed sink's series go with it, and a
+  // renamed or rebuilt one starts from the view it is sent, not from these.
+  // Done here rather than only in the destructor, which may run later on
+  // another thread, after a successor registered the same series.
+  bool Shutdown(std::chrono::milliseconds) noexcept override;
 
  private:
   static constexpr std::size_t kStatuses = 4;  // passing, warning, critical, maintenance
@@ -70,8 +77,14 @@ class MetricsSink final : public Sink {
   ServiceSeries& ServiceFor(const std::string& service);
   void SetStatus(InstanceSeries& series, HealthStatus status);
   void SetUp(InstanceSeries& series, bool up);
-  void Deregister(const std::string& key, InstanceSeries& series, const Event& event);
+  // Keeps the series at 0 (no status) for `ttl`, then removes it.
+  void Deregister(const std::string& key, InstanceSeries& series, const Event& event,
+                  std::chrono::milliseconds ttl);
+  // A silent instance.deregistered of the engine's view: an instance that
+  // left at event.time, whose series the other sinks still keep.
+  void RestateDeparture(const std::string& key, const Event& event);
   void RemoveInstance(InstanceSeries& series);
+  void RemoveAllSeries() noexcept;
   void ExpireDeregistered();
 
   const std::string name_;
@@ -88,7 +101,7 @@ class MetricsSink final : public Sink {
   // the scrapes that read them).
   std::map<std::string, InstanceSeries, std::less<>> instances_;  // "<dc>/<node>/<id>"
   std::map<std::string, ServiceSeries, std::less<>> services_;
-  std::deque<Expiry> expiries_;  // in `at` order: one TTL for all
+  std::deque<Expiry> expiries_;  // in `at` order
   std::uint64_t next_generation_ = 0;
 };
 

@@ -14,6 +14,7 @@
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/test_dir.h"
 
 namespace hb {
 namespace {
@@ -99,6 +100,59 @@ TEST(AlertmanagerBridgeTest, CriticalCheckPagesThroughAlertmanagerAndRecoveryRes
   EXPECT_TRUE(notified("resolved")) << alertmanager.Log();
   EXPECT_EQ(bridge.Metric("health_bridge_alertmanager_firing_alerts", "sink=\"alerts\""), 0);
   EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+}
+
+TEST(AlertmanagerBridgeTest, AfterARestartTheFiringAlertIsResentFromTheSavedState) {
+  testing::ConsulTestServer consul;
+  ASSERT_NE(consul.Start(), 0);
+  consul.RegisterService(
+      json{{"ID", "payments-1"},
+           {"Name", "payments"},
+           {"Port", 8080},
+           {"Check", {{"CheckID", "service:payments-1"}, {"TTL", "1h"}, {"Status", "passing"}}}});
+  AlertmanagerServer alertmanager({});
+  ASSERT_TRUE(alertmanager.WaitReady(seconds(20))) << alertmanager.Log();
+  const testing::TestDir state("hb-alertmanager-restart");
+  std::ostringstream config;
+  config << "consul: {address: " << consul.address() << "}\n"
+         << "state: {dir: " << state.path().string() << ", save_interval: 100ms}\n"
+         << "sinks:\n"
+         << "  - name: alerts\n"
+         << "    type: alertmanager\n"
+         << "    urls: [" << alertmanager.url() << "]\n"
+         << "    resend_interval: 1s\n"
+         << "    expire_after: 30s\n";
+  auto endsAt = [&] {
+    const auto alerts = alertmanager.Alerts();
+    const auto alert = alerts ? FindAlert(*alerts, {{"service_id", "payments-1"}}) : std::nullopt;
+    return alert ? std::optional<std::string>((*alert)["endsAt"]) : std::nullopt;
+  };
+
+  auto before = std::make_unique<BridgeProcess>(kBridge, config.str());
+  ASSERT_TRUE(before->ok()) << before->process().Stderr();
+  ASSERT_TRUE(consul.UpdateCheck("service:payments-1", "critical", "down"));
+  alertmanager.WaitForAlerts([&](const json&) { return endsAt().has_value(); }, seconds(20));
+  ASSERT_TRUE(endsAt()) << before->process().Stderr();
+  EXPECT_EQ(before->Stop(), 0) << before->process().Stderr();
+  // Nothing resends it now: its endsAt stays where the last post put it.
+  const std::string last_end = *endsAt();
+
+  // The next run has no event for it (it did not change), only the saved
+  // state: the alert must fire on, its endsAt moving again.
+  BridgeProcess after(kBridge, config.str());
+  ASSERT_TRUE(after.ok()) << after.process().Stderr();
+  alertmanager.WaitForAlerts(
+      [&](const json&) {
+        const auto end = endsAt();
+        return end && *end > last_end;  // RFC 3339 UTC text orders as time
+      },
+      seconds(20));
+  const auto end = endsAt();
+  ASSERT_TRUE(end) << after.process().Stderr();
+  EXPECT_GT(*end, last_end) << after.process().Stderr();
+  // The instance's alert and its service's (its only instance is down).
+  EXPECT_EQ(after.Metric("health_bridge_alertmanager_firing_alerts", "sink=\"alerts\""), 2);
+  EXPECT_EQ(after.Stop(), 0) << after.process().Stderr();
 }
 
 }  // namespace

@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <condition_variable>
 #include <mutex>
 
@@ -71,7 +75,7 @@ class RecordingPublisher final : public EventPublisher {
   Event last_;
 };
 
-class WatchTest : public ::testing::Test {
+class WatchFixture : public ::testing::Test {
  protected:
   void SetUp() override {
     testing::ConsulTestServerOptions options;
@@ -127,6 +131,7 @@ class WatchTest : public ::testing::Test {
   void StartWatching(const std::string& token = "", bool wait_ready = true) {
     ConsulClientOptions client_options;
     client_options.address = consul_->address();
+    client_options.max_connections = max_connections_;
     client_options.token = token.empty() ? server_token_ : token;
     client_options.wait = std::chrono::seconds(5);
     client_options.backoff_initial = milliseconds(50);
@@ -158,6 +163,8 @@ class WatchTest : public ::testing::Test {
   }
 
   std::string server_token_;
+  std::size_t max_connections_ = ConsulClientOptions{}.max_connections;
+  bool default_client_options_ = false;  // only the address is set
   SystemClock clock_;
   std::unique_ptr<ConsulTestServer> consul_;
   std::unique_ptr<ConsulClient> client_;
@@ -165,7 +172,24 @@ class WatchTest : public ::testing::Test {
   std::unique_ptr<Watcher> watcher_;
 };
 
-TEST_F(WatchTest, InitialSyncIsSilentThenReady) {
+// Every scenario runs twice: with the default budget every service has a
+// blocking query of its own; with the smallest (3: the catalog watch, the
+// change detector, one read) every service is covered by the detector.
+class WatchTest : public WatchFixture, public ::testing::WithParamInterface<std::size_t> {
+ protected:
+  void SetUp() override {
+    max_connections_ = GetParam();
+    WatchFixture::SetUp();
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Budgets, WatchTest, ::testing::Values(100, 3),
+                         [](const ::testing::TestParamInfo<std::size_t>& budget) {
+                           return budget.param == 3 ? std::string("AllCoveredByTheDetector")
+                                                  : std::string("AQueryPerService");
+                         });
+
+TEST_P(WatchTest, InitialSyncIsSilentThenReady) {
   RegisterKratos("payments-1");
   RegisterKratos("orders-1", "orders");
   StartWatching();
@@ -177,7 +201,7 @@ TEST_F(WatchTest, InitialSyncIsSilentThenReady) {
   EXPECT_EQ(events_.silent_count(), 6u);
 }
 
-TEST_F(WatchTest, TtlExpiryOfTheLastInstanceEmitsDownCriticalAndServiceDown) {
+TEST_P(WatchTest, TtlExpiryOfTheLastInstanceEmitsDownCriticalAndServiceDown) {
   RegisterKratos("payments-1", "payments", "500ms");
   StartWatching();
   // No heartbeat: the TTL lapses and Consul marks it critical.
@@ -186,7 +210,7 @@ TEST_F(WatchTest, TtlExpiryOfTheLastInstanceEmitsDownCriticalAndServiceDown) {
   EXPECT_EQ(events_.last().instances_up, 0);
 }
 
-TEST_F(WatchTest, GracefulDeregistrationEmitsDownThenDeregistered) {
+TEST_P(WatchTest, GracefulDeregistrationEmitsDownThenDeregistered) {
   RegisterKratos("payments-1");
   RegisterKratos("payments-2");
   StartWatching();
@@ -200,7 +224,7 @@ TEST_F(WatchTest, GracefulDeregistrationEmitsDownThenDeregistered) {
                           "instance.deregistered payments-2", "service.down payments"));
 }
 
-TEST_F(WatchTest, ReaperEmitsDownThenLaterDeregistered) {
+TEST_P(WatchTest, ReaperEmitsDownThenLaterDeregistered) {
   RegisterKratos("payments-1", "payments", "300ms", "300ms");
   RegisterKratos("payments-2");
   StartWatching();
@@ -208,7 +232,7 @@ TEST_F(WatchTest, ReaperEmitsDownThenLaterDeregistered) {
   EXPECT_THAT(events_.Next(1), ElementsAre("instance.deregistered payments-1"));
 }
 
-TEST_F(WatchTest, ServiceAndNodeMaintenanceAreDownWithReasonMaintenance) {
+TEST_P(WatchTest, ServiceAndNodeMaintenanceAreDownWithReasonMaintenance) {
   RegisterKratos("payments-1");
   RegisterKratos("payments-2");
   StartWatching();
@@ -225,7 +249,7 @@ TEST_F(WatchTest, ServiceAndNodeMaintenanceAreDownWithReasonMaintenance) {
                                            "service.up payments"));
 }
 
-TEST_F(WatchTest, RecoveryEmitsUpAndServiceUp) {
+TEST_P(WatchTest, RecoveryEmitsUpAndServiceUp) {
   RegisterKratos("payments-1");
   StartWatching();
   Heartbeat("payments-1", "critical");
@@ -235,7 +259,7 @@ TEST_F(WatchTest, RecoveryEmitsUpAndServiceUp) {
   EXPECT_THAT(events_.Next(2), ElementsAre("instance.up payments-1", "service.up payments"));
 }
 
-TEST_F(WatchTest, AgentDeathTurnsEveryInstanceOnItsNodeDown) {
+TEST_P(WatchTest, AgentDeathTurnsEveryInstanceOnItsNodeDown) {
   RegisterKratos("payments-1");
   RegisterKratos("orders-1", "orders");
   StartWatching();
@@ -247,7 +271,7 @@ TEST_F(WatchTest, AgentDeathTurnsEveryInstanceOnItsNodeDown) {
                           "service.down orders", "service.down payments"));
 }
 
-TEST_F(WatchTest, NewServiceAppearingEmitsRegisteredAndUp) {
+TEST_P(WatchTest, NewServiceAppearingEmitsRegisteredAndUp) {
   RegisterKratos("payments-1");
   StartWatching();
   RegisterKratos("orders-1", "orders");
@@ -256,7 +280,7 @@ TEST_F(WatchTest, NewServiceAppearingEmitsRegisteredAndUp) {
   EXPECT_TRUE(WaitUntil([&] { return watcher_->State().watched_services == 2; }));
 }
 
-TEST_F(WatchTest, ServiceNamesThatNeedEncodingInAUrlAreWatched) {
+TEST_P(WatchTest, ServiceNamesThatNeedEncodingInAUrlAreWatched) {
   RegisterKratos("legacy-1", "legacy billing");
   StartWatching();
   Heartbeat("legacy-1", "critical");
@@ -264,7 +288,7 @@ TEST_F(WatchTest, ServiceNamesThatNeedEncodingInAUrlAreWatched) {
               ElementsAre("instance.down legacy-1 critical", "service.down legacy billing"));
 }
 
-TEST_F(WatchTest, IndexResetStillReportsLaterChangesWithoutSpuriousEvents) {
+TEST_P(WatchTest, IndexResetStillReportsLaterChangesWithoutSpuriousEvents) {
   RegisterKratos("payments-1");
   RegisterKratos("payments-2");
   StartWatching();
@@ -276,7 +300,7 @@ TEST_F(WatchTest, IndexResetStillReportsLaterChangesWithoutSpuriousEvents) {
   EXPECT_THAT(events_.Next(1), ElementsAre("instance.up payments-2"));
 }
 
-TEST_F(WatchTest, ChangesDuringAConsulOutageAreReportedOnceAfterItReturns) {
+TEST_P(WatchTest, ChangesDuringAConsulOutageAreReportedOnceAfterItReturns) {
   RegisterKratos("payments-1");
   RegisterKratos("payments-2");
   RegisterKratos("payments-3");
@@ -297,7 +321,7 @@ TEST_F(WatchTest, ChangesDuringAConsulOutageAreReportedOnceAfterItReturns) {
   EXPECT_THAT(events_.Next(1), ElementsAre("instance.status_changed payments-3"));
 }
 
-TEST_F(WatchTest, ServerErrorsAreRetriedAndKeepTheLastKnownState) {
+TEST_P(WatchTest, ServerErrorsAreRetriedAndKeepTheLastKnownState) {
   RegisterKratos("payments-1");
   StartWatching();
   consul_->FailNext(5, 500, "No cluster leader", "/v1/health/");
@@ -306,7 +330,7 @@ TEST_F(WatchTest, ServerErrorsAreRetriedAndKeepTheLastKnownState) {
               ElementsAre("instance.down payments-1 critical", "service.down payments"));
 }
 
-TEST_F(WatchTest, ConnectionsDroppedMidAnswerAreRetriedAndNothingIsMissed) {
+TEST_P(WatchTest, ConnectionsDroppedMidAnswerAreRetriedAndNothingIsMissed) {
   RegisterKratos("payments-1");
   StartWatching();
   consul_->DropNext(4);
@@ -316,7 +340,7 @@ TEST_F(WatchTest, ConnectionsDroppedMidAnswerAreRetriedAndNothingIsMissed) {
   EXPECT_THAT(events_.Next(1, milliseconds(300)), ::testing::IsEmpty());  // and nothing twice
 }
 
-TEST_F(WatchTest, MalformedAnswerIsRetriedAndNeverTreatedAsEmpty) {
+TEST_P(WatchTest, MalformedAnswerIsRetriedAndNeverTreatedAsEmpty) {
   RegisterKratos("payments-1");
   RegisterKratos("payments-2");
   StartWatching();
@@ -329,7 +353,7 @@ TEST_F(WatchTest, MalformedAnswerIsRetriedAndNeverTreatedAsEmpty) {
   EXPECT_THAT(events_.Next(1), ElementsAre("instance.up payments-1"));
 }
 
-TEST_F(WatchTest, ServiceLeavingTheCatalogIsGone) {
+TEST_P(WatchTest, ServiceLeavingTheCatalogIsGone) {
   RegisterKratos("payments-1");
   RegisterKratos("orders-1", "orders");
   StartWatching();
@@ -340,7 +364,148 @@ TEST_F(WatchTest, ServiceLeavingTheCatalogIsGone) {
   EXPECT_TRUE(WaitUntil([&] { return watcher_->State().watched_services == 1; }));
 }
 
-class AclWatchTest : public WatchTest {
+// A go-kratos-like registration made in the server directly: no HTTP
+// connection of the test's own counts against the limit being measured.
+json Kratos(const std::string& id, const std::string& service) {
+  return {{"ID", id},
+          {"Name", service},
+          {"Tags", {"version=2.4.1"}},
+          {"Address", "127.0.0.1"},
+          {"Port", 8000},
+          {"Meta", {{"version", "2.4.1"}}},
+          {"Check",
+           {{"CheckID", "service:" + id},
+            {"TTL", "600s"},
+            {"Status", "passing"},
+            {"DeregisterCriticalServiceAfter", "600s"}}}};
+}
+
+std::string ServiceName(int i) {
+  char name[16];
+  std::snprintf(name, sizeof(name), "svc-%03d", i);
+  return name;
+}
+
+// The acceptance test: more services than Consul's default
+// per-IP limit, the bridge on its defaults.
+TEST_F(WatchFixture, FourHundredServicesOnConsulsDefaultLimitAreWatchedInsideTheBudget) {
+  ASSERT_EQ(testing::ConsulTestServerOptions{}.max_conns_per_client, 200u);
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_EQ(consul_->RegisterService(Kratos(ServiceName(i) + "-1", ServiceName(i))), "");
+  }
+  consul_->ResetPeakConnections();
+  default_client_options_ = true;
+  StartWatching("", /*wait_ready=*/false);
+  ASSERT_TRUE(WaitUntil([&] { return watcher_->State().ready; }, milliseconds(60000)))
+      << (watcher_->State().last_error ? watcher_->State().last_error->ToString() : "no error");
+  const WatchState state = watcher_->State();
+  EXPECT_EQ(state.watched_services, 400u);
+  const ConnectionPlan plan = ConnectionPlan::For(100);
+  EXPECT_EQ(state.dedicated_services, plan.dedicated);
+  EXPECT_EQ(state.covered_services, 400u - plan.dedicated);
+  // A check turning critical is delivered, in a service with its own query
+  // (svc-000) and in one covered by the detector (svc-399).
+  for (const int i : {399, 0, 250}) {
+    const std::string service = ServiceName(i);
+    ASSERT_TRUE(consul_->UpdateCheck("service:" + service + "-1", "critical", "boom"));
+    EXPECT_THAT(events_.Next(2), ElementsAre("instance.down " + service + "-1 critical",
+                                             "service.down " + service));
+  }
+  EXPECT_LE(consul_->PeakConnections(), 100u);
+  EXPECT_EQ(consul_->RefusedConnections(), 0u);
+}
+
+class SmallBudgetWatchTest : public WatchFixture {
+ protected:
+  // 5 connections: the catalog, the detector, one read, two dedicated.
+  SmallBudgetWatchTest() { max_connections_ = 5; }
+};
+
+TEST_F(SmallBudgetWatchTest, CoveredServicesSeeChecklessInstancesMetaChangesAndNewServices) {
+  for (const char* service : {"a", "b", "c", "d"}) {
+    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
+  }
+  StartWatching();
+  ASSERT_EQ(ConnectionPlan::For(5).dedicated, 2u);
+  EXPECT_EQ(watcher_->State().dedicated_services, 2u);
+  EXPECT_EQ(watcher_->State().covered_services, 2u);
+
+  // An instance without any check never shows in the checks table: the
+  // catalog's index moves, and every covered service is read again.
+  ASSERT_EQ(consul_->RegisterService(json{{"ID", "d-2"}, {"Name", "d"}, {"Port", 9000}}), "");
+  EXPECT_THAT(events_.Next(2), ElementsAre("instance.registered d-2", "instance.up d-2"));
+  ASSERT_TRUE(consul_->DeregisterService("d-2"));
+  EXPECT_THAT(events_.Next(2),
+              ElementsAre("instance.down d-2 deregistered", "instance.deregistered d-2"));
+
+  // A meta change shows no check either; the next event carries it.
+  json changed = Kratos("c-1", "c");
+  changed["Meta"]["version"] = "2.5.0";
+  ASSERT_EQ(consul_->RegisterService(changed), "");
+  ASSERT_TRUE(WaitUntil([&] { return consul_->RequestCounts()["/v1/health/service/c"] >= 2; }));
+  ASSERT_TRUE(consul_->UpdateCheck("service:c-1", "critical", "boom"));
+  EXPECT_THAT(events_.Next(1), ElementsAre("instance.down c-1 critical"));
+  EXPECT_EQ(events_.last().meta, (std::map<std::string, std::string>{{"version", "2.5.0"}}));
+  EXPECT_THAT(events_.Next(1), ElementsAre("service.down c"));
+
+  // A new service past the budget is covered, and watched.
+  ASSERT_EQ(consul_->RegisterService(Kratos("e-1", "e")), "");
+  EXPECT_THAT(events_.Next(3),
+              ElementsAre("instance.registered e-1", "instance.up e-1", "service.up e"));
+  EXPECT_EQ(watcher_->State().covered_services, 3u);
+  ASSERT_TRUE(consul_->UpdateCheck("service:e-1", "warning", "slow"));
+  EXPECT_THAT(events_.Next(1), ElementsAre("instance.status_changed e-1"));
+}
+
+TEST_F(SmallBudgetWatchTest, AServiceLeavingFreesItsSlotForACoveredOneOnceItsQueryEnded) {
+  for (const char* service : {"a", "b", "c", "d"}) {
+    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
+  }
+  StartWatching();
+  ASSERT_TRUE(consul_->DeregisterService("a-1"));  // "a" had a query of its own
+  EXPECT_THAT(events_.Next(3), ElementsAre("instance.down a-1 deregistered",
+                                           "instance.deregistered a-1", "service.down a"));
+  ASSERT_TRUE(WaitUntil([&] {
+    const WatchState state = watcher_->State();
+    return state.dedicated_services == 2 && state.covered_services == 1;
+  }));
+  // "c" moved to the free slot; its changes still arrive.
+  ASSERT_TRUE(consul_->UpdateCheck("service:c-1", "critical", "boom"));
+  EXPECT_THAT(events_.Next(2), ElementsAre("instance.down c-1 critical", "service.down c"));
+  EXPECT_LE(consul_->PeakConnections(), 5u);
+}
+
+// Another client on the same IP takes most of Consul's limit: the bridge is
+// refused (429), says so, backs off, and recovers once the slots are free.
+TEST_F(WatchFixture, RefusedConnectionsAreBackedOffAndRecoverWhenSlotsFree) {
+  testing::ConsulTestServerOptions options;
+  options.max_conns_per_client = 8;
+  consul_ = std::make_unique<ConsulTestServer>(options);
+  ASSERT_NE(consul_->Start(), 0);
+  for (const char* service : {"a", "b", "c", "d", "e"}) {
+    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
+  }
+  std::vector<int> hogs;
+  for (int i = 0; i < 6; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(consul_->port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    hogs.push_back(fd);
+  }
+  ASSERT_TRUE(WaitUntil([&] { return consul_->OpenConnections() == 6; }));
+  StartWatching("", /*wait_ready=*/false);
+  ASSERT_TRUE(WaitUntil([&] { return consul_->RefusedConnections() > 0; }));
+  EXPECT_FALSE(watcher_->State().initial_sync_done);
+  for (const int fd : hogs) ::close(fd);
+  ASSERT_TRUE(WaitUntil([&] { return watcher_->State().ready; }));
+  ASSERT_TRUE(consul_->UpdateCheck("service:e-1", "critical", "boom"));
+  EXPECT_THAT(events_.Next(2), ElementsAre("instance.down e-1 critical", "service.down e"));
+}
+
+class AclWatchTest : public WatchFixture {
  protected:
   AclWatchTest() { server_token_ = "s3cr3t"; }
 };

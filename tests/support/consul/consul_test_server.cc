@@ -63,7 +63,9 @@ bool TcpConnects(const std::string& host, int port, std::chrono::milliseconds ti
 }  // namespace
 
 ConsulTestServer::ConsulTestServer(ConsulTestServerOptions options)
-    : options_(std::move(options)), catalog_(options_.datacenter) {
+    : options_(std::move(options)),
+      limiter_(options_.max_conns_per_client),
+      catalog_(options_.datacenter, options_.check_update_interval) {
   catalog_.EnsureNode(options_.node, options_.host);
   background_ = std::thread([this] { Background(); });
 }
@@ -86,10 +88,7 @@ int ConsulTestServer::Start() {
     std::lock_guard lock(mutex_);
     stopping_ = false;
   }
-  server_ = std::make_unique<KeepAliveServer>();
-  const int threads = options_.threads;
-  // httplib's API hands over a raw pointer that it owns.
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // NOLINT
+  server_ = std::make_unique<KeepAliveServer>(limiter_);
   server_->set_keep_alive_max_count(1000000);
   server_->set_keep_alive_timeout(600);
   // Go, and so Consul, sets TCP_NODELAY; without it Nagle holds the body
@@ -291,6 +290,7 @@ void ConsulTestServer::Background() {
   while (!background_stop_) {
     const auto now = std::chrono::steady_clock::now();
     bool changed = catalog_.ExpireTtls(now);
+    changed = catalog_.WriteDeferredOutputs(now) || changed;
     if (now >= next_reap) {
       changed = catalog_.Reap(now, options_.min_deregister_critical_after) || changed;
       next_reap = now + options_.reap_interval;
@@ -401,7 +401,7 @@ void ConsulTestServer::ServeRoutes() {
   // wait (+ up to wait/16 jitter) elapses, or a restore/stop wakes it.
   auto blocking = [this](const Request& request, Response& response, const std::string& endpoint,
                          const std::function<std::uint64_t()>& index_of,
-                         const std::function<json()>& body_of, bool may_be_malformed) {
+                         const std::function<std::string()>& body_of, bool may_be_malformed) {
     std::unique_lock lock(mutex_);
     const std::uint64_t wanted = IndexParam(request);
     if (wanted > 0) {
@@ -428,7 +428,7 @@ void ConsulTestServer::ServeRoutes() {
       });
       if (--watched->waiters == 0) watched_.erase(endpoint);
     }
-    std::string body = body_of().dump();
+    std::string body = body_of();
     if (may_be_malformed && malformed_count_ > 0) {
       --malformed_count_;
       body = R"([{"Node": {"Node": 42}, "Service": "broken")";
@@ -442,7 +442,7 @@ void ConsulTestServer::ServeRoutes() {
   server.Get("/v1/catalog/services", [this, blocking](const Request& request, Response& response) {
     blocking(
         request, response, "catalog", [this] { return catalog_.CatalogServicesIndex(); },
-        [this] { return catalog_.CatalogServices(); }, false);
+        [this] { return catalog_.CatalogServices().dump(); }, false);
   });
   server.Get(R"(/v1/health/service/(.+))", [this, blocking](const Request& request,
                                                             Response& response) {
@@ -457,14 +457,15 @@ void ConsulTestServer::ServeRoutes() {
     blocking(
         request, response, "health/" + name,
         [this, name] { return catalog_.HealthServiceIndex(name); },
-        [this, name, passing, tags] { return catalog_.HealthService(name, passing, tags); }, true);
+        [this, name, passing, tags] { return catalog_.HealthService(name, passing, tags).dump(); },
+        true);
   });
   server.Get(R"(/v1/health/state/(any|passing|warning|critical))",
              [this, blocking](const Request& request, Response& response) {
                const std::string state = request.matches[1];
                blocking(
                    request, response, "checks", [this] { return catalog_.ChecksIndex(); },
-                   [this, state] { return catalog_.HealthState(state); }, false);
+                   [this, state] { return catalog_.HealthStateText(state); }, false);
              });
   server.Get("/v1/status/leader", [this](const Request&, Response& response) {
     std::lock_guard lock(mutex_);

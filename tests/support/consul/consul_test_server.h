@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/consul/connection_limiter.h"
 #include "tests/support/consul/test_catalog.h"
 
 namespace hb::testing {
@@ -40,10 +41,16 @@ struct ConsulTestServerOptions {
   std::chrono::milliseconds min_deregister_critical_after{std::chrono::minutes(1)};
   // Longest blocking wait. Default: 10m (Consul).
   std::chrono::milliseconds max_wait{std::chrono::minutes(10)};
-  // Worker threads: every open connection occupies one (a held blocking
-  // request, or an idle keep-alive connection sleeping until its next
-  // request). Default: 64.
-  int threads = 64;
+  // Consul's limits.http_max_conns_per_client: open connections one client
+  // IP may hold (held blocking queries and idle keep-alive connections
+  // alike); the next one gets 429 and is closed. 0 turns it off, for tests
+  // about that. Default: 200 (Consul since 1.6.3).
+  std::size_t max_conns_per_client = 200;
+  // Consul's check_update_interval: a check update that keeps the status
+  // and only changes the output is written (and moves an index) once, after
+  // interval/2 plus up to one interval of random stagger. 0 writes every
+  // output change at once. Default: 5m (Consul).
+  std::chrono::milliseconds check_update_interval{std::chrono::minutes(5)};
 };
 
 class ConsulTestServer {
@@ -96,6 +103,19 @@ class ConsulTestServer {
   // Requests served, by path (without the query), for request counting.
   std::map<std::string, int> RequestCounts();
 
+  // Connections as the per-client-IP limit counts them (loopback clients
+  // are "127.0.0.1").
+  std::size_t OpenConnections(const std::string& ip = "127.0.0.1") const {
+    return limiter_.Open(ip);
+  }
+  // The most `ip` held open at once since the start or ResetPeakConnections().
+  std::size_t PeakConnections(const std::string& ip = "127.0.0.1") const {
+    return limiter_.Peak(ip);
+  }
+  void ResetPeakConnections() { limiter_.ResetPeak(); }
+  // Connections refused with 429 since the start.
+  std::size_t RefusedConnections() const { return limiter_.Refused(); }
+
  private:
   void ServeRoutes();
   // Wakes the blocked readers whose endpoint index moved.
@@ -107,6 +127,7 @@ class ConsulTestServer {
 
   const ConsulTestServerOptions options_;
   std::atomic<int> port_{0};
+  ConnectionLimiter limiter_;  // outlives every server_ (Stop/Start keep counting)
 
   // Blocked readers of one endpoint (catalog, one service's health) share a
   // condition variable woken only when that endpoint's index moves, like

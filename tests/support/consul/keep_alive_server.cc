@@ -8,8 +8,11 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 namespace hb::testing {
 namespace {
@@ -110,10 +113,71 @@ void AcceptOnlyWhatConsulSpeaks(httplib::Request& request) {
   if (gzip) request.set_header("Accept-Encoding", "gzip");
 }
 
+// httplib hands every accepted socket to its task queue; this one starts a
+// thread per connection at once instead of queueing it behind busy workers.
+class ThreadPerConnection : public httplib::TaskQueue {
+ public:
+  ~ThreadPerConnection() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mutex_);
+      ++running_;
+    }
+    std::thread([this, fn = std::move(fn)]() mutable {
+      fn();
+      fn = nullptr;  // nothing of the task outlives the count below
+      std::lock_guard lock(mutex_);
+      if (--running_ == 0) idle_.notify_all();
+    }).detach();
+  }
+
+  // Waits for every connection's thread: httplib calls this after it stops
+  // accepting, and the connections close once KeepAliveServer::Stop() woke them.
+  void shutdown() override {
+    std::unique_lock lock(mutex_);
+    idle_.wait(lock, [this] { return running_ == 0; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  std::size_t running_ = 0;  // GUARDED_BY(mutex_)
+};
+
+std::string PeerIp(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "";
+  std::array<char, INET6_ADDRSTRLEN> text{};
+  if (address.ss_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(address).sin_addr, text.data(),
+                text.size());
+  } else if (address.ss_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(address).sin6_addr, text.data(),
+                text.size());
+  }
+  return text.data();
+}
+
+// Consul writes its refusal with a 10 ms deadline ("we don't care about
+// slow players") and closes without reading the request.
+void Refuse(int fd) {
+  timeval deadline{0, 10000};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &deadline, sizeof(deadline));
+  const std::string_view response = ConnectionLimiter::RefusalResponse();
+  [[maybe_unused]] const ssize_t written =
+      ::send(fd, response.data(), response.size(), MSG_NOSIGNAL);
+  ::close(fd);
+}
+
 }  // namespace
 
-KeepAliveServer::KeepAliveServer() : stop_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+KeepAliveServer::KeepAliveServer(ConnectionLimiter& limiter)
+    : limiter_(limiter), stop_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (stop_fd_ < 0) throw std::runtime_error("KeepAliveServer: eventfd failed");
+  // httplib's API hands over a raw pointer that it owns.
+  new_task_queue = [] { return new ThreadPerConnection(); };  // NOLINT
 }
 
 KeepAliveServer::~KeepAliveServer() { ::close(stop_fd_); }
@@ -127,6 +191,11 @@ void KeepAliveServer::Stop() {
 }
 
 bool KeepAliveServer::process_and_close_socket(socket_t sock) {
+  const std::string ip = PeerIp(sock);
+  if (!limiter_.Accept(ip)) {
+    Refuse(sock);
+    return false;
+  }
   ConnectionStream stream(sock, ToMillis(read_timeout_sec_, read_timeout_usec_),
                           ToMillis(write_timeout_sec_, write_timeout_usec_));
   const int idle_timeout_ms = ToMillis(keep_alive_timeout_sec_, 0);
@@ -149,6 +218,7 @@ bool KeepAliveServer::process_and_close_socket(socket_t sock) {
   }
   ::shutdown(sock, SHUT_RDWR);
   ::close(sock);
+  limiter_.Release(ip);
   return served;
 }
 

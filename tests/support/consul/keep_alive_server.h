@@ -16,15 +16,24 @@
 // Answers are compressed only with gzip, as Consul's are: httplib alone
 // would pick brotli at its slowest setting for any client accepting it.
 //
+// Every connection is served on its own thread from the moment it is
+// accepted (Go serves each on its own goroutine), so a connection is counted
+// against the per-client-IP limit when it opens, as Consul counts it, never
+// later when a pooled worker gets to it.
+//
 // Thread-safety: as httplib::Server; Stop() may be called from any thread.
 
 #include <httplib.h>
+
+#include "tests/support/consul/connection_limiter.h"
 
 namespace hb::testing {
 
 class KeepAliveServer : public httplib::Server {
  public:
-  KeepAliveServer();
+  // `limiter` counts (and may refuse) every connection; it must outlive
+  // the server.
+  explicit KeepAliveServer(ConnectionLimiter& limiter);
   ~KeepAliveServer() override;
 
   KeepAliveServer(const KeepAliveServer&) = delete;
@@ -40,6 +49,7 @@ class KeepAliveServer : public httplib::Server {
   // the keep-alive timeout, or Stop() is called; then closes it.
   bool process_and_close_socket(socket_t sock) override;
 
+  ConnectionLimiter& limiter_;
   const int stop_fd_;  // eventfd: readable once Stop() was called
 };
 

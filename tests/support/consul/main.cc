@@ -40,12 +40,14 @@ int main(int argc, char** argv) {
       options.reap_interval = duration();
     } else if (arg == "--min-deregister-after") {
       options.min_deregister_critical_after = duration();
-    } else if (arg == "--threads") {
-      options.threads = std::stoi(value());
+    } else if (arg == "--max-conns-per-client") {
+      options.max_conns_per_client = std::stoul(value());
+    } else if (arg == "--check-update-interval") {
+      options.check_update_interval = duration();
     } else if (arg == "--help") {
       std::cout << "usage: consul-test-server [--port N] [--datacenter dc1] [--node node-a]\n"
                    "       [--acl-token T] [--reap-interval 30s] [--min-deregister-after 1m]\n"
-                   "       [--threads 64]\n";
+                   "       [--max-conns-per-client 200 (0: off)] [--check-update-interval 5m]\n";
       return 0;
     } else {
       std::cerr << "consul-test-server: unknown argument '" << arg << "'\n";

@@ -25,7 +25,8 @@ std::string Key(const std::string& node, const std::string& id) { return node + 
 
 }  // namespace
 
-TestCatalog::TestCatalog(std::string datacenter) : datacenter_(std::move(datacenter)) {}
+TestCatalog::TestCatalog(std::string datacenter, std::chrono::milliseconds check_update_interval)
+    : datacenter_(std::move(datacenter)), check_update_interval_(check_update_interval) {}
 
 std::uint64_t TestCatalog::Bump() { return ++index_; }
 
@@ -97,8 +98,6 @@ std::string TestCatalog::RegisterService(const std::string& node, const json& bo
   const std::uint64_t index = Bump();
   const std::string key = Key(node, service.id);
   auto existing = services_.find(key);
-  const bool tags_changed = existing == services_.end() || existing->second.tags != service.tags ||
-                            existing->second.name != service.name;
   service.create_index = existing == services_.end() ? index : existing->second.create_index;
   service.modify_index = index;
   if (existing != services_.end()) {
@@ -108,7 +107,10 @@ std::string TestCatalog::RegisterService(const std::string& node, const json& bo
   ++instance_counts_[service.name];
   service_keys_by_name_[service.name].insert(key);
   services_[key] = service;
-  if (tags_changed) services_index_ = index;
+  // Consul moves the services table's index (what /v1/catalog/services
+  // answers with) on every service write, meta, address or port alike,
+  // even when the names-and-tags body it serves stays the same.
+  services_index_ = index;
   TouchService(service.name, index);
   return AddServiceChecks(service, body, now);
 }
@@ -240,13 +242,47 @@ bool TestCatalog::UpdateCheck(const std::string& node, const std::string& id,
     check.ttl_deadline = now + *check.ttl;
     ttl_deadlines_.emplace(*check.ttl_deadline, it->first);
   }
-  if (check.status == status && check.output == output) return true;  // no write, no index bump
+  const std::string& agent_output = check.deferred_output ? *check.deferred_output : check.output;
+  if (check.status == status && agent_output == output) return true;  // no write, no index bump
+  if (check.status == status && check_update_interval_.count() > 0) {
+    // The agent keeps a new output of an unchanged status to itself and
+    // writes it back once, interval/2 + up to one interval later: a
+    // heartbeat moves no index (Consul's check_update_interval).
+    check.deferred_output = output;
+    if (!check.deferred_write_at) {
+      const auto stagger = std::chrono::milliseconds(static_cast<std::int64_t>(
+          stagger_() % static_cast<std::uint64_t>(check_update_interval_.count())));
+      check.deferred_write_at = now + check_update_interval_ / 2 + stagger;
+      deferred_writes_.emplace(*check.deferred_write_at, it->first);
+    }
+    return true;
+  }
   if (status == "critical" && check.status != "critical") check.critical_since = now;
   if (status != "critical") check.critical_since.reset();
   check.status = status;
   check.output = output;
+  check.deferred_output.reset();  // written now; the pending write-back finds nothing to do
   TouchCheck(check, Bump());
   return true;
+}
+
+bool TestCatalog::WriteDeferredOutputs(TestTime now) {
+  bool changed = false;
+  while (!deferred_writes_.empty() && deferred_writes_.top().first <= now) {
+    const auto [when, key] = deferred_writes_.top();
+    deferred_writes_.pop();
+    auto it = checks_.find(key);
+    if (it == checks_.end() || it->second.deferred_write_at != when) continue;
+    TestCheck& check = it->second;
+    check.deferred_write_at.reset();
+    if (!check.deferred_output) continue;
+    const bool differs = *check.deferred_output != check.output;
+    check.output = *std::exchange(check.deferred_output, std::nullopt);
+    if (!differs) continue;
+    TouchCheck(check, Bump());
+    changed = true;
+  }
+  return changed;
 }
 
 bool TestCatalog::SetServiceMaintenance(const std::string& node, const std::string& service_id,
@@ -336,6 +372,7 @@ bool TestCatalog::ExpireTtls(TestTime now) {
     if (check.status != "critical") check.critical_since = now;
     check.status = "critical";
     check.output = "TTL expired";
+    check.deferred_output.reset();
     TouchCheck(check, Bump());
     changed = true;
   }
@@ -524,6 +561,77 @@ std::uint64_t TestCatalog::HealthServiceIndex(const std::string& name) const {
   // A service without instances answers with the services table's index,
   // so its watch wakes on any catalog write (as real Consul does).
   return exists ? std::max<std::uint64_t>(own, 1) : std::max(own, services_index_);
+}
+
+namespace {
+
+void AppendJsonString(std::string& out, const std::string& text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (byte < 0x20) {
+      out += "\\u00";
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xF]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+std::string TestCatalog::HealthStateText(const std::string& state) const {
+  std::string out = "[";
+  bool first = true;
+  for (const auto& [key, check] : checks_) {
+    if (state != "any" && check.status != state) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    const TestService* service = nullptr;
+    if (!check.service_id.empty()) {
+      if (auto it = services_.find(Key(check.node, check.service_id)); it != services_.end()) {
+        service = &it->second;
+      }
+    }
+    // The keys and their order of CheckJson() (nlohmann sorts them).
+    out += "{\"CheckID\":";
+    AppendJsonString(out, check.id);
+    out += ",\"CreateIndex\":" + std::to_string(check.create_index);
+    out += ",\"Definition\":{},\"ExposedPort\":0,\"Interval\":\"\",\"ModifyIndex\":" +
+           std::to_string(check.modify_index);
+    out += ",\"Name\":";
+    AppendJsonString(out, check.name);
+    out += ",\"Namespace\":\"default\",\"Node\":";
+    AppendJsonString(out, check.node);
+    out += ",\"Notes\":";
+    AppendJsonString(out, check.notes);
+    out += ",\"Output\":";
+    AppendJsonString(out, check.output);
+    out += ",\"ServiceID\":";
+    AppendJsonString(out, check.service_id);
+    out += ",\"ServiceName\":";
+    AppendJsonString(out, service == nullptr ? std::string() : service->name);
+    out += ",\"ServiceTags\":[";
+    if (service != nullptr) {
+      for (std::size_t i = 0; i < service->tags.size(); ++i) {
+        if (i > 0) out.push_back(',');
+        AppendJsonString(out, service->tags[i]);
+      }
+    }
+    out += "],\"Status\":";
+    AppendJsonString(out, check.status);
+    out += ",\"Timeout\":\"\",\"Type\":";
+    AppendJsonString(out, check.type);
+    out.push_back('}');
+  }
+  out.push_back(']');
+  return out;
 }
 
 json TestCatalog::HealthState(const std::string& state) const {

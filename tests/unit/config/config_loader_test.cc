@@ -70,13 +70,42 @@ TEST_F(ConfigTest, EmptyFileGivesTheDocumentedDefaults) {
   const BridgeConfig& config = *result.config;
   EXPECT_EQ(config.consul.address, "http://127.0.0.1:8500");
   EXPECT_EQ(config.consul.wait_time, std::chrono::minutes(5));
+  EXPECT_EQ(config.consul.max_connections, 100);  // half of Consul's per-IP default
   EXPECT_EQ(config.watch.services.include, std::vector<std::string>{"*"});
   EXPECT_EQ(config.watch.services.exclude, std::vector<std::string>{"consul"});
   EXPECT_THAT(config.watch.up_statuses,
               ElementsAre(HealthStatus::kPassing, HealthStatus::kWarning));
   EXPECT_EQ(config.server.listen, "0.0.0.0:9464");
   EXPECT_EQ(config.log.format, "json");
-  EXPECT_TRUE(config.sinks.empty());
+  EXPECT_TRUE(config.server.default_metrics_sink);
+  // The instance gauges on every config: an implicit metrics sink.
+  ASSERT_EQ(config.sinks.size(), 1u);
+  EXPECT_EQ(config.sinks[0].name, "metrics");
+  EXPECT_EQ(config.sinks[0].type, "metrics");
+  EXPECT_EQ(config.sinks[0].services, std::vector<std::string>{"*"});
+}
+
+TEST_F(ConfigTest, DefaultMetricsSinkGivesWayToTheConfigsOwnOrIsTurnedOff) {
+  auto own = Load("sinks: [{name: gauges, type: metrics, services: [payments]}]\n");
+  ASSERT_TRUE(own.ok()) << testing::PrintToString(own.errors);
+  ASSERT_EQ(own.config->sinks.size(), 1u);
+  EXPECT_EQ(own.config->sinks[0].name, "gauges");
+
+  auto off = Load("sinks: [{name: out, type: log}]\nserver: {default_metrics_sink: false}\n");
+  ASSERT_TRUE(off.ok()) << testing::PrintToString(off.errors);
+  ASSERT_EQ(off.config->sinks.size(), 1u);
+  EXPECT_EQ(off.config->sinks[0].type, "log");
+
+  auto taken = Load("sinks: [{name: metrics, type: log}]\n");
+  ASSERT_TRUE(taken.ok()) << testing::PrintToString(taken.errors);
+  ASSERT_EQ(taken.config->sinks.size(), 2u);
+  EXPECT_EQ(taken.config->sinks[1].name, "default-metrics");
+
+  // The effective config names it, so it reads back as the same config.
+  const std::string effective = FormatEffectiveConfig(*taken.config, false);
+  auto again = Load(effective);
+  ASSERT_TRUE(again.ok()) << testing::PrintToString(again.errors);
+  EXPECT_EQ(FormatEffectiveConfig(*again.config, false), effective);
 }
 
 TEST_F(ConfigTest, ReadsTheDesignExample) {
@@ -111,8 +140,9 @@ log: {level: debug, format: text}
   EXPECT_THAT(config.watch.up_statuses, ElementsAre(HealthStatus::kPassing));
   EXPECT_EQ(config.watch.down_after, std::chrono::seconds(10));
   EXPECT_EQ(config.watch.up_after, milliseconds(500));
-  ASSERT_EQ(config.sinks.size(), 2u);
+  ASSERT_EQ(config.sinks.size(), 3u);  // and the implicit metrics sink
   EXPECT_EQ(config.sinks[0].events.size(), 3u);
+  EXPECT_EQ(config.sinks[2].type, "metrics");
   const std::string effective = FormatEffectiveConfig(config, /*mask_secrets=*/false);
   EXPECT_THAT(effective, HasSubstr("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
   EXPECT_THAT(effective, HasSubstr("brokers: kafka-0:9092,kafka-1:9092"));
@@ -173,6 +203,22 @@ log:
           "sinks[3].queue.capacity: expected an integer from 1 to 10000000, got 0",
           "server.listen: expected host:port such as 0.0.0.0:9464, got \"nowhere\"",
           "log.level: expected trace, debug, info, warn or error, got \"loud\""));
+}
+
+TEST_F(ConfigTest, MaxConnectionsIsBoundedAndShownInTheEffectiveConfig) {
+  auto result = Load("consul: {max_connections: 40}\n");
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
+  EXPECT_EQ(result.config->consul.max_connections, 40);
+  EXPECT_THAT(FormatEffectiveConfig(*result.config, true), HasSubstr("max_connections: 40"));
+  EXPECT_THAT(Load("consul: {max_connections: 2}\n").errors,
+              ElementsAre("consul.max_connections: expected an integer from 3 to 10000, got 2"));
+  EXPECT_EQ(result.config->consul.max_answer_size, std::uint64_t{128} << 20);
+  EXPECT_EQ(Load("consul: {max_answer_size: 1MiB}\n").config->consul.max_answer_size,
+            std::uint64_t{1} << 20);
+  EXPECT_FALSE(Load("consul: {max_answer_size: 5GiB}\n").ok());
+  EXPECT_FALSE(Load("consul: {max_answer_size: 10}\n").ok());
+  EXPECT_THAT(Load("consul: {max_connections: 20000}\n").errors,
+              ElementsAre("consul.max_connections: expected an integer from 3 to 10000, got 20000"));
 }
 
 TEST_F(ConfigTest, WrongTypesSayWhatWasExpected) {

@@ -130,5 +130,37 @@ TEST(ParseAgentSelf, ReadsDatacenterAndNodeName) {
   EXPECT_EQ(ParseAgentSelf("{}").status().message(), "agent/self answer: Config: missing");
 }
 
+TEST(ParseHealthState, ReadsWhichInstanceEachCheckBelongsTo) {
+  auto rows = ParseHealthState(R"([
+    {"Node": "node-a", "CheckID": "serfHealth", "Name": "Serf Health Status",
+     "Status": "passing", "ServiceID": "", "ServiceName": "", "ModifyIndex": 7},
+    {"Node": "node-a", "CheckID": "service:web-1", "Status": "critical",
+     "ServiceID": "web-1", "ServiceName": "web", "ModifyIndex": 18446744073709551615}
+  ])");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0], (CheckRow{"node-a", "serfHealth", "", "", "passing", 7}));
+  EXPECT_EQ((*rows)[1],
+            (CheckRow{"node-a", "service:web-1", "web-1", "web", "critical", 18446744073709551615u}));
+  EXPECT_TRUE(ParseHealthState("[]")->empty());
+}
+
+TEST(ParseHealthState, MalformedBodiesAreErrorsNamingThePath) {
+  EXPECT_FALSE(ParseHealthState("{}").ok());
+  EXPECT_FALSE(ParseHealthState("[").ok());
+  EXPECT_EQ(ParseHealthState(R"([{"Node": "n", "CheckID": "c", "Status": "passing",
+                                  "ModifyIndex": -1}])")
+                .status()
+                .message(),
+            "health state answer: [0].ModifyIndex: expected an unsigned integer, got number");
+  EXPECT_FALSE(ParseHealthState(R"([{"Node": "", "CheckID": "c", "Status": "passing",
+                                     "ModifyIndex": 1}])")
+                   .ok());
+  // A service check without its service's name could not be traced.
+  EXPECT_FALSE(ParseHealthState(R"([{"Node": "n", "CheckID": "c", "Status": "passing",
+                                     "ServiceID": "x", "ServiceName": "", "ModifyIndex": 1}])")
+                   .ok());
+}
+
 }  // namespace
 }  // namespace hb

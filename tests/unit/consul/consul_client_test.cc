@@ -363,6 +363,7 @@ TEST(ConsulClient, ManyBlockingQueriesShareOneLoopThreadAndAreAllAnswered) {
   const auto threads_before = count_threads();
   auto options = FastOptions(peer.address());
   options.wait = milliseconds(60000);  // held until all have arrived, never timed out
+  options.max_connections = 0;         // this test is about the loop, not the budget
   auto client = MakeClient(options);
   std::vector<std::unique_ptr<BlockingQuery>> queries;
   std::vector<std::unique_ptr<Recorder>> recorders;
@@ -382,6 +383,216 @@ TEST(ConsulClient, ManyBlockingQueriesShareOneLoopThreadAndAreAllAnswered) {
       },
       milliseconds(20000)));
   queries.clear();
+}
+
+TEST(ConsulClient, NeverHoldsMoreConnectionsThanMaxConnections) {
+  constexpr int kQueries = 30;
+  constexpr int kCap = 10;
+  std::mutex ports_mutex;
+  std::set<int> open_ports;  // client ports the peer saw: one per connection
+  std::atomic<int> held{0};
+  ScriptedPeer* peer_ptr = nullptr;
+  ScriptedPeer peer(
+      [&](const httplib::Request& request, httplib::Response& response, int) {
+        {
+          std::lock_guard lock(ports_mutex);
+          open_ports.insert(request.remote_port);
+        }
+        if (request.has_param("index")) {
+          ++held;
+          peer_ptr->Hold();
+        }
+        Answer(response, request.has_param("index") ? 2 : 1);
+      },
+      2 * kQueries + 10);
+  peer_ptr = &peer;
+  auto options = FastOptions(peer.address());
+  options.wait = milliseconds(60000);
+  options.max_connections = kCap;
+  auto client = MakeClient(options);
+  std::vector<std::unique_ptr<Recorder>> recorders;
+  std::vector<std::unique_ptr<BlockingQuery>> queries;
+  for (int i = 0; i < kQueries; ++i) {
+    recorders.push_back(std::make_unique<Recorder>());
+    queries.push_back(client->Watch("/v1/health/service/s" + std::to_string(i), {},
+                                    recorders.back()->OnAnswer(), recorders.back()->OnError()));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return held.load() == kCap; }));
+  // The rest wait in curl for a connection instead of opening more.
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_EQ(held.load(), kCap);
+  {
+    std::lock_guard lock(ports_mutex);
+    EXPECT_LE(open_ports.size(), static_cast<std::size_t>(kCap));
+  }
+  peer.Release();
+  ASSERT_TRUE(WaitUntil([&] {
+    return std::all_of(recorders.begin(), recorders.end(),
+                       [](const auto& r) { return r->answer_count() >= 2; });
+  }));
+  std::lock_guard lock(ports_mutex);
+  EXPECT_LE(open_ports.size(), static_cast<std::size_t>(kCap));
+}
+
+TEST(ConsulClient, ARetiredQueryFinishesItsRequestThenStopsWithoutAnswering) {
+  std::atomic<int> blocking{0};
+  ScriptedPeer* peer_ptr = nullptr;
+  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int) {
+    if (request.has_param("index")) {
+      ++blocking;
+      peer_ptr->Hold();
+    }
+    Answer(response, request.has_param("index") ? 2 : 1);
+  });
+  peer_ptr = &peer;
+  auto client = MakeClient(FastOptions(peer.address()));
+  Recorder recorder;
+  auto query = client->Watch("/v1/health/service/web", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return blocking.load() == 1; }));
+  std::atomic<bool> retired{false};
+  client->loop().Post([&] { query->Retire([&] { retired = true; }); });
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_FALSE(retired.load());  // the held request is not abandoned
+  peer.Release();
+  ASSERT_TRUE(WaitUntil([&] { return retired.load(); }));
+  EXPECT_EQ(recorder.answer_count(), 1u);  // the held answer is not handed over
+  EXPECT_EQ(peer.calls(), 2u);             // and nothing follows it
+  query.reset();
+}
+
+class RefusalCounter : public RequestObserver {
+ public:
+  void OnRequestDone(std::string_view, std::string_view, std::chrono::duration<double>,
+                     bool) override {}
+  void OnRefused(std::string_view reason) override {
+    std::lock_guard lock(mutex_);
+    reasons_.emplace_back(reason);
+  }
+  std::vector<std::string> reasons() {
+    std::lock_guard lock(mutex_);
+    return reasons_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> reasons_;
+};
+
+TEST(ConsulClient, TooManyConnectionsIsCountedBackedOffAndRecovered) {
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
+    if (call <= 3) {
+      // Consul's connection limiter sends no Retry-After: the backoff is ours.
+      response.status = 429;
+      response.set_content(
+          "Your IP is issuing too many concurrent connections, please rate limit your calls\n",
+          "text/plain");
+      return;
+    }
+    Answer(response, 5);
+  });
+  RefusalCounter counter;
+  auto client = ConsulClient::Create(FastOptions(peer.address()), &counter);
+  ASSERT_TRUE(client.ok());
+  Recorder recorder;
+  const auto started = std::chrono::steady_clock::now();
+  auto query =
+      (*client)->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 1; }));
+  // Three refusals, each backed off (10, 20, 40 ms ±20%): never a hot loop.
+  EXPECT_GE(std::chrono::steady_clock::now() - started, milliseconds(50));
+  EXPECT_EQ(counter.reasons(),
+            std::vector<std::string>(3, "too_many_connections"));
+  std::lock_guard lock(recorder.mutex);
+  ASSERT_EQ(recorder.errors.size(), 3u);
+  EXPECT_EQ(recorder.errors[0].code(), StatusCode::kUnavailable);
+  EXPECT_THAT(recorder.errors[0].message(), HasSubstr("429"));
+}
+
+class OutcomeRecorder : public RequestObserver {
+ public:
+  void OnRequestDone(std::string_view, std::string_view outcome, std::chrono::duration<double>,
+                     bool) override {
+    std::lock_guard lock(mutex_);
+    outcomes_.emplace_back(outcome);
+  }
+  std::vector<std::string> outcomes() {
+    std::lock_guard lock(mutex_);
+    return outcomes_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> outcomes_;
+};
+
+TEST(ConsulClient, AnAnswerLargerThanTheCapAfterDecompressionIsAnErrorBackedOff) {
+  std::mutex encodings_mutex;
+  std::vector<std::string> encodings;
+  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int call) {
+    {
+      std::lock_guard lock(encodings_mutex);
+      encodings.push_back(request.get_header_value("Accept-Encoding"));
+    }
+    if (call <= 2) {
+      // 4 MiB of whitespace around [] : a few KB once gzipped.
+      Answer(response, 3, std::string(4 << 20, ' ') + "[]");
+      return;
+    }
+    Answer(response, 4);
+  });
+  OutcomeRecorder outcomes;
+  auto options = FastOptions(peer.address());
+  options.max_answer_bytes = 64 << 10;
+  auto client = ConsulClient::Create(options, &outcomes);
+  ASSERT_TRUE(client.ok());
+  Recorder recorder;
+  auto query =
+      (*client)->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 1; }));
+  query.reset();
+  {
+    std::lock_guard lock(recorder.mutex);
+    ASSERT_EQ(recorder.errors.size(), 2u);
+    EXPECT_EQ(recorder.errors[0].code(), StatusCode::kResourceExhausted);
+    EXPECT_THAT(recorder.errors[0].message(), HasSubstr("larger than 65536 bytes"));
+    EXPECT_EQ(recorder.answers[0].meta.index, 4u);  // the over-size answers were never used
+  }
+  const auto seen = outcomes.outcomes();
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), "too_large"), 2);
+  // Consul compresses with gzip only: nothing else is offered.
+  std::lock_guard lock(encodings_mutex);
+  for (const auto& encoding : encodings) EXPECT_EQ(encoding, "gzip");
+}
+
+TEST(QueryMeta, IndexIsParsedStrictly) {
+  auto parse = [](const std::string& index) {
+    return ParseQueryMeta({{"x-consul-index", index}});
+  };
+  EXPECT_EQ(parse("42")->index, 42u);
+  EXPECT_EQ(parse("0")->index, 1u);  // never block on 0
+  EXPECT_EQ(parse("18446744073709551615")->index, 18446744073709551615u);
+  for (const std::string bad : {"", "-1", "+5", " 5", "5 ", "0x10", "1e3", "18446744073709551616"}) {
+    EXPECT_FALSE(parse(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(ParseQueryMeta({}).ok());
+  auto meta = ParseQueryMeta({{"x-consul-index", "7"},
+                              {"x-consul-knownleader", "false"},
+                              {"x-consul-lastcontact", "-3"}});
+  ASSERT_TRUE(meta.ok());
+  EXPECT_FALSE(meta->known_leader);
+  EXPECT_EQ(meta->last_contact, milliseconds(0));  // a negative contact is ignored
+}
+
+TEST(RetryAfter, IsClampedAndOverflowSafe) {
+  const auto limit = milliseconds(std::chrono::minutes(10));
+  EXPECT_EQ(ParseRetryAfter("5", limit), milliseconds(5000));
+  EXPECT_EQ(ParseRetryAfter(" 5 ", limit), milliseconds(5000));
+  EXPECT_EQ(ParseRetryAfter("86400", limit), limit);
+  EXPECT_EQ(ParseRetryAfter("9000000000000", limit), limit);
+  EXPECT_EQ(ParseRetryAfter("99999999999999999999999999", limit), limit);
+  EXPECT_EQ(ParseRetryAfter("-1", limit), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", limit), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter("", limit), std::nullopt);
 }
 
 TEST(ConsulClient, ReusesKeepAliveConnections) {
@@ -446,6 +657,7 @@ TEST(EndpointLabel, IsLowCardinality) {
   EXPECT_EQ(EndpointLabel("/v1/health/service/payments"), "health_service");
   EXPECT_EQ(EndpointLabel("/v1/catalog/services"), "catalog_services");
   EXPECT_EQ(EndpointLabel("/v1/agent/self"), "agent_self");
+  EXPECT_EQ(EndpointLabel("/v1/health/state/any"), "health_state");
   EXPECT_EQ(EndpointLabel("/v1/kv/x"), "other");
 }
 

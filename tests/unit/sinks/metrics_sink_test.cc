@@ -69,6 +69,13 @@ class MetricsSinkTest : public ::testing::Test {
     event.status = status;
     return event;
   }
+  // As the engine reports an instance that left the catalog.
+  static Event Departed(Event event, HealthStatus last) {
+    event.status.reset();
+    event.previous_status = last;
+    if (event.type == EventType::kInstanceDown) event.reason = DownReason::kDeregistered;
+    return event;
+  }
 
   prometheus::Registry registry_;
   testing::FakeClock clock_;
@@ -110,12 +117,14 @@ TEST_F(MetricsSinkTest, DeregistrationTellsReapingFromGracefulAndKeepsAZeroSerie
            InstanceEvent("payments-2", EventType::kInstanceRegistered, 5),
            InstanceEvent("payments-2", EventType::kInstanceUp, 5)});
   // payments-1 was critical when it vanished: reaped. payments-2 left while
-  // passing: a graceful shutdown.
-  Deliver({WithStatus(InstanceEvent("payments-1", EventType::kInstanceDeregistered, 7),
-                      HealthStatus::kCritical),
-           InstanceEvent("payments-2", EventType::kInstanceDown, 8),
-           WithStatus(InstanceEvent("payments-2", EventType::kInstanceDeregistered, 8),
-                      HealthStatus::kPassing)});
+  // passing: a graceful shutdown. A departed instance has no status, only
+  // the previous one.
+  Deliver({Departed(InstanceEvent("payments-1", EventType::kInstanceDeregistered, 7),
+                    HealthStatus::kCritical),
+           Departed(InstanceEvent("payments-2", EventType::kInstanceDown, 8),
+                    HealthStatus::kPassing),
+           Departed(InstanceEvent("payments-2", EventType::kInstanceDeregistered, 8),
+                    HealthStatus::kPassing)});
   EXPECT_EQ(Value("health_bridge_deregistrations_total",
                   {{"service_name", "payments"}, {"reason", "reaped"}}),
             1);
@@ -123,6 +132,9 @@ TEST_F(MetricsSinkTest, DeregistrationTellsReapingFromGracefulAndKeepsAZeroSerie
                   {{"service_name", "payments"}, {"reason", "graceful"}}),
             1);
   EXPECT_EQ(Up("payments-2"), 0) << "exported as 0 first, so the drop is visible";
+  for (const char* status : {"passing", "warning", "critical", "maintenance"}) {
+    EXPECT_EQ(Status("payments-2", status), 0) << status << ": it has no status any more";
+  }
   EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}), 0);
 
   clock_.Advance(minutes(6));
@@ -143,6 +155,76 @@ TEST_F(MetricsSinkTest, ReRegistrationIsNotRemovedByTheOldSeriesExpiry) {
   Deliver({InstanceEvent("payments-2", EventType::kInstanceRegistered, 8)});
   EXPECT_EQ(Up("payments-1"), 1);
   EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}), 2);
+}
+
+TEST_F(MetricsSinkTest, TheViewRestatesTheStateIdempotentlyWithoutCounting) {
+  Deliver({InstanceEvent("payments-1", EventType::kInstanceRegistered, 5),
+           InstanceEvent("payments-1", EventType::kInstanceUp, 5)});
+  // The engine's view, as sent to a sink at start or after a reload: one
+  // up or down per instance, silent, whatever the sink already knew.
+  for (int round = 0; round < 2; ++round) {
+    Deliver({Silent(WithStatus(InstanceEvent("payments-1", EventType::kInstanceUp, 5),
+                               HealthStatus::kPassing)),
+             Silent(WithStatus(InstanceEvent("payments-2", EventType::kInstanceDown, 6),
+                               HealthStatus::kMaintenance))});
+  }
+  EXPECT_EQ(Up("payments-1"), 1);
+  EXPECT_EQ(Up("payments-2"), 0);
+  EXPECT_EQ(Status("payments-2", "maintenance"), 1);
+  EXPECT_EQ(Value("health_bridge_service_instances_up", {{"service_name", "payments"}}), 1);
+  EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}), 2);
+  EXPECT_EQ(Value("health_bridge_events_total", {{"type", "instance.up"}}), 1);
+  EXPECT_EQ(Value("health_bridge_instance_transitions_total",
+                  {{"service_name", "payments"}, {"direction", "down"}}),
+            std::nullopt);
+}
+
+TEST_F(MetricsSinkTest, RestatedDepartureKeepsTheSeriesForTheRestOfItsTtlOnly) {
+  // A new sink (after a reload) learns from the view that payments-1 left
+  // two minutes ago and payments-2 ten minutes ago.
+  Event recent = Departed(InstanceEvent("payments-1", EventType::kInstanceDeregistered, 7),
+                          HealthStatus::kPassing);
+  recent.time = clock_.WallNow() - minutes(2);
+  Event old = Departed(InstanceEvent("payments-2", EventType::kInstanceDeregistered, 6),
+                       HealthStatus::kPassing);
+  old.time = clock_.WallNow() - minutes(10);
+  Deliver({Silent(recent), Silent(old)});
+  EXPECT_EQ(Up("payments-1"), 0);
+  for (const char* status : {"passing", "warning", "critical", "maintenance"}) {
+    EXPECT_EQ(Status("payments-1", status), 0) << status;
+  }
+  EXPECT_EQ(Up("payments-2"), std::nullopt) << "its TTL is over";
+  EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}), 0);
+  EXPECT_EQ(Value("health_bridge_deregistrations_total",
+                  {{"service_name", "payments"}, {"reason", "graceful"}}),
+            std::nullopt)
+      << "restating is not counting";
+
+  clock_.Advance(minutes(3) + std::chrono::seconds(1));
+  Deliver({InstanceEvent("payments-3", EventType::kInstanceRegistered, 9)});
+  EXPECT_EQ(Up("payments-1"), std::nullopt) << "gone when the other sinks' copies go";
+}
+
+TEST_F(MetricsSinkTest, ShutdownTakesEverySeriesOfTheSinkAlong) {
+  Deliver({InstanceEvent("payments-1", EventType::kInstanceRegistered, 5),
+           InstanceEvent("payments-1", EventType::kInstanceUp, 5)});
+  ASSERT_EQ(Up("payments-1"), 1);
+  // Removed, renamed or rebuilt by a reload: its successor starts from the
+  // engine's view, never from these.
+  EXPECT_TRUE(sink_->Shutdown(std::chrono::milliseconds(0)));
+  EXPECT_EQ(Up("payments-1"), std::nullopt);
+  EXPECT_EQ(Status("payments-1", "passing"), std::nullopt);
+  EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}),
+            std::nullopt);
+  // A successor registering the same series keeps them when the old sink
+  // is destroyed later.
+  MetricsSink successor("metrics", settings_, registry_, clock_);
+  std::vector<EventPtr> batch{
+      testing::Shared(InstanceEvent("payments-1", EventType::kInstanceDown, 6))};
+  std::vector<DeliveryResult> results(1);
+  successor.Deliver(batch, results);
+  sink_.reset();
+  EXPECT_EQ(Up("payments-1"), 0);
 }
 
 }  // namespace

@@ -22,6 +22,12 @@ constexpr auto kPassing = HealthStatus::kPassing;
 constexpr auto kWarning = HealthStatus::kWarning;
 constexpr auto kCritical = HealthStatus::kCritical;
 
+// The events that notify: what every sink gets (silent ones describe state).
+std::vector<Event> Notifying(std::vector<Event> events) {
+  std::erase_if(events, [](const Event& event) { return event.silent; });
+  return events;
+}
+
 // An engine past its initial sync, holding `instances` of payments.
 class EngineTest : public ::testing::Test {
  protected:
@@ -32,7 +38,7 @@ class EngineTest : public ::testing::Test {
   TransitionEngine& SyncedEngine(std::vector<Instance> instances, EngineOptions options = {}) {
     auto& engine = Engine(options);
     engine.Apply(Snapshot(10, std::move(instances)));
-    EXPECT_THAT(engine.CompleteInitialSync(), IsEmpty());
+    EXPECT_THAT(Notifying(engine.CompleteInitialSync()), IsEmpty());
     return engine;
   }
 
@@ -48,15 +54,15 @@ TEST_F(EngineTest, InitialSyncWithoutSavedStateIsSilent) {
               ElementsAre("instance.registered payments-1", "instance.up payments-1",
                           "instance.registered payments-2", "service.up payments"));
   for (const auto& event : events) EXPECT_TRUE(event.silent) << Describe(event);
-  EXPECT_THAT(engine.CompleteInitialSync(), IsEmpty());
+  EXPECT_THAT(Notifying(engine.CompleteInitialSync()), IsEmpty());
 }
 
 TEST_F(EngineTest, InitialEventsOptionMakesTheInitialSyncNotify) {
   EngineOptions options;
   options.initial_events = true;
-  auto events = Engine(options).Apply(Snapshot(10, {MakeInstance("payments-1", kPassing)}));
+  auto events =
+      Notifying(Engine(options).Apply(Snapshot(10, {MakeInstance("payments-1", kPassing)})));
   ASSERT_EQ(events.size(), 3u);
-  for (const auto& event : events) EXPECT_FALSE(event.silent);
 }
 
 TEST_F(EngineTest, ChangeSeenLaterInTheInitialSyncIsNotSilent) {
@@ -116,6 +122,11 @@ TEST_F(EngineTest, GracefulDeregistrationEmitsDownDeregisteredThenDeregistered) 
   ASSERT_THAT(Describe(events), ElementsAre("instance.down payments-1 deregistered",
                                             "instance.deregistered payments-1"));
   EXPECT_EQ(events[0].consul_index, 11u);
+  // It left: no status is claimed for it, its last one is the previous.
+  for (const Event& event : events) {
+    EXPECT_FALSE(event.status.has_value()) << Describe(event);
+    EXPECT_EQ(event.previous_status, kPassing) << Describe(event);
+  }
 }
 
 TEST_F(EngineTest, LastInstanceDeregisteredEmitsServiceDown) {
@@ -131,6 +142,7 @@ TEST_F(EngineTest, ReapedCriticalInstanceEmitsOnlyDeregistered) {
   auto events = engine.Apply(Snapshot(12, {}));
   ASSERT_THAT(Describe(events), ElementsAre("instance.deregistered payments-1"));
   EXPECT_EQ(events[0].previous_status, kCritical);
+  EXPECT_FALSE(events[0].status.has_value());
 }
 
 TEST_F(EngineTest, ServiceMaintenanceIsDownWithReasonMaintenanceAndOffIsUp) {
@@ -375,13 +387,13 @@ TEST_F(EngineTest, RestartReportsOnlyWhatChangedWhileAwayMarkedReconciled) {
   after.Restore(saved);
   // While away: payments-1 was deregistered, payments-2 went critical, the
   // orders service vanished, payments-3 is unchanged.
-  auto events = after.Apply(
-      Snapshot(20, {MakeInstance("payments-2", kCritical), MakeInstance("payments-3", kPassing)}));
+  auto events = Notifying(after.Apply(
+      Snapshot(20, {MakeInstance("payments-2", kCritical), MakeInstance("payments-3", kPassing)})));
   EXPECT_THAT(Describe(events), ElementsAre("instance.down payments-2 critical",
                                             "instance.down payments-1 deregistered",
                                             "instance.deregistered payments-1"));
   for (const auto& event : events) EXPECT_TRUE(event.reconciled);
-  auto gone = after.CompleteInitialSync();
+  auto gone = Notifying(after.CompleteInitialSync());
   EXPECT_THAT(Describe(gone), ElementsAre("instance.down orders-1 deregistered",
                                           "instance.deregistered orders-1", "service.down orders"));
   for (const auto& event : gone) EXPECT_TRUE(event.reconciled);
@@ -396,10 +408,129 @@ TEST_F(EngineTest, UnchangedRestartEmitsNothing) {
       SyncedEngine({MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kCritical)});
   TransitionEngine after({}, clock_);
   after.Restore(before.Save());
-  EXPECT_THAT(after.Apply(Snapshot(30, {MakeInstance("payments-1", kPassing),
-                                        MakeInstance("payments-2", kCritical)})),
+  EXPECT_THAT(Notifying(after.Apply(Snapshot(30, {MakeInstance("payments-1", kPassing),
+                                                  MakeInstance("payments-2", kCritical)}))),
               IsEmpty());
   EXPECT_THAT(after.CompleteInitialSync(), IsEmpty());
+}
+
+// --- The view: the whole reported state, for sinks that hold state ---
+
+TEST_F(EngineTest, ViewHoldsEveryInstanceAndServiceAsSilentEvents) {
+  auto& engine = Engine();
+  auto maintenance = MakeInstance("payments-3", kPassing);
+  maintenance.checks.push_back(NodeCheck("_service_maintenance:payments-3", kCritical));
+  engine.Apply(Snapshot(10, {MakeInstance("payments-1", kPassing),
+                             MakeInstance("payments-2", kCritical), maintenance}));
+  engine.Apply(Snapshot(4, {MakeInstance("orders-1", kCritical, "node-a", "orders")}, "orders"));
+  EXPECT_THAT(engine.CompleteInitialSync(), IsEmpty())
+      << "without saved state, the sync's silent events already said all of it";
+  auto view = engine.View();
+  EXPECT_THAT(Describe(view),
+              ElementsAre("instance.down orders-1 critical", "service.down orders",
+                          "instance.up payments-1", "instance.down payments-2 critical",
+                          "instance.down payments-3 maintenance", "service.up payments"));
+  for (const Event& event : view) {
+    EXPECT_TRUE(event.silent) << Describe(event);
+    EXPECT_FALSE(event.reconciled) << Describe(event);
+  }
+  EXPECT_EQ(view[2].status, kPassing);
+  EXPECT_EQ(view[4].status, HealthStatus::kMaintenance);
+  EXPECT_EQ(view[5].instances_up, 1);
+  EXPECT_EQ(view[5].instances_total, 3);
+  EXPECT_EQ(view[2].id, "dc1/node-a/payments-1/10/instance.up");
+}
+
+TEST_F(EngineTest, RestoredEngineTellsTheCurrentStateSilentlyAfterTheReconciledChanges) {
+  auto& before =
+      SyncedEngine({MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kPassing)});
+  TransitionEngine after({}, clock_);
+  after.Restore(before.Save());
+  // Nothing changed for payments-1; payments-2 went critical while away.
+  auto events = after.Apply(
+      Snapshot(30, {MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kCritical)}));
+  ASSERT_THAT(Describe(events),
+              ElementsAre("instance.down payments-2 critical", "instance.up payments-1",
+                          "instance.down payments-2 critical", "service.up payments"));
+  EXPECT_FALSE(events[0].silent);
+  EXPECT_TRUE(events[0].reconciled);
+  for (std::size_t i = 1; i < events.size(); ++i) {
+    EXPECT_TRUE(events[i].silent) << Describe(events[i]);
+    EXPECT_FALSE(events[i].reconciled) << Describe(events[i]);
+  }
+  EXPECT_THAT(after.CompleteInitialSync(), IsEmpty());
+  // Later answers are ordinary.
+  EXPECT_THAT(after.Apply(Snapshot(31, {MakeInstance("payments-1", kPassing),
+                                        MakeInstance("payments-2", kCritical)})),
+              IsEmpty());
+}
+
+TEST_F(EngineTest, InitialEventsStillRestateTheStateSilently) {
+  EngineOptions options;
+  options.initial_events = true;
+  auto events = Engine(options).Apply(Snapshot(10, {MakeInstance("payments-1", kPassing)}));
+  EXPECT_THAT(Describe(Notifying(events)),
+              ElementsAre("instance.registered payments-1", "instance.up payments-1",
+                          "service.up payments"));
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_TRUE(events[3].silent);
+  EXPECT_TRUE(events[4].silent);
+}
+
+TEST_F(EngineTest, ViewHoldsWhatEventsReportedNotADampenedTransitionStillPending) {
+  EngineOptions options;
+  options.down_after = std::chrono::seconds(30);
+  auto& engine = SyncedEngine({MakeInstance("payments-1", kPassing)}, options);
+  EXPECT_THAT(engine.Apply(Snapshot(11, {MakeInstance("payments-1", kCritical)})), IsEmpty());
+  auto view = engine.View();
+  ASSERT_THAT(Describe(view), ElementsAre("instance.up payments-1", "service.up payments"));
+  EXPECT_EQ(view[0].status, kPassing);
+}
+
+TEST_F(EngineTest, ViewRestatesARecentDepartureUntilItExpiresOrComesBack) {
+  auto& engine =
+      SyncedEngine({MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kPassing)});
+  const WallTime left_at = clock_.WallNow();
+  engine.Apply(Snapshot(11, {MakeInstance("payments-1", kPassing)}));
+  clock_.Advance(std::chrono::minutes(2));
+  auto view = engine.View();
+  ASSERT_THAT(Describe(view), ElementsAre("instance.up payments-1", "service.up payments",
+                                          "instance.deregistered payments-2"));
+  EXPECT_TRUE(view[2].silent);
+  EXPECT_FALSE(view[2].status.has_value());
+  EXPECT_EQ(view[2].previous_status, kPassing);
+  EXPECT_EQ(view[2].time, left_at) << "a new sink counts its series' time from the departure";
+  EXPECT_EQ(view[2].id, "dc1/node-a/payments-2/11/instance.deregistered");
+
+  // Back in the catalog: the live instance is the whole story.
+  engine.Apply(Snapshot(12, {MakeInstance("payments-1", kPassing),
+                             MakeInstance("payments-2", kPassing)}));
+  EXPECT_THAT(Describe(engine.View()),
+              ElementsAre("instance.up payments-1", "instance.up payments-2",
+                          "service.up payments"));
+
+  // Gone again, and past the retention: forgotten.
+  engine.Apply(Snapshot(13, {MakeInstance("payments-1", kPassing)}));
+  clock_.Advance(TransitionEngine::kDepartedRetention + std::chrono::minutes(1));
+  EXPECT_THAT(Describe(engine.View()),
+              ElementsAre("instance.up payments-1", "service.up payments"));
+}
+
+TEST_F(EngineTest, DeparturesRememberedForTheViewAreBounded) {
+  auto& engine = SyncedEngine({});
+  const std::size_t extra = 5;
+  std::uint64_t index = 11;
+  for (std::size_t i = 0; i < TransitionEngine::kDepartedLimit + extra; ++i) {
+    const std::string id = "payments-" + std::to_string(i);
+    engine.Apply(Snapshot(index++, {MakeInstance(id, kPassing)}));
+    engine.Apply(Snapshot(index++, {}));
+  }
+  const auto view = engine.View();
+  // The service itself, then the most recent departures only.
+  ASSERT_EQ(view.size(), 1 + TransitionEngine::kDepartedLimit);
+  EXPECT_EQ(view[1].instance_id, "payments-" + std::to_string(extra));
+  EXPECT_EQ(view.back().instance_id,
+            "payments-" + std::to_string(TransitionEngine::kDepartedLimit + extra - 1));
 }
 
 TEST_F(EngineTest, SavedStateRoundTripsThroughJson) {

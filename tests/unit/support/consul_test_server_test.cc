@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <future>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 namespace hb::testing {
@@ -59,6 +61,69 @@ void ExpectSameShape(const json& documented, const json& served, const std::stri
   } else if (documented.is_array() && !documented.empty() && !served.empty()) {
     ExpectSameShape(documented.front(), served.front(), path + "[0]");
   }
+}
+
+// A raw TCP connection to the server on loopback; -1 if it cannot connect.
+// A receive timeout makes a broken server fail the test instead of hanging it.
+int ConnectRaw(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  timeval guard{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Everything the server sends until it closes the connection (or resets it).
+std::string ReadUntilClosed(int fd) {
+  std::string received;
+  char chunk[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, chunk, sizeof(chunk), 0)) > 0) received.append(chunk, n);
+  return received;
+}
+
+// One GET on an open connection; the whole answer.
+std::string RoundTrip(int fd, const std::string& path) {
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: consul\r\n\r\n";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return "";
+  }
+  std::string received;
+  char chunk[4096];
+  const auto complete = [&received] {
+    const std::size_t end = received.find("\r\n\r\n");
+    if (end == std::string::npos) return false;
+    const std::size_t length = received.find("Content-Length: ");
+    const std::size_t body = length == std::string::npos || length > end
+                                 ? 0
+                                 : std::stoul(received.substr(length + 16));
+    return received.size() >= end + 4 + body;
+  };
+  while (!complete()) {
+    const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+    if (n <= 0) break;
+    received.append(chunk, n);
+  }
+  return received;
+}
+
+bool WaitUntil(const std::function<bool()>& condition,
+               std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
 }
 
 class ConsulTestServerTest : public ::testing::Test {
@@ -370,6 +435,163 @@ TEST_F(ConsulTestServerTest, KeepAliveConnectionsServeBackToBackRequestsAndClose
   server_->Stop();
   EXPECT_EQ(::recv(fd, chunk, sizeof(chunk), 0), 0);  // closed by the server, not timed out
   ::close(fd);
+}
+
+TEST_F(ConsulTestServerTest, TheConnectionPastConsulsDefaultLimitGets429AndIsClosed) {
+  ASSERT_EQ(ConsulTestServerOptions{}.max_conns_per_client, 200u);
+  // Idle connections count, as in Consul: the limit is on open TCP
+  // connections, not on requests.
+  std::vector<int> open;
+  for (int i = 0; i < 200; ++i) {
+    const int fd = ConnectRaw(server_->port());
+    ASSERT_GE(fd, 0);
+    open.push_back(fd);
+  }
+  ASSERT_TRUE(WaitUntil([&] { return server_->OpenConnections() == 200; }));
+  const int refused = ConnectRaw(server_->port());
+  ASSERT_GE(refused, 0);  // accepted by the kernel, then answered and closed
+  const std::string answer = ReadUntilClosed(refused);
+  ::close(refused);
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 429 Too Many Requests\r\n"));
+  EXPECT_THAT(answer, HasSubstr("Connection: close\r\n"));
+  EXPECT_THAT(answer, ::testing::EndsWith(
+                          "\r\n\r\nYour IP is issuing too many concurrent connections, please "
+                          "rate limit your calls\n"));
+  EXPECT_EQ(server_->RefusedConnections(), 1u);
+  EXPECT_EQ(server_->PeakConnections(), 200u);
+
+  // Every held connection is still served, many requests each.
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_THAT(RoundTrip(open[round], "/v1/status/leader"), ::testing::StartsWith("HTTP/1.1 200"));
+  }
+  // A closed connection frees its slot for the next one.
+  ::close(open.back());
+  open.pop_back();
+  ASSERT_TRUE(WaitUntil([&] { return server_->OpenConnections() == 199; }));
+  const int next = ConnectRaw(server_->port());
+  ASSERT_GE(next, 0);
+  EXPECT_THAT(RoundTrip(next, "/v1/status/leader"), ::testing::StartsWith("HTTP/1.1 200"));
+  open.push_back(next);
+  for (const int fd : open) ::close(fd);
+  EXPECT_TRUE(WaitUntil([&] { return server_->OpenConnections() == 0; }));
+  EXPECT_EQ(server_->RefusedConnections(), 1u);
+}
+
+TEST_F(ConsulTestServerTest, RequestsOnOneKeepAliveConnectionCountOnce) {
+  const int fd = ConnectRaw(server_->port());
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_THAT(RoundTrip(fd, "/v1/status/leader"), ::testing::StartsWith("HTTP/1.1 200")) << i;
+  }
+  EXPECT_EQ(server_->PeakConnections(), 1u);
+  EXPECT_EQ(server_->RefusedConnections(), 0u);
+  ::close(fd);
+}
+
+TEST(ConsulTestServerLimit, TheLimitIsConfigurableAndCanBeTurnedOff) {
+  for (const std::size_t limit : {std::size_t{5}, std::size_t{0}}) {
+    ConsulTestServerOptions options;
+    options.max_conns_per_client = limit;
+    ConsulTestServer server(options);
+    ASSERT_NE(server.Start(), 0);
+    const int wanted = limit == 0 ? 250 : 5;
+    std::vector<int> open;
+    for (int i = 0; i < wanted; ++i) open.push_back(ConnectRaw(server.port()));
+    ASSERT_TRUE(WaitUntil([&] { return server.OpenConnections() == static_cast<std::size_t>(wanted); }));
+    const int extra = ConnectRaw(server.port());
+    if (limit == 0) {
+      EXPECT_THAT(RoundTrip(extra, "/v1/status/leader"), ::testing::StartsWith("HTTP/1.1 200"));
+      EXPECT_EQ(server.RefusedConnections(), 0u);
+    } else {
+      EXPECT_THAT(ReadUntilClosed(extra), ::testing::StartsWith("HTTP/1.1 429"));
+      EXPECT_EQ(server.RefusedConnections(), 1u);
+    }
+    ::close(extra);
+    for (const int fd : open) ::close(fd);
+  }
+}
+
+TEST_F(ConsulTestServerTest, AHeartbeatThatKeepsTheStatusMovesNoIndex) {
+  ASSERT_EQ(ConsulTestServerOptions{}.check_update_interval, std::chrono::minutes(5));
+  Register(Web("web-1"));
+  const Answer health = Get("/v1/health/service/web");
+  const Answer checks = Get("/v1/health/state/any");
+  // go-kratos' heartbeat: same status, a new output.
+  Put("/v1/agent/check/update/service:web-1", R"({"Status": "passing", "Output": "beat 1"})");
+  Put("/v1/agent/check/pass/service:web-1?note=beat%202");
+  const Answer after = Get("/v1/health/service/web");
+  EXPECT_EQ(after.index, health.index);
+  EXPECT_EQ(Get("/v1/health/state/any").index, checks.index);
+  EXPECT_EQ(after.body[0]["Checks"][1]["Output"], "");  // not written yet
+  // A change of status is written at once, with its output.
+  Put("/v1/agent/check/fail/service:web-1?note=down");
+  const Answer failed = Get("/v1/health/service/web");
+  EXPECT_GT(failed.index, health.index);
+  EXPECT_EQ(failed.body[0]["Checks"][1]["Status"], "critical");
+  EXPECT_EQ(failed.body[0]["Checks"][1]["Output"], "down");
+}
+
+TEST_F(ConsulTestServerTest, ANewOutputOfTheSameStatusIsWrittenAfterTheCheckUpdateInterval) {
+  ConsulTestServerOptions options;
+  options.check_update_interval = milliseconds(200);
+  Start(options);
+  Register(Web("web-1"));
+  const Answer before = Get("/v1/health/service/web");
+  Put("/v1/agent/check/pass/service:web-1?note=still%20fine");
+  // Written back once, between interval/2 and 1.5 x interval later.
+  const Answer after =
+      Get("/v1/health/service/web?index=" + std::to_string(before.index) + "&wait=20s");
+  EXPECT_GT(after.index, before.index);
+  EXPECT_EQ(after.body[0]["Checks"][1]["Status"], "passing");
+  EXPECT_EQ(after.body[0]["Checks"][1]["Output"], "still fine");
+}
+
+TEST_F(ConsulTestServerTest, BlockingWaitsAreCappedAtTheMaximumPlusAtMostASixteenthOfJitter) {
+  ConsulTestServerOptions options;
+  options.max_wait = milliseconds(320);
+  Start(options);
+  ASSERT_EQ(ConsulTestServerOptions{}.max_wait, std::chrono::minutes(10));
+  const Answer first = Get("/v1/catalog/services");
+  const auto started = std::chrono::steady_clock::now();
+  const Answer held = Get("/v1/catalog/services?index=" + std::to_string(first.index) + "&wait=1h");
+  const auto held_for = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(held.index, first.index);
+  EXPECT_GE(held_for, milliseconds(320));
+  // The cap, not the hour asked for (with room for a loaded machine).
+  EXPECT_LT(held_for, milliseconds(320 + 320 / 16 + 5000));
+}
+
+TEST_F(ConsulTestServerTest, AnyServiceWriteMovesTheCatalogServicesIndexEvenWithTheSameBody) {
+  Register(Web("web-1"));
+  const Answer before = Get("/v1/catalog/services");
+  json changed = Web("web-1");
+  changed["Meta"]["version"] = "2";
+  Register(changed);
+  const Answer after = Get("/v1/catalog/services");
+  EXPECT_GT(after.index, before.index);
+  EXPECT_EQ(after.body, before.body);
+}
+
+TEST(TestCatalogText, TheChecksAnswerWrittenAsTextIsTheSameDocument) {
+  TestCatalog catalog("dc1");
+  const auto now = std::chrono::steady_clock::now();
+  catalog.EnsureNode("node-a", "10.0.0.1");
+  ASSERT_EQ(catalog.RegisterService(
+                "node-a",
+                json{{"ID", "we\"b-1"},
+                     {"Name", "web \\ svc"},
+                     {"Tags", {"v1", "ctl\x01"}},
+                     {"Check", {{"TTL", "10s"}, {"Status", "passing"}}}},
+                now),
+            "");
+  ASSERT_EQ(catalog.RegisterService("node-a", json{{"ID", "db-1"}, {"Name", "db"},
+                                                  {"Check", {{"TTL", "10s"}}}},
+                                    now),
+            "");
+  catalog.SetNodeMaintenance("node-a", true, "new\nline", now);
+  for (const std::string state : {"any", "critical", "passing", "warning"}) {
+    EXPECT_EQ(json::parse(catalog.HealthStateText(state)), catalog.HealthState(state)) << state;
+  }
 }
 
 TEST_F(ConsulTestServerTest, DeregisteringAnUnknownServiceIs404) {

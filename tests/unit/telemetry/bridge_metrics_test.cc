@@ -28,6 +28,46 @@ TEST_F(BridgeMetricsTest, BuildInfoIsOne) {
                             R"(health_bridge_build_info\{[^}]*version="[0-9.]+"[^}]*\} 1)"));
 }
 
+TEST_F(BridgeMetricsTest, ARemovedSinksSeriesGoWithItAndOnlyIts) {
+  Event event = testing::InstanceEvent("payments-1", EventType::kInstanceDown, 5);
+  clock_.Advance(std::chrono::seconds(1));  // a zero observed_at means "not observed"
+  event.observed_at = clock_.Now();
+  for (const char* sink : {"old", "kept"}) {
+    metrics_.OnDelivered(sink, event, clock_.Now());
+    metrics_.OnRetry(sink, event, "503");
+    metrics_.OnDeadLettered(sink, event, "410");
+    metrics_.OnQueueDepth(sink, 3);
+    metrics_.OnSpoolBytes(sink, 4096);
+    metrics_.OnSpoolFull(sink);
+    metrics_.OnSpoolWriteError(sink);
+    metrics_.OnSpoolDropped(sink, 12);
+  }
+  metrics_.ForgetSink("old");
+  metrics_.ForgetSink("never-seen");
+  const std::string scrape = Scrape();
+  EXPECT_THAT(scrape, Not(HasSubstr(R"(sink="old")"))) << scrape;
+  for (const char* name :
+       {"health_bridge_sink_deliveries_total", "health_bridge_sink_queue_depth",
+        "health_bridge_sink_delivery_latency_seconds_count",
+        "health_bridge_event_end_to_end_latency_seconds_count", "health_bridge_spool_bytes",
+        "health_bridge_spool_full_total", "health_bridge_spool_write_errors_total",
+        "health_bridge_spool_dropped_bytes_total"}) {
+    EXPECT_THAT(scrape, HasSubstr(std::string(name) + "{")) << name << " of the kept sink";
+  }
+  EXPECT_THAT(scrape, HasSubstr(R"(health_bridge_sink_queue_depth{sink="kept"} 3)"));
+}
+
+TEST_F(BridgeMetricsTest, ConsulRefusalsAreCountedByReason) {
+  metrics_.OnRefused("too_many_connections");
+  metrics_.OnRefused("too_many_connections");
+  metrics_.OnRefused("connection_reset");
+  const std::string scrape = Scrape();
+  EXPECT_THAT(scrape,
+              HasSubstr(R"(health_bridge_consul_refusals_total{reason="too_many_connections"} 2)"));
+  EXPECT_THAT(scrape,
+              HasSubstr(R"(health_bridge_consul_refusals_total{reason="connection_reset"} 1)"));
+}
+
 TEST_F(BridgeMetricsTest, ConsulRequestsByOutcomeAndOnlyFailuresAsWatchErrors) {
   metrics_.OnRequestDone("health_service", "ok", std::chrono::seconds(300), true);
   metrics_.OnRequestDone("health_service", "http_5xx", std::chrono::milliseconds(3), false);
@@ -62,6 +102,7 @@ TEST_F(BridgeMetricsTest, DeliveriesByOutcomeQueueDepthAndLatency) {
   clock_.Advance(std::chrono::hours(1));  // a steady time of 0 means "not observed"
   Event event = testing::InstanceEvent("payments-1", EventType::kInstanceDown, 7);
   event.time = clock_.WallNow();
+  clock_.Advance(std::chrono::seconds(1));  // a zero observed_at means "not observed"
   event.observed_at = clock_.Now();
   clock_.Advance(std::chrono::milliseconds(40));
   metrics_.OnRetry("ops-hooks", event, "HTTP 503");

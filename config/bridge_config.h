@@ -124,7 +124,7 @@ struct SinkRetryConfig {
 
 struct SinkConfig {
   std::string name;                        // required, unique, [a-z0-9_-]
-  std::string type;                        // required: kafka, webhook, log, metrics
+  std::string type;                        // required: kafka, webhook, alertmanager, log, metrics
   std::vector<std::string> events{"*"};    // event type globs. Default: all
   std::vector<std::string> services{"*"};  // service globs. Default: all
   std::vector<std::string> tags;           // required instance tags. Default: none

@@ -1,5 +1,7 @@
 #include "sinks/builtin_sinks.h"
 
+#include "sinks/alertmanager/alertmanager_config.h"
+#include "sinks/alertmanager/alertmanager_sink.h"
 #include "sinks/kafka/kafka_config.h"
 #include "sinks/kafka/kafka_sink.h"
 #include "sinks/log/log_config.h"
@@ -16,6 +18,7 @@ void RegisterBuiltinSinks(SinkRegistry& registry) {
   registry.Register("kafka", ParseKafkaSinkSettings, CreateKafkaSink);
   registry.Register("webhook", ParseWebhookSinkSettings, CreateWebhookSink);
   registry.Register("metrics", ParseMetricsSinkSettings, CreateMetricsSink);
+  registry.Register("alertmanager", ParseAlertmanagerSinkSettings, CreateAlertmanagerSink);
 }
 
 }  // namespace hb

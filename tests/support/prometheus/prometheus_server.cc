@@ -1,23 +1,18 @@
 #include "tests/support/prometheus/prometheus_server.h"
 
 #include <httplib.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
 
-#include "tests/support/http/loopback_server.h"
-
 namespace hb::testing {
 
 PrometheusServer::PrometheusServer(const std::vector<std::string>& targets) {
-  directory_ = std::filesystem::temp_directory_path() /
-               ("hb-prometheus-" + std::to_string(::getpid()) + "-" +
-                std::to_string(reinterpret_cast<std::uintptr_t>(this)));
-  std::filesystem::create_directories(directory_ / "data");
-  std::ofstream config(directory_ / "prometheus.yml");
+  const std::filesystem::path& directory = server_.directory();
+  std::filesystem::create_directories(directory / "data");
+  std::ofstream config(directory / "prometheus.yml");
   config << "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
          << "scrape_configs:\n"
          << "  - job_name: health-bridge\n"
@@ -26,34 +21,18 @@ PrometheusServer::PrometheusServer(const std::vector<std::string>& targets) {
   for (std::size_t i = 0; i < targets.size(); ++i) config << (i ? ", " : "") << targets[i];
   config << "]\n";
   config.close();
-  port_ = UnusedLoopbackPort();
-  process_ = std::make_unique<ChildProcess>(
-      "/usr/bin/prometheus",
-      std::vector<std::string>{"--config.file=" + (directory_ / "prometheus.yml").string(),
-                               "--storage.tsdb.path=" + (directory_ / "data").string(),
-                               "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                               "--log.level=warn"});
-}
-
-PrometheusServer::~PrometheusServer() {
-  process_.reset();  // SIGKILLs it if still running
-  std::error_code ignored;
-  std::filesystem::remove_all(directory_, ignored);
+  server_.Start("/usr/bin/prometheus",
+                {"--config.file=" + (directory / "prometheus.yml").string(),
+                 "--storage.tsdb.path=" + (directory / "data").string(),
+                 "--web.listen-address=" + server_.listen_address(), "--log.level=warn"});
 }
 
 bool PrometheusServer::WaitReady(std::chrono::milliseconds timeout) {
-  httplib::Client client("127.0.0.1", port_);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (auto response = client.Get("/-/ready"); response && response->status == 200) return true;
-    if (!process_->Running()) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
+  return server_.WaitReady(timeout);
 }
 
 std::optional<double> PrometheusServer::Query(const std::string& promql) {
-  httplib::Client client("127.0.0.1", port_);
+  httplib::Client client("127.0.0.1", server_.port());
   auto response = client.Get("/api/v1/query", httplib::Params{{"query", promql}}, {});
   if (!response || response->status != 200) return std::nullopt;
   const auto body = nlohmann::json::parse(response->body, nullptr, false);

@@ -5,14 +5,12 @@
 // through its HTTP API. Started and stopped by PID like every test peer.
 
 #include <chrono>
-#include <filesystem>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "tests/support/process/child_process.h"
+#include "tests/support/prometheus/server_process.h"
 
 namespace hb::testing {
 
@@ -20,7 +18,6 @@ class PrometheusServer {
  public:
   // `targets` are "127.0.0.1:port" of job "health-bridge".
   explicit PrometheusServer(const std::vector<std::string>& targets);
-  ~PrometheusServer();
 
   PrometheusServer(const PrometheusServer&) = delete;
   PrometheusServer& operator=(const PrometheusServer&) = delete;
@@ -33,12 +30,10 @@ class PrometheusServer {
   std::optional<double> WaitFor(const std::string& promql,
                                 const std::function<bool(double)>& accept,
                                 std::chrono::milliseconds timeout);
-  std::string Log() const { return process_ ? process_->Stderr() : ""; }
+  std::string Log() const { return server_.Log(); }
 
  private:
-  std::filesystem::path directory_;
-  int port_ = 0;
-  std::unique_ptr<ChildProcess> process_;
+  ServerProcess server_{"prometheus"};
 };
 
 }  // namespace hb::testing

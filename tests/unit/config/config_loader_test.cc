@@ -195,8 +195,8 @@ log:
           "sinks[0].url: expected an http(s) URL, got \"ftp://x\"",
           "sinks[1].name: duplicate sink name \"hooks\"",
           "sinks[1].topic: required: the Kafka topic to produce to",
-          "sinks[2].type: unknown sink type \"carrier-pigeon\" (known: kafka, log, metrics, "
-          "webhook)",
+          "sinks[2].type: unknown sink type \"carrier-pigeon\" (known: alertmanager, kafka, log, "
+          "metrics, webhook)",
           "sinks[3].events: \"instance.gone\" matches no event type (instance.registered, "
           "instance.up, instance.down, instance.status_changed, instance.deregistered, "
           "service.up, service.down)",

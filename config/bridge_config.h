@@ -133,6 +133,9 @@ struct SinkConfig {
   // Where undeliverable events go, one JSON line each. Default: "" =
   // <state.dir>/<name>.dead.jsonl, or the error log when state.dir is empty.
   std::string dead_letter_file;
+  // Size at which the dead-letter file is rotated (<file>.1 .. .3 kept; the
+  // oldest beyond is deleted, logged). Default: 64MiB.
+  std::uint64_t dead_letter_max_bytes = std::uint64_t{64} << 20;
   // spool.max_bytes: bound on this sink's spool in state.dir; past it new
   // events are dead-lettered (and counted). Default: 256MiB.
   std::uint64_t spool_max_bytes = std::uint64_t{256} << 20;

@@ -196,6 +196,8 @@ void ReadSink(ConfigReader sink, const SinkParsers& parsers, SinkConfig& out,
   out.services = sink.StringList("services", out.services);
   out.tags = sink.StringList("tags", {});
   out.dead_letter_file = sink.String("dead_letter_file");
+  out.dead_letter_max_bytes =
+      sink.Bytes("dead_letter_max_bytes", out.dead_letter_max_bytes, std::uint64_t{64} << 10);
 
   ConfigReader queue = sink.Section("queue");
   out.queue.capacity = static_cast<std::size_t>(queue.Int("capacity", 10000, 1, 10'000'000));
@@ -419,6 +421,8 @@ void EmitSink(YAML::Emitter& out, const SinkConfig& sink, bool mask_secrets) {
   EmitList(out, "services", sink.services);
   EmitList(out, "tags", sink.tags);
   out << YAML::Key << "dead_letter_file" << YAML::Value << sink.dead_letter_file;
+  out << YAML::Key << "dead_letter_max_bytes" << YAML::Value
+      << FormatByteSize(sink.dead_letter_max_bytes);
   out << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "capacity" << YAML::Value << sink.queue.capacity;
   out << YAML::Key << "overflow" << YAML::Value << "spool";

@@ -6,6 +6,7 @@ ConsulClientOptions ClientOptionsFor(const ConsulConfig& consul) {
   ConsulClientOptions options;
   options.address = consul.address;
   options.token = consul.effective_token;
+  options.token_file = consul.token_file;
   options.datacenter = consul.datacenter;
   options.stale = consul.stale;
   options.wait = consul.wait_time;

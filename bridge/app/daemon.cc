@@ -162,7 +162,7 @@ std::unique_ptr<TransitionEngine> MakeEngine(const BridgeConfig& config, const C
 
 // Waits for signals, reloading on SIGHUP; returns SIGTERM or SIGINT.
 int ServeUntilStopped(BridgeConfig& running, const ConfigSource& reload, LiveBridge live,
-                      BridgeMetrics& metrics) {
+                      BridgeMetrics& metrics, ConsulClient& consul) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -171,6 +171,8 @@ int ServeUntilStopped(BridgeConfig& running, const ConfigSource& reload, LiveBri
   int received = 0;
   while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
     spdlog::info("SIGHUP: reloading the configuration");
+    // The token file may have been rotated, whatever the config says.
+    consul.ReloadToken();
     const LoadResult loaded = reload();
     metrics.OnConfigReload(loaded.ok());
     if (!loaded.ok()) {
@@ -263,9 +265,9 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   spdlog::info("watching Consul at {}", RedactUrl(config.consul.address));
 
   BridgeConfig running = config;
-  const int received =
-      ServeUntilStopped(running, reload,
-                        {router, watcher, sinks, context, &metrics, views, metrics}, metrics);
+  const int received = ServeUntilStopped(
+      running, reload, {router, watcher, sinks, context, &metrics, views, metrics}, metrics,
+      **client);
   spdlog::info("signal {}: stopping (sinks get up to {} ms to deliver)", received,
                running.state.shutdown_timeout.count());
   watcher.Stop();

@@ -54,7 +54,8 @@ StatusOr<BuiltSink> BuildSink(const SinkConfig& sink, const StateConfig& state,
   const CloudEventOptions events = context.events;
   auto dead_letter = DeadLetterFile::Open(
       sink.name, DeadLetterPath(sink, state),
-      [events](const Event& event) { return SerializeCloudEvent(event, events); });
+      [events](const Event& event) { return SerializeCloudEvent(event, events); },
+      DeadLetterLimits{sink.dead_letter_max_bytes});
   if (!dead_letter.ok()) return dead_letter.status();
   built.storage.dead_letter = std::move(*dead_letter);
   if (!state.dir.empty()) {

@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
 #include <future>
 #include <optional>
 #include <random>
+#include <sstream>
 
 #include "bridge/common/backoff.h"
+#include "bridge/model/protocol_text.h"
 
 namespace hb {
 namespace {
@@ -118,8 +121,10 @@ std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
 }
 
 Status StatusFromHttp(long status, std::string_view body) {
-  const std::string text = "HTTP " + std::to_string(status) +
-                           (body.empty() ? "" : ": " + std::string(Trimmed(body, 200)));
+  // A peer's body (an HTML error page, anything) becomes one printable,
+  // bounded line: it goes to logs.
+  const std::string text =
+      "HTTP " + std::to_string(status) + (body.empty() ? "" : ": " + LogSafe(Trimmed(body, 200)));
   if (status == 403) return Status::PermissionDenied(text);
   if (status == 429 || status >= 500) return Status::Unavailable(text);
   if (status == 404) return Status::NotFound(text);
@@ -291,7 +296,8 @@ StatusOr<std::unique_ptr<ConsulClient>> ConsulClient::Create(ConsulClientOptions
 ConsulClient::ConsulClient(ConsulClientOptions options, RequestObserver* observer)
     : options_(std::move(options)),
       observer_(observer),
-      loop_(std::make_unique<EventLoop>(options_.max_connections)) {}
+      loop_(std::make_unique<EventLoop>(options_.max_connections)),
+      token_(options_.token) {}
 
 ConsulClient::~ConsulClient() = default;
 
@@ -330,11 +336,42 @@ HttpRequest ConsulClient::BuildRequest(
   request.accept_gzip = !path.starts_with("/v1/health/state/");
   request.connect_timeout = options_.connect_timeout;
   request.tls = options_.tls;
-  if (!options_.token.empty()) request.headers.push_back("X-Consul-Token: " + options_.token);
+  if (!token_.empty()) request.headers.push_back("X-Consul-Token: " + token_);
   return request;
 }
 
+void ConsulClient::ReloadToken() {
+  if (options_.token_file.empty()) return;
+  loop_->Post([this] { ReReadTokenFile("on reload"); });
+}
+
+void ConsulClient::ReReadTokenFile(std::string_view why) {
+  std::ifstream in(options_.token_file);
+  std::stringstream content;
+  content << in.rdbuf();
+  std::string token = content.str();
+  token.erase(token.find_last_not_of(" \t\r\n") + 1);
+  token.erase(0, token.find_first_not_of(" \t\r\n"));
+  if (!in || token.empty()) {
+    spdlog::warn("consul.token_file {}: cannot read a token from it {}; the current token stays",
+                 options_.token_file, why);
+    return;
+  }
+  if (token == token_) return;
+  token_ = std::move(token);
+  spdlog::info("consul.token_file {} read again {}: the token changed", options_.token_file, why);
+}
+
 void ConsulClient::NoteRefusal(const HttpResponse& response) {
+  // A rotated token (Vault, a projected Secret) shows as 403 with the old
+  // one: the file may already hold the new one.
+  if (response.transport.ok() && response.status == 403 && !options_.token_file.empty()) {
+    const SteadyTime now = std::chrono::steady_clock::now();
+    if (now - token_read_at_ >= std::chrono::seconds(1)) {
+      token_read_at_ = now;
+      ReReadTokenFile("after an HTTP 403");
+    }
+  }
   if (!IsRefusal(response)) {
     if (response.transport.ok() && refusal_streak_) {
       refusal_streak_ = false;

@@ -24,6 +24,10 @@ struct ConsulClientOptions {
   std::string address = "http://127.0.0.1:8500";
   // Sent as X-Consul-Token when set. Default: "".
   std::string token;
+  // File the token came from (consul.token_file): read again after an HTTP
+  // 403 (at most once a second) and by ReloadToken(), so a rotated token
+  // takes effect without a restart. Default: "".
+  std::string token_file;
   // ?dc= on every query. Default: "" = the agent's datacenter.
   std::string datacenter;
   // ?stale: any server may answer. Default: false.
@@ -140,6 +144,10 @@ class ConsulClient {
   EventLoop& loop() { return *loop_; }
   const ConsulClientOptions& options() const { return options_; }
 
+  // Reads the token file again (SIGHUP); from any thread. No-op without
+  // one.
+  void ReloadToken();
+
   // Use Create(), which validates the options.
   ConsulClient(ConsulClientOptions options, RequestObserver* observer);
 
@@ -149,6 +157,9 @@ class ConsulClient {
   HttpRequest BuildRequest(std::string_view path,
                            const std::vector<std::pair<std::string, std::string>>& params,
                            std::uint64_t index) const;
+  // Loop thread: the token file's content replaces the token when it reads
+  // and differs; `why` is for the log (never the token).
+  void ReReadTokenFile(std::string_view why);
   void Observe(std::string_view path, std::string_view outcome, SteadyTime started, bool blocking);
   // Every answer passes here: a 429 or a reset starts (or continues) a
   // refusal streak, logged once with its remedy; any other answer ends it.
@@ -158,6 +169,8 @@ class ConsulClient {
   RequestObserver* const observer_;
   std::unique_ptr<EventLoop> loop_;
   bool refusal_streak_ = false;  // loop thread
+  std::string token_;            // loop thread: what X-Consul-Token sends
+  SteadyTime token_read_at_{};   // loop thread: the last re-read after a 403
 };
 
 // A running blocking-query loop. Destroy it from any thread, also from the

@@ -44,9 +44,12 @@ std::optional<std::size_t> Router::RemoveSink(std::string_view name,
   if (removed == nullptr) return std::nullopt;
   // A reload that drops a sink must not lose what it has not delivered:
   // a config tool's mistake is undone by adding it back.
-  return removed->worker->Shutdown(timeout, removed->storage.spool != nullptr
-                                                ? Leftovers::kKeepInSpool
-                                                : Leftovers::kDeadLetter);
+  const std::size_t left = removed->worker->Shutdown(timeout, removed->storage.spool != nullptr
+                                                                  ? Leftovers::kKeepInSpool
+                                                                  : Leftovers::kDeadLetter);
+  // An empty spool is only clutter: it goes.
+  if (left == 0 && removed->storage.spool != nullptr) removed->storage.spool->Destroy();
+  return left;
 }
 
 bool Router::ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink) {

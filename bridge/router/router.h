@@ -49,8 +49,9 @@ class Router final : public EventPublisher {
   void AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage);
   // Drains the sink for up to `timeout` and removes it. What is left stays
   // in its spool, on disk, for a sink of the same name added later (a
-  // removal is often undone); without a spool it is dead-lettered. Returns
-  // the number of events left, or nullopt for an unknown name.
+  // removal is often undone); without a spool it is dead-lettered. An
+  // emptied spool is deleted. Returns the number of events left, or nullopt
+  // for an unknown name.
   std::optional<std::size_t> RemoveSink(std::string_view name, std::chrono::milliseconds timeout);
   // Gives the sink `name` new settings: its undelivered events, spool and
   // dead-letter file carry over to `sink`, in order. False if unknown.

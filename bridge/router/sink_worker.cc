@@ -414,7 +414,11 @@ void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryR
           delay = std::max(delay, *result.retry_after);
           retry_after = std::max(retry_after.value_or(delay), *result.retry_after);
         }
-        pending.next_attempt = now + delay;
+        // However long the destination asks to wait, the event is tried
+        // once more when it reaches max_age, and dead-lettered if that
+        // fails: max_age holds on a timer, not only after an attempt.
+        const SteadyTime expires = pending.first_attempt + options_.retry.max_age;
+        pending.next_attempt = std::min(now + delay, std::max(now, expires));
         if (observer_ != nullptr) observer_->OnRetry(name_, *pending.event, result.error);
         const OrderKey key = pending.key;
         retrying_.emplace(key, std::move(pending));
@@ -441,6 +445,11 @@ void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryR
     }
     gate_until_ = now + std::max(Backoff(failed_batches_),
                                  retry_after.value_or(std::chrono::milliseconds(0)));
+    // ... nor past the moment an event reaches max_age.
+    for (const auto& [key, pending] : retrying_) {
+      gate_until_ =
+          std::min(gate_until_, std::max(now, pending.first_attempt + options_.retry.max_age));
+    }
   }
   ReportDepth(DepthLocked());
 }

@@ -204,5 +204,40 @@ TEST(BridgeBinary, RunsAgainstConsulPrintsEventsAndStopsCleanlyOnSigterm) {
   EXPECT_THAT(bridge.Stderr(), HasSubstr("stopped"));
 }
 
+TEST(BridgeBinary, ARotatedTokenFileIsReadAgainAfterA403AndWatchingGoesOn) {
+  testing::ConsulTestServerOptions options;
+  options.acl_token = "token-before";
+  testing::ConsulTestServer consul(options);
+  ASSERT_NE(consul.Start(), 0);
+  consul.RegisterService(nlohmann::json{
+      {"ID", "payments-1"},
+      {"Name", "payments"},
+      {"Port", 8000},
+      {"Check", {{"CheckID", "service:payments-1"}, {"TTL", "30s"}, {"Status", "passing"}}}});
+  const auto token_file = WriteTemp("consul.token", "token-before\n");
+  const auto config = WriteTemp("token-file.yaml", "consul: {token_file: '" + token_file.string() +
+                                                       "'}\n"
+                                                       "server: {listen: 127.0.0.1:0}\n"
+                                                       "sinks:\n  - name: stdout\n    type: log\n");
+  ChildProcess bridge(kBridge, {"--config", config.string()},
+                      CleanEnv({{"CONSUL_HTTP_ADDR", consul.address()}}));
+  ASSERT_TRUE(bridge.WaitForStderr("initial sync complete", milliseconds(20000)))
+      << bridge.Stderr();
+
+  // Rotation as Vault or a projected Secret does it: Consul first, then the file.
+  consul.SetAclToken("token-after");
+  std::ofstream(token_file) << "token-after\n";
+  consul.UpdateCheck("service:payments-1", "critical", "connection refused");
+  ASSERT_TRUE(
+      bridge.WaitForStderr("read again after an HTTP 403: the token changed", milliseconds(20000)))
+      << bridge.Stderr();
+  ASSERT_TRUE(bridge.WaitForStdout("service.down", milliseconds(20000))) << bridge.Stderr();
+  EXPECT_THAT(bridge.Stderr(), Not(HasSubstr("token-after"))) << "a token is never logged";
+  bridge.Signal(SIGTERM);
+  EXPECT_EQ(bridge.Wait(milliseconds(20000)), 0) << bridge.Stderr();
+  std::filesystem::remove(token_file);
+  std::filesystem::remove(config);
+}
+
 }  // namespace
 }  // namespace hb

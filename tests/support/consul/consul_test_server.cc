@@ -66,6 +66,7 @@ ConsulTestServer::ConsulTestServer(ConsulTestServerOptions options)
     : options_(std::move(options)),
       limiter_(options_.max_conns_per_client),
       catalog_(options_.datacenter, options_.check_update_interval) {
+  acl_token_ = options_.acl_token;
   catalog_.EnsureNode(options_.node, options_.host);
   background_ = std::thread([this] { Background(); });
 }
@@ -240,6 +241,11 @@ void ConsulTestServer::FailNext(int count, int status, std::string body, std::st
   fail_prefix_ = std::move(prefix);
 }
 
+void ConsulTestServer::SetAclToken(std::string token) {
+  std::lock_guard lock(mutex_);
+  acl_token_ = std::move(token);
+}
+
 void ConsulTestServer::SetLatency(std::chrono::milliseconds latency) {
   std::lock_guard lock(mutex_);
   latency_ = latency;
@@ -364,11 +370,11 @@ void ConsulTestServer::ServeRoutes() {
       ++request_counts_[request.path];
       if (request.path.starts_with("/_test/")) return httplib::Server::HandlerResponse::Unhandled;
       latency = latency_;
-      if (!options_.acl_token.empty()) {
+      if (!acl_token_.empty()) {
         std::string token = request.get_header_value("X-Consul-Token");
         const std::string bearer = request.get_header_value("Authorization");
         if (token.empty() && bearer.starts_with("Bearer ")) token = bearer.substr(7);
-        if (token != options_.acl_token) {
+        if (token != acl_token_) {
           response.status = 403;
           response.set_content(token.empty() ? "Permission denied" : "ACL not found", "text/plain");
           return httplib::Server::HandlerResponse::Handled;

@@ -89,6 +89,8 @@ class ConsulTestServer {
   // The next `count` requests (whose path starts with `prefix`) fail.
   void FailNext(int count, int status, std::string body, std::string prefix = "/v1/");
   void SetLatency(std::chrono::milliseconds latency);
+  // Replaces the ACL token requests need (a rotation); "" turns ACLs off.
+  void SetAclToken(std::string token);
   // The next `count` health/service answers carry a malformed body.
   void MalformedNext(int count);
   // The next `count` /v1/ reads lose their connection mid-answer (after
@@ -141,6 +143,7 @@ class ConsulTestServer {
   };
 
   std::mutex mutex_;
+  std::string acl_token_;  // guarded by mutex_; options_.acl_token until SetAclToken()
   std::condition_variable background_wake_;
   std::map<std::string, std::unique_ptr<WatchedEndpoint>> watched_;  // GUARDED_BY(mutex_)
   TestCatalog catalog_;                                              // GUARDED_BY(mutex_)

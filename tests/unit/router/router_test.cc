@@ -148,6 +148,32 @@ TEST_F(RouterTest, RetriesTransientFailuresUntilAcknowledged) {
   EXPECT_TRUE(ReadDeadLetters("flaky").empty());
 }
 
+// The review's case: 503 with Retry-After a day, max_age a moment. The
+// event must reach the dead-letter file at its max_age, not wait a day.
+TEST_F(RouterTest, MaxAgeHoldsWhateverRetryAfterTheDestinationAsksFor) {
+  RecordingSink::Log log;
+  Router router(clock_);
+  SinkRoute route = FastRetries();
+  route.worker.retry.max_age = milliseconds(300);
+  router.AddSink(
+      route,
+      std::make_unique<RecordingSink>(
+          "slow", log,
+          [](const Event&, int) { return DeliveryResult::Retry("503", std::chrono::hours(24)); }),
+      DeadLetters("slow"));
+  router.Publish({InstanceEvent("payments-1", EventType::kInstanceDown, 7)});
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (ReadDeadLetters("slow").empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  const auto dead = ReadDeadLetters("slow");
+  ASSERT_EQ(dead.size(), 1U) << "still waiting for the destination's Retry-After";
+  EXPECT_NE(dead[0]["reason"].get<std::string>().find("gave up after 2 attempts"),
+            std::string::npos)
+      << dead[0]["reason"];
+  router.Shutdown(kWait);
+}
+
 TEST_F(RouterTest, KeepsPerInstanceOrderWhileAnEarlierEventIsRetried) {
   RecordingSink::Log log;
   Router router(clock_);

@@ -126,7 +126,8 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
       client->Observe(path, "malformed", started, issued_blocking);
       return Fail(Status::InvalidArgument("answer without a valid X-Consul-Index"), std::nullopt);
     }
-    // Rule 2: an index of 0 is read as 1, or the next request would not block.
+    // docs/consul-semantics.md rule 2: an index of 0 is read as 1, or the
+    // next request would not block.
     meta.index = std::max<std::uint64_t>(parsed, 1);
     if (const auto* leader = header("x-consul-knownleader")) meta.known_leader = *leader != "false";
     if (const auto* contact = header("x-consul-lastcontact")) {
@@ -134,8 +135,9 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     }
     if (const auto* backend = header("x-consul-query-backend")) meta.backend = *backend;
 
-    // Rule 1: an index that goes backwards (snapshot restore, another
-    // server) resets the loop; this answer is diffed as a fresh read.
+    // docs/consul-semantics.md rule 1: an index that goes backwards (snapshot
+    // restore, another server) resets the loop; this answer is diffed as a
+    // fresh read.
     const bool index_reset = index > 0 && meta.index < index;
     const bool unchanged = index > 0 && meta.index == index;
     const Status used = on_answer(QueryAnswer{response.body, meta, index_reset, now});
@@ -146,11 +148,13 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     }
     client->Observe(path, "ok", started, issued_blocking);
     failures = 0;
-    // Rule 1 again: after a reset, read afresh (index 0) before blocking.
+    // docs/consul-semantics.md rule 1 again: after a reset, read afresh
+    // (index 0) before blocking.
     index = index_reset ? 0 : meta.index;
 
-    // Rule 4: an early answer with the same index (a watch on a missing
-    // service wakes on any catalog write) is rate limited.
+    // docs/consul-semantics.md rule 4: an early answer with the same index
+    // (a watch on a missing service wakes on any catalog write) is rate
+    // limited.
     const auto& options = client->options();
     const bool early = now - started < options.wait / 2;
     std::chrono::milliseconds delay{0};

@@ -18,7 +18,7 @@ void Serve(httplib::Server& server, const HttpHandlers& handlers) {
              [metrics = handlers.metrics](const httplib::Request&, httplib::Response& response) {
                response.set_content(metrics(), kPrometheusText);
              });
-  // Liveness never depends on Consul (conventions.md): a Consul outage must
+  // Liveness never depends on Consul (Kubernetes probes): a Consul outage must
   // not get the bridge restarted.
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
     response.set_content("ok\n", "text/plain");

@@ -1,6 +1,6 @@
 #pragma once
 
-// The bridge's own HTTP server (design.md): /metrics, /healthz, /readyz and
+// The bridge's own HTTP server (docs/design.md): /metrics, /healthz, /readyz and
 // /v1/instances on server.listen. It knows nothing of what it serves: the
 // handlers come from the daemon, which wires the watch and the metrics.
 

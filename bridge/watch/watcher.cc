@@ -210,8 +210,8 @@ Status Watcher::OnHealth(const std::string& service, const QueryAnswer& answer) 
   snapshot.index = answer.meta.index;
   snapshot.instances = std::move(health->instances);
   snapshot.received_at = answer.received_at;
-  // Every answer is diffed on its own (consul-semantics #18): collapsing
-  // answers would hide flaps.
+  // Every answer is diffed on its own (docs/consul-semantics.md rule 18):
+  // collapsing answers would hide flaps.
   Publish(engine_->Apply(std::move(snapshot)));
   if (!it->second->synced) {
     it->second->synced = true;

@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
+#include <system_error>
 
 namespace hb {
 
@@ -15,7 +15,7 @@ StatusOr<std::unique_ptr<DeadLetterFile>> DeadLetterFile::Open(std::string sink,
     file.reset(std::fopen(path.c_str(), "ae"));
     if (file == nullptr) {
       return Status::FailedPrecondition("sink " + sink + ": cannot open dead-letter file " + path +
-                                        ": " + std::strerror(errno));
+                                        ": " + std::system_category().message(errno));
     }
   }
   return std::make_unique<DeadLetterFile>(std::move(sink), std::move(path), std::move(file),
@@ -50,7 +50,7 @@ void DeadLetterFile::Write(const Event& event, std::string_view reason, int atte
       std::fflush(file_.get()) != 0) {
     // The disk is full or gone: the log is the last place to keep it.
     spdlog::error("sink {}: cannot write dead-letter file {} ({}); event: {}", sink_, path_,
-                  std::strerror(errno), text);
+                  std::system_category().message(errno), text);
   }
 }
 

@@ -43,7 +43,7 @@ void Serve(httplib::Server& server, const HttpHandlers& handlers) {
          std::exception_ptr error) {  // NOLINT(performance-unnecessary-value-param)
         std::string what = "unknown error";
         try {
-          std::rethrow_exception(error);
+          std::rethrow_exception(std::move(error));
         } catch (const std::exception& caught) {
           what = caught.what();
         } catch (...) {

@@ -1,6 +1,6 @@
 #pragma once
 
-// The typed configuration (design.md "Configuration"). Every field states
+// The typed configuration (README.md "Configuration"). Every field states
 // its default; config_loader.h fills them from YAML and the environment.
 
 #include <chrono>

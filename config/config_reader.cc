@@ -71,7 +71,7 @@ std::string Quote(std::string_view value) {
 
 ConfigReader::ConfigReader(YAML::Node node, std::string path, ConfigErrors& errors,
                            const Environment& env)
-    : node_(std::move(node)), path_(std::move(path)), errors_(errors), env_(env) {
+    : node_(node), path_(std::move(path)), errors_(errors), env_(env) {
   if (present() && !node_.IsMap()) {
     errors_.Add(path_.empty() ? "(top level)" : path_,
                 "expected a mapping, got " + std::string(TypeName(node_)));
@@ -137,7 +137,7 @@ std::optional<std::string> ConfigReader::Scalar(std::string_view key, std::strin
 
 std::string ConfigReader::String(std::string_view key, std::string fallback) {
   auto value = Scalar(key, "a string");
-  return value ? *value : fallback;
+  return value ? *value : std::move(fallback);
 }
 
 bool ConfigReader::Bool(std::string_view key, bool fallback) {

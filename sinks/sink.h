@@ -1,6 +1,6 @@
 #pragma once
 
-// The one extension point for destinations of health events (style.md).
+// The one extension point for destinations of health events (docs/adding-a-sink.md).
 // Sinks classify failures; the router owns queues, retries, backoff and the
 // dead-letter file, so there is one delivery mechanism, not one per sink.
 

@@ -24,8 +24,8 @@ Command ParseCommandLine(const std::vector<std::string>& args,
 // The --help text.
 std::string UsageText();
 
-// Exit codes (conventions.md): 0 success, 1 runtime failure, 2 usage or
-// configuration error.
+// Exit codes, stable for scripts and supervisors: 0 success, 1 runtime
+// failure, 2 usage or configuration error.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;
 inline constexpr int kExitUsage = 2;

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
+#include <system_error>
 
 namespace hb {
 
@@ -22,7 +22,8 @@ UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
 }
 
 Status ErrnoStatus(std::string_view what, const std::filesystem::path& path, int error) {
-  std::string message = std::string(what) + " " + path.string() + ": " + std::strerror(error);
+  std::string message =
+      std::string(what) + " " + path.string() + ": " + std::system_category().message(error);
   if (error == ENOSPC || error == EDQUOT || error == EFBIG) {
     return Status::ResourceExhausted(std::move(message));
   }

@@ -1,7 +1,7 @@
 #pragma once
 
 // Status and StatusOr<T>: errors caused by the network or by input travel as
-// values (style.md); exceptions are kept for startup config and broken
+// values; exceptions are kept for startup config and broken
 // invariants. Modelled on leveldb::Status and absl::StatusOr.
 
 #include <cassert>

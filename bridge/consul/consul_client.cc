@@ -189,8 +189,9 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     }
     const QueryMeta meta = *parsed_meta;
 
-    // Rule 1: an index that goes backwards (snapshot restore, another
-    // server) resets the loop; this answer is diffed as a fresh read.
+    // docs/consul-semantics.md rule 1: an index that goes backwards (snapshot
+    // restore, another server) resets the loop; this answer is diffed as a
+    // fresh read.
     const bool index_reset = index > 0 && meta.index < index;
     const bool unchanged = index > 0 && meta.index == index;
     const Status used = on_answer(QueryAnswer{response.body, meta, index_reset, now});
@@ -201,11 +202,13 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     }
     client->Observe(path, "ok", started, issued_blocking);
     failures = 0;
-    // Rule 1 again: after a reset, read afresh (index 0) before blocking.
+    // docs/consul-semantics.md rule 1 again: after a reset, read afresh
+    // (index 0) before blocking.
     index = index_reset ? 0 : meta.index;
 
-    // Rule 4: an early answer with the same index (a watch on a missing
-    // service wakes on any catalog write) is rate limited.
+    // docs/consul-semantics.md rule 4: an early answer with the same index
+    // (a watch on a missing service wakes on any catalog write) is rate
+    // limited.
     const auto& options = client->options();
     const bool early = now - started < options.wait / 2;
     std::chrono::milliseconds delay{0};

@@ -1,7 +1,7 @@
 #pragma once
 
 // Consul's HTTP API as blocking queries that follow Consul's documented
-// client rules (consul-semantics.md), all driven by one EventLoop thread.
+// client rules (docs/consul-semantics.md), all driven by one EventLoop thread.
 
 #include <chrono>
 #include <functional>

@@ -42,6 +42,7 @@ json StatusOrNull(const std::optional<HealthStatus>& status) {
 // gmtime_r + strftime + snprintf: this runs for every event each sink sends.
 using Rfc3339Text = std::array<char, 24>;
 Rfc3339Text Rfc3339(WallTime time) {
+  // NOLINTNEXTLINE(google-build-using-namespace): calendar arithmetic, one function
   using namespace std::chrono;
   const auto ms = floor<milliseconds>(time);
   const auto day = floor<days>(ms);

@@ -1,7 +1,7 @@
 #pragma once
 
 // CloudEvents 1.0 JSON (structured mode) for health events: the wire format
-// of design.md, shared by every sink. Pure functions.
+// of docs/design.md, shared by every sink. Pure functions.
 
 #include <cstddef>
 #include <nlohmann/json_fwd.hpp>

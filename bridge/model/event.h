@@ -1,7 +1,7 @@
 #pragma once
 
 // A health event: the output of the transition engine and the input of every
-// sink. design.md's event table defines when each type fires.
+// sink. docs/design.md's event table defines when each type fires.
 
 #include <cstdint>
 #include <map>

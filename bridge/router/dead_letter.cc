@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
+#include <system_error>
 
 namespace hb {
 
@@ -35,7 +35,7 @@ StatusOr<std::unique_ptr<DeadLetterFile>> DeadLetterFile::Open(std::string sink,
     file = OpenForAppending(path, size);
     if (file == nullptr) {
       return Status::FailedPrecondition("sink " + sink + ": cannot open dead-letter file " + path +
-                                        ": " + std::strerror(errno));
+                                        ": " + std::system_category().message(errno));
     }
   }
   return std::make_unique<DeadLetterFile>(std::move(sink), std::move(path), std::move(file),
@@ -104,7 +104,7 @@ void DeadLetterFile::Write(const Event& event, std::string_view reason, int atte
       std::fflush(file_.get()) != 0) {
     // The disk is full or gone: the log is the last place to keep it.
     spdlog::error("sink {}: cannot write dead-letter file {} ({}); event: {}", sink_, path_,
-                  std::strerror(errno), text);
+                  std::system_category().message(errno), text);
   }
 }
 

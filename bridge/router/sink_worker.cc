@@ -12,8 +12,8 @@
 namespace hb {
 namespace {
 
-// Instance identity is datacenter + node + service ID (consul-semantics
-// #15): the same ID on two nodes is two instances with independent order.
+// Instance identity is datacenter + node + service ID (docs/consul-semantics.md
+// rule 15): the same ID on two nodes is two instances with independent order.
 // Hashed rather than spelled out (no allocation per event): two instances
 // whose hashes collide only wait for each other, which never reorders.
 std::uint64_t OrderKeyOf(const Event& event) {

@@ -20,8 +20,8 @@
 // Durability: Append() and Acknowledge() write() at once, which survives a
 // crash of the process (kill -9); Sync() makes them survive a crash of the
 // machine. The owner calls Sync() before it saves the engine's state, so the
-// saved state never claims an event the spool could lose (design.md,
-// "Durability").
+// saved state never claims an event the spool could lose (docs/design.md,
+// "Delivery guarantees").
 //
 // Thread-safe.
 

@@ -104,9 +104,10 @@ StatusOr<SavedState> DecodeSavedState(std::string_view text) {
   SavedState state;
   for (std::size_t i = 0; i < services->size(); ++i) {
     const json& entry = (*services)[i];
-    if (!entry.is_object())
+    if (!entry.is_object()) {
       return Status::DataLoss("saved state: services[" + std::to_string(i) +
                               "]: expected an object");
+    }
     Reader read(entry, "services[" + std::to_string(i) + "]");
     SavedService service{read.Get<std::string>("datacenter"), read.Get<std::string>("service")};
     if (!read.error().empty()) return Status::DataLoss("saved state: " + read.error());

@@ -2,7 +2,7 @@
 
 // The saved state on disk (state.dir/state.json): what the engine had
 // reported when the bridge last saved, so that a restart emits only what
-// changed meanwhile (design.md "Startup").
+// changed meanwhile (docs/design.md "Event model", Startup).
 //
 // The file is one header line, "hb-state 1 <crc32c of the rest, hex>", then
 // the JSON of EncodeSavedState(). It is replaced atomically (write, fsync,

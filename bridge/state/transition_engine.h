@@ -2,7 +2,7 @@
 
 // The transition engine: pure and synchronous. Input is the complete
 // instance set of one service at one Consul index (or "the service is
-// gone"); output is the ordered events that change implies (design.md's
+// gone"); output is the ordered events that change implies (docs/design.md's
 // event table). No I/O; time comes from the injected Clock (dampening, event
 // timestamps).
 //

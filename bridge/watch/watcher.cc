@@ -464,7 +464,8 @@ Status Watcher::ApplyHealth(const std::string& service, std::string_view body,
   snapshot.index = index;
   snapshot.instances = std::move(health->instances);
   snapshot.received_at = received_at;
-  // Every answer is diffed on its own: collapsing answers would hide flaps.
+  // Every answer is diffed on its own (docs/consul-semantics.md rule 18):
+  // collapsing answers would hide flaps.
   Publish(engine_->Apply(std::move(snapshot)));
   bool* synced = nullptr;
   if (covered) {

@@ -1,7 +1,7 @@
 #include "sinks/log/log_sink.h"
 
 #include <cerrno>
-#include <cstring>
+#include <system_error>
 
 #include "sinks/log/log_config.h"
 
@@ -22,7 +22,8 @@ void LogSink::Deliver(std::span<const EventPtr> events,
     // shared with the log.
     if (std::fwrite(buffer_.data(), 1, buffer_.size(), stream_) != buffer_.size() ||
         std::fflush(stream_) != 0) {
-      const std::string error = std::string("write failed: ") + std::strerror(errno);
+      const std::string error =
+          std::string("write failed: ") + std::system_category().message(errno);
       for (auto& result : results) result = DeliveryResult::Retry(error);
       return;
     }

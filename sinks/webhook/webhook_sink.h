@@ -75,7 +75,7 @@ class WebhookSink final : public Sink {
   std::atomic<bool> interrupted_{false};
 };
 
-// How a webhook answer is handled (conventions.md, Standard Webhooks):
+// How a webhook answer is handled (Standard Webhooks' status rules):
 // 2xx delivered; 408, 429 and 5xx retried (honouring Retry-After); 410 gone
 // and other 4xx permanent; 3xx retried, since redirects are not followed
 // unless configured and the fix is the URL. `body` is the start of the

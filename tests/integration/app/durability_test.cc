@@ -27,7 +27,6 @@ using testing::Answer;
 using testing::BridgeProcess;
 using ::testing::HasSubstr;
 using testing::ReceivedRequest;
-using testing::ScriptedResponse;
 using testing::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;

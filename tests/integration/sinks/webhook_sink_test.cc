@@ -23,7 +23,6 @@ using std::chrono::seconds;
 using testing::Answer;
 using testing::InstanceEvent;
 using testing::ReceivedRequest;
-using testing::ScriptedResponse;
 using testing::Shared;
 using testing::WebhookReceiver;
 using Kind = DeliveryResult::Kind;
@@ -36,6 +35,7 @@ std::string IndependentSignature(const std::string& secret, const ReceivedReques
   const auto result = testing::RunToCompletion(
       "/usr/bin/env",
       {"python3", "-c",
+       // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one script, several lines
        "import base64, hashlib, hmac, sys\n"
        "key = base64.b64decode(sys.argv[1].removeprefix('whsec_'))\n"
        "message = ('%s.%s.%s' % tuple(sys.argv[2:5])).encode()\n"

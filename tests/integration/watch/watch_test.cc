@@ -1,5 +1,5 @@
 // The watch, the Consul client and the engine against the Consul test
-// server: every failure mode of consul-semantics.md that the bridge must
+// server: every failure mode of docs/consul-semantics.md that the bridge must
 // report, with go-kratos-shaped registrations (TTL check service:<id>,
 // heartbeat, DeregisterCriticalServiceAfter).
 

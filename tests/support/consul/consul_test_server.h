@@ -3,7 +3,7 @@
 // A Consul agent+server on loopback for tests, benchmarks and the demo:
 // Consul's HTTP API for everything the bridge uses, with real blocking
 // queries, TTL checks, maintenance, the critical-service reaper, ACLs and
-// fault injection (consul-semantics.md). Faults are driven from C++ or over
+// fault injection (docs/consul-semantics.md). Faults are driven from C++ or over
 // HTTP under /_test/ (see README in this folder).
 //
 // Thread-safe: every public method may be called from any thread.

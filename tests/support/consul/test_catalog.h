@@ -1,7 +1,7 @@
 #pragma once
 
 // The data behind the Consul test server: nodes, services and checks with
-// Consul's index semantics (consul-semantics.md). Pure and synchronous; the
+// Consul's index semantics (docs/consul-semantics.md). Pure and synchronous; the
 // server adds HTTP, locking, blocking and timers.
 
 #include <chrono>

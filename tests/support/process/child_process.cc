@@ -12,8 +12,6 @@
 #include <sstream>
 #include <thread>
 
-extern char** environ;
-
 namespace hb::testing {
 namespace {
 

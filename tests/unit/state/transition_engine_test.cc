@@ -15,7 +15,6 @@ using testing::FakeClock;
 using ::testing::IsEmpty;
 using testing::MakeInstance;
 using testing::NodeCheck;
-using testing::ServiceCheck;
 using testing::Snapshot;
 
 constexpr auto kPassing = HealthStatus::kPassing;

@@ -1,6 +1,6 @@
 // The Consul test server is only worth its tests if it behaves like Consul:
 // these pin its answers to the shapes of Consul's documented responses
-// (tests/fixtures/consul) and to the semantics of consul-semantics.md that
+// (tests/fixtures/consul) and to the semantics of docs/consul-semantics.md that
 // the bridge relies on, over real HTTP.
 
 #include "tests/support/consul/consul_test_server.h"

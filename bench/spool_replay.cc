@@ -4,8 +4,8 @@
 // long time leaves it, then starts `health-bridge` on it with the Consul
 // test server and a log sink (a cheap sink that keeps nothing per event or
 // per instance: the figures are the replay path's, not a destination's)
-// and waits until the sink's queue depth is 0. Reports the bridge's peak RSS (VmHWM) during the replay, and
-// the same for a start on an empty spool for comparison.
+// and waits until the sink's queue depth is 0. Reports the bridge's peak RSS (VmHWM) during the
+// replay, and the same for a start on an empty spool for comparison.
 //
 //   spool_replay --bridge PATH [--spool-bytes 256MiB] [--capacity 10000]
 //

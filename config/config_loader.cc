@@ -34,10 +34,12 @@ void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) 
   out.datacenter = consul.String("datacenter");
   out.wait_time = consul.Duration("wait_time", out.wait_time);
   out.stale = consul.Bool("stale", false);
-  out.max_connections = static_cast<int>(consul.Int("max_connections", out.max_connections, 3, 10'000));
+  out.max_connections =
+      static_cast<int>(consul.Int("max_connections", out.max_connections, 3, 10'000));
   out.max_answer_size = consul.Bytes("max_answer_size", out.max_answer_size, 1024);
   if (out.max_answer_size > (std::uint64_t{4} << 30)) {
-    consul.Error("max_answer_size", "expected at most 4GiB, got " + std::to_string(out.max_answer_size));
+    consul.Error("max_answer_size",
+                 "expected at most 4GiB, got " + std::to_string(out.max_answer_size));
     out.max_answer_size = std::uint64_t{4} << 30;
   }
   ConfigReader tls = consul.Section("tls");

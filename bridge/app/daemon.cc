@@ -37,7 +37,8 @@ std::string WhereLeftoversWent(const BridgeConfig& config) {
   }
   std::string files;
   for (const SinkConfig& sink : config.sinks) {
-    if (!sink.dead_letter_file.empty()) files += (files.empty() ? "" : ", ") + sink.dead_letter_file;
+    if (!sink.dead_letter_file.empty())
+      files += (files.empty() ? "" : ", ") + sink.dead_letter_file;
   }
   return files.empty() ? "without state.dir they were dead-lettered to this log (error lines)"
                        : "without state.dir they were dead-lettered to " + files +
@@ -220,9 +221,9 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   Watcher watcher(WatcherOptionsFor(config), **client, MakeEngine(config, clock, metrics),
                   publisher, clock);
   // Turns a few times per stall_timeout, at most once a second.
-  LoopHeartbeat heartbeat((*client)->loop(), clock,
-                          std::min<std::chrono::milliseconds>(std::chrono::seconds(1),
-                                                              config.watch.stall_timeout / 4));
+  LoopHeartbeat heartbeat(
+      (*client)->loop(), clock,
+      std::min<std::chrono::milliseconds>(std::chrono::seconds(1), config.watch.stall_timeout / 4));
   heartbeat.Start();
   std::optional<InstancesEndpoint> instances;
   if (config.server.instances) {
@@ -243,10 +244,9 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   }
   // Declared after the watcher and the heartbeat, so it stops serving
   // before what its handlers read goes away.
-  auto server = HttpServer::Start(
-      std::move(*server_options),
-      Handlers(watcher, views, heartbeat, config.watch.stall_timeout, metrics, registry,
-               instances ? &*instances : nullptr));
+  auto server = HttpServer::Start(std::move(*server_options),
+                                  Handlers(watcher, views, heartbeat, config.watch.stall_timeout,
+                                           metrics, registry, instances ? &*instances : nullptr));
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return kExitRuntime;

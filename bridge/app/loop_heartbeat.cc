@@ -23,8 +23,8 @@ void LoopHeartbeat::Stop() {
   loop_.CancelTimer(beat_->timer);
 }
 
-void LoopHeartbeat::Schedule(const std::shared_ptr<Beat>& beat, EventLoop& loop,
-                             const Clock& clock, std::chrono::milliseconds interval) {
+void LoopHeartbeat::Schedule(const std::shared_ptr<Beat>& beat, EventLoop& loop, const Clock& clock,
+                             std::chrono::milliseconds interval) {
   // beat->mutex held. `loop` and `clock` are only touched while running,
   // that is while the heartbeat (which they outlive) exists.
   beat->timer = loop.RunAt(clock.Now() + interval, [beat, &loop, &clock, interval] {

@@ -40,7 +40,7 @@ class LoopHeartbeat {
   // drop without running) after the heartbeat is gone.
   struct Beat {
     std::mutex mutex;
-    bool running = false;         // GUARDED_BY(mutex)
+    bool running = false;          // GUARDED_BY(mutex)
     EventLoop::TimerId timer = 0;  // GUARDED_BY(mutex)
     std::atomic<SteadyTime::rep> last_turn{0};
   };

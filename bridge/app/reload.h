@@ -5,10 +5,9 @@
 // state.shutdown_timeout; the rest is dead-lettered; their series go) or
 // rebuilt with their queued events kept; a sink that holds state (metrics)
 // that is added, renamed or rebuilt is sent the engine's current view, and
-// the reload waits (up to kViewGrace) until it took it; the watch's service filter, up statuses and dampening
-// change in place. consul, server, state, events, log.format and
-// watch.unreachable_grace are read once at start: a change to them is
-// logged and takes effect at the next restart.
+// the reload waits (up to kViewGrace) until it took it; the watch's service filter, up statuses and
+// dampening change in place. consul, server, state, events, log.format and watch.unreachable_grace
+// are read once at start: a change to them is logged and takes effect at the next restart.
 
 #include "bridge/app/view_seeding.h"
 #include "bridge/router/delivery_observer.h"

@@ -83,8 +83,8 @@ void ViewPublisher::Publish(std::vector<Event> events) {
   // The engine puts the silent events of one batch (the state it restates)
   // after its notifying ones, so sending the notifying ones first keeps
   // every sink's order.
-  const auto first_silent = std::stable_partition(
-      events.begin(), events.end(), [](const Event& event) { return !event.silent; });
+  const auto first_silent = std::stable_partition(events.begin(), events.end(),
+                                                  [](const Event& event) { return !event.silent; });
   std::vector<Event> silent(std::make_move_iterator(first_silent),
                             std::make_move_iterator(events.end()));
   events.erase(first_silent, events.end());

@@ -79,19 +79,17 @@ StatusOr<QueryMeta> ParseQueryMeta(const std::map<std::string, std::string>& hea
   std::uint64_t parsed = 0;
   // Digits only: strtoull would read "-1" as 2^64-1 and skip a leading
   // "+" or blanks.
-  const bool valid = index != nullptr && !index->empty() &&
-                     std::all_of(index->begin(), index->end(),
-                                 [](char c) { return c >= '0' && c <= '9'; }) &&
-                     std::from_chars(index->data(), index->data() + index->size(), parsed).ec ==
-                         std::errc();
+  const bool valid =
+      index != nullptr && !index->empty() &&
+      std::all_of(index->begin(), index->end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+      std::from_chars(index->data(), index->data() + index->size(), parsed).ec == std::errc();
   if (!valid) return Status::InvalidArgument("answer without a valid X-Consul-Index");
   // An index of 0 is read as 1, or the next request would not block.
   meta.index = std::max<std::uint64_t>(parsed, 1);
   if (const auto* leader = header("x-consul-knownleader")) meta.known_leader = *leader != "false";
   if (const auto* contact = header("x-consul-lastcontact")) {
     std::int64_t ms = 0;
-    if (std::from_chars(contact->data(), contact->data() + contact->size(), ms).ec ==
-            std::errc() &&
+    if (std::from_chars(contact->data(), contact->data() + contact->size(), ms).ec == std::errc() &&
         ms >= 0) {
       meta.last_contact = std::chrono::milliseconds(ms);
     }
@@ -108,8 +106,8 @@ std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
       !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return std::nullopt;
   }
-  const std::int64_t limit_seconds = std::max<std::int64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(limit).count(), 0);
+  const std::int64_t limit_seconds =
+      std::max<std::int64_t>(std::chrono::duration_cast<std::chrono::seconds>(limit).count(), 0);
   std::uint64_t seconds = 0;
   const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), seconds);
   // Too many digits for 64 bits is "very long": the limit.
@@ -451,22 +449,22 @@ void ConsulClient::Read(std::string path, std::function<void(StatusOr<ReadAnswer
   auto start = [this, path = std::move(path), done = std::move(done)]() mutable {
     const SteadyTime started = std::chrono::steady_clock::now();
     HttpRequest request = BuildRequest(path, {}, 0);
-    loop_->StartGet(std::move(request), [this, path, started,
-                                         done = std::move(done)](HttpResponse response) {
-      NoteRefusal(response);
-      if (!response.transport.ok()) {
-        Observe(path, OutcomeOf(response), started, false);
-        return done(response.transport);
-      }
-      if (response.status < 200 || response.status > 299) {
-        Observe(path, OutcomeOf(response), started, false);
-        return done(StatusFromHttp(response.status, response.body));
-      }
-      auto meta = ParseQueryMeta(response.headers);
-      Observe(path, meta.ok() ? "ok" : "malformed", started, false);
-      if (!meta.ok()) return done(meta.status());
-      done(ReadAnswer{std::move(response.body), *meta, std::chrono::steady_clock::now()});
-    });
+    loop_->StartGet(
+        std::move(request), [this, path, started, done = std::move(done)](HttpResponse response) {
+          NoteRefusal(response);
+          if (!response.transport.ok()) {
+            Observe(path, OutcomeOf(response), started, false);
+            return done(response.transport);
+          }
+          if (response.status < 200 || response.status > 299) {
+            Observe(path, OutcomeOf(response), started, false);
+            return done(StatusFromHttp(response.status, response.body));
+          }
+          auto meta = ParseQueryMeta(response.headers);
+          Observe(path, meta.ok() ? "ok" : "malformed", started, false);
+          if (!meta.ok()) return done(meta.status());
+          done(ReadAnswer{std::move(response.body), *meta, std::chrono::steady_clock::now()});
+        });
   };
   if (loop_->InLoopThread()) {
     start();

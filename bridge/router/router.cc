@@ -17,9 +17,8 @@ void Router::AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage) {
   entry->name = std::string(sink->Name());
   entry->filter = std::move(route.filter);
   entry->storage = std::move(storage);
-  entry->worker =
-      std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink), entry->storage, clock_,
-                                   observer_);
+  entry->worker = std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink),
+                                               entry->storage, clock_, observer_);
   std::lock_guard lock(mutex_);
   routes_.push_back(std::move(entry));
 }

@@ -299,8 +299,7 @@ void SinkWorker::PageIn(std::unique_lock<std::mutex>& lock) {
     for (auto& pending : paged) queue_.push_back(std::move(pending));
     if (!OverflowingLocked()) {
       spilled_ = 0;
-      spdlog::info("sink {}: the events that waited in the spool are all back in the queue",
-                   name_);
+      spdlog::info("sink {}: the events that waited in the spool are all back in the queue", name_);
     }
   }
   ReportDepth(DepthLocked());

@@ -23,9 +23,9 @@
 #include <cstddef>
 #include <deque>
 #include <map>
-#include <optional>
 #include <memory_resource>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -183,10 +183,10 @@ class SinkWorker {
   SinkBacklog released_;                           // GUARDED_BY(mutex_)
   // Spool events up to paged_through_ are (or were) in memory; those after
   // it, up to spilled_through_, are only on disk (spilled_ of them).
-  std::uint64_t paged_through_ = 0;    // GUARDED_BY(mutex_)
-  std::uint64_t spilled_through_ = 0;  // GUARDED_BY(mutex_)
-  std::size_t spilled_ = 0;            // GUARDED_BY(mutex_)
-  std::size_t in_flight_ = 0;          // GUARDED_BY(mutex_), the batch in Deliver()
+  std::uint64_t paged_through_ = 0;                // GUARDED_BY(mutex_)
+  std::uint64_t spilled_through_ = 0;              // GUARDED_BY(mutex_)
+  std::size_t spilled_ = 0;                        // GUARDED_BY(mutex_)
+  std::size_t in_flight_ = 0;                      // GUARDED_BY(mutex_), the batch in Deliver()
   std::size_t left_at_shutdown_ = 0;               // GUARDED_BY(mutex_)
   bool run_finished_ = false;                      // GUARDED_BY(mutex_)
   bool spool_failing_ = false;                     // GUARDED_BY(mutex_)

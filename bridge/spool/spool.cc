@@ -115,7 +115,8 @@ ParsedSegment ParseSegment(std::string_view data) {
     }
     const auto kind = static_cast<std::uint8_t>(body[0]);
     if (kind == kEventRecord && body.size() >= 9) {
-      parsed.events.push_back({GetLittleEndian(body.substr(1), 8), static_cast<std::uint32_t>(offset),
+      parsed.events.push_back({GetLittleEndian(body.substr(1), 8),
+                               static_cast<std::uint32_t>(offset),
                                static_cast<std::uint32_t>(kHeaderBytes + length)});
     } else if (kind == kAckRecord && (body.size() - 1) % 8 == 0) {
       for (std::size_t at = 1; at < body.size(); at += 8) {
@@ -207,8 +208,7 @@ Status Spool::Recover(SpoolRecovery& recovery) {
     return std::binary_search(acked.begin(), acked.end(), seq);
   };
   auto superseded_or_acked = [&](std::size_t i) {
-    return (i + 1 < events.size() && events[i + 1].seq == events[i].seq) ||
-           is_acked(events[i].seq);
+    return (i + 1 < events.size() && events[i + 1].seq == events[i].seq) || is_acked(events[i].seq);
   };
   // Sized once: growing it by doubling would hold twice the index, and a
   // copy of it, at the moment the start needs the most memory.
@@ -282,10 +282,9 @@ StatusOr<std::uint64_t> Spool::Append(std::string_view payload) {
 
 Spool::Location* Spool::Find(std::uint64_t seq) {
   // Appended in seq order, and compaction keeps each event's seq.
-  auto it = std::lower_bound(index_.begin(), index_.end(), seq,
-                             [](const Location& entry, std::uint64_t wanted) {
-                               return entry.seq < wanted;
-                             });
+  auto it = std::lower_bound(
+      index_.begin(), index_.end(), seq,
+      [](const Location& entry, std::uint64_t wanted) { return entry.seq < wanted; });
   return it != index_.end() && it->seq == seq ? &*it : nullptr;
 }
 
@@ -340,10 +339,9 @@ SpoolPage Spool::ReadAfter(std::uint64_t after, std::size_t max_records) {
   page.through = after;
   std::vector<std::uint64_t> unreadable;
   OpenSegment open;
-  auto it = std::upper_bound(index_.begin(), index_.end(), after,
-                             [](std::uint64_t wanted, const Location& entry) {
-                               return wanted < entry.seq;
-                             });
+  auto it = std::upper_bound(
+      index_.begin(), index_.end(), after,
+      [](std::uint64_t wanted, const Location& entry) { return wanted < entry.seq; });
   for (; it != index_.end() && page.records.size() < max_records; ++it) {
     const Location location = *it;
     const std::uint64_t seq = location.seq;
@@ -385,7 +383,8 @@ StatusOr<std::string> Spool::ReadRecord(std::uint64_t seq, const Location& locat
                                 static_cast<off_t>(location.offset + done));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) return ErrnoStatus("cannot read", segment.path, errno);
-    if (got == 0) return Status::DataLoss(segment.path.string() + " is shorter than the spool's index");
+    if (got == 0)
+      return Status::DataLoss(segment.path.string() + " is shorter than the spool's index");
     done += static_cast<std::size_t>(got);
   }
   const std::string_view view(record);
@@ -393,7 +392,8 @@ StatusOr<std::string> Spool::ReadRecord(std::uint64_t seq, const Location& locat
   const auto crc = static_cast<std::uint32_t>(GetLittleEndian(view.substr(4), 4));
   const std::string_view body = view.substr(kHeaderBytes);
   if (length != body.size() || Crc32c(body) != crc || body.size() < 9 ||
-      static_cast<std::uint8_t>(body[0]) != kEventRecord || GetLittleEndian(body.substr(1), 8) != seq) {
+      static_cast<std::uint8_t>(body[0]) != kEventRecord ||
+      GetLittleEndian(body.substr(1), 8) != seq) {
     return Status::DataLoss(segment.path.string() + ": record at byte " +
                             std::to_string(location.offset) + " changed since it was written");
   }

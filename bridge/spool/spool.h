@@ -12,10 +12,10 @@
 // acknowledged: an ack record is never lost while its event's file exists.
 //
 // Only a small index of the unacknowledged events is kept in memory (24
-// bytes each, twice that at most before acknowledged entries are trimmed); ReadAfter() reads them back in pages, so a spool of any size
-// is replayed in memory bounded by its sink's queue. A segment held by a
-// few long-unacknowledged events is compacted (those events copied forward)
-// when the spool would otherwise be full, so one stuck event cannot fill it.
+// bytes each, twice that at most before acknowledged entries are trimmed); ReadAfter() reads them
+// back in pages, so a spool of any size is replayed in memory bounded by its sink's queue. A
+// segment held by a few long-unacknowledged events is compacted (those events copied forward) when
+// the spool would otherwise be full, so one stuck event cannot fill it.
 //
 // Durability: Append() and Acknowledge() write() at once, which survives a
 // crash of the process (kill -9); Sync() makes them survive a crash of the
@@ -123,8 +123,8 @@ class Spool {
   struct Segment {
     std::filesystem::path path;
     std::uint64_t bytes = 0;
-    std::size_t live = 0;           // unacknowledged events in it
-    std::uint64_t live_bytes = 0;   // their records' size
+    std::size_t live = 0;          // unacknowledged events in it
+    std::uint64_t live_bytes = 0;  // their records' size
   };
   // Where the record of one event is.
   struct Location {
@@ -174,9 +174,9 @@ class Spool {
   // The unacknowledged events by seq, and acknowledged ones not trimmed
   // yet (at most as many): bounded by what the spool holds, however long
   // one event stays unacknowledged.
-  std::vector<Location> index_;   // GUARDED_BY(mutex_)
-  std::size_t index_dead_ = 0;    // GUARDED_BY(mutex_)
-  std::size_t live_count_ = 0;    // GUARDED_BY(mutex_)
+  std::vector<Location> index_;  // GUARDED_BY(mutex_)
+  std::size_t index_dead_ = 0;   // GUARDED_BY(mutex_)
+  std::size_t live_count_ = 0;   // GUARDED_BY(mutex_)
   // Records the disk refused, oldest first, with the seq of their event (0
   // for acks); written before anything newer.
   std::vector<std::pair<std::uint64_t, std::string>> backlog_;  // GUARDED_BY(mutex_)

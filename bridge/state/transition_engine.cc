@@ -274,9 +274,9 @@ void TransitionEngine::Deregister(ServiceState& service, InstanceEntry& entry, s
 }
 
 void TransitionEngine::RememberDeparted(const ServiceState& service, const InstanceEntry& entry,
-                                       std::uint64_t index, WallTime at) {
-  while (!departed_.empty() && (departed_.size() >= kDepartedLimit ||
-                                at - departed_.front().at > kDepartedRetention)) {
+                                        std::uint64_t index, WallTime at) {
+  while (!departed_.empty() &&
+         (departed_.size() >= kDepartedLimit || at - departed_.front().at > kDepartedRetention)) {
     departed_.pop_front();
   }
   departed_.push_back({service.datacenter, service.name, entry.first, entry.second.details,
@@ -399,8 +399,8 @@ void TransitionEngine::AppendServiceView(const ServiceState& service,
     // What events have said, as a sink that saw all of them holds it: a
     // transition still waiting out its dampening is not part of it yet.
     const HealthStatus reported = state.reported_status.value_or(state.status);
-    emit.AddInstance(state.reported_up ? EventType::kInstanceUp : EventType::kInstanceDown,
-                     service, *entry, state.index, SteadyTime{}, std::nullopt);
+    emit.AddInstance(state.reported_up ? EventType::kInstanceUp : EventType::kInstanceDown, service,
+                     *entry, state.index, SteadyTime{}, std::nullopt);
     Event& event = out.back();
     event.status = reported;
     if (!state.reported_up) event.reason = ReasonFor(reported);

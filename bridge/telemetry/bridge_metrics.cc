@@ -118,7 +118,7 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
       ready_(BuildGauge()
                  .Name("health_bridge_ready")
                  .Help("1 when /readyz answers 200: Consul reachable, the first sync done and the "
-            "watch loop turning.")
+                       "watch loop turning.")
                  .Register(registry)
                  .Add({})),
       initial_sync_done_(BuildGauge()

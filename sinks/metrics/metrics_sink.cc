@@ -177,9 +177,10 @@ void MetricsSink::RestateDeparture(const std::string& key, const Event& event) {
   auto it = instances_.find(key);
   if (it != instances_.end() && it->second.deregistered) return;  // already counting down
   // The series stays for the rest of its TTL, counted from the departure.
-  const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
-      clock_.WallNow() - event.time);
-  const auto left = settings_.deregistered_series_ttl - std::max(since, std::chrono::milliseconds(0));
+  const auto since =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.WallNow() - event.time);
+  const auto left =
+      settings_.deregistered_series_ttl - std::max(since, std::chrono::milliseconds(0));
   if (left <= std::chrono::milliseconds(0)) {
     if (it != instances_.end()) {
       InstanceSeries& series = it->second;
@@ -204,8 +205,8 @@ void MetricsSink::Deregister(const std::string& key, InstanceSeries& series, con
   service.total->Set(--service.instances_total);
   // The status it had when it left; events spooled by older versions carry
   // it as status.
-  const std::optional<HealthStatus> last = event.previous_status ? event.previous_status
-                                                                 : event.status;
+  const std::optional<HealthStatus> last =
+      event.previous_status ? event.previous_status : event.status;
   const bool reaped = last == HealthStatus::kCritical;
   if (!event.silent) {
     deregistrations_

@@ -23,9 +23,9 @@ struct WebhookSinkSettings final : SinkSettings {
   // Names of `headers` whose values check-config may print; every other
   // value is masked, whatever its name. Default: none.
   std::vector<std::string> safe_headers;
-  std::string bearer_token;                    // auth.bearer_token. Default: ""
-  std::string basic_username;                  // auth.basic.username. Default: ""
-  std::string basic_password;                  // auth.basic.password. Default: ""
+  std::string bearer_token;    // auth.bearer_token. Default: ""
+  std::string basic_username;  // auth.basic.username. Default: ""
+  std::string basic_password;  // auth.basic.password. Default: ""
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};  // Default: 5s
   std::chrono::milliseconds timeout{std::chrono::seconds(15)};         // Default: 15s
   std::string ca_file;            // CA bundle for https. Default: system CAs

@@ -118,8 +118,8 @@ TEST_F(BackpressureTest, ADeadSinkHoldsBackNeitherTheWatchNorAHealthySinkNorShut
   for (int answer = 1; answer <= kAnswers; ++answer) {
     consul_.SetNodeMaintenance(answer % 2 == 1, "kernel upgrade");
     const std::size_t expected = static_cast<std::size_t>(kInstances * answer);
-    ASSERT_TRUE(WaitFor([&] { return InstanceEvents(healthy_.Accepted()) >= expected; },
-                        seconds(10)))
+    ASSERT_TRUE(
+        WaitFor([&] { return InstanceEvents(healthy_.Accepted()) >= expected; }, seconds(10)))
         << "answer " << answer << ": the healthy sink has " << InstanceEvents(healthy_.Accepted())
         << " instance events of " << expected << "\n"
         << bridge->process().Stderr();
@@ -146,12 +146,14 @@ TEST_F(BackpressureTest, ADeadSinkHoldsBackNeitherTheWatchNorAHealthySinkNorShut
       },
       seconds(10)))
       << bridge->Metric("health_bridge_sink_queue_depth", "sink=\"dead-hooks\"").value_or(-1);
-  EXPECT_GT(bridge->Metric("health_bridge_sink_deliveries_total",
-                           "outcome=\"retried\",sink=\"dead-hooks\"")
-                .value_or(0),
-            0);
-  EXPECT_EQ(bridge->Metric("health_bridge_sink_deliveries_total",
-                           "outcome=\"dead_lettered\",sink=\"dead-hooks\"")
+  EXPECT_GT(
+      bridge
+          ->Metric("health_bridge_sink_deliveries_total", "outcome=\"retried\",sink=\"dead-hooks\"")
+          .value_or(0),
+      0);
+  EXPECT_EQ(bridge
+                ->Metric("health_bridge_sink_deliveries_total",
+                         "outcome=\"dead_lettered\",sink=\"dead-hooks\"")
                 .value_or(0),
             0);
 

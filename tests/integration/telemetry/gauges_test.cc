@@ -11,8 +11,8 @@
 
 #include <filesystem>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -273,7 +273,6 @@ TEST_F(GaugesTest, ReloadRemovingTheMetricsSinkHandsOverToTheDefaultOne) {
   EXPECT_EQ(Gauges(scrape), AfterReload());
   EXPECT_THAT(scrape, ::testing::Not(::testing::HasSubstr("sink=\"gauges\"")));
   EXPECT_TRUE(bridge_->Metric("health_bridge_sink_queue_depth", "sink=\"metrics\""));
-
 }
 
 TEST_F(GaugesTest, WebhookOnlyConfigServesEveryInstanceFromTheFirstScrape) {

@@ -217,8 +217,9 @@ TEST_F(ConfigTest, MaxConnectionsIsBoundedAndShownInTheEffectiveConfig) {
             std::uint64_t{1} << 20);
   EXPECT_FALSE(Load("consul: {max_answer_size: 5GiB}\n").ok());
   EXPECT_FALSE(Load("consul: {max_answer_size: 10}\n").ok());
-  EXPECT_THAT(Load("consul: {max_connections: 20000}\n").errors,
-              ElementsAre("consul.max_connections: expected an integer from 3 to 10000, got 20000"));
+  EXPECT_THAT(
+      Load("consul: {max_connections: 20000}\n").errors,
+      ElementsAre("consul.max_connections: expected an integer from 3 to 10000, got 20000"));
 }
 
 TEST_F(ConfigTest, WrongTypesSayWhatWasExpected) {
@@ -422,10 +423,10 @@ sinks:
 TEST_F(ConfigTest, AFullQueueOnlyOverflowsToTheSpoolAndTheBlockingSettingsAreRefused) {
   EXPECT_THAT(Load("sinks: [{name: a, type: log, queue: {overflow: spill}}]\n").errors,
               ElementsAre(HasSubstr("sinks[0].queue.overflow: expected spool")));
-  EXPECT_THAT(Load("sinks: [{name: a, type: log, queue: {overflow: block, block_timeout: 5s}}]\n")
-                  .errors,
-              ElementsAre(HasSubstr("sinks[0].queue.overflow: block was removed"),
-                          HasSubstr("sinks[0].queue.block_timeout: was removed")));
+  EXPECT_THAT(
+      Load("sinks: [{name: a, type: log, queue: {overflow: block, block_timeout: 5s}}]\n").errors,
+      ElementsAre(HasSubstr("sinks[0].queue.overflow: block was removed"),
+                  HasSubstr("sinks[0].queue.block_timeout: was removed")));
 }
 
 TEST_F(ConfigTest, TheWatchLoopStallTimeoutDefaultsTo30sAndIsAtLeastTwoHeartbeats) {

@@ -140,8 +140,8 @@ TEST(ParseHealthState, ReadsWhichInstanceEachCheckBelongsTo) {
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
   ASSERT_EQ(rows->size(), 2u);
   EXPECT_EQ((*rows)[0], (CheckRow{"node-a", "serfHealth", "", "", "passing", 7}));
-  EXPECT_EQ((*rows)[1],
-            (CheckRow{"node-a", "service:web-1", "web-1", "web", "critical", 18446744073709551615u}));
+  EXPECT_EQ((*rows)[1], (CheckRow{"node-a", "service:web-1", "web-1", "web", "critical",
+                                  18446744073709551615u}));
   EXPECT_TRUE(ParseHealthState("[]")->empty());
 }
 

@@ -500,8 +500,7 @@ TEST(ConsulClient, TooManyConnectionsIsCountedBackedOffAndRecovered) {
   ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 1; }));
   // Three refusals, each backed off (10, 20, 40 ms ±20%): never a hot loop.
   EXPECT_GE(std::chrono::steady_clock::now() - started, milliseconds(50));
-  EXPECT_EQ(counter.reasons(),
-            std::vector<std::string>(3, "too_many_connections"));
+  EXPECT_EQ(counter.reasons(), std::vector<std::string>(3, "too_many_connections"));
   std::lock_guard lock(recorder.mutex);
   ASSERT_EQ(recorder.errors.size(), 3u);
   EXPECT_EQ(recorder.errors[0].code(), StatusCode::kUnavailable);
@@ -565,19 +564,17 @@ TEST(ConsulClient, AnAnswerLargerThanTheCapAfterDecompressionIsAnErrorBackedOff)
 }
 
 TEST(QueryMeta, IndexIsParsedStrictly) {
-  auto parse = [](const std::string& index) {
-    return ParseQueryMeta({{"x-consul-index", index}});
-  };
+  auto parse = [](const std::string& index) { return ParseQueryMeta({{"x-consul-index", index}}); };
   EXPECT_EQ(parse("42")->index, 42u);
   EXPECT_EQ(parse("0")->index, 1u);  // never block on 0
   EXPECT_EQ(parse("18446744073709551615")->index, 18446744073709551615u);
-  for (const std::string bad : {"", "-1", "+5", " 5", "5 ", "0x10", "1e3", "18446744073709551616"}) {
+  for (const std::string bad :
+       {"", "-1", "+5", " 5", "5 ", "0x10", "1e3", "18446744073709551616"}) {
     EXPECT_FALSE(parse(bad).ok()) << bad;
   }
   EXPECT_FALSE(ParseQueryMeta({}).ok());
-  auto meta = ParseQueryMeta({{"x-consul-index", "7"},
-                              {"x-consul-knownleader", "false"},
-                              {"x-consul-lastcontact", "-3"}});
+  auto meta = ParseQueryMeta(
+      {{"x-consul-index", "7"}, {"x-consul-knownleader", "false"}, {"x-consul-lastcontact", "-3"}});
   ASSERT_TRUE(meta.ok());
   EXPECT_FALSE(meta->known_leader);
   EXPECT_EQ(meta->last_contact, milliseconds(0));  // a negative contact is ignored

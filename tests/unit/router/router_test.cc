@@ -7,10 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <thread>
-#include <nlohmann/json.hpp>
 
 #include "bridge/model/event_codec.h"
 #include "tests/support/sample_events.h"
@@ -635,10 +635,9 @@ TEST_F(RouterTest, RandomizedOverflowRestartsAndFailuresKeepOrderAndLoseNothing)
         std::vector<Event> events;
         const int count = 1 + static_cast<int>(rng() % 40);
         for (int i = 0; i < count; ++i) {
-          events.push_back(InstanceEvent("i" + std::to_string(rng() % 4),
-                                         rng() % 2 ? EventType::kInstanceUp
-                                                   : EventType::kInstanceDown,
-                                         ++index));
+          events.push_back(InstanceEvent(
+              "i" + std::to_string(rng() % 4),
+              rng() % 2 ? EventType::kInstanceUp : EventType::kInstanceDown, ++index));
           published.push_back(events.back().id);
         }
         router.Publish(std::move(events));
@@ -656,7 +655,8 @@ TEST_F(RouterTest, RandomizedOverflowRestartsAndFailuresKeepOrderAndLoseNothing)
     const std::vector<std::string> acked = log.Acked();
     std::set<std::string> acked_set(acked.begin(), acked.end());
     std::set<std::string> dead;
-    for (const auto& line : ReadDeadLetters(name)) dead.insert(line["event"]["id"].get<std::string>());
+    for (const auto& line : ReadDeadLetters(name))
+      dead.insert(line["event"]["id"].get<std::string>());
     for (const auto& id : published) {
       EXPECT_TRUE(acked_set.contains(id) || dead.contains(id)) << id << " was lost";
     }
@@ -695,8 +695,7 @@ TEST_F(RouterTest, ReplacingAnOverflowingSinkKeepsItsSpilledEventsInOrder) {
   }
   router.Publish(events);
   std::thread release([&] { old_log.SetRelease(true); });
-  ASSERT_TRUE(
-      router.ReplaceSink("hooks", tiny, std::make_unique<RecordingSink>("hooks", new_log)));
+  ASSERT_TRUE(router.ReplaceSink("hooks", tiny, std::make_unique<RecordingSink>("hooks", new_log)));
   release.join();
   router.Publish({InstanceEvent("a", EventType::kInstanceDown, 41)});
   ids.push_back("dc1/node-a/a/41/instance.down");

@@ -119,12 +119,12 @@ TEST_F(MetricsSinkTest, DeregistrationTellsReapingFromGracefulAndKeepsAZeroSerie
   // payments-1 was critical when it vanished: reaped. payments-2 left while
   // passing: a graceful shutdown. A departed instance has no status, only
   // the previous one.
-  Deliver({Departed(InstanceEvent("payments-1", EventType::kInstanceDeregistered, 7),
-                    HealthStatus::kCritical),
-           Departed(InstanceEvent("payments-2", EventType::kInstanceDown, 8),
-                    HealthStatus::kPassing),
-           Departed(InstanceEvent("payments-2", EventType::kInstanceDeregistered, 8),
-                    HealthStatus::kPassing)});
+  Deliver(
+      {Departed(InstanceEvent("payments-1", EventType::kInstanceDeregistered, 7),
+                HealthStatus::kCritical),
+       Departed(InstanceEvent("payments-2", EventType::kInstanceDown, 8), HealthStatus::kPassing),
+       Departed(InstanceEvent("payments-2", EventType::kInstanceDeregistered, 8),
+                HealthStatus::kPassing)});
   EXPECT_EQ(Value("health_bridge_deregistrations_total",
                   {{"service_name", "payments"}, {"reason", "reaped"}}),
             1);
@@ -214,8 +214,7 @@ TEST_F(MetricsSinkTest, ShutdownTakesEverySeriesOfTheSinkAlong) {
   EXPECT_TRUE(sink_->Shutdown(std::chrono::milliseconds(0)));
   EXPECT_EQ(Up("payments-1"), std::nullopt);
   EXPECT_EQ(Status("payments-1", "passing"), std::nullopt);
-  EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}),
-            std::nullopt);
+  EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", "payments"}}), std::nullopt);
   // A successor registering the same series keeps them when the old sink
   // is destroyed later.
   MetricsSink successor("metrics", settings_, registry_, clock_);

@@ -185,7 +185,8 @@ TEST_F(SpoolTest, WritesTheDiskRefusesAreKeptAndRetriedUntilItAcceptsThem) {
 
 TEST_F(SpoolTest, EventsAreReadBackInPagesOldestFirstSkippingAcknowledgedOnes) {
   auto spool = Open();
-  for (const char* payload : {"a", "b", "c", "d", "e", "f"}) ASSERT_TRUE(spool->Append(payload).ok());
+  for (const char* payload : {"a", "b", "c", "d", "e", "f"})
+    ASSERT_TRUE(spool->Append(payload).ok());
   spool->Acknowledge(std::vector<std::uint64_t>{2, 3});
   SpoolPage first = spool->ReadAfter(0, 2);
   ASSERT_THAT(first.records, SizeIs(2));
@@ -202,7 +203,8 @@ TEST_F(SpoolTest, EventsAreReadBackInPagesOldestFirstSkippingAcknowledgedOnes) {
 
 TEST_F(SpoolTest, ARecordCorruptedAfterItWasWrittenIsReportedAndNotReadAgain) {
   auto spool = Open();
-  for (const char* payload : {"alpha", "bravo", "charlie"}) ASSERT_TRUE(spool->Append(payload).ok());
+  for (const char* payload : {"alpha", "bravo", "charlie"})
+    ASSERT_TRUE(spool->Append(payload).ok());
   const auto file = Segments().back();
   std::string content;
   {

@@ -502,11 +502,11 @@ TEST_F(EngineTest, ViewRestatesARecentDepartureUntilItExpiresOrComesBack) {
   EXPECT_EQ(view[2].id, "dc1/node-a/payments-2/11/instance.deregistered");
 
   // Back in the catalog: the live instance is the whole story.
-  engine.Apply(Snapshot(12, {MakeInstance("payments-1", kPassing),
-                             MakeInstance("payments-2", kPassing)}));
-  EXPECT_THAT(Describe(engine.View()),
-              ElementsAre("instance.up payments-1", "instance.up payments-2",
-                          "service.up payments"));
+  engine.Apply(
+      Snapshot(12, {MakeInstance("payments-1", kPassing), MakeInstance("payments-2", kPassing)}));
+  EXPECT_THAT(
+      Describe(engine.View()),
+      ElementsAre("instance.up payments-1", "instance.up payments-2", "service.up payments"));
 
   // Gone again, and past the retention: forgotten.
   engine.Apply(Snapshot(13, {MakeInstance("payments-1", kPassing)}));

@@ -13,35 +13,50 @@ void ChangeDetector::Touch(const CheckRow& row, Services& out) const {
   }
 }
 
-bool ChangeDetector::Explains(std::uint64_t index) const {
+bool ChangeDetector::Explains(const View& view, std::uint64_t index) {
   // The answer's own index explains a write only when the answer changed
   // something: Consul also moves the checks table's index when it deletes a
   // service that had no checks.
-  return has_baseline_ &&
-         ((index == index_ && last_diff_named_) || modify_indexes_.contains(index));
+  return view.has_baseline &&
+         ((index == view.index && view.last_diff_named) || view.modify_indexes.contains(index));
+}
+
+bool ChangeDetector::Explains(std::uint64_t index) const {
+  return Explains(unhealthy_, index) || Explains(table_, index);
 }
 
 ChangeDetector::Services ChangeDetector::OnChecks(const std::vector<CheckRow>& rows,
                                                   std::uint64_t index) {
+  return Diff(unhealthy_, rows, index);
+}
+
+ChangeDetector::Services ChangeDetector::OnTable(const std::vector<CheckRow>& rows,
+                                                 std::uint64_t index) {
+  return Diff(table_, rows, index);
+}
+
+ChangeDetector::Services ChangeDetector::Diff(View& view, const std::vector<CheckRow>& rows,
+                                              std::uint64_t index) const {
   std::map<CheckKey, CheckRow> next;
-  modify_indexes_.clear();
+  view.modify_indexes.clear();
   for (const CheckRow& row : rows) {
     next.emplace(CheckKey{row.node, row.check_id}, row);
-    modify_indexes_.insert(row.modify_index);
+    view.modify_indexes.insert(row.modify_index);
   }
-  index_ = index;
+  view.index = index;
   Services changed;
-  if (has_baseline_) {
+  if (view.has_baseline) {
     // Both maps are ordered by key: one merge walk finds added, removed and
     // written checks.
-    auto old_it = checks_.begin();
+    auto old_it = view.checks.begin();
     auto new_it = next.begin();
-    while (old_it != checks_.end() || new_it != next.end()) {
-      if (new_it == next.end() || (old_it != checks_.end() && old_it->first < new_it->first)) {
-        Touch(old_it->second, changed);  // removed
+    while (old_it != view.checks.end() || new_it != next.end()) {
+      if (new_it == next.end() ||
+          (old_it != view.checks.end() && old_it->first < new_it->first)) {
+        Touch(old_it->second, changed);  // removed (or, filtered, passing again)
         ++old_it;
-      } else if (old_it == checks_.end() || new_it->first < old_it->first) {
-        Touch(new_it->second, changed);  // added
+      } else if (old_it == view.checks.end() || new_it->first < old_it->first) {
+        Touch(new_it->second, changed);  // added (or, filtered, no longer passing)
         ++new_it;
       } else {
         if (!(old_it->second == new_it->second)) {
@@ -54,9 +69,9 @@ ChangeDetector::Services ChangeDetector::OnChecks(const std::vector<CheckRow>& r
       }
     }
   }
-  checks_ = std::move(next);
-  last_diff_named_ = has_baseline_ && !changed.empty();
-  has_baseline_ = true;
+  view.checks = std::move(next);
+  view.last_diff_named = view.has_baseline && !changed.empty();
+  view.has_baseline = true;
   return changed;
 }
 
@@ -83,10 +98,8 @@ void ChangeDetector::RecordInstances(const std::string& service,
 void ChangeDetector::Forget(const std::string& service) { RecordInstances(service, {}); }
 
 void ChangeDetector::Reset() {
-  has_baseline_ = false;
-  index_ = 0;
-  modify_indexes_.clear();
-  checks_.clear();
+  unhealthy_ = View{};
+  table_ = View{};
 }
 
 }  // namespace hb

@@ -1,13 +1,19 @@
 #pragma once
 
-// Finds which services changed from successive answers of the one blocking
-// query on /v1/health/state/any, for the services that have no blocking
+// Finds which services changed, for the services that have no blocking
 // query of their own (the connection budget holds fewer than the catalog
-// has). That endpoint lists every check in the datacenter and its index
-// moves on any check write, so one connection sees every health change;
-// what it cannot say is the rest of an instance (address, tags, meta) or
-// anything about instances without checks, which the catalog's index
-// covers (see Watcher).
+// has), from two views of Consul's checks table:
+// - the answers of one blocking query on /v1/health/state/any filtered to
+//   the checks that are not passing (`Status != "passing"`): the endpoint's
+//   index moves on every check write, but the answer is only the unhealthy
+//   set, usually tiny, so a health change costs a small answer instead of
+//   the whole table. A check entering the set, leaving it or written within
+//   it is a health transition of its service;
+// - occasional plain reads of the whole table, taken when the catalog's index
+//   moves (a registration or deregistration, whose checks may all be
+//   passing and so never appear in the filtered set).
+// What no check shows (address, tags, meta, instances without checks) the
+// catalog's index covers (see Watcher).
 //
 // Pure and single-threaded: the watcher feeds it answers and reads.
 
@@ -27,8 +33,8 @@ class ChangeDetector {
  public:
   using Services = std::set<std::string, std::less<>>;
 
-  // A complete answer. Returns the services whose checks were written
-  // (status or ModifyIndex moved), added or removed since the previous
+  // An answer of the filtered (not passing) query. Returns the services whose
+  // checks entered, left or were written within the set since its previous
   // answer: a service check names its service; a node check (serfHealth,
   // node maintenance) names every service with an instance on that node, as
   // known from RecordInstances(). The first answer after construction or
@@ -36,13 +42,19 @@ class ChangeDetector {
   // the answer's index: an index that went backwards (a snapshot restore)
   // is diffed like any other answer.
   Services OnChecks(const std::vector<CheckRow>& rows, std::uint64_t index = 0);
-  bool has_baseline() const { return has_baseline_; }
+  // A read of the whole table: the same diff against the previous read of
+  // the whole table (checks added, removed or written whatever their
+  // status). The first read after construction or Reset() names nothing.
+  Services OnTable(const std::vector<CheckRow>& rows, std::uint64_t index = 0);
+  // Both baselines are taken: a change after them shows in a later answer.
+  bool has_baseline() const { return unhealthy_.has_baseline && table_.has_baseline; }
+  bool has_table() const { return table_.has_baseline; }
 
-  // Whether the last answer shows a write at raft index `index`: a check's
-  // ModifyIndex, or its own index when it named a service (checks removed). A
-  // registration writes a service and its checks at one index, so a catalog
-  // move to `index` that this explains was a change of a service whose
-  // checks the diff already named.
+  // Whether the last answer of either view shows a write at raft index
+  // `index`: a check's ModifyIndex, or the answer's own index when it named
+  // a service (checks removed). A registration writes a service and its
+  // checks at one index, so a catalog move to `index` that this explains
+  // was a change of a service whose checks the diff already named.
   bool Explains(std::uint64_t index) const;
 
   // What a read of `service` showed, so a node check can be traced to the
@@ -50,18 +62,26 @@ class ChangeDetector {
   void RecordInstances(const std::string& service, const std::vector<Instance>& instances);
   // `service` is no longer covered: forget its nodes.
   void Forget(const std::string& service);
-  // The query stopped: the next answer is a new baseline. Known instances stay.
+  // The query stopped: the next answer and the next table read are new
+  // baselines. Known instances stay.
   void Reset();
 
  private:
   using CheckKey = std::pair<std::string, std::string>;  // node, check id
+  // One view of the checks table and what its last answer showed.
+  struct View {
+    bool has_baseline = false;
+    std::uint64_t index = 0;
+    bool last_diff_named = false;  // the last answer named a service
+    std::set<std::uint64_t> modify_indexes;
+    std::map<CheckKey, CheckRow> checks;
+  };
+  Services Diff(View& view, const std::vector<CheckRow>& rows, std::uint64_t index) const;
+  static bool Explains(const View& view, std::uint64_t index);
   void Touch(const CheckRow& row, Services& out) const;
 
-  bool has_baseline_ = false;
-  std::uint64_t index_ = 0;
-  bool last_diff_named_ = false;  // the last answer named a service
-  std::set<std::uint64_t> modify_indexes_;
-  std::map<CheckKey, CheckRow> checks_;
+  View unhealthy_;
+  View table_;
   std::map<std::string, Services, std::less<>> services_by_node_;
   std::map<std::string, std::set<std::string>, std::less<>> nodes_by_service_;
 };

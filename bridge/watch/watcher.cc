@@ -77,7 +77,6 @@ void Watcher::Stop() {
     if (tick_timer_) client_.loop().CancelTimer(*tick_timer_);
     if (agent_retry_timer_) client_.loop().CancelTimer(*agent_retry_timer_);
     if (read_retry_timer_) client_.loop().CancelTimer(*read_retry_timer_);
-    if (explain_timer_) client_.loop().CancelTimer(*explain_timer_);
     if (safety_sweep_timer_) client_.loop().CancelTimer(*safety_sweep_timer_);
     catalog_query_.reset();
     services_.clear();
@@ -259,9 +258,16 @@ void Watcher::Rebalance() {
         "/v1/health/state/any (consul.max_connections {})",
         services_.size(), covered_.size(), client_.options().max_connections);
     detector_.Reset();
+    // Only the checks that are not passing (critical, warning, maintenance):
+    // the index still moves on every check write, but a change costs an
+    // answer the size of the unhealthy set instead of the whole table.
     checks_query_ = client_.Watch(
-        "/v1/health/state/any", {}, [this](const QueryAnswer& answer) { return OnChecks(answer); },
+        "/v1/health/state/any", {{"filter", std::string(kNotPassingFilter)}},
+        [this](const QueryAnswer& answer) { return OnChecks(answer); },
         [this](const Status& error) { OnError(error); });
+    // The whole table's baseline, for the registrations the filtered set
+    // cannot show.
+    table_read_wanted_ = true;
   }
   PumpReads();
 }
@@ -291,30 +297,66 @@ Status Watcher::OnChecks(const QueryAnswer& answer) {
   for (const std::string& service : detector_.OnChecks(*rows, answer.meta.index)) {
     if (covered_.contains(service)) QueueRead(service, true);
   }
-  ResolveCatalogMoves(false);
-  // The first answer is the baseline the reads waited for: any change
+  ResolveCatalogMoves(std::nullopt);
+  // The first answer is a baseline the reads waited for: any change
   // after it shows in a later answer.
   PumpReads();
   return Status::Ok();
 }
 
+void Watcher::StartTableRead() {
+  table_read_wanted_ = false;
+  table_read_in_flight_ = true;
+  ++reads_in_flight_;
+  // Every catalog move seen so far happened before this read starts, so the
+  // read shows the checks of each one.
+  const std::uint64_t settles = catalog_index_;
+  client_.Read("/v1/health/state/any", [this, settles, alive = std::weak_ptr<bool>(alive_)](
+                                           StatusOr<ReadAnswer> answer) {
+    if (alive.expired()) return;
+    OnTableRead(settles, std::move(answer));
+  });
+}
+
+void Watcher::OnTableRead(std::uint64_t settles, StatusOr<ReadAnswer> answer) {
+  --reads_in_flight_;
+  table_read_in_flight_ = false;
+  Status status = answer.status();
+  if (status.ok()) {
+    auto rows = ParseHealthState(answer->body);
+    status = rows.status();
+    if (status.ok()) {
+      OnSuccess();
+      for (const std::string& service : detector_.OnTable(*rows, answer->meta.index)) {
+        if (covered_.contains(service)) QueueRead(service, true);
+      }
+      ResolveCatalogMoves(settles);
+    }
+  }
+  if (!status.ok()) {
+    OnError(status);
+    table_read_wanted_ = true;
+    BackOffReads();
+    return;
+  }
+  read_failures_ = 0;
+  PumpReads();
+}
+
 void Watcher::OnCatalogMoved(std::uint64_t index) {
   if (covered_.empty()) return;
   unexplained_moves_.push_back(index);
-  ResolveCatalogMoves(false);
-  if (!unexplained_moves_.empty() && !explain_timer_) {
-    // The detector's answer for the same write may come a moment later.
-    explain_timer_ = client_.loop().RunAt(
-        std::chrono::steady_clock::now() + options_.explain_grace,
-        [this, alive = std::weak_ptr<bool>(alive_)] {
-          if (alive.expired()) return;
-          explain_timer_.reset();
-          ResolveCatalogMoves(true);
-        });
+  ResolveCatalogMoves(std::nullopt);
+  // A registration or deregistration whose checks all pass leaves no trace
+  // in the detector's filtered answer: one read of the whole table says
+  // which service it was. Moves while a read runs wait for the next one.
+  if (!unexplained_moves_.empty()) {
+    table_read_wanted_ = true;
+    PumpReads();
   }
 }
 
-void Watcher::ResolveCatalogMoves(bool grace_over) {
+void Watcher::ResolveCatalogMoves(std::optional<std::uint64_t> settled_up_to) {
   if (unexplained_moves_.empty()) return;
   const std::size_t before = unexplained_moves_.size();
   std::erase_if(unexplained_moves_,
@@ -328,14 +370,14 @@ void Watcher::ResolveCatalogMoves(bool grace_over) {
           Sweep();
         });
   }
-  if (grace_over && !unexplained_moves_.empty()) {
-    unexplained_moves_.clear();
-    Sweep();
-  }
-  if (unexplained_moves_.empty() && explain_timer_) {
-    client_.loop().CancelTimer(*explain_timer_);
-    explain_timer_.reset();
-  }
+  if (!settled_up_to) return;
+  // A move the table read after it does not explain was a write no check
+  // shows (tags, meta, address, an instance without checks).
+  const std::size_t unsettled = unexplained_moves_.size();
+  std::erase_if(unexplained_moves_,
+                [&](std::uint64_t index) { return index <= *settled_up_to; });
+  if (unexplained_moves_.size() < unsettled) Sweep();
+  if (!unexplained_moves_.empty()) table_read_wanted_ = true;
 }
 
 void Watcher::Sweep() {
@@ -360,9 +402,14 @@ void Watcher::QueueRead(const std::string& service, bool urgent) {
 }
 
 void Watcher::PumpReads() {
-  // Reads wait for the detector's baseline: a change between a read and a
+  if (read_retry_timer_) return;
+  // The table read comes first: it says which services to read.
+  if (table_read_wanted_ && !table_read_in_flight_ && reads_in_flight_ < plan_.reads) {
+    StartTableRead();
+  }
+  // Reads wait for the detector's baselines: a change between a read and a
   // later baseline would be in neither.
-  if (!detector_.has_baseline() || read_retry_timer_) return;
+  if (!detector_.has_baseline()) return;
   while (reads_in_flight_ < plan_.reads && (!urgent_reads_.empty() || !sweep_reads_.empty())) {
     // Sweeps use at most half the read slots (at least one), so a change
     // the detector names never waits behind a whole sweep.
@@ -402,19 +449,7 @@ void Watcher::OnRead(const std::string& service, StatusOr<ReadAnswer> answer) {
   if (!status.ok()) {
     OnError(status);
     if (it != covered_.end()) QueueRead(service, true);
-    // One backoff for all reads: they fail together when Consul does, and
-    // the reads in flight when it failed count as one failure, not R.
-    if (!read_retry_timer_) {
-      ++read_failures_;
-      const auto delay = ExponentialBackoff(read_failures_, client_.options().backoff_initial,
-                                            client_.options().backoff_max, rng_);
-      read_retry_timer_ = client_.loop().RunAt(
-          std::chrono::steady_clock::now() + delay, [this, alive = std::weak_ptr<bool>(alive_)] {
-            if (alive.expired()) return;
-            read_retry_timer_.reset();
-            PumpReads();
-          });
-    }
+    BackOffReads();
     return;
   }
   read_failures_ = 0;
@@ -423,6 +458,21 @@ void Watcher::OnRead(const std::string& service, StatusOr<ReadAnswer> answer) {
     QueueRead(service, true);
   }
   PumpReads();
+}
+
+void Watcher::BackOffReads() {
+  // One backoff for all reads: they fail together when Consul does, and
+  // the reads in flight when it failed count as one failure, not R.
+  if (read_retry_timer_) return;
+  ++read_failures_;
+  const auto delay = ExponentialBackoff(read_failures_, client_.options().backoff_initial,
+                                        client_.options().backoff_max, rng_);
+  read_retry_timer_ = client_.loop().RunAt(
+      std::chrono::steady_clock::now() + delay, [this, alive = std::weak_ptr<bool>(alive_)] {
+        if (alive.expired()) return;
+        read_retry_timer_.reset();
+        PumpReads();
+      });
 }
 
 void Watcher::UpdateCounts() {

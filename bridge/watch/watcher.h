@@ -11,14 +11,17 @@
 // - as many services as fit in B - 2 - R get a blocking query each
 //   (dedicated), and keep it while they exist;
 // - the rest (covered) share one blocking query on /v1/health/state/any
-//   (ChangeDetector): a service whose checks moved, or with an instance on
-//   a node whose node check moved, is re-read with a plain GET, at most R at
-//   once (R = B/10, 1 to 8). A move of the catalog's index (a registration,
-//   a deregistration, a tag, meta, address or port change, an instance
-//   without checks) that no check write at that index explains re-reads
-//   every covered service, since the catalog does not say which one
-//   changed; explained moves schedule such a sweep within a safety delay,
-//   as one answer can hide several writes.
+//   filtered to the checks that are not passing (ChangeDetector): a
+//   service whose check entered, left or changed within that set, or with
+//   an instance on a node whose node check did, is re-read with a plain
+//   GET, at most R at once (R = B/10, 1 to 8). A move of the catalog's
+//   index (a registration, a deregistration, a tag, meta, address or port
+//   change, an instance without checks) that the filtered answer does not
+//   explain costs one plain read of the whole checks table (in a read
+//   slot), diffed against the previous one; a move that read does not
+//   explain either re-reads every covered service, since the catalog does
+//   not say which one changed. Explained moves schedule such a sweep within
+//   a safety delay, as one answer can hide several writes.
 // Connections are never abandoned mid-wait: Consul would keep the slot
 // until the wait ends. A query that is no longer wanted is retired (its
 // request runs out) and its slot is reused afterwards.
@@ -35,6 +38,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "bridge/common/clock.h"
 #include "bridge/common/status.h"
@@ -61,9 +65,6 @@ struct WatcherOptions {
   // the maximum. Default: 500ms, 30s.
   std::chrono::milliseconds agent_retry_initial{500};
   std::chrono::milliseconds agent_retry_max{std::chrono::seconds(30)};
-  // How long a catalog move waits for the change detector's answer of the
-  // same write before every covered service is read again. Default: 500ms.
-  std::chrono::milliseconds explain_grace{500};
   // An explained catalog move still re-reads every covered service within
   // this delay (one answer can hide a second write, e.g. an instance
   // without checks registered at once). Default: 30s.
@@ -93,6 +94,9 @@ struct ConnectionPlan {
   std::size_t dedicated = 0;  // services with a blocking query of their own
   static ConnectionPlan For(std::size_t max_connections);
 };
+
+// The change detector's filter: the checks that are not passing.
+inline constexpr std::string_view kNotPassingFilter = R"(Status != "passing")";
 
 class Watcher {
  public:
@@ -149,14 +153,22 @@ class Watcher {
   // retires the change detector as covered services come and go.
   void Rebalance();
   Status OnChecks(const QueryAnswer& answer);
+  // One plain read of the whole checks table, for catalog moves the
+  // filtered answer does not explain; it settles the moves up to `settles`.
+  void StartTableRead();
+  void OnTableRead(std::uint64_t settles, StatusOr<ReadAnswer> answer);
+  void BackOffReads();
   void QueueRead(const std::string& service, bool urgent);
   void PumpReads();
   void OnRead(const std::string& service, StatusOr<ReadAnswer> answer);
   void UpdateCounts();
-  // A catalog move to `index` with covered services: sweep now, or once the
-  // safety delay passed when the detector explains it.
+  // A catalog move to `index` with covered services: read the whole table
+  // unless the filtered answer explains it; sweep if that read does not
+  // either, or once the safety delay passed when it does.
   void OnCatalogMoved(std::uint64_t index);
-  void ResolveCatalogMoves(bool grace_over);
+  // Drops the moves the detector explains; with `settled_up_to`, the moves
+  // up to that index that a table read did not explain sweep.
+  void ResolveCatalogMoves(std::optional<std::uint64_t> settled_up_to);
   void Sweep();
   void MaybeCompleteInitialSync();
   void Publish(std::vector<Event> events);
@@ -201,10 +213,11 @@ class Watcher {
   std::size_t sweep_reads_in_flight_ = 0;
   int read_failures_ = 0;
   std::optional<EventLoop::TimerId> read_retry_timer_;
-  // Catalog moves the detector has not explained yet, and the timer that
-  // gives up waiting for its answer; the safety sweep's timer.
+  // Catalog moves the detector has not explained yet; whether a read of the
+  // whole checks table is due or running; the safety sweep's timer.
   std::vector<std::uint64_t> unexplained_moves_;
-  std::optional<EventLoop::TimerId> explain_timer_;
+  bool table_read_wanted_ = false;
+  bool table_read_in_flight_ = false;
   std::optional<EventLoop::TimerId> safety_sweep_timer_;
   JitterRng rng_{std::random_device{}()};
   std::optional<SteadyTime> tick_deadline_;

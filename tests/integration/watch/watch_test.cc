@@ -457,6 +457,44 @@ TEST_F(SmallBudgetWatchTest, CoveredServicesSeeChecklessInstancesMetaChangesAndN
   EXPECT_THAT(events_.Next(1), ElementsAre("instance.status_changed e-1"));
 }
 
+// The detector's blocking query answers only the unhealthy checks; a
+// registration or deregistration whose checks all pass is found by one read
+// of the whole checks table on the catalog's move, not by re-reading every
+// covered service.
+TEST_F(SmallBudgetWatchTest, CoveredPassingRegistrationsAreFoundByOneTableReadNotASweep) {
+  for (const char* service : {"a", "b", "c", "d"}) {
+    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
+  }
+  StartWatching();
+  ASSERT_EQ(watcher_->State().covered_services, 2u);  // c and d
+  const std::string filtered = "/v1/health/state/any?filter=" + std::string(kNotPassingFilter);
+  ASSERT_TRUE(WaitUntil([&] { return consul_->RequestCounts()[filtered] >= 1; }));
+  auto counts = consul_->RequestCounts();
+  const int c_reads = counts["/v1/health/service/c"];
+  const int table_reads = counts["/v1/health/state/any"] - counts[filtered];
+
+  ASSERT_EQ(consul_->RegisterService(Kratos("d-2", "d")), "");
+  EXPECT_THAT(events_.Next(2), ElementsAre("instance.registered d-2", "instance.up d-2"));
+  ASSERT_TRUE(consul_->DeregisterService("d-2"));
+  EXPECT_THAT(events_.Next(2),
+              ElementsAre("instance.down d-2 deregistered", "instance.deregistered d-2"));
+  counts = consul_->RequestCounts();
+  EXPECT_GE(counts["/v1/health/state/any"] - counts[filtered], table_reads + 2);
+  EXPECT_EQ(counts["/v1/health/service/c"], c_reads);  // no sweep
+
+  // Health changes come through the filtered query alone.
+  const int table_reads_before = counts["/v1/health/state/any"] - counts[filtered];
+  ASSERT_TRUE(consul_->UpdateCheck("service:d-1", "critical", "boom"));
+  EXPECT_THAT(events_.Next(2), ElementsAre("instance.down d-1 critical", "service.down d"));
+  ASSERT_TRUE(consul_->UpdateCheck("service:d-1", "passing", "fine"));
+  EXPECT_THAT(events_.Next(2), ElementsAre("instance.up d-1", "service.up d"));
+  ASSERT_TRUE(consul_->UpdateCheck("service:d-1", "warning", "slow"));
+  EXPECT_THAT(events_.Next(1), ElementsAre("instance.status_changed d-1"));
+  counts = consul_->RequestCounts();
+  EXPECT_EQ(counts["/v1/health/state/any"] - counts[filtered], table_reads_before);
+  EXPECT_LE(consul_->PeakConnections(), 5u);
+}
+
 TEST_F(SmallBudgetWatchTest, AServiceLeavingFreesItsSlotForACoveredOneOnceItsQueryEnded) {
   for (const char* service : {"a", "b", "c", "d"}) {
     ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "config/duration.h"
+#include "tests/support/consul/check_filter.h"
 #include "tests/support/consul/keep_alive_server.h"
 #include "tests/support/http/loopback_server.h"
 
@@ -368,6 +369,11 @@ void ConsulTestServer::ServeRoutes() {
     {
       std::lock_guard lock(mutex_);
       ++request_counts_[request.path];
+      // Filtered reads also count under their filter, so a test can tell
+      // them from reads of the whole answer.
+      if (request.has_param("filter")) {
+        ++request_counts_[request.path + "?filter=" + request.get_param_value("filter")];
+      }
       if (request.path.starts_with("/_test/")) return httplib::Server::HandlerResponse::Unhandled;
       latency = latency_;
       if (!acl_token_.empty()) {
@@ -469,9 +475,24 @@ void ConsulTestServer::ServeRoutes() {
   server.Get(R"(/v1/health/state/(any|passing|warning|critical))",
              [this, blocking](const Request& request, Response& response) {
                const std::string state = request.matches[1];
+               // Consul compiles the expression before it reads anything, and
+               // refuses one it cannot compile.
+               std::shared_ptr<const CheckFilter> filter;
+               // An empty filter is no filter, as in Consul.
+               if (!request.get_param_value("filter").empty()) {
+                 std::string error;
+                 filter = CheckFilter::Parse(request.get_param_value("filter"),
+                                             TestCatalog::HealthStateSelectors(), error);
+                 if (!filter) {
+                   response.status = 400;
+                   response.set_content(error, "text/plain");
+                   return;
+                 }
+               }
                blocking(
                    request, response, "checks", [this] { return catalog_.ChecksIndex(); },
-                   [this, state] { return catalog_.HealthStateText(state); }, false);
+                   [this, state, filter] { return catalog_.HealthStateText(state, filter.get()); },
+                   false);
              });
   server.Get("/v1/status/leader", [this](const Request&, Response& response) {
     std::lock_guard lock(mutex_);

@@ -102,7 +102,8 @@ class ConsulTestServer {
   // Stop listening for `duration`, then listen again on the same port.
   void RefuseFor(std::chrono::milliseconds duration);
 
-  // Requests served, by path (without the query), for request counting.
+  // Requests served, by path (without the query), for request counting;
+  // requests with ?filter= also under "<path>?filter=<expression>".
   std::map<std::string, int> RequestCounts();
 
   // Connections as the per-client-IP limit counts them (loopback clients

@@ -586,19 +586,31 @@ void AppendJsonString(std::string& out, const std::string& text) {
 
 }  // namespace
 
-std::string TestCatalog::HealthStateText(const std::string& state) const {
+std::string TestCatalog::HealthStateText(const std::string& state,
+                                         const CheckFilter* filter) const {
   std::string out = "[";
   bool first = true;
   for (const auto& [key, check] : checks_) {
     if (state != "any" && check.status != state) continue;
-    if (!first) out.push_back(',');
-    first = false;
     const TestService* service = nullptr;
     if (!check.service_id.empty()) {
       if (auto it = services_.find(Key(check.node, check.service_id)); it != services_.end()) {
         service = &it->second;
       }
     }
+    if (filter != nullptr && !filter->Matches([&](std::string_view selector) -> std::string {
+          if (selector == "Status") return check.status;
+          if (selector == "Node") return check.node;
+          if (selector == "CheckID") return check.id;
+          if (selector == "Name") return check.name;
+          if (selector == "ServiceID") return check.service_id;
+          if (selector == "ServiceName") return service == nullptr ? std::string() : service->name;
+          return {};
+        })) {
+      continue;
+    }
+    if (!first) out.push_back(',');
+    first = false;
     // The keys and their order of CheckJson() (nlohmann sorts them).
     out += "{\"CheckID\":";
     AppendJsonString(out, check.id);
@@ -632,6 +644,12 @@ std::string TestCatalog::HealthStateText(const std::string& state) const {
   }
   out.push_back(']');
   return out;
+}
+
+const std::set<std::string, std::less<>>& TestCatalog::HealthStateSelectors() {
+  static const std::set<std::string, std::less<>> selectors = {
+      "Status", "Node", "CheckID", "Name", "ServiceID", "ServiceName"};
+  return selectors;
 }
 
 json TestCatalog::HealthState(const std::string& state) const {

@@ -14,6 +14,8 @@
 #include <set>
 #include <string>
 #include <utility>
+
+#include "tests/support/consul/check_filter.h"
 #include <vector>
 
 namespace hb::testing {
@@ -133,7 +135,10 @@ class TestCatalog {
   // every check in the datacenter, and building it as a JSON document cost
   // about 25 us per check (240 ms at 10,000 instances) under the server's
   // lock, where Consul's encoder takes a fraction of that.
-  std::string HealthStateText(const std::string& state) const;
+  // `filter` (?filter=) keeps only the checks it matches.
+  std::string HealthStateText(const std::string& state, const CheckFilter* filter = nullptr) const;
+  // The selectors ?filter= accepts on /v1/health/state/<state>.
+  static const std::set<std::string, std::less<>>& HealthStateSelectors();
   std::uint64_t ChecksIndex() const { return checks_index_; }
 
   const std::string& datacenter() const { return datacenter_; }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 #include <functional>
 #include <future>
 #include <thread>
@@ -509,6 +510,65 @@ TEST(ConsulTestServerLimit, TheLimitIsConfigurableAndCanBeTurnedOff) {
     ::close(extra);
     for (const int fd : open) ::close(fd);
   }
+}
+
+// ?filter= as Consul (go-bexpr) applies it to /v1/health/state/any: only the
+// matching checks, the index of the whole checks table.
+TEST_F(ConsulTestServerTest, HealthStateFilterKeepsMatchingChecksAndTheTableIndex) {
+  Register(Web("web-1"));
+  Register(Web("web-2"));
+  const std::string not_passing = "/v1/health/state/any?filter=Status%20!%3D%20%22passing%22";
+  const Answer all = Get("/v1/health/state/any");
+  Answer filtered = Get(not_passing);
+  ASSERT_EQ(filtered.status, 200) << filtered.text;
+  EXPECT_TRUE(filtered.body.is_array());
+  EXPECT_TRUE(filtered.body.empty());
+  EXPECT_EQ(filtered.index, all.index);
+  Put("/v1/agent/check/fail/service:web-2?note=down");
+  filtered = Get(not_passing);
+  ASSERT_EQ(filtered.body.size(), 1u) << filtered.text;
+  EXPECT_EQ(filtered.body[0]["CheckID"], "service:web-2");
+  EXPECT_EQ(filtered.body[0]["ServiceName"], "web");
+  EXPECT_GT(filtered.index, all.index);
+  // A passing write moves the index though the filtered answer stays empty.
+  Put("/v1/agent/check/pass/service:web-2");
+  const Answer healed = Get(not_passing);
+  EXPECT_TRUE(healed.body.empty());
+  EXPECT_GT(healed.index, filtered.index);
+  Put("/v1/agent/check/fail/service:web-1");
+  const auto ids = [&](const std::string& filter) {
+    const Answer answer = Get("/v1/health/state/any?filter=" + filter);
+    EXPECT_EQ(answer.status, 200) << filter << ": " << answer.text;
+    std::set<std::string> out;
+    for (const auto& check : answer.body) out.insert(check["CheckID"].get<std::string>());
+    return out;
+  };
+  EXPECT_EQ(ids("CheckID%20%3D%3D%20%22service%3Aweb-2%22"), std::set<std::string>{"service:web-2"});
+  EXPECT_EQ(ids("ServiceName%20%3D%3D%20%22web%22%20and%20not%20Status%20%3D%3D%20%22critical%22"),
+            std::set<std::string>{"service:web-2"});
+  EXPECT_EQ(ids("(Status%20%3D%3D%20%22critical%22%20or%20CheckID%20%3D%3D%20%22service%3Aweb-2%22)"
+                "%20and%20ServiceName%20!%3D%20%22db%22"),
+            (std::set<std::string>{"service:web-1", "service:web-2"}));
+  // The node's serfHealth has no service: ServiceName is empty.
+  EXPECT_THAT(ids("ServiceName%20%3D%3D%20%22%22"), ::testing::Contains("serfHealth"));
+}
+
+TEST_F(ConsulTestServerTest, HealthStateFilterRefusesWhatItCannotCompile) {
+  Register(Web("web-1"));
+  for (const std::string filter :
+       {"Status", "Status%20%3D%3D%20passing", "Status%20%3E%20%22a%22", "Nope%20%3D%3D%20%22a%22",
+        "Status%20%3D%3D%20%22a", "(Status%20%3D%3D%20%22a%22", "Status%20%3D%3D%20%22a%22%20and",
+        "Status%20%3D%3D%20%22a%22%20xor%20Node%20%3D%3D%20%22b%22"}) {
+    const Answer answer = Get("/v1/health/state/any?filter=" + filter);
+    EXPECT_EQ(answer.status, 400) << filter;
+    EXPECT_THAT(answer.text, HasSubstr("Failed to create boolean expression evaluator")) << filter;
+  }
+  const Answer unknown = Get("/v1/health/state/any?filter=Nope%20%3D%3D%20%22a%22");
+  EXPECT_THAT(unknown.text, HasSubstr("Selector \"Nope\" is not valid"));
+  // An empty filter is no filter, as in Consul.
+  const Answer empty = Get("/v1/health/state/any?filter=");
+  EXPECT_EQ(empty.status, 200);
+  EXPECT_EQ(empty.body.size(), Get("/v1/health/state/any").body.size());
 }
 
 TEST_F(ConsulTestServerTest, AHeartbeatThatKeepsTheStatusMovesNoIndex) {

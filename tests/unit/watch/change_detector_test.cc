@@ -43,6 +43,9 @@ class ChangeDetectorTest : public ::testing::Test {
                  ServiceCheck("node-b", "web-2", "web", "passing", 11),
                  ServiceCheck("node-a", "db-1", "db", "passing", 12)};
     EXPECT_THAT(detector_.OnChecks(baseline_), IsEmpty());  // the baseline names nothing
+    EXPECT_FALSE(detector_.has_baseline());  // the whole table is not read yet
+    EXPECT_THAT(detector_.OnTable(baseline_), IsEmpty());
+    EXPECT_TRUE(detector_.has_baseline());
     detector_.RecordInstances("web", {On("node-a", "web-1", "web"), On("node-b", "web-2", "web")});
     detector_.RecordInstances("db", {On("node-a", "db-1", "db")});
     detector_.RecordInstances("cache", {On("node-b", "cache-1", "cache")});  // no checks at all
@@ -141,7 +144,60 @@ TEST_F(ChangeDetectorTest, AfterResetTheNextAnswerIsANewBaseline) {
   EXPECT_FALSE(detector_.has_baseline());
   baseline_[4].status = "critical";
   EXPECT_THAT(detector_.OnChecks(baseline_), IsEmpty());
+  EXPECT_FALSE(detector_.has_table());
+  EXPECT_THAT(detector_.OnTable(baseline_), IsEmpty());
   EXPECT_TRUE(detector_.has_baseline());
+}
+
+// The blocking query answers only the checks that are not passing: a check
+// entering that set, leaving it, or changing status within it is a health
+// transition of its service (or of every service on its node).
+class UnhealthySetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    detector_.RecordInstances("web", {On("node-a", "web-1", "web"), On("node-b", "web-2", "web")});
+    detector_.RecordInstances("db", {On("node-a", "db-1", "db")});
+    EXPECT_THAT(detector_.OnChecks({}, 100), IsEmpty());
+    EXPECT_THAT(detector_.OnTable({}, 100), IsEmpty());
+  }
+  ChangeDetector detector_;
+};
+
+TEST_F(UnhealthySetTest, EnteringChangingWithinAndLeavingTheSetNameTheService) {
+  const auto warning = ServiceCheck("node-a", "db-1", "db", "warning", 101);
+  const auto critical = ServiceCheck("node-a", "db-1", "db", "critical", 102);
+  EXPECT_THAT(detector_.OnChecks({warning}, 101), ElementsAre("db"));
+  EXPECT_THAT(detector_.OnChecks({critical}, 102), ElementsAre("db"));
+  // Another check's passing write moves the index only: nothing to read.
+  EXPECT_THAT(detector_.OnChecks({critical}, 103), IsEmpty());
+  EXPECT_THAT(detector_.OnChecks({}, 104), ElementsAre("db"));  // passing again
+}
+
+TEST_F(UnhealthySetTest, MaintenanceChecksNameTheirServiceOrTheWholeNode) {
+  const auto service_maintenance =
+      CheckRow{"node-b", "_service_maintenance:web-2", "web-2", "web", "critical", 110};
+  EXPECT_THAT(detector_.OnChecks({service_maintenance}, 110), ElementsAre("web"));
+  EXPECT_THAT(detector_.OnChecks({}, 111), ElementsAre("web"));
+  EXPECT_THAT(detector_.OnChecks({NodeCheck("node-a", "_node_maintenance", "critical", 112)}, 112),
+              ElementsAre("db", "web"));
+  EXPECT_THAT(detector_.OnChecks({NodeCheck("node-a", "serfHealth", "critical", 113)}, 113),
+              ElementsAre("db", "web"));  // maintenance removed, serf failed: both named
+}
+
+// A registration whose checks all pass, or the deregistration of a passing
+// instance, never shows in the unhealthy set: the whole table read on the
+// catalog's move names it and explains the move.
+TEST_F(UnhealthySetTest, TheTableReadNamesPassingRegistrationsAndDeregistrations) {
+  const auto api = ServiceCheck("node-c", "api-1", "api", "passing", 120);
+  EXPECT_THAT(detector_.OnChecks({}, 120), IsEmpty());
+  EXPECT_FALSE(detector_.Explains(120));
+  EXPECT_THAT(detector_.OnTable({api}, 120), ElementsAre("api"));
+  EXPECT_TRUE(detector_.Explains(120));
+  EXPECT_THAT(detector_.OnTable({}, 125), ElementsAre("api"));  // deregistered
+  EXPECT_TRUE(detector_.Explains(125));
+  EXPECT_FALSE(detector_.Explains(120));
+  EXPECT_THAT(detector_.OnTable({}, 130), IsEmpty());  // a checkless instance: not explained
+  EXPECT_FALSE(detector_.Explains(130));
 }
 
 TEST(ConnectionPlan, SpendsTheBudgetOnTheCatalogTheDetectorReadsAndDedicatedQueries) {

@@ -51,8 +51,7 @@ ChangeDetector::Services ChangeDetector::Diff(View& view, const std::vector<Chec
     auto old_it = view.checks.begin();
     auto new_it = next.begin();
     while (old_it != view.checks.end() || new_it != next.end()) {
-      if (new_it == next.end() ||
-          (old_it != view.checks.end() && old_it->first < new_it->first)) {
+      if (new_it == next.end() || (old_it != view.checks.end() && old_it->first < new_it->first)) {
         Touch(old_it->second, changed);  // removed (or, filtered, passing again)
         ++old_it;
       } else if (old_it == view.checks.end() || new_it->first < old_it->first) {

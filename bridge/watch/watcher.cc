@@ -311,11 +311,11 @@ void Watcher::StartTableRead() {
   // Every catalog move seen so far happened before this read starts, so the
   // read shows the checks of each one.
   const std::uint64_t settles = catalog_index_;
-  client_.Read("/v1/health/state/any", [this, settles, alive = std::weak_ptr<bool>(alive_)](
-                                           StatusOr<ReadAnswer> answer) {
-    if (alive.expired()) return;
-    OnTableRead(settles, std::move(answer));
-  });
+  client_.Read("/v1/health/state/any",
+               [this, settles, alive = std::weak_ptr<bool>(alive_)](StatusOr<ReadAnswer> answer) {
+                 if (alive.expired()) return;
+                 OnTableRead(settles, std::move(answer));
+               });
 }
 
 void Watcher::OnTableRead(std::uint64_t settles, StatusOr<ReadAnswer> answer) {
@@ -362,20 +362,19 @@ void Watcher::ResolveCatalogMoves(std::optional<std::uint64_t> settled_up_to) {
   std::erase_if(unexplained_moves_,
                 [this](std::uint64_t index) { return detector_.Explains(index); });
   if (unexplained_moves_.size() < before && !safety_sweep_timer_) {
-    safety_sweep_timer_ = client_.loop().RunAt(
-        std::chrono::steady_clock::now() + options_.safety_sweep_delay,
-        [this, alive = std::weak_ptr<bool>(alive_)] {
-          if (alive.expired()) return;
-          safety_sweep_timer_.reset();
-          Sweep();
-        });
+    safety_sweep_timer_ =
+        client_.loop().RunAt(std::chrono::steady_clock::now() + options_.safety_sweep_delay,
+                             [this, alive = std::weak_ptr<bool>(alive_)] {
+                               if (alive.expired()) return;
+                               safety_sweep_timer_.reset();
+                               Sweep();
+                             });
   }
   if (!settled_up_to) return;
   // A move the table read after it does not explain was a write no check
   // shows (tags, meta, address, an instance without checks).
   const std::size_t unsettled = unexplained_moves_.size();
-  std::erase_if(unexplained_moves_,
-                [&](std::uint64_t index) { return index <= *settled_up_to; });
+  std::erase_if(unexplained_moves_, [&](std::uint64_t index) { return index <= *settled_up_to; });
   if (unexplained_moves_.size() < unsettled) Sweep();
   if (!unexplained_moves_.empty()) table_read_wanted_ = true;
 }
@@ -413,7 +412,8 @@ void Watcher::PumpReads() {
   while (reads_in_flight_ < plan_.reads && (!urgent_reads_.empty() || !sweep_reads_.empty())) {
     // Sweeps use at most half the read slots (at least one), so a change
     // the detector names never waits behind a whole sweep.
-    if (urgent_reads_.empty() && sweep_reads_in_flight_ >= std::max<std::size_t>(plan_.reads / 2, 1)) {
+    if (urgent_reads_.empty() &&
+        sweep_reads_in_flight_ >= std::max<std::size_t>(plan_.reads / 2, 1)) {
       break;
     }
     const bool sweep = urgent_reads_.empty();
@@ -427,13 +427,13 @@ void Watcher::PumpReads() {
     it->second.in_flight = true;
     ++reads_in_flight_;
     if (sweep) ++sweep_reads_in_flight_;
-    client_.Read("/v1/health/service/" + PercentEncode(service),
-                 [this, service, sweep, alive = std::weak_ptr<bool>(alive_)](
-                     StatusOr<ReadAnswer> answer) {
-                   if (alive.expired()) return;
-                   if (sweep) --sweep_reads_in_flight_;
-                   OnRead(service, std::move(answer));
-                 });
+    client_.Read(
+        "/v1/health/service/" + PercentEncode(service),
+        [this, service, sweep, alive = std::weak_ptr<bool>(alive_)](StatusOr<ReadAnswer> answer) {
+          if (alive.expired()) return;
+          if (sweep) --sweep_reads_in_flight_;
+          OnRead(service, std::move(answer));
+        });
   }
 }
 
@@ -467,12 +467,12 @@ void Watcher::BackOffReads() {
   ++read_failures_;
   const auto delay = ExponentialBackoff(read_failures_, client_.options().backoff_initial,
                                         client_.options().backoff_max, rng_);
-  read_retry_timer_ = client_.loop().RunAt(
-      std::chrono::steady_clock::now() + delay, [this, alive = std::weak_ptr<bool>(alive_)] {
-        if (alive.expired()) return;
-        read_retry_timer_.reset();
-        PumpReads();
-      });
+  read_retry_timer_ = client_.loop().RunAt(std::chrono::steady_clock::now() + delay,
+                                           [this, alive = std::weak_ptr<bool>(alive_)] {
+                                             if (alive.expired()) return;
+                                             read_retry_timer_.reset();
+                                             PumpReads();
+                                           });
 }
 
 void Watcher::UpdateCounts() {
@@ -499,8 +499,8 @@ Status Watcher::OnHealth(const std::string& service, const QueryAnswer& answer) 
   return ApplyHealth(service, answer.body, answer.meta.index, answer.received_at, false);
 }
 
-Status Watcher::ApplyHealth(const std::string& service, std::string_view body,
-                            std::uint64_t index, SteadyTime received_at, bool covered) {
+Status Watcher::ApplyHealth(const std::string& service, std::string_view body, std::uint64_t index,
+                            SteadyTime received_at, bool covered) {
   auto health = ParseHealthService(body);
   // A malformed body is an error to retry, never an empty snapshot: an empty
   // list would deregister every instance.

@@ -40,13 +40,13 @@
 #include <string>
 #include <string_view>
 
+#include "bridge/common/backoff.h"
 #include "bridge/common/clock.h"
 #include "bridge/common/status.h"
 #include "bridge/consul/answer_parsers.h"
 #include "bridge/consul/consul_client.h"
 #include "bridge/model/event_publisher.h"
 #include "bridge/state/transition_engine.h"
-#include "bridge/common/backoff.h"
 #include "bridge/watch/change_detector.h"
 #include "bridge/watch/service_filter.h"
 

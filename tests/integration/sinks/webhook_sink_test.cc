@@ -23,6 +23,7 @@ using std::chrono::seconds;
 using testing::Answer;
 using testing::InstanceEvent;
 using testing::ReceivedRequest;
+using testing::ScriptedResponse;
 using testing::Shared;
 using testing::WebhookReceiver;
 using Kind = DeliveryResult::Kind;

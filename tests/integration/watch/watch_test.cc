@@ -6,7 +6,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -186,7 +185,7 @@ class WatchTest : public WatchFixture, public ::testing::WithParamInterface<std:
 INSTANTIATE_TEST_SUITE_P(Budgets, WatchTest, ::testing::Values(100, 3),
                          [](const ::testing::TestParamInfo<std::size_t>& budget) {
                            return budget.param == 3 ? std::string("AllCoveredByTheDetector")
-                                                  : std::string("AQueryPerService");
+                                                    : std::string("AQueryPerService");
                          });
 
 TEST_P(WatchTest, InitialSyncIsSilentThenReady) {
@@ -408,8 +407,8 @@ TEST_F(WatchFixture, FourHundredServicesOnConsulsDefaultLimitAreWatchedInsideThe
   for (const int i : {399, 0, 250}) {
     const std::string service = ServiceName(i);
     ASSERT_TRUE(consul_->UpdateCheck("service:" + service + "-1", "critical", "boom"));
-    EXPECT_THAT(events_.Next(2), ElementsAre("instance.down " + service + "-1 critical",
-                                             "service.down " + service));
+    EXPECT_THAT(events_.Next(2),
+                ElementsAre("instance.down " + service + "-1 critical", "service.down " + service));
   }
   EXPECT_LE(consul_->PeakConnections(), 100u);
   EXPECT_EQ(consul_->RefusedConnections(), 0u);

@@ -175,11 +175,16 @@ class Parser {
 bool Evaluate(const CheckFilter::Node& node, const CheckFilter::Field& field) {
   using Kind = CheckFilter::Node::Kind;
   switch (node.kind) {
-    case Kind::kEqual: return field(node.selector) == node.value;
-    case Kind::kNotEqual: return field(node.selector) != node.value;
-    case Kind::kAnd: return Evaluate(*node.left, field) && Evaluate(*node.right, field);
-    case Kind::kOr: return Evaluate(*node.left, field) || Evaluate(*node.right, field);
-    case Kind::kNot: return !Evaluate(*node.left, field);
+    case Kind::kEqual:
+      return field(node.selector) == node.value;
+    case Kind::kNotEqual:
+      return field(node.selector) != node.value;
+    case Kind::kAnd:
+      return Evaluate(*node.left, field) && Evaluate(*node.right, field);
+    case Kind::kOr:
+      return Evaluate(*node.left, field) || Evaluate(*node.right, field);
+    case Kind::kNot:
+      return !Evaluate(*node.left, field);
   }
   return false;
 }
@@ -189,9 +194,9 @@ bool Evaluate(const CheckFilter::Node& node, const CheckFilter::Field& field) {
 CheckFilter::CheckFilter(std::unique_ptr<Node> root) : root_(std::move(root)) {}
 CheckFilter::~CheckFilter() = default;
 
-std::unique_ptr<CheckFilter> CheckFilter::Parse(
-    std::string_view expression, const std::set<std::string, std::less<>>& selectors,
-    std::string& error) {
+std::unique_ptr<CheckFilter> CheckFilter::Parse(std::string_view expression,
+                                                const std::set<std::string, std::less<>>& selectors,
+                                                std::string& error) {
   Parser parser(expression, selectors);
   auto root = parser.Parse(error);
   if (!root) {

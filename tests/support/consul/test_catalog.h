@@ -14,9 +14,9 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "tests/support/consul/check_filter.h"
-#include <vector>
 
 namespace hb::testing {
 

@@ -13,11 +13,11 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <set>
 #include <functional>
 #include <future>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 namespace hb::testing {
 namespace {
@@ -104,9 +104,8 @@ std::string RoundTrip(int fd, const std::string& path) {
     const std::size_t end = received.find("\r\n\r\n");
     if (end == std::string::npos) return false;
     const std::size_t length = received.find("Content-Length: ");
-    const std::size_t body = length == std::string::npos || length > end
-                                 ? 0
-                                 : std::stoul(received.substr(length + 16));
+    const std::size_t body =
+        length == std::string::npos || length > end ? 0 : std::stoul(received.substr(length + 16));
     return received.size() >= end + 4 + body;
   };
   while (!complete()) {
@@ -498,7 +497,8 @@ TEST(ConsulTestServerLimit, TheLimitIsConfigurableAndCanBeTurnedOff) {
     const int wanted = limit == 0 ? 250 : 5;
     std::vector<int> open;
     for (int i = 0; i < wanted; ++i) open.push_back(ConnectRaw(server.port()));
-    ASSERT_TRUE(WaitUntil([&] { return server.OpenConnections() == static_cast<std::size_t>(wanted); }));
+    ASSERT_TRUE(
+        WaitUntil([&] { return server.OpenConnections() == static_cast<std::size_t>(wanted); }));
     const int extra = ConnectRaw(server.port());
     if (limit == 0) {
       EXPECT_THAT(RoundTrip(extra, "/v1/status/leader"), ::testing::StartsWith("HTTP/1.1 200"));
@@ -543,7 +543,8 @@ TEST_F(ConsulTestServerTest, HealthStateFilterKeepsMatchingChecksAndTheTableInde
     for (const auto& check : answer.body) out.insert(check["CheckID"].get<std::string>());
     return out;
   };
-  EXPECT_EQ(ids("CheckID%20%3D%3D%20%22service%3Aweb-2%22"), std::set<std::string>{"service:web-2"});
+  EXPECT_EQ(ids("CheckID%20%3D%3D%20%22service%3Aweb-2%22"),
+            std::set<std::string>{"service:web-2"});
   EXPECT_EQ(ids("ServiceName%20%3D%3D%20%22web%22%20and%20not%20Status%20%3D%3D%20%22critical%22"),
             std::set<std::string>{"service:web-2"});
   EXPECT_EQ(ids("(Status%20%3D%3D%20%22critical%22%20or%20CheckID%20%3D%3D%20%22service%3Aweb-2%22)"
@@ -636,17 +637,15 @@ TEST(TestCatalogText, TheChecksAnswerWrittenAsTextIsTheSameDocument) {
   TestCatalog catalog("dc1");
   const auto now = std::chrono::steady_clock::now();
   catalog.EnsureNode("node-a", "10.0.0.1");
-  ASSERT_EQ(catalog.RegisterService(
-                "node-a",
-                json{{"ID", "we\"b-1"},
-                     {"Name", "web \\ svc"},
-                     {"Tags", {"v1", "ctl\x01"}},
-                     {"Check", {{"TTL", "10s"}, {"Status", "passing"}}}},
-                now),
-            "");
-  ASSERT_EQ(catalog.RegisterService("node-a", json{{"ID", "db-1"}, {"Name", "db"},
-                                                  {"Check", {{"TTL", "10s"}}}},
+  ASSERT_EQ(catalog.RegisterService("node-a",
+                                    json{{"ID", "we\"b-1"},
+                                         {"Name", "web \\ svc"},
+                                         {"Tags", {"v1", "ctl\x01"}},
+                                         {"Check", {{"TTL", "10s"}, {"Status", "passing"}}}},
                                     now),
+            "");
+  ASSERT_EQ(catalog.RegisterService(
+                "node-a", json{{"ID", "db-1"}, {"Name", "db"}, {"Check", {{"TTL", "10s"}}}}, now),
             "");
   catalog.SetNodeMaintenance("node-a", true, "new\nline", now);
   for (const std::string state : {"any", "critical", "passing", "warning"}) {

@@ -43,7 +43,7 @@ class ChangeDetectorTest : public ::testing::Test {
                  ServiceCheck("node-b", "web-2", "web", "passing", 11),
                  ServiceCheck("node-a", "db-1", "db", "passing", 12)};
     EXPECT_THAT(detector_.OnChecks(baseline_), IsEmpty());  // the baseline names nothing
-    EXPECT_FALSE(detector_.has_baseline());  // the whole table is not read yet
+    EXPECT_FALSE(detector_.has_baseline());                 // the whole table is not read yet
     EXPECT_THAT(detector_.OnTable(baseline_), IsEmpty());
     EXPECT_TRUE(detector_.has_baseline());
     detector_.RecordInstances("web", {On("node-a", "web-1", "web"), On("node-b", "web-2", "web")});
@@ -88,8 +88,7 @@ TEST_F(ChangeDetectorTest, NodeMaintenanceAddedAndRemovedNamesTheNodesServices) 
 
 TEST_F(ChangeDetectorTest, ServiceMaintenanceNamesItsServiceOnly) {
   auto with_maintenance = baseline_;
-  with_maintenance.push_back(
-      {"node-a", "_service_maintenance:db-1", "db-1", "db", "critical", 51});
+  with_maintenance.push_back({"node-a", "_service_maintenance:db-1", "db-1", "db", "critical", 51});
   EXPECT_THAT(detector_.OnChecks(with_maintenance), ElementsAre("db"));
 }
 
@@ -126,8 +125,8 @@ TEST_F(ChangeDetectorTest, ExplainsTheIndexesItSawWrittenOnly) {
   auto registered = baseline_;
   registered.push_back(ServiceCheck("node-c", "api-1", "api", "passing", 70));
   detector_.OnChecks(registered, 70);
-  EXPECT_TRUE(detector_.Explains(70));  // a registration with its check
-  EXPECT_TRUE(detector_.Explains(12));  // db-1's check was written at 12
+  EXPECT_TRUE(detector_.Explains(70));   // a registration with its check
+  EXPECT_TRUE(detector_.Explains(12));   // db-1's check was written at 12
   EXPECT_FALSE(detector_.Explains(69));  // a write no check shows (meta, checkless)
   // A deregistration removes checks: the answer's own index is the write's.
   detector_.OnChecks(baseline_, 75);

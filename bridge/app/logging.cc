@@ -6,6 +6,8 @@
 
 #include <memory>
 
+#include "bridge/model/protocol_text.h"
+
 namespace hb {
 namespace {
 
@@ -44,6 +46,22 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonMessageFlag>();
+  }
+};
+
+// The message with control bytes as \xNN: service names, IDs and peers'
+// texts are Consul's free text, and a line break in one must not forge a
+// log line of its own.
+class TextMessageFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    const std::string text = LogSafe(payload, payload.size() * 4 + 1);  // never cut
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<TextMessageFlag>();
   }
 };
 
@@ -93,7 +111,7 @@ void SetUpLogging(const LogConfig& config) {
         R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%L","msg":"%*"})");
   } else {
     // Times are UTC, and say so: a reader in another zone must not guess.
-    formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%L%$ %v");
+    formatter->add_flag<TextMessageFlag>('*').set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%L%$ %*");
   }
   logger->set_formatter(std::move(formatter));
   logger->set_level(spdlog::level::from_str(config.level));

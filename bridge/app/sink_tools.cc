@@ -102,13 +102,7 @@ Event TestEvent(const std::string& datacenter) {
   event.meta = {{"health_bridge_test", "true"}};
   event.status = HealthStatus::kPassing;
   event.time = now;
-  event.id.clear();
-  AppendIdPart(event.id, event.datacenter);
-  event.id += "/";
-  AppendIdPart(event.id, event.node);
-  event.id += "/";
-  AppendIdPart(event.id, event.instance_id);
-  event.id += "/0/instance.up";
+  event.id = InstanceEventId(event.datacenter, event.node, event.instance_id, 0, "instance.up");
   return event;
 }
 

@@ -29,6 +29,30 @@ void AppendIdPart(std::string& out, std::string_view part) {
   }
 }
 
+std::string InstanceEventId(std::string_view datacenter, std::string_view node,
+                            std::string_view instance_id, std::uint64_t index,
+                            std::string_view event) {
+  std::string id;
+  id.reserve(datacenter.size() + node.size() + instance_id.size() + 40);
+  AppendIdPart(id, datacenter);
+  id += '/';
+  AppendIdPart(id, node);
+  id += '/';
+  AppendIdPart(id, instance_id);
+  id.append("/").append(std::to_string(index)).append("/").append(event);
+  return id;
+}
+
+std::string ServiceEventId(std::string_view datacenter, std::string_view service,
+                           std::uint64_t index, std::string_view event) {
+  std::string id;
+  AppendIdPart(id, datacenter);
+  id += '/';
+  AppendIdPart(id, service);
+  id.append("/").append(std::to_string(index)).append("/").append(event);
+  return id;
+}
+
 std::string HeaderSafe(std::string_view value) {
   const bool clean = std::none_of(value.begin(), value.end(), [](char ch) {
     return IsControl(static_cast<unsigned char>(ch));

@@ -5,6 +5,7 @@
 // header, a Kafka header, an event id), so a hostile ID can never end a
 // header early or smuggle a second request (docs/design.md, "Hostile text").
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,14 @@ namespace hb {
 // ("a/b" + "c" and "a" + "b/c" give different ids). Parts made of other
 // visible ASCII, which covers nearly every real ID, appear unchanged.
 void AppendIdPart(std::string& out, std::string_view part);
+
+// The event ids (Event::id): "<dc>/<node>/<instance_id>/<index>/<event>"
+// and "<dc>/<service>/<index>/<event>", each text part by AppendIdPart().
+std::string InstanceEventId(std::string_view datacenter, std::string_view node,
+                            std::string_view instance_id, std::uint64_t index,
+                            std::string_view event);
+std::string ServiceEventId(std::string_view datacenter, std::string_view service,
+                           std::uint64_t index, std::string_view event);
 
 // A header value that cannot break its line: control bytes (0x00-0x1F and
 // 0x7F) are percent-encoded; everything else, UTF-8 and '%' included,

@@ -129,15 +129,10 @@ struct TransitionEngine::Emitter {
     event.checks = std::move(instance.checks);
     event.status = state.status;
     event.previous_status = previous;
-    event.id.reserve(service.datacenter.size() + event.node.size() + event.instance_id.size() + 40);
     // Node and ID are free text in Consul: encoded, the id is safe in any
     // header (webhook-id, ce_id) and its parts stay unambiguous.
-    AppendIdPart(event.id, service.datacenter);
-    event.id.append("/");
-    AppendIdPart(event.id, event.node);
-    event.id.append("/");
-    AppendIdPart(event.id, event.instance_id);
-    event.id.append("/").append(std::to_string(index)).append("/").append(ToString(type));
+    event.id =
+        InstanceEventId(service.datacenter, event.node, event.instance_id, index, ToString(type));
   }
 };
 
@@ -292,10 +287,7 @@ void TransitionEngine::EmitServiceChange(ServiceState& service, std::uint64_t in
       emit.Add(up ? EventType::kServiceUp : EventType::kServiceDown, service, index, observed_at);
   event.instances_up = service.up_count;
   event.instances_total = static_cast<int>(service.instances.size());
-  AppendIdPart(event.id, service.datacenter);
-  event.id.append("/");
-  AppendIdPart(event.id, service.name);
-  event.id.append("/").append(std::to_string(index)).append("/").append(ToString(event.type));
+  event.id = ServiceEventId(service.datacenter, service.name, index, ToString(event.type));
 }
 
 std::vector<Event> TransitionEngine::ServiceGone(std::string_view datacenter,
@@ -409,13 +401,8 @@ void TransitionEngine::AppendServiceView(const ServiceState& service,
                           service, service.last_index, SteadyTime{});
   event.instances_up = service.up_count;
   event.instances_total = static_cast<int>(service.instances.size());
-  event.id.append(service.datacenter)
-      .append("/")
-      .append(service.name)
-      .append("/")
-      .append(std::to_string(service.last_index))
-      .append("/")
-      .append(ToString(event.type));
+  event.id =
+      ServiceEventId(service.datacenter, service.name, service.last_index, ToString(event.type));
 }
 
 std::vector<Event> TransitionEngine::View() const {
@@ -451,15 +438,8 @@ std::vector<Event> TransitionEngine::View() const {
     event.tags = std::move(instance.tags);
     event.meta = std::move(instance.meta);
     event.previous_status = gone.last_status;
-    event.id.append(gone.datacenter)
-        .append("/")
-        .append(event.node)
-        .append("/")
-        .append(event.instance_id)
-        .append("/")
-        .append(std::to_string(gone.index))
-        .append("/")
-        .append(ToString(event.type));
+    event.id = InstanceEventId(gone.datacenter, event.node, event.instance_id, gone.index,
+                               ToString(event.type));
   }
   return events;
 }

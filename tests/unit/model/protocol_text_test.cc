@@ -31,6 +31,15 @@ TEST(AppendIdPartTest, DifferentPartsNeverJoinToTheSameId) {
   EXPECT_NE(IdPart("a/b") + "/" + IdPart("c"), IdPart("a") + "/" + IdPart("b/c"));
 }
 
+TEST(EventIdTest, EveryTextPartIsEncodedAndTheRestIsPlain) {
+  EXPECT_EQ(InstanceEventId("dc1", "node-a", "payments-1", 2731, "instance.down"),
+            "dc1/node-a/payments-1/2731/instance.down");
+  EXPECT_EQ(InstanceEventId("dc 1", "n/a", "inj\r\n", 5, "instance.up"),
+            "dc%201/n%2Fa/inj%0D%0A/5/instance.up");
+  EXPECT_EQ(ServiceEventId("dc1", "pay/ments", 9, "service.down"),
+            "dc1/pay%2Fments/9/service.down");
+}
+
 TEST(HeaderSafeTest, EncodesControlBytesOnly) {
   EXPECT_EQ(HeaderSafe("orders/orders-1"), "orders/orders-1");
   EXPECT_EQ(HeaderSafe("caf\xC3\xA9 x"), "caf\xC3\xA9 x");

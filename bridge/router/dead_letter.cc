@@ -96,7 +96,7 @@ void DeadLetterFile::Write(const Event& event, std::string_view reason, int atte
   if (size_ > 0 && size_ + text.size() > limits_.max_bytes) RotateLocked();
   if (file_ == nullptr) {
     spdlog::error("sink {}: cannot reopen dead-letter file {} ({}); event: {}", sink_, path_,
-                  std::strerror(errno), text);
+                  std::system_category().message(errno), text);
     return;
   }
   size_ += text.size();

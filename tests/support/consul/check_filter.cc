@@ -6,7 +6,7 @@
 namespace hb::testing {
 
 struct CheckFilter::Node {
-  enum class Kind { kEqual, kNotEqual, kAnd, kOr, kNot } kind;
+  enum class Kind { kEqual, kNotEqual, kAnd, kOr, kNot } kind = Kind::kEqual;
   std::string selector;
   std::string value;
   std::unique_ptr<Node> left;

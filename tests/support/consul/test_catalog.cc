@@ -590,7 +590,9 @@ std::string TestCatalog::HealthStateText(const std::string& state,
                                          const CheckFilter* filter) const {
   std::string out = "[";
   bool first = true;
-  for (const auto& [key, check] : checks_) {
+  for (const auto& entry : checks_) {
+    // A named reference, not a structured binding: lambdas may capture it.
+    const auto& check = entry.second;
     if (state != "any" && check.status != state) continue;
     const TestService* service = nullptr;
     if (!check.service_id.empty()) {

@@ -108,10 +108,12 @@ std::optional<milliseconds> ParseRetryAfter(std::string_view value, WallTime now
   const std::string text(value);
   const time_t date = curl_getdate(text.c_str(), nullptr);
   if (date == -1) return std::nullopt;
+  // Clamped in seconds, before the conversion to milliseconds: a date
+  // millions of years ahead must not overflow it.
   const auto until = std::chrono::seconds(date) -
                      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch());
-  return std::clamp(std::chrono::duration_cast<milliseconds>(until), milliseconds(0),
-                    kMaxRetryAfter);
+  return std::chrono::duration_cast<milliseconds>(
+      std::clamp(until, std::chrono::seconds(0), kMaxSeconds));
 }
 
 DeliveryResult ClassifyWebhookResponse(long status, std::string_view body,

@@ -336,7 +336,9 @@ TEST(ConsulClient, ManyBlockingQueriesShareOneLoopThreadAndAreAllAnswered) {
     std::lock_guard lock(held_mutex);
     return static_cast<int>(held_paths.size());
   };
-  ScriptedPeer* peer_ptr = nullptr;
+  // Atomic: the peer's threads read it, and TSan cannot see the socket
+  // that orders them after this thread's write.
+  std::atomic<ScriptedPeer*> peer_ptr{nullptr};
   // One server thread per connection: room for every held long-poll plus
   // the idle keep-alive connections of the first reads.
   constexpr int kPeerThreads = 2 * kQueries + 20;
@@ -347,7 +349,7 @@ TEST(ConsulClient, ManyBlockingQueriesShareOneLoopThreadAndAreAllAnswered) {
             std::lock_guard lock(held_mutex);
             held_paths.insert(request.path);
           }
-          peer_ptr->Hold();
+          peer_ptr.load()->Hold();
         }
         Answer(response, request.has_param("index") ? 2 : 1);
       },
@@ -391,7 +393,9 @@ TEST(ConsulClient, NeverHoldsMoreConnectionsThanMaxConnections) {
   std::mutex ports_mutex;
   std::set<int> open_ports;  // client ports the peer saw: one per connection
   std::atomic<int> held{0};
-  ScriptedPeer* peer_ptr = nullptr;
+  // Atomic: the peer's threads read it, and TSan cannot see the socket
+  // that orders them after this thread's write.
+  std::atomic<ScriptedPeer*> peer_ptr{nullptr};
   ScriptedPeer peer(
       [&](const httplib::Request& request, httplib::Response& response, int) {
         {
@@ -400,7 +404,7 @@ TEST(ConsulClient, NeverHoldsMoreConnectionsThanMaxConnections) {
         }
         if (request.has_param("index")) {
           ++held;
-          peer_ptr->Hold();
+          peer_ptr.load()->Hold();
         }
         Answer(response, request.has_param("index") ? 2 : 1);
       },
@@ -436,11 +440,13 @@ TEST(ConsulClient, NeverHoldsMoreConnectionsThanMaxConnections) {
 
 TEST(ConsulClient, ARetiredQueryFinishesItsRequestThenStopsWithoutAnswering) {
   std::atomic<int> blocking{0};
-  ScriptedPeer* peer_ptr = nullptr;
+  // Atomic: the peer's threads read it, and TSan cannot see the socket
+  // that orders them after this thread's write.
+  std::atomic<ScriptedPeer*> peer_ptr{nullptr};
   ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int) {
     if (request.has_param("index")) {
       ++blocking;
-      peer_ptr->Hold();
+      peer_ptr.load()->Hold();
     }
     Answer(response, request.has_param("index") ? 2 : 1);
   });

@@ -17,10 +17,20 @@ constexpr std::size_t kKeptBodyBytes = 256;
 // the interrupt flag again (curl_multi_wakeup usually cuts it short).
 constexpr int kPollMillis = 200;
 
+// An answer is read this far at most: a huge or endless one must not hold
+// the sink until its timeout (as in the webhook sink).
+constexpr std::size_t kMaxAnswerBytes = 64 * 1024;
+
 std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) {
-  auto& body = *static_cast<std::string*>(user);
+  auto& answer = *static_cast<AnswerStart*>(user);
   const std::size_t bytes = size * count;
-  body.append(data, std::min(bytes, kKeptBodyBytes - std::min(kKeptBodyBytes, body.size())));
+  answer.text.append(
+      data, std::min(bytes, kKeptBodyBytes - std::min(kKeptBodyBytes, answer.text.size())));
+  answer.bytes += bytes;
+  if (answer.bytes > kMaxAnswerBytes) {
+    answer.cut = true;
+    return 0;  // ends the transfer
+  }
   return bytes;
 }
 
@@ -84,7 +94,7 @@ void AlertmanagerClient::Interrupt() noexcept {
 void AlertmanagerClient::Prepare(Target& target, const std::string& body, curl_slist* headers) {
   CURL* curl = target.curl.get();
   curl_easy_reset(curl);  // keeps the connection, forgets the last request
-  target.response_body.clear();
+  target.answer = AnswerStart{};
   target.retry_after.clear();
   target.error[0] = '\0';
   static const std::string user_agent = std::string("health-bridge/") + kVersion;
@@ -101,7 +111,7 @@ void AlertmanagerClient::Prepare(Target& target, const std::string& body, curl_s
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(settings_.timeout.count()));
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, target.error.data());
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &target.response_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &target.answer);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &target.retry_after);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
@@ -167,7 +177,8 @@ std::vector<DeliveryResult> AlertmanagerClient::PostToAll(const std::string& bod
     const auto i = static_cast<std::size_t>(target - targets_.data());
     finished[i] = true;
     const std::string where = "alertmanager " + target->described + ": ";
-    if (message->data.result != CURLE_OK) {
+    if (message->data.result != CURLE_OK &&
+        !(message->data.result == CURLE_WRITE_ERROR && target->answer.cut)) {
       results[i] = DeliveryResult::Retry(where + "POST failed: " +
                                          (target->error[0] != '\0'
                                               ? target->error.data()
@@ -176,7 +187,7 @@ std::vector<DeliveryResult> AlertmanagerClient::PostToAll(const std::string& bod
     }
     long status = 0;
     curl_easy_getinfo(message->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-    results[i] = ClassifyWebhookResponse(status, target->response_body,
+    results[i] = ClassifyWebhookResponse(status, target->answer.text,
                                          ParseRetryAfter(target->retry_after, clock_.WallNow()));
     if (results[i].kind != DeliveryResult::Kind::kOk) results[i].error = where + results[i].error;
   }

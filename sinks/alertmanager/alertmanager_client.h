@@ -28,6 +28,14 @@ struct CurlMultiDeleter {
 };
 using CurlMulti = std::unique_ptr<CURLM, CurlMultiDeleter>;
 
+// What is kept of an answer: its start, for errors, and whether it was cut
+// (an answer is read to kMaxAnswerBytes at most; its status decides).
+struct AnswerStart {
+  std::string text;
+  std::size_t bytes = 0;
+  bool cut = false;
+};
+
 class AlertmanagerClient {
  public:
   // `clock` (for Retry-After dates) must outlive the client.
@@ -58,7 +66,7 @@ class AlertmanagerClient {
     std::string endpoint;
     std::string described;
     CurlEasy curl;
-    std::string response_body;  // the start of it, for errors
+    AnswerStart answer;  // what is read of Alertmanager's answer
     std::string retry_after;
     std::array<char, CURL_ERROR_SIZE> error{};
   };

@@ -18,7 +18,7 @@ std::optional<std::chrono::milliseconds> GoDuration(const json& object, const ch
 
 std::string Str(const json& object, const char* key, std::string fallback = "") {
   auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::move(fallback);
 }
 
 std::string Key(const std::string& node, const std::string& id) { return node + "/" + id; }

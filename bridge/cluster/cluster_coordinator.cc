@@ -24,22 +24,24 @@ ClusterCoordinator::ClusterCoordinator(ClusterOptions options, ConsulClientOptio
       client_options_(std::move(client_options)),
       reads_(reads),
       clock_(clock),
-      observer_(observer) {}
-
-ClusterCoordinator::~ClusterCoordinator() { Abandon(); }
-
-Status ClusterCoordinator::Start() {
-  auto keeper_client = ConsulKvClient::Create(client_options_);
-  if (!keeper_client.ok()) return keeper_client.status();
-  auto writes = ConsulKvClient::Create(client_options_);
-  if (!writes.ok()) return writes.status();
-  writes_ = std::move(*writes);
+      observer_(observer) {
+  // Built here, not in Start(): EpochFor() and Snapshot() read them from
+  // other threads, which may run before Start().
+  writes_ = std::make_unique<ConsulKvClient>(client_options_);
   // A write must not hold the worker past the session's validity.
   writes_->set_timeout(std::max(std::chrono::milliseconds(100), options_.session_ttl / 3));
   keeper_ = std::make_unique<SessionKeeper>(
       SessionKeeperOptions{"health-bridge " + options_.member_id, options_.session_ttl,
                            options_.lock_delay},
-      std::move(*keeper_client), clock_, this);
+      std::make_unique<ConsulKvClient>(client_options_), clock_, this);
+}
+
+ClusterCoordinator::~ClusterCoordinator() { Abandon(); }
+
+Status ClusterCoordinator::Start() {
+  if (auto checked = ConsulKvClient::Create(client_options_); !checked.ok()) {
+    return checked.status();
+  }
   catalog_watch_ = reads_.Watch(
       "/v1/catalog/services", {},
       [this](const QueryAnswer& answer) -> Status {

@@ -21,6 +21,12 @@ class ClusterMetrics final : public ClusterObserver {
                            "held by a session).")
                      .Register(registry)
                      .Add({})),
+        watched_(prometheus::BuildGauge()
+                     .Name("health_bridge_cluster_services_watched")
+                     .Help("Watched services this replica knows of; every one should be owned "
+                           "by one replica (the sum of health_bridge_cluster_services_owned).")
+                     .Register(registry)
+                     .Add({})),
         owned_(prometheus::BuildGauge()
                    .Name("health_bridge_cluster_services_owned")
                    .Help("Services whose lock this replica holds: it emits their events.")
@@ -52,6 +58,9 @@ class ClusterMetrics final : public ClusterObserver {
                                                                        10, 15, 30, 60, 120})) {}
 
   void OnMembers(std::size_t live) override { members_.Set(static_cast<double>(live)); }
+  void OnServicesWatched(std::size_t services) override {
+    watched_.Set(static_cast<double>(services));
+  }
   void OnOwned(std::size_t services) override { owned_.Set(static_cast<double>(services)); }
   void OnLockAcquired() override { acquisitions_.Increment(); }
   void OnLockLost(std::size_t count) override { losses_.Increment(static_cast<double>(count)); }
@@ -62,6 +71,7 @@ class ClusterMetrics final : public ClusterObserver {
 
  private:
   prometheus::Gauge& members_;
+  prometheus::Gauge& watched_;
   prometheus::Gauge& owned_;
   prometheus::Counter& acquisitions_;
   prometheus::Counter& losses_;

@@ -51,6 +51,7 @@ Status ClusterCoordinator::Start() {
         for (const auto& [name, tags] : *services) {
           if (!options_.watched || options_.watched(name, tags)) watched.insert(name);
         }
+        if (observer_ != nullptr) observer_->OnServicesWatched(watched.size());
         {
           std::lock_guard lock(mutex_);
           services_ = std::move(watched);

@@ -67,6 +67,7 @@ class ClusterObserver {
  public:
   virtual ~ClusterObserver() = default;
   virtual void OnMembers(std::size_t /*live*/) {}
+  virtual void OnServicesWatched(std::size_t /*services*/) {}
   virtual void OnOwned(std::size_t /*services*/) {}
   virtual void OnLockAcquired() {}
   virtual void OnLockLost(std::size_t /*count*/) {}

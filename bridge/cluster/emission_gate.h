@@ -1,10 +1,12 @@
 #pragma once
 
-// Between the watch and the router in cluster mode: passes on only the
-// events of services this replica holds the lock of, each stamped with the
-// lock's epoch (Event::epoch, the CloudEvents extension `hbepoch`). The
-// engine keeps watching and diffing every service, so a replica that takes
-// a service over knows its state already.
+// Between the watch and the router in cluster mode: the events of services
+// this replica holds the lock of go on as notifications, each stamped with
+// the lock's epoch (Event::epoch, the CloudEvents extension `hbepoch`); the
+// others go on as silent events, which the router hands only to sinks that
+// hold state (metrics, Alertmanager), never to notifying ones (webhook,
+// Kafka, log). The engine keeps watching and diffing every service, so a
+// replica that takes a service over knows its state already.
 
 #include <atomic>
 #include <cstdint>
@@ -22,8 +24,8 @@ class EmissionGate final : public EventPublisher {
 
   void Publish(std::vector<Event> events) override;
 
-  // Events held back because another replica owns (or nobody holds) their
-  // service.
+  // Events that went on silent because another replica owns (or nobody
+  // holds) their service.
   std::uint64_t withheld() const { return withheld_.load(std::memory_order_relaxed); }
 
  private:

@@ -201,6 +201,19 @@ TEST_F(ClusterTest, EachTransitionOnceThroughKillAndFreeze) {
   // Every transition by exactly one replica.
   auto owners = ExpectEachOnce(FlipAll("critical"), kReplicas, {});
   ASSERT_TRUE(Eventually([&] { return EnginesSee(kReplicas, "critical"); }, seconds(30)));
+  // Every replica's metrics follow every service, owned or not, so its
+  // gauges are never left stale when a service moves away.
+  for (const auto& id : kReplicas) {
+    for (int i = 0; i < kServices; ++i) {
+      EXPECT_TRUE(Eventually(
+          [&] {
+            return bridges_[id]->Metric("health_bridge_instance_up",
+                                        "service_id=\"" + Service(i) + "-1\"") == 0.0;
+          },
+          seconds(10)))
+          << id << " " << Service(i);
+    }
+  }
   ExpectEachOnce(FlipAll("passing"), kReplicas, {});
   ASSERT_TRUE(Eventually([&] { return EnginesSee(kReplicas, "passing"); }, seconds(30)));
 

@@ -178,7 +178,6 @@ void ClusterCoordinator::Reconcile() {
   }
 
   std::vector<std::string> members;
-  std::set<std::string> services;
   std::vector<std::string> to_acquire;
   std::vector<std::string> to_release;
   {

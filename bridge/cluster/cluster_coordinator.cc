@@ -162,7 +162,11 @@ void ClusterCoordinator::Reconcile() {
         writes_->Acquire(MemberKey(options_.prefix, options_.member_id), lease->id, value.dump());
     if (!acquired.ok() || !*acquired) {
       // Refused: a lock-delay after our previous session, or a replica with
-      // the same member id (a misconfiguration the log must show).
+      // the same member id (a misconfiguration the log must show), once per
+      // session rather than on every retry.
+      if (std::exchange(announce_warned_generation_, lease->generation) == lease->generation) {
+        return;
+      }
       spdlog::warn("cluster: cannot announce member {} yet: {}", options_.member_id,
                    acquired.ok() ? "its key is held (another replica with this member id, or a "
                                    "lock-delay after a lost session)"

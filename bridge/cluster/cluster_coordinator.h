@@ -148,6 +148,7 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   // Services the membership gives this replica that it does not hold yet,
   // since when: the takeover latency.
   std::unordered_map<std::string, SteadyTime> wanted_since_;  // worker thread
+  std::uint64_t announce_warned_generation_ = 0;              // worker thread
   std::unique_ptr<BlockingQuery> members_watch_;              // worker thread
   std::unique_ptr<BlockingQuery> catalog_watch_;              // owner thread
   std::thread worker_;

@@ -173,6 +173,22 @@ struct StateConfig {
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
 };
 
+// Cluster mode (docs/cluster-design.md): replicas share the services
+// through Consul sessions and locks, each emitted by one replica.
+struct ClusterConfig {
+  bool enabled = false;  // Default: false (one replica emits everything)
+  // KV prefix of this deployment's members and locks. Default: health-bridge
+  std::string prefix = "health-bridge";
+  // Session TTL, 1s to 24h (Consul refuses less than its session_ttl_min,
+  // 10s by default). Default: 15s.
+  std::chrono::milliseconds session_ttl{std::chrono::seconds(15)};
+  // Consul's lock-delay after a replica's session is lost, 0 to 60s.
+  // Default: 15s.
+  std::chrono::milliseconds lock_delay{std::chrono::seconds(15)};
+  // This replica's member id. Default: "" = the host name.
+  std::string member_id;
+};
+
 struct LogConfig {
   std::string level = "info";   // trace, debug, info, warn, error. Default: info
   std::string format = "json";  // json or text. Default: json
@@ -186,6 +202,7 @@ struct BridgeConfig {
   ServerConfig server;
   StateConfig state;
   LogConfig log;
+  ClusterConfig cluster;
 
   // "<key path>: <variable>" for each value the environment supplied
   // (Consul's variables and ${VAR}s), for check-config. Filled by the loader.

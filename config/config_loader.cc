@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "bridge/cluster/cluster_names.h"
 #include "bridge/common/glob.h"
 #include "bridge/model/event.h"
 #include "config/byte_size.h"
@@ -279,6 +280,29 @@ void ReadState(ConfigReader state, StateConfig& out) {
   state.Finish();
 }
 
+void ReadCluster(ConfigReader cluster, ClusterConfig& out) {
+  out.enabled = cluster.Bool("enabled", out.enabled);
+  out.prefix = cluster.String("prefix", out.prefix);
+  out.session_ttl = cluster.Duration("session_ttl", out.session_ttl);
+  out.lock_delay = cluster.Duration("lock_delay", out.lock_delay);
+  out.member_id = cluster.String("member_id");
+  if (std::string why = ValidateClusterPrefix(out.prefix); !why.empty()) {
+    cluster.Error("prefix", why + ", got " + Quote(out.prefix));
+  }
+  if (out.session_ttl < std::chrono::seconds(1) || out.session_ttl > std::chrono::hours(24)) {
+    cluster.Error("session_ttl", "must be between 1s and 24h (Consul's own range is 10s to 24h)");
+  }
+  if (out.lock_delay > std::chrono::seconds(60)) {
+    cluster.Error("lock_delay", "must be at most 60s (Consul cuts longer ones to 60s)");
+  }
+  if (!out.member_id.empty()) {
+    if (std::string why = ValidateMemberId(out.member_id); !why.empty()) {
+      cluster.Error("member_id", why + ", got " + Quote(out.member_id));
+    }
+  }
+  cluster.Finish();
+}
+
 void ReadLog(ConfigReader log, LogConfig& out) {
   out.level = log.String("level", out.level);
   out.format = log.String("format", out.format);
@@ -348,6 +372,7 @@ LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
   ReadServer(top.Section("server"), config.server);
   ReadState(top.Section("state"), config.state);
   ReadLog(top.Section("log"), config.log);
+  ReadCluster(top.Section("cluster"), config.cluster);
   top.Finish();
   if (config.server.default_metrics_sink) AddDefaultMetricsSink(config, sinks, errors, env);
 
@@ -521,6 +546,12 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "log" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "level" << YAML::Value << config.log.level;
   out << YAML::Key << "format" << YAML::Value << config.log.format << YAML::EndMap;
+  out << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "enabled" << YAML::Value << config.cluster.enabled;
+  out << YAML::Key << "prefix" << YAML::Value << config.cluster.prefix;
+  out << YAML::Key << "session_ttl" << YAML::Value << FormatDuration(config.cluster.session_ttl);
+  out << YAML::Key << "lock_delay" << YAML::Value << FormatDuration(config.cluster.lock_delay);
+  out << YAML::Key << "member_id" << YAML::Value << config.cluster.member_id << YAML::EndMap;
   out << YAML::EndMap;
   std::string text = std::string(out.c_str()) + "\n";
   if (!config.from_environment.empty()) {

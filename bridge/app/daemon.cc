@@ -11,6 +11,7 @@
 
 #include "bridge/app/checkpointer.h"
 #include "bridge/app/cli.h"
+#include "bridge/app/cluster_runtime.h"
 #include "bridge/app/component_options.h"
 #include "bridge/app/loop_heartbeat.h"
 #include "bridge/app/reload.h"
@@ -218,8 +219,18 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
     spdlog::error("{}", client.status().message());
     return kExitUsage;
   }
+  // Cluster mode: only the events of services this replica owns go on.
+  std::unique_ptr<ClusterRuntime> cluster;
+  if (config.cluster.enabled) {
+    auto created = ClusterRuntime::Create(config, **client, publisher, clock, registry);
+    if (!created.ok()) {
+      spdlog::error("{}", created.status().message());
+      return kExitUsage;
+    }
+    cluster = std::move(*created);
+  }
   Watcher watcher(WatcherOptionsFor(config), **client, MakeEngine(config, clock, metrics),
-                  publisher, clock);
+                  cluster ? cluster->gate() : publisher, clock);
   // Turns a few times per stall_timeout, at most once a second.
   LoopHeartbeat heartbeat(
       (*client)->loop(), clock,
@@ -244,9 +255,16 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   }
   // Declared after the watcher and the heartbeat, so it stops serving
   // before what its handlers read goes away.
-  auto server = HttpServer::Start(std::move(*server_options),
-                                  Handlers(watcher, views, heartbeat, config.watch.stall_timeout,
-                                           metrics, registry, instances ? &*instances : nullptr));
+  HttpHandlers handlers = Handlers(watcher, views, heartbeat, config.watch.stall_timeout, metrics,
+                                   registry, instances ? &*instances : nullptr);
+  if (cluster) {
+    handlers.ready = [watch_ready = std::move(handlers.ready), &cluster](std::string& why) {
+      if (!watch_ready(why)) return false;
+      why = cluster->NotReadyReason();
+      return why.empty();
+    };
+  }
+  auto server = HttpServer::Start(std::move(*server_options), std::move(handlers));
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return kExitRuntime;
@@ -260,6 +278,13 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
     checkpointer.emplace(StateFilePath(config.state), config.state.save_interval, watcher, router,
                          metrics);
     checkpointer->Start();
+  }
+  if (cluster) {
+    if (Status started = cluster->Start(); !started.ok()) {
+      spdlog::error("cluster: {}", started.message());
+      return kExitUsage;
+    }
+    spdlog::info("cluster mode: member {} under {}", cluster->member_id(), config.cluster.prefix);
   }
   watcher.Start();
   spdlog::info("watching Consul at {}", RedactUrl(config.consul.address));
@@ -277,6 +302,8 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   if (left > 0) {
     spdlog::warn("{} events were not delivered; {}", left, WhereLeftoversWent(running));
   }
+  // After the sinks drained: the successors take the services at once.
+  if (cluster) cluster->Leave();
   spdlog::info("stopped");
   return kExitOk;
 }

@@ -119,19 +119,23 @@ json CloudEventData(const Event& event, const CloudEventOptions& options) {
 std::vector<std::pair<std::string, std::string>> CloudEventAttributes(
     const Event& event, const CloudEventOptions& options) {
   const std::string subject = event.Subject();
-  return {{"specversion", "1.0"},
-          {"id", event.id},
-          {"source", Source(event, options)},
-          {"type", options.type_prefix + "." + std::string(ToString(event.type))},
-          {"subject", subject},
-          {"time", FormatRfc3339(event.time)},
-          {"datacontenttype", "application/json"},
-          {"partitionkey", subject}};
+  std::vector<std::pair<std::string, std::string>> attributes = {
+      {"specversion", "1.0"},
+      {"id", event.id},
+      {"source", Source(event, options)},
+      {"type", options.type_prefix + "." + std::string(ToString(event.type))},
+      {"subject", subject},
+      {"time", FormatRfc3339(event.time)},
+      {"datacontenttype", "application/json"},
+      {"partitionkey", subject}};
+  if (event.epoch) attributes.emplace_back("hbepoch", std::to_string(*event.epoch));
+  return attributes;
 }
 
 json ToCloudEvent(const Event& event, const CloudEventOptions& options) {
   json out = json::object();
   for (auto& [name, value] : CloudEventAttributes(event, options)) out[name] = std::move(value);
+  if (event.epoch) out["hbepoch"] = *event.epoch;  // a number in JSON, text in headers
   out["data"] = CloudEventData(event, options);
   return out;
 }
@@ -363,6 +367,7 @@ void SerializeCloudEvent(const Event& event, const CloudEventOptions& options, s
   w.BeginObject();
   w.Key("data"), WriteData(w, event, options);
   w.Key("datacontenttype"), w.String("application/json");
+  if (event.epoch) w.Key("hbepoch"), w.Number(*event.epoch);
   w.Key("id"), w.String(event.id);
   w.Key("partitionkey"), w.String(subject);
   const auto [source, source_rest] = SourceParts(event, options);

@@ -86,6 +86,10 @@ StatusOr<Event> ReadCloudEvent(std::string_view text) {
   const std::string time = attributes.String("time");
   const json* data_value = attributes.Get("data", json::value_t::object);
   if (!attributes.error().empty()) return Status::InvalidArgument(attributes.error());
+  if (auto epoch = document.find("hbepoch"); epoch != document.end()) {
+    if (!epoch->is_number_unsigned()) return Status::InvalidArgument("hbepoch is not an epoch");
+    event.epoch = epoch->get<std::uint64_t>();
+  }
   if (auto parsed = ParseRfc3339(time)) {
     event.time = *parsed;
   } else {

@@ -76,6 +76,11 @@ struct Event {
   // sinks (metrics) exact but is not a notification, so it is only delivered
   // to sinks that want the full state (watch.initial_events: false).
   bool silent = false;
+  // Cluster mode: the epoch (the Consul lock's LockIndex) under which the
+  // emitting replica owned the service; a consumer drops events whose epoch
+  // is below one it has seen for the service. Sent as the CloudEvents
+  // extension `hbepoch`; none outside cluster mode.
+  std::optional<std::uint64_t> epoch;
 
   WallTime time{};           // when the transition was detected
   SteadyTime observed_at{};  // when the Consul answer behind it arrived

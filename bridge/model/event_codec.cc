@@ -28,6 +28,7 @@ std::string EncodeEvent(const Event& event) {
                    .count()}};
   if (event.reconciled) out["reconciled"] = true;
   if (event.silent) out["silent"] = true;
+  if (event.epoch) out["epoch"] = *event.epoch;
   if (event.IsInstanceEvent()) {
     out["instance_id"] = event.instance_id;
     out["node"] = event.node;
@@ -64,6 +65,7 @@ StatusOr<Event> DecodeEvent(std::string_view encoded) {
     event.time = WallTime(std::chrono::milliseconds(in.at(field = "time_ms").get<std::int64_t>()));
     event.reconciled = in.value(field = "reconciled", false);
     event.silent = in.value(field = "silent", false);
+    if (in.contains("epoch")) event.epoch = in.at(field = "epoch").get<std::uint64_t>();
     if (in.contains("instance_id")) {
       event.instance_id = in.at(field = "instance_id").get<std::string>();
       event.node = in.at(field = "node").get<std::string>();

@@ -16,6 +16,7 @@ namespace hb::deploy_test {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::RunResult;
 
 TEST_F(HelmChart, SchemaRejectsTyposAndWrongTypes) {
@@ -78,6 +79,7 @@ TEST_F(HelmChart, TemplatesRefuseSetupsThatCannotWork) {
       {{"--set", "persistence.enabled=true", "--set", "config.state.dir=/var/lib/hb", "--set",
         "replicaCount=2"},
        "replicas would share one state.dir"},
+      {{"--set", "replicaCount=2"}, "replicaCount > 1 needs config.cluster.enabled"},
       {{"--set", "config.state.dir=state"}, "must be an absolute path"},
       {{"--set", "config.server.listen=127.0.0.1:9464"}, "loopback only"},
       {{"--set-string", "config.server.listen=9464"}, "must be host:port"},
@@ -92,6 +94,22 @@ TEST_F(HelmChart, TemplatesRefuseSetupsThatCannotWork) {
     EXPECT_NE(rendered.exit_code, 0);
     EXPECT_THAT(rendered.err, HasSubstr(test.error));
   }
+}
+
+// Several replicas work in cluster mode only, and then come with a
+// disruption budget and a spread over nodes unless the values say otherwise.
+TEST_F(HelmChart, SeveralReplicasInClusterModeGetABudgetAndAntiAffinity) {
+  const RunResult rendered =
+      Template({"--set", "replicaCount=3", "--set", "config.cluster.enabled=true"});
+  ASSERT_EQ(rendered.exit_code, 0) << rendered.err;
+  EXPECT_THAT(rendered.out, HasSubstr("kind: PodDisruptionBudget"));
+  EXPECT_THAT(rendered.out, HasSubstr("maxUnavailable: 1"));
+  EXPECT_THAT(rendered.out, HasSubstr("podAntiAffinity:"));
+  EXPECT_THAT(rendered.out, HasSubstr("replicas: 3"));
+  const RunResult single = Template({});
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  EXPECT_THAT(single.out, Not(HasSubstr("podAntiAffinity:")));
+  EXPECT_THAT(single.out, Not(HasSubstr("kind: PodDisruptionBudget")));
 }
 
 }  // namespace

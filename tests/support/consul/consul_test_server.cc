@@ -66,7 +66,8 @@ bool TcpConnects(const std::string& host, int port, std::chrono::milliseconds ti
 ConsulTestServer::ConsulTestServer(ConsulTestServerOptions options)
     : options_(std::move(options)),
       limiter_(options_.max_conns_per_client),
-      catalog_(options_.datacenter, options_.check_update_interval) {
+      catalog_(options_.datacenter, options_.check_update_interval),
+      sessions_(options_.sessions) {
   acl_token_ = options_.acl_token;
   catalog_.EnsureNode(options_.node, options_.host);
   background_ = std::thread([this] { Background(); });
@@ -133,6 +134,20 @@ void ConsulTestServer::WakeChangedLocked() {
     endpoint.notified_index = index;
     endpoint.changed.notify_all();
   };
+  // A session bound to a check that turned critical (or went) is
+  // invalidated at once, before anyone reads: that is what makes a node's
+  // death free the locks its sessions held.
+  const auto now = std::chrono::steady_clock::now();
+  for (const std::string& id : sessions_.WithFailedChecks(catalog_)) {
+    InvalidateSessionLocked(id, now);
+  }
+  if (kv_.TableIndex() != woken_kv_index_ || sessions_.Index() != woken_sessions_index_) {
+    woken_kv_index_ = kv_.TableIndex();
+    woken_sessions_index_ = sessions_.Index();
+    for (auto& [key, endpoint] : watched_) {
+      if (key.starts_with("kv") || key.starts_with("session")) wake(*endpoint);
+    }
+  }
   const std::set<std::string> touched = catalog_.TakeTouchedServices();
   const std::uint64_t services_index = catalog_.CatalogServicesIndex();
   if (services_index != woken_services_index_) {
@@ -151,6 +166,10 @@ void ConsulTestServer::WakeChangedLocked() {
       wake(*health->second);
     }
   }
+}
+
+void ConsulTestServer::InvalidateSessionLocked(const std::string& id, TestTime now) {
+  if (auto session = sessions_.Remove(id, catalog_)) kv_.InvalidateSession(*session, catalog_, now);
 }
 
 void ConsulTestServer::WakeAllLocked() {
@@ -266,6 +285,8 @@ void ConsulTestServer::ResetIndex(std::uint64_t to) {
   {
     std::lock_guard lock(mutex_);
     catalog_.ResetIndex(to);
+    sessions_.ResetIndex(to);
+    kv_.ResetIndex(to);
     // A restore replaces the state store, which wakes every blocking query.
     ++generation_;
     WakeAllLocked();
@@ -297,6 +318,10 @@ void ConsulTestServer::Background() {
   while (!background_stop_) {
     const auto now = std::chrono::steady_clock::now();
     bool changed = catalog_.ExpireTtls(now);
+    for (const std::string& id : sessions_.Expired(now)) {
+      InvalidateSessionLocked(id, now);
+      changed = true;
+    }
     changed = catalog_.WriteDeferredOutputs(now) || changed;
     if (now >= next_reap) {
       changed = catalog_.Reap(now, options_.min_deregister_critical_after) || changed;
@@ -409,290 +434,77 @@ void ConsulTestServer::ServeRoutes() {
     return httplib::Server::HandlerResponse::Unhandled;
   });
 
-  // A blocking read: hold until the endpoint's index passes ?index, the
-  // wait (+ up to wait/16 jitter) elapses, or a restore/stop wakes it.
-  auto blocking = [this](const Request& request, Response& response, const std::string& endpoint,
-                         const std::function<std::uint64_t()>& index_of,
-                         const std::function<std::string()>& body_of, bool may_be_malformed) {
-    std::unique_lock lock(mutex_);
-    const std::uint64_t wanted = IndexParam(request);
-    if (wanted > 0) {
-      auto wait = std::chrono::milliseconds(std::chrono::minutes(5));
-      if (request.has_param("wait")) {
-        wait = ParseDuration(request.get_param_value("wait")).value_or(wait);
-      }
-      wait = std::min(wait, options_.max_wait);
-      static thread_local std::mt19937_64 rng{std::random_device{}()};
-      const auto jitter = std::chrono::milliseconds(
-          wait.count() >= 16
-              ? static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(wait.count() / 16))
-              : 0);
-      const std::uint64_t generation = generation_;
-      auto& watched = watched_[endpoint];
-      if (!watched) {
-        watched = std::make_unique<WatchedEndpoint>();
-        watched->index_of = index_of;
-        watched->notified_index = index_of();
-      }
-      ++watched->waiters;
-      watched->changed.wait_until(lock, std::chrono::steady_clock::now() + wait + jitter, [&] {
-        return index_of() > wanted || generation_ != generation || stopping_;
-      });
-      if (--watched->waiters == 0) watched_.erase(endpoint);
-    }
-    std::string body = body_of();
-    if (may_be_malformed && malformed_count_ > 0) {
-      --malformed_count_;
-      body = R"([{"Node": {"Node": 42}, "Service": "broken")";
-    }
-    response.set_header("X-Consul-Index", std::to_string(index_of()));
-    response.set_header("X-Consul-KnownLeader", known_leader_ ? "true" : "false");
-    response.set_header("X-Consul-LastContact", "0");
-    response.set_content(body, "application/json");
-  };
+  ServeHealthRoutes(server);
+  ServeCatalogRoutes(server);
+  ServeAgentRoutes(server);
+  ServeStatusRoutes(server);
+  ServeTestFaultRoutes(server);
+  ServeSessionRoutes(server);
+  ServeKvRoutes(server);
+}
 
-  server.Get("/v1/catalog/services", [this, blocking](const Request& request, Response& response) {
-    blocking(
-        request, response, "catalog", [this] { return catalog_.CatalogServicesIndex(); },
-        [this] { return catalog_.CatalogServices().dump(); }, false);
-  });
-  server.Get(R"(/v1/health/service/(.+))", [this, blocking](const Request& request,
-                                                            Response& response) {
-    const std::string name = request.matches[1];
-    const bool passing = request.has_param("passing") &&
-                         request.get_param_value("passing") != "false" &&
-                         request.get_param_value("passing") != "0";
-    std::vector<std::string> tags;
-    for (std::size_t i = 0; i < request.get_param_value_count("tag"); ++i) {
-      tags.push_back(request.get_param_value("tag", i));
+void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::Response& response,
+                                     const std::string& endpoint,
+                                     const std::function<std::uint64_t()>& watch_index,
+                                     const std::function<Answer()>& answer, bool may_be_malformed,
+                                     const std::function<std::uint64_t()>& header_index) {
+  std::unique_lock lock(mutex_);
+  const std::uint64_t wanted = IndexParam(request);
+  if (wanted > 0) {
+    auto wait = std::chrono::milliseconds(std::chrono::minutes(5));
+    if (request.has_param("wait")) {
+      wait = ParseDuration(request.get_param_value("wait")).value_or(wait);
     }
-    blocking(
-        request, response, "health/" + name,
-        [this, name] { return catalog_.HealthServiceIndex(name); },
-        [this, name, passing, tags] { return catalog_.HealthService(name, passing, tags).dump(); },
-        true);
-  });
-  server.Get(R"(/v1/health/state/(any|passing|warning|critical))",
-             [this, blocking](const Request& request, Response& response) {
-               const std::string state = request.matches[1];
-               // Consul compiles the expression before it reads anything, and
-               // refuses one it cannot compile.
-               std::shared_ptr<const CheckFilter> filter;
-               // An empty filter is no filter, as in Consul.
-               if (!request.get_param_value("filter").empty()) {
-                 std::string error;
-                 filter = CheckFilter::Parse(request.get_param_value("filter"),
-                                             TestCatalog::HealthStateSelectors(), error);
-                 if (!filter) {
-                   response.status = 400;
-                   response.set_content(error, "text/plain");
-                   return;
-                 }
-               }
-               blocking(
-                   request, response, "checks", [this] { return catalog_.ChecksIndex(); },
-                   [this, state, filter] { return catalog_.HealthStateText(state, filter.get()); },
-                   false);
-             });
-  server.Get("/v1/status/leader", [this](const Request&, Response& response) {
-    std::lock_guard lock(mutex_);
-    response.set_content(known_leader_ ? "\"127.0.0.1:8300\"" : "\"\"", "application/json");
-  });
-  server.Get("/v1/agent/self", [this](const Request&, Response& response) {
-    json self = {{"Config",
-                  {{"Datacenter", options_.datacenter},
-                   {"NodeName", options_.node},
-                   {"NodeID", "40e4a748-2192-161a-0510-9bf59fe950b5"},
-                   {"Server", true},
-                   {"Revision", "4e3f428b"},
-                   {"Version", "1.17.0"}}},
-                 {"Coord",
-                  {{"Vec", json::array({0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0})},
-                   {"Error", 1.5},
-                   {"Adjustment", 0.0},
-                   {"Height", 1e-5}}},
-                 {"DebugConfig", json::object()},
-                 {"Member",
-                  {{"Name", options_.node},
-                   {"Addr", options_.host},
-                   {"Port", 8301},
-                   {"Tags", {{"dc", options_.datacenter}, {"role", "consul"}}},
-                   {"Status", 1}}},
-                 {"Meta", json::object()}};
-    response.set_content(self.dump(), "application/json");
-  });
+    wait = std::min(wait, options_.max_wait);
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    const auto jitter = std::chrono::milliseconds(
+        wait.count() >= 16
+            ? static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(wait.count() / 16))
+            : 0);
+    const std::uint64_t generation = generation_;
+    auto& watched = watched_[endpoint];
+    if (!watched) {
+      watched = std::make_unique<WatchedEndpoint>();
+      watched->index_of = watch_index;
+      watched->notified_index = watch_index();
+    }
+    ++watched->waiters;
+    watched->changed.wait_until(lock, std::chrono::steady_clock::now() + wait + jitter, [&] {
+      return watch_index() > wanted || generation_ != generation || stopping_;
+    });
+    if (--watched->waiters == 0) watched_.erase(endpoint);
+  }
+  Answer served = answer();
+  if (may_be_malformed && malformed_count_ > 0) {
+    --malformed_count_;
+    served.body = R"([{"Node": {"Node": 42}, "Service": "broken")";
+  }
+  response.status = served.status;
+  response.set_header("X-Consul-Index",
+                      std::to_string(header_index ? header_index() : watch_index()));
+  response.set_header("X-Consul-KnownLeader", known_leader_ ? "true" : "false");
+  response.set_header("X-Consul-LastContact", "0");
+  response.set_content(served.body, "application/json");
+}
 
-  auto json_body = [](const Request& request, Response& response, json& out) {
-    out = json::parse(request.body, nullptr, false);
-    if (out.is_discarded()) {
-      response.status = 400;
-      response.set_content("Request decode failed: invalid JSON", "text/plain");
-      return false;
-    }
-    return true;
-  };
-  // Routes that take no body use httplib's ContentReader form: with the
-  // plain form httplib waits for a body that `curl -X PUT` never sends
-  // (Consul itself accepts such requests).
-  auto finish = [this](Response& response, const std::string& error, int status = 400) {
-    if (!error.empty()) {
-      response.status = status;
-      response.set_content(error, "text/plain");
-    }
-    Notify();
-  };
-  const auto now = [] { return std::chrono::steady_clock::now(); };
+bool ConsulTestServer::ReadJsonBody(const httplib::Request& request, httplib::Response& response,
+                                    json& out) {
+  out = json::parse(request.body, nullptr, false);
+  if (out.is_discarded()) {
+    response.status = 400;
+    response.set_content("Request decode failed: invalid JSON", "text/plain");
+    return false;
+  }
+  return true;
+}
 
-  server.Put("/v1/agent/service/register",
-             [this, json_body, finish, now](const Request& request, Response& response) {
-               json body;
-               if (!json_body(request, response, body)) return;
-               std::string error;
-               {
-                 std::lock_guard lock(mutex_);
-                 error = catalog_.RegisterService(options_.node, body, now());
-               }
-               finish(response, error);
-             });
-  server.Put(
-      R"(/v1/agent/service/deregister/(.+))",
-      [this, finish](const Request& request, Response& response, const httplib::ContentReader&) {
-        bool found;
-        {
-          std::lock_guard lock(mutex_);
-          found = catalog_.DeregisterService(options_.node, request.matches[1]);
-        }
-        finish(response,
-               found ? "" : "Unknown service ID \"" + std::string(request.matches[1]) + "\"", 404);
-      });
-  server.Put(R"(/v1/agent/check/(pass|warn|fail)/(.+))", [this, finish, now](
-                                                             const Request& request,
-                                                             Response& response,
-                                                             const httplib::ContentReader&) {
-    const std::string verb = request.matches[1];
-    const std::string status = verb == "pass" ? "passing" : verb == "warn" ? "warning" : "critical";
-    bool found;
-    {
-      std::lock_guard lock(mutex_);
-      found = catalog_.UpdateCheck(options_.node, request.matches[2], status,
-                                   request.get_param_value("note"), now());
-    }
-    finish(response, found ? "" : "Unknown check ID \"" + std::string(request.matches[2]) + "\"",
-           404);
-  });
-  server.Put(R"(/v1/agent/check/update/(.+))", [this, json_body, finish, now](
-                                                   const Request& request, Response& response) {
-    json body;
-    if (!json_body(request, response, body)) return;
-    const std::string status = body.value("Status", "");
-    if (status != "passing" && status != "warning" && status != "critical") {
-      return finish(response, "Invalid check status: \"" + status + "\"");
-    }
-    bool found;
-    {
-      std::lock_guard lock(mutex_);
-      found = catalog_.UpdateCheck(options_.node, request.matches[1], status,
-                                   body.value("Output", ""), now());
-    }
-    finish(response, found ? "" : "Unknown check ID \"" + std::string(request.matches[1]) + "\"",
-           404);
-  });
-  server.Put(R"(/v1/agent/service/maintenance/(.+))",
-             [this, finish, now](const Request& request, Response& response,
-                                 const httplib::ContentReader&) {
-               if (!request.has_param("enable"))
-                 return finish(response, "Missing value for enable");
-               bool found;
-               {
-                 std::lock_guard lock(mutex_);
-                 found = catalog_.SetServiceMaintenance(options_.node, request.matches[1],
-                                                        request.get_param_value("enable") == "true",
-                                                        request.get_param_value("reason"), now());
-               }
-               finish(response,
-                      found ? "" : "Unknown service ID \"" + std::string(request.matches[1]) + "\"",
-                      404);
-             });
-  server.Put(
-      "/v1/agent/maintenance", [this, finish, now](const Request& request, Response& response,
-                                                   const httplib::ContentReader&) {
-        if (!request.has_param("enable")) return finish(response, "Missing value for enable");
-        {
-          std::lock_guard lock(mutex_);
-          catalog_.SetNodeMaintenance(options_.node, request.get_param_value("enable") == "true",
-                                      request.get_param_value("reason"), now());
-        }
-        finish(response, "");
-      });
-  server.Put("/v1/catalog/register",
-             [this, json_body, finish, now](const Request& request, Response& response) {
-               json body;
-               if (!json_body(request, response, body)) return;
-               std::string error;
-               {
-                 std::lock_guard lock(mutex_);
-                 error = catalog_.CatalogRegister(body, now());
-               }
-               if (error.empty()) response.set_content("true", "application/json");
-               finish(response, error);
-             });
-  server.Put("/v1/catalog/deregister",
-             [this, json_body, finish](const Request& request, Response& response) {
-               json body;
-               if (!json_body(request, response, body)) return;
-               {
-                 std::lock_guard lock(mutex_);
-                 catalog_.CatalogDeregister(body.value("Node", ""), body.value("ServiceID", ""));
-               }
-               response.set_content("true", "application/json");
-               finish(response, "");
-             });
-
-  // Test-only controls, for scripts and the demo (curl -X PUT ...).
-  server.Put(
-      "/_test/fail", [this](const Request& request, Response&, const httplib::ContentReader&) {
-        FailNext(std::atoi(request.get_param_value("count").c_str()),
-                 request.has_param("status") ? std::atoi(request.get_param_value("status").c_str())
-                                             : 500,
-                 request.has_param("body") ? request.get_param_value("body") : "No cluster leader",
-                 request.has_param("prefix") ? request.get_param_value("prefix") : "/v1/");
-      });
-  server.Put(
-      "/_test/latency", [this](const Request& request, Response&, const httplib::ContentReader&) {
-        SetLatency(std::chrono::milliseconds(std::atoi(request.get_param_value("ms").c_str())));
-      });
-  server.Put("/_test/malformed",
-             [this](const Request& request, Response&, const httplib::ContentReader&) {
-               MalformedNext(std::atoi(request.get_param_value("count").c_str()));
-             });
-  server.Put("/_test/drop",
-             [this](const Request& request, Response&, const httplib::ContentReader&) {
-               DropNext(std::atoi(request.get_param_value("count").c_str()));
-             });
-  server.Put("/_test/reset-index",
-             [this](const Request& request, Response&, const httplib::ContentReader&) {
-               ResetIndex(std::strtoull(request.get_param_value("to").c_str(), nullptr, 10));
-             });
-  server.Put("/_test/leader",
-             [this](const Request& request, Response&, const httplib::ContentReader&) {
-               SetKnownLeader(request.get_param_value("known") != "false");
-             });
-  server.Put("/_test/serf", [this](const Request& request, Response& response,
-                                   const httplib::ContentReader&) {
-    if (!SetSerfHealth(request.get_param_value("node"), request.get_param_value("status"))) {
-      response.status = 404;
-    }
-  });
-  server.Put("/_test/refuse",
-             [this](const Request& request, Response&, const httplib::ContentReader&) {
-               const auto duration =
-                   std::chrono::milliseconds(std::atoi(request.get_param_value("ms").c_str()));
-               // Not from this worker thread: Stop() waits for the workers.
-               std::thread([this, duration] { RefuseFor(duration); }).detach();
-             });
-  server.Get("/_test/requests", [this](const Request&, Response& response) {
-    response.set_content(json(RequestCounts()).dump(), "application/json");
-  });
+void ConsulTestServer::FinishWrite(httplib::Response& response, const std::string& error,
+                                   int status) {
+  if (!error.empty()) {
+    response.status = status;
+    response.set_content(error, "text/plain");
+  }
+  Notify();
 }
 
 }  // namespace hb::testing

@@ -20,7 +20,15 @@
 #include <thread>
 
 #include "tests/support/consul/connection_limiter.h"
+#include "tests/support/consul/kv_store.h"
+#include "tests/support/consul/session_store.h"
 #include "tests/support/consul/test_catalog.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace hb::testing {
 
@@ -51,6 +59,11 @@ struct ConsulTestServerOptions {
   // interval/2 plus up to one interval of random stagger. 0 writes every
   // output change at once. Default: 5m (Consul).
   std::chrono::milliseconds check_update_interval{std::chrono::minutes(5)};
+  // Sessions: the shortest TTL accepted (Consul: 10s; tests lower it so they
+  // need not wait), how many TTLs after its last renewal a session is reaped
+  // (Consul: 2) and how many times the asked TTL a renewal hands back
+  // (Consul under load may hand back more; default 1).
+  SessionRules sessions;
 };
 
 class ConsulTestServer {
@@ -120,7 +133,40 @@ class ConsulTestServer {
   std::size_t RefusedConnections() const { return limiter_.Refused(); }
 
  private:
+  // Routes, one group per endpoint family, each in its own file
+  // (routes_*.cc); ServeRoutes() adds the checks every request passes first
+  // (ACL, faults, ?dc=) and then every group.
   void ServeRoutes();
+  void ServeHealthRoutes(httplib::Server& server);
+  void ServeCatalogRoutes(httplib::Server& server);
+  void ServeAgentRoutes(httplib::Server& server);
+  void ServeStatusRoutes(httplib::Server& server);
+  void ServeTestFaultRoutes(httplib::Server& server);
+  void ServeSessionRoutes(httplib::Server& server);
+  void ServeKvRoutes(httplib::Server& server);
+  // Destroys `id` (an API destroy, reaping, a failed check) and applies its
+  // behavior to the keys it holds. mutex_ held.
+  void InvalidateSessionLocked(const std::string& id, TestTime now);
+
+  // What a read answers: its status and its body.
+  struct Answer {
+    int status = 200;
+    std::string body;
+  };
+  // A blocking read: holds until `watch_index` passes ?index, the wait (+ up
+  // to wait/16 jitter) elapses, or a restore or stop wakes it; then answers
+  // with `answer` and X-Consul-Index `header_index` (`watch_index` when
+  // empty). Blocked readers of one `endpoint` share a condition variable.
+  void ServeBlocking(const httplib::Request& request, httplib::Response& response,
+                     const std::string& endpoint, const std::function<std::uint64_t()>& watch_index,
+                     const std::function<Answer()>& answer, bool may_be_malformed,
+                     const std::function<std::uint64_t()>& header_index = {});
+  // Parses a JSON request body; on failure answers 400 as Consul does.
+  static bool ReadJsonBody(const httplib::Request& request, httplib::Response& response,
+                           nlohmann::json& out);
+  // Ends a write: an error (when not empty) with `status`, then wakes the
+  // readers whose data moved.
+  void FinishWrite(httplib::Response& response, const std::string& error, int status = 400);
   // Wakes the blocked readers whose endpoint index moved.
   void Notify();
   void WakeChangedLocked();  // mutex_ held
@@ -148,6 +194,8 @@ class ConsulTestServer {
   std::condition_variable background_wake_;
   std::map<std::string, std::unique_ptr<WatchedEndpoint>> watched_;  // GUARDED_BY(mutex_)
   TestCatalog catalog_;                                              // GUARDED_BY(mutex_)
+  SessionStore sessions_;                                            // GUARDED_BY(mutex_)
+  KvStore kv_;                                                       // GUARDED_BY(mutex_)
   bool stopping_ = false;                                            // GUARDED_BY(mutex_)
   bool known_leader_ = true;                                         // GUARDED_BY(mutex_)
   int fail_count_ = 0;                                               // GUARDED_BY(mutex_)
@@ -162,6 +210,10 @@ class ConsulTestServer {
   // The services table's index when watchers were last woken: when it moved,
   // every watcher of an unknown service may have to wake.
   std::uint64_t woken_services_index_ = 0;  // GUARDED_BY(mutex_)
+  // The same for the KV and sessions tables, whose watchers are woken only
+  // when their table moved.
+  std::uint64_t woken_kv_index_ = 0;        // GUARDED_BY(mutex_)
+  std::uint64_t woken_sessions_index_ = 0;  // GUARDED_BY(mutex_)
 
   std::mutex server_mutex_;  // serializes Start/Stop
   std::unique_ptr<KeepAliveServer> server_;

@@ -44,10 +44,19 @@ int main(int argc, char** argv) {
       options.max_conns_per_client = std::stoul(value());
     } else if (arg == "--check-update-interval") {
       options.check_update_interval = duration();
+    } else if (arg == "--min-session-ttl") {
+      options.sessions.min_ttl = duration();
+    } else if (arg == "--session-ttl-handback") {
+      options.sessions.ttl_handback = std::stod(value());
+      if (options.sessions.ttl_handback < 1.0) {
+        std::cerr << "consul-test-server: --session-ttl-handback must be at least 1\n";
+        std::exit(2);
+      }
     } else if (arg == "--help") {
       std::cout << "usage: consul-test-server [--port N] [--datacenter dc1] [--node node-a]\n"
                    "       [--acl-token T] [--reap-interval 30s] [--min-deregister-after 1m]\n"
-                   "       [--max-conns-per-client 200 (0: off)] [--check-update-interval 5m]\n";
+                   "       [--max-conns-per-client 200 (0: off)] [--check-update-interval 5m]\n"
+                   "       [--min-session-ttl 10s] [--session-ttl-handback 1]\n";
       return 0;
     } else {
       std::cerr << "consul-test-server: unknown argument '" << arg << "'\n";

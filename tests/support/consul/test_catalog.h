@@ -79,6 +79,10 @@ class TestCatalog {
                        std::chrono::milliseconds check_update_interval = std::chrono::minutes(5));
 
   std::uint64_t index() const { return index_; }
+  // Takes the next index for a write outside the catalog (sessions, KV):
+  // Consul's tables share one Raft index.
+  std::uint64_t NextIndex() { return Bump(); }
+  bool HasNode(const std::string& name) const { return nodes_.contains(name); }
 
   // Adds a node with a passing serfHealth check (an agent joined).
   void EnsureNode(const std::string& name, const std::string& address);

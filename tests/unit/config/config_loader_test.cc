@@ -500,3 +500,61 @@ TEST_F(ConfigTest, ExamplesValidate) {
 
 }  // namespace
 }  // namespace hb
+
+namespace hb {
+namespace {
+
+class ClusterConfigTest : public ::testing::Test {
+ protected:
+  ClusterConfigTest() { RegisterBuiltinSinks(registry_); }
+  LoadResult Load(std::string_view yaml) {
+    return LoadConfigString(yaml, registry_.Parsers(),
+                            [](std::string_view) { return std::optional<std::string>(); });
+  }
+  SinkRegistry registry_;
+};
+
+TEST_F(ClusterConfigTest, OffByDefaultWithConsulsDefaults) {
+  auto result = Load("");
+  ASSERT_TRUE(result.ok());
+  const ClusterConfig& cluster = result.config->cluster;
+  EXPECT_FALSE(cluster.enabled);
+  EXPECT_EQ(cluster.prefix, "health-bridge");
+  EXPECT_EQ(cluster.session_ttl, std::chrono::seconds(15));
+  EXPECT_EQ(cluster.lock_delay, std::chrono::seconds(15));
+  EXPECT_EQ(cluster.member_id, "");
+}
+
+TEST_F(ClusterConfigTest, ReadsAndRoundTripsTheSection) {
+  auto result = Load(
+      "cluster: {enabled: true, prefix: hb/prod, session_ttl: 20s, lock_delay: 5s, "
+      "member_id: pod-1}\n");
+  ASSERT_TRUE(result.ok()) << ::testing::PrintToString(result.errors);
+  EXPECT_TRUE(result.config->cluster.enabled);
+  EXPECT_EQ(result.config->cluster.prefix, "hb/prod");
+  EXPECT_EQ(result.config->cluster.session_ttl, std::chrono::seconds(20));
+  EXPECT_EQ(result.config->cluster.lock_delay, std::chrono::seconds(5));
+  EXPECT_EQ(result.config->cluster.member_id, "pod-1");
+  auto again = Load(FormatEffectiveConfig(*result.config, false));
+  ASSERT_TRUE(again.ok()) << ::testing::PrintToString(again.errors);
+  EXPECT_EQ(again.config->cluster.prefix, "hb/prod");
+}
+
+TEST_F(ClusterConfigTest, BadValuesNameTheKey) {
+  const auto errors = [this](std::string_view yaml) {
+    auto result = Load(yaml);
+    EXPECT_FALSE(result.ok()) << yaml;
+    return ::testing::PrintToString(result.errors);
+  };
+  EXPECT_THAT(errors("cluster: {prefix: /abs}\n"), ::testing::HasSubstr("cluster.prefix"));
+  EXPECT_THAT(errors("cluster: {prefix: 'a b'}\n"), ::testing::HasSubstr("cluster.prefix"));
+  EXPECT_THAT(errors("cluster: {session_ttl: 500ms}\n"),
+              ::testing::HasSubstr("cluster.session_ttl"));
+  EXPECT_THAT(errors("cluster: {session_ttl: 25h}\n"), ::testing::HasSubstr("cluster.session_ttl"));
+  EXPECT_THAT(errors("cluster: {lock_delay: 2m}\n"), ::testing::HasSubstr("cluster.lock_delay"));
+  EXPECT_THAT(errors("cluster: {member_id: 'a/b'}\n"), ::testing::HasSubstr("cluster.member_id"));
+  EXPECT_THAT(errors("cluster: {enable: true}\n"), ::testing::HasSubstr("cluster.enable"));
+}
+
+}  // namespace
+}  // namespace hb

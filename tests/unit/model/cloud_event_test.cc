@@ -8,6 +8,9 @@
 #include <sstream>
 #include <vector>
 
+#include "bridge/model/cloud_event_reader.h"
+#include "bridge/model/event_codec.h"
+
 namespace hb {
 namespace {
 
@@ -177,6 +180,33 @@ TEST(CloudEvent, SerializedTextIsExactlyTheDocumentsCompactDump) {
 TEST(FormatRfc3339, PrintsUtcWithMilliseconds) {
   EXPECT_EQ(FormatRfc3339(WallTime(std::chrono::milliseconds(0))), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(FormatRfc3339(kTime), "2026-11-24T10:15:03.120Z");
+}
+
+}  // namespace
+}  // namespace hb
+
+namespace hb {
+namespace {
+
+// Cluster mode stamps each event with its owner's epoch: the CloudEvents
+// extension `hbepoch`, a number in JSON and text in binary-mode headers,
+// and nothing at all outside cluster mode.
+TEST(CloudEvent, ClusterEpochIsTheHbepochExtension) {
+  Event event = SampleInstanceEvent(EventType::kInstanceDown);
+  EXPECT_FALSE(ToCloudEvent(event, {}).contains("hbepoch"));
+  event.epoch = 7;
+  const json structured = ToCloudEvent(event, {});
+  EXPECT_EQ(structured["hbepoch"], 7);
+  EXPECT_EQ(SerializeCloudEvent(event, {}), structured.dump());
+  const auto attributes = CloudEventAttributes(event, {});
+  ASSERT_EQ(attributes.size(), 9u);
+  EXPECT_EQ(attributes.back(), (std::pair<std::string, std::string>{"hbepoch", "7"}));
+  auto read = ReadCloudEvent(SerializeCloudEvent(event, {}));
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->epoch, 7u);
+  auto decoded = DecodeEvent(EncodeEvent(event));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->epoch, 7u) << "a spooled event keeps its epoch";
 }
 
 }  // namespace

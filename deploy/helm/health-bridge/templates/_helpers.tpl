@@ -108,6 +108,14 @@ config.state.dir, or "" when the bridge keeps its state in memory only.
 {{- end }}
 
 {{/*
+"true" when the bridge's config turns cluster mode on (several replicas
+sharing the services through Consul), else "".
+*/}}
+{{- define "health-bridge.clusterEnabled" -}}
+{{- with .Values.config.cluster }}{{ if .enabled }}true{{ end }}{{ end }}
+{{- end }}
+
+{{/*
 The bridge's config file as rendered into the ConfigMap.
 */}}
 {{- define "health-bridge.configFile" -}}

@@ -1,0 +1,137 @@
+#include "bridge/app/cluster_runtime.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <unistd.h>
+
+#include "bridge/app/component_options.h"
+#include "bridge/watch/service_filter.h"
+#include "config/config_reader.h"
+
+namespace hb {
+
+// The cluster's metrics (README "Metrics", cluster section).
+class ClusterMetrics final : public ClusterObserver {
+ public:
+  explicit ClusterMetrics(prometheus::Registry& registry)
+      : members_(prometheus::BuildGauge()
+                     .Name("health_bridge_cluster_members")
+                     .Help("Live bridge replicas this replica sees in the cluster (member keys "
+                           "held by a session).")
+                     .Register(registry)
+                     .Add({})),
+        watched_(prometheus::BuildGauge()
+                     .Name("health_bridge_cluster_services_watched")
+                     .Help("Watched services this replica knows of; every one should be owned "
+                           "by one replica (the sum of health_bridge_cluster_services_owned).")
+                     .Register(registry)
+                     .Add({})),
+        owned_(prometheus::BuildGauge()
+                   .Name("health_bridge_cluster_services_owned")
+                   .Help("Services whose lock this replica holds: it emits their events.")
+                   .Register(registry)
+                   .Add({})),
+        acquisitions_(prometheus::BuildCounter()
+                          .Name("health_bridge_cluster_lock_acquisitions_total")
+                          .Help("Service locks this replica acquired (each a new epoch).")
+                          .Register(registry)
+                          .Add({})),
+        losses_(prometheus::BuildCounter()
+                    .Name("health_bridge_cluster_lock_losses_total")
+                    .Help("Service locks lost with this replica's Consul session (not handed "
+                          "over): its session was reaped or invalidated.")
+                    .Register(registry)
+                    .Add({})),
+        renew_failures_(prometheus::BuildCounter()
+                            .Name("health_bridge_cluster_session_renew_failures_total")
+                            .Help("Failed renewals of this replica's Consul session.")
+                            .Register(registry)
+                            .Add({})),
+        takeover_(prometheus::BuildHistogram()
+                      .Name("health_bridge_cluster_takeover_seconds")
+                      .Help("From the moment the membership gave this replica a service to the "
+                            "moment it held the service's lock (waiting for the previous "
+                            "owner's release, or its session's expiry and lock-delay).")
+                      .Register(registry)
+                      .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.1, 0.5, 1, 2.5, 5,
+                                                                       10, 15, 30, 60, 120})) {}
+
+  void OnMembers(std::size_t live) override { members_.Set(static_cast<double>(live)); }
+  void OnServicesWatched(std::size_t services) override {
+    watched_.Set(static_cast<double>(services));
+  }
+  void OnOwned(std::size_t services) override { owned_.Set(static_cast<double>(services)); }
+  void OnLockAcquired() override { acquisitions_.Increment(); }
+  void OnLockLost(std::size_t count) override { losses_.Increment(static_cast<double>(count)); }
+  void OnSessionRenewFailed() override { renew_failures_.Increment(); }
+  void OnTakeover(std::chrono::duration<double> waited) override {
+    takeover_.Observe(waited.count());
+  }
+
+ private:
+  prometheus::Gauge& members_;
+  prometheus::Gauge& watched_;
+  prometheus::Gauge& owned_;
+  prometheus::Counter& acquisitions_;
+  prometheus::Counter& losses_;
+  prometheus::Counter& renew_failures_;
+  prometheus::Histogram& takeover_;
+};
+
+namespace {
+
+std::string ClusterHostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "";
+  return name;
+}
+
+}  // namespace
+
+ClusterRuntime::ClusterRuntime(std::string member_id, std::unique_ptr<ClusterMetrics> metrics)
+    : member_id_(std::move(member_id)), metrics_(std::move(metrics)) {}
+
+ClusterRuntime::~ClusterRuntime() {
+  // The gate reads the coordinator; the coordinator reports to the metrics.
+  gate_.reset();
+  coordinator_.reset();
+}
+
+StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(const BridgeConfig& config,
+                                                                 ConsulClient& reads,
+                                                                 EventPublisher& next,
+                                                                 const Clock& clock,
+                                                                 prometheus::Registry& registry) {
+  std::string member_id =
+      config.cluster.member_id.empty() ? ClusterHostName() : config.cluster.member_id;
+  if (std::string why = ValidateMemberId(member_id); !why.empty()) {
+    return Status::InvalidArgument("cluster.member_id (default: the host name " + Quote(member_id) +
+                                   ") " + why + "; set cluster.member_id");
+  }
+  auto runtime =
+      std::make_unique<ClusterRuntime>(member_id, std::make_unique<ClusterMetrics>(registry));
+  ClusterOptions options;
+  options.prefix = config.cluster.prefix;
+  options.member_id = member_id;
+  options.session_ttl = config.cluster.session_ttl;
+  options.lock_delay = config.cluster.lock_delay;
+  // Own only what the watch watches.
+  auto filter = std::make_shared<ServiceFilter>(ServiceFilterFor(config.watch.services));
+  options.watched = [filter](const std::string& name, const std::vector<std::string>& tags) {
+    return filter->Matches(name, tags);
+  };
+  runtime->coordinator_ = std::make_unique<ClusterCoordinator>(
+      std::move(options), ClientOptionsFor(config.consul), reads, clock, runtime->metrics_.get());
+  runtime->gate_ = std::make_unique<EmissionGate>(next, *runtime->coordinator_);
+  return runtime;
+}
+
+std::string ClusterRuntime::NotReadyReason() const {
+  const ClusterSnapshot snapshot = coordinator_->Snapshot();
+  if (!snapshot.session_valid) return "cluster: no valid Consul session (creating or renewing it)";
+  if (!snapshot.announced) return "cluster: not yet announced as member " + member_id_;
+  return "";
+}
+
+}  // namespace hb

@@ -1,0 +1,336 @@
+#include "bridge/cluster/cluster_coordinator.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bridge/cluster/rendezvous.h"
+#include "bridge/consul/answer_parsers.h"
+
+namespace hb {
+
+std::string ServiceLockKey(std::string_view prefix, std::string_view service) {
+  return std::string(prefix) + "/services/" + PercentEncode(service);
+}
+
+std::string MemberKey(std::string_view prefix, std::string_view member_id) {
+  return std::string(prefix) + "/members/" + std::string(member_id);
+}
+
+ClusterCoordinator::ClusterCoordinator(ClusterOptions options, ConsulClientOptions client_options,
+                                       ConsulClient& reads, const Clock& clock,
+                                       ClusterObserver* observer)
+    : options_(std::move(options)),
+      client_options_(std::move(client_options)),
+      reads_(reads),
+      clock_(clock),
+      observer_(observer) {
+  // Built here, not in Start(): EpochFor() and Snapshot() read them from
+  // other threads, which may run before Start().
+  writes_ = std::make_unique<ConsulKvClient>(client_options_);
+  // A write must not hold the worker past the session's validity.
+  writes_->set_timeout(std::max(std::chrono::milliseconds(100), options_.session_ttl / 3));
+  keeper_ = std::make_unique<SessionKeeper>(
+      SessionKeeperOptions{"health-bridge " + options_.member_id, options_.session_ttl,
+                           options_.lock_delay},
+      std::make_unique<ConsulKvClient>(client_options_), clock_, this);
+}
+
+ClusterCoordinator::~ClusterCoordinator() { Abandon(); }
+
+Status ClusterCoordinator::Start() {
+  if (auto checked = ConsulKvClient::Create(client_options_); !checked.ok()) {
+    return checked.status();
+  }
+  catalog_watch_ = reads_.Watch(
+      "/v1/catalog/services", {},
+      [this](const QueryAnswer& answer) -> Status {
+        auto services = ParseCatalogServices(answer.body);
+        if (!services.ok()) return services.status();
+        std::set<std::string> watched;
+        for (const auto& [name, tags] : *services) {
+          if (!options_.watched || options_.watched(name, tags)) watched.insert(name);
+        }
+        if (observer_ != nullptr) observer_->OnServicesWatched(watched.size());
+        {
+          std::lock_guard lock(mutex_);
+          services_ = std::move(watched);
+        }
+        Poke();
+        return Status::Ok();
+      },
+      [](const Status& error) {
+        spdlog::warn("cluster: reading the catalog failed: {}", error.message());
+      });
+  worker_ = std::thread([this] { Run(); });
+  keeper_->Start();
+  return Status::Ok();
+}
+
+void ClusterCoordinator::StartMembersWatch() {
+  members_watch_ = reads_.Watch(
+      "/v1/kv/" + options_.prefix + "/members/", {{"recurse", ""}},
+      [this](const QueryAnswer& answer) -> Status {
+        auto pairs = ParseKvPairs(answer.body);
+        if (!pairs.ok()) return pairs.status();
+        const std::string members_prefix = options_.prefix + "/members/";
+        std::vector<std::string> live;
+        for (const KvPair& pair : *pairs) {
+          // A member key nobody's session holds is a replica that left or died.
+          if (pair.session.empty() || !pair.key.starts_with(members_prefix)) continue;
+          std::string id = pair.key.substr(members_prefix.size());
+          if (ValidateMemberId(id).empty()) live.push_back(std::move(id));
+        }
+        std::sort(live.begin(), live.end());
+        {
+          std::lock_guard lock(mutex_);
+          if (members_ != live) {
+            spdlog::info("cluster: {} live members: {}", live.size(), fmt::join(live, ", "));
+          }
+          members_ = live;
+        }
+        if (observer_ != nullptr) observer_->OnMembers(live.size());
+        Poke();
+        return Status::Ok();
+      },
+      [](const Status& error) {
+        spdlog::warn("cluster: reading the members failed: {}", error.message());
+      });
+}
+
+void ClusterCoordinator::Poke() {
+  {
+    std::lock_guard lock(mutex_);
+    dirty_ = true;
+  }
+  wake_.notify_all();
+}
+
+void ClusterCoordinator::OnSessionChanged() { Poke(); }
+
+void ClusterCoordinator::OnSessionRenewFailed() {
+  if (observer_ != nullptr) observer_->OnSessionRenewFailed();
+}
+
+void ClusterCoordinator::Run() {
+  std::unique_lock lock(mutex_);
+  while (!stop_) {
+    dirty_ = false;
+    lock.unlock();
+    Reconcile();
+    lock.lock();
+    // Woken by a change, or after the retry interval: a refused acquisition
+    // (the previous owner still holds the lock, a lock-delay runs) and the
+    // session's validity are looked at again then.
+    wake_.wait_for(lock, options_.retry_interval, [this] { return stop_ || dirty_; });
+  }
+}
+
+void ClusterCoordinator::Reconcile() {
+  const std::optional<SessionLease> lease = keeper_->Current();
+  std::size_t lost = 0;
+  {
+    std::lock_guard lock(mutex_);
+    // Locks taken under an older session are void: Consul released them.
+    for (auto it = held_.begin(); it != held_.end();) {
+      if (!lease || it->second.generation != lease->generation) {
+        it = held_.erase(it);
+        ++lost;
+      } else {
+        ++it;
+      }
+    }
+    if (!lease) announced_generation_ = 0;
+  }
+  if (lost > 0) {
+    spdlog::warn("cluster: lost {} service locks with the session", lost);
+    if (observer_ != nullptr) {
+      observer_->OnLockLost(lost);
+      observer_->OnOwned(0);
+    }
+  }
+  if (!lease || !keeper_->ValidAt(lease->generation, clock_.Now())) return;
+
+  std::uint64_t announced;
+  {
+    std::lock_guard lock(mutex_);
+    announced = announced_generation_;
+  }
+  if (announced != lease->generation) {
+    const nlohmann::json value = {{"member", options_.member_id}, {"session", lease->id}};
+    auto acquired =
+        writes_->Acquire(MemberKey(options_.prefix, options_.member_id), lease->id, value.dump());
+    if (!acquired.ok() || !*acquired) {
+      // Refused: a lock-delay after our previous session, or a replica with
+      // the same member id (a misconfiguration the log must show), once per
+      // session rather than on every retry.
+      if (std::exchange(announce_warned_generation_, lease->generation) == lease->generation) {
+        return;
+      }
+      spdlog::warn("cluster: cannot announce member {} yet: {}", options_.member_id,
+                   acquired.ok() ? "its key is held (another replica with this member id, or a "
+                                   "lock-delay after a lost session)"
+                                 : acquired.status().message());
+      return;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      announced_generation_ = lease->generation;
+    }
+    spdlog::info("cluster: member {} announced under {}", options_.member_id, options_.prefix);
+    if (!members_watch_) StartMembersWatch();
+  }
+
+  std::vector<std::string> members;
+  std::vector<std::string> to_acquire;
+  std::vector<std::string> to_release;
+  {
+    std::lock_guard lock(mutex_);
+    // Ownership waits for the first answers: a replica that guessed it was
+    // alone would take every service and hand most back a moment later.
+    if (!members_ || !services_) return;
+    members = *members_;
+    if (std::find(members.begin(), members.end(), options_.member_id) == members.end()) {
+      members.push_back(options_.member_id);  // the watch has not seen our key yet
+    }
+    for (const std::string& service : *services_) {
+      const bool mine = RendezvousOwner(service, members) == options_.member_id;
+      const bool held = held_.contains(service);
+      if (mine && !held) to_acquire.push_back(service);
+    }
+    for (auto it = held_.begin(); it != held_.end();) {
+      if (!services_->contains(it->first) ||
+          RendezvousOwner(it->first, members) != options_.member_id) {
+        // Stop emitting before the lock goes.
+        to_release.push_back(it->first);
+        it = held_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const std::string& service : to_release) {
+    auto released = writes_->Release(ServiceLockKey(options_.prefix, service), lease->id, "");
+    if (!released.ok()) {
+      spdlog::warn("cluster: releasing {} failed ({}); Consul frees it with the session", service,
+                   released.status().message());
+    }
+  }
+  // Forget waits for services the membership no longer gives us.
+  const std::set<std::string> wanted(to_acquire.begin(), to_acquire.end());
+  std::erase_if(wanted_since_,
+                [&wanted](const auto& entry) { return !wanted.contains(entry.first); });
+  for (const std::string& service : to_acquire) wanted_since_.try_emplace(service, clock_.Now());
+  std::size_t acquired_count = 0;
+  for (const std::string& service : to_acquire) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stop_) return;
+    }
+    if (!keeper_->ValidAt(lease->generation, clock_.Now())) break;
+    const std::string key = ServiceLockKey(options_.prefix, service);
+    auto acquired = writes_->Acquire(key, lease->id, options_.member_id);
+    if (!acquired.ok() || !*acquired) continue;  // tried again after retry_interval
+    // The epoch is the LockIndex of this acquisition, read back under the
+    // lock: nobody else can move it while we hold it.
+    auto entry = writes_->Get(key);
+    if (!entry.ok() || !*entry || (*entry)->session != lease->id) continue;
+    {
+      std::lock_guard lock(mutex_);
+      held_[service] = HeldLock{(*entry)->lock_index, lease->generation};
+    }
+    ++acquired_count;
+    if (observer_ != nullptr) {
+      observer_->OnLockAcquired();
+      if (auto since = wanted_since_.find(service); since != wanted_since_.end()) {
+        observer_->OnTakeover(clock_.Now() - since->second);
+      }
+    }
+    wanted_since_.erase(service);
+  }
+  if (observer_ != nullptr) {
+    std::lock_guard lock(mutex_);
+    observer_->OnOwned(held_.size());
+  }
+  if (acquired_count > 0 || !to_release.empty()) {
+    spdlog::info("cluster: took {} services, handed over {}", acquired_count, to_release.size());
+  }
+}
+
+std::optional<std::uint64_t> ClusterCoordinator::EpochFor(std::string_view service) const {
+  HeldLock held;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = held_.find(std::string(service));
+    if (it == held_.end()) return std::nullopt;
+    held = it->second;
+  }
+  if (!keeper_ || !keeper_->ValidAt(held.generation, clock_.Now())) return std::nullopt;
+  return held.epoch;
+}
+
+ClusterSnapshot ClusterCoordinator::Snapshot() const {
+  ClusterSnapshot snapshot;
+  std::optional<SessionLease> lease = keeper_ ? keeper_->Current() : std::nullopt;
+  snapshot.session_valid = lease && keeper_->ValidAt(lease->generation, clock_.Now());
+  std::lock_guard lock(mutex_);
+  snapshot.announced = lease && announced_generation_ == lease->generation;
+  if (members_) snapshot.members = *members_;
+  snapshot.services = services_ ? services_->size() : 0;
+  snapshot.owned = held_.size();
+  return snapshot;
+}
+
+void ClusterCoordinator::StopThreads() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  catalog_watch_.reset();
+  members_watch_.reset();
+}
+
+void ClusterCoordinator::Leave() {
+  std::unordered_map<std::string, HeldLock> held;
+  {
+    std::lock_guard lock(mutex_);
+    held = std::exchange(held_, {});  // the gate closes first
+  }
+  StopThreads();
+  if (!keeper_) return;
+  const std::optional<SessionLease> lease = keeper_->Current();
+  if (lease && writes_) {
+    for (const auto& [service, lock] : held) {
+      auto released = writes_->Release(ServiceLockKey(options_.prefix, service), lease->id, "");
+      if (!released.ok()) {
+        spdlog::warn("cluster: releasing {} on leave failed: {}", service,
+                     released.status().message());
+      }
+    }
+    const std::string member_key = MemberKey(options_.prefix, options_.member_id);
+    if (auto released = writes_->Release(member_key, lease->id, ""); released.ok() && *released) {
+      // Remove the key only as we left it, never a successor's with the
+      // same member id.
+      if (auto entry = writes_->Get(member_key);
+          entry.ok() && *entry && (*entry)->session.empty()) {
+        (void)writes_->Delete(member_key, (*entry)->modify_index);
+      }
+    }
+    spdlog::info("cluster: left; released {} services", held.size());
+  }
+  keeper_->Stop(/*destroy=*/true);
+  if (observer_ != nullptr) observer_->OnOwned(0);
+}
+
+void ClusterCoordinator::Abandon() {
+  StopThreads();
+  {
+    std::lock_guard lock(mutex_);
+    held_.clear();
+  }
+  if (keeper_) keeper_->Stop(/*destroy=*/false);
+}
+
+}  // namespace hb

@@ -1,0 +1,157 @@
+#pragma once
+
+// Cluster mode: several bridge replicas share the watched services through
+// Consul, each service emitted by exactly one of them.
+//
+// - Each replica holds a session (SessionKeeper) and announces itself by
+//   acquiring `<prefix>/members/<member id>` with it. The live members are
+//   the member keys a session holds, read with a blocking query on the
+//   members prefix.
+// - Each watched service belongs to the live member that rendezvous
+//   hashing picks (rendezvous.h). The owner acquires the service's lock
+//   `<prefix>/services/<encoded name>` with its session before it emits
+//   anything for it, and releases it (explicitly, so the next owner waits
+//   no lock-delay) when the membership gives the service to someone else.
+// - The lock's LockIndex, which Consul raises on every acquisition, is the
+//   service's epoch: every event carries it, so a consumer can drop events
+//   from an owner that was fenced out.
+// - EpochFor() is the emission gate: a replica emits for a service only
+//   while it holds its lock under a session that is certainly alive.
+//
+// Thread-safety: EpochFor(), Snapshot() from any thread; the rest from the
+// thread that owns the coordinator.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "bridge/cluster/cluster_names.h"
+#include "bridge/cluster/consul_kv_client.h"
+#include "bridge/cluster/session_keeper.h"
+#include "bridge/common/clock.h"
+#include "bridge/common/status.h"
+#include "bridge/consul/consul_client.h"
+
+namespace hb {
+
+struct ClusterOptions {
+  // KV prefix shared by one bridge deployment (several deployments on one
+  // Consul use different prefixes). Default: "health-bridge".
+  std::string prefix = "health-bridge";
+  // This replica's name among the members. Default: the host name.
+  std::string member_id;
+  std::chrono::milliseconds session_ttl{std::chrono::seconds(15)};
+  std::chrono::milliseconds lock_delay{std::chrono::seconds(15)};
+  // Which catalog services are watched (and so owned); every one when
+  // empty. Called on the Consul client's loop thread.
+  std::function<bool(const std::string& name, const std::vector<std::string>& tags)> watched;
+  // How often lock acquisitions refused by Consul (held by the previous
+  // owner, or within a lock-delay) are tried again. Default: 1s.
+  std::chrono::milliseconds retry_interval{std::chrono::seconds(1)};
+};
+
+// Metrics of the cluster mode; called from the coordinator's threads.
+class ClusterObserver {
+ public:
+  virtual ~ClusterObserver() = default;
+  virtual void OnMembers(std::size_t /*live*/) {}
+  virtual void OnServicesWatched(std::size_t /*services*/) {}
+  virtual void OnOwned(std::size_t /*services*/) {}
+  virtual void OnLockAcquired() {}
+  virtual void OnLockLost(std::size_t /*count*/) {}
+  virtual void OnSessionRenewFailed() {}
+  // How long a service waited from being given to this replica by the
+  // membership until its lock was held.
+  virtual void OnTakeover(std::chrono::duration<double> /*waited*/) {}
+};
+
+// What the coordinator knows, for /readyz and logs.
+struct ClusterSnapshot {
+  bool session_valid = false;
+  bool announced = false;
+  std::vector<std::string> members;
+  std::size_t services = 0;  // watched
+  std::size_t owned = 0;     // locks held
+};
+
+// The lock key of `service` under `prefix`: the name percent-encoded into
+// one key segment, so a name with a slash cannot reach another key.
+std::string ServiceLockKey(std::string_view prefix, std::string_view service);
+std::string MemberKey(std::string_view prefix, std::string_view member_id);
+
+class ClusterCoordinator final : public SessionKeeperObserver {
+ public:
+  // `reads` serves the blocking queries (members, catalog); `client_options`
+  // configures the coordinator's own connections for writes.
+  ClusterCoordinator(ClusterOptions options, ConsulClientOptions client_options,
+                     ConsulClient& reads, const Clock& clock, ClusterObserver* observer = nullptr);
+  ~ClusterCoordinator() override;
+  ClusterCoordinator(const ClusterCoordinator&) = delete;
+  ClusterCoordinator& operator=(const ClusterCoordinator&) = delete;
+
+  Status Start();
+  // Graceful leave: stops emitting, releases every lock at once (no
+  // lock-delay for the successors), removes this member, destroys the
+  // session. Call after the sinks drained what they were given.
+  void Leave();
+  // Stops without releasing anything (what a crash looks like to the
+  // others, for tests); Consul frees the locks after the session's TTL.
+  void Abandon();
+
+  // The emission gate: the service's epoch when this replica may emit for
+  // it now, nullopt when it must not.
+  std::optional<std::uint64_t> EpochFor(std::string_view service) const;
+  ClusterSnapshot Snapshot() const;
+
+ private:
+  struct HeldLock {
+    std::uint64_t epoch = 0;
+    std::uint64_t generation = 0;
+  };
+
+  void OnSessionChanged() override;
+  void OnSessionRenewFailed() override;
+  void Run();
+  void Reconcile();
+  void StartMembersWatch();
+  void Poke();
+  void StopThreads();
+
+  const ClusterOptions options_;
+  const ConsulClientOptions client_options_;
+  ConsulClient& reads_;
+  const Clock& clock_;
+  ClusterObserver* const observer_;
+  std::unique_ptr<SessionKeeper> keeper_;
+  std::unique_ptr<ConsulKvClient> writes_;  // worker thread only
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;                                // GUARDED_BY(mutex_)
+  bool dirty_ = true;                                // GUARDED_BY(mutex_)
+  std::optional<std::vector<std::string>> members_;  // GUARDED_BY(mutex_): live, from the watch
+  std::optional<std::set<std::string>> services_;   // GUARDED_BY(mutex_): watched, from the catalog
+  std::unordered_map<std::string, HeldLock> held_;  // GUARDED_BY(mutex_)
+  std::uint64_t announced_generation_ = 0;          // GUARDED_BY(mutex_)
+  // Services the membership gives this replica that it does not hold yet,
+  // since when: the takeover latency.
+  std::unordered_map<std::string, SteadyTime> wanted_since_;  // worker thread
+  std::uint64_t announce_warned_generation_ = 0;              // worker thread
+  std::unique_ptr<BlockingQuery> members_watch_;              // worker thread
+  std::unique_ptr<BlockingQuery> catalog_watch_;              // owner thread
+  std::thread worker_;
+};
+
+}  // namespace hb

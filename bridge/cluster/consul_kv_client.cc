@@ -1,0 +1,341 @@
+#include "bridge/cluster/consul_kv_client.h"
+
+#include <nlohmann/json.hpp>
+
+#include "bridge/common/file_io.h"
+
+namespace hb {
+namespace {
+
+using nlohmann::json;
+
+std::size_t AppendBody(char* data, std::size_t size, std::size_t count, void* out) {
+  auto* body = static_cast<std::string*>(out);
+  // Consul's answers to these requests are a few hundred bytes; a peer
+  // that sends megabytes is not Consul, and is cut off.
+  if (body->size() + size * count > (std::size_t{1} << 20)) return 0;
+  body->append(data, size * count);
+  return size * count;
+}
+
+std::string TrimmedToken(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+int Base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+std::optional<std::string> DecodeBase64(std::string_view text) {
+  std::string out;
+  std::uint32_t buffer = 0;
+  int bits = 0;
+  for (const char c : text) {
+    if (c == '=') break;
+    const int value = Base64Value(c);
+    if (value < 0) return std::nullopt;
+    buffer = (buffer << 6) | static_cast<std::uint32_t>(value);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((buffer >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+// A KV key in a URL path: each segment percent-encoded, the slashes kept
+// (Consul decodes the path back into the key).
+std::string KeyPath(std::string_view key) {
+  std::string out = "/v1/kv/";
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t slash = key.find('/', start);
+    out +=
+        PercentEncode(key.substr(start, slash == std::string_view::npos ? slash : slash - start));
+    if (slash == std::string_view::npos) break;
+    out += '/';
+    start = slash + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> ParseGoDuration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  if (text == "0") return std::chrono::milliseconds(0);
+  double total_ms = 0;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = at;
+    while (end < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) {
+      ++end;
+    }
+    if (end == at) return std::nullopt;
+    const double number = std::strtod(std::string(text.substr(at, end - at)).c_str(), nullptr);
+    std::size_t unit_end = end;
+    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) {
+      ++unit_end;
+    }
+    const std::string_view unit = text.substr(end, unit_end - end);
+    double scale;
+    if (unit == "h") {
+      scale = 3600000;
+    } else if (unit == "m") {
+      scale = 60000;
+    } else if (unit == "s") {
+      scale = 1000;
+    } else if (unit == "ms") {
+      scale = 1;
+    } else if (unit == "us" || unit == "µs") {
+      scale = 0.001;
+    } else if (unit == "ns") {
+      scale = 0.000001;
+    } else {
+      return std::nullopt;
+    }
+    total_ms += number * scale;
+    at = unit_end;
+  }
+  return std::chrono::milliseconds(static_cast<std::int64_t>(total_ms));
+}
+
+StatusOr<std::vector<KvPair>> ParseKvPairs(std::string_view body) {
+  const json parsed = json::parse(body, nullptr, false);
+  if (!parsed.is_array()) return Status::InvalidArgument("KV answer: not a JSON list");
+  std::vector<KvPair> out;
+  for (const json& item : parsed) {
+    if (!item.is_object() || !item.contains("Key") || !item["Key"].is_string()) {
+      return Status::InvalidArgument("KV answer: an entry without a Key");
+    }
+    KvPair pair;
+    pair.key = item["Key"].get<std::string>();
+    if (auto value = item.find("Value"); value != item.end() && value->is_string()) {
+      auto decoded = DecodeBase64(value->get<std::string>());
+      if (!decoded) return Status::InvalidArgument("KV answer: " + pair.key + ": bad base64 value");
+      pair.value = std::move(*decoded);
+    }
+    if (auto session = item.find("Session"); session != item.end() && session->is_string()) {
+      pair.session = session->get<std::string>();
+    }
+    const auto number = [&item](const char* name) -> std::uint64_t {
+      auto it = item.find(name);
+      return it != item.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
+    };
+    pair.lock_index = number("LockIndex");
+    pair.modify_index = number("ModifyIndex");
+    pair.flags = number("Flags");
+    out.push_back(std::move(pair));
+  }
+  return out;
+}
+
+StatusOr<std::unique_ptr<ConsulKvClient>> ConsulKvClient::Create(
+    const ConsulClientOptions& options) {
+  if (!options.address.starts_with("http://") && !options.address.starts_with("https://")) {
+    return Status::InvalidArgument("consul.address: not http(s)://host:port: " + options.address);
+  }
+  return std::make_unique<ConsulKvClient>(options);
+}
+
+ConsulKvClient::ConsulKvClient(const ConsulClientOptions& options)
+    : options_(options), token_(options.token), timeout_(options.read_timeout) {
+  InitCurlOnce();
+  easy_.reset(curl_easy_init());
+  if (!options_.token_file.empty()) {
+    if (auto text = ReadWholeFile(options_.token_file); text.ok()) {
+      token_ = TrimmedToken(std::move(*text));
+    }
+  }
+}
+
+ConsulKvClient::~ConsulKvClient() = default;
+
+StatusOr<ConsulKvClient::Reply> ConsulKvClient::Send(
+    const char* method, const std::string& path,
+    const std::vector<std::pair<std::string, std::string>>& params, const std::string& body) {
+  if (!easy_) return Status::Internal("curl_easy_init failed");
+  std::string url = options_.address;
+  while (url.ends_with('/')) url.pop_back();
+  url += path;
+  char separator = '?';
+  const auto add = [&](const std::string& name, const std::string& value) {
+    url += separator;
+    url += name;
+    if (!value.empty()) url += "=" + PercentEncode(value);
+    separator = '&';
+  };
+  for (const auto& [name, value] : params) add(name, value);
+  if (!options_.datacenter.empty()) add("dc", options_.datacenter);
+
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    CURL* easy = easy_.get();
+    curl_easy_reset(easy);
+    Reply reply;
+    CurlList headers;
+    if (!token_.empty()) {
+      headers.reset(curl_slist_append(nullptr, ("X-Consul-Token: " + token_).c_str()));
+    }
+    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::min(timeout_, options_.connect_timeout).count()));
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, AppendBody);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &reply.body);
+    if (std::string_view(method) == "PUT") {
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.data());
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    }
+    const TlsSettings& tls = options_.tls;
+    if (!tls.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca_file.c_str());
+    if (!tls.ca_path.empty()) curl_easy_setopt(easy, CURLOPT_CAPATH, tls.ca_path.c_str());
+    if (!tls.cert_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLCERT, tls.cert_file.c_str());
+    if (!tls.key_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLKEY, tls.key_file.c_str());
+    if (tls.insecure_skip_verify) {
+      curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    const CURLcode code = curl_easy_perform(easy);
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+      return Status::DeadlineExceeded(std::string(method) + " " + path + ": timed out");
+    }
+    if (code != CURLE_OK) {
+      return Status::Unavailable(std::string(method) + " " + path + ": " +
+                                 curl_easy_strerror(code));
+    }
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &reply.status);
+    // A 403 may mean the token was rotated: read the file once more.
+    if (reply.status == 403 && attempt == 0 && !options_.token_file.empty()) {
+      if (auto text = ReadWholeFile(options_.token_file); text.ok()) {
+        std::string fresh = TrimmedToken(std::move(*text));
+        if (fresh != token_) {
+          token_ = std::move(fresh);
+          continue;
+        }
+      }
+    }
+    return reply;
+  }
+  return Status::PermissionDenied(std::string(method) + " " + path + ": 403");
+}
+
+Status ConsulKvClient::ErrorOf(const Reply& reply, const std::string& what) {
+  std::string text = reply.body.substr(0, 200);
+  const std::string message = what + ": HTTP " + std::to_string(reply.status) + ": " + text;
+  if (reply.status == 403) return Status::PermissionDenied(message);
+  if (reply.status == 404) return Status::NotFound(message);
+  if (reply.status == 429 || reply.status >= 500) return Status::Unavailable(message);
+  return Status::InvalidArgument(message);
+}
+
+StatusOr<SessionGrant> ConsulKvClient::CreateSession(const SessionSpec& spec) {
+  const json body = {{"Name", spec.name},
+                     {"TTL", std::to_string(spec.ttl.count()) + "ms"},
+                     {"LockDelay", std::to_string(spec.lock_delay.count()) + "ms"},
+                     // Release, never delete: a service lock key must survive its holder,
+                     // or its LockIndex (the fencing epoch) would start again at 1.
+                     {"Behavior", "release"}};
+  auto reply = Send("PUT", "/v1/session/create", {}, body.dump());
+  if (!reply.ok()) return reply.status();
+  if (reply->status != 200) return ErrorOf(*reply, "session create");
+  const json parsed = json::parse(reply->body, nullptr, false);
+  if (!parsed.is_object() || !parsed.contains("ID") || !parsed["ID"].is_string() ||
+      parsed["ID"].get<std::string>().empty()) {
+    return Status::InvalidArgument("session create: answer without an ID");
+  }
+  return SessionGrant{parsed["ID"].get<std::string>(), spec.ttl};
+}
+
+StatusOr<std::chrono::milliseconds> ConsulKvClient::RenewSession(const std::string& id) {
+  auto reply = Send("PUT", "/v1/session/renew/" + PercentEncode(id), {}, "");
+  if (!reply.ok()) return reply.status();
+  if (reply->status != 200) return ErrorOf(*reply, "session renew");
+  const json parsed = json::parse(reply->body, nullptr, false);
+  // An empty list is what some Consul versions answer for a session that
+  // is gone.
+  if (!parsed.is_array()) return Status::InvalidArgument("session renew: not a JSON list");
+  if (parsed.empty()) return Status::NotFound("session renew: the session is gone");
+  const json& session = parsed[0];
+  if (!session.is_object() || !session.contains("TTL") || !session["TTL"].is_string()) {
+    return Status::InvalidArgument("session renew: answer without a TTL");
+  }
+  auto ttl = ParseGoDuration(session["TTL"].get<std::string>());
+  if (!ttl) return Status::InvalidArgument("session renew: bad TTL " + session["TTL"].dump());
+  return *ttl;
+}
+
+Status ConsulKvClient::DestroySession(const std::string& id) {
+  auto reply = Send("PUT", "/v1/session/destroy/" + PercentEncode(id), {}, "");
+  if (!reply.ok()) return reply.status();
+  if (reply->status != 200) return ErrorOf(*reply, "session destroy");
+  return Status::Ok();
+}
+
+namespace {
+
+StatusOr<bool> TrueOrFalse(const std::string& body, const std::string& what) {
+  if (body.starts_with("true")) return true;
+  if (body.starts_with("false")) return false;
+  return Status::InvalidArgument(what + ": neither true nor false");
+}
+
+}  // namespace
+
+StatusOr<bool> ConsulKvClient::Acquire(const std::string& key, const std::string& session,
+                                       const std::string& value) {
+  auto reply = Send("PUT", KeyPath(key), {{"acquire", session}}, value);
+  if (!reply.ok()) return reply.status();
+  if (reply->status != 200) return ErrorOf(*reply, "acquire " + key);
+  return TrueOrFalse(reply->body, "acquire " + key);
+}
+
+StatusOr<bool> ConsulKvClient::Release(const std::string& key, const std::string& session,
+                                       const std::string& value) {
+  auto reply = Send("PUT", KeyPath(key), {{"release", session}}, value);
+  if (!reply.ok()) return reply.status();
+  if (reply->status != 200) return ErrorOf(*reply, "release " + key);
+  return TrueOrFalse(reply->body, "release " + key);
+}
+
+StatusOr<bool> ConsulKvClient::PutCas(const std::string& key, const std::string& value,
+                                      std::uint64_t cas) {
+  auto reply = Send("PUT", KeyPath(key), {{"cas", std::to_string(cas)}}, value);
+  if (!reply.ok()) return reply.status();
+  if (reply->status != 200) return ErrorOf(*reply, "put " + key);
+  return TrueOrFalse(reply->body, "put " + key);
+}
+
+Status ConsulKvClient::Delete(const std::string& key, std::optional<std::uint64_t> cas) {
+  std::vector<std::pair<std::string, std::string>> params;
+  if (cas) params.emplace_back("cas", std::to_string(*cas));
+  auto reply = Send("DELETE", KeyPath(key), params, "");
+  if (!reply.ok()) return reply.status();
+  if (reply->status != 200) return ErrorOf(*reply, "delete " + key);
+  return Status::Ok();
+}
+
+StatusOr<std::optional<KvPair>> ConsulKvClient::Get(const std::string& key) {
+  auto reply = Send("GET", KeyPath(key), {}, "");
+  if (!reply.ok()) return reply.status();
+  if (reply->status == 404) return std::optional<KvPair>();
+  if (reply->status != 200) return ErrorOf(*reply, "get " + key);
+  auto pairs = ParseKvPairs(reply->body);
+  if (!pairs.ok()) return pairs.status();
+  if (pairs->empty()) return std::optional<KvPair>();
+  return std::optional<KvPair>(std::move(pairs->front()));
+}
+
+}  // namespace hb

@@ -1,0 +1,103 @@
+#pragma once
+
+// The Consul writes cluster mode needs (sessions and KV locks), as plain
+// synchronous requests on one connection. bridge/consul's ConsulClient
+// serves blocking reads on its event loop; these writes are few, each has
+// a deadline, and the caller's own thread waits for them, so a slow lock
+// acquisition never delays the watch.
+//
+// Not thread-safe: one instance per thread.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bridge/common/curl_handles.h"
+#include "bridge/common/status.h"
+#include "bridge/consul/consul_client.h"
+
+namespace hb {
+
+struct SessionSpec {
+  std::string name;
+  std::chrono::milliseconds ttl{std::chrono::seconds(15)};
+  std::chrono::milliseconds lock_delay{std::chrono::seconds(15)};
+};
+
+// A session as Consul granted it.
+struct SessionGrant {
+  std::string id;
+  // The TTL the server says it holds the session to; may be longer than
+  // asked (a loaded Consul asks clients to renew less often).
+  std::chrono::milliseconds ttl{0};
+};
+
+struct KvPair {
+  std::string key;
+  std::string value;  // decoded
+  std::string session;
+  std::uint64_t lock_index = 0;
+  std::uint64_t modify_index = 0;
+  std::uint64_t flags = 0;
+};
+
+// Parses a Consul KV read answer (a JSON list of entries, base64 values).
+StatusOr<std::vector<KvPair>> ParseKvPairs(std::string_view body);
+// A Go duration as Consul writes a session's TTL ("15s", "1m0s", "1.5s").
+std::optional<std::chrono::milliseconds> ParseGoDuration(std::string_view text);
+
+class ConsulKvClient {
+ public:
+  // Uses the address, token (re-read from token_file after a 403), dc, TLS
+  // and timeouts of `options`. Errors when the address is not http(s).
+  static StatusOr<std::unique_ptr<ConsulKvClient>> Create(const ConsulClientOptions& options);
+  ~ConsulKvClient();
+  ConsulKvClient(const ConsulKvClient&) = delete;
+  ConsulKvClient& operator=(const ConsulKvClient&) = delete;
+
+  // Every request ends within `timeout` (connect included).
+  void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
+
+  StatusOr<SessionGrant> CreateSession(const SessionSpec& spec);
+  // The TTL the renewal handed back; NotFound once the session is gone
+  // (reaped, destroyed, or invalidated by a failed check).
+  StatusOr<std::chrono::milliseconds> RenewSession(const std::string& id);
+  Status DestroySession(const std::string& id);
+
+  // ?acquire= / ?release=: whether Consul did it.
+  StatusOr<bool> Acquire(const std::string& key, const std::string& session,
+                         const std::string& value);
+  StatusOr<bool> Release(const std::string& key, const std::string& session,
+                         const std::string& value);
+  // ?cas=<index> (0: only if absent).
+  StatusOr<bool> PutCas(const std::string& key, const std::string& value, std::uint64_t cas);
+  // With `cas`: only while the key's ModifyIndex is still `cas`.
+  Status Delete(const std::string& key, std::optional<std::uint64_t> cas = std::nullopt);
+  // nullopt when the key does not exist.
+  StatusOr<std::optional<KvPair>> Get(const std::string& key);
+
+  explicit ConsulKvClient(const ConsulClientOptions& options);
+
+ private:
+  struct Reply {
+    long status = 0;
+    std::string body;
+  };
+  StatusOr<Reply> Send(const char* method, const std::string& path,
+                       const std::vector<std::pair<std::string, std::string>>& params,
+                       const std::string& body);
+  // Non-2xx answers as the Status ConsulClient uses for them.
+  static Status ErrorOf(const Reply& reply, const std::string& what);
+
+  ConsulClientOptions options_;
+  std::string token_;
+  std::chrono::milliseconds timeout_;
+  CurlEasy easy_;
+};
+
+}  // namespace hb

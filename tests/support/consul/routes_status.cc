@@ -1,0 +1,16 @@
+// /v1/status/leader: the leader's address, or "" while the cluster has none.
+
+#include <httplib.h>
+
+#include "tests/support/consul/consul_test_server.h"
+
+namespace hb::testing {
+
+void ConsulTestServer::ServeStatusRoutes(httplib::Server& server) {
+  server.Get("/v1/status/leader", [this](const httplib::Request&, httplib::Response& response) {
+    std::lock_guard lock(mutex_);
+    response.set_content(known_leader_ ? "\"127.0.0.1:8300\"" : "\"\"", "application/json");
+  });
+}
+
+}  // namespace hb::testing

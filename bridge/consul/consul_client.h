@@ -41,10 +41,10 @@ struct ConsulClientOptions {
   std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};  // Default: 5s
   TlsSettings tls;
-  // Backoff after errors: doubles from initial to max, ±20% jitter.
-  // Default: 1s, 60s.
+  // Backoff after errors: doubles from initial to max, ±20% jitter
+  // (consul.retry). Default: 1s, 10s.
   std::chrono::milliseconds backoff_initial{std::chrono::seconds(1)};
-  std::chrono::milliseconds backoff_max{std::chrono::seconds(60)};
+  std::chrono::milliseconds backoff_max{std::chrono::seconds(10)};
   // Answers that come back early with an unchanged index are rate limited
   // by a token bucket (Consul's advice: burst 2) refilled once per this
   // interval, so a broken or flapping Consul is not hammered. Default: 1s.
@@ -128,8 +128,10 @@ class ConsulClient {
   // `on_answer` runs for every 2xx answer; a non-OK return means the body was
   // unusable: the loop backs off and retries without advancing the index.
   // `on_error` runs for transport errors, non-2xx answers (403 carries
-  // Consul's text as PermissionDenied; 5xx and 429 are Unavailable) and
-  // unusable bodies, before the backoff. Destroying the returned query
+  // Consul's text as PermissionDenied, with a hint naming the token's
+  // sources and the ACL rules needed; 5xx and 429 are Unavailable) and
+  // unusable bodies, before the backoff. Every error's text starts with
+  // "GET <address><path>: " (user info masked). Destroying the returned query
   // stops it; no callback runs after its destructor returns.
   std::unique_ptr<BlockingQuery> Watch(std::string path,
                                        std::vector<std::pair<std::string, std::string>> params,
@@ -161,6 +163,12 @@ class ConsulClient {
   // and differs; `why` is for the log (never the token).
   void ReReadTokenFile(std::string_view why);
   void Observe(std::string_view path, std::string_view outcome, SteadyTime started, bool blocking);
+  // "GET <address><path>" for errors, the address's user info masked.
+  std::string Describe(std::string_view path) const;
+  // At log.level debug: the path, the index asked for, the outcome, the
+  // index answered and how long it took. Nothing is formatted otherwise.
+  void LogRequest(std::string_view path, std::uint64_t sent_index, const HttpResponse& response,
+                  SteadyTime started) const;
   // Every answer passes here: a 429 or a reset starts (or continues) a
   // refusal streak, logged once with its remedy; any other answer ends it.
   void NoteRefusal(const HttpResponse& response);

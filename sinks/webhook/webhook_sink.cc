@@ -5,6 +5,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "bridge/common/peer_text.h"
+#include "bridge/common/redact.h"
 #include "bridge/common/version.h"
 #include "sinks/webhook/webhook_signature.h"
 
@@ -51,16 +53,6 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
 // A non-zero return aborts the transfer (CURLE_ABORTED_BY_CALLBACK).
 int OnProgress(void* interrupted, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return static_cast<const std::atomic<bool>*>(interrupted)->load() ? 1 : 0;
-}
-
-// Response bodies go to logs: keep them on one printable line.
-std::string Printable(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    out += std::isprint(static_cast<unsigned char>(c)) != 0 ? c : ' ';
-  }
-  return out;
 }
 
 // Same scheme, host and port (the port made explicit for both).
@@ -120,7 +112,11 @@ DeliveryResult ClassifyWebhookResponse(long status, std::string_view body,
                                        std::optional<milliseconds> retry_after) {
   if (status >= 200 && status < 300) return DeliveryResult::Ok();
   std::string error = "HTTP " + std::to_string(status);
-  if (!body.empty()) error += ": " + Printable(body);
+  // Response bodies go to logs, dead letters and /v1/sinks: one printable
+  // line (an HTML error page: its title).
+  if (const std::string summary = SummarizePeerText(body); !summary.empty()) {
+    error += ": " + summary;
+  }
   if (status == 410) return DeliveryResult::Reject(error + " (the endpoint is gone)");
   if (status == 408 || status == 429 || status >= 500 || status < 400) {
     if (status >= 300 && status < 400) error += " (redirects are not followed: fix the url)";
@@ -163,22 +159,29 @@ DeliveryResult WebhookSink::Post(const Event& event) {
   bool configured_origin = true;
   for (int redirects = 0;; ++redirects) {
     Exchange exchange = Send(url, event, timestamp, body, configured_origin);
-    if (!exchange.error.empty()) return DeliveryResult::Retry(std::move(exchange.error));
+    if (!exchange.error.empty()) {
+      return DeliveryResult::Retry("POST " + RedactUrl(url) + " failed: " + exchange.error);
+    }
     const bool redirect = exchange.status == 301 || exchange.status == 302 ||
                           exchange.status == 303 || exchange.status == 307 ||
                           exchange.status == 308;
     if (redirect && settings_.follow_redirects && !exchange.location.empty()) {
       if (redirects == kMaxRedirects) {
-        return DeliveryResult::Retry("more than " + std::to_string(kMaxRedirects) +
-                                     " redirects: fix the url");
+        return DeliveryResult::Retry("POST " + RedactUrl(settings_.url) + ": more than " +
+                                     std::to_string(kMaxRedirects) + " redirects: fix the url");
       }
       configured_origin = configured_origin && SameOrigin(settings_.url, exchange.location);
       url = std::move(exchange.location);
       continue;
     }
-    return ClassifyWebhookResponse(
-        exchange.status, exchange.response.body,
-        ParseRetryAfter(exchange.response.retry_after, clock_.WallNow()));
+    DeliveryResult result =
+        ClassifyWebhookResponse(exchange.status, exchange.response.body,
+                                ParseRetryAfter(exchange.response.retry_after, clock_.WallNow()));
+    // The target is named, its secrets (user info, query) masked.
+    if (result.kind != DeliveryResult::Kind::kOk) {
+      result.error = "POST " + RedactUrl(url) + ": " + result.error;
+    }
+    return result;
   }
 }
 
@@ -244,9 +247,8 @@ WebhookSink::Exchange WebhookSink::Send(const std::string& url, const Event& eve
   // A body past the limit ends the transfer (its start is all that is kept):
   // the answer's status still decides.
   if (code != CURLE_OK && !(code == CURLE_WRITE_ERROR && exchange.response.body_truncated)) {
-    // The URL is left out: it may carry credentials.
-    exchange.error =
-        std::string("POST failed: ") + (error[0] != '\0' ? error.data() : curl_easy_strerror(code));
+    // The caller names the URL, masked: it may carry credentials.
+    exchange.error = error[0] != '\0' ? error.data() : curl_easy_strerror(code);
     return exchange;
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &exchange.status);

@@ -159,6 +159,8 @@ SinkDeliveryStatus SinkWorker::DeliveryStatus() const {
     status.state = "failing";
   } else if (last_success_) {
     status.state = "ok";
+  } else if (unreachable_) {
+    status.state = "unreachable";
   }
   status.last_success = last_success_;
   status.last_error = last_error_;
@@ -232,7 +234,23 @@ void SinkWorker::Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bo
   }
 }
 
+void SinkWorker::ProbeDestination() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+  }
+  std::string problem = sink_->Probe();
+  if (problem.empty()) return;
+  spdlog::warn("sink {}: {}; its events wait and are retried (see /v1/sinks)", name_, problem);
+  std::lock_guard lock(mutex_);
+  // A delivery may have been attempted meanwhile: it is more recent.
+  if (last_error_at_ || last_success_) return;
+  unreachable_ = true;
+  NoteErrorLocked(std::move(problem));
+}
+
 void SinkWorker::Run() {
+  ProbeDestination();
   // Kept from batch to batch: allocating and freeing a thousand-event batch
   // each time made glibc consolidate its heap over and over.
   std::vector<Pending> batch;
@@ -472,6 +490,7 @@ void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryR
   }
 
   Acknowledge(delivered);
+  unreachable_ = false;  // an attempt tells more than the probe
   if (batch_failure != nullptr) NoteErrorLocked(batch_failure->error);
 
   if (any_ok) {

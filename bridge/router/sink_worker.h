@@ -57,9 +57,10 @@ struct RetryPolicy {
 
 // How a sink's deliveries go, for /v1/sinks.
 struct SinkDeliveryStatus {
-  // "starting": nothing attempted yet; "ok": the last attempt delivered
-  // something; "failing": the last attempts all failed and wait for their
-  // backoff (the destination is down or refuses).
+  // "starting": nothing attempted yet; "unreachable": nothing attempted
+  // yet, and the sink's probe could not reach its destination; "ok": the
+  // last attempt delivered something; "failing": the last attempts all
+  // failed and wait for their backoff (the destination is down or refuses).
   std::string_view state = "starting";
   std::optional<WallTime> last_success;
   // The last failure (a retry, a rejection, a drop): never a secret.
@@ -142,6 +143,9 @@ class SinkWorker {
   };
 
   void Run();
+  // Asks the sink whether its destination can be reached, before the first
+  // delivery; worker thread, without mutex_.
+  void ProbeDestination();
   // Due retries first (they are older), then queued events whose instance
   // has nothing in retry, at most one per instance.
   // Fills the empty `batch`.
@@ -211,6 +215,7 @@ class SinkWorker {
   std::size_t left_at_shutdown_ = 0;               // GUARDED_BY(mutex_)
   bool run_finished_ = false;                      // GUARDED_BY(mutex_)
   bool spool_failing_ = false;                     // GUARDED_BY(mutex_)
+  bool unreachable_ = false;                       // GUARDED_BY(mutex_), until an attempt
   std::optional<WallTime> last_success_;           // GUARDED_BY(mutex_)
   std::string last_error_;                         // GUARDED_BY(mutex_)
   std::optional<WallTime> last_error_at_;          // GUARDED_BY(mutex_)

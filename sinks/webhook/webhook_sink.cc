@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 
 #include "bridge/common/peer_text.h"
 #include "bridge/common/redact.h"
@@ -272,6 +273,38 @@ void WebhookSink::Deliver(std::span<const EventPtr> events,
     } catch (const std::exception& error) {
       results[i] = DeliveryResult::Retry(error.what());
     }
+  }
+}
+
+std::string WebhookSink::Probe() noexcept {
+  for (const char* proxy : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
+    if (const char* value = std::getenv(proxy); value != nullptr && *value != '\0') return "";
+  }
+  try {
+    CurlEasy probe(curl_easy_init());
+    if (!probe) return "";
+    CURL* curl = probe.get();
+    std::array<char, CURL_ERROR_SIZE> error{};
+    curl_easy_setopt(curl, CURLOPT_URL, settings_.url.c_str());
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(settings_.connect_timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(settings_.timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error.data());
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &OnProgress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &interrupted_);
+    if (!settings_.ca_file.empty()) {
+      curl_easy_setopt(curl, CURLOPT_CAINFO, settings_.ca_file.c_str());
+    }
+    const CURLcode code = curl_easy_perform(curl);
+    if (code == CURLE_OK || interrupted_) return "";
+    return "connecting to " + RedactUrl(settings_.url) +
+           " failed: " + (error[0] != '\0' ? error.data() : curl_easy_strerror(code));
+  } catch (const std::exception&) {
+    return "";  // out of memory: the first delivery will tell
   }
 }
 

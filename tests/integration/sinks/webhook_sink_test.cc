@@ -351,6 +351,18 @@ TEST_F(WebhookSinkTest, UnreachableReceiverIsRetriable) {
   EXPECT_EQ(result.error.find("QuerySecret"), std::string::npos) << result.error;
 }
 
+TEST_F(WebhookSinkTest, ProbeConnectsWithoutSendingAndNamesATargetThatRefuses) {
+  WebhookReceiver receiver;
+  EXPECT_EQ(NewSink(Settings(receiver))->Probe(), "");
+  EXPECT_EQ(receiver.RequestCount(), 0U) << "a probe sends no request";
+  WebhookSinkSettings refusing;
+  refusing.url = "http://hook-user:HookPW@127.0.0.1:1/hook";  // nothing listens on port 1
+  const std::string problem = NewSink(refusing)->Probe();
+  EXPECT_THAT(problem,
+              ::testing::StartsWith("connecting to http://******@127.0.0.1:1/hook failed: "));
+  EXPECT_EQ(problem.find("HookPW"), std::string::npos);
+}
+
 TEST_F(WebhookSinkTest, ProxyFromTheStandardEnvironmentVariableIsUsed) {
   WebhookReceiver proxy;  // an HTTP proxy is sent the absolute URL
   ::setenv("http_proxy", proxy.url("").c_str(), 1);

@@ -7,7 +7,8 @@
 namespace hb {
 
 std::string SinksJson(const std::vector<SinkStatusReport>& sinks) {
-  using nlohmann::json;
+  // Ordered: a person reads it, name first.
+  using json = nlohmann::ordered_json;
   auto time = [](const std::optional<WallTime>& at) -> json {
     return at ? json(FormatRfc3339(*at)) : json(nullptr);
   };

@@ -244,6 +244,7 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
       return Fail(Named(used, client->Describe(path)), std::nullopt);
     }
     client->Observe(path, "ok", started, issued_blocking);
+    client->NoteSuccess();
     failures = 0;
     // docs/consul-semantics.md rule 1 again: after a reset, read afresh
     // (index 0) before blocking.
@@ -275,6 +276,7 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
 
   void Fail(const Status& error, std::optional<std::chrono::milliseconds> retry_after) {
     ++failures;
+    client->NoteFailure(error);
     on_error(error);
     if (cancelled) return;
     const auto& options = client->options();
@@ -447,6 +449,28 @@ void ConsulClient::NoteRefusal(const HttpResponse& response) {
       options_.max_connections);
 }
 
+Status ConsulClient::Failed(const Status& error, std::string_view path) {
+  Status named = Named(error, Describe(path));
+  NoteFailure(named);
+  return named;
+}
+
+void ConsulClient::NoteFailure(const Status& error) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  if (!failing_since_) {
+    failing_since_ = now;
+    reminded_at_ = now;
+    return;
+  }
+  if (now - reminded_at_ < options_.outage_reminder_interval) return;
+  reminded_at_ = now;
+  spdlog::warn(
+      "Consul requests still fail after {} s: {}; each is retried within {} ms "
+      "(consul.retry.max_backoff)",
+      std::chrono::duration_cast<std::chrono::seconds>(now - *failing_since_).count(),
+      error.ToString(), options_.backoff_max.count());
+}
+
 std::string ConsulClient::Describe(std::string_view path) const {
   // The query string (filters, the index) is left out: the path names the
   // endpoint, and RedactUrl() hides the address's user info.
@@ -495,19 +519,20 @@ void ConsulClient::Get(std::string path, std::function<void(StatusOr<std::string
   auto start = [this, path = std::move(path), done = std::move(done)]() mutable {
     const SteadyTime started = std::chrono::steady_clock::now();
     HttpRequest request = BuildRequest(path, {}, 0);
-    loop_->StartGet(
-        std::move(request), [this, path, started, done = std::move(done)](HttpResponse response) {
-          Observe(path, OutcomeOf(response), started, false);
-          LogRequest(path, 0, response, started);
-          NoteRefusal(response);
-          if (!response.transport.ok()) {
-            return done(Named(response.transport, Describe(path)));
-          }
-          if (response.status < 200 || response.status > 299) {
-            return done(Named(StatusFromHttp(response.status, response.body), Describe(path)));
-          }
-          done(std::move(response.body));
-        });
+    loop_->StartGet(std::move(request),
+                    [this, path, started, done = std::move(done)](HttpResponse response) {
+                      Observe(path, OutcomeOf(response), started, false);
+                      LogRequest(path, 0, response, started);
+                      NoteRefusal(response);
+                      if (!response.transport.ok()) {
+                        return done(Failed(response.transport, path));
+                      }
+                      if (response.status < 200 || response.status > 299) {
+                        return done(Failed(StatusFromHttp(response.status, response.body), path));
+                      }
+                      NoteSuccess();
+                      done(std::move(response.body));
+                    });
   };
   if (loop_->InLoopThread()) {
     start();
@@ -526,15 +551,16 @@ void ConsulClient::Read(std::string path, std::function<void(StatusOr<ReadAnswer
           LogRequest(path, 0, response, started);
           if (!response.transport.ok()) {
             Observe(path, OutcomeOf(response), started, false);
-            return done(Named(response.transport, Describe(path)));
+            return done(Failed(response.transport, path));
           }
           if (response.status < 200 || response.status > 299) {
             Observe(path, OutcomeOf(response), started, false);
-            return done(Named(StatusFromHttp(response.status, response.body), Describe(path)));
+            return done(Failed(StatusFromHttp(response.status, response.body), path));
           }
           auto meta = ParseQueryMeta(response.headers);
           Observe(path, meta.ok() ? "ok" : "malformed", started, false);
-          if (!meta.ok()) return done(Named(meta.status(), Describe(path)));
+          if (!meta.ok()) return done(Failed(meta.status(), path));
+          NoteSuccess();
           done(ReadAnswer{std::move(response.body), *meta, std::chrono::steady_clock::now()});
         });
   };

@@ -49,6 +49,10 @@ struct ConsulClientOptions {
   // by a token bucket (Consul's advice: burst 2) refilled once per this
   // interval, so a broken or flapping Consul is not hammered. Default: 1s.
   std::chrono::milliseconds same_index_interval{std::chrono::seconds(1)};
+  // While every request fails, a warning says so once per this interval
+  // (the first failure is the caller's to log): an outage is never silent
+  // for longer. Default: 30s.
+  std::chrono::milliseconds outage_reminder_interval{std::chrono::seconds(30)};
   // Most connections open to Consul at once (curl's hard cap; the watch
   // plans its queries to stay inside it). 0: no cap. Default: 100.
   std::size_t max_connections = 100;
@@ -172,13 +176,21 @@ class ConsulClient {
   // Every answer passes here: a 429 or a reset starts (or continues) a
   // refusal streak, logged once with its remedy; any other answer ends it.
   void NoteRefusal(const HttpResponse& response);
+  // Loop thread: a request failed (`error`) or succeeded; a failure streak
+  // is reminded of at warn once per outage_reminder_interval.
+  void NoteFailure(const Status& error);
+  void NoteSuccess() { failing_since_.reset(); }
+  // `error` named after the request (Describe()), and noted as a failure.
+  Status Failed(const Status& error, std::string_view path);
 
   const ConsulClientOptions options_;
   RequestObserver* const observer_;
   std::unique_ptr<EventLoop> loop_;
-  bool refusal_streak_ = false;  // loop thread
-  std::string token_;            // loop thread: what X-Consul-Token sends
-  SteadyTime token_read_at_{};   // loop thread: the last re-read after a 403
+  bool refusal_streak_ = false;              // loop thread
+  std::string token_;                        // loop thread: what X-Consul-Token sends
+  SteadyTime token_read_at_{};               // loop thread: the last re-read after a 403
+  std::optional<SteadyTime> failing_since_;  // loop thread: requests fail since
+  SteadyTime reminded_at_{};                 // loop thread: the last reminder
 };
 
 // A running blocking-query loop. Destroy it from any thread, also from the

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -341,6 +343,32 @@ TEST(ConsulClient, AfterAnErrorTheQueryReadsAfreshSoAConsulThatIsBackIsSeenAtOnc
   EXPECT_FALSE(seen[3].params.contains("index")) << "the first try after it reads afresh";
   EXPECT_EQ(seen[4].params.at("index"), "7") << "then it blocks again";
   EXPECT_EQ(recorder.errors.size(), 1U);
+}
+
+TEST(ConsulClient, AnOutageIsRemindedOfAtWarnWhileItLasts) {
+  // The log as the bridge's default logger, kept in memory.
+  auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", lines));
+  auto logged = [&lines](const std::string& text) {
+    for (const std::string& line : lines->last_formatted()) {
+      if (line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  };
+  const std::string refusing = "http://127.0.0.1:" + std::to_string(UnusedLoopbackPort());
+  ConsulClientOptions options = FastOptions(refusing);
+  options.outage_reminder_interval = milliseconds(100);
+  {
+    auto client = MakeClient(options);
+    Recorder recorder;
+    auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+    EXPECT_TRUE(WaitUntil([&] { return logged("Consul requests still fail after"); }));
+    query.reset();
+  }
+  EXPECT_TRUE(logged("GET " + refusing + "/v1/catalog/services: Couldn't connect"));
+  EXPECT_TRUE(logged("(consul.retry.max_backoff)"));
+  spdlog::set_default_logger(previous);
 }
 
 TEST(ConsulClient, ConnectionRefusedIsUnavailableAndRetried) {

@@ -144,6 +144,25 @@ TEST(OperatorView, SinksEndpointShowsAWebhookThatRefusesConnections) {
   EXPECT_EQ(bridge.Stop(), 0);
 }
 
+TEST(OperatorView, ShutdownSaysWhereTheUndeliveredEventsWent) {
+  testing::ConsulTestServer consul;
+  ASSERT_NE(consul.Start(), 0);
+  RegisterPayments(consul);
+  const std::string sinks =
+      "state: {shutdown_timeout: 200ms}\n"
+      "sinks:\n  - {name: hooks, type: webhook, url: 'http://127.0.0.1:" +
+      std::to_string(UnusedLoopbackPort()) + "/hook', connect_timeout: 100ms}\n";
+  BridgeProcess bridge(kBridge, sinks, ConsulAt(consul));
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+  consul.UpdateCheck("service:payments-1", "critical", "connection refused");
+  ASSERT_TRUE(bridge.process().WaitForStderr("sink hooks: delivery failed", milliseconds(20000)))
+      << bridge.process().Stderr();
+  EXPECT_EQ(bridge.Stop(), 0);
+  // Without state.dir there are no dead-letter files: the log says so.
+  EXPECT_THAT(bridge.process().Stderr(),
+              HasSubstr("without state.dir they were dead-lettered to this log (error lines)"));
+}
+
 TEST(OperatorView, DebugLogShowsEachConsulRequestAndDeliveryAndInfoDoesNot) {
   testing::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);

@@ -64,6 +64,13 @@ struct ConsulConfig {
   // stays. The largest answer the bridge reads is /v1/health/state/any,
   // about 320 bytes per check in the datacenter. Default: 128 MiB.
   std::uint64_t max_answer_size = std::uint64_t{128} << 20;
+  // consul.retry: after a failed request (Consul down, 5xx, 429, 403) the
+  // bridge waits initial_backoff, doubling per failure up to max_backoff
+  // (±20% jitter; a longer Retry-After from Consul wins). So once Consul is
+  // back, the bridge notices within about max_backoff. initial_backoff from
+  // 10ms, max_backoff from initial_backoff to 10m. Default: 1s, 10s.
+  std::chrono::milliseconds retry_initial_backoff{std::chrono::seconds(1)};
+  std::chrono::milliseconds retry_max_backoff{std::chrono::seconds(10)};
   ConsulTlsConfig tls;
 
   // The token to send: the token file's content if set, else `token`.
@@ -107,6 +114,9 @@ class SinkSettings {
   virtual ~SinkSettings() = default;
   // Writes the settings as YAML map entries (the caller opened the map).
   virtual void Emit(YAML::Emitter& out, bool mask_secrets) const = 0;
+  // Where the sink delivers, secrets masked (a URL's user info and query),
+  // for the start-up log and /v1/sinks. Default: "".
+  virtual std::string Target() const { return ""; }
 };
 
 struct SinkQueueConfig {

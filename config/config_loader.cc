@@ -43,6 +43,22 @@ void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) 
                  "expected at most 4GiB, got " + std::to_string(out.max_answer_size));
     out.max_answer_size = std::uint64_t{4} << 30;
   }
+  ConfigReader retry = consul.Section("retry");
+  out.retry_initial_backoff = retry.Duration("initial_backoff", out.retry_initial_backoff);
+  out.retry_max_backoff = retry.Duration("max_backoff", out.retry_max_backoff);
+  if (out.retry_initial_backoff < std::chrono::milliseconds(10)) {
+    retry.Error("initial_backoff",
+                "expected at least 10ms, got " + FormatDuration(out.retry_initial_backoff));
+  }
+  if (out.retry_max_backoff < out.retry_initial_backoff) {
+    retry.Error("max_backoff", "must not be shorter than initial_backoff (" +
+                                   FormatDuration(out.retry_initial_backoff) + "), got " +
+                                   FormatDuration(out.retry_max_backoff));
+  } else if (out.retry_max_backoff > std::chrono::minutes(10)) {
+    retry.Error("max_backoff",
+                "expected at most 10m, got " + FormatDuration(out.retry_max_backoff));
+  }
+  retry.Finish();
   ConfigReader tls = consul.Section("tls");
   out.tls.ca_file = tls.String("ca_file");
   out.tls.ca_path = tls.String("ca_path");
@@ -490,6 +506,11 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "stale" << YAML::Value << consul.stale;
   out << YAML::Key << "max_connections" << YAML::Value << consul.max_connections;
   out << YAML::Key << "max_answer_size" << YAML::Value << consul.max_answer_size;
+  out << YAML::Key << "retry" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "initial_backoff" << YAML::Value
+      << FormatDuration(consul.retry_initial_backoff);
+  out << YAML::Key << "max_backoff" << YAML::Value << FormatDuration(consul.retry_max_backoff);
+  out << YAML::EndMap;
   out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "ca_file" << YAML::Value << consul.tls.ca_file;
   out << YAML::Key << "ca_path" << YAML::Value << consul.tls.ca_path;

@@ -82,6 +82,14 @@ class Sink {
   // in the destructor, which may run later, after its successor started.
   virtual bool Shutdown(std::chrono::milliseconds timeout) noexcept = 0;
 
+  // Whether the destination can be reached at all, asked once on the
+  // sink's own thread before its first delivery: "" when it can (or the
+  // sink cannot tell without delivering), else why not, naming the target
+  // (never a secret). Must not deliver anything, and must return soon after
+  // Interrupt(). Shown in the log and on /v1/sinks until the first delivery
+  // attempt. Default: "".
+  virtual std::string Probe() noexcept { return ""; }
+
   // The one call from another thread: shutdown's grace period is over, so a
   // Deliver() in progress should return soon, with what it could not finish
   // as kRetry (the router dead-letters those). Later Deliver() calls may

@@ -12,6 +12,8 @@ ConsulClientOptions ClientOptionsFor(const ConsulConfig& consul) {
   options.wait = consul.wait_time;
   options.max_connections = consul.max_connections;
   options.max_answer_bytes = static_cast<std::size_t>(consul.max_answer_size);
+  options.backoff_initial = consul.retry_initial_backoff;
+  options.backoff_max = consul.retry_max_backoff;
   options.tls = {consul.tls.ca_file,  consul.tls.ca_path,     consul.tls.cert_file,
                  consul.tls.key_file, consul.tls.server_name, consul.tls.insecure_skip_verify};
   return options;
@@ -35,6 +37,9 @@ WatcherOptions WatcherOptionsFor(const BridgeConfig& config) {
   watch.services = ServiceFilterFor(config.watch.services);
   watch.datacenter = config.consul.datacenter;
   watch.unreachable_grace = config.watch.unreachable_grace;
+  // The first request (/v1/agent/self) backs off like every other one.
+  watch.agent_retry_initial = config.consul.retry_initial_backoff;
+  watch.agent_retry_max = config.consul.retry_max_backoff;
   return watch;
 }
 

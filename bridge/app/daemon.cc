@@ -16,6 +16,7 @@
 #include "bridge/app/loop_heartbeat.h"
 #include "bridge/app/reload.h"
 #include "bridge/app/sink_factory.h"
+#include "bridge/app/sinks_json.h"
 #include "bridge/app/view_seeding.h"
 #include "bridge/common/file_io.h"
 #include "bridge/common/redact.h"
@@ -49,10 +50,14 @@ std::string WhereLeftoversWent(const BridgeConfig& config) {
 std::string ReadinessReason(const Status& error) {
   switch (error.code()) {
     case StatusCode::kPermissionDenied:
-      return "permission denied (HTTP 403): check the ACL token (consul.token, "
-             "CONSUL_HTTP_TOKEN) and that it may read services and nodes";
+      return "permission denied (HTTP 403): the ACL token (CONSUL_HTTP_TOKEN, "
+             "CONSUL_HTTP_TOKEN_FILE, consul.token or consul.token_file) must be valid and "
+             "allow service_prefix \"\" { policy = \"read\" } and node_prefix \"\" "
+             "{ policy = \"read\" }";
     case StatusCode::kDeadlineExceeded:
       return "requests time out";
+    case StatusCode::kNotFound:
+      return "HTTP 404: is consul.address (CONSUL_HTTP_ADDR) a Consul agent's HTTP API?";
     case StatusCode::kUnavailable:
       return "Consul answers with errors (HTTP 429 or 5xx) or refuses connections";
     case StatusCode::kInvalidArgument:
@@ -73,7 +78,8 @@ WatchState ReadyState(Watcher& watcher, const ViewTracker& views) {
 
 HttpHandlers Handlers(Watcher& watcher, const ViewTracker& views, const LoopHeartbeat& heartbeat,
                       std::chrono::milliseconds stall_timeout, BridgeMetrics& metrics,
-                      prometheus::Registry& registry, InstancesEndpoint* instances) {
+                      prometheus::Registry& registry, InstancesEndpoint* instances,
+                      const Router& router) {
   HttpHandlers handlers;
   handlers.metrics = [&watcher, &views, &heartbeat, stall_timeout, &metrics, &registry] {
     metrics.SetWatchState(ReadyState(watcher, views));
@@ -106,14 +112,25 @@ HttpHandlers Handlers(Watcher& watcher, const ViewTracker& views, const LoopHear
   if (instances != nullptr) {
     handlers.instances = [instances](const QueryParams& query) { return instances->Json(query); };
   }
+  handlers.sinks = [&router] { return SinksJson(router.SinkStatuses()); };
   handlers.index =
       std::string("health-bridge ") + kVersion +
       "\n\nendpoints:\n  /metrics        Prometheus metrics\n"
       "  /healthz        liveness\n  /readyz         readiness, with the reason "
       "when not ready\n" +
       (instances != nullptr ? "  /v1/instances   watched instances (?service=, ?status=)\n" : "") +
+      "  /v1/sinks       each sink's target, state, last success and error, queue\n" +
       "\ndocs: README.md and docs/ in the source tree\n";
   return handlers;
+}
+
+// "http://127.0.0.1:9464": where the server answers, with the host it is
+// bound to (0.0.0.0 or :: means every interface).
+std::string ServedAt(const std::string& listen, int port, bool tls) {
+  std::string host = "0.0.0.0";
+  if (auto parsed = ParseListenAddress(listen)) host = parsed->first;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(port);
 }
 
 // The server's options: the web config file is read once, at start.
@@ -256,7 +273,7 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   // Declared after the watcher and the heartbeat, so it stops serving
   // before what its handlers read goes away.
   HttpHandlers handlers = Handlers(watcher, views, heartbeat, config.watch.stall_timeout, metrics,
-                                   registry, instances ? &*instances : nullptr);
+                                   registry, instances ? &*instances : nullptr, router);
   if (cluster) {
     handlers.ready = [watch_ready = std::move(handlers.ready), &cluster](std::string& why) {
       if (!watch_ready(why)) return false;
@@ -269,10 +286,11 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
     spdlog::error("{}", server.status().message());
     return kExitRuntime;
   }
-  spdlog::info("serving {} on port {} ({}{})",
-               instances ? "/metrics, /healthz, /readyz, / and /v1/instances"
-                         : "/metrics, /healthz, /readyz and /",
-               (*server)->port(), config.server.listen, (*server)->tls() ? ", TLS" : "");
+  spdlog::info("serving {} at {} (on port {}; server.listen {})",
+               instances ? "/metrics, /healthz, /readyz, /, /v1/sinks and /v1/instances"
+                         : "/metrics, /healthz, /readyz, / and /v1/sinks",
+               ServedAt(config.server.listen, (*server)->port(), (*server)->tls()),
+               (*server)->port(), config.server.listen);
   std::optional<Checkpointer> checkpointer;
   if (!config.state.dir.empty()) {
     checkpointer.emplace(StateFilePath(config.state), config.state.save_interval, watcher, router,

@@ -77,7 +77,8 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
       const bool stateful = built->sink->WantsSilentEvents();
       live.router.AddSink(std::move(built->route), std::move(built->sink),
                           std::move(built->storage));
-      spdlog::info("reload: sink {} ({}) added", sink.name, sink.type);
+      spdlog::info("reload: sink {} ({}) added, delivers to {}", sink.name, sink.type,
+                   TargetOf(sink));
       if (stateful) Seed(sink.name, live);
     } else {
       auto created = live.registry.Create(sink, live.context);
@@ -90,9 +91,9 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
       const bool stateful = (*created)->WantsSilentEvents();
       live.router.ReplaceSink(sink.name, RouteFor(sink), std::move(*created));
       spdlog::info(
-          "reload: sink {} ({}) rebuilt with its new settings; its queued events are "
-          "kept",
-          sink.name, sink.type);
+          "reload: sink {} ({}) rebuilt with its new settings (delivers to {}); its queued "
+          "events are kept",
+          sink.name, sink.type, TargetOf(sink));
       if (stateful) Seed(sink.name, live);
     }
     running.push_back(sink);

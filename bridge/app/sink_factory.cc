@@ -35,12 +35,18 @@ StatusOr<std::unique_ptr<Spool>> OpenSpool(const SinkConfig& sink, const StateCo
 
 }  // namespace
 
+std::string TargetOf(const SinkConfig& sink) {
+  return sink.settings != nullptr ? sink.settings->Target() : std::string();
+}
+
 SinkRoute RouteFor(const SinkConfig& sink) {
   SinkRoute route;
   route.filter = {sink.events, sink.services, sink.tags};
   route.worker.queue_capacity = sink.queue.capacity;
   route.worker.retry = {sink.retry.initial_backoff, sink.retry.max_backoff, sink.retry.max_attempts,
                         sink.retry.max_age};
+  route.type = sink.type;
+  route.target = TargetOf(sink);
   return route;
 }
 
@@ -75,7 +81,9 @@ Status AddSinks(const BridgeConfig& config, const SinkRegistry& registry,
     auto built = BuildSink(sink, config.state, registry, context, observer);
     if (!built.ok()) return built.status();
     router.AddSink(std::move(built->route), std::move(built->sink), std::move(built->storage));
-    spdlog::info("sink {} ({}) ready", sink.name, sink.type);
+    // Ready to take events: whether the destination answers shows with the
+    // first delivery, in the log and on /v1/sinks.
+    spdlog::info("sink {} ({}) delivers to {}", sink.name, sink.type, TargetOf(sink));
   }
   return Status::Ok();
 }

@@ -21,6 +21,8 @@ struct BuiltSink {
 };
 
 SinkRoute RouteFor(const SinkConfig& sink);
+// Where the sink delivers, secrets masked ("" when its type does not say).
+std::string TargetOf(const SinkConfig& sink);
 
 // Spool problems found while opening (torn tail, corrupt records) are
 // logged, counted through `observer` (may be null) and dropped; errors are

@@ -12,7 +12,8 @@
 #include <sstream>
 
 #include "bridge/common/backoff.h"
-#include "bridge/model/protocol_text.h"
+#include "bridge/common/peer_text.h"
+#include "bridge/common/redact.h"
 
 namespace hb {
 namespace {
@@ -23,9 +24,40 @@ std::string WaitParam(std::chrono::milliseconds wait) {
   return std::to_string(wait.count()) + "ms";
 }
 
-std::string_view Trimmed(std::string_view text, std::size_t limit) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
-  return text.substr(0, limit);
+// Appended to a 403: the bridge reads the whole catalog and every node's
+// health, so its token needs read on every service and node.
+constexpr std::string_view kForbiddenHint =
+    " (the ACL token, from CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE, consul.token or "
+    "consul.token_file, must be valid and allow service_prefix \"\" { policy = \"read\" } "
+    "and node_prefix \"\" { policy = \"read\" })";
+
+// The same error, its text prefixed with what was asked of whom.
+Status Named(const Status& error, std::string_view what) {
+  std::string text = std::string(what) + ": " + error.message();
+  switch (error.code()) {
+    case StatusCode::kPermissionDenied:
+      return Status::PermissionDenied(std::move(text));
+    case StatusCode::kUnavailable:
+      return Status::Unavailable(std::move(text));
+    case StatusCode::kDeadlineExceeded:
+      return Status::DeadlineExceeded(std::move(text));
+    case StatusCode::kResourceExhausted:
+      return Status::ResourceExhausted(std::move(text));
+    case StatusCode::kNotFound:
+      return Status::NotFound(std::move(text));
+    case StatusCode::kInvalidArgument:
+      return Status::InvalidArgument(std::move(text));
+    case StatusCode::kOk:
+      return error;
+    default:
+      return Status::Internal(std::move(text));
+  }
+}
+
+// "HTTP 200", "HTTP 503" or the transport's error, for the debug log.
+std::string OutcomeText(const HttpResponse& response) {
+  if (!response.transport.ok()) return response.transport.message();
+  return "HTTP " + std::to_string(response.status);
 }
 
 // The longest a Retry-After from Consul may hold a query back.
@@ -121,9 +153,14 @@ std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
 Status StatusFromHttp(long status, std::string_view body) {
   // A peer's body (an HTML error page, anything) becomes one printable,
   // bounded line: it goes to logs.
-  const std::string text =
-      "HTTP " + std::to_string(status) + (body.empty() ? "" : ": " + LogSafe(Trimmed(body, 200)));
-  if (status == 403) return Status::PermissionDenied(text);
+  const std::string summary = SummarizePeerText(body);
+  std::string text = "HTTP " + std::to_string(status) + (summary.empty() ? "" : ": " + summary);
+  if (status == 403) {
+    // What an operator needs to fix it: where the token comes from and
+    // what it must allow.
+    text += kForbiddenHint;
+    return Status::PermissionDenied(text);
+  }
   if (status == 429 || status >= 500) return Status::Unavailable(text);
   if (status == 404) return Status::NotFound(text);
   return Status::InvalidArgument(text);
@@ -152,8 +189,12 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     timer.reset();
     if (cancelled) return;
     const SteadyTime started = std::chrono::steady_clock::now();
-    issued_blocking = index > 0;
-    HttpRequest request = client->BuildRequest(path, params, index);
+    // After a failure the next request is a plain read: blocking on the
+    // last index, a Consul that is back would hold it until something
+    // changes (up to `wait`), and nobody would learn that it answers again.
+    const std::uint64_t asked = failures > 0 ? 0 : index;
+    issued_blocking = asked > 0;
+    HttpRequest request = client->BuildRequest(path, params, asked);
     std::weak_ptr<State> weak = weak_from_this();
     transfer = client->loop().StartGet(std::move(request), [weak, started](HttpResponse response) {
       // Hold the state for the whole callback: on_answer may destroy the
@@ -170,20 +211,24 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     const SteadyTime now = std::chrono::steady_clock::now();
     if (!response.transport.ok()) {
       client->Observe(path, OutcomeOf(response), started, issued_blocking);
-      return Fail(response.transport, std::nullopt);
+      client->LogRequest(path, AskedIndex(), response, started);
+      return Fail(Named(response.transport, client->Describe(path)), std::nullopt);
     }
     if (response.status < 200 || response.status > 299) {
       client->Observe(path, OutcomeOf(response), started, issued_blocking);
+      client->LogRequest(path, AskedIndex(), response, started);
       std::optional<std::chrono::milliseconds> retry_after;
       if (auto it = response.headers.find("retry-after"); it != response.headers.end()) {
         retry_after = ParseRetryAfter(it->second, kMaxRetryAfter);
       }
-      return Fail(StatusFromHttp(response.status, response.body), retry_after);
+      return Fail(Named(StatusFromHttp(response.status, response.body), client->Describe(path)),
+                  retry_after);
     }
     auto parsed_meta = ParseQueryMeta(response.headers);
+    client->LogRequest(path, AskedIndex(), response, started);
     if (!parsed_meta.ok()) {
       client->Observe(path, "malformed", started, issued_blocking);
-      return Fail(parsed_meta.status(), std::nullopt);
+      return Fail(Named(parsed_meta.status(), client->Describe(path)), std::nullopt);
     }
     const QueryMeta meta = *parsed_meta;
 
@@ -196,9 +241,10 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     if (cancelled) return;
     if (!used.ok()) {
       client->Observe(path, "malformed", started, issued_blocking);
-      return Fail(used, std::nullopt);
+      return Fail(Named(used, client->Describe(path)), std::nullopt);
     }
     client->Observe(path, "ok", started, issued_blocking);
+    client->NoteSuccess();
     failures = 0;
     // docs/consul-semantics.md rule 1 again: after a reset, read afresh
     // (index 0) before blocking.
@@ -225,13 +271,19 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     Schedule(delay);
   }
 
+  // The index the request in flight carried (0: a plain read).
+  std::uint64_t AskedIndex() const { return issued_blocking ? index : 0; }
+
   void Fail(const Status& error, std::optional<std::chrono::milliseconds> retry_after) {
     ++failures;
+    client->NoteFailure(error);
     on_error(error);
     if (cancelled) return;
     const auto& options = client->options();
     auto delay = ExponentialBackoff(failures, options.backoff_initial, options.backoff_max, rng);
     if (retry_after) delay = std::max(delay, *retry_after);
+    spdlog::debug("consul GET {}: failure {} in a row, retrying in {} ms", path, failures,
+                  delay.count());
     Schedule(delay);
   }
 
@@ -287,8 +339,8 @@ StatusOr<std::unique_ptr<ConsulClient>> ConsulClient::Create(ConsulClientOptions
                                                              RequestObserver* observer) {
   const std::string& address = options.address;
   if (!address.starts_with("http://") && !address.starts_with("https://")) {
-    return Status::InvalidArgument("consul address must be http(s)://host:port, got \"" + address +
-                                   "\"");
+    return Status::InvalidArgument("consul address must be http(s)://host:port, got \"" +
+                                   RedactUrl(address) + "\"");
   }
   while (options.address.ends_with('/')) options.address.pop_back();
   return std::make_unique<ConsulClient>(std::move(options), observer);
@@ -397,6 +449,46 @@ void ConsulClient::NoteRefusal(const HttpResponse& response) {
       options_.max_connections);
 }
 
+Status ConsulClient::Failed(const Status& error, std::string_view path) {
+  Status named = Named(error, Describe(path));
+  NoteFailure(named);
+  return named;
+}
+
+void ConsulClient::NoteFailure(const Status& error) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  if (!failing_since_) {
+    failing_since_ = now;
+    reminded_at_ = now;
+    return;
+  }
+  if (now - reminded_at_ < options_.outage_reminder_interval) return;
+  reminded_at_ = now;
+  spdlog::warn(
+      "Consul requests still fail after {} s: {}; each is retried within {} ms "
+      "(consul.retry.max_backoff)",
+      std::chrono::duration_cast<std::chrono::seconds>(now - *failing_since_).count(),
+      error.ToString(), options_.backoff_max.count());
+}
+
+std::string ConsulClient::Describe(std::string_view path) const {
+  // The query string (filters, the index) is left out: the path names the
+  // endpoint, and RedactUrl() hides the address's user info.
+  return "GET " + RedactUrl(options_.address + std::string(path.substr(0, path.find('?'))));
+}
+
+void ConsulClient::LogRequest(std::string_view path, std::uint64_t sent_index,
+                              const HttpResponse& response, SteadyTime started) const {
+  // Formatted only when debug is on: this runs for every answer.
+  if (!spdlog::should_log(spdlog::level::debug)) return;
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  const auto index = response.headers.find("x-consul-index");
+  spdlog::debug("consul GET {} (index {}): {}, index {}, {} ms", path, sent_index,
+                OutcomeText(response), index == response.headers.end() ? "-" : index->second,
+                took.count());
+}
+
 void ConsulClient::Observe(std::string_view path, std::string_view outcome, SteadyTime started,
                            bool blocking) {
   if (observer_ == nullptr) return;
@@ -430,11 +522,15 @@ void ConsulClient::Get(std::string path, std::function<void(StatusOr<std::string
     loop_->StartGet(std::move(request),
                     [this, path, started, done = std::move(done)](HttpResponse response) {
                       Observe(path, OutcomeOf(response), started, false);
+                      LogRequest(path, 0, response, started);
                       NoteRefusal(response);
-                      if (!response.transport.ok()) return done(response.transport);
-                      if (response.status < 200 || response.status > 299) {
-                        return done(StatusFromHttp(response.status, response.body));
+                      if (!response.transport.ok()) {
+                        return done(Failed(response.transport, path));
                       }
+                      if (response.status < 200 || response.status > 299) {
+                        return done(Failed(StatusFromHttp(response.status, response.body), path));
+                      }
+                      NoteSuccess();
                       done(std::move(response.body));
                     });
   };
@@ -452,17 +548,19 @@ void ConsulClient::Read(std::string path, std::function<void(StatusOr<ReadAnswer
     loop_->StartGet(
         std::move(request), [this, path, started, done = std::move(done)](HttpResponse response) {
           NoteRefusal(response);
+          LogRequest(path, 0, response, started);
           if (!response.transport.ok()) {
             Observe(path, OutcomeOf(response), started, false);
-            return done(response.transport);
+            return done(Failed(response.transport, path));
           }
           if (response.status < 200 || response.status > 299) {
             Observe(path, OutcomeOf(response), started, false);
-            return done(StatusFromHttp(response.status, response.body));
+            return done(Failed(StatusFromHttp(response.status, response.body), path));
           }
           auto meta = ParseQueryMeta(response.headers);
           Observe(path, meta.ok() ? "ok" : "malformed", started, false);
-          if (!meta.ok()) return done(meta.status());
+          if (!meta.ok()) return done(Failed(meta.status(), path));
+          NoteSuccess();
           done(ReadAnswer{std::move(response.body), *meta, std::chrono::steady_clock::now()});
         });
   };

@@ -41,14 +41,18 @@ struct ConsulClientOptions {
   std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};  // Default: 5s
   TlsSettings tls;
-  // Backoff after errors: doubles from initial to max, ±20% jitter.
-  // Default: 1s, 60s.
+  // Backoff after errors: doubles from initial to max, ±20% jitter
+  // (consul.retry). Default: 1s, 10s.
   std::chrono::milliseconds backoff_initial{std::chrono::seconds(1)};
-  std::chrono::milliseconds backoff_max{std::chrono::seconds(60)};
+  std::chrono::milliseconds backoff_max{std::chrono::seconds(10)};
   // Answers that come back early with an unchanged index are rate limited
   // by a token bucket (Consul's advice: burst 2) refilled once per this
   // interval, so a broken or flapping Consul is not hammered. Default: 1s.
   std::chrono::milliseconds same_index_interval{std::chrono::seconds(1)};
+  // While every request fails, a warning says so once per this interval
+  // (the first failure is the caller's to log): an outage is never silent
+  // for longer. Default: 30s.
+  std::chrono::milliseconds outage_reminder_interval{std::chrono::seconds(30)};
   // Most connections open to Consul at once (curl's hard cap; the watch
   // plans its queries to stay inside it). 0: no cap. Default: 100.
   std::size_t max_connections = 100;
@@ -128,8 +132,10 @@ class ConsulClient {
   // `on_answer` runs for every 2xx answer; a non-OK return means the body was
   // unusable: the loop backs off and retries without advancing the index.
   // `on_error` runs for transport errors, non-2xx answers (403 carries
-  // Consul's text as PermissionDenied; 5xx and 429 are Unavailable) and
-  // unusable bodies, before the backoff. Destroying the returned query
+  // Consul's text as PermissionDenied, with a hint naming the token's
+  // sources and the ACL rules needed; 5xx and 429 are Unavailable) and
+  // unusable bodies, before the backoff. Every error's text starts with
+  // "GET <address><path>: " (user info masked). Destroying the returned query
   // stops it; no callback runs after its destructor returns.
   std::unique_ptr<BlockingQuery> Watch(std::string path,
                                        std::vector<std::pair<std::string, std::string>> params,
@@ -161,16 +167,30 @@ class ConsulClient {
   // and differs; `why` is for the log (never the token).
   void ReReadTokenFile(std::string_view why);
   void Observe(std::string_view path, std::string_view outcome, SteadyTime started, bool blocking);
+  // "GET <address><path>" for errors, the address's user info masked.
+  std::string Describe(std::string_view path) const;
+  // At log.level debug: the path, the index asked for, the outcome, the
+  // index answered and how long it took. Nothing is formatted otherwise.
+  void LogRequest(std::string_view path, std::uint64_t sent_index, const HttpResponse& response,
+                  SteadyTime started) const;
   // Every answer passes here: a 429 or a reset starts (or continues) a
   // refusal streak, logged once with its remedy; any other answer ends it.
   void NoteRefusal(const HttpResponse& response);
+  // Loop thread: a request failed (`error`) or succeeded; a failure streak
+  // is reminded of at warn once per outage_reminder_interval.
+  void NoteFailure(const Status& error);
+  void NoteSuccess() { failing_since_.reset(); }
+  // `error` named after the request (Describe()), and noted as a failure.
+  Status Failed(const Status& error, std::string_view path);
 
   const ConsulClientOptions options_;
   RequestObserver* const observer_;
   std::unique_ptr<EventLoop> loop_;
-  bool refusal_streak_ = false;  // loop thread
-  std::string token_;            // loop thread: what X-Consul-Token sends
-  SteadyTime token_read_at_{};   // loop thread: the last re-read after a 403
+  bool refusal_streak_ = false;              // loop thread
+  std::string token_;                        // loop thread: what X-Consul-Token sends
+  SteadyTime token_read_at_{};               // loop thread: the last re-read after a 403
+  std::optional<SteadyTime> failing_since_;  // loop thread: requests fail since
+  SteadyTime reminded_at_{};                 // loop thread: the last reminder
 };
 
 // A running blocking-query loop. Destroy it from any thread, also from the

@@ -16,6 +16,8 @@ void Router::AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage) {
   auto entry = std::make_shared<Route>();
   entry->name = std::string(sink->Name());
   entry->filter = std::move(route.filter);
+  entry->type = std::move(route.type);
+  entry->target = std::move(route.target);
   entry->storage = std::move(storage);
   entry->worker = std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink),
                                                entry->storage, clock_, observer_);
@@ -65,6 +67,8 @@ bool Router::ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink) {
   SinkBacklog backlog = found->worker->Release();
   found->worker.reset();
   found->filter = std::move(route.filter);
+  found->type = std::move(route.type);
+  found->target = std::move(route.target);
   found->worker =
       std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink), found->storage, clock_,
                                    observer_, std::move(backlog));
@@ -175,6 +179,22 @@ std::vector<std::pair<std::string, std::size_t>> Router::QueueDepths() const {
     depths.emplace_back(route->name, route->worker->QueueDepth());
   }
   return depths;
+}
+
+std::vector<SinkStatusReport> Router::SinkStatuses() const {
+  std::vector<std::shared_ptr<Route>> routes;
+  {
+    std::lock_guard lock(mutex_);
+    routes = routes_;
+  }
+  std::vector<SinkStatusReport> reports;
+  reports.reserve(routes.size());
+  for (const auto& route : routes) {
+    std::shared_lock swap(route->swap_mutex);
+    if (route->worker == nullptr) continue;
+    reports.push_back({route->name, route->type, route->target, route->worker->DeliveryStatus()});
+  }
+  return reports;
 }
 
 }  // namespace hb

@@ -31,6 +31,18 @@ namespace hb {
 struct SinkRoute {
   RouteFilter filter;
   SinkWorkerOptions worker;
+  // What /v1/sinks shows: the sink's type and where it delivers, secrets
+  // masked (a URL's user info and query).
+  std::string type;
+  std::string target;
+};
+
+// One sink as /v1/sinks shows it.
+struct SinkStatusReport {
+  std::string name;
+  std::string type;
+  std::string target;
+  SinkDeliveryStatus delivery;
 };
 
 // Publish() runs on the watch thread; AddSink(), RemoveSink(), Shutdown() and
@@ -77,6 +89,8 @@ class Router final : public EventPublisher {
   std::size_t Shutdown(std::chrono::milliseconds timeout);
 
   std::vector<std::pair<std::string, std::size_t>> QueueDepths() const;
+  // Every sink's status, in the order they were added.
+  std::vector<SinkStatusReport> SinkStatuses() const;
 
   // Events published so far: the saved state is rewritten only when it moved.
   std::uint64_t published() const { return published_.load(std::memory_order_acquire); }
@@ -89,6 +103,8 @@ class Router final : public EventPublisher {
     // ReplaceSink() swaps it: no event slips between the two workers.
     std::shared_mutex swap_mutex;
     RouteFilter filter;                  // GUARDED_BY(swap_mutex)
+    std::string type;                    // GUARDED_BY(swap_mutex)
+    std::string target;                  // GUARDED_BY(swap_mutex)
     std::unique_ptr<SinkWorker> worker;  // GUARDED_BY(swap_mutex)
   };
 

@@ -106,6 +106,7 @@ std::size_t SinkWorker::Enqueue(std::span<const EventPtr> events) {
                                    ") and no spool to overflow to (state.dir is not set)";
         spdlog::warn("sink {}: dropped event {} to the dead-letter file: {}", name_,
                      pending.event->id, reason);
+        NoteErrorLocked("event " + pending.event->id + " dropped: " + reason);
         DeadLetter(pending, reason);
         continue;
       }
@@ -151,6 +152,47 @@ std::size_t SinkWorker::InMemory() const {
   return queue_.size() + retrying_.size() + in_flight_;
 }
 
+SinkDeliveryStatus SinkWorker::DeliveryStatus() const {
+  std::lock_guard lock(mutex_);
+  SinkDeliveryStatus status;
+  if (failed_batches_ > 0) {
+    status.state = "failing";
+  } else if (last_success_) {
+    status.state = "ok";
+  } else if (unreachable_) {
+    status.state = "unreachable";
+  }
+  status.last_success = last_success_;
+  status.last_error = last_error_;
+  status.last_error_at = last_error_at_;
+  status.consecutive_failures = failed_batches_;
+  status.queue_depth = DepthLocked();
+  status.spooled = spilled_;
+  return status;
+}
+
+void SinkWorker::NoteErrorLocked(std::string error) {
+  last_error_ = std::move(error);
+  last_error_at_ = clock_.WallNow();
+}
+
+void SinkWorker::LogOutcome(const Pending& pending, const DeliveryResult& result) const {
+  switch (result.kind) {
+    case DeliveryResult::Kind::kOk:
+      spdlog::debug("sink {}: event {} delivered (attempt {})", name_, pending.event->id,
+                    pending.attempts);
+      break;
+    case DeliveryResult::Kind::kReject:
+      spdlog::debug("sink {}: event {} rejected (attempt {}): {}", name_, pending.event->id,
+                    pending.attempts, result.error);
+      break;
+    case DeliveryResult::Kind::kRetry:
+      spdlog::debug("sink {}: event {} failed (attempt {}), will be retried: {}", name_,
+                    pending.event->id, pending.attempts, result.error);
+      break;
+  }
+}
+
 std::size_t SinkWorker::Shutdown(std::chrono::milliseconds timeout, Leftovers leftovers) {
   Stop(timeout, leftovers, /*release=*/false);
   std::lock_guard lock(mutex_);
@@ -192,7 +234,23 @@ void SinkWorker::Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bo
   }
 }
 
+void SinkWorker::ProbeDestination() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+  }
+  std::string problem = sink_->Probe();
+  if (problem.empty()) return;
+  spdlog::warn("sink {}: {}; its events wait and are retried (see /v1/sinks)", name_, problem);
+  std::lock_guard lock(mutex_);
+  // A delivery may have been attempted meanwhile: it is more recent.
+  if (last_error_at_ || last_success_) return;
+  unreachable_ = true;
+  NoteErrorLocked(std::move(problem));
+}
+
 void SinkWorker::Run() {
+  ProbeDestination();
   // Kept from batch to batch: allocating and freeing a thousand-event batch
   // each time made glibc consolidate its heap over and over.
   std::vector<Pending> batch;
@@ -383,10 +441,15 @@ void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryR
   bool all_retry = true;
   std::optional<std::chrono::milliseconds> retry_after;
   std::vector<std::uint64_t> delivered;
+  const DeliveryResult* batch_failure = nullptr;  // one per batch is enough for /v1/sinks
   for (std::size_t i = 0; i < batch.size(); ++i) {
     Pending& pending = batch[i];
     const DeliveryResult& result = results[i];
     all_retry = all_retry && result.kind == DeliveryResult::Kind::kRetry;
+    LogOutcome(pending, result);
+    if (result.kind != DeliveryResult::Kind::kOk && batch_failure == nullptr) {
+      batch_failure = &result;
+    }
     switch (result.kind) {
       case DeliveryResult::Kind::kOk:
         any_ok = true;
@@ -427,8 +490,11 @@ void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryR
   }
 
   Acknowledge(delivered);
+  unreachable_ = false;  // an attempt tells more than the probe
+  if (batch_failure != nullptr) NoteErrorLocked(batch_failure->error);
 
   if (any_ok) {
+    last_success_ = clock_.WallNow();
     if (failed_batches_ > 0) {
       spdlog::info("sink {}: delivering again after {} failed attempts", name_, failed_batches_);
       // The destination is back: what waited for its backoff goes now

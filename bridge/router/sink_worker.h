@@ -55,6 +55,22 @@ struct RetryPolicy {
   std::chrono::milliseconds max_age{std::chrono::hours(24)};
 };
 
+// How a sink's deliveries go, for /v1/sinks.
+struct SinkDeliveryStatus {
+  // "starting": nothing attempted yet; "unreachable": nothing attempted
+  // yet, and the sink's probe could not reach its destination; "ok": the
+  // last attempt delivered something; "failing": the last attempts all
+  // failed and wait for their backoff (the destination is down or refuses).
+  std::string_view state = "starting";
+  std::optional<WallTime> last_success;
+  // The last failure (a retry, a rejection, a drop): never a secret.
+  std::string last_error;
+  std::optional<WallTime> last_error_at;
+  int consecutive_failures = 0;  // attempts in a row that delivered nothing
+  std::size_t queue_depth = 0;   // waiting: queued, retrying, in delivery, in the spool only
+  std::size_t spooled = 0;       // of those, the ones waiting in the spool only
+};
+
 struct SinkWorkerOptions {
   // Events waiting in memory for delivery, retries and the batch being
   // delivered excluded. Default: 10000.
@@ -109,6 +125,8 @@ class SinkWorker {
   std::size_t QueueDepth() const;
   // The part of QueueDepth() held in memory.
   std::size_t InMemory() const;
+  // Thread-safe.
+  SinkDeliveryStatus DeliveryStatus() const;
 
  private:
   // Equal for events of one instance (a hash: see OrderKeyOf()).
@@ -125,12 +143,19 @@ class SinkWorker {
   };
 
   void Run();
+  // Asks the sink whether its destination can be reached, before the first
+  // delivery; worker thread, without mutex_.
+  void ProbeDestination();
   // Due retries first (they are older), then queued events whose instance
   // has nothing in retry, at most one per instance.
   // Fills the empty `batch`.
   void TakeBatch(SteadyTime now, std::vector<Pending>& batch);
   // Moves every event of `batch` on: delivered, retried or dead-lettered.
   void Settle(std::vector<Pending>& batch, const std::vector<DeliveryResult>& results);
+  // At log.level debug, one line per event of a settled batch.
+  void LogOutcome(const Pending& pending, const DeliveryResult& result) const;
+  // mutex_ held.
+  void NoteErrorLocked(std::string error);
   std::chrono::milliseconds Backoff(int attempts);
   std::optional<SteadyTime> NextWake() const;
   void DeadLetter(const Pending& pending, std::string_view reason);
@@ -190,6 +215,10 @@ class SinkWorker {
   std::size_t left_at_shutdown_ = 0;               // GUARDED_BY(mutex_)
   bool run_finished_ = false;                      // GUARDED_BY(mutex_)
   bool spool_failing_ = false;                     // GUARDED_BY(mutex_)
+  bool unreachable_ = false;                       // GUARDED_BY(mutex_), until an attempt
+  std::optional<WallTime> last_success_;           // GUARDED_BY(mutex_)
+  std::string last_error_;                         // GUARDED_BY(mutex_)
+  std::optional<WallTime> last_error_at_;          // GUARDED_BY(mutex_)
   JitterRng rng_;                                  // worker thread only
   std::pmr::monotonic_buffer_resource key_arena_;  // TakeBatch() only
   std::thread thread_;

@@ -424,7 +424,8 @@ struct HttpServer::Impl {
       return SendNow(connection, &head, Text(503, "not ready: " + why + "\n"));
     }
     const bool known = head.path == "/metrics" || head.path == "/" ||
-                       (head.path == "/v1/instances" && handlers.instances);
+                       (head.path == "/v1/instances" && handlers.instances) ||
+                       (head.path == "/v1/sinks" && handlers.sinks);
     if (!known) return SendNow(connection, &head, Text(404, "not found; see /\n"));
     {
       std::lock_guard lock(mutex);
@@ -466,6 +467,7 @@ struct HttpServer::Impl {
       if (head.path == "/v1/instances") {
         return {200, "application/json", handlers.instances(ParseQuery(head.query)), {}};
       }
+      if (head.path == "/v1/sinks") return {200, "application/json", handlers.sinks(), {}};
       return Text(200, handlers.index);
     } catch (const std::exception& error) {
       spdlog::error("http {}: {}", head.path, error.what());

@@ -1,7 +1,7 @@
 #pragma once
 
-// The bridge's own HTTP server: /metrics, /healthz, /readyz, /v1/instances
-// and an index at /. It knows nothing of what it serves: the handlers come
+// The bridge's own HTTP server: /metrics, /healthz, /readyz, /v1/instances,
+// /v1/sinks and an index at /. It knows nothing of what it serves: the handlers come
 // from the daemon, which wires the watch and the metrics.
 //
 // The port may face anyone, so the server is built for hostile clients
@@ -13,7 +13,7 @@
 //   that has waited longest for its head is closed to make room.
 // - /healthz and /readyz are answered on that thread as soon as their head
 //   is read, so no slow handler, scrape or client can starve the probes.
-// - /metrics, /v1/instances and / run on a few worker threads behind a
+// - /metrics, /v1/instances, /v1/sinks and / run on a few worker threads behind a
 //   bounded queue (503 when full) and are written within write_timeout.
 // - Optional TLS and basic auth from the web config file (web_config.h);
 //   the probes never ask for credentials, everything else does.
@@ -61,6 +61,8 @@ struct HttpHandlers {
   // The JSON document of /v1/instances for the query's filters; empty
   // function: the endpoint is off (404).
   std::function<std::string(const QueryParams& query)> instances;
+  // The JSON document of /v1/sinks; empty function: the endpoint is off.
+  std::function<std::string()> sinks;
   // The text of "/": what this is and which endpoints it serves.
   std::string index;
 };

@@ -155,6 +155,8 @@ void Watcher::FetchDatacenter() {
           status = agent.status();
         }
         OnError(status);
+        spdlog::debug("consul GET /v1/agent/self failed, retrying in {} ms",
+                      agent_retry_delay_.count());
         agent_retry_timer_ = client_.loop().RunAt(clock_.Now() + agent_retry_delay_, [this, alive] {
           if (alive.expired()) return;
           agent_retry_timer_.reset();

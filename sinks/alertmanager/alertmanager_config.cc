@@ -234,4 +234,10 @@ std::shared_ptr<const SinkSettings> ParseAlertmanagerSinkSettings(ConfigReader& 
   return settings;
 }
 
+std::string AlertmanagerSinkSettings::Target() const {
+  std::string target;
+  for (const auto& url : urls) target += (target.empty() ? "" : ", ") + RedactUrl(url);
+  return target;
+}
+
 }  // namespace hb

@@ -55,6 +55,7 @@ struct AlertmanagerSinkSettings final : SinkSettings {
   std::string ca_file;  // CA bundle for https. Default: system CAs
 
   void Emit(YAML::Emitter& out, bool mask_secrets) const override;
+  std::string Target() const override;
 };
 
 // The labels the sink sets itself: static labels may not replace them.

@@ -7,6 +7,7 @@
 #include <array>
 #include <memory>
 
+#include "bridge/common/redact.h"
 #include "config/config_loader.h"
 #include "config/config_reader.h"
 #include "config/duration.h"
@@ -67,6 +68,10 @@ std::shared_ptr<const SinkSettings> ParseKafkaSinkSettings(ConfigReader& sink) {
   }
   settings->flush_timeout = sink.Duration("flush_timeout", settings->flush_timeout);
   return settings;
+}
+
+std::string KafkaSinkSettings::Target() const {
+  return "topic " + topic + " at " + RedactUrl(brokers);
 }
 
 }  // namespace hb

@@ -22,6 +22,7 @@ struct KafkaSinkSettings final : SinkSettings {
   std::chrono::milliseconds flush_timeout{std::chrono::seconds(10)};  // Default: 10s
 
   void Emit(YAML::Emitter& out, bool mask_secrets) const override;
+  std::string Target() const override;
 };
 
 struct KafkaConfDeleter {

@@ -19,4 +19,6 @@ std::shared_ptr<const SinkSettings> ParseLogSinkSettings(ConfigReader& sink) {
   return settings;
 }
 
+std::string LogSinkSettings::Target() const { return stream; }
+
 }  // namespace hb

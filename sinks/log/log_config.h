@@ -11,6 +11,7 @@ namespace hb {
 struct LogSinkSettings final : SinkSettings {
   std::string stream = "stdout";  // stdout or stderr. Default: stdout
   void Emit(YAML::Emitter& out, bool mask_secrets) const override;
+  std::string Target() const override;
 };
 
 std::shared_ptr<const SinkSettings> ParseLogSinkSettings(ConfigReader& sink);

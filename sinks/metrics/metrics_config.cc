@@ -19,4 +19,6 @@ std::shared_ptr<const SinkSettings> ParseMetricsSinkSettings(ConfigReader& sink)
   return settings;
 }
 
+std::string MetricsSinkSettings::Target() const { return "/metrics"; }
+
 }  // namespace hb

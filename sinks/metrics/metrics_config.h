@@ -13,6 +13,7 @@ struct MetricsSinkSettings final : SinkSettings {
   // it is removed; longer than a scrape interval. Default: 5m.
   std::chrono::milliseconds deregistered_series_ttl{std::chrono::minutes(5)};
   void Emit(YAML::Emitter& out, bool mask_secrets) const override;
+  std::string Target() const override;
 };
 
 std::shared_ptr<const SinkSettings> ParseMetricsSinkSettings(ConfigReader& sink);

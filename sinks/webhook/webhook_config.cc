@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "bridge/common/redact.h"
 #include "bridge/model/protocol_text.h"
 #include "config/config_loader.h"
 #include "config/config_reader.h"
@@ -124,5 +125,7 @@ std::shared_ptr<const SinkSettings> ParseWebhookSinkSettings(ConfigReader& sink)
   settings->follow_redirects = sink.Bool("follow_redirects", false);
   return settings;
 }
+
+std::string WebhookSinkSettings::Target() const { return RedactUrl(url); }
 
 }  // namespace hb

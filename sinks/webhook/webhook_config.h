@@ -32,6 +32,7 @@ struct WebhookSinkSettings final : SinkSettings {
   bool follow_redirects = false;  // Default: false (Standard Webhooks)
 
   void Emit(YAML::Emitter& out, bool mask_secrets) const override;
+  std::string Target() const override;
   // Whether `name` (case-insensitive) is listed in safe_headers.
   bool IsSafeHeader(std::string_view name) const;
 };

@@ -4,7 +4,10 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 
+#include "bridge/common/peer_text.h"
+#include "bridge/common/redact.h"
 #include "bridge/common/version.h"
 #include "sinks/webhook/webhook_signature.h"
 
@@ -51,16 +54,6 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
 // A non-zero return aborts the transfer (CURLE_ABORTED_BY_CALLBACK).
 int OnProgress(void* interrupted, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return static_cast<const std::atomic<bool>*>(interrupted)->load() ? 1 : 0;
-}
-
-// Response bodies go to logs: keep them on one printable line.
-std::string Printable(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    out += std::isprint(static_cast<unsigned char>(c)) != 0 ? c : ' ';
-  }
-  return out;
 }
 
 // Same scheme, host and port (the port made explicit for both).
@@ -120,7 +113,11 @@ DeliveryResult ClassifyWebhookResponse(long status, std::string_view body,
                                        std::optional<milliseconds> retry_after) {
   if (status >= 200 && status < 300) return DeliveryResult::Ok();
   std::string error = "HTTP " + std::to_string(status);
-  if (!body.empty()) error += ": " + Printable(body);
+  // Response bodies go to logs, dead letters and /v1/sinks: one printable
+  // line (an HTML error page: its title).
+  if (const std::string summary = SummarizePeerText(body); !summary.empty()) {
+    error += ": " + summary;
+  }
   if (status == 410) return DeliveryResult::Reject(error + " (the endpoint is gone)");
   if (status == 408 || status == 429 || status >= 500 || status < 400) {
     if (status >= 300 && status < 400) error += " (redirects are not followed: fix the url)";
@@ -163,22 +160,29 @@ DeliveryResult WebhookSink::Post(const Event& event) {
   bool configured_origin = true;
   for (int redirects = 0;; ++redirects) {
     Exchange exchange = Send(url, event, timestamp, body, configured_origin);
-    if (!exchange.error.empty()) return DeliveryResult::Retry(std::move(exchange.error));
+    if (!exchange.error.empty()) {
+      return DeliveryResult::Retry("POST " + RedactUrl(url) + " failed: " + exchange.error);
+    }
     const bool redirect = exchange.status == 301 || exchange.status == 302 ||
                           exchange.status == 303 || exchange.status == 307 ||
                           exchange.status == 308;
     if (redirect && settings_.follow_redirects && !exchange.location.empty()) {
       if (redirects == kMaxRedirects) {
-        return DeliveryResult::Retry("more than " + std::to_string(kMaxRedirects) +
-                                     " redirects: fix the url");
+        return DeliveryResult::Retry("POST " + RedactUrl(settings_.url) + ": more than " +
+                                     std::to_string(kMaxRedirects) + " redirects: fix the url");
       }
       configured_origin = configured_origin && SameOrigin(settings_.url, exchange.location);
       url = std::move(exchange.location);
       continue;
     }
-    return ClassifyWebhookResponse(
-        exchange.status, exchange.response.body,
-        ParseRetryAfter(exchange.response.retry_after, clock_.WallNow()));
+    DeliveryResult result =
+        ClassifyWebhookResponse(exchange.status, exchange.response.body,
+                                ParseRetryAfter(exchange.response.retry_after, clock_.WallNow()));
+    // The target is named, its secrets (user info, query) masked.
+    if (result.kind != DeliveryResult::Kind::kOk) {
+      result.error = "POST " + RedactUrl(url) + ": " + result.error;
+    }
+    return result;
   }
 }
 
@@ -244,9 +248,8 @@ WebhookSink::Exchange WebhookSink::Send(const std::string& url, const Event& eve
   // A body past the limit ends the transfer (its start is all that is kept):
   // the answer's status still decides.
   if (code != CURLE_OK && !(code == CURLE_WRITE_ERROR && exchange.response.body_truncated)) {
-    // The URL is left out: it may carry credentials.
-    exchange.error =
-        std::string("POST failed: ") + (error[0] != '\0' ? error.data() : curl_easy_strerror(code));
+    // The caller names the URL, masked: it may carry credentials.
+    exchange.error = error[0] != '\0' ? error.data() : curl_easy_strerror(code);
     return exchange;
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &exchange.status);
@@ -270,6 +273,38 @@ void WebhookSink::Deliver(std::span<const EventPtr> events,
     } catch (const std::exception& error) {
       results[i] = DeliveryResult::Retry(error.what());
     }
+  }
+}
+
+std::string WebhookSink::Probe() noexcept {
+  for (const char* proxy : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
+    if (const char* value = std::getenv(proxy); value != nullptr && *value != '\0') return "";
+  }
+  try {
+    CurlEasy probe(curl_easy_init());
+    if (!probe) return "";
+    CURL* curl = probe.get();
+    std::array<char, CURL_ERROR_SIZE> error{};
+    curl_easy_setopt(curl, CURLOPT_URL, settings_.url.c_str());
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(settings_.connect_timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(settings_.timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error.data());
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &OnProgress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &interrupted_);
+    if (!settings_.ca_file.empty()) {
+      curl_easy_setopt(curl, CURLOPT_CAINFO, settings_.ca_file.c_str());
+    }
+    const CURLcode code = curl_easy_perform(curl);
+    if (code == CURLE_OK || interrupted_) return "";
+    return "connecting to " + RedactUrl(settings_.url) +
+           " failed: " + (error[0] != '\0' ? error.data() : curl_easy_strerror(code));
+  } catch (const std::exception&) {
+    return "";  // out of memory: the first delivery will tell
   }
 }
 

@@ -39,6 +39,10 @@ class WebhookSink final : public Sink {
   void Deliver(std::span<const EventPtr> events,
                std::span<DeliveryResult> results) noexcept override;
   bool Shutdown(std::chrono::milliseconds) noexcept override { return true; }
+  // A TCP connection (and TLS handshake for https) to the URL's host, no
+  // request sent; skipped behind a proxy from the environment, where only
+  // the proxy is reachable directly.
+  std::string Probe() noexcept override;
   // Aborts the request in progress (it is retried, or dead-lettered at
   // shutdown).
   void Interrupt() noexcept override { interrupted_ = true; }

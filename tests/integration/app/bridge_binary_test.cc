@@ -13,6 +13,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/process/child_process.h"
+#include "tests/support/schema/event_schema.h"
 
 namespace hb {
 namespace {
@@ -193,6 +194,7 @@ TEST(BridgeBinary, RunsAgainstConsulPrintsEventsAndStopsCleanlyOnSigterm) {
     events.push_back(nlohmann::json::parse(line));  // every stdout line is one CloudEvent
   }
   ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(testing::LogLinesSchemaViolations(bridge.Stdout()), "");
   EXPECT_EQ(events[0]["type"], "io.healthbridge.instance.down");
   EXPECT_EQ(events[0]["specversion"], "1.0");
   EXPECT_EQ(events[0]["data"]["instance_id"], "payments-1");

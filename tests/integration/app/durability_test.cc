@@ -16,6 +16,7 @@
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/schema/event_schema.h"
 #include "tests/support/test_dir.h"
 
 namespace hb {
@@ -137,6 +138,7 @@ TEST_F(DurabilityTest, KillNineWhileTheWebhookIsDownLosesNoEvent) {
   Flap(2);
   const auto produced = IdsOf(JsonLines(bridge->process().Stdout()));
   ASSERT_EQ(produced.size(), 16U) << bridge->process().Stderr();
+  EXPECT_EQ(testing::LogLinesSchemaViolations(bridge->process().Stdout()), "");
   ASSERT_TRUE(WaitForQueued(*bridge, "ops-hooks", 16)) << bridge->process().Stderr();
   bridge->Kill();
 
@@ -191,6 +193,7 @@ TEST_F(DurabilityTest, ARestartReportsExactlyWhatChangedWhileStoppedAsReconciled
       WaitFor([&] { return JsonLines(bridge->process().Stdout()).size() >= 3; }, seconds(10)));
   std::this_thread::sleep_for(milliseconds(300));  // nothing else may follow
   std::vector<std::string> seen;
+  EXPECT_EQ(testing::LogLinesSchemaViolations(bridge->process().Stdout()), "");
   for (const auto& event : JsonLines(bridge->process().Stdout())) {
     EXPECT_TRUE(event["data"]["reconciled"].get<bool>()) << event.dump();
     seen.push_back(event["data"]["instance_id"].get<std::string>() + " " +

@@ -64,7 +64,7 @@ TEST_F(OperatorToolsTest, TestSinkSendsOneMarkedEventAndSaysHowItWent) {
   const RunResult refused = Run({"test-sink", "nowhere"});
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_THAT(refused.out, HasSubstr("failed (transient"));
-  EXPECT_THAT(refused.out, HasSubstr("POST failed"));
+  EXPECT_THAT(refused.out, HasSubstr("POST http://127.0.0.1:1/x failed"));
 
   const RunResult unknown = Run({"test-sink", "hookz"});
   EXPECT_EQ(unknown.exit_code, 2);

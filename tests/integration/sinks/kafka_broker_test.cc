@@ -15,6 +15,7 @@
 
 #include "bridge/router/sink_worker.h"
 #include "sinks/kafka/kafka_sink.h"
+#include "tests/support/kafka/checked_topic_reader.h"
 #include "tests/support/sample_events.h"
 
 namespace hb {
@@ -27,7 +28,8 @@ using testing::ConsumedMessage;
 using testing::InstanceEvent;
 using testing::KafkaBroker;
 using testing::Shared;
-using testing::TopicReader;
+// Every event read is checked against the event contract.
+using TopicReader = testing::CheckedTopicReader;
 
 constexpr int kPartitions = 3;
 constexpr char kUser[] = "bridge";

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "bridge/router/sink_worker.h"
+#include "tests/support/kafka/checked_topic_reader.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/sample_events.h"
 
@@ -22,7 +23,8 @@ using testing::ConsumedMessage;
 using testing::InstanceEvent;
 using testing::MockKafkaCluster;
 using testing::Shared;
-using testing::TopicReader;
+// Every event read is checked against the event contract.
+using TopicReader = testing::CheckedTopicReader;
 
 constexpr char kTopic[] = "consul.health.events";
 constexpr int kPartitions = 3;

@@ -2,6 +2,7 @@
 
 #include "sinks/webhook/webhook_sink.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -205,7 +206,8 @@ TEST_F(WebhookSinkTest, PermanentClientErrorIsDeadLetteredWithTheReceiversWords)
   EXPECT_EQ(receiver.RequestCount(), 1U) << "a 4xx is not retried";
   const auto lines = ReadDeadLetters("ops-hooks");
   ASSERT_EQ(lines.size(), 1U);
-  EXPECT_EQ(lines[0]["reason"], "rejected: HTTP 422: unknown field \"partitionkey\"");
+  EXPECT_EQ(lines[0]["reason"], "rejected: POST " + Settings(receiver).url +
+                                    ": HTTP 422: unknown field \"partitionkey\"");
   EXPECT_EQ(lines[0]["attempts"], 1);
 }
 
@@ -337,12 +339,28 @@ TEST_F(WebhookSinkTest, ShutdownAbortsARequestTheReceiverHoldsAndKeepsTheEvent) 
 
 TEST_F(WebhookSinkTest, UnreachableReceiverIsRetriable) {
   WebhookSinkSettings settings;
-  settings.url = "http://127.0.0.1:1/hook";  // nothing listens on port 1
+  // Nothing listens on port 1.
+  settings.url = "http://hook-user:HookPW@127.0.0.1:1/hook?api_key=QuerySecret";
   const auto result =
       DeliverOne(*NewSink(settings), InstanceEvent("p-1", EventType::kInstanceUp, 1));
   EXPECT_EQ(result.kind, Kind::kRetry);
-  EXPECT_NE(result.error.find("POST failed"), std::string::npos) << result.error;
-  EXPECT_EQ(result.error.find("127.0.0.1:1"), std::string::npos) << "URLs may hold credentials";
+  // The target is named, its secrets masked.
+  EXPECT_THAT(result.error,
+              ::testing::StartsWith("POST http://******@127.0.0.1:1/hook?****** failed: "));
+  EXPECT_EQ(result.error.find("HookPW"), std::string::npos) << result.error;
+  EXPECT_EQ(result.error.find("QuerySecret"), std::string::npos) << result.error;
+}
+
+TEST_F(WebhookSinkTest, ProbeConnectsWithoutSendingAndNamesATargetThatRefuses) {
+  WebhookReceiver receiver;
+  EXPECT_EQ(NewSink(Settings(receiver))->Probe(), "");
+  EXPECT_EQ(receiver.RequestCount(), 0U) << "a probe sends no request";
+  WebhookSinkSettings refusing;
+  refusing.url = "http://hook-user:HookPW@127.0.0.1:1/hook";  // nothing listens on port 1
+  const std::string problem = NewSink(refusing)->Probe();
+  EXPECT_THAT(problem,
+              ::testing::StartsWith("connecting to http://******@127.0.0.1:1/hook failed: "));
+  EXPECT_EQ(problem.find("HookPW"), std::string::npos);
 }
 
 TEST_F(WebhookSinkTest, ProxyFromTheStandardEnvironmentVariableIsUsed) {

@@ -19,6 +19,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/schema/event_schema.h"
 
 namespace hb {
 namespace {
@@ -255,6 +256,7 @@ TEST_F(GaugesTest, ReloadRemovingTheMetricsSinkHandsOverToTheDefaultOne) {
   DeregisterOrders4();
   // Its events tell the same story as its series: no status any more.
   ASSERT_TRUE(bridge_->process().WaitForStdout("instance.deregistered", seconds(10)));
+  EXPECT_EQ(testing::LogLinesSchemaViolations(bridge_->process().Stdout()), "");
   std::istringstream lines(bridge_->process().Stdout());
   int departures = 0;
   for (std::string line; std::getline(lines, line);) {

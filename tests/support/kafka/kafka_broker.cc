@@ -46,6 +46,9 @@ std::string NewClusterId() {
     }
   }
   if (pending > 0) id += kAlphabet[(bits << (6 - pending)) & 0x3F];
+  // kafka-storage's argument parser reads an id that starts with '-' (one
+  // in 64) as an option and fails the format: draw again.
+  if (id.front() == '-') return NewClusterId();
   return id;  // 22 characters
 }
 

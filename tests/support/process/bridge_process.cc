@@ -19,13 +19,14 @@ std::filesystem::path UniqueConfigPath() {
 }
 
 // Tests listen on loopback and an ephemeral port; a test that configures
-// the server itself must say so too.
+// the server itself must say so too. The log is text unless the test
+// configures it (then it must keep `format: text`: the port is read from it).
 void WriteConfig(const std::filesystem::path& path, const std::string& config) {
-  const bool has_server =
-      config.starts_with("server:") || config.find("\nserver:") != std::string::npos;
-  std::ofstream(path, std::ios::trunc)
-      << (has_server ? "" : "server: {listen: 127.0.0.1:0}\n") << "log: {format: text}\n"
-      << config;
+  auto has = [&config](const std::string& key) {
+    return config.starts_with(key + ":") || config.find("\n" + key + ":") != std::string::npos;
+  };
+  std::ofstream(path, std::ios::trunc) << (has("server") ? "" : "server: {listen: 127.0.0.1:0}\n")
+                                       << (has("log") ? "" : "log: {format: text}\n") << config;
 }
 
 std::size_t CountOf(const std::string& text, const std::string& needle) {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "tests/support/process/child_process.h"
 
@@ -29,6 +30,15 @@ std::string EventSchemaViolations(const std::vector<std::string>& documents, boo
   std::filesystem::remove(file);
   if (result.exit_code == 0) return "";
   return "events that break docs/contract/events.schema.json:\n" + result.out + result.err;
+}
+
+std::string LogLinesSchemaViolations(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.front() == '{') lines.push_back(line);
+  }
+  return EventSchemaViolations(lines);
 }
 
 }  // namespace hb::testing

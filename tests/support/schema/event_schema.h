@@ -14,4 +14,8 @@ namespace hb::testing {
 std::string EventSchemaViolations(const std::vector<std::string>& documents,
                                   bool data_only = false);
 
+// The same for the log sink's output: every line that starts with '{' is
+// one CloudEvent.
+std::string LogLinesSchemaViolations(const std::string& text);
+
 }  // namespace hb::testing

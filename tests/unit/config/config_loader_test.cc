@@ -222,6 +222,28 @@ TEST_F(ConfigTest, MaxConnectionsIsBoundedAndShownInTheEffectiveConfig) {
       ElementsAre("consul.max_connections: expected an integer from 3 to 10000, got 20000"));
 }
 
+TEST_F(ConfigTest, ConsulRetryBackoffIsConfigurableAndValidated) {
+  const auto defaults = Load("{}\n");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults.config->consul.retry_initial_backoff, std::chrono::seconds(1));
+  EXPECT_EQ(defaults.config->consul.retry_max_backoff, std::chrono::seconds(10));
+  const auto set = Load("consul: {retry: {initial_backoff: 200ms, max_backoff: 3s}}\n");
+  ASSERT_TRUE(set.ok()) << testing::PrintToString(set.errors);
+  EXPECT_EQ(set.config->consul.retry_initial_backoff, std::chrono::milliseconds(200));
+  EXPECT_EQ(set.config->consul.retry_max_backoff, std::chrono::seconds(3));
+  EXPECT_THAT(FormatEffectiveConfig(*set.config, true),
+              HasSubstr("retry:\n    initial_backoff: 200ms\n    max_backoff: 3s"));
+  EXPECT_THAT(Load("consul: {retry: {initial_backoff: 5s, max_backoff: 2s}}\n").errors,
+              ElementsAre("consul.retry.max_backoff: must not be shorter than initial_backoff "
+                          "(5s), got 2s"));
+  EXPECT_THAT(Load("consul: {retry: {initial_backoff: 1ms}}\n").errors,
+              ElementsAre("consul.retry.initial_backoff: expected at least 10ms, got 1ms"));
+  EXPECT_THAT(Load("consul: {retry: {max_backoff: 1h}}\n").errors,
+              ElementsAre("consul.retry.max_backoff: expected at most 10m, got 1h"));
+  EXPECT_THAT(Load("consul: {retry: {max_backof: 1s}}\n").errors,
+              ElementsAre(HasSubstr("consul.retry.max_backof: unknown key")));
+}
+
 TEST_F(ConfigTest, WrongTypesSayWhatWasExpected) {
   auto result = Load("consul: [a]\nwatch: {initial_events: maybe, services: {include: x}}\n");
   EXPECT_THAT(result.errors,

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -261,7 +263,8 @@ TEST(ConsulClient, ServerErrorsAreReportedBackedOffAndRecovered) {
   query.reset();
   ASSERT_EQ(recorder.errors.size(), 3u);
   EXPECT_EQ(recorder.errors[0].code(), StatusCode::kUnavailable);
-  EXPECT_EQ(recorder.errors[0].message(), "HTTP 500: No cluster leader");
+  EXPECT_EQ(recorder.errors[0].message(),
+            "GET " + peer.address() + "/v1/catalog/services: HTTP 500: No cluster leader");
 }
 
 TEST(ConsulClient, ForbiddenIsPermissionDeniedWithConsulsText) {
@@ -276,6 +279,96 @@ TEST(ConsulClient, ForbiddenIsPermissionDeniedWithConsulsText) {
   query.reset();
   EXPECT_EQ(recorder.errors[0].code(), StatusCode::kPermissionDenied);
   EXPECT_THAT(recorder.errors[0].message(), HasSubstr("ACL not found"));
+  // What to do about it: where the token comes from, what it must allow.
+  for (const char* hint :
+       {"CONSUL_HTTP_TOKEN,", "CONSUL_HTTP_TOKEN_FILE", "consul.token_file",
+        "service_prefix \"\" { policy = \"read\" }", "node_prefix \"\" { policy = \"read\" }"}) {
+    EXPECT_THAT(recorder.errors[0].message(), HasSubstr(hint));
+  }
+}
+
+TEST(ConsulClient, ErrorsNameTheRequestAndSummarisePeerPagesOnOneLine) {
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int) {
+    response.status = 502;
+    response.set_content(
+        "<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n"
+        "<body>\n<h1>Bad Gateway</h1>\n</body>\n</html>\n",
+        "text/html");
+  });
+  ConsulClientOptions options = FastOptions(peer.address());
+  // User info in the address is a secret: errors name the host only.
+  options.address = "http://user:S3cretPW@" + peer.address().substr(7);
+  auto client = MakeClient(options);
+  Recorder recorder;
+  auto query = client->Watch("/v1/health/service/web", {{"filter", "Service.Tags contains \"x\""}},
+                             recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.error_count() >= 1; }));
+  query.reset();
+  EXPECT_EQ(recorder.errors[0].message(), "GET http://******@" + peer.address().substr(7) +
+                                              "/v1/health/service/web: HTTP 502: 502 Bad Gateway");
+
+  // A transport error (refused, a host that does not resolve) names the
+  // address and the path as well.
+  const std::string refusing = "http://127.0.0.1:" + std::to_string(UnusedLoopbackPort());
+  auto nowhere = MakeClient(FastOptions(refusing));
+  std::promise<Status> read;
+  nowhere->Get("/v1/agent/self",
+               [&read](StatusOr<std::string> answer) { read.set_value(answer.status()); });
+  const Status error = read.get_future().get();
+  EXPECT_EQ(error.code(), StatusCode::kUnavailable);
+  EXPECT_THAT(error.message(), ::testing::StartsWith("GET " + refusing + "/v1/agent/self: "));
+}
+
+TEST(ConsulClient, AfterAnErrorTheQueryReadsAfreshSoAConsulThatIsBackIsSeenAtOnce) {
+  // A Consul that is back holds a blocking read on the last index until
+  // something changes (up to `wait`): the first try after an error must not
+  // block, or nobody learns that Consul answers again.
+  std::atomic<int> failed_call{0};  // the call that got the 500
+  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
+    if (call == 3) {
+      failed_call = call;
+      response.status = 500;
+      return;
+    }
+    Answer(response, 7);
+  });
+  auto client = MakeClient(FastOptions(peer.address()));
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return peer.calls() >= 5; }));
+  query.reset();
+  const auto seen = peer.seen();
+  ASSERT_EQ(failed_call.load(), 3);
+  EXPECT_EQ(seen[2].params.at("index"), "7") << "a blocking read failed";
+  EXPECT_FALSE(seen[3].params.contains("index")) << "the first try after it reads afresh";
+  EXPECT_EQ(seen[4].params.at("index"), "7") << "then it blocks again";
+  EXPECT_EQ(recorder.errors.size(), 1U);
+}
+
+TEST(ConsulClient, AnOutageIsRemindedOfAtWarnWhileItLasts) {
+  // The log as the bridge's default logger, kept in memory.
+  auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", lines));
+  auto logged = [&lines](const std::string& text) {
+    for (const std::string& line : lines->last_formatted()) {
+      if (line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  };
+  const std::string refusing = "http://127.0.0.1:" + std::to_string(UnusedLoopbackPort());
+  ConsulClientOptions options = FastOptions(refusing);
+  options.outage_reminder_interval = milliseconds(100);
+  {
+    auto client = MakeClient(options);
+    Recorder recorder;
+    auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+    EXPECT_TRUE(WaitUntil([&] { return logged("Consul requests still fail after"); }));
+    query.reset();
+  }
+  EXPECT_TRUE(logged("GET " + refusing + "/v1/catalog/services: Couldn't connect"));
+  EXPECT_TRUE(logged("(consul.retry.max_backoff)"));
+  spdlog::set_default_logger(previous);
 }
 
 TEST(ConsulClient, ConnectionRefusedIsUnavailableAndRetried) {
@@ -322,7 +415,11 @@ TEST(ConsulClient, UnusableBodyIsRetriedWithoutAdvancingTheIndex) {
   query.reset();
   const auto seen = peer.seen();
   EXPECT_EQ(seen[1].params.at("index"), "21");
-  EXPECT_EQ(seen[2].params.at("index"), "21");  // the rejected answer (22) did not count
+  // The rejected answer (22) did not count: after a failure the query reads
+  // afresh (a blocking read on an unchanged index would be held), then
+  // blocks on what that read returned.
+  EXPECT_FALSE(seen[2].params.contains("index"));
+  EXPECT_EQ(seen[3].params.at("index"), "23");
   EXPECT_EQ(recorder.errors.size(), 1u);
 }
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "bridge/model/event_codec.h"
+#include "tests/support/eventually.h"
 #include "tests/support/sample_events.h"
 #include "tests/support/test_dir.h"
 #include "tests/unit/router/recording_sink.h"
@@ -146,6 +147,63 @@ TEST_F(RouterTest, RetriesTransientFailuresUntilAcknowledged) {
   EXPECT_EQ(log.Acked(), std::vector<std::string>{event.id});
   EXPECT_EQ(log.attempts.size(), 4u);
   EXPECT_TRUE(ReadDeadLetters("flaky").empty());
+}
+
+TEST_F(RouterTest, SinkStatusesShowAFailingDestinationAndItsRecovery) {
+  RecordingSink::Log log;
+  std::atomic<bool> refusing{true};
+  Router router(clock_);
+  SinkRoute route = FastRetries();
+  route.type = "webhook";
+  route.target = "http://******@hooks.example/consul";
+  router.AddSink(std::move(route),
+                 std::make_unique<RecordingSink>("hooks", log,
+                                                 [&refusing](const Event&, int) {
+                                                   return refusing ? DeliveryResult::Retry(
+                                                                         "POST ... failed: refused")
+                                                                   : DeliveryResult::Ok();
+                                                 }),
+                 DeadLetters("hooks"));
+  auto status = [&router] {
+    const auto statuses = router.SinkStatuses();
+    EXPECT_EQ(statuses.size(), 1U);
+    return statuses.at(0);
+  };
+  const SinkStatusReport before = status();
+  EXPECT_EQ(before.name, "hooks");
+  EXPECT_EQ(before.type, "webhook");
+  EXPECT_EQ(before.target, "http://******@hooks.example/consul");
+  EXPECT_EQ(before.delivery.state, "starting");
+  EXPECT_FALSE(before.delivery.last_error_at);
+
+  router.Publish({InstanceEvent("payments-1", EventType::kInstanceDown, 7)});
+  SinkStatusReport failing;
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        failing = status();
+        return failing.delivery.state == "failing";
+      },
+      kWait));
+  EXPECT_EQ(failing.delivery.last_error, "POST ... failed: refused");
+  EXPECT_TRUE(failing.delivery.last_error_at);
+  EXPECT_FALSE(failing.delivery.last_success);
+  EXPECT_GE(failing.delivery.consecutive_failures, 1);
+  EXPECT_EQ(failing.delivery.queue_depth, 1U);
+
+  refusing = false;
+  ASSERT_TRUE(log.WaitForAcked(1, kWait));
+  SinkStatusReport recovered;
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        recovered = status();
+        return recovered.delivery.state == "ok";
+      },
+      kWait));
+  EXPECT_TRUE(recovered.delivery.last_success);
+  EXPECT_EQ(recovered.delivery.consecutive_failures, 0);
+  EXPECT_EQ(recovered.delivery.queue_depth, 0U);
+  EXPECT_EQ(recovered.delivery.last_error, "POST ... failed: refused") << "the last error stays";
+  router.Shutdown(kWait);
 }
 
 // The review's case: 503 with Retry-After a day, max_age a moment. The

@@ -40,6 +40,7 @@ HttpHandlers Fixed(bool ready) {
     for (const auto& [name, value] : query) text += " " + name + "=" + value;
     return text;
   };
+  handlers.sinks = [] { return std::string(R"({"sinks":[]})"); };
   handlers.index = "health-bridge\n";
   return handlers;
 }
@@ -118,6 +119,11 @@ TEST(HttpServerTest, ServesTheHandlersWithTheirContentTypes) {
   auto instances = client.Get("/v1/instances?service=orders&status=critical");
   EXPECT_EQ(instances->get_header_value("Content-Type"), "application/json");
   EXPECT_EQ(instances->body, R"({"instances":[]} service=orders status=critical)");
+  auto sinks = client.Get("/v1/sinks");
+  ASSERT_TRUE(sinks);
+  EXPECT_EQ(sinks->status, 200);
+  EXPECT_EQ(sinks->get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(sinks->body, R"({"sinks":[]})");
   EXPECT_EQ(client.Get("/")->body, "health-bridge\n");
   EXPECT_EQ(client.Get("/nope")->status, 404);
   auto head = client.Head("/metrics");
@@ -312,6 +318,7 @@ TEST(HttpServerAuthTest, BasicAuthGuardsEverythingButTheProbes) {
   EXPECT_EQ(denied->status, 401);
   EXPECT_EQ(denied->get_header_value("WWW-Authenticate"), R"(Basic realm="health-bridge")");
   EXPECT_EQ(anonymous.Get("/v1/instances")->status, 401);
+  EXPECT_EQ(anonymous.Get("/v1/sinks")->status, 401);
   EXPECT_EQ(anonymous.Get("/")->status, 401);
   EXPECT_EQ(anonymous.Get("/healthz")->status, 200);
   EXPECT_EQ(anonymous.Get("/readyz")->status, 200);

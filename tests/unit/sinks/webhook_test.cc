@@ -66,7 +66,11 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ClassifyWebhookResponseErrorTest, QuotesTheResponseBodyOnOneLine) {
   const auto result = ClassifyWebhookResponse(422, "missing field\r\n\"id\"", std::nullopt);
   EXPECT_EQ(result.kind, Kind::kReject);
-  EXPECT_EQ(result.error, "HTTP 422: missing field  \"id\"");
+  EXPECT_EQ(result.error, "HTTP 422: missing field \"id\"");
+  const auto page = ClassifyWebhookResponse(
+      502, "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>nginx</body>\n</html>\n",
+      std::nullopt);
+  EXPECT_EQ(page.error, "HTTP 502: 502 Bad Gateway");
   EXPECT_NE(ClassifyWebhookResponse(410, "", std::nullopt).error.find("gone"), std::string::npos);
   EXPECT_NE(ClassifyWebhookResponse(302, "", std::nullopt).error.find("redirects"),
             std::string::npos);

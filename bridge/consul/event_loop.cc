@@ -52,8 +52,7 @@ std::size_t EventLoop::OnCurlBody(char* data, std::size_t size, std::size_t coun
 // whatever the request offered, and a zstd frame may ask for a window of
 // 128 MiB before a byte is out: an answer in any coding but the gzip that
 // was asked for (or none) is refused at its header.
-std::size_t EventLoop::OnCurlHeader(char* data, std::size_t size, std::size_t count,
-                                    void* user) {
+std::size_t EventLoop::OnCurlHeader(char* data, std::size_t size, std::size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
   auto* headers = &transfer->response.headers;
   std::string_view line(data, size * count);
@@ -336,9 +335,9 @@ void EventLoop::CompleteTransfers() {
     if (code == CURLE_OK) {
       curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
     } else if (!transfer->refused_encoding.empty()) {
-      response.transport = Status::InvalidArgument("answer in Content-Encoding \"" +
-                                                   transfer->refused_encoding +
-                                                   "\"; only gzip is accepted");
+      response.transport =
+          Status::InvalidArgument("answer in Content-Encoding \"" + transfer->refused_encoding +
+                                  "\"; only gzip is accepted");
     } else if (response.too_large) {
       response.transport = Status::ResourceExhausted(
           "answer larger than " + std::to_string(transfer->max_body_bytes) + " bytes");

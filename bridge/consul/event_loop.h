@@ -102,8 +102,7 @@ class EventLoop {
   // CURLOPT_WRITEFUNCTION; `transfer` is the Transfer.
   static std::size_t OnCurlBody(char* data, std::size_t size, std::size_t count, void* transfer);
   // CURLOPT_HEADERFUNCTION; `transfer` is the Transfer.
-  static std::size_t OnCurlHeader(char* data, std::size_t size, std::size_t count,
-                                  void* transfer);
+  static std::size_t OnCurlHeader(char* data, std::size_t size, std::size_t count, void* transfer);
 
   void Run();
   void Wake();

@@ -21,9 +21,8 @@ bool Wanted(const QueryParams& query, std::string_view name, std::string_view va
 }
 
 // Appends the instances that match the query to `list`.
-void AppendJson(const std::vector<InstanceView>& instances,
-                const InstancesDocumentOptions& options, const QueryParams& query,
-                nlohmann::json& list) {
+void AppendJson(const std::vector<InstanceView>& instances, const InstancesDocumentOptions& options,
+                const QueryParams& query, nlohmann::json& list) {
   using nlohmann::json;
   for (const InstanceView& view : instances) {
     const Instance& instance = *view.instance;
@@ -85,7 +84,8 @@ std::size_t InstancesEndpoint::Refresh(const TransitionEngine& engine) {
       next->emplace_hint(next->end(), it->first, it->second);
       return;
     }
-    auto instances = std::make_shared<const std::vector<InstanceView>>(engine.ServiceInstances(key));
+    auto instances =
+        std::make_shared<const std::vector<InstanceView>>(engine.ServiceInstances(key));
     copied += instances->size();
     changed = true;
     next->emplace_hint(next->end(), std::string(key), ServicePart{version, std::move(instances)});

@@ -105,9 +105,8 @@ class TransitionEngine {
   // of `datacenter` named in `unreadable` are still in the catalog but no
   // answer of theirs could be used: their restored state stays, and their
   // first answer is diffed against it.
-  std::vector<Event> CompleteInitialSync(
-      std::string_view datacenter = {},
-      const std::set<std::string, std::less<>>& unreadable = {});
+  std::vector<Event> CompleteInitialSync(std::string_view datacenter = {},
+                                         const std::set<std::string, std::less<>>& unreadable = {});
   bool initial_sync_complete() const { return initial_sync_complete_; }
 
   // Saved state: Restore() before the first Apply().

@@ -32,9 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!input.empty()) headers["x-consul-knownleader"] = std::string(NextLine(input));
 
   const auto meta = hb::ParseQueryMeta(headers);
-  const bool digits = !index.empty() && std::all_of(index.begin(), index.end(), [](char c) {
-    return c >= '0' && c <= '9';
-  });
+  const bool digits = !index.empty() && std::all_of(index.begin(), index.end(),
+                                                    [](char c) { return c >= '0' && c <= '9'; });
   if (!meta.ok()) {
     // Up to 19 digits always fits in 64 bits: such an index must be read.
     if (digits && index.size() <= 19) std::abort();

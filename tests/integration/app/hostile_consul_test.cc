@@ -29,10 +29,10 @@ namespace {
 using std::chrono::seconds;
 using testing::Attack;
 using testing::BridgeProcess;
-using testing::HostileConsulPeer;
-using testing::WebhookReceiver;
 using ::testing::HasSubstr;
+using testing::HostileConsulPeer;
 using ::testing::Not;
+using testing::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 
@@ -69,7 +69,8 @@ std::size_t EventsAbout(const WebhookReceiver& receiver, const std::string& serv
   std::size_t count = 0;
   for (const auto& request : receiver.Accepted()) {
     const auto event = nlohmann::json::parse(request.body);
-    if (event["type"] == "io.healthbridge." + type && event["data"].value("service", "") == service) {
+    if (event["type"] == "io.healthbridge." + type &&
+        event["data"].value("service", "") == service) {
       ++count;
     }
   }
@@ -86,9 +87,12 @@ TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
   consul.AddService("api", Attack::kNone);
   const std::vector<std::pair<std::string, Attack>> attacked = {
       {"bomb", Attack::kGzipBomb},
-      {"garbage-index", Attack::kGarbageIndex}, {"negative-index", Attack::kNegativeIndex},
-      {"huge-header", Attack::kHugeHeader},   {"bad-utf8", Attack::kInvalidUtf8},
-      {"deep", Attack::kDeepNesting},        {"zstd", Attack::kZstd}};
+      {"garbage-index", Attack::kGarbageIndex},
+      {"negative-index", Attack::kNegativeIndex},
+      {"huge-header", Attack::kHugeHeader},
+      {"bad-utf8", Attack::kInvalidUtf8},
+      {"deep", Attack::kDeepNesting},
+      {"zstd", Attack::kZstd}};
   for (const auto& [name, attack] : attacked) consul.AddService(name, attack);
   // Thousands of small headers are within curl's limits: read, not fatal.
   consul.AddService("many-headers", Attack::kManyHeaders);
@@ -114,21 +118,21 @@ TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
   ASSERT_TRUE(Within(seconds(20), [&] {
     return bridge.Metric("health_bridge_consul_requests_total",
                          "endpoint=\"health_service\",outcome=\"too_large\"")
-               .value_or(0) >= 1 &&
+                   .value_or(0) >= 1 &&
            bridge.Metric("health_bridge_consul_requests_total",
                          "endpoint=\"health_service\",outcome=\"malformed\"")
-               .value_or(0) >= 1;
+                   .value_or(0) >= 1;
   })) << bridge.process().Stderr();
 
   // Everyone else's events keep coming.
   consul.SetStatus("web", "critical");
-  ASSERT_TRUE(Within(
-      seconds(20), [&] { return EventsAbout(receiver, "web", "instance.down") == 2; }))
-      << bridge.process().Stderr();
+  ASSERT_TRUE(Within(seconds(20), [&] {
+    return EventsAbout(receiver, "web", "instance.down") == 2;
+  })) << bridge.process().Stderr();
   consul.SetStatus("many-headers", "critical");
-  ASSERT_TRUE(Within(
-      seconds(20), [&] { return EventsAbout(receiver, "many-headers", "instance.down") == 1; }))
-      << bridge.process().Stderr();
+  ASSERT_TRUE(Within(seconds(20), [&] {
+    return EventsAbout(receiver, "many-headers", "instance.down") == 1;
+  })) << bridge.process().Stderr();
   consul.SetStatus("api", "warning");
   ASSERT_TRUE(Within(seconds(20), [&] {
     return EventsAbout(receiver, "api", "instance.status_changed") == 1;

@@ -89,8 +89,9 @@ TEST(HostileReceiverTest, AHostileReceiverCostsBoundedMemoryAndNoOtherSinkItsEve
   // overflowed.
   ASSERT_TRUE(testing::Eventually(
       [&] {
-        return bridge.Metric("health_bridge_sink_deliveries_total",
-                             "outcome=\"dead_lettered\",sink=\"hostile\"")
+        return bridge
+                   .Metric("health_bridge_sink_deliveries_total",
+                           "outcome=\"dead_lettered\",sink=\"hostile\"")
                    .value_or(0) >= 4;
       },
       seconds(30)))

@@ -128,14 +128,14 @@ class HostileConsulPeer {
   std::atomic<bool> stop_flag_{false};
   mutable std::mutex mutex_;
   std::condition_variable written_;
-  bool stopping_ = false;                              // guarded by mutex_
-  std::uint64_t index_ = 10;                           // guarded by mutex_
-  std::map<std::string, Service> services_;            // by catalog name, guarded by mutex_
-  std::map<std::string, Attack> endpoint_attacks_;     // guarded by mutex_
-  std::map<std::string, std::size_t> requests_;        // by path, guarded by mutex_
-  std::set<int> open_;                                 // guarded by mutex_
-  std::size_t max_open_ = 0;                           // guarded by mutex_
-  std::vector<std::thread> connections_;               // guarded by mutex_
+  bool stopping_ = false;                                  // guarded by mutex_
+  std::uint64_t index_ = 10;                               // guarded by mutex_
+  std::map<std::string, Service> services_;                // by catalog name, guarded by mutex_
+  std::map<std::string, Attack> endpoint_attacks_;         // guarded by mutex_
+  std::map<std::string, std::size_t> requests_;            // by path, guarded by mutex_
+  std::set<int> open_;                                     // guarded by mutex_
+  std::size_t max_open_ = 0;                               // guarded by mutex_
+  std::vector<std::thread> connections_;                   // guarded by mutex_
   std::map<std::string, std::string, std::less<>> bombs_;  // by inner body, guarded by bomb_mutex_
   std::mutex bomb_mutex_;
 };

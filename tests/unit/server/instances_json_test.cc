@@ -1,11 +1,12 @@
 // /v1/instances is served from snapshots the watch thread publishes: a
 // request never reads the engine, and a refresh copies only what changed.
 
+#include "bridge/server/instances_json.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "bridge/server/instances_json.h"
 #include "bridge/state/transition_engine.h"
 #include "tests/support/fake_clock.h"
 #include "tests/unit/state/engine_test_util.h"
@@ -20,8 +21,7 @@ using testing::Snapshot;
 std::vector<Instance> Instances(const std::string& service, int count, HealthStatus status) {
   std::vector<Instance> instances;
   for (int i = 0; i < count; ++i) {
-    instances.push_back(
-        MakeInstance(service + "-" + std::to_string(i), status, "node-a", service));
+    instances.push_back(MakeInstance(service + "-" + std::to_string(i), status, "node-a", service));
   }
   return instances;
 }

@@ -584,9 +584,9 @@ namespace {
 TEST(EngineUnreadableAtSyncTest, KeepsTheRestoredStateOfAServiceItCouldNotRead) {
   testing::FakeClock clock;
   TransitionEngine before({}, clock);
-  before.Apply(testing::Snapshot(3, {testing::MakeInstance("orders-1", HealthStatus::kPassing,
-                                                           "node-a", "orders")},
-                                 "orders"));
+  before.Apply(testing::Snapshot(
+      3, {testing::MakeInstance("orders-1", HealthStatus::kPassing, "node-a", "orders")},
+      "orders"));
   before.CompleteInitialSync();
   TransitionEngine after({}, clock);
   after.Restore(before.Save());
@@ -599,17 +599,16 @@ TEST(EngineUnreadableAtSyncTest, KeepsTheRestoredStateOfAServiceItCouldNotRead) 
               ::testing::ElementsAre("instance.down orders-1 critical", "service.down orders"));
 }
 
-
 // Node names and IDs with NUL bytes (JSON's \u0000) from a hostile Consul:
 // node "a\0b" with ID "c" and node "a" with ID "b\0c" are two instances,
 // and each comes back out as it went in.
-TEST(EngineUnreadableAtSyncTest, NulBytesInNodesAndIdsNeverMergeOrMangleInstances) {
+TEST(EngineHostileTextTest, NulBytesInNodesAndIdsNeverMergeOrMangleInstances) {
   testing::FakeClock clock;
   TransitionEngine engine({}, clock);
   const std::string nul(1, '\0');
-  engine.Apply(testing::Snapshot(
-      3, {testing::MakeInstance("c", HealthStatus::kPassing, "a" + nul + "b"),
-          testing::MakeInstance("b" + nul + "c", HealthStatus::kCritical, "a")}));
+  engine.Apply(
+      testing::Snapshot(3, {testing::MakeInstance("c", HealthStatus::kPassing, "a" + nul + "b"),
+                            testing::MakeInstance("b" + nul + "c", HealthStatus::kCritical, "a")}));
   const auto instances = engine.Instances();
   ASSERT_EQ(instances.size(), 2U);
   EXPECT_EQ(instances[0].instance->node, "a");

@@ -31,6 +31,8 @@ struct EventLoop::Transfer {
   // A Content-Encoding the request did not ask for: the transfer was
   // aborted at its header, before curl could decode a byte of it.
   std::string refused_encoding;
+  // curl's own words for a failure, when it has more than its code's.
+  char error[CURL_ERROR_SIZE] = {};
   std::function<void(HttpResponse)> done;
 };
 
@@ -225,6 +227,7 @@ EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(request.connect_timeout.count()));
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error);
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   // gzip is all Consul sends (Go's gziphandler); offering every decoder curl
   // has would only widen what a hostile peer can make it inflate.
@@ -344,7 +347,13 @@ void EventLoop::CompleteTransfers() {
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
       response.transport = Status::DeadlineExceeded(std::string(curl_easy_strerror(code)));
     } else {
-      response.transport = Status::Unavailable(std::string(curl_easy_strerror(code)));
+      // The peer's bytes may be quoted in curl's message: one printable line.
+      std::string why =
+          transfer->error[0] != '\0' ? LogSafe(transfer->error) : curl_easy_strerror(code);
+      // curl 7.88 says only this when an answer's header line passes its
+      // 100 KiB limit.
+      if (code == CURLE_OUT_OF_MEMORY) why += " (or a response header over curl's 100 KiB limit)";
+      response.transport = Status::Unavailable(why);
       response.connection_reset =
           code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_GOT_NOTHING;
     }

@@ -594,7 +594,23 @@ bool Watcher::OnServiceError(const std::string& service, const Status& error) {
         "with backoff",
         service, error.ToString());
   } else if (!answered) {
-    spdlog::debug("service {}: read failed: {}", service, error.ToString());
+    bool reachable = false;
+    {
+      std::lock_guard lock(state_mutex_);
+      reachable = !state_.unreachable_since.has_value();
+    }
+    // Its reads alone keep failing while Consul answers the rest (a drip, a
+    // header curl refuses): say so once. When Consul is down for everyone,
+    // the catalog's error says it, not one line per service.
+    if (reachable && failures == kUnreadableAfter && !streak.warned) {
+      streak.warned = true;
+      spdlog::warn(
+          "service {}: {} reads failed in a row while Consul answers the rest: {}; its "
+          "last known state stays, retrying with backoff",
+          service, failures, error.ToString());
+    } else {
+      spdlog::debug("service {}: read failed: {}", service, error.ToString());
+    }
   }
   if (answered || failures >= kUnreadableAfter) {
     bool* synced = nullptr;

@@ -124,6 +124,16 @@ TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
                    .value_or(0) >= 1;
   })) << bridge.process().Stderr();
 
+  // The log names what is wrong with each, on one line.
+  for (const char* what : {"service bomb: Consul's answer cannot be used: resource exhausted",
+                           "service garbage-index: Consul's answer cannot be used",
+                           "answer in Content-Encoding \"zstd\"; only gzip is accepted",
+                           "service huge-header: 3 reads failed in a row",
+                           "a response header over curl's 100 KiB limit"}) {
+    EXPECT_TRUE(bridge.process().WaitForStderr(what, seconds(20))) << what << "\n"
+                                                                   << bridge.process().Stderr();
+  }
+
   // Everyone else's events keep coming.
   consul.SetStatus("web", "critical");
   ASSERT_TRUE(Within(seconds(20), [&] {

@@ -169,6 +169,57 @@ TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
   EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
 }
 
+// The same with a connection budget too small for a query per service:
+// every service is covered by the change detector and read in one shared
+// read slot. An attacked service backs off alone; the slot keeps serving
+// the services whose checks change.
+TEST(HostileConsulTest, AttackedCoveredServicesNeverStarveTheSharedReads) {
+  HostileConsulPeer consul;
+  ASSERT_NE(consul.port(), 0);
+  consul.AddService("web", Attack::kNone, 2);
+  for (const auto& [name, attack] :
+       std::vector<std::pair<std::string, Attack>>{{"bomb", Attack::kGzipBomb},
+                                                   {"garbage-index", Attack::kGarbageIndex},
+                                                   {"deep", Attack::kDeepNesting},
+                                                   {"evil", Attack::kControlBytes}}) {
+    consul.AddService(name, attack);
+  }
+  WebhookReceiver receiver;
+  std::ostringstream config;
+  config << "consul: {address: '" << consul.address()
+         << "', max_answer_size: 16MiB, max_connections: 3}\n"
+         << "sinks:\n"
+         << "  - {name: hooks, type: webhook, url: '" << receiver.url() << "'}\n";
+  BridgeProcess bridge(kBridge, config.str(), {}, seconds(60));
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+  ASSERT_EQ(bridge.Metric("health_bridge_watched_services"), 5);
+  ASSERT_TRUE(bridge.process().WaitForStderr("0 services get a blocking query each; the other 5",
+                                             seconds(1)))
+      << bridge.process().Stderr();
+
+  for (int round = 0; round < 3; ++round) {
+    consul.SetStatus("web", round % 2 == 0 ? "critical" : "passing");
+    const std::string type = round % 2 == 0 ? "instance.down" : "instance.up";
+    const std::size_t expected = round == 2 ? 4 : 2;
+    ASSERT_TRUE(Within(seconds(30), [&] { return EventsAbout(receiver, "web", type) == expected; }))
+        << "round " << round << "\n"
+        << bridge.process().Stderr();
+  }
+  // The hostile text of a covered service's checks comes through too.
+  consul.SetStatus("evil", "critical");
+  const std::string evil = HostileConsulPeer::ServiceNameFor("evil", Attack::kControlBytes);
+  EXPECT_TRUE(Within(seconds(30), [&] {
+    return EventsAbout(receiver, evil, "instance.down") == 1;
+  })) << bridge.process().Stderr();
+  httplib::Client client("127.0.0.1", bridge.port());
+  client.set_read_timeout(seconds(3));
+  const auto readyz = client.Get("/readyz");
+  ASSERT_TRUE(readyz);
+  EXPECT_EQ(readyz->status, 200) << readyz->body;
+  EXPECT_LT(PeakRssKib(bridge.process().pid()), 96U * 1024);
+  EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+}
+
 // CR LF, NUL, ESC and DEL in every string Consul sends about a service:
 // the events arrive, the text in them as Consul has it, and no sink or log
 // line breaks where the text says.

@@ -581,6 +581,9 @@ void Watcher::OnSuccess() {
 }
 
 bool Watcher::OnServiceError(const std::string& service, const Status& error) {
+  // A refused token is never one service's problem: readiness says it at
+  // once.
+  if (error.code() == StatusCode::kPermissionDenied) OnError(error);
   const bool answered = error.code() == StatusCode::kInvalidArgument ||
                         error.code() == StatusCode::kResourceExhausted;
   ServiceFailures& streak = service_failures_[service];

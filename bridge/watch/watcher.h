@@ -156,11 +156,12 @@ class Watcher {
   // read). It never makes Consul "unreachable": a service whose answers are
   // unusable (a bomb, a lying index, broken JSON) must not take readiness
   // from the bridge while Consul answers everything else; the catalog and
-  // the change detector say whether Consul is reachable. Its last known
-  // state stays. It stops holding up the initial sync at once when Consul
-  // answered but the answer was unusable (malformed, too large), else after
-  // kUnreadableAfter failures in a row. Returns whether the error is of
-  // that first kind (Consul answered).
+  // the change detector say whether Consul is reachable (a refused token,
+  // HTTP 403, still counts at once). Its last known state stays. It stops
+  // holding up the initial sync at once when Consul answered but the answer
+  // was unusable (malformed, too large), else after kUnreadableAfter
+  // failures in a row. Returns whether the error is of that first kind
+  // (Consul answered).
   bool OnServiceError(const std::string& service, const Status& error);
   // The service's answer reached the engine: its failure streak ends.
   void OnServiceRead(const std::string& service);

@@ -62,6 +62,8 @@ std::string ReadinessReason(const Status& error) {
       return "Consul answers with errors (HTTP 429 or 5xx) or refuses connections";
     case StatusCode::kInvalidArgument:
       return "Consul's answers are not usable (malformed or unexpected)";
+    case StatusCode::kResourceExhausted:
+      return "Consul's answers are larger than consul.max_answer_size";
     default:
       return std::string(ToString(error.code()));
   }
@@ -255,15 +257,10 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   heartbeat.Start();
   std::optional<InstancesEndpoint> instances;
   if (config.server.instances) {
-    instances.emplace(
-        InstancesDocumentOptions{config.server.instances_meta},
-        [&watcher] {
-          std::vector<InstanceView> view;
-          watcher.WithEngine(
-              [&view](const TransitionEngine& engine) { view = engine.Instances(); });
-          return view;
-        },
-        clock);
+    // The watch thread publishes what changed; requests read the snapshot.
+    instances.emplace(InstancesDocumentOptions{config.server.instances_meta});
+    watcher.OnEngineChanged(
+        [&instances](const TransitionEngine& engine) { instances->Refresh(engine); });
   }
   auto server_options = ServerOptionsFor(config.server);
   if (!server_options.ok()) {

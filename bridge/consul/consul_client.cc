@@ -70,6 +70,7 @@ bool IsRefusal(const HttpResponse& response) {
 std::string_view OutcomeOf(const HttpResponse& response) {
   if (response.too_large) return "too_large";
   if (response.transport.code() == StatusCode::kDeadlineExceeded) return "timeout";
+  if (response.transport.code() == StatusCode::kInvalidArgument) return "malformed";
   if (!response.transport.ok()) return "error";
   if (response.status >= 500) return "http_5xx";
   if (response.status >= 400) return "http_4xx";

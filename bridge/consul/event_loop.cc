@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "bridge/common/curl_handles.h"
+#include "bridge/model/protocol_text.h"
 
 namespace hb {
 namespace {
@@ -26,6 +27,12 @@ struct EventLoop::Transfer {
   CurlList connect_to;
   HttpResponse response;
   std::size_t max_body_bytes = 0;
+  bool accept_gzip = false;
+  // A Content-Encoding the request did not ask for: the transfer was
+  // aborted at its header, before curl could decode a byte of it.
+  std::string refused_encoding;
+  // curl's own words for a failure, when it has more than its code's.
+  char error[CURL_ERROR_SIZE] = {};
   std::function<void(HttpResponse)> done;
 };
 
@@ -43,10 +50,13 @@ std::size_t EventLoop::OnCurlBody(char* data, std::size_t size, std::size_t coun
   return bytes;
 }
 
-namespace {
-
-std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+// curl decodes every coding it was built with (gzip, deflate, brotli, zstd)
+// whatever the request offered, and a zstd frame may ask for a window of
+// 128 MiB before a byte is out: an answer in any coding but the gzip that
+// was asked for (or none) is refused at its header.
+std::size_t EventLoop::OnCurlHeader(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  auto* headers = &transfer->response.headers;
   std::string_view line(data, size * count);
   const std::size_t colon = line.find(':');
   if (colon != std::string_view::npos) {
@@ -60,12 +70,19 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
            (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
       value.remove_suffix(1);
     }
+    if (name == "content-encoding") {
+      std::string coding(value);
+      std::transform(coding.begin(), coding.end(), coding.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (coding != "identity" && !(transfer->accept_gzip && coding == "gzip")) {
+        transfer->refused_encoding = LogSafe(coding.substr(0, 64));
+        return 0;  // curl aborts with CURLE_WRITE_ERROR
+      }
+    }
     (*headers)[std::move(name)] = std::string(value);
   }
   return size * count;
 }
-
-}  // namespace
 
 EventLoop::EventLoop(std::size_t max_connections) {
   InitCurlOnce();
@@ -199,16 +216,18 @@ EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
   }
   transfer->done = std::move(done);
   transfer->max_body_bytes = request.max_body_bytes;
+  transfer->accept_gzip = request.accept_gzip;
   CURL* easy = transfer->easy.get();
   curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &EventLoop::OnCurlBody);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
-  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer->response.headers);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &EventLoop::OnCurlHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer.get());
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(request.connect_timeout.count()));
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error);
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   // gzip is all Consul sends (Go's gziphandler); offering every decoder curl
   // has would only widen what a hostile peer can make it inflate.
@@ -318,13 +337,23 @@ void EventLoop::CompleteTransfers() {
     HttpResponse response = std::move(transfer->response);
     if (code == CURLE_OK) {
       curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
+    } else if (!transfer->refused_encoding.empty()) {
+      response.transport =
+          Status::InvalidArgument("answer in Content-Encoding \"" + transfer->refused_encoding +
+                                  "\"; only gzip is accepted");
     } else if (response.too_large) {
       response.transport = Status::ResourceExhausted(
           "answer larger than " + std::to_string(transfer->max_body_bytes) + " bytes");
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
       response.transport = Status::DeadlineExceeded(std::string(curl_easy_strerror(code)));
     } else {
-      response.transport = Status::Unavailable(std::string(curl_easy_strerror(code)));
+      // The peer's bytes may be quoted in curl's message: one printable line.
+      std::string why =
+          transfer->error[0] != '\0' ? LogSafe(transfer->error) : curl_easy_strerror(code);
+      // curl 7.88 says only this when an answer's header line passes its
+      // 100 KiB limit.
+      if (code == CURLE_OUT_OF_MEMORY) why += " (or a response header over curl's 100 KiB limit)";
+      response.transport = Status::Unavailable(why);
       response.connection_reset =
           code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_GOT_NOTHING;
     }

@@ -101,6 +101,8 @@ class EventLoop {
   static int OnCurlTimer(void* multi, long timeout_ms, void* loop);
   // CURLOPT_WRITEFUNCTION; `transfer` is the Transfer.
   static std::size_t OnCurlBody(char* data, std::size_t size, std::size_t count, void* transfer);
+  // CURLOPT_HEADERFUNCTION; `transfer` is the Transfer.
+  static std::size_t OnCurlHeader(char* data, std::size_t size, std::size_t count, void* transfer);
 
   void Run();
   void Wake();

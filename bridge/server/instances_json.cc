@@ -20,12 +20,10 @@ bool Wanted(const QueryParams& query, std::string_view name, std::string_view va
   return !asked;
 }
 
-}  // namespace
-
-std::string InstancesJson(const std::vector<InstanceView>& instances,
-                          const InstancesDocumentOptions& options, const QueryParams& query) {
+// Appends the instances that match the query to `list`.
+void AppendJson(const std::vector<InstanceView>& instances, const InstancesDocumentOptions& options,
+                const QueryParams& query, nlohmann::json& list) {
   using nlohmann::json;
-  json list = json::array();
   for (const InstanceView& view : instances) {
     const Instance& instance = *view.instance;
     if (!Wanted(query, "service", instance.service) ||
@@ -56,30 +54,58 @@ std::string InstancesJson(const std::vector<InstanceView>& instances,
                     {"since", FormatRfc3339(view.since)},
                     {"checks", std::move(checks)}});
   }
+}
+
+std::string Document(nlohmann::json list) {
+  using nlohmann::json;
   // Check outputs are whatever a health check printed: never fail on them.
   return json{{"instances", std::move(list)}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-InstancesEndpoint::InstancesEndpoint(InstancesDocumentOptions options, CopyView copy_view,
-                                     const Clock& clock, std::chrono::milliseconds max_age)
-    : options_(std::move(options)),
-      copy_view_(std::move(copy_view)),
-      clock_(clock),
-      max_age_(max_age) {}
+}  // namespace
 
-std::string InstancesEndpoint::Json(const QueryParams& query) {
-  std::shared_ptr<const std::vector<InstanceView>> view;
-  {
-    // One copy at a time: concurrent clients wait for it and share it.
-    std::lock_guard lock(mutex_);
-    const SteadyTime now = clock_.Now();
-    if (!view_ || now - copied_at_ >= max_age_) {
-      view_ = std::make_shared<const std::vector<InstanceView>>(copy_view_());
-      copied_at_ = now;
+std::string InstancesJson(const std::vector<InstanceView>& instances,
+                          const InstancesDocumentOptions& options, const QueryParams& query) {
+  nlohmann::json list = nlohmann::json::array();
+  AppendJson(instances, options, query, list);
+  return Document(std::move(list));
+}
+
+InstancesEndpoint::InstancesEndpoint(InstancesDocumentOptions options)
+    : options_(std::move(options)) {}
+
+std::size_t InstancesEndpoint::Refresh(const TransitionEngine& engine) {
+  auto next = std::make_shared<Snapshot>();
+  std::size_t copied = 0;
+  bool changed = false;
+  engine.VisitServiceVersions([&](std::string_view key, std::uint64_t version) {
+    auto it = last_->find(key);
+    if (it != last_->end() && it->second.version == version) {
+      next->emplace_hint(next->end(), it->first, it->second);
+      return;
     }
-    view = view_;
+    auto instances =
+        std::make_shared<const std::vector<InstanceView>>(engine.ServiceInstances(key));
+    copied += instances->size();
+    changed = true;
+    next->emplace_hint(next->end(), std::string(key), ServicePart{version, std::move(instances)});
+  });
+  if (!changed && next->size() == last_->size()) return 0;  // nothing moved, nothing left
+  last_ = std::move(next);
+  std::lock_guard lock(mutex_);
+  published_ = last_;
+  return copied;
+}
+
+std::string InstancesEndpoint::Json(const QueryParams& query) const {
+  std::shared_ptr<const Snapshot> snapshot;
+  {
+    std::lock_guard lock(mutex_);
+    snapshot = published_;
   }
-  return InstancesJson(*view, options_, query);
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [key, part] : *snapshot) AppendJson(*part.instances, options_, query, list);
+  return Document(std::move(list));
 }
 
 }  // namespace hb

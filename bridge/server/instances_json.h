@@ -5,14 +5,13 @@
 // is where teams put things they should not; even then only the meta keys
 // on an allow-list are shown.
 
-#include <chrono>
-#include <functional>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "bridge/common/clock.h"
 #include "bridge/server/http_server.h"
 #include "bridge/state/transition_engine.h"
 
@@ -30,26 +29,34 @@ struct InstancesDocumentOptions {
 std::string InstancesJson(const std::vector<InstanceView>& instances,
                           const InstancesDocumentOptions& options, const QueryParams& query);
 
-// Serves the document from a copy of the engine's view that is at most
-// `max_age` old, so the watch thread copies the view at most once per
-// max_age however many clients ask, and the JSON is built on the caller's
-// thread. Thread-safe.
+// Serves the document from an immutable snapshot of the engine's view
+// that the watch thread publishes after each batch of changes (see
+// Watcher::OnEngineChanged). A refresh copies only the services whose part
+// of the view changed since the previous one and shares the rest, so it
+// costs those services' instances plus a pointer per service; a request
+// reads the last snapshot and builds the JSON on its own thread, and never
+// makes the watch thread do anything.
 class InstancesEndpoint {
  public:
-  using CopyView = std::function<std::vector<InstanceView>()>;
-  InstancesEndpoint(InstancesDocumentOptions options, CopyView copy_view, const Clock& clock,
-                    std::chrono::milliseconds max_age = std::chrono::seconds(1));
+  explicit InstancesEndpoint(InstancesDocumentOptions options);
 
-  std::string Json(const QueryParams& query);
+  // The engine's thread only. Returns how many instances it copied.
+  std::size_t Refresh(const TransitionEngine& engine);
+  // Any thread.
+  std::string Json(const QueryParams& query) const;
 
  private:
+  struct ServicePart {
+    std::uint64_t version = 0;
+    std::shared_ptr<const std::vector<InstanceView>> instances;
+  };
+  // By the engine's service key, in the order of its Instances().
+  using Snapshot = std::map<std::string, ServicePart, std::less<>>;
+
   const InstancesDocumentOptions options_;
-  const CopyView copy_view_;
-  const Clock& clock_;
-  const std::chrono::milliseconds max_age_;
-  std::mutex mutex_;
-  std::shared_ptr<const std::vector<InstanceView>> view_;  // guarded by mutex_
-  SteadyTime copied_at_{};                                 // guarded by mutex_
+  std::shared_ptr<const Snapshot> last_ = std::make_shared<const Snapshot>();  // engine's thread
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Snapshot> published_ = last_;  // guarded by mutex_
 };
 
 }  // namespace hb

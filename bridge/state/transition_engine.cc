@@ -17,18 +17,31 @@ std::string ServiceKey(std::string_view datacenter, std::string_view service) {
   return key;
 }
 
-// Node names and service IDs cannot contain NUL, so the pair is unambiguous
-// and sorts as (node, id) does.
+// Node names and service IDs are free text to Consul, NUL included (JSON's
+// \u0000): a NUL of the node is written as NUL 0x01 and the pair is
+// separated by NUL NUL, so no two (node, id) pairs share a key (node "a\0b"
+// with id "c" and node "a" with id "b\0c" would, joined by one NUL) and keys
+// still sort as (node, id) does.
+constexpr std::string_view kKeySeparator("\0\0", 2);
+
 void InstanceKeyInto(std::string& key, std::string_view node, std::string_view id) {
-  key.assign(node);
-  key.push_back('\0');
-  key.append(id);
+  key.clear();
+  for (const char c : node) {
+    key.push_back(c);
+    if (c == '\0') key.push_back('\x01');
+  }
+  key.append(kKeySeparator).append(id);
 }
 
 // The instance behind an instance key and its packed details.
 Instance UnpackInstance(std::string_view key, const PackedInstance& packed) {
-  const std::size_t nul = key.find('\0');
-  return packed.Unpack(key.substr(0, nul), key.substr(nul + 1));
+  const std::size_t separator = key.find(kKeySeparator);
+  std::string node;
+  for (std::size_t i = 0; i < separator; ++i) {
+    node.push_back(key[i]);
+    if (key[i] == '\0') ++i;  // the 0x01 after an escaped NUL
+  }
+  return packed.Unpack(node, key.substr(separator + kKeySeparator.size()));
 }
 
 template <typename Entry>
@@ -90,6 +103,7 @@ struct TransitionEngine::ServiceState {
   std::uint64_t last_index = 0;
   std::uint64_t generation = 0;
   int pending_count = 0;
+  std::uint64_t view_version = 0;  // TransitionEngine::view_clock_ at its last change
 };
 
 struct TransitionEngine::Emitter {
@@ -157,6 +171,8 @@ TransitionEngine::ServiceState& TransitionEngine::ServiceFor(std::string_view da
     state->name = service;
     it = services_.emplace(key, std::move(state)).first;
   }
+  // Every caller is about to change the service.
+  it->second->view_version = ++view_clock_;
   return *it->second;
 }
 
@@ -333,6 +349,7 @@ std::vector<Event> TransitionEngine::Tick() {
     std::sort(pending.begin(), pending.end(), KeyLess<InstanceEntry>);
     std::uint64_t index = 0;
     SteadyTime observed_at{};
+    service->view_version = ++view_clock_;
     for (InstanceEntry* entry : pending) {
       index = std::max(index, entry->second.pending_index);
       observed_at = std::max(observed_at, entry->second.pending_observed_at);
@@ -358,12 +375,14 @@ std::optional<SteadyTime> TransitionEngine::NextDeadline() const {
   return earliest;
 }
 
-std::vector<Event> TransitionEngine::CompleteInitialSync() {
+std::vector<Event> TransitionEngine::CompleteInitialSync(
+    std::string_view datacenter, const std::set<std::string, std::less<>>& unreadable) {
   std::vector<Event> events;
   if (initial_sync_complete_) return events;
   std::vector<std::pair<std::string, std::string>> gone;
   std::vector<std::uint64_t> gone_index;
   for (const auto& [key, service] : services_) {
+    if (service->datacenter == datacenter && unreadable.contains(service->name)) continue;
     if (!service->synced) {
       gone.emplace_back(service->datacenter, service->name);
       gone_index.push_back(service->last_index);
@@ -487,21 +506,35 @@ void TransitionEngine::Restore(const SavedState& saved) {
   for (auto& [key, service] : services_) service->reported_up = service->up_count > 0;
 }
 
+void TransitionEngine::AppendInstances(const ServiceState& service,
+                                       std::vector<InstanceView>& views) const {
+  const std::size_t first = views.size();
+  for (const auto& [key, state] : service.instances) {
+    views.push_back({service.datacenter, service.name,
+                     std::make_shared<const Instance>(UnpackInstance(key, state.details)),
+                     state.status, state.reported_up, state.since});
+  }
+  std::sort(views.begin() + static_cast<std::ptrdiff_t>(first), views.end(),
+            [](const InstanceView& a, const InstanceView& b) {
+              return std::tie(a.instance->node, a.instance->id) <
+                     std::tie(b.instance->node, b.instance->id);
+            });
+}
+
 std::vector<InstanceView> TransitionEngine::Instances() const {
   std::vector<InstanceView> views;
-  for (const auto& [service_key, service] : services_) {
-    const std::size_t first = views.size();
-    for (const auto& [key, state] : service->instances) {
-      views.push_back({service->datacenter, service->name,
-                       std::make_shared<const Instance>(UnpackInstance(key, state.details)),
-                       state.status, state.reported_up, state.since});
-    }
-    std::sort(views.begin() + static_cast<std::ptrdiff_t>(first), views.end(),
-              [](const InstanceView& a, const InstanceView& b) {
-                return std::tie(a.instance->node, a.instance->id) <
-                       std::tie(b.instance->node, b.instance->id);
-              });
-  }
+  for (const auto& [service_key, service] : services_) AppendInstances(*service, views);
+  return views;
+}
+
+void TransitionEngine::VisitServiceVersions(
+    const std::function<void(std::string_view key, std::uint64_t version)>& visit) const {
+  for (const auto& [key, service] : services_) visit(key, service->view_version);
+}
+
+std::vector<InstanceView> TransitionEngine::ServiceInstances(std::string_view key) const {
+  std::vector<InstanceView> views;
+  if (auto it = services_.find(key); it != services_.end()) AppendInstances(*it->second, views);
   return views;
 }
 

@@ -50,9 +50,11 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -99,8 +101,12 @@ class TransitionEngine {
   std::optional<SteadyTime> NextDeadline() const;
 
   // Ends the initial sync. With restored state, every restored service that
-  // was not applied meanwhile is gone; those events are returned.
-  std::vector<Event> CompleteInitialSync();
+  // was not applied meanwhile is gone; those events are returned. Services
+  // of `datacenter` named in `unreadable` are still in the catalog but no
+  // answer of theirs could be used: their restored state stays, and their
+  // first answer is diffed against it.
+  std::vector<Event> CompleteInitialSync(std::string_view datacenter = {},
+                                         const std::set<std::string, std::less<>>& unreadable = {});
   bool initial_sync_complete() const { return initial_sync_complete_; }
 
   // Saved state: Restore() before the first Apply().
@@ -109,6 +115,15 @@ class TransitionEngine {
 
   // Every known instance, sorted by datacenter, service, node, id.
   std::vector<InstanceView> Instances() const;
+  // Each known service's key ("<dc>\n<service>", in the order of
+  // Instances()) with a version that moves whenever the service's part of
+  // Instances() may have changed: a copy of that part stays good until its
+  // version moves. Costs a call per service, nothing per instance.
+  void VisitServiceVersions(
+      const std::function<void(std::string_view key, std::uint64_t version)>& visit) const;
+  // One service's part of Instances(), by the key VisitServiceVersions()
+  // gives; empty when the engine does not know it.
+  std::vector<InstanceView> ServiceInstances(std::string_view key) const;
 
   // The reported state as silent events, for sinks that hold state (a sink
   // a reload added or rebuilt): per service, in the
@@ -130,7 +145,8 @@ class TransitionEngine {
   struct InstanceState;
   struct ServiceState;
   struct Emitter;
-  // An instance keyed by "<node>\0<id>", as the engine holds it.
+  // An instance keyed by "<node>\0\0<id>" (a NUL of the node escaped as
+  // NUL 0x01), as the engine holds it.
   using InstanceEntry = std::pair<const std::string, InstanceState>;
 
   ServiceState& ServiceFor(std::string_view datacenter, std::string_view service);
@@ -146,7 +162,7 @@ class TransitionEngine {
   struct Departed {
     std::string datacenter;
     std::string service;
-    std::string key;  // "<node>\0<id>"
+    std::string key;  // as InstanceEntry
     PackedInstance details;
     std::optional<HealthStatus> last_status;
     std::uint64_t index = 0;
@@ -162,6 +178,11 @@ class TransitionEngine {
   std::deque<Departed> departed_;  // oldest first, bounded by kDepartedLimit
   bool initial_sync_complete_ = false;
   bool restored_ = false;
+  // Moves on every change of a service's part of Instances(): each
+  // ServiceState keeps the value of its last change.
+  std::uint64_t view_clock_ = 0;
+  // One service's part of Instances(), appended to `views`.
+  void AppendInstances(const ServiceState& service, std::vector<InstanceView>& views) const;
   // Keyed by "<dc>\n<service>"; std::map keeps Instances() and state files
   // in a stable order.
   std::map<std::string, std::unique_ptr<ServiceState>, std::less<>> services_;

@@ -59,6 +59,8 @@ Watcher::~Watcher() { Stop(); }
 void Watcher::Start() {
   client_.loop().Post([this, alive = std::weak_ptr<bool>(alive_)] {
     if (alive.expired()) return;
+    // What the engine restored is its view until the first answer.
+    if (engine_changed_) engine_changed_(*engine_);
     FetchDatacenter();
   });
 }
@@ -197,6 +199,8 @@ void Watcher::ApplyCatalog(std::uint64_t index, bool catalog_moved) {
   // Left the catalog or the filter: its instances deregister now rather
   // than when the (possibly long) health wait would have noticed.
   const auto gone = [&](const std::string& service) {
+    service_failures_.erase(service);
+    unread_at_sync_.erase(service);
     spdlog::info("service {} left the catalog or the filter; no longer watched", service);
     Publish(engine_->ServiceGone(datacenter_, service, index));
   };
@@ -449,8 +453,22 @@ void Watcher::OnRead(const std::string& service, StatusOr<ReadAnswer> answer) {
   }
   it = covered_.find(service);  // the engine's events cannot change covered_, but be exact
   if (!status.ok()) {
-    OnError(status);
-    if (it != covered_.end()) QueueRead(service, true);
+    if (it == covered_.end()) return PumpReads();
+    if (OnServiceError(service, status)) {
+      // Consul answered, this service's answer is unusable: it alone waits
+      // (a backoff of its own), the other reads go on.
+      const int failures = service_failures_[service].count;
+      const auto delay = ExponentialBackoff(failures, client_.options().backoff_initial,
+                                            client_.options().backoff_max, rng_);
+      client_.loop().RunAt(std::chrono::steady_clock::now() + delay,
+                           [this, service, alive = std::weak_ptr<bool>(alive_)] {
+                             if (alive.expired()) return;
+                             QueueRead(service, true);
+                             PumpReads();
+                           });
+      return PumpReads();
+    }
+    QueueRead(service, true);
     BackOffReads();
     return;
   }
@@ -491,7 +509,7 @@ void Watcher::StartServiceWatch(const std::string& service) {
   watch->query = client_.Watch(
       "/v1/health/service/" + PercentEncode(service), {},
       [this, service](const QueryAnswer& answer) { return OnHealth(service, answer); },
-      [this](const Status& error) { OnError(error); });
+      [this, service](const Status& error) { OnServiceError(service, error); });
   services_.emplace(service, std::move(watch));
   ++unsynced_services_;
 }
@@ -508,6 +526,7 @@ Status Watcher::ApplyHealth(const std::string& service, std::string_view body, s
   // list would deregister every instance.
   if (!health.ok()) return health.status();
   OnSuccess();
+  OnServiceRead(service);
   if (covered) detector_.RecordInstances(service, health->instances);
 
   ServiceSnapshot snapshot;
@@ -540,7 +559,8 @@ void Watcher::MaybeCompleteInitialSync() {
     if (state_.initial_sync_done) return;
   }
   if (!catalog_seen_ || unsynced_services_ > 0) return;
-  Publish(engine_->CompleteInitialSync());
+  Publish(engine_->CompleteInitialSync(datacenter_, unread_at_sync_));
+  unread_at_sync_.clear();
   // The sync read every service's full answer at once; glibc keeps those
   // freed pages (about a third of the RSS at 10,000 services) unless asked.
   ::malloc_trim(0);
@@ -562,6 +582,69 @@ void Watcher::OnSuccess() {
   permission_denied_ = false;
 }
 
+bool Watcher::OnServiceError(const std::string& service, const Status& error) {
+  // A refused token is never one service's problem: readiness says it at
+  // once.
+  if (error.code() == StatusCode::kPermissionDenied) OnError(error);
+  const bool answered = error.code() == StatusCode::kInvalidArgument ||
+                        error.code() == StatusCode::kResourceExhausted;
+  ServiceFailures& streak = service_failures_[service];
+  const int failures = ++streak.count;
+  if (answered && !streak.warned) {
+    streak.warned = true;
+    // Once per streak: the query retries with backoff for as long as it
+    // lasts.
+    spdlog::warn(
+        "service {}: Consul's answer cannot be used: {}; its last known state stays, retrying "
+        "with backoff",
+        service, error.ToString());
+  } else if (!answered) {
+    bool reachable = false;
+    {
+      std::lock_guard lock(state_mutex_);
+      reachable = !state_.unreachable_since.has_value();
+    }
+    // Its reads alone keep failing while Consul answers the rest (a drip, a
+    // header curl refuses): say so once. When Consul is down for everyone,
+    // the catalog's error says it, not one line per service.
+    if (reachable && failures == kUnreadableAfter && !streak.warned) {
+      streak.warned = true;
+      spdlog::warn(
+          "service {}: {} reads failed in a row while Consul answers the rest: {}; its "
+          "last known state stays, retrying with backoff",
+          service, failures, error.ToString());
+    } else {
+      spdlog::debug("service {}: read failed: {}", service, error.ToString());
+    }
+  }
+  if (answered || failures >= kUnreadableAfter) {
+    bool* synced = nullptr;
+    if (auto it = services_.find(service); it != services_.end()) {
+      synced = &it->second->synced;
+    } else if (auto covered = covered_.find(service); covered != covered_.end()) {
+      synced = &covered->second.synced;
+    }
+    if (synced != nullptr && !*synced) {
+      *synced = true;
+      --unsynced_services_;
+      unread_at_sync_.insert(service);
+      MaybeCompleteInitialSync();
+    }
+  }
+  return answered;
+}
+
+void Watcher::OnServiceRead(const std::string& service) {
+  unread_at_sync_.erase(service);
+  auto it = service_failures_.find(service);
+  if (it == service_failures_.end()) return;
+  if (it->second.warned) {
+    spdlog::info("service {}: Consul's answers are usable again after {} failed reads", service,
+                 it->second.count);
+  }
+  service_failures_.erase(it);
+}
+
 void Watcher::OnError(const Status& error) {
   std::lock_guard lock(state_mutex_);
   // Log once per streak: with thousands of watches a Consul outage would
@@ -579,7 +662,20 @@ void Watcher::OnError(const Status& error) {
 }
 
 void Watcher::Publish(std::vector<Event> events) {
+  if (engine_changed_ && !engine_change_posted_) {
+    // Posted tasks run after the loop's current batch of answers.
+    engine_change_posted_ = true;
+    client_.loop().Post([this, alive = std::weak_ptr<bool>(alive_)] {
+      if (alive.expired()) return;
+      engine_change_posted_ = false;
+      engine_changed_(*engine_);
+    });
+  }
   if (!events.empty()) publisher_.Publish(std::move(events));
+}
+
+void Watcher::OnEngineChanged(std::function<void(const TransitionEngine&)> changed) {
+  RunOnLoopAndWait([&] { engine_changed_ = std::move(changed); });
 }
 
 void Watcher::ScheduleTick() {

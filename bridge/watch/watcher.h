@@ -37,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -128,6 +129,11 @@ class Watcher {
   void UpdateServiceFilter(ServiceFilterOptions services);
   void UpdateEngineOptions(EngineOptions options);
 
+  // `changed` runs on the watch thread after the engine changed, once per
+  // turn of the loop however many answers that turn applied (e.g. to copy
+  // what changed for /v1/instances). Set it before Start().
+  void OnEngineChanged(std::function<void(const TransitionEngine&)> changed);
+
  private:
   struct ServiceWatch;
 
@@ -146,6 +152,19 @@ class Watcher {
                      SteadyTime received_at, bool covered);
   void OnError(const Status& error);
   void OnSuccess();
+  // A failure of one service's own read (its blocking query or a covered
+  // read). It never makes Consul "unreachable": a service whose answers are
+  // unusable (a bomb, a lying index, broken JSON) must not take readiness
+  // from the bridge while Consul answers everything else; the catalog and
+  // the change detector say whether Consul is reachable (a refused token,
+  // HTTP 403, still counts at once). Its last known state stays. It stops
+  // holding up the initial sync at once when Consul answered but the answer
+  // was unusable (malformed, too large), else after kUnreadableAfter
+  // failures in a row. Returns whether the error is of that first kind
+  // (Consul answered).
+  bool OnServiceError(const std::string& service, const Status& error);
+  // The service's answer reached the engine: its failure streak ends.
+  void OnServiceRead(const std::string& service);
   void StartServiceWatch(const std::string& service);
   // Hands a query over to run out its request; its slot is free afterwards.
   void Retire(std::unique_ptr<BlockingQuery> query, bool dedicated_slot);
@@ -171,6 +190,7 @@ class Watcher {
   void ResolveCatalogMoves(std::optional<std::uint64_t> settled_up_to);
   void Sweep();
   void MaybeCompleteInitialSync();
+  // Every change of the engine passes here with its events.
   void Publish(std::vector<Event> events);
   void ScheduleTick();
   void RunOnLoopAndWait(const std::function<void()>& task);
@@ -192,6 +212,17 @@ class Watcher {
   std::map<std::string, std::unique_ptr<ServiceWatch>, std::less<>> services_;  // dedicated
   std::map<std::string, CoveredService, std::less<>> covered_;
   std::size_t unsynced_services_ = 0;  // watched, no complete answer yet
+  // Consecutive failures of each service's own reads, while they last.
+  struct ServiceFailures {
+    int count = 0;
+    bool warned = false;  // an unusable answer was logged: log the recovery too
+  };
+  std::map<std::string, ServiceFailures, std::less<>> service_failures_;
+  // Services that stopped holding up the initial sync without an answer:
+  // the end of the sync keeps their restored state instead of calling them
+  // gone.
+  std::set<std::string, std::less<>> unread_at_sync_;
+  static constexpr int kUnreadableAfter = 3;
   ConnectionPlan plan_;
   // Queries running out their request, by a key; `dedicated` ones hold a
   // dedicated slot until then.
@@ -220,6 +251,8 @@ class Watcher {
   bool table_read_in_flight_ = false;
   std::optional<EventLoop::TimerId> safety_sweep_timer_;
   JitterRng rng_{std::random_device{}()};
+  std::function<void(const TransitionEngine&)> engine_changed_;
+  bool engine_change_posted_ = false;
   std::optional<SteadyTime> tick_deadline_;
   std::optional<EventLoop::TimerId> tick_timer_;
   std::optional<EventLoop::TimerId> agent_retry_timer_;

@@ -574,3 +574,50 @@ TEST_F(EngineTest, InstancesViewShowsStatusUpAndSince) {
 
 }  // namespace
 }  // namespace hb
+
+namespace hb {
+namespace {
+
+// A restored service still in the catalog whose answers could not be used
+// during the sync (a hostile or broken answer) is not gone: it keeps its
+// restored state, and its first usable answer is diffed against that.
+TEST(EngineUnreadableAtSyncTest, KeepsTheRestoredStateOfAServiceItCouldNotRead) {
+  testing::FakeClock clock;
+  TransitionEngine before({}, clock);
+  before.Apply(testing::Snapshot(
+      3, {testing::MakeInstance("orders-1", HealthStatus::kPassing, "node-a", "orders")},
+      "orders"));
+  before.CompleteInitialSync();
+  TransitionEngine after({}, clock);
+  after.Restore(before.Save());
+  EXPECT_THAT(after.CompleteInitialSync("dc1", {"orders"}), ::testing::IsEmpty());
+  ASSERT_EQ(after.Instances().size(), 1U);
+  const auto events = after.Apply(testing::Snapshot(
+      9, {testing::MakeInstance("orders-1", HealthStatus::kCritical, "node-a", "orders")},
+      "orders"));
+  EXPECT_THAT(testing::Describe(events),
+              ::testing::ElementsAre("instance.down orders-1 critical", "service.down orders"));
+}
+
+// Node names and IDs with NUL bytes (JSON's \u0000) from a hostile Consul:
+// node "a\0b" with ID "c" and node "a" with ID "b\0c" are two instances,
+// and each comes back out as it went in.
+TEST(EngineHostileTextTest, NulBytesInNodesAndIdsNeverMergeOrMangleInstances) {
+  testing::FakeClock clock;
+  TransitionEngine engine({}, clock);
+  const std::string nul(1, '\0');
+  engine.Apply(
+      testing::Snapshot(3, {testing::MakeInstance("c", HealthStatus::kPassing, "a" + nul + "b"),
+                            testing::MakeInstance("b" + nul + "c", HealthStatus::kCritical, "a")}));
+  const auto instances = engine.Instances();
+  ASSERT_EQ(instances.size(), 2U);
+  EXPECT_EQ(instances[0].instance->node, "a");
+  EXPECT_EQ(instances[0].instance->id, "b" + nul + "c");
+  EXPECT_EQ(instances[0].status, HealthStatus::kCritical);
+  EXPECT_EQ(instances[1].instance->node, "a" + nul + "b");
+  EXPECT_EQ(instances[1].instance->id, "c");
+  EXPECT_EQ(instances[1].status, HealthStatus::kPassing);
+}
+
+}  // namespace
+}  // namespace hb

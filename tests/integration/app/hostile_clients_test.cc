@@ -1,0 +1,126 @@
+// Hostile clients of the bridge's own port while Consul changes: slowloris
+// connections, a compressed bomb of a body, more connections than
+// server.max_connections, a request head that never ends. The events must
+// keep flowing at the same time, the probes answer within the chart's
+// timeout, and memory stays within its bound.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/support/consul/hostile_consul_peer.h"
+#include "tests/support/eventually.h"
+#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/process/bridge_process.h"
+#include "tests/support/sanitizer_build.h"
+
+namespace hb {
+namespace {
+
+using std::chrono::seconds;
+using testing::Attack;
+using testing::BridgeProcess;
+using testing::HostileConsulPeer;
+using testing::WebhookReceiver;
+
+const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+// Under ASan the freed-memory quarantine and the shadow pages dwarf any
+// bound: the release pass proves the memory bounds, the sanitizer passes
+// everything else.
+constexpr bool kBoundsMemory = !testing::kSanitizerBuild;
+
+std::size_t PeakRssKib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmHWM:")) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
+int Connect(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
+  HostileConsulPeer consul;
+  ASSERT_NE(consul.port(), 0);
+  consul.AddService("web", Attack::kNone, 2);
+  WebhookReceiver receiver;
+  std::ostringstream config;
+  config << "consul: {address: '" << consul.address() << "'}\n"
+         << "server: {listen: '127.0.0.1:0', max_connections: 32}\n"
+         << "sinks:\n"
+         << "  - {name: hooks, type: webhook, url: '" << receiver.url() << "'}\n";
+  BridgeProcess bridge(kBridge, config.str());
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+
+  std::vector<int> attackers;
+  // Eight times server.max_connections of slowloris heads.
+  for (int i = 0; i < 256; ++i) {
+    const int fd = Connect(bridge.port());
+    if (fd < 0) continue;
+    ::send(fd, "GET /metrics HTTP/1.1\r\nX-a: ", 28, MSG_NOSIGNAL);
+    attackers.push_back(fd);
+  }
+  // A gzip body claiming 1 GiB, and a head that never ends.
+  if (const int fd = Connect(bridge.port()); fd >= 0) {
+    const std::string head =
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+        "Content-Length: 1073741824\r\n\r\n";
+    ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+    const std::string junk(1 << 20, '\0');
+    ::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    attackers.push_back(fd);
+  }
+  if (const int fd = Connect(bridge.port()); fd >= 0) {
+    const std::string endless = "GET / HTTP/1.1\r\nX-Long: " + std::string(1 << 20, 'a');
+    ::send(fd, endless.data(), endless.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    attackers.push_back(fd);
+  }
+
+  // Events flow meanwhile.
+  consul.SetStatus("web", "critical");
+  EXPECT_TRUE(testing::Eventually([&] { return receiver.Accepted().size() >= 3; }, seconds(20)))
+      << bridge.process().Stderr();
+  httplib::Client client("127.0.0.1", bridge.port());
+  client.set_read_timeout(seconds(3));  // the chart's probe timeout
+  for (int i = 0; i < 5; ++i) {
+    const auto healthz = client.Get("/healthz");
+    ASSERT_TRUE(healthz) << "probe " << i << " got no answer within 3 s";
+    EXPECT_EQ(healthz->status, 200);
+    const auto readyz = client.Get("/readyz");
+    ASSERT_TRUE(readyz);
+    EXPECT_EQ(readyz->status, 200);
+  }
+  consul.SetStatus("web", "passing");
+  EXPECT_TRUE(testing::Eventually([&] { return receiver.Accepted().size() >= 6; }, seconds(20)))
+      << bridge.process().Stderr();
+  // The bound: 32 connections' 8 KiB heads on top of the bridge's start;
+  // no body is read, nothing inflated.
+  const std::size_t peak = PeakRssKib(bridge.process().pid());
+  if (kBoundsMemory) {
+    EXPECT_LT(peak, 48U * 1024) << "peak RSS " << peak << " KiB";
+  }
+  std::cerr << "peak RSS with hostile clients: " << peak << " KiB\n";
+  for (const int fd : attackers) ::close(fd);
+  EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+}
+
+}  // namespace
+}  // namespace hb

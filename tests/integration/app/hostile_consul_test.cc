@@ -1,0 +1,353 @@
+// A malicious Consul, through the health-bridge executable: answers that
+// bomb, drip, lie about their index, carry huge or countless headers,
+// break UTF-8, nest without end, or put control bytes in every string.
+// What a user relies on, whatever Consul sends: the bridge's memory stays
+// within a stated bound, /healthz and /readyz answer (readyz with one
+// printable line saying what is wrong), the events of the services Consul
+// answers well keep coming, and hostile text reaches sinks and logs only
+// encoded: no forged log line, header or request.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "tests/support/consul/hostile_consul_peer.h"
+#include "tests/support/eventually.h"
+#include "tests/support/http/loopback_server.h"
+#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/process/bridge_process.h"
+#include "tests/support/sanitizer_build.h"
+
+namespace hb {
+namespace {
+
+using std::chrono::seconds;
+using testing::Attack;
+using testing::BridgeProcess;
+using ::testing::HasSubstr;
+using testing::HostileConsulPeer;
+using ::testing::Not;
+using testing::WebhookReceiver;
+
+const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+// Under ASan the freed-memory quarantine and the shadow pages dwarf any
+// bound: the release pass proves the memory bounds, the sanitizer passes
+// everything else.
+constexpr bool kBoundsMemory = !testing::kSanitizerBuild;
+
+// The peak resident memory of a process (VmHWM), in KiB.
+std::size_t PeakRssKib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmHWM:")) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
+bool Printable(const std::string& text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](unsigned char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Polls `condition` until it holds or `timeout` passed.
+template <typename Condition>
+bool Within(std::chrono::milliseconds timeout, Condition&& condition) {
+  return testing::Eventually(std::forward<Condition>(condition), timeout);
+}
+
+// Accepted webhook events of `type` about instances of `service`.
+std::size_t EventsAbout(const WebhookReceiver& receiver, const std::string& service,
+                        const std::string& type) {
+  std::size_t count = 0;
+  for (const auto& request : receiver.Accepted()) {
+    const auto event = nlohmann::json::parse(request.body);
+    if (event["type"] == "io.healthbridge." + type &&
+        event["data"].value("service", "") == service) {
+      ++count;
+    }
+  }
+  return count;
+}
+
+// Every attack on one service's health answers at once, next to two
+// services Consul answers well. The answer cap is 16 MiB, so a bomb
+// inflating to 400 MiB is cut after 16 MiB.
+TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
+  HostileConsulPeer consul;
+  ASSERT_NE(consul.port(), 0);
+  consul.AddService("web", Attack::kNone, 2);
+  consul.AddService("api", Attack::kNone);
+  const std::vector<std::pair<std::string, Attack>> attacked = {
+      {"bomb", Attack::kGzipBomb},
+      {"garbage-index", Attack::kGarbageIndex},
+      {"negative-index", Attack::kNegativeIndex},
+      {"huge-header", Attack::kHugeHeader},
+      {"bad-utf8", Attack::kInvalidUtf8},
+      {"deep", Attack::kDeepNesting},
+      {"zstd", Attack::kZstd}};
+  for (const auto& [name, attack] : attacked) consul.AddService(name, attack);
+  // Thousands of small headers are within curl's limits: read, not fatal.
+  consul.AddService("many-headers", Attack::kManyHeaders);
+
+  WebhookReceiver receiver;
+  std::ostringstream config;
+  config << "consul: {address: '" << consul.address() << "', max_answer_size: 16MiB}\n"
+         << "sinks:\n"
+         << "  - {name: hooks, type: webhook, url: '" << receiver.url() << "'}\n";
+  BridgeProcess bridge(kBridge, config.str(), {}, seconds(60));
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+  const pid_t pid = bridge.process().pid();
+  // A service that drips its answers holds one connection until the read's
+  // deadline (30 s for a first read) and would hold up an initial sync for
+  // three of them: it arrives after the sync here.
+  consul.AddService("drip", Attack::kSlowDrip);
+  ASSERT_TRUE(Within(seconds(20), [&] { return consul.Requests("/v1/health/service/drip") > 0; }));
+
+  // Each attack reached the bridge.
+  for (const auto& [name, attack] : attacked) {
+    EXPECT_GE(consul.Requests("/v1/health/service/" + name), 1U) << name;
+  }
+  ASSERT_TRUE(Within(seconds(20), [&] {
+    return bridge.Metric("health_bridge_consul_requests_total",
+                         "endpoint=\"health_service\",outcome=\"too_large\"")
+                   .value_or(0) >= 1 &&
+           bridge.Metric("health_bridge_consul_requests_total",
+                         "endpoint=\"health_service\",outcome=\"malformed\"")
+                   .value_or(0) >= 1;
+  })) << bridge.process().Stderr();
+
+  // The log names what is wrong with each, on one line.
+  for (const char* what : {"service bomb: Consul's answer cannot be used: resource exhausted",
+                           "service garbage-index: Consul's answer cannot be used",
+                           "answer in Content-Encoding \"zstd\"; only gzip is accepted",
+                           "service huge-header: 3 reads failed in a row",
+                           "a response header over curl's 100 KiB limit"}) {
+    EXPECT_TRUE(bridge.process().WaitForStderr(what, seconds(20))) << what << "\n"
+                                                                   << bridge.process().Stderr();
+  }
+
+  // Everyone else's events keep coming.
+  consul.SetStatus("web", "critical");
+  ASSERT_TRUE(Within(seconds(20), [&] {
+    return EventsAbout(receiver, "web", "instance.down") == 2;
+  })) << bridge.process().Stderr();
+  consul.SetStatus("many-headers", "critical");
+  ASSERT_TRUE(Within(seconds(20), [&] {
+    return EventsAbout(receiver, "many-headers", "instance.down") == 1;
+  })) << bridge.process().Stderr();
+  consul.SetStatus("api", "warning");
+  ASSERT_TRUE(Within(seconds(20), [&] {
+    return EventsAbout(receiver, "api", "instance.status_changed") == 1;
+  })) << bridge.process().Stderr();
+  // Nothing about the attacked services was made up.
+  for (const auto& [name, attack] : attacked) {
+    EXPECT_EQ(EventsAbout(receiver, name, "instance.deregistered"), 0U) << name;
+  }
+
+  httplib::Client client("127.0.0.1", bridge.port());
+  client.set_read_timeout(seconds(3));  // the chart's probe timeout
+  const auto healthz = client.Get("/healthz");
+  ASSERT_TRUE(healthz);
+  EXPECT_EQ(healthz->status, 200);
+  const auto readyz = client.Get("/readyz");
+  ASSERT_TRUE(readyz);
+  EXPECT_EQ(readyz->status, 200) << readyz->body;
+
+  // The stated bound: the bridge's own start (about 30 MiB) plus the 16 MiB
+  // answer cap grown twice over while it is read.
+  const std::size_t peak = PeakRssKib(pid);
+  if (kBoundsMemory) {
+    EXPECT_LT(peak, 96U * 1024) << "peak RSS " << peak << " KiB";
+  }
+  std::cerr << "peak RSS under attack: " << peak << " KiB\n";
+  EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+}
+
+// The same with a connection budget too small for a query per service:
+// every service is covered by the change detector and read in one shared
+// read slot. An attacked service backs off alone; the slot keeps serving
+// the services whose checks change.
+TEST(HostileConsulTest, AttackedCoveredServicesNeverStarveTheSharedReads) {
+  HostileConsulPeer consul;
+  ASSERT_NE(consul.port(), 0);
+  consul.AddService("web", Attack::kNone, 2);
+  for (const auto& [name, attack] :
+       std::vector<std::pair<std::string, Attack>>{{"bomb", Attack::kGzipBomb},
+                                                   {"garbage-index", Attack::kGarbageIndex},
+                                                   {"deep", Attack::kDeepNesting},
+                                                   {"evil", Attack::kControlBytes}}) {
+    consul.AddService(name, attack);
+  }
+  WebhookReceiver receiver;
+  std::ostringstream config;
+  config << "consul: {address: '" << consul.address()
+         << "', max_answer_size: 16MiB, max_connections: 3}\n"
+         << "sinks:\n"
+         << "  - {name: hooks, type: webhook, url: '" << receiver.url() << "'}\n";
+  BridgeProcess bridge(kBridge, config.str(), {}, seconds(60));
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+  ASSERT_EQ(bridge.Metric("health_bridge_watched_services"), 5);
+  ASSERT_TRUE(bridge.process().WaitForStderr("0 services get a blocking query each; the other 5",
+                                             seconds(1)))
+      << bridge.process().Stderr();
+
+  for (int round = 0; round < 3; ++round) {
+    consul.SetStatus("web", round % 2 == 0 ? "critical" : "passing");
+    const std::string type = round % 2 == 0 ? "instance.down" : "instance.up";
+    const std::size_t expected = round == 2 ? 4 : 2;
+    ASSERT_TRUE(Within(seconds(30), [&] { return EventsAbout(receiver, "web", type) == expected; }))
+        << "round " << round << "\n"
+        << bridge.process().Stderr();
+  }
+  // The hostile text of a covered service's checks comes through too.
+  consul.SetStatus("evil", "critical");
+  const std::string evil = HostileConsulPeer::ServiceNameFor("evil", Attack::kControlBytes);
+  EXPECT_TRUE(Within(seconds(30), [&] {
+    return EventsAbout(receiver, evil, "instance.down") == 1;
+  })) << bridge.process().Stderr();
+  httplib::Client client("127.0.0.1", bridge.port());
+  client.set_read_timeout(seconds(3));
+  const auto readyz = client.Get("/readyz");
+  ASSERT_TRUE(readyz);
+  EXPECT_EQ(readyz->status, 200) << readyz->body;
+  if (kBoundsMemory) {
+    EXPECT_LT(PeakRssKib(bridge.process().pid()), 96U * 1024);
+  }
+  EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+}
+
+// CR LF, NUL, ESC and DEL in every string Consul sends about a service:
+// the events arrive, the text in them as Consul has it, and no sink or log
+// line breaks where the text says.
+TEST(HostileConsulTest, ControlBytesInEveryFieldComeOutEncodedInLogsHeadersAndEvents) {
+  HostileConsulPeer consul;
+  ASSERT_NE(consul.port(), 0);
+  consul.AddService("evil", Attack::kControlBytes);
+  consul.AddService("web", Attack::kNone);
+  const std::string evil = HostileConsulPeer::ServiceNameFor("evil", Attack::kControlBytes);
+  const std::string control(testing::kControlText);
+
+  WebhookReceiver receiver;
+  std::ostringstream config;
+  config << "consul: {address: '" << consul.address() << "'}\n"
+         << "sinks:\n"
+         << "  - {name: hooks, type: webhook, url: '" << receiver.url() << "'}\n"
+         << "  - {name: stdout, type: log, stream: stdout}\n";
+  BridgeProcess bridge(kBridge, config.str());
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+
+  consul.SetStatus("evil", "critical");
+  consul.SetStatus("web", "critical");
+  ASSERT_TRUE(Within(seconds(20), [&] {
+    return EventsAbout(receiver, evil, "instance.down") == 1 &&
+           EventsAbout(receiver, "web", "instance.down") == 1;
+  })) << bridge.process().Stderr();
+
+  // One request per event, and no header the text tried to add.
+  EXPECT_EQ(receiver.RequestCount(), receiver.Accepted().size());
+  for (const auto& request : receiver.Accepted()) {
+    EXPECT_EQ(request.path, "/hook");
+    EXPECT_EQ(request.Header("x-forged"), "");
+    EXPECT_EQ(request.Header("content-length"), std::to_string(request.body.size()));
+  }
+  // The event carries every field as Consul has it.
+  for (const auto& request : receiver.Accepted()) {
+    const auto event = nlohmann::json::parse(request.body);
+    if (event["data"]["service"] != evil || !event["data"].contains("instance_id")) continue;
+    const auto& data = event["data"];
+    EXPECT_EQ(data["instance_id"], evil + "-0" + control);
+    EXPECT_EQ(data["node"], "node-0" + control);
+    EXPECT_THAT(event["id"].get<std::string>(), Not(HasSubstr("\n")));
+    EXPECT_THAT(event["id"].get<std::string>(), HasSubstr("%0D%0A"));
+  }
+
+  // The log sink: one JSON event per line, nothing raw that a terminal or
+  // a line-based collector would act on.
+  ASSERT_TRUE(bridge.process().WaitForStdout("instance.down", seconds(10)));
+  const std::string out = bridge.process().Stdout();
+  EXPECT_EQ(out.find('\r'), std::string::npos);
+  EXPECT_EQ(out.find('\x1b'), std::string::npos);
+  EXPECT_EQ(out.find('\0'), std::string::npos);
+  std::size_t evil_lines = 0;
+  for (const auto& line : Lines(out)) {
+    const auto event = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(event.is_object() && event.contains("data")) << "a forged line: " << line;
+    if (event["data"].value("service", "") == evil) ++evil_lines;
+  }
+  EXPECT_GE(evil_lines, 1U);
+
+  // The bridge's own log: every line starts with its timestamp.
+  const std::regex timestamp("^[0-9]{4}-[0-9]{2}-[0-9]{2}T");
+  for (const auto& line : Lines(bridge.process().Stderr())) {
+    EXPECT_TRUE(std::regex_search(line, timestamp)) << "a forged log line: " << line;
+  }
+  // /metrics: every line a comment or a sample.
+  httplib::Client client("127.0.0.1", bridge.port());
+  const auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  const std::regex sample("^(#|[a-zA-Z_:][a-zA-Z0-9_:]*(\\{|\\s))");
+  for (const auto& line : Lines(metrics->body)) {
+    EXPECT_TRUE(std::regex_search(line, sample)) << "a forged metrics line: " << line;
+  }
+  EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+}
+
+// Consul's catalog itself is hostile: nothing can be watched, and /readyz
+// says so on one printable line while /healthz stays up; once Consul
+// answers well the bridge syncs and turns ready.
+TEST(HostileConsulTest, AHostileCatalogKeepsTheBridgeUnreadyWithAOneLineReason) {
+  for (const Attack attack :
+       {Attack::kNegativeIndex, Attack::kGzipBomb, Attack::kHugeHeader, Attack::kDeepNesting}) {
+    HostileConsulPeer consul;
+    ASSERT_NE(consul.port(), 0);
+    consul.AddService("web", Attack::kNone);
+    consul.AttackEndpoint("/v1/catalog/services", attack);
+    const int port = UnusedLoopbackPort();
+    std::ostringstream config;
+    config << "consul: {address: '" << consul.address() << "', max_answer_size: 16MiB}\n"
+           << "server: {listen: '127.0.0.1:" << port << "'}\n"
+           << "watch: {unreachable_grace: 1s}\n";
+    BridgeProcess bridge(kBridge, config.str(), {}, std::chrono::milliseconds(100));
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(seconds(3));
+    std::string reason;
+    ASSERT_TRUE(Within(seconds(20), [&] {
+      const auto readyz = client.Get("/readyz");
+      if (!readyz || readyz->status != 503) return false;
+      reason = readyz->body;
+      return reason.find("Consul unreachable") != std::string::npos;
+    })) << bridge.process().Stderr();
+    while (!reason.empty() && reason.back() == '\n') reason.pop_back();
+    EXPECT_TRUE(Printable(reason)) << reason;
+    EXPECT_LT(reason.size(), 200U) << reason;
+    const auto healthz = client.Get("/healthz");
+    ASSERT_TRUE(healthz);
+    EXPECT_EQ(healthz->status, 200);
+
+    consul.AttackEndpoint("/v1/catalog/services", Attack::kNone);
+    EXPECT_TRUE(Within(seconds(90), [&] {
+      const auto readyz = client.Get("/readyz");
+      return readyz && readyz->status == 200;
+    })) << bridge.process().Stderr();
+    if (kBoundsMemory) {
+      EXPECT_LT(PeakRssKib(bridge.process().pid()), 96U * 1024);
+    }
+    EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+  }
+}
+
+}  // namespace
+}  // namespace hb

@@ -1,0 +1,131 @@
+// A malicious webhook receiver, through the health-bridge executable: huge
+// answers, slow answers, redirect loops and Retry-After values meant to
+// overflow or to hold events forever. The bridge must stay within its
+// memory bound, keep answering its probes, keep delivering to every other
+// sink, and give up on the hostile one's events at their max_age.
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/support/consul/hostile_consul_peer.h"
+#include "tests/support/eventually.h"
+#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/process/bridge_process.h"
+#include "tests/support/sanitizer_build.h"
+
+namespace hb {
+namespace {
+
+using std::chrono::seconds;
+using testing::Attack;
+using testing::BridgeProcess;
+using testing::HostileConsulPeer;
+using testing::ReceivedRequest;
+using testing::ScriptedResponse;
+using testing::WebhookReceiver;
+
+const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+// Under ASan the freed-memory quarantine and the shadow pages dwarf any
+// bound: the release pass proves the memory bounds, the sanitizer passes
+// everything else.
+constexpr bool kBoundsMemory = !testing::kSanitizerBuild;
+
+std::size_t PeakRssKib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmHWM:")) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
+// Every answer an attack: a 64 MiB error page, an answer held past the sink's
+// timeout, a redirect to itself, and 503s whose Retry-After would overflow
+// `now + delay`, hold the event a day, or is not a number at all.
+ScriptedResponse Hostile(std::size_t n, WebhookReceiver& self) {
+  switch (n % 6) {
+    case 0:
+      return testing::Answer(500, std::string(std::size_t{64} << 20, 'x'));
+    case 1:
+      return testing::Answer(204, "", "", seconds(5));
+    case 2: {
+      ScriptedResponse answer = testing::Answer(307);
+      answer.headers.emplace_back("Location", self.url("/again"));
+      return answer;
+    }
+    case 3:
+      return testing::Answer(503, "", "9000000000000");
+    case 4:
+      return testing::Answer(503, "", "86400");
+    default:
+      return testing::Answer(429, "", "soon, maybe");
+  }
+}
+
+TEST(HostileReceiverTest, AHostileReceiverCostsBoundedMemoryAndNoOtherSinkItsEvents) {
+  HostileConsulPeer consul;
+  ASSERT_NE(consul.port(), 0);
+  consul.AddService("web", Attack::kNone, 3);
+  WebhookReceiver hostile;
+  hostile.ExpectCloudEvents(false);
+  hostile.SetScript(
+      [&hostile](std::size_t n, const ReceivedRequest&) { return Hostile(n, hostile); });
+  WebhookReceiver good;
+  std::ostringstream config;
+  config << "consul: {address: '" << consul.address() << "'}\n"
+         << "sinks:\n"
+         << "  - {name: hostile, type: webhook, url: '" << hostile.url()
+         << "', follow_redirects: true, timeout: 1s,\n"
+         << "     retry: {initial_backoff: 100ms, max_backoff: 1s, max_age: 4s}}\n"
+         << "  - {name: good, type: webhook, url: '" << good.url() << "'}\n";
+  BridgeProcess bridge(kBridge, config.str());
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+  const pid_t pid = bridge.process().pid();
+
+  consul.SetStatus("web", "critical");
+  // 3 instance.down and a service.down.
+  ASSERT_TRUE(testing::Eventually([&] { return good.Accepted().size() >= 4; }, seconds(20)))
+      << bridge.process().Stderr();
+  // The hostile sink's events leave at their max_age: dead-lettered, not
+  // held a day by a Retry-After, and not retried in a storm after one
+  // overflowed.
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        return bridge
+                   .Metric("health_bridge_sink_deliveries_total",
+                           "outcome=\"dead_lettered\",sink=\"hostile\"")
+                   .value_or(0) >= 4;
+      },
+      seconds(30)))
+      << bridge.process().Stderr();
+  EXPECT_LT(hostile.RequestCount(), 200U) << "a retry storm";
+
+  // The good sink keeps getting what follows.
+  consul.SetStatus("web", "passing");
+  EXPECT_TRUE(testing::Eventually([&] { return good.Accepted().size() >= 8; }, seconds(20)))
+      << bridge.process().Stderr();
+
+  httplib::Client client("127.0.0.1", bridge.port());
+  client.set_read_timeout(seconds(3));
+  const auto healthz = client.Get("/healthz");
+  ASSERT_TRUE(healthz);
+  EXPECT_EQ(healthz->status, 200);
+  const auto readyz = client.Get("/readyz");
+  ASSERT_TRUE(readyz);
+  EXPECT_EQ(readyz->status, 200) << readyz->body;
+  // The webhook sink reads an answer to 64 KiB at most: the 64 MiB bodies
+  // never enter memory.
+  const std::size_t peak = PeakRssKib(pid);
+  if (kBoundsMemory) {
+    EXPECT_LT(peak, 64U * 1024) << "peak RSS " << peak << " KiB";
+  }
+  std::cerr << "peak RSS with a hostile receiver: " << peak << " KiB\n";
+  hostile.Stop();
+  EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+}
+
+}  // namespace
+}  // namespace hb

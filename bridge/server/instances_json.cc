@@ -71,7 +71,7 @@ std::string InstancesEndpoint::Json(const QueryParams& query) {
   std::shared_ptr<const std::vector<InstanceView>> view;
   {
     // One copy at a time: concurrent clients wait for it and share it.
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     const SteadyTime now = clock_.Now();
     if (!view_ || now - copied_at_ >= max_age_) {
       view_ = std::make_shared<const std::vector<InstanceView>>(copy_view_());

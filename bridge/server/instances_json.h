@@ -8,11 +8,11 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 #include "bridge/server/http_server.h"
 #include "bridge/state/transition_engine.h"
 
@@ -47,9 +47,9 @@ class InstancesEndpoint {
   const CopyView copy_view_;
   const Clock& clock_;
   const std::chrono::milliseconds max_age_;
-  std::mutex mutex_;
-  std::shared_ptr<const std::vector<InstanceView>> view_;  // guarded by mutex_
-  SteadyTime copied_at_{};                                 // guarded by mutex_
+  Mutex mutex_;
+  std::shared_ptr<const std::vector<InstanceView>> view_ GUARDED_BY(mutex_);
+  SteadyTime copied_at_ GUARDED_BY(mutex_) = {};
 };
 
 }  // namespace hb

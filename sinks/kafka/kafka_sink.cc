@@ -116,7 +116,7 @@ Status KafkaSink::Connect() {
       conf.get(), [](rd_kafka_t* handle, int code, const char* reason, void* opaque) {
         auto& sink = *static_cast<KafkaSink*>(opaque);
         {
-          const std::lock_guard lock(sink.last_error_mutex_);
+          const MutexLock lock(&sink.last_error_mutex_);
           sink.last_error_ = static_cast<rd_kafka_resp_err_t>(code);
           sink.last_error_reason_ = reason;
         }
@@ -135,7 +135,7 @@ void KafkaSink::OnDeliveryReport(rd_kafka_t*, const rd_kafka_message_t* message,
   auto& result = *static_cast<DeliveryResult*>(message->_private);
   result = sink.Classify(message->err);
   if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const std::lock_guard lock(sink.last_error_mutex_);
+    const MutexLock lock(&sink.last_error_mutex_);
     sink.last_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
   }
   --sink.outstanding_;
@@ -148,7 +148,7 @@ DeliveryResult KafkaSink::Classify(rd_kafka_resp_err_t error) const {
       user == settings_.properties.end() ? std::string_view() : std::string_view(user->second);
   std::string text;
   if (error == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) {
-    const std::lock_guard lock(last_error_mutex_);
+    const MutexLock lock(&last_error_mutex_);
     text = DescribeKafkaTimeout(last_error_, last_error_reason_, settings_.topic, principal);
   } else {
     text = DescribeKafkaError(error, settings_.topic, principal);

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "bridge/common/version.h"
@@ -175,7 +174,7 @@ bool KafkaSink::Produce(const Event& event, DeliveryResult& result) {
         AddHeader(headers.get(), "ce_" + attribute, HeaderSafe(text));
       }
     }
-    value = CloudEventData(event, options_).dump();
+    SerializeCloudEventData(event, options_, value);
   } else {
     AddHeader(headers.get(), "content-type", "application/cloudevents+json");
     SerializeCloudEvent(event, options_, value);

@@ -98,7 +98,7 @@ void BM_EngineApplyUnchanged(benchmark::State& state) {
 }
 BENCHMARK(BM_EngineApplyUnchanged)->Arg(10000)->Unit(benchmark::kMicrosecond);
 
-void BM_SerializeCloudEvent(benchmark::State& state) {
+Event BenchDownEvent() {
   Event event;
   event.type = EventType::kInstanceDown;
   event.id = "dc1/node-a/payments-1/2731/instance.down";
@@ -115,10 +115,31 @@ void BM_SerializeCloudEvent(benchmark::State& state) {
   event.status = HealthStatus::kCritical;
   event.previous_status = HealthStatus::kPassing;
   event.reason = DownReason::kCritical;
+  return event;
+}
+
+// Structured mode: the whole event as one JSON text (webhook, log, Kafka's
+// default mode).
+void BM_SerializeCloudEvent(benchmark::State& state) {
+  const Event event = BenchDownEvent();
   const CloudEventOptions options;
   for (auto _ : state) benchmark::DoNotOptimize(SerializeCloudEvent(event, options));
 }
 BENCHMARK(BM_SerializeCloudEvent);
+
+// Binary mode (Kafka's mode: binary): the attributes as text, `data` alone
+// into a reused buffer, as the Kafka sink does per message.
+void BM_SerializeCloudEventBinary(benchmark::State& state) {
+  const Event event = BenchDownEvent();
+  const CloudEventOptions options;
+  std::string value;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(CloudEventAttributes(event, options));
+    SerializeCloudEventData(event, options, value);
+    benchmark::DoNotOptimize(value);
+  }
+}
+BENCHMARK(BM_SerializeCloudEventBinary);
 
 // A /v1/health/service answer of `instances` entries shaped exactly like
 // the documented one (tests/fixtures/consul), fields the bridge ignores

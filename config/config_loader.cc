@@ -219,7 +219,8 @@ void ReadSink(ConfigReader sink, const SinkParsers& parsers, SinkConfig& out,
       sink.Bytes("dead_letter_max_bytes", out.dead_letter_max_bytes, std::uint64_t{64} << 10);
 
   ConfigReader queue = sink.Section("queue");
-  out.queue.capacity = static_cast<std::size_t>(queue.Int("capacity", 10000, 1, 10'000'000));
+  out.queue.capacity = static_cast<std::size_t>(
+      queue.Int("capacity", static_cast<std::int64_t>(out.queue.capacity), 1, 10'000'000));
   // The router never waits for a sink any more: a full queue overflows to
   // the spool, or dead-letters at once without one. An old file that asks
   // for the blocking behaviour is told so rather than silently changed.

@@ -27,19 +27,23 @@ void Checkpointer::Stop() {
 
 void Checkpointer::StopThread() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void Checkpointer::Run() {
-  std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
-    lock.unlock();
+  MutexLock lock(&mutex_);
+  while (true) {
+    const auto next_save = std::chrono::steady_clock::now() + interval_;
+    while (!stopping_ && wake_.WaitUntil(&mutex_, next_save)) {
+    }
+    if (stopping_) return;
+    lock.Unlock();
     SaveIfChanged();
-    lock.lock();
+    lock.Lock();
   }
 }
 

@@ -11,12 +11,11 @@
 // never newer (it would claim events a power cut could have lost).
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
-#include <mutex>
 #include <thread>
 
+#include "bridge/common/mutex.h"
 #include "bridge/router/router.h"
 #include "bridge/telemetry/bridge_metrics.h"
 #include "bridge/watch/watcher.h"
@@ -39,8 +38,8 @@ class Checkpointer {
   void Stop();
 
  private:
-  void Run();
-  void StopThread();
+  void Run() EXCLUDES(mutex_);
+  void StopThread() EXCLUDES(mutex_);
   void SaveIfChanged();
 
   const std::filesystem::path file_;
@@ -49,9 +48,9 @@ class Checkpointer {
   Router& router_;
   BridgeMetrics& metrics_;
 
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;  // GUARDED_BY(mutex_)
+  Mutex mutex_;
+  CondVar wake_;
+  bool stopping_ GUARDED_BY(mutex_) = false;
   std::thread thread_;
   // Saving thread only (or Stop() after it joined).
   std::uint64_t saved_published_ = 0;

@@ -9,7 +9,7 @@ LoopHeartbeat::LoopHeartbeat(EventLoop& loop, const Clock& clock,
 LoopHeartbeat::~LoopHeartbeat() { Stop(); }
 
 void LoopHeartbeat::Start() {
-  std::lock_guard lock(beat_->mutex);
+  MutexLock lock(&beat_->mutex);
   if (beat_->running) return;
   beat_->running = true;
   beat_->last_turn.store(clock_.Now().time_since_epoch().count(), std::memory_order_release);
@@ -17,7 +17,7 @@ void LoopHeartbeat::Start() {
 }
 
 void LoopHeartbeat::Stop() {
-  std::lock_guard lock(beat_->mutex);
+  MutexLock lock(&beat_->mutex);
   if (!beat_->running) return;
   beat_->running = false;
   loop_.CancelTimer(beat_->timer);
@@ -25,10 +25,10 @@ void LoopHeartbeat::Stop() {
 
 void LoopHeartbeat::Schedule(const std::shared_ptr<Beat>& beat, EventLoop& loop, const Clock& clock,
                              std::chrono::milliseconds interval) {
-  // beat->mutex held. `loop` and `clock` are only touched while running,
+  // `loop` and `clock` are only touched while running,
   // that is while the heartbeat (which they outlive) exists.
   beat->timer = loop.RunAt(clock.Now() + interval, [beat, &loop, &clock, interval] {
-    std::lock_guard lock(beat->mutex);
+    MutexLock lock(&beat->mutex);
     if (!beat->running) return;
     beat->last_turn.store(clock.Now().time_since_epoch().count(), std::memory_order_release);
     Schedule(beat, loop, clock, interval);

@@ -9,9 +9,9 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 #include "bridge/consul/event_loop.h"
 
 namespace hb {
@@ -39,13 +39,13 @@ class LoopHeartbeat {
   // Shared with the scheduled task, which the loop may still hold (and
   // drop without running) after the heartbeat is gone.
   struct Beat {
-    std::mutex mutex;
-    bool running = false;          // GUARDED_BY(mutex)
-    EventLoop::TimerId timer = 0;  // GUARDED_BY(mutex)
+    Mutex mutex;
+    bool running GUARDED_BY(mutex) = false;
+    EventLoop::TimerId timer GUARDED_BY(mutex) = 0;
     std::atomic<SteadyTime::rep> last_turn{0};
   };
   static void Schedule(const std::shared_ptr<Beat>& beat, EventLoop& loop, const Clock& clock,
-                       std::chrono::milliseconds interval);
+                       std::chrono::milliseconds interval) REQUIRES(beat->mutex);
 
   EventLoop& loop_;
   const Clock& clock_;

@@ -8,7 +8,7 @@ ViewTracker::ViewTracker(DeliveryObserver* forward, const Clock& clock)
     : forward_(forward), clock_(clock) {}
 
 void ViewTracker::Track(std::string_view sink, const EventPtr& last) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   outstanding_.insert_or_assign(std::string(sink), Outstanding{last, clock_.Now()});
   outstanding_count_.store(outstanding_.size(), std::memory_order_release);
 }
@@ -16,31 +16,34 @@ void ViewTracker::Track(std::string_view sink, const EventPtr& last) {
 bool ViewTracker::Settled(std::chrono::milliseconds grace) const {
   if (outstanding_count_.load(std::memory_order_acquire) == 0) return true;
   const SteadyTime now = clock_.Now();
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return std::all_of(outstanding_.begin(), outstanding_.end(),
                      [&](const auto& entry) { return now - entry.second.sent_at >= grace; });
 }
 
 bool ViewTracker::WaitFor(std::string_view name, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, timeout, [&] { return !outstanding_.contains(name); });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&mutex_);
+  while (outstanding_.contains(name) && changed_.WaitUntil(&mutex_, deadline)) {
+  }
+  return !outstanding_.contains(name);
 }
 
 void ViewTracker::Forget(std::string_view name) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   if (auto it = outstanding_.find(name); it != outstanding_.end()) outstanding_.erase(it);
   outstanding_count_.store(outstanding_.size(), std::memory_order_release);
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void ViewTracker::Attempted(std::string_view sink, const Event& event) {
   if (outstanding_count_.load(std::memory_order_acquire) == 0) return;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = outstanding_.find(sink);
   if (it == outstanding_.end() || it->second.last.get() != &event) return;
   outstanding_.erase(it);
   outstanding_count_.store(outstanding_.size(), std::memory_order_release);
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void ViewTracker::OnDelivered(std::string_view sink, const Event& event, SteadyTime acked_at) {

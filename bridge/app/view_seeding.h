@@ -13,16 +13,15 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 #include "bridge/model/event_publisher.h"
 #include "bridge/router/delivery_observer.h"
 #include "bridge/router/router.h"
@@ -77,9 +76,9 @@ class ViewTracker final : public DeliveryObserver {
   DeliveryObserver* const forward_;
   const Clock& clock_;
   std::atomic<std::size_t> outstanding_count_{0};
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::map<std::string, Outstanding, std::less<>> outstanding_;  // GUARDED_BY(mutex_)
+  mutable Mutex mutex_;
+  CondVar changed_;
+  std::map<std::string, Outstanding, std::less<>> outstanding_ GUARDED_BY(mutex_);
 };
 
 // Between the watch and the router: notifying events go on as they are;

@@ -122,7 +122,7 @@ EventLoop::EventLoop(std::size_t max_connections) {
 
 EventLoop::~EventLoop() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     stop_ = true;
   }
   Wake();
@@ -168,7 +168,7 @@ void EventLoop::Wake() {
 
 void EventLoop::Post(std::function<void()> task) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     tasks_.push_back(std::move(task));
   }
   if (!InLoopThread()) Wake();
@@ -177,7 +177,7 @@ void EventLoop::Post(std::function<void()> task) {
 EventLoop::TimerId EventLoop::RunAt(SteadyTime when, std::function<void()> task) {
   TimerId id;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     id = next_timer_++;
     timer_order_.emplace(when, id);
     timers_.emplace(id, std::move(task));
@@ -187,7 +187,7 @@ EventLoop::TimerId EventLoop::RunAt(SteadyTime when, std::function<void()> task)
 }
 
 void EventLoop::CancelTimer(TimerId id) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   timers_.erase(id);  // its timer_order_ entry is skipped when due
 }
 
@@ -271,7 +271,7 @@ void EventLoop::Run() {
   while (true) {
     std::deque<std::function<void()>> tasks;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(&mutex_);
       if (stop_) return;
       tasks.swap(tasks_);
     }
@@ -308,7 +308,7 @@ void EventLoop::RunDueTimers() {
   while (true) {
     std::function<void()> task;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(&mutex_);
       if (stop_ || timer_order_.empty() || timer_order_.begin()->first > now) return;
       const TimerId id = timer_order_.begin()->second;
       timer_order_.erase(timer_order_.begin());
@@ -373,7 +373,7 @@ std::chrono::milliseconds EventLoop::NextTimeout() {
   // wakeup that never comes.
   milliseconds timeout(1000);
   if (curl_deadline_) timeout = std::min(timeout, until(*curl_deadline_));
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   if (!tasks_.empty()) return milliseconds(0);
   if (!timer_order_.empty()) timeout = std::min(timeout, until(timer_order_.begin()->first));
   return timeout;

@@ -13,13 +13,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
 
 namespace hb {
@@ -116,12 +116,12 @@ class EventLoop {
   std::thread thread_;
   std::thread::id thread_id_;
 
-  std::mutex mutex_;
-  bool stop_ = false;                                // GUARDED_BY(mutex_)
-  std::deque<std::function<void()>> tasks_;          // GUARDED_BY(mutex_)
-  std::multimap<SteadyTime, TimerId> timer_order_;   // GUARDED_BY(mutex_)
-  std::map<TimerId, std::function<void()>> timers_;  // GUARDED_BY(mutex_)
-  TimerId next_timer_ = 1;                           // GUARDED_BY(mutex_)
+  Mutex mutex_;
+  bool stop_ GUARDED_BY(mutex_) = false;
+  std::deque<std::function<void()>> tasks_ GUARDED_BY(mutex_);
+  std::multimap<SteadyTime, TimerId> timer_order_ GUARDED_BY(mutex_);
+  std::map<TimerId, std::function<void()>> timers_ GUARDED_BY(mutex_);
+  TimerId next_timer_ GUARDED_BY(mutex_) = 1;
 
   // Loop thread only.
   std::optional<SteadyTime> curl_deadline_;  // curl's next timeout, if any

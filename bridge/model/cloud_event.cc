@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <utility>
 
 namespace hb {
 namespace {
@@ -27,15 +28,6 @@ std::string_view TruncateUtf8(std::string_view text, std::size_t limit) {
 std::array<std::string_view, 2> SourceParts(const Event& event, const CloudEventOptions& options) {
   if (options.source.empty()) return {"consul://", event.datacenter};
   return {options.source, ""};
-}
-
-std::string Source(const Event& event, const CloudEventOptions& options) {
-  const auto [first, second] = SourceParts(event, options);
-  return std::string(first).append(second);
-}
-
-json StatusOrNull(const std::optional<HealthStatus>& status) {
-  return status ? json(ToString(*status)) : json(nullptr);
 }
 
 // YYYY-MM-DDTHH:MM:SS.mmmZ, from std::chrono's calendar rather than
@@ -77,75 +69,14 @@ std::string FormatRfc3339(WallTime time) {
   return {text.data(), text.size()};
 }
 
-json CloudEventData(const Event& event, const CloudEventOptions& options) {
-  json data = json::object();
-  data["event"] = ToString(event.type);
-  if (!event.IsInstanceEvent()) {
-    data["service"] = event.service;
-    data["datacenter"] = event.datacenter;
-    data["instances_up"] = event.instances_up;
-    data["instances_total"] = event.instances_total;
-    data["consul_index"] = event.consul_index;
-    data["reconciled"] = event.reconciled;
-    return data;
-  }
-  if (event.reason) data["reason"] = ToString(*event.reason);
-  data["service"] = event.service;
-  data["instance_id"] = event.instance_id;
-  data["node"] = event.node;
-  data["address"] = event.address;
-  data["port"] = event.port;
-  data["tags"] = event.tags;
-  data["meta"] = event.meta;
-  data["status"] = StatusOrNull(event.status);
-  data["previous_status"] = StatusOrNull(event.previous_status);
-  json checks = json::array();
-  for (const Check& check : event.checks) {
-    const std::string_view output = TruncateUtf8(check.output, options.max_check_output_bytes);
-    json entry = {{"check_id", check.id},
-                  {"name", check.name},
-                  {"status", ToString(check.status)},
-                  {"output", output}};
-    if (output.size() < check.output.size()) entry["output_truncated"] = true;
-    checks.push_back(std::move(entry));
-  }
-  data["checks"] = std::move(checks);
-  data["datacenter"] = event.datacenter;
-  data["consul_index"] = event.consul_index;
-  data["reconciled"] = event.reconciled;
-  return data;
-}
-
-std::vector<std::pair<std::string, std::string>> CloudEventAttributes(
-    const Event& event, const CloudEventOptions& options) {
-  const std::string subject = event.Subject();
-  std::vector<std::pair<std::string, std::string>> attributes = {
-      {"specversion", "1.0"},
-      {"id", event.id},
-      {"source", Source(event, options)},
-      {"type", options.type_prefix + "." + std::string(ToString(event.type))},
-      {"subject", subject},
-      {"time", FormatRfc3339(event.time)},
-      {"datacontenttype", "application/json"},
-      {"partitionkey", subject}};
-  if (event.epoch) attributes.emplace_back("hbepoch", std::to_string(*event.epoch));
-  return attributes;
-}
-
-json ToCloudEvent(const Event& event, const CloudEventOptions& options) {
-  json out = json::object();
-  for (auto& [name, value] : CloudEventAttributes(event, options)) out[name] = std::move(value);
-  if (event.epoch) out["hbepoch"] = *event.epoch;  // a number in JSON, text in headers
-  out["data"] = CloudEventData(event, options);
-  return out;
-}
-
 namespace {
 
-// SerializeCloudEvent() writes the text ToCloudEvent().dump() would, byte
-// for byte, without building the document: its tree of std::maps cost ~11
-// us per event, most of a sink's CPU. Members go in nlohmann's order
-// (std::map: sorted by name); a test holds the two paths equal.
+// The one serializer of the format: both modes and every sink write through
+// it, so a field is added in one place. It writes the text directly rather
+// than building a document (nlohmann's tree of std::maps cost ~11 us per
+// event, most of a sink's CPU). Members go sorted by name, the order the
+// text has always had: it is canonical JSON, byte for byte what nlohmann's
+// compact dump of it gives (a test holds that).
 class CompactWriter {
  public:
   // Writes into `out` from its start, in the storage it already has.
@@ -191,6 +122,17 @@ class CompactWriter {
     std::string joined;
     for (std::string_view part : parts) joined += part;
     Quoted(joined);
+  }
+  // A member name from a table (plain ASCII, no escaping), in one write.
+  void Key(std::string_view name) {
+    Separate();
+    char* at = Room(name.size() + 3);
+    at[0] = '"';
+    std::memcpy(at + 1, name.data(), name.size());
+    at[name.size() + 1] = '"';
+    at[name.size() + 2] = ':';
+    size_ += name.size() + 3;
+    after_key_ = true;
   }
   // A member name that may need escaping (a meta key).
   void QuotedKey(std::string_view name) {
@@ -351,6 +293,117 @@ void WriteData(CompactWriter& w, const Event& event, const CloudEventOptions& op
   w.EndObject();
 }
 
+// The context attributes, in the order of the CloudEvents spec (binary
+// mode's headers). Each one's value is written by WriteAttribute(), to the
+// structured writer or to plain text.
+enum class Attribute : std::uint8_t {
+  kSpecversion,
+  kId,
+  kSource,
+  kType,
+  kSubject,
+  kTime,
+  kDatacontenttype,
+  kPartitionkey,
+  kHbepoch,  // only when the event has an owner's epoch (cluster mode)
+};
+constexpr std::array<std::string_view, 9> kAttributeNames = {
+    "specversion", "id",           "source", "type", "subject", "time", "datacontenttype",
+    "partitionkey", "hbepoch"};
+
+bool HasAttribute(Attribute attribute, const Event& event) {
+  return attribute != Attribute::kHbepoch || event.epoch.has_value();
+}
+
+// Writes the value of `attribute` (HasAttribute) through `out`, which has
+// String(text), String({parts...}) (their concatenation), Time(time) and
+// Number(n).
+template <typename Out>
+void WriteAttribute(Out& out, Attribute attribute, const Event& event,
+                    const CloudEventOptions& options) {
+  switch (attribute) {
+    case Attribute::kSpecversion:
+      out.String("1.0");
+      return;
+    case Attribute::kId:
+      out.String(event.id);
+      return;
+    case Attribute::kSource: {
+      const auto [source, source_rest] = SourceParts(event, options);
+      out.String({source, source_rest});
+      return;
+    }
+    case Attribute::kType:
+      out.String({options.type_prefix, ".", ToString(event.type)});
+      return;
+    case Attribute::kSubject:
+    case Attribute::kPartitionkey:
+      // Event::Subject() without building it: "<service>" or "<service>/<id>".
+      out.String({event.service, event.IsInstanceEvent() ? "/" : "", event.instance_id});
+      return;
+    case Attribute::kTime:
+      out.Time(event.time);
+      return;
+    case Attribute::kDatacontenttype:
+      out.String("application/json");
+      return;
+    case Attribute::kHbepoch:
+      out.Number(*event.epoch);  // a number in JSON, text in headers
+      return;
+  }
+}
+
+// The structured event's members, sorted by name: each attribute's index in
+// kAttributeNames, kData for the data object.
+constexpr int kData = -1;
+constexpr std::array<int, kAttributeNames.size() + 1> kStructuredOrder = [] {
+  std::array<int, kAttributeNames.size() + 1> order{};
+  order[0] = kData;
+  for (std::size_t i = 0; i < kAttributeNames.size(); ++i) order[i + 1] = static_cast<int>(i);
+  auto name = [](int member) {
+    return member == kData ? std::string_view("data")
+                           : kAttributeNames[static_cast<std::size_t>(member)];
+  };
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return name(a) < name(b); });
+  return order;
+}();
+
+// One member of the structured event. The order is a constant, so each
+// member's key and value compile to what a hand-written sequence of writes
+// would: no lookups per event.
+template <int kMember>
+void WriteMember(CompactWriter& w, const Event& event, const CloudEventOptions& options) {
+  if constexpr (kMember == kData) {
+    w.Key("data"), WriteData(w, event, options);
+  } else {
+    if (!HasAttribute(static_cast<Attribute>(kMember), event)) return;
+    w.Key(kAttributeNames[static_cast<std::size_t>(kMember)]);
+    WriteAttribute(w, static_cast<Attribute>(kMember), event, options);
+  }
+}
+
+template <std::size_t... kIndex>
+void WriteMembers(CompactWriter& w, const Event& event, const CloudEventOptions& options,
+                  std::index_sequence<kIndex...>) {
+  (WriteMember<kStructuredOrder[kIndex]>(w, event, options), ...);
+}
+
+// An attribute's value as plain text (binary mode).
+class TextValue {
+ public:
+  void String(std::string_view text) { text_.assign(text); }
+  void String(std::initializer_list<std::string_view> parts) {
+    text_.clear();
+    for (std::string_view part : parts) text_ += part;
+  }
+  void Time(WallTime time) { text_ = FormatRfc3339(time); }
+  void Number(std::uint64_t number) { text_ = std::to_string(number); }
+  std::string Take() { return std::move(text_); }
+
+ private:
+  std::string text_;
+};
+
 }  // namespace
 
 std::string SerializeCloudEvent(const Event& event, const CloudEventOptions& options) {
@@ -361,23 +414,40 @@ std::string SerializeCloudEvent(const Event& event, const CloudEventOptions& opt
 
 void SerializeCloudEvent(const Event& event, const CloudEventOptions& options, std::string& out) {
   CompactWriter w(out);
-  // Event::Subject() without building it: "<service>" or "<service>/<id>".
-  const std::initializer_list<std::string_view> subject{
-      event.service, event.IsInstanceEvent() ? "/" : "", event.instance_id};
   w.BeginObject();
-  w.Key("data"), WriteData(w, event, options);
-  w.Key("datacontenttype"), w.String("application/json");
-  if (event.epoch) w.Key("hbepoch"), w.Number(*event.epoch);
-  w.Key("id"), w.String(event.id);
-  w.Key("partitionkey"), w.String(subject);
-  const auto [source, source_rest] = SourceParts(event, options);
-  w.Key("source"), w.String({source, source_rest});
-  w.Key("specversion"), w.String("1.0");
-  w.Key("subject"), w.String(subject);
-  w.Key("time"), w.Time(event.time);
-  w.Key("type"), w.String({options.type_prefix, ".", ToString(event.type)});
+  WriteMembers(w, event, options, std::make_index_sequence<kStructuredOrder.size()>());
   w.EndObject();
   w.Finish();
+}
+
+void SerializeCloudEventData(const Event& event, const CloudEventOptions& options,
+                             std::string& out) {
+  CompactWriter w(out);
+  WriteData(w, event, options);
+  w.Finish();
+}
+
+std::vector<std::pair<std::string, std::string>> CloudEventAttributes(
+    const Event& event, const CloudEventOptions& options) {
+  std::vector<std::pair<std::string, std::string>> attributes;
+  attributes.reserve(kAttributeNames.size());
+  TextValue value;
+  for (std::size_t i = 0; i < kAttributeNames.size(); ++i) {
+    if (!HasAttribute(static_cast<Attribute>(i), event)) continue;
+    WriteAttribute(value, static_cast<Attribute>(i), event, options);
+    attributes.emplace_back(kAttributeNames[i], value.Take());
+  }
+  return attributes;
+}
+
+json CloudEventData(const Event& event, const CloudEventOptions& options) {
+  std::string text;
+  SerializeCloudEventData(event, options, text);
+  return json::parse(text);
+}
+
+json ToCloudEvent(const Event& event, const CloudEventOptions& options) {
+  return json::parse(SerializeCloudEvent(event, options));
 }
 
 }  // namespace hb

@@ -87,7 +87,7 @@ void DeadLetterFile::Write(const Event& event, std::string_view reason, int atte
       {"event", nlohmann::json::parse(serialize_(event))},
   };
   std::string text = line.dump();
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   if (file_ == nullptr) {
     spdlog::error("sink {}: dead letter (no dead-letter file): {}", sink_, text);
     return;

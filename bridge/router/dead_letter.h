@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
+#include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
 #include "bridge/model/event.h"
 
@@ -53,16 +53,16 @@ class DeadLetterFile {
                  DeadLetterLimits limits, std::uint64_t size);
 
  private:
-  // mutex_ held: renames the full file away and opens a new one.
-  void RotateLocked();
+  // Renames the full file away and opens a new one.
+  void RotateLocked() REQUIRES(mutex_);
 
   const std::string sink_;
   const std::string path_;
   const Serializer serialize_;
   const DeadLetterLimits limits_;
-  std::mutex mutex_;
-  FilePtr file_;        // GUARDED_BY(mutex_)
-  std::uint64_t size_;  // GUARDED_BY(mutex_): bytes in the current file
+  Mutex mutex_;
+  FilePtr file_ GUARDED_BY(mutex_);
+  std::uint64_t size_ GUARDED_BY(mutex_);  // bytes in the current file
 };
 
 }  // namespace hb

@@ -15,13 +15,16 @@ Router::~Router() { Shutdown(std::chrono::milliseconds(0)); }
 void Router::AddSink(SinkRoute route, SinkPtr sink, SinkStorage storage) {
   auto entry = std::make_shared<Route>();
   entry->name = std::string(sink->Name());
-  entry->filter = std::move(route.filter);
-  entry->type = std::move(route.type);
-  entry->target = std::move(route.target);
   entry->storage = std::move(storage);
-  entry->worker = std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink),
-                                               entry->storage, clock_, observer_);
-  std::lock_guard lock(mutex_);
+  {
+    WriterMutexLock swap(&entry->swap_mutex);  // not shared yet; the analysis wants it
+    entry->filter = std::move(route.filter);
+    entry->type = std::move(route.type);
+    entry->target = std::move(route.target);
+    entry->worker = std::make_unique<SinkWorker>(std::move(route.worker), std::move(sink),
+                                                 entry->storage, clock_, observer_);
+  }
+  MutexLock lock(&mutex_);
   routes_.push_back(std::move(entry));
 }
 
@@ -31,7 +34,7 @@ std::vector<std::shared_ptr<Router::Route>>::iterator Router::FindLocked(std::st
 }
 
 std::shared_ptr<Router::Route> Router::Take(std::string_view name) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = FindLocked(name);
   if (it == routes_.end()) return nullptr;
   auto taken = std::move(*it);
@@ -44,7 +47,10 @@ std::optional<std::size_t> Router::RemoveSink(std::string_view name,
   std::shared_ptr<Route> removed = Take(name);
   if (removed == nullptr) return std::nullopt;
   // A reload that drops a sink must not lose what it has not delivered:
-  // a config tool's mistake is undone by adding it back.
+  // a config tool's mistake is undone by adding it back. Shared: a
+  // ReplaceSink() that found the route before it was taken may be swapping
+  // its worker.
+  ReaderMutexLock swap(&removed->swap_mutex);
   const std::size_t left = removed->worker->Shutdown(timeout, removed->storage.spool != nullptr
                                                                   ? Leftovers::kKeepInSpool
                                                                   : Leftovers::kDeadLetter);
@@ -56,14 +62,14 @@ std::optional<std::size_t> Router::RemoveSink(std::string_view name,
 bool Router::ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink) {
   std::shared_ptr<Route> found;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     auto it = FindLocked(name);
     if (it == routes_.end()) return false;
     found = *it;
   }
   // Publish() waits meanwhile, so the next event goes to the new worker,
   // after everything the old one had.
-  std::unique_lock swap(found->swap_mutex);
+  WriterMutexLock swap(&found->swap_mutex);
   SinkBacklog backlog = found->worker->Release();
   found->worker.reset();
   found->filter = std::move(route.filter);
@@ -78,7 +84,7 @@ bool Router::ReplaceSink(std::string_view name, SinkRoute route, SinkPtr sink) {
 Status Router::SyncSpools() {
   std::vector<std::shared_ptr<Route>> routes;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     routes = routes_;
   }
   Status first_error;
@@ -93,7 +99,7 @@ Status Router::SyncSpools() {
 void Router::Publish(std::vector<Event> events) {
   std::vector<std::shared_ptr<Route>> routes;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (shut_down_) {
       spdlog::warn("router: {} events published after shutdown were not routed", events.size());
       return;
@@ -108,7 +114,7 @@ void Router::Publish(std::vector<Event> events) {
   std::vector<EventPtr> matching;
   matching.reserve(shared.size());
   for (const auto& route : routes) {
-    std::shared_lock swap(route->swap_mutex);
+    ReaderMutexLock swap(&route->swap_mutex);
     matching.clear();
     for (const EventPtr& event : shared) {
       if (event->silent && !route->worker->wants_silent_events()) continue;
@@ -123,7 +129,7 @@ void Router::PublishView(std::vector<Event> view, const ViewLastEvent& before_qu
                          std::string_view only) {
   std::vector<std::shared_ptr<Route>> routes;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (shut_down_) return;
     routes = routes_;
   }
@@ -133,7 +139,7 @@ void Router::PublishView(std::vector<Event> view, const ViewLastEvent& before_qu
   std::vector<EventPtr> matching;
   for (const auto& route : routes) {
     if (!only.empty() && route->name != only) continue;
-    std::shared_lock swap(route->swap_mutex);
+    ReaderMutexLock swap(&route->swap_mutex);
     if (!route->worker->wants_silent_events()) continue;
     matching.clear();
     for (const EventPtr& event : shared) {
@@ -151,7 +157,7 @@ void Router::PublishView(std::vector<Event> view, const ViewLastEvent& before_qu
 std::size_t Router::Shutdown(std::chrono::milliseconds timeout) {
   std::vector<std::shared_ptr<Route>> routes;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (shut_down_) return 0;
     shut_down_ = true;
     routes.swap(routes_);
@@ -161,7 +167,7 @@ std::size_t Router::Shutdown(std::chrono::milliseconds timeout) {
   drained.reserve(routes.size());
   for (const auto& route : routes) {
     drained.push_back(std::async(std::launch::async, [&route, timeout] {
-      std::shared_lock swap(route->swap_mutex);
+      ReaderMutexLock swap(&route->swap_mutex);
       return route->worker->Shutdown(timeout);
     }));
   }
@@ -171,11 +177,11 @@ std::size_t Router::Shutdown(std::chrono::milliseconds timeout) {
 }
 
 std::vector<std::pair<std::string, std::size_t>> Router::QueueDepths() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   std::vector<std::pair<std::string, std::size_t>> depths;
   depths.reserve(routes_.size());
   for (const auto& route : routes_) {
-    std::shared_lock swap(route->swap_mutex);
+    ReaderMutexLock swap(&route->swap_mutex);
     depths.emplace_back(route->name, route->worker->QueueDepth());
   }
   return depths;
@@ -184,13 +190,13 @@ std::vector<std::pair<std::string, std::size_t>> Router::QueueDepths() const {
 std::vector<SinkStatusReport> Router::SinkStatuses() const {
   std::vector<std::shared_ptr<Route>> routes;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     routes = routes_;
   }
   std::vector<SinkStatusReport> reports;
   reports.reserve(routes.size());
   for (const auto& route : routes) {
-    std::shared_lock swap(route->swap_mutex);
+    ReaderMutexLock swap(&route->swap_mutex);
     if (route->worker == nullptr) continue;
     reports.push_back({route->name, route->type, route->target, route->worker->DeliveryStatus()});
   }

@@ -11,13 +11,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
 #include "bridge/model/event_publisher.h"
 #include "bridge/router/delivery_observer.h"
@@ -101,24 +100,24 @@ class Router final : public EventPublisher {
     SinkStorage storage;  // outlives the worker below
     // Held shared while events are handed to the worker, exclusively while
     // ReplaceSink() swaps it: no event slips between the two workers.
-    std::shared_mutex swap_mutex;
-    RouteFilter filter;                  // GUARDED_BY(swap_mutex)
-    std::string type;                    // GUARDED_BY(swap_mutex)
-    std::string target;                  // GUARDED_BY(swap_mutex)
-    std::unique_ptr<SinkWorker> worker;  // GUARDED_BY(swap_mutex)
+    SharedMutex swap_mutex;
+    RouteFilter filter GUARDED_BY(swap_mutex);
+    std::string type GUARDED_BY(swap_mutex);
+    std::string target GUARDED_BY(swap_mutex);
+    std::unique_ptr<SinkWorker> worker GUARDED_BY(swap_mutex);
   };
 
-  // The route of the sink `name`, or routes_.end(); mutex_ held.
-  std::vector<std::shared_ptr<Route>>::iterator FindLocked(std::string_view name);
-  std::shared_ptr<Route> Take(std::string_view name);
+  // The route of the sink `name`, or routes_.end().
+  std::vector<std::shared_ptr<Route>>::iterator FindLocked(std::string_view name) REQUIRES(mutex_);
+  std::shared_ptr<Route> Take(std::string_view name) EXCLUDES(mutex_);
 
   const Clock& clock_;
   DeliveryObserver* const observer_;
-  mutable std::mutex mutex_;
+  mutable Mutex mutex_;
   // shared_ptr so Publish() can hand events over without holding mutex_,
   // and RemoveSink() can drain outside the lock.
-  std::vector<std::shared_ptr<Route>> routes_;  // GUARDED_BY(mutex_)
-  bool shut_down_ = false;                      // GUARDED_BY(mutex_)
+  std::vector<std::shared_ptr<Route>> routes_ GUARDED_BY(mutex_);
+  bool shut_down_ GUARDED_BY(mutex_) = false;
   std::atomic<std::uint64_t> published_{0};
 };
 

@@ -86,7 +86,7 @@ std::size_t SinkWorker::Enqueue(std::span<const EventPtr> events) {
     for (const EventPtr& event : events) encoded.push_back(EncodeEvent(*event));
   }
   std::size_t taken = 0;
-  std::unique_lock lock(mutex_);
+  MutexLock lock(&mutex_);
   for (std::size_t i = 0; i < events.size(); ++i) {
     Pending pending{.event = events[i], .key = OrderKeyOf(*events[i])};
     if (stopping_) {
@@ -133,8 +133,8 @@ std::size_t SinkWorker::Enqueue(std::span<const EventPtr> events) {
   // Reported under the lock: reported after it, this depth could overwrite
   // a smaller one the worker reported meanwhile, and stay stale.
   ReportDepth(DepthLocked());
-  lock.unlock();
-  if (taken > 0) work_.notify_one();
+  lock.Unlock();
+  if (taken > 0) work_.Signal();
   return taken;
 }
 
@@ -143,17 +143,17 @@ std::size_t SinkWorker::DepthLocked() const {
 }
 
 std::size_t SinkWorker::QueueDepth() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return DepthLocked();
 }
 
 std::size_t SinkWorker::InMemory() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return queue_.size() + retrying_.size() + in_flight_;
 }
 
 SinkDeliveryStatus SinkWorker::DeliveryStatus() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   SinkDeliveryStatus status;
   if (failed_batches_ > 0) {
     status.state = "failing";
@@ -195,40 +195,44 @@ void SinkWorker::LogOutcome(const Pending& pending, const DeliveryResult& result
 
 std::size_t SinkWorker::Shutdown(std::chrono::milliseconds timeout, Leftovers leftovers) {
   Stop(timeout, leftovers, /*release=*/false);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return left_at_shutdown_;
 }
 
 SinkBacklog SinkWorker::Release() {
   Stop(std::chrono::milliseconds(0), Leftovers::kKeepInSpool, /*release=*/true);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return std::move(released_);
 }
 
 void SinkWorker::Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bool release) {
+  SteadyTime drain_deadline;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (!thread_.joinable()) return;
     stopping_ = true;
     leftovers_ = leftovers;
     release_ = release;
-    drain_deadline_ = clock_.Now() + timeout;
+    drain_deadline = drain_deadline_ = clock_.Now() + timeout;
   }
-  work_.notify_all();
+  work_.SignalAll();
   {
     // A Deliver() in progress may outlast the grace period (a Kafka batch
     // waits up to message.timeout.ms): past the deadline, cut it short so
     // shutdown stays bounded and its events are kept, not lost to a SIGKILL.
-    std::unique_lock lock(mutex_);
-    if (!finished_.wait_for(lock, timeout, [this] { return run_finished_; })) {
-      lock.unlock();
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    MutexLock lock(&mutex_);
+    while (!run_finished_ && finished_.WaitUntil(&mutex_, deadline)) {
+    }
+    if (!run_finished_) {
+      lock.Unlock();
       sink_->Interrupt();
     }
   }
   thread_.join();
   const auto remaining = std::max(
       std::chrono::milliseconds(0),
-      std::chrono::duration_cast<std::chrono::milliseconds>(drain_deadline_ - clock_.Now()));
+      std::chrono::duration_cast<std::chrono::milliseconds>(drain_deadline - clock_.Now()));
   if (!sink_->Shutdown(remaining)) {
     spdlog::warn("sink {}: shutdown did not finish within its timeout", name_);
   }
@@ -236,13 +240,13 @@ void SinkWorker::Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bo
 
 void SinkWorker::ProbeDestination() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (stopping_) return;
   }
   std::string problem = sink_->Probe();
   if (problem.empty()) return;
   spdlog::warn("sink {}: {}; its events wait and are retried (see /v1/sinks)", name_, problem);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   // A delivery may have been attempted meanwhile: it is more recent.
   if (last_error_at_ || last_success_) return;
   unreachable_ = true;
@@ -257,7 +261,7 @@ void SinkWorker::Run() {
   std::vector<EventPtr> events;
   std::vector<DeliveryResult> results;
   batch.reserve(max_batch_);
-  std::unique_lock lock(mutex_);
+  MutexLock lock(&mutex_);
   while (true) {
     const SteadyTime now = clock_.Now();
     if (stopping_ && (now >= drain_deadline_ || release_ ||
@@ -265,7 +269,7 @@ void SinkWorker::Run() {
       break;
     }
     if (OverflowingLocked() && RoomForPageLocked()) {
-      PageIn(lock);
+      PageIn();
       continue;
     }
     if (now >= gate_until_) TakeBatch(now, batch);
@@ -273,19 +277,20 @@ void SinkWorker::Run() {
       auto wake = NextWake();
       if (stopping_) wake = wake ? std::min(*wake, drain_deadline_) : drain_deadline_;
       if (wake) {
-        work_.wait_for(lock, *wake - now);
+        // `now` is the injected clock's; the wait runs on the real one.
+        work_.WaitUntil(&mutex_, std::chrono::steady_clock::now() + (*wake - now));
       } else {
-        work_.wait(lock);
+        work_.Wait(&mutex_);
       }
       continue;
     }
     in_flight_ = batch.size();
-    lock.unlock();
+    lock.Unlock();
     events.clear();
     for (const auto& pending : batch) events.push_back(pending.event);
     results.assign(batch.size(), DeliveryResult{});
     sink_->Deliver(events, results);
-    lock.lock();
+    lock.Lock();
     in_flight_ = 0;
     Settle(batch, results);
     batch.clear();
@@ -299,6 +304,8 @@ void SinkWorker::Run() {
   queue_.clear();
   retrying_.clear();
   left_at_shutdown_ = left.size() + spilled_;
+  const std::size_t left_at_shutdown = left_at_shutdown_;
+  const bool release = release_;
   const bool keep = storage_.spool != nullptr && leftovers_ == Leftovers::kKeepInSpool;
   const std::uint64_t paged_through = paged_through_;
   const std::uint64_t spilled_through = spilled_through_;
@@ -310,21 +317,21 @@ void SinkWorker::Run() {
     released_.spilled_through = spilled_through_;
     released_.spilled = spilled_;
   }
-  lock.unlock();
-  if (!release_ && left_at_shutdown_ > 0) {
+  lock.Unlock();
+  if (!release && left_at_shutdown > 0) {
     if (keep) {
       spdlog::warn("sink {}: {} undelivered events stay in the spool for the next start", name_,
-                   left_at_shutdown_);
+                   left_at_shutdown);
     } else {
       spdlog::warn("sink {}: {} events undelivered at shutdown went to the dead-letter file", name_,
-                   left_at_shutdown_);
+                   left_at_shutdown);
       for (const auto& pending : left) DeadLetter(pending, "undelivered at shutdown");
       if (spilled_through > paged_through) DeadLetterSpilled(paged_through, spilled_through);
     }
   }
-  lock.lock();
+  lock.Lock();
   run_finished_ = true;
-  finished_.notify_all();
+  finished_.SignalAll();
 }
 
 bool SinkWorker::RoomForPageLocked() const {
@@ -334,16 +341,16 @@ bool SinkWorker::RoomForPageLocked() const {
   return room >= std::min(kPageEvents, std::max<std::size_t>(1, options_.queue_capacity / 2));
 }
 
-void SinkWorker::PageIn(std::unique_lock<std::mutex>& lock) {
+void SinkWorker::PageIn() {
   const std::uint64_t after = paged_through_;
   const std::size_t want = std::min(kPageEvents, options_.queue_capacity - queue_.size());
-  lock.unlock();
+  mutex_.Unlock();
   // Only this thread pages in, and the publisher only spills while there is
   // something to page in: nothing overtakes these events meanwhile.
   std::uint64_t through = after;
   std::size_t consumed = 0;
   std::vector<Pending> paged = ReadSpilled(after, want, through, consumed);
-  lock.lock();
+  mutex_.Lock();
   if (through == after) {
     // Nothing left to read although events were spilled: the spool lost
     // them. Stop looking rather than spin.

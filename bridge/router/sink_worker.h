@@ -19,12 +19,10 @@
 // never takes the queue past its capacity.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <map>
 #include <memory_resource>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <span>
@@ -34,6 +32,7 @@
 
 #include "bridge/common/backoff.h"
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 #include "bridge/router/delivery_observer.h"
 #include "bridge/router/sink_storage.h"
 #include "sinks/sink.h"
@@ -142,35 +141,36 @@ class SinkWorker {
     std::string last_error{};
   };
 
-  void Run();
+  void Run() EXCLUDES(mutex_);
   // Asks the sink whether its destination can be reached, before the first
   // delivery; worker thread, without mutex_.
-  void ProbeDestination();
+  void ProbeDestination() EXCLUDES(mutex_);
   // Due retries first (they are older), then queued events whose instance
   // has nothing in retry, at most one per instance.
   // Fills the empty `batch`.
-  void TakeBatch(SteadyTime now, std::vector<Pending>& batch);
+  void TakeBatch(SteadyTime now, std::vector<Pending>& batch) REQUIRES(mutex_);
   // Moves every event of `batch` on: delivered, retried or dead-lettered.
-  void Settle(std::vector<Pending>& batch, const std::vector<DeliveryResult>& results);
+  void Settle(std::vector<Pending>& batch, const std::vector<DeliveryResult>& results)
+      REQUIRES(mutex_);
   // At log.level debug, one line per event of a settled batch.
   void LogOutcome(const Pending& pending, const DeliveryResult& result) const;
-  // mutex_ held.
-  void NoteErrorLocked(std::string error);
+  void NoteErrorLocked(std::string error) REQUIRES(mutex_);
   std::chrono::milliseconds Backoff(int attempts);
-  std::optional<SteadyTime> NextWake() const;
+  std::optional<SteadyTime> NextWake() const REQUIRES(mutex_);
   void DeadLetter(const Pending& pending, std::string_view reason);
   // Stores `event` (`encoded`) in the spool, if any; false (dead-lettered)
   // when it is full.
-  bool AddToSpool(const EventPtr& event, std::string_view encoded, std::uint64_t& seq);
+  bool AddToSpool(const EventPtr& event, std::string_view encoded, std::uint64_t& seq)
+      REQUIRES(mutex_);
   void Acknowledge(std::span<const std::uint64_t> seqs);
   void ReportDepth(std::size_t depth);
-  std::size_t DepthLocked() const;
-  bool OverflowingLocked() const { return spilled_through_ > paged_through_; }
-  // Whether the queue has room for a page from the spool; mutex_ held.
-  bool RoomForPageLocked() const;
-  // Reads the next page of spilled events into the queue; takes `lock`
-  // (held on entry and return) off while reading the disk.
-  void PageIn(std::unique_lock<std::mutex>& lock);
+  std::size_t DepthLocked() const REQUIRES(mutex_);
+  bool OverflowingLocked() const REQUIRES(mutex_) { return spilled_through_ > paged_through_; }
+  // Whether the queue has room for a page from the spool.
+  bool RoomForPageLocked() const REQUIRES(mutex_);
+  // Reads the next page of spilled events into the queue; lets go of
+  // mutex_ (held on entry and return) while reading the disk.
+  void PageIn() REQUIRES(mutex_);
   // Reads up to `max` spilled events after `after` and decodes them;
   // records that do not decode are acknowledged and reported. Worker
   // thread, without mutex_.
@@ -180,7 +180,7 @@ class SinkWorker {
                                    std::size_t& consumed);
   // What Shutdown(kDeadLetter) does with the events only in the spool.
   void DeadLetterSpilled(std::uint64_t after, std::uint64_t through);
-  void Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bool release);
+  void Stop(std::chrono::milliseconds timeout, Leftovers leftovers, bool release) EXCLUDES(mutex_);
 
   const SinkWorkerOptions options_;
   const SinkPtr sink_;
@@ -191,34 +191,34 @@ class SinkWorker {
   const Clock& clock_;
   DeliveryObserver* const observer_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable work_;      // something to deliver, or stopping
-  std::condition_variable finished_;  // Run() returned
-  std::deque<Pending> queue_;         // GUARDED_BY(mutex_)
+  mutable Mutex mutex_;
+  CondVar work_;      // something to deliver, or stopping
+  CondVar finished_;  // Run() returned
+  std::deque<Pending> queue_ GUARDED_BY(mutex_);
   // At most one per instance; a multimap for the instances whose keys collide.
-  std::multimap<OrderKey, Pending> retrying_;  // GUARDED_BY(mutex_)
+  std::multimap<OrderKey, Pending> retrying_ GUARDED_BY(mutex_);
   // Consecutive batches that failed entirely: the destination is probably
   // down, so nothing is tried before gate_until_ (one probe per backoff).
-  int failed_batches_ = 0;                         // GUARDED_BY(mutex_)
-  SteadyTime gate_until_{};                        // GUARDED_BY(mutex_)
-  bool stopping_ = false;                          // GUARDED_BY(mutex_)
-  SteadyTime drain_deadline_{};                    // GUARDED_BY(mutex_)
-  Leftovers leftovers_ = Leftovers::kKeepInSpool;  // GUARDED_BY(mutex_)
-  bool release_ = false;                           // GUARDED_BY(mutex_)
-  SinkBacklog released_;                           // GUARDED_BY(mutex_)
+  int failed_batches_ GUARDED_BY(mutex_) = 0;
+  SteadyTime gate_until_ GUARDED_BY(mutex_) = {};
+  bool stopping_ GUARDED_BY(mutex_) = false;
+  SteadyTime drain_deadline_ GUARDED_BY(mutex_) = {};
+  Leftovers leftovers_ GUARDED_BY(mutex_) = Leftovers::kKeepInSpool;
+  bool release_ GUARDED_BY(mutex_) = false;
+  SinkBacklog released_ GUARDED_BY(mutex_);
   // Spool events up to paged_through_ are (or were) in memory; those after
   // it, up to spilled_through_, are only on disk (spilled_ of them).
-  std::uint64_t paged_through_ = 0;                // GUARDED_BY(mutex_)
-  std::uint64_t spilled_through_ = 0;              // GUARDED_BY(mutex_)
-  std::size_t spilled_ = 0;                        // GUARDED_BY(mutex_)
-  std::size_t in_flight_ = 0;                      // GUARDED_BY(mutex_), the batch in Deliver()
-  std::size_t left_at_shutdown_ = 0;               // GUARDED_BY(mutex_)
-  bool run_finished_ = false;                      // GUARDED_BY(mutex_)
-  bool spool_failing_ = false;                     // GUARDED_BY(mutex_)
-  bool unreachable_ = false;                       // GUARDED_BY(mutex_), until an attempt
-  std::optional<WallTime> last_success_;           // GUARDED_BY(mutex_)
-  std::string last_error_;                         // GUARDED_BY(mutex_)
-  std::optional<WallTime> last_error_at_;          // GUARDED_BY(mutex_)
+  std::uint64_t paged_through_ GUARDED_BY(mutex_) = 0;
+  std::uint64_t spilled_through_ GUARDED_BY(mutex_) = 0;
+  std::size_t spilled_ GUARDED_BY(mutex_) = 0;
+  std::size_t in_flight_ GUARDED_BY(mutex_) = 0;  // the batch in Deliver()
+  std::size_t left_at_shutdown_ GUARDED_BY(mutex_) = 0;
+  bool run_finished_ GUARDED_BY(mutex_) = false;
+  bool spool_failing_ GUARDED_BY(mutex_) = false;
+  bool unreachable_ GUARDED_BY(mutex_) = false;  // until an attempt
+  std::optional<WallTime> last_success_ GUARDED_BY(mutex_);
+  std::string last_error_ GUARDED_BY(mutex_);
+  std::optional<WallTime> last_error_at_ GUARDED_BY(mutex_);
   JitterRng rng_;                                  // worker thread only
   std::pmr::monotonic_buffer_resource key_arena_;  // TakeBatch() only
   std::thread thread_;

@@ -72,13 +72,13 @@ bool BasicAuth::Verify(const std::string& user, const std::string& password) {
     SHA256(reinterpret_cast<const unsigned char*>(material.data()), material.size(), digest.data());
   }
   if (found != users_.end()) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (verified_.contains(digest)) return true;
   }
   const bool ok = CryptMatches(password, found == users_.end() ? kDecoyHash : found->second) &&
                   found != users_.end();
   if (ok) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (verified_.size() >= kMaxRemembered) verified_.clear();
     verified_.insert(digest);
   }

@@ -8,10 +8,11 @@
 #include <array>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
+
+#include "bridge/common/mutex.h"
 
 namespace hb {
 
@@ -30,8 +31,8 @@ class BasicAuth {
   bool Verify(const std::string& user, const std::string& password);
 
   const std::map<std::string, std::string> users_;
-  std::mutex mutex_;
-  std::set<Digest> verified_;  // guarded by mutex_; bounded, cleared when full
+  Mutex mutex_;
+  std::set<Digest> verified_ GUARDED_BY(mutex_);  // bounded, cleared when full
 };
 
 }  // namespace hb

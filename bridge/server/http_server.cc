@@ -15,13 +15,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <condition_variable>
 #include <csignal>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
 
+#include "bridge/common/mutex.h"
 #include "bridge/server/basic_auth.h"
 #include "bridge/server/request_head.h"
 #include "bridge/server/tls_context.h"
@@ -178,10 +177,10 @@ struct HttpServer::Impl {
   std::map<int, Connection> reading;
   std::uint64_t next_order = 0;
 
-  std::mutex mutex;
-  std::condition_variable work_ready;
-  std::deque<std::pair<Connection, RequestHead>> queue;  // guarded by mutex
-  bool stopping = false;                                 // guarded by mutex
+  Mutex mutex;
+  CondVar work_ready;
+  std::deque<std::pair<Connection, RequestHead>> queue GUARDED_BY(mutex);
+  bool stopping GUARDED_BY(mutex) = false;
 
   Impl(HttpServerOptions opts, HttpHandlers handles, SslCtxPtr context)
       : options(std::move(opts)),
@@ -201,15 +200,16 @@ struct HttpServer::Impl {
 
   void Stop() {
     {
-      std::lock_guard lock(mutex);
+      MutexLock lock(&mutex);
       stopping = true;
     }
-    work_ready.notify_all();
+    work_ready.SignalAll();
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto ignored = ::write(wake_fd, &one, sizeof(one));
     if (reader.joinable()) reader.join();
     for (auto& worker : workers) worker.join();
     reading.clear();
+    MutexLock lock(&mutex);  // no thread is left, but the analysis cannot know
     queue.clear();
   }
 
@@ -248,7 +248,7 @@ struct HttpServer::Impl {
     std::array<epoll_event, 64> events{};
     for (;;) {
       {
-        std::lock_guard lock(mutex);
+        MutexLock lock(&mutex);
         if (stopping) return;
       }
       const int ready =
@@ -428,10 +428,10 @@ struct HttpServer::Impl {
                        (head.path == "/v1/sinks" && handlers.sinks);
     if (!known) return SendNow(connection, &head, Text(404, "not found; see /\n"));
     {
-      std::lock_guard lock(mutex);
+      MutexLock lock(&mutex);
       if (queue.size() < options.max_queued) {
         queue.emplace_back(std::move(connection), std::move(head));
-        work_ready.notify_one();
+        work_ready.Signal();
         return;
       }
     }
@@ -445,12 +445,12 @@ struct HttpServer::Impl {
   void Work() {
     BlockSigpipe();
     for (;;) {
-      std::unique_lock lock(mutex);
-      work_ready.wait(lock, [this] { return stopping || !queue.empty(); });
+      MutexLock lock(&mutex);
+      while (!stopping && queue.empty()) work_ready.Wait(&mutex);
       if (stopping) return;
       auto [connection, head] = std::move(queue.front());
       queue.pop_front();
-      lock.unlock();
+      lock.Unlock();
       const Response response = Answer(head);
       Send(connection, &head, response, Steady::now() + options.write_timeout);
     }

@@ -92,7 +92,7 @@ std::size_t InstancesEndpoint::Refresh(const TransitionEngine& engine) {
   });
   if (!changed && next->size() == last_->size()) return 0;  // nothing moved, nothing left
   last_ = std::move(next);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   published_ = last_;
   return copied;
 }
@@ -100,7 +100,7 @@ std::size_t InstancesEndpoint::Refresh(const TransitionEngine& engine) {
 std::string InstancesEndpoint::Json(const QueryParams& query) const {
   std::shared_ptr<const Snapshot> snapshot;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     snapshot = published_;
   }
   nlohmann::json list = nlohmann::json::array();

@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "bridge/common/mutex.h"
 #include "bridge/server/http_server.h"
 #include "bridge/state/transition_engine.h"
 
@@ -55,8 +55,8 @@ class InstancesEndpoint {
 
   const InstancesDocumentOptions options_;
   std::shared_ptr<const Snapshot> last_ = std::make_shared<const Snapshot>();  // engine's thread
-  mutable std::mutex mutex_;
-  std::shared_ptr<const Snapshot> published_ = last_;  // guarded by mutex_
+  mutable Mutex mutex_;
+  std::shared_ptr<const Snapshot> published_ GUARDED_BY(mutex_) = last_;
 };
 
 }  // namespace hb

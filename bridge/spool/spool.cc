@@ -146,7 +146,7 @@ Spool::Spool(SpoolOptions options) : options_(std::move(options)) {}
 Spool::~Spool() = default;
 
 Status Spool::Recover(SpoolRecovery& recovery) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   std::error_code error;
   std::filesystem::create_directories(options_.dir, error);
   if (error) {
@@ -249,7 +249,7 @@ Status Spool::StartSegment(std::uint32_t id) {
 }
 
 StatusOr<std::uint64_t> Spool::Append(std::string_view payload) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   const std::uint64_t seq = next_seq_;
   std::string record = EventRecord(seq, payload);
   while (total_bytes_ + backlog_bytes_ + record.size() > options_.max_bytes) {
@@ -295,7 +295,7 @@ void Spool::TrimIndex() {
 }
 
 void Spool::Acknowledge(std::span<const std::uint64_t> seqs) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   AcknowledgeLocked(seqs);
 }
 
@@ -334,7 +334,7 @@ void Spool::AcknowledgeLocked(std::span<const std::uint64_t> seqs) {
 }
 
 SpoolPage Spool::ReadAfter(std::uint64_t after, std::size_t max_records) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   SpoolPage page;
   page.through = after;
   std::vector<std::uint64_t> unreadable;
@@ -401,7 +401,7 @@ StatusOr<std::string> Spool::ReadRecord(std::uint64_t seq, const Location& locat
 }
 
 Status Spool::Sync() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   if (!FlushBacklog()) return last_write_error_;
   if (!current_.valid()) return last_write_error_;
   for (const UniqueFd& finished : finished_unsynced_) {
@@ -511,7 +511,7 @@ bool Spool::Compact() {
 }
 
 void Spool::Destroy() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   current_ = UniqueFd();
   finished_unsynced_.clear();
   segments_.clear();
@@ -526,22 +526,22 @@ void Spool::Destroy() {
 }
 
 std::uint64_t Spool::bytes() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return total_bytes_;
 }
 
 std::size_t Spool::unacknowledged() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return live_count_;
 }
 
 std::uint64_t Spool::last_seq() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return next_seq_ - 1;
 }
 
 Status Spool::last_write_error() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return last_write_error_;
 }
 

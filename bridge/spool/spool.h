@@ -29,13 +29,13 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "bridge/common/file_io.h"
+#include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
 
 namespace hb {
@@ -136,52 +136,53 @@ class Spool {
   };
 
   explicit Spool(SpoolOptions options);
-  Status Recover(SpoolRecovery& recovery);
-  Status StartSegment(std::uint32_t id);
+  Status Recover(SpoolRecovery& recovery) EXCLUDES(mutex_);
+  Status StartSegment(std::uint32_t id) REQUIRES(mutex_);
   // Writes one encoded record to the current segment, undoing a partial
   // write; false (with last_write_error_ set) when the disk refused it.
-  bool WriteRecord(const std::string& record);
+  bool WriteRecord(const std::string& record) REQUIRES(mutex_);
   // Writes the record of event `seq` and points its index entry at it.
-  bool WriteEventRecord(std::uint64_t seq, const std::string& record);
-  bool FlushBacklog();
-  void Reclaim();
+  bool WriteEventRecord(std::uint64_t seq, const std::string& record) REQUIRES(mutex_);
+  bool FlushBacklog() REQUIRES(mutex_);
+  void Reclaim() REQUIRES(mutex_);
   // Copies the live events of old, mostly acknowledged segments forward to
   // the current one, so one long-unacknowledged event does not pin every
   // later segment on disk. Returns whether anything was freed.
-  bool Compact();
-  Location* Find(std::uint64_t seq);
-  void AcknowledgeLocked(std::span<const std::uint64_t> seqs);
+  bool Compact() REQUIRES(mutex_);
+  Location* Find(std::uint64_t seq) REQUIRES(mutex_);
+  void AcknowledgeLocked(std::span<const std::uint64_t> seqs) REQUIRES(mutex_);
   // The segment file a series of reads has open.
   struct OpenSegment {
     std::uint32_t id = 0;
     UniqueFd fd;
   };
   // The record at `location` of event `seq`, read back and checked.
-  StatusOr<std::string> ReadRecord(std::uint64_t seq, const Location& location, OpenSegment& open);
+  StatusOr<std::string> ReadRecord(std::uint64_t seq, const Location& location, OpenSegment& open)
+      REQUIRES(mutex_);
   // Drops the acknowledged entries once they are half the index.
-  void TrimIndex();
+  void TrimIndex() REQUIRES(mutex_);
 
   const SpoolOptions options_;
-  mutable std::mutex mutex_;
-  std::map<std::uint32_t, Segment> segments_;  // GUARDED_BY(mutex_), by id
-  std::uint32_t current_id_ = 0;               // GUARDED_BY(mutex_)
-  UniqueFd current_;                           // GUARDED_BY(mutex_)
+  mutable Mutex mutex_;
+  std::map<std::uint32_t, Segment> segments_ GUARDED_BY(mutex_);  // by id
+  std::uint32_t current_id_ GUARDED_BY(mutex_) = 0;
+  UniqueFd current_ GUARDED_BY(mutex_);
   // Segments finished since the last Sync(), kept open to be synced by it.
-  std::vector<UniqueFd> finished_unsynced_;  // GUARDED_BY(mutex_)
-  bool directory_unsynced_ = false;          // GUARDED_BY(mutex_)
-  std::uint64_t total_bytes_ = 0;            // GUARDED_BY(mutex_)
-  std::uint64_t next_seq_ = 1;               // GUARDED_BY(mutex_)
+  std::vector<UniqueFd> finished_unsynced_ GUARDED_BY(mutex_);
+  bool directory_unsynced_ GUARDED_BY(mutex_) = false;
+  std::uint64_t total_bytes_ GUARDED_BY(mutex_) = 0;
+  std::uint64_t next_seq_ GUARDED_BY(mutex_) = 1;
   // The unacknowledged events by seq, and acknowledged ones not trimmed
   // yet (at most as many): bounded by what the spool holds, however long
   // one event stays unacknowledged.
-  std::vector<Location> index_;  // GUARDED_BY(mutex_)
-  std::size_t index_dead_ = 0;   // GUARDED_BY(mutex_)
-  std::size_t live_count_ = 0;   // GUARDED_BY(mutex_)
+  std::vector<Location> index_ GUARDED_BY(mutex_);
+  std::size_t index_dead_ GUARDED_BY(mutex_) = 0;
+  std::size_t live_count_ GUARDED_BY(mutex_) = 0;
   // Records the disk refused, oldest first, with the seq of their event (0
   // for acks); written before anything newer.
-  std::vector<std::pair<std::uint64_t, std::string>> backlog_;  // GUARDED_BY(mutex_)
-  std::uint64_t backlog_bytes_ = 0;                             // GUARDED_BY(mutex_)
-  Status last_write_error_;                                     // GUARDED_BY(mutex_)
+  std::vector<std::pair<std::uint64_t, std::string>> backlog_ GUARDED_BY(mutex_);
+  std::uint64_t backlog_bytes_ GUARDED_BY(mutex_) = 0;
+  Status last_write_error_ GUARDED_BY(mutex_);
 };
 
 }  // namespace hb

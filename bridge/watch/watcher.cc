@@ -67,7 +67,7 @@ void Watcher::Start() {
 
 void Watcher::Stop() {
   {
-    std::lock_guard lock(state_mutex_);
+    MutexLock lock(&state_mutex_);
     if (stopped_) return;
     stopped_ = true;
     state_.ready = false;
@@ -89,7 +89,7 @@ void Watcher::Stop() {
 }
 
 WatchState Watcher::State() const {
-  std::lock_guard lock(state_mutex_);
+  MutexLock lock(&state_mutex_);
   WatchState state = state_;
   const bool unreachable_too_long =
       state.unreachable_since &&
@@ -107,7 +107,7 @@ void Watcher::UpdateServiceFilter(ServiceFilterOptions services) {
   RunOnLoopAndWait([&] {
     filter_ = ServiceFilter(std::move(services));
     {
-      std::lock_guard lock(state_mutex_);
+      MutexLock lock(&state_mutex_);
       if (stopped_) return;
     }
     if (catalog_seen_) ApplyCatalog(catalog_index_, false);
@@ -170,7 +170,7 @@ void Watcher::FetchDatacenter() {
 
 void Watcher::StartCatalogWatch() {
   {
-    std::lock_guard lock(state_mutex_);
+    MutexLock lock(&state_mutex_);
     state_.datacenter = datacenter_;
   }
   spdlog::info("watching the Consul catalog of datacenter {}", datacenter_);
@@ -496,7 +496,7 @@ void Watcher::BackOffReads() {
 }
 
 void Watcher::UpdateCounts() {
-  std::lock_guard lock(state_mutex_);
+  MutexLock lock(&state_mutex_);
   state_.watched_services = services_.size() + covered_.size();
   state_.dedicated_services = services_.size();
   state_.covered_services = covered_.size();
@@ -555,7 +555,7 @@ Status Watcher::ApplyHealth(const std::string& service, std::string_view body, s
 
 void Watcher::MaybeCompleteInitialSync() {
   {
-    std::lock_guard lock(state_mutex_);
+    MutexLock lock(&state_mutex_);
     if (state_.initial_sync_done) return;
   }
   if (!catalog_seen_ || unsynced_services_ > 0) return;
@@ -564,13 +564,13 @@ void Watcher::MaybeCompleteInitialSync() {
   // The sync read every service's full answer at once; glibc keeps those
   // freed pages (about a third of the RSS at 10,000 services) unless asked.
   ::malloc_trim(0);
-  std::lock_guard lock(state_mutex_);
+  MutexLock lock(&state_mutex_);
   state_.initial_sync_done = true;
   spdlog::info("initial sync complete: {} services watched", services_.size());
 }
 
 void Watcher::OnSuccess() {
-  std::lock_guard lock(state_mutex_);
+  MutexLock lock(&state_mutex_);
   if (state_.unreachable_since) {
     const auto outage = std::chrono::duration_cast<std::chrono::milliseconds>(
         clock_.Now() - *state_.unreachable_since);
@@ -646,7 +646,7 @@ void Watcher::OnServiceRead(const std::string& service) {
 }
 
 void Watcher::OnError(const Status& error) {
-  std::lock_guard lock(state_mutex_);
+  MutexLock lock(&state_mutex_);
   // Log once per streak: with thousands of watches a Consul outage would
   // otherwise print thousands of identical lines.
   if (!state_.unreachable_since) {

@@ -35,7 +35,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -43,6 +42,7 @@
 
 #include "bridge/common/backoff.h"
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
 #include "bridge/consul/answer_parsers.h"
 #include "bridge/consul/consul_client.h"
@@ -259,10 +259,10 @@ class Watcher {
   // Expires when the watcher stops; callbacks that outlive it check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
-  mutable std::mutex state_mutex_;
-  WatchState state_;                // GUARDED_BY(state_mutex_)
-  bool permission_denied_ = false;  // GUARDED_BY(state_mutex_)
-  bool stopped_ = false;            // GUARDED_BY(state_mutex_)
+  mutable Mutex state_mutex_;
+  WatchState state_ GUARDED_BY(state_mutex_);
+  bool permission_denied_ GUARDED_BY(state_mutex_) = false;
+  bool stopped_ GUARDED_BY(state_mutex_) = false;
 };
 
 }  // namespace hb

@@ -74,13 +74,13 @@ AlertmanagerSink::~AlertmanagerSink() { StopResending(); }
 
 void AlertmanagerSink::StopResending() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (!resender_.joinable()) return;
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   // A resend in progress would otherwise hold the stop for a whole timeout.
-  client_->Interrupt();
+  InterruptClient();
   resender_.join();
 }
 
@@ -89,7 +89,7 @@ bool AlertmanagerSink::Shutdown(std::chrono::milliseconds) noexcept {
   return true;
 }
 
-void AlertmanagerSink::Interrupt() noexcept { client_->Interrupt(); }
+void AlertmanagerSink::Interrupt() noexcept { InterruptClient(); }
 
 std::optional<AlertmanagerSink::Update> AlertmanagerSink::PlanDown(const std::string& key,
                                                                    Alert alert, bool silent) const {
@@ -250,7 +250,7 @@ void AlertmanagerSink::Deliver(std::span<const EventPtr> events,
   deliveries_waiting_.fetch_add(1);
   bool counted = true;
   try {
-    std::unique_lock lock(mutex_);
+    MutexLock lock(&mutex_);
     deliveries_waiting_.fetch_sub(1);
     counted = false;
     const WallTime now = clock_.WallNow();
@@ -285,10 +285,10 @@ void AlertmanagerSink::Deliver(std::span<const EventPtr> events,
     }
   }
   if (counted) deliveries_waiting_.fetch_sub(1);
-  wake_.notify_all();
+  wake_.SignalAll();
 }
 
-void AlertmanagerSink::Resend(std::unique_lock<std::mutex>& lock) {
+void AlertmanagerSink::Resend() {
   const WallTime pruned_at = clock_.WallNow();
   std::erase_if(book_, [&](const auto& entry) {
     return !entry.second.firing() && *entry.second.resolved_at + kResolvedRetention < pruned_at;
@@ -307,7 +307,7 @@ void AlertmanagerSink::Resend(std::unique_lock<std::mutex>& lock) {
       // alerts must not hold new events back for its whole length. Each
       // post is built from the book as it is then, so it never undoes a
       // resolve delivered in between.
-      wake_.wait(lock, [this] { return deliveries_waiting_.load() == 0 || stopping_; });
+      while (deliveries_waiting_.load() != 0 && !stopping_) wake_.Wait(&mutex_);
       if (stopping_) return;
     }
     if (std::all_of(failed.begin(), failed.end(), [](bool f) { return f; })) break;
@@ -346,12 +346,12 @@ void AlertmanagerSink::Remember(const std::string& key, Alert alert) {
 }
 
 void AlertmanagerSink::ResendNow() {
-  std::unique_lock lock(mutex_);
-  Resend(lock);
+  MutexLock lock(&mutex_);
+  Resend();
 }
 
 std::map<std::string, Alert> AlertmanagerSink::FiringAlerts() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   std::map<std::string, Alert> firing;
   for (const auto& [key, alert] : book_) {
     if (alert.firing()) firing.emplace(key, alert);
@@ -360,12 +360,14 @@ std::map<std::string, Alert> AlertmanagerSink::FiringAlerts() const {
 }
 
 void AlertmanagerSink::ResendLoop() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(&mutex_);
   while (!stopping_) {
     const auto next = std::chrono::steady_clock::now() + settings_.resend_interval;
-    if (wake_.wait_until(lock, next, [this] { return stopping_; })) break;
+    while (!stopping_ && wake_.WaitUntil(&mutex_, next)) {
+    }
+    if (stopping_) break;
     try {
-      Resend(lock);
+      Resend();
     } catch (const std::exception& error) {
       spdlog::warn("sink {}: resend failed: {}", name_, error.what());
     }

@@ -39,16 +39,15 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
 #include "sinks/alertmanager/alertmanager_alerts.h"
 #include "sinks/alertmanager/alertmanager_client.h"
@@ -109,35 +108,42 @@ class AlertmanagerSink final : public Sink {
     Alert remembered;
   };
 
-  std::optional<Update> Plan(const Event& event, WallTime now) const;  // mutex_ held
-  std::optional<Update> PlanDown(const std::string& key, Alert alert, bool silent) const;
-  std::optional<Update> PlanResolve(const std::string& key, const Event& event, WallTime now) const;
-  std::optional<Update> PlanStatusChange(const std::string& key, const Event& event) const;
+  std::optional<Update> Plan(const Event& event, WallTime now) const REQUIRES(mutex_);
+  std::optional<Update> PlanDown(const std::string& key, Alert alert, bool silent) const
+      REQUIRES(mutex_);
+  std::optional<Update> PlanResolve(const std::string& key, const Event& event, WallTime now) const
+      REQUIRES(mutex_);
+  std::optional<Update> PlanStatusChange(const std::string& key, const Event& event) const
+      REQUIRES(mutex_);
   // A silent registered or status_changed event: the instance's status now.
   std::optional<Update> PlanSilentStatus(const std::string& key, const Event& event,
-                                         WallTime now) const;
+                                         WallTime now) const REQUIRES(mutex_);
   // Posts the alerts of `updates` to every Alertmanager; ok when one accepted.
-  DeliveryResult Post(std::span<const Update* const> updates, WallTime now);  // mutex_ held
+  DeliveryResult Post(std::span<const Update* const> updates, WallTime now) REQUIRES(mutex_);
   // Posts the book again, in posts of kMaxAlertsPerPost, letting a waiting
-  // Deliver() in between two posts; `lock` holds mutex_.
-  void Resend(std::unique_lock<std::mutex>& lock);
+  // Deliver() in between two posts (mutex_ is let go meanwhile).
+  void Resend() REQUIRES(mutex_);
   // Counts each Alertmanager's answer to one post (but those `skipped`).
   void CountPosts(const std::vector<DeliveryResult>& answers, const std::vector<bool>& skipped);
-  // book_[key] = alert, keeping the firing count; mutex_ held.
-  void Remember(const std::string& key, Alert alert);
-  void ResendLoop();
-  void StopResending();
+  // book_[key] = alert, keeping the firing count.
+  void Remember(const std::string& key, Alert alert) REQUIRES(mutex_);
+  void ResendLoop() EXCLUDES(mutex_);
+  void StopResending() EXCLUDES(mutex_);
+  // Interrupt() is the client's one call that is safe without mutex_: it
+  // cuts short the post of whoever holds it.
+  void InterruptClient() NO_THREAD_SAFETY_ANALYSIS { client_->Interrupt(); }
 
   const std::string name_;
   const AlertmanagerSinkSettings settings_;
   const Clock& clock_;
 
-  mutable std::mutex mutex_;
+  mutable Mutex mutex_;
   // One post at a time: a resend never overtakes a resolve.
-  std::unique_ptr<AlertmanagerClient> client_;  // GUARDED_BY(mutex_), Interrupt() aside
+  const std::unique_ptr<AlertmanagerClient> client_
+      PT_GUARDED_BY(mutex_);  // InterruptClient() aside
   // Firing alerts and those resolved in the last kResolvedRetention.
-  std::map<std::string, Alert> book_;  // GUARDED_BY(mutex_)
-  std::size_t firing_ = 0;             // GUARDED_BY(mutex_): the firing alerts in book_
+  std::map<std::string, Alert> book_ GUARDED_BY(mutex_);
+  std::size_t firing_ GUARDED_BY(mutex_) = 0;  // the firing alerts in book_
   // Metrics (none without a registry). They stay when the sink goes: the
   // sink that replaces it on a reload shares them.
   struct PostCounters {
@@ -149,8 +155,8 @@ class AlertmanagerSink final : public Sink {
   // Deliver() calls waiting for mutex_: a resend round steps aside for them.
   std::atomic<int> deliveries_waiting_{0};
   // Stop, and a Deliver() finished (for a resend that stepped aside).
-  std::condition_variable wake_;
-  bool stopping_ = false;  // GUARDED_BY(mutex_)
+  CondVar wake_;
+  bool stopping_ GUARDED_BY(mutex_) = false;
   std::thread resender_;
 };
 

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "bridge/common/version.h"
@@ -116,7 +115,7 @@ Status KafkaSink::Connect() {
       conf.get(), [](rd_kafka_t* handle, int code, const char* reason, void* opaque) {
         auto& sink = *static_cast<KafkaSink*>(opaque);
         {
-          const std::lock_guard lock(sink.last_error_mutex_);
+          const MutexLock lock(&sink.last_error_mutex_);
           sink.last_error_ = static_cast<rd_kafka_resp_err_t>(code);
           sink.last_error_reason_ = reason;
         }
@@ -135,7 +134,7 @@ void KafkaSink::OnDeliveryReport(rd_kafka_t*, const rd_kafka_message_t* message,
   auto& result = *static_cast<DeliveryResult*>(message->_private);
   result = sink.Classify(message->err);
   if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const std::lock_guard lock(sink.last_error_mutex_);
+    const MutexLock lock(&sink.last_error_mutex_);
     sink.last_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
   }
   --sink.outstanding_;
@@ -148,7 +147,7 @@ DeliveryResult KafkaSink::Classify(rd_kafka_resp_err_t error) const {
       user == settings_.properties.end() ? std::string_view() : std::string_view(user->second);
   std::string text;
   if (error == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) {
-    const std::lock_guard lock(last_error_mutex_);
+    const MutexLock lock(&last_error_mutex_);
     text = DescribeKafkaTimeout(last_error_, last_error_reason_, settings_.topic, principal);
   } else {
     text = DescribeKafkaError(error, settings_.topic, principal);
@@ -175,7 +174,7 @@ bool KafkaSink::Produce(const Event& event, DeliveryResult& result) {
         AddHeader(headers.get(), "ce_" + attribute, HeaderSafe(text));
       }
     }
-    value = CloudEventData(event, options_).dump();
+    SerializeCloudEventData(event, options_, value);
   } else {
     AddHeader(headers.get(), "content-type", "application/cloudevents+json");
     SerializeCloudEvent(event, options_, value);

@@ -8,9 +8,9 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
 #include "bridge/model/cloud_event.h"
 #include "sinks/kafka/kafka_config.h"
@@ -80,9 +80,9 @@ class KafkaSink final : public Sink {
   // connection refused...) since a message was last acknowledged: it says
   // why messages time out. Its error callback may run on the thread that
   // polls, which is not always the worker's (Shutdown).
-  mutable std::mutex last_error_mutex_;
-  rd_kafka_resp_err_t last_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
-  std::string last_error_reason_;
+  mutable Mutex last_error_mutex_;
+  rd_kafka_resp_err_t last_error_ GUARDED_BY(last_error_mutex_) = RD_KAFKA_RESP_ERR_NO_ERROR;
+  std::string last_error_reason_ GUARDED_BY(last_error_mutex_);
 };
 
 StatusOr<SinkPtr> CreateKafkaSink(const SinkConfig& config, const SinkContext& context);

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "tests/support/consul/consul_test_server.h"
+#include "tests/support/eventually.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/test_dir.h"
@@ -33,13 +34,9 @@ constexpr int kInstances = 30;
 constexpr int kAnswers = 12;
 constexpr seconds kShutdownTimeout{1};
 
-bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return true;
+::testing::AssertionResult WaitFor(const std::function<bool()>& done,
+                                   std::chrono::milliseconds timeout) {
+  return testing::Eventually(done, timeout);
 }
 
 std::size_t InstanceEvents(const std::vector<ReceivedRequest>& requests) {

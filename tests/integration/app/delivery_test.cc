@@ -107,22 +107,27 @@ TEST_F(DeliveryTest, EveryEventReachesAWebhookThatFailedForThirtySecondsInOrder)
   receiver_.SetScript([](std::size_t, const ReceivedRequest&) { return Answer(503); });
   const auto outage_end = Clock::now() + seconds(30);
 
-  // Each instance flaps a few times while the receiver is down.
+  // Each instance flaps a few times while the receiver is down. Each half
+  // waits until Kafka has its events, so the watch saw every state.
   std::size_t expected = 0;
+  std::vector<ConsumedMessage> from_kafka;
+  const auto read_up_to_expected = [&] {
+    const auto read = reader.ReadAtLeast(expected - from_kafka.size(), seconds(20));
+    from_kafka.insert(from_kafka.end(), read.begin(), read.end());
+    return from_kafka.size();
+  };
   for (int round = 0; round < 3; ++round) {
     for (int i = 1; i <= 3; ++i) {
       consul_.UpdateCheck("service:payments-" + std::to_string(i), "critical", "flap");
     }
     expected += 4;  // three instance.down, then service.down
-    std::this_thread::sleep_for(milliseconds(300));
+    ASSERT_EQ(read_up_to_expected(), expected) << bridge_->process().Stderr();
     for (int i = 1; i <= 3; ++i) {
       consul_.UpdateCheck("service:payments-" + std::to_string(i), "passing");
     }
     expected += 4;  // service.up with the first instance.up, then two more
-    std::this_thread::sleep_for(milliseconds(300));
+    ASSERT_EQ(read_up_to_expected(), expected) << bridge_->process().Stderr();
   }
-  const auto from_kafka = reader.ReadAtLeast(expected, seconds(20));
-  ASSERT_EQ(from_kafka.size(), expected) << bridge_->process().Stderr();
   EXPECT_TRUE(receiver_.Accepted().empty());
 
   std::this_thread::sleep_until(outage_end);

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "tests/support/consul/consul_test_server.h"
+#include "tests/support/eventually.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
@@ -48,14 +49,8 @@ std::set<std::string> IdsOf(const std::vector<nlohmann::json>& events) {
   return ids;
 }
 
-bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  return true;
-}
+using testing::Eventually;
+using testing::NothingElseArrives;
 
 class DurabilityTest : public ::testing::Test {
  protected:
@@ -100,21 +95,27 @@ class DurabilityTest : public ::testing::Test {
   }
 
   // Each instance goes down, then up: 8 events per round (3 down, service
-  // down, service up, 3 up).
-  void Flap(int rounds) {
+  // down, service up, 3 up). Each half waits for its 4 events on the
+  // witness log sink, so the watch sees every state and none is merged
+  // into the next.
+  void Flap(BridgeProcess& bridge, int rounds) {
+    std::size_t printed = JsonLines(bridge.process().Stdout()).size();
     for (int round = 0; round < rounds; ++round) {
       for (const char* status : {"critical", "passing"}) {
         for (int i = 1; i <= 3; ++i) {
           consul_.UpdateCheck("service:payments-" + std::to_string(i), status, "flap");
         }
-        std::this_thread::sleep_for(milliseconds(150));
+        printed += 4;
+        ASSERT_TRUE(Eventually(
+            [&] { return JsonLines(bridge.process().Stdout()).size() >= printed; }, seconds(10)))
+            << bridge.process().Stderr();
       }
     }
   }
 
   // Waits until `sink` holds `count` undelivered events (all spooled).
   static bool WaitForQueued(BridgeProcess& bridge, const std::string& sink, double count) {
-    return WaitFor(
+    return Eventually(
         [&] {
           return bridge.Metric("health_bridge_sink_queue_depth", "sink=\"" + sink + "\"") == count;
         },
@@ -135,7 +136,7 @@ class DurabilityTest : public ::testing::Test {
 TEST_F(DurabilityTest, KillNineWhileTheWebhookIsDownLosesNoEvent) {
   receiver_.SetScript([](std::size_t, const ReceivedRequest&) { return Answer(503); });
   auto bridge = Start(BaseConfig() + WebhookSink());
-  Flap(2);
+  Flap(*bridge, 2);
   const auto produced = IdsOf(JsonLines(bridge->process().Stdout()));
   ASSERT_EQ(produced.size(), 16U) << bridge->process().Stderr();
   EXPECT_EQ(testing::LogLinesSchemaViolations(bridge->process().Stdout()), "");
@@ -145,7 +146,7 @@ TEST_F(DurabilityTest, KillNineWhileTheWebhookIsDownLosesNoEvent) {
   receiver_.SetScript({});
   bridge = Start(BaseConfig() + WebhookSink());
   ASSERT_TRUE(
-      WaitFor([&] { return AcceptedIds(receiver_).size() >= produced.size(); }, seconds(20)))
+      Eventually([&] { return AcceptedIds(receiver_).size() >= produced.size(); }, seconds(20)))
       << bridge->process().Stderr();
   EXPECT_EQ(AcceptedIds(receiver_), produced) << "every event at least once, none invented";
   EXPECT_THAT(bridge->process().Stderr(), HasSubstr("16 undelivered events from the last run"));
@@ -164,7 +165,7 @@ TEST_F(DurabilityTest, KillNineWhileTheKafkaBrokerIsDownLosesNoEvent) {
                              "    properties: {message.timeout.ms: 1000}\n";
   auto bridge = Start(config);
   kafka.SetBrokerDown(1);
-  Flap(1);
+  Flap(*bridge, 1);
   const auto produced = IdsOf(JsonLines(bridge->process().Stdout()));
   ASSERT_EQ(produced.size(), 8U) << bridge->process().Stderr();
   ASSERT_TRUE(WaitForQueued(*bridge, "offline-topic", 8)) << bridge->process().Stderr();
@@ -190,11 +191,23 @@ TEST_F(DurabilityTest, ARestartReportsExactlyWhatChangedWhileStoppedAsReconciled
   consul_.UpdateCheck("service:payments-2", "critical", "disk full");
   bridge = Start(BaseConfig());
   ASSERT_TRUE(
-      WaitFor([&] { return JsonLines(bridge->process().Stdout()).size() >= 3; }, seconds(10)));
-  std::this_thread::sleep_for(milliseconds(300));  // nothing else may follow
+      Eventually([&] { return JsonLines(bridge->process().Stdout()).size() >= 3; }, seconds(10)));
+  // Nothing else may follow: a live change after the restart (payments-1,
+  // the last one passing, goes down) comes after anything the restart
+  // could still report.
+  consul_.UpdateCheck("service:payments-1", "critical", "marker");
+  const auto lines = [&] { return JsonLines(bridge->process().Stdout()); };
+  const auto is_marker = [](const nlohmann::json& event) {
+    const auto& data = event.at("data");
+    return data.value("instance_id", "") == "payments-1" &&
+           data.value("event", "") == "instance.down" && !data.value("reconciled", true);
+  };
+  ASSERT_TRUE(NothingElseArrives(lines, is_marker, 3, seconds(10))) << bridge->process().Stdout();
+  const auto before_marker = testing::ArrivedBeforeMarker(lines, is_marker, seconds(10));
+  ASSERT_TRUE(before_marker);
   std::vector<std::string> seen;
   EXPECT_EQ(testing::LogLinesSchemaViolations(bridge->process().Stdout()), "");
-  for (const auto& event : JsonLines(bridge->process().Stdout())) {
+  for (const auto& event : *before_marker) {
     EXPECT_TRUE(event["data"]["reconciled"].get<bool>()) << event.dump();
     seen.push_back(event["data"]["instance_id"].get<std::string>() + " " +
                    event["data"]["event"].get<std::string>());
@@ -208,7 +221,7 @@ TEST_F(DurabilityTest, ARestartReportsExactlyWhatChangedWhileStoppedAsReconciled
 TEST_F(DurabilityTest, DamagedSpoolAndStateFilesAreReportedAndTheRestIsDelivered) {
   receiver_.SetScript([](std::size_t, const ReceivedRequest&) { return Answer(503); });
   auto bridge = Start(BaseConfig() + WebhookSink());
-  Flap(1);
+  Flap(*bridge, 1);
   ASSERT_TRUE(WaitForQueued(*bridge, "ops-hooks", 8)) << bridge->process().Stderr();
   ASSERT_EQ(bridge->Stop(seconds(20)), 0);
   EXPECT_THAT(bridge->process().Stderr(), HasSubstr("stay in the spool for the next start"));
@@ -254,10 +267,12 @@ TEST_F(DurabilityTest, SighupAddsAndRemovesSinksAndKeepsRunningOnAnInvalidFile) 
   ASSERT_TRUE(receiver_.WaitForAccepted(2, seconds(10))) << bridge->process().Stderr();
 
   ASSERT_TRUE(bridge->Reload(BaseConfig())) << bridge->process().Stderr();
+  // The reload shut the sink's worker down before it said done: an event
+  // published after it has no way to the receiver.
+  EXPECT_THAT(bridge->process().Stderr(), HasSubstr("reload: removing sink ops-hooks"));
   consul_.UpdateCheck("service:payments-1", "critical", "removed");
   ASSERT_TRUE(
-      WaitFor([&] { return JsonLines(bridge->process().Stdout()).size() >= 3; }, seconds(10)));
-  std::this_thread::sleep_for(milliseconds(300));
+      Eventually([&] { return JsonLines(bridge->process().Stdout()).size() >= 3; }, seconds(10)));
   EXPECT_EQ(receiver_.Accepted().size(), 2U) << "a removed sink gets nothing new";
   EXPECT_FALSE(std::filesystem::exists(state_dir_ / "spool" / "ops-hooks"));
   EXPECT_EQ(bridge->Stop(), 0);
@@ -266,7 +281,7 @@ TEST_F(DurabilityTest, SighupAddsAndRemovesSinksAndKeepsRunningOnAnInvalidFile) 
 TEST_F(DurabilityTest, SighupWithChangedSinkSettingsKeepsItsQueuedEvents) {
   receiver_.SetScript([](std::size_t, const ReceivedRequest&) { return Answer(503); });
   auto bridge = Start(BaseConfig() + WebhookSink());
-  Flap(1);
+  Flap(*bridge, 1);
   ASSERT_TRUE(WaitForQueued(*bridge, "ops-hooks", 8)) << bridge->process().Stderr();
   WebhookReceiver healthy;
   std::string moved = BaseConfig() + WebhookSink();

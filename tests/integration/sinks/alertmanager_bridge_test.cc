@@ -12,6 +12,7 @@
 
 #include "tests/support/alertmanager/alertmanager_server.h"
 #include "tests/support/consul/consul_test_server.h"
+#include "tests/support/eventually.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/test_dir.h"
@@ -82,14 +83,14 @@ TEST(AlertmanagerBridgeTest, CriticalCheckPagesThroughAlertmanagerAndRecoveryRes
 
   // The receiver gets the page, and once the check passes its resolution.
   auto notified = [&](const std::string& status) {
-    const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-      for (const auto& request : receiver.Accepted()) {
-        if (json::parse(request.body)["status"] == status) return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
+    return testing::Eventually(
+        [&] {
+          for (const auto& request : receiver.Accepted()) {
+            if (json::parse(request.body)["status"] == status) return true;
+          }
+          return false;
+        },
+        seconds(20));
   };
   EXPECT_TRUE(notified("firing")) << alertmanager.Log();
 

@@ -14,6 +14,8 @@
 #include "bridge/router/dead_letter.h"
 #include "bridge/router/sink_worker.h"
 #include "tests/support/alertmanager/alertmanager_server.h"
+#include "tests/support/dead_letters.h"
+#include "tests/support/eventually.h"
 #include "tests/support/http/loopback_server.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/sample_events.h"
@@ -63,14 +65,10 @@ WallTime ParseTime(const std::string& text) {
   return std::chrono::system_clock::from_time_t(timegm(&tm)) + milliseconds(millis);
 }
 
-// Polls `condition` until it holds or `timeout` passes.
-bool WaitUntil(const std::function<bool()>& condition, milliseconds timeout = kWait) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  return condition();
+// testing::Eventually() with this file's deadline.
+::testing::AssertionResult WaitUntil(const std::function<bool()>& condition,
+                                     milliseconds timeout = kWait) {
+  return testing::Eventually(condition, timeout);
 }
 
 // Alertmanager's notifications received by the webhook receiver.
@@ -367,14 +365,7 @@ TEST_F(AlertmanagerSinkTest, AfterARestartSilentStateRefiresAndARealRecoveryReso
 
 TEST_F(AlertmanagerSinkTest, RouterRetriesWhileAlertmanagerIsDownAndDeadLettersWhatItRefuses) {
   const testing::TestDir dir("alertmanager_sink_test");
-  auto dead_letters = [&] {
-    return SinkStorage{DeadLetterFile::Open("alerts", (dir / "alerts.dead.jsonl").string(),
-                                            [](const Event& event) {
-                                              return json{{"id", event.id}}.dump();
-                                            })
-                           .value(),
-                       nullptr};
-  };
+  auto dead_letters = [&] { return testing::DeadLetterStorage(dir.path(), "alerts"); };
   SinkWorkerOptions options;
   options.retry.initial_backoff = milliseconds(50);
   options.retry.max_backoff = milliseconds(200);
@@ -404,11 +395,10 @@ TEST_F(AlertmanagerSinkTest, RouterRetriesWhileAlertmanagerIsDownAndDeadLettersW
   ASSERT_TRUE(refused.Enqueue(Shared(Down("payments-2"))));
   EXPECT_TRUE(WaitUntil([&] { return refused.QueueDepth() == 0; }));
   EXPECT_EQ(refused.Shutdown(seconds(5)), 0U);
-  std::ifstream in(dir / "alerts.dead.jsonl");
-  std::string line;
-  ASSERT_TRUE(std::getline(in, line));
-  EXPECT_THAT(line, HasSubstr("payments-2"));
-  EXPECT_THAT(line, HasSubstr("invalid label set"));
+  const auto lines = testing::ReadDeadLetters(dir.path(), "alerts");
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_THAT(lines[0].dump(), HasSubstr("payments-2"));
+  EXPECT_THAT(lines[0].dump(), HasSubstr("invalid label set"));
 }
 
 TEST_F(AlertmanagerSinkTest, BasicAuthIsSentAsAlertmanagersWebConfigDemands) {

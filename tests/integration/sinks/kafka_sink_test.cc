@@ -5,11 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "bridge/router/sink_worker.h"
+#include "tests/support/eventually.h"
 #include "tests/support/kafka/checked_topic_reader.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/sample_events.h"
@@ -20,6 +21,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::ConsumedMessage;
+using testing::Eventually;
 using testing::InstanceEvent;
 using testing::MockKafkaCluster;
 using testing::Shared;
@@ -29,6 +31,38 @@ using TopicReader = testing::CheckedTopicReader;
 constexpr char kTopic[] = "consul.health.events";
 constexpr int kPartitions = 3;
 constexpr int16_t kProduceApi = 0;
+
+// The Kafka sink as its worker drives it, for tests that wait until a
+// delivery is under way or has failed instead of sleeping.
+class WatchedSink final : public Sink {
+ public:
+  explicit WatchedSink(SinkPtr sink) : sink_(std::move(sink)) {}
+
+  std::string_view Name() const override { return sink_->Name(); }
+  std::size_t MaxBatch() const override { return sink_->MaxBatch(); }
+  void Deliver(std::span<const EventPtr> events,
+               std::span<DeliveryResult> results) noexcept override {
+    delivering_ = true;
+    sink_->Deliver(events, results);
+    for (const auto& result : results) {
+      if (result.kind == DeliveryResult::Kind::kRetry) retried_.fetch_add(1);
+    }
+  }
+  bool Shutdown(std::chrono::milliseconds timeout) noexcept override {
+    return sink_->Shutdown(timeout);
+  }
+  void Interrupt() noexcept override { sink_->Interrupt(); }
+
+  // A Deliver() call has started (and may be waiting for acknowledgements).
+  bool delivering() const { return delivering_.load(); }
+  // Events the sink handed back to be retried so far.
+  std::size_t retried() const { return retried_.load(); }
+
+ private:
+  const SinkPtr sink_;
+  std::atomic<bool> delivering_{false};
+  std::atomic<std::size_t> retried_{0};
+};
 
 class KafkaSinkTest : public ::testing::Test {
  protected:
@@ -51,11 +85,19 @@ class KafkaSinkTest : public ::testing::Test {
   }
 
   // The router's path: a worker with fast retries in front of the sink.
-  std::unique_ptr<SinkWorker> NewWorker(const KafkaSinkSettings& settings) {
+  // `watch`, when given, is pointed at the sink as the worker sees it.
+  std::unique_ptr<SinkWorker> NewWorker(const KafkaSinkSettings& settings,
+                                        WatchedSink** watch = nullptr) {
     SinkWorkerOptions options;
     options.retry.initial_backoff = milliseconds(200);
     options.retry.max_backoff = seconds(1);
-    return std::make_unique<SinkWorker>(options, NewSink(settings), storage_, clock_, nullptr);
+    SinkPtr sink = NewSink(settings);
+    if (watch != nullptr) {
+      auto watched = std::make_unique<WatchedSink>(std::move(sink));
+      *watch = watched.get();
+      sink = std::move(watched);
+    }
+    return std::make_unique<SinkWorker>(options, std::move(sink), storage_, clock_, nullptr);
   }
 
   // Four transitions for each of three instances, in per-instance order.
@@ -148,10 +190,11 @@ TEST_F(KafkaSinkTest, BinaryModeSendsAttributesAsCeHeadersAndDataAsTheValue) {
   EXPECT_EQ(nlohmann::json::parse(message.value), CloudEventData(event, CloudEventOptions{}));
 }
 
-TEST_F(SingleBrokerKafkaSinkTest, BrokerDownForTenSecondsLosesAndDuplicatesNothing) {
+TEST_F(SingleBrokerKafkaSinkTest, BrokerDownPastTheMessageTimeoutLosesAndDuplicatesNothing) {
   // A short message timeout makes the outage outlast librdkafka's own
   // retries, so the router's backoff has to keep the events.
-  auto worker = NewWorker(Settings({{"message.timeout.ms", "2000"}}));
+  WatchedSink* sink = nullptr;
+  auto worker = NewWorker(Settings({{"message.timeout.ms", "2000"}}), &sink);
   const auto before = Transitions(10);
   for (const auto& event : before) ASSERT_TRUE(worker->Enqueue(event));
   TopicReader reader(cluster_.bootstraps(), kTopic, kPartitions);
@@ -161,7 +204,9 @@ TEST_F(SingleBrokerKafkaSinkTest, BrokerDownForTenSecondsLosesAndDuplicatesNothi
   cluster_.SetBrokerDown(1);
   const auto during = Transitions(100);
   for (const auto& event : during) ASSERT_TRUE(worker->Enqueue(event));
-  std::this_thread::sleep_for(seconds(10));
+  // The outage lasts until librdkafka has given up on a batch and the
+  // router holds its events for a retry.
+  ASSERT_TRUE(Eventually([&] { return sink->retried() > 0; }, seconds(20)));
   // The mock broker drops its connections asynchronously: a message produced
   // in that moment may still land, but the outage must have held the rest.
   EXPECT_GT(worker->QueueDepth(), during.size() / 2) << "was the broker down at all?";
@@ -179,10 +224,12 @@ TEST_F(SingleBrokerKafkaSinkTest, BrokerDownForTenSecondsLosesAndDuplicatesNothi
 
 TEST_F(SingleBrokerKafkaSinkTest, ShutdownWithTheClusterDownEndsInTimeAndKeepsTheEvents) {
   cluster_.SetBrokerDown(1);
-  auto worker = NewWorker(Settings());  // message.timeout.ms: the default 30 s
+  WatchedSink* sink = nullptr;
+  auto worker = NewWorker(Settings(), &sink);  // message.timeout.ms: the default 30 s
   const auto events = Transitions();
   for (const auto& event : events) ASSERT_TRUE(worker->Enqueue(event));
-  std::this_thread::sleep_for(milliseconds(500));  // a batch is waiting for acks now
+  // A batch is waiting for acknowledgements that cannot come.
+  ASSERT_TRUE(Eventually([&] { return sink->delivering(); }, seconds(10)));
 
   // Every event is accounted for: dead-lettered, since none was delivered.
   EXPECT_EQ(worker->Shutdown(seconds(1)), events.size());

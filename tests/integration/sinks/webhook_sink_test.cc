@@ -12,6 +12,8 @@
 #include "bridge/router/router.h"
 #include "bridge/router/sink_worker.h"
 #include "sinks/webhook/webhook_signature.h"
+#include "tests/support/dead_letters.h"
+#include "tests/support/eventually.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/sample_events.h"
@@ -79,19 +81,10 @@ class WebhookSinkTest : public ::testing::Test {
   }
 
   SinkStorage DeadLetters(const std::string& sink) {
-    return {DeadLetterFile::Open(sink, (dir_ / (sink + ".dead.jsonl")).string(),
-                                 [](const Event& event) {
-                                   return nlohmann::json{{"id", event.id}}.dump();
-                                 })
-                .value(),
-            nullptr};
+    return testing::DeadLetterStorage(dir_, sink);
   }
-
   std::vector<nlohmann::json> ReadDeadLetters(const std::string& sink) {
-    std::vector<nlohmann::json> lines;
-    std::ifstream in(dir_ / (sink + ".dead.jsonl"));
-    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
-    return lines;
+    return testing::ReadDeadLetters(dir_, sink);
   }
 
   static SinkWorkerOptions FastRetries() {
@@ -327,7 +320,7 @@ TEST_F(WebhookSinkTest, ShutdownAbortsARequestTheReceiverHoldsAndKeepsTheEvent) 
   auto dead_letters = DeadLetters("ops-hooks");
   SinkWorker worker(FastRetries(), NewSink(settings), dead_letters, clock_, nullptr);
   ASSERT_TRUE(worker.Enqueue(Shared(InstanceEvent("payments-1", EventType::kInstanceDown, 5))));
-  while (receiver.RequestCount() == 0) std::this_thread::sleep_for(milliseconds(10));
+  ASSERT_TRUE(testing::Eventually([&] { return receiver.RequestCount() > 0; }, seconds(10)));
 
   // The request would hang for 30 s; the grace period is 200 ms.
   EXPECT_EQ(worker.Shutdown(milliseconds(200)), 1U);

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "tests/support/consul/consul_test_server.h"
+#include "tests/support/eventually.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/schema/event_schema.h"
 
@@ -121,25 +122,20 @@ class GaugesTest : public ::testing::Test {
   // Polls /readyz until 200, then scrapes once: what Prometheus would see
   // first from a bridge its readiness probe let through.
   std::string FirstScrapeAfterReady() {
-    const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto ready = Get("/readyz");
-      if (ready && ready->status == 200) break;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
+    EXPECT_TRUE(testing::Eventually(
+        [&] {
+          auto ready = Get("/readyz");
+          return ready && ready->status == 200;
+        },
+        seconds(20)));
     const std::string scrape = Scrape();
     EXPECT_FALSE(scrape.empty());
     return scrape;
   }
 
   // Polls until the gauges are exactly `expected` (state reached by events).
-  bool WaitForGauges(const Series& expected) {
-    const auto deadline = std::chrono::steady_clock::now() + seconds(15);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (Gauges(Scrape()) == expected) return true;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    return false;
+  ::testing::AssertionResult WaitForGauges(const Series& expected) {
+    return testing::Eventually([&] { return Gauges(Scrape()) == expected; }, seconds(15));
   }
 
   // The gauges while orders-1 is up, orders-2 down, orders-3 in maintenance

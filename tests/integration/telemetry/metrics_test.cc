@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tests/support/consul/consul_test_server.h"
+#include "tests/support/eventually.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/prometheus/prometheus_server.h"
@@ -74,13 +75,9 @@ class MetricsTest : public ::testing::Test {
   }
 
   // Polls the scrape until it has `line` (an exact series and value).
-  bool WaitForSeries(const std::string& line, milliseconds timeout = seconds(10)) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (Scrape().find(line) != std::string::npos) return true;
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    return false;
+  ::testing::AssertionResult WaitForSeries(const std::string& line,
+                                           milliseconds timeout = seconds(10)) {
+    return testing::Eventually([&] { return Scrape().find(line) != std::string::npos; }, timeout);
   }
 
   testing::ConsulTestServer consul_;
@@ -97,11 +94,12 @@ TEST_F(MetricsTest, HealthzStaysUpWhileReadyzFollowsConsul) {
   EXPECT_EQ(readyz->status, 200) << readyz->body;
 
   consul_.Stop();
-  const auto deadline = std::chrono::steady_clock::now() + seconds(15);
-  while ((readyz = Get("/readyz")) && readyz->status == 200 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  EXPECT_TRUE(testing::Eventually(
+      [&] {
+        readyz = Get("/readyz");
+        return !readyz || readyz->status != 200;
+      },
+      seconds(15)));
   ASSERT_TRUE(readyz);
   EXPECT_EQ(readyz->status, 503);
   EXPECT_THAT(readyz->body, HasSubstr("Consul unreachable"));

@@ -15,6 +15,7 @@
 
 #include "bridge/watch/watcher.h"
 #include "tests/support/consul/consul_test_server.h"
+#include "tests/support/eventually.h"
 
 namespace hb {
 namespace {
@@ -152,13 +153,9 @@ class WatchFixture : public ::testing::Test {
     }
   }
 
-  bool WaitUntil(const std::function<bool()>& condition, milliseconds timeout = kDeadline) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!condition()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    return true;
+  ::testing::AssertionResult WaitUntil(const std::function<bool()>& condition,
+                                       milliseconds timeout = kDeadline) {
+    return testing::Eventually(condition, timeout);
   }
 
   std::string server_token_;

@@ -5,7 +5,7 @@
 namespace hb::testing {
 
 bool ConnectionLimiter::Accept(const std::string& ip) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   std::size_t& open = open_[ip];
   if (max_ > 0 && open >= max_) {
     ++refused_;
@@ -18,7 +18,7 @@ bool ConnectionLimiter::Accept(const std::string& ip) {
 }
 
 void ConnectionLimiter::Release(const std::string& ip) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = open_.find(ip);
   if (it == open_.end() || it->second == 0) return;
   if (--it->second == 0) open_.erase(it);
@@ -37,25 +37,25 @@ std::string_view ConnectionLimiter::RefusalResponse() {
 }
 
 std::size_t ConnectionLimiter::Open(const std::string& ip) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = open_.find(ip);
   return it == open_.end() ? 0 : it->second;
 }
 
 std::size_t ConnectionLimiter::Peak(const std::string& ip) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = peak_.find(ip);
   return it == peak_.end() ? 0 : it->second;
 }
 
 void ConnectionLimiter::ResetPeak() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   peak_.clear();
   for (const auto& [ip, open] : open_) peak_[ip] = open;
 }
 
 std::size_t ConnectionLimiter::Refused() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return refused_;
 }
 

@@ -10,10 +10,11 @@
 
 #include <cstddef>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "bridge/common/mutex.h"
 
 namespace hb::testing {
 
@@ -41,10 +42,10 @@ class ConnectionLimiter {
 
  private:
   const std::size_t max_;
-  mutable std::mutex mutex_;
-  std::map<std::string, std::size_t, std::less<>> open_;  // GUARDED_BY(mutex_)
-  std::map<std::string, std::size_t, std::less<>> peak_;  // GUARDED_BY(mutex_)
-  std::size_t refused_ = 0;                               // GUARDED_BY(mutex_)
+  mutable Mutex mutex_;
+  std::map<std::string, std::size_t, std::less<>> open_ GUARDED_BY(mutex_);
+  std::map<std::string, std::size_t, std::less<>> peak_ GUARDED_BY(mutex_);
+  std::size_t refused_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace hb::testing

@@ -8,11 +8,11 @@
 
 #include <algorithm>
 #include <array>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <stdexcept>
 #include <thread>
+
+#include "bridge/common/mutex.h"
 
 namespace hb::testing {
 namespace {
@@ -121,28 +121,28 @@ class ThreadPerConnection : public httplib::TaskQueue {
 
   void enqueue(std::function<void()> fn) override {
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(&mutex_);
       ++running_;
     }
     std::thread([this, fn = std::move(fn)]() mutable {
       fn();
       fn = nullptr;  // nothing of the task outlives the count below
-      std::lock_guard lock(mutex_);
-      if (--running_ == 0) idle_.notify_all();
+      MutexLock lock(&mutex_);
+      if (--running_ == 0) idle_.SignalAll();
     }).detach();
   }
 
   // Waits for every connection's thread: httplib calls this after it stops
   // accepting, and the connections close once KeepAliveServer::Stop() woke them.
   void shutdown() override {
-    std::unique_lock lock(mutex_);
-    idle_.wait(lock, [this] { return running_ == 0; });
+    MutexLock lock(&mutex_);
+    while (running_ != 0) idle_.Wait(&mutex_);
   }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable idle_;
-  std::size_t running_ = 0;  // GUARDED_BY(mutex_)
+  Mutex mutex_;
+  CondVar idle_;
+  std::size_t running_ GUARDED_BY(mutex_) = 0;
 };
 
 std::string PeerIp(int fd) {

@@ -25,17 +25,19 @@ WebhookReceiver::WebhookReceiver(Script script) : script_(std::move(script)) {
                      [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
       received.headers[lower] = value;
     }
-    std::unique_lock lock(mutex_);
+    MutexLock lock(&mutex_);
     const ScriptedResponse answer = script_ ? script_(requests_, received) : ScriptedResponse{};
     ++requests_;
     // A hanging receiver: hold the request, but let Stop() end the wait.
-    changed_.wait_for(lock, answer.delay, [this] { return stopping_; });
+    const auto hold_until = std::chrono::steady_clock::now() + answer.delay;
+    while (!stopping_ && changed_.WaitUntil(&mutex_, hold_until)) {
+    }
     response.status = answer.status;
     if (!answer.retry_after.empty()) response.set_header("Retry-After", answer.retry_after);
     for (const auto& [name, value] : answer.headers) response.set_header(name, value);
     if (!answer.body.empty()) response.set_content(answer.body, "text/plain");
     if (answer.status >= 200 && answer.status < 300) accepted_.push_back(std::move(received));
-    changed_.notify_all();
+    changed_.SignalAll();
   });
   server_.set_tcp_nodelay(true);
   port_ = BindWithDeepBacklog(server_, "127.0.0.1");
@@ -57,7 +59,7 @@ WebhookReceiver::~WebhookReceiver() {
 }
 
 void WebhookReceiver::ExpectCloudEvents(bool expect) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   expect_cloud_events_ = expect;
 }
 
@@ -66,31 +68,34 @@ std::string WebhookReceiver::url(const std::string& path) const {
 }
 
 void WebhookReceiver::SetScript(Script script) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   script_ = std::move(script);
 }
 
 std::vector<ReceivedRequest> WebhookReceiver::Accepted() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return accepted_;
 }
 
 std::size_t WebhookReceiver::RequestCount() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return requests_;
 }
 
 bool WebhookReceiver::WaitForAccepted(std::size_t count, std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, timeout, [&] { return accepted_.size() >= count; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&mutex_);
+  while (accepted_.size() < count && changed_.WaitUntil(&mutex_, deadline)) {
+  }
+  return accepted_.size() >= count;
 }
 
 void WebhookReceiver::Stop() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     stopping_ = true;
   }
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 }  // namespace hb::testing

@@ -6,13 +6,13 @@
 #include <httplib.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "bridge/common/mutex.h"
 
 namespace hb::testing {
 
@@ -67,13 +67,13 @@ class WebhookReceiver {
   httplib::Server server_;
   int port_ = 0;
   std::thread thread_;
-  mutable std::mutex mutex_;
-  mutable std::condition_variable changed_;
-  Script script_;                          // guarded by mutex_
-  std::size_t requests_ = 0;               // guarded by mutex_
-  std::vector<ReceivedRequest> accepted_;  // guarded by mutex_
-  bool stopping_ = false;                  // guarded by mutex_
-  bool expect_cloud_events_ = true;        // guarded by mutex_
+  mutable Mutex mutex_;
+  mutable CondVar changed_;
+  Script script_ GUARDED_BY(mutex_);
+  std::size_t requests_ GUARDED_BY(mutex_) = 0;
+  std::vector<ReceivedRequest> accepted_ GUARDED_BY(mutex_);
+  bool stopping_ GUARDED_BY(mutex_) = false;
+  bool expect_cloud_events_ GUARDED_BY(mutex_) = true;
 };
 
 }  // namespace hb::testing

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/dead_letters.h"
 #include "tests/support/sample_events.h"
 #include "tests/support/test_dir.h"
 #include "tests/unit/router/recording_sink.h"
@@ -33,17 +34,12 @@ class ViewSeedingTest : public ::testing::Test {
  protected:
   void Add(const std::string& name, RecordingSink::Log& log, bool stateful,
            RecordingSink::Script script = {}) {
-    auto file = DeadLetterFile::Open(name, (dir_.path() / (name + ".dead.jsonl")).string(),
-                                     [](const Event& event) {
-                                       return nlohmann::json{{"id", event.id}}.dump();
-                                     });
-    ASSERT_TRUE(file.ok()) << file.status().ToString();
     SinkRoute route;
     route.worker.retry.initial_backoff = milliseconds(1);
     route.worker.retry.max_backoff = milliseconds(5);
     router_.AddSink(route,
                     std::make_unique<RecordingSink>(name, log, std::move(script), 16, stateful),
-                    {std::move(file).value(), nullptr});
+                    testing::DeadLetterStorage(dir_.path(), name));
   }
 
   SystemClock clock_;

@@ -83,6 +83,9 @@ TEST_F(ConfigTest, EmptyFileGivesTheDocumentedDefaults) {
   EXPECT_EQ(config.sinks[0].name, "metrics");
   EXPECT_EQ(config.sinks[0].type, "metrics");
   EXPECT_EQ(config.sinks[0].services, std::vector<std::string>{"*"});
+  // The loader takes the default from SinkQueueConfig, not a copy of it.
+  EXPECT_EQ(config.sinks[0].queue.capacity, 10000u);
+  EXPECT_EQ(config.sinks[0].queue.capacity, SinkQueueConfig{}.capacity);
 }
 
 TEST_F(ConfigTest, DefaultMetricsSinkGivesWayToTheConfigsOwnOrIsTurnedOff) {

@@ -17,6 +17,7 @@
 #include <numeric>
 #include <set>
 
+#include "tests/support/eventually.h"
 #include "tests/support/http/loopback_server.h"
 #include "tests/support/sanitizer_build.h"
 
@@ -55,7 +56,7 @@ class ScriptedPeer {
     });
     port_ = BindWithDeepBacklog(server_, "127.0.0.1");
     thread_ = ListenInBackground(server_);
-    while (!server_.is_running()) std::this_thread::sleep_for(milliseconds(1));
+    EXPECT_TRUE(testing::Eventually([&] { return server_.is_running(); }, milliseconds(5000)));
   }
   ~ScriptedPeer() {
     Release();
@@ -101,13 +102,10 @@ void Answer(httplib::Response& response, std::uint64_t index, const std::string&
   response.set_content(body, "application/json");
 }
 
-bool WaitUntil(const std::function<bool()>& condition, milliseconds timeout = milliseconds(5000)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
+// testing::Eventually() with this file's deadline.
+::testing::AssertionResult WaitUntil(const std::function<bool()>& condition,
+                                     milliseconds timeout = milliseconds(5000)) {
+  return testing::Eventually(condition, timeout);
 }
 
 ConsulClientOptions FastOptions(const std::string& address) {

@@ -126,8 +126,10 @@ TEST(CloudEvent, AttributesListMatchesTheStructuredEvent) {
   for (const auto& [name, value] : attributes) EXPECT_EQ(structured[name], value) << name;
 }
 
-// SerializeCloudEvent() writes the text directly; the document path is the
-// reference, byte for byte, including every string that needs escaping.
+// SerializeCloudEvent() writes the text directly: it must be canonical JSON,
+// byte for byte what nlohmann's compact dump of it gives (members sorted,
+// every string that needs escaping escaped as nlohmann does), and binary
+// mode's payload must be exactly its "data".
 TEST(CloudEvent, SerializedTextIsExactlyTheDocumentsCompactDump) {
   auto reference = [](const Event& event, const CloudEventOptions& options) {
     return ToCloudEvent(event, options).dump(-1, ' ', false, json::error_handler_t::replace);
@@ -172,7 +174,14 @@ TEST(CloudEvent, SerializedTextIsExactlyTheDocumentsCompactDump) {
   custom.max_check_output_bytes = 5;
   for (const Event& event : events) {
     for (const CloudEventOptions& options : {CloudEventOptions{}, custom}) {
-      EXPECT_EQ(SerializeCloudEvent(event, options), reference(event, options)) << event.id;
+      const std::string structured = SerializeCloudEvent(event, options);
+      EXPECT_EQ(structured, reference(event, options)) << event.id;
+      std::string data = "stale text the call must replace";
+      SerializeCloudEventData(event, options, data);
+      EXPECT_EQ(structured.substr(0, data.size() + 8), "{\"data\":" + data) << event.id;
+      for (const auto& [name, value] : CloudEventAttributes(event, options)) {
+        EXPECT_EQ(json::parse(structured)[name], value) << event.id << " " << name;
+      }
     }
   }
 }

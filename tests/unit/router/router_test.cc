@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "bridge/model/event_codec.h"
+#include "tests/support/dead_letters.h"
 #include "tests/support/eventually.h"
 #include "tests/support/sample_events.h"
 #include "tests/support/test_dir.h"
@@ -31,19 +32,10 @@ constexpr milliseconds kWait{5000};
 class RouterTest : public ::testing::Test {
  protected:
   SinkStorage DeadLetters(const std::string& sink) {
-    auto file = DeadLetterFile::Open(sink, (dir_ / (sink + ".dead.jsonl")).string(),
-                                     [](const Event& event) {
-                                       return nlohmann::json{{"id", event.id}}.dump();
-                                     });
-    EXPECT_TRUE(file.ok()) << file.status().ToString();
-    return {std::move(file).value(), nullptr};
+    return testing::DeadLetterStorage(dir_.path(), sink);
   }
-
   std::vector<nlohmann::json> ReadDeadLetters(const std::string& sink) {
-    std::vector<nlohmann::json> lines;
-    std::ifstream in(dir_ / (sink + ".dead.jsonl"));
-    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
-    return lines;
+    return testing::ReadDeadLetters(dir_.path(), sink);
   }
 
   // Dead letters plus a spool in dir_/spool/<sink>, holding what an

@@ -19,6 +19,8 @@
 #include <set>
 #include <thread>
 
+#include "tests/support/eventually.h"
+
 namespace hb::testing {
 namespace {
 
@@ -116,14 +118,10 @@ std::string RoundTrip(int fd, const std::string& path) {
   return received;
 }
 
-bool WaitUntil(const std::function<bool()>& condition,
-               std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
+// testing::Eventually() with this file's deadline.
+::testing::AssertionResult WaitUntil(const std::function<bool()>& condition,
+                                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  return testing::Eventually(condition, timeout);
 }
 
 class ConsulTestServerTest : public ::testing::Test {
@@ -280,11 +278,10 @@ TEST_F(ConsulTestServerTest, PassingAndTagFiltersDropInstancesLikeConsul) {
 TEST_F(ConsulTestServerTest, TtlLapseTurnsTheCheckCriticalWithConsulsOutput) {
   Register(Web("web-1", "100ms"));
   json check;
-  for (int i = 0; i < 200; ++i) {
+  EXPECT_TRUE(WaitUntil([&] {
     check = Get("/v1/health/service/web").body[0]["Checks"][1];
-    if (check["Status"] == "critical") break;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+    return check["Status"] == "critical";
+  }));
   EXPECT_EQ(check["Status"], "critical");
   EXPECT_THAT(check["Output"].get<std::string>(), HasSubstr("TTL expired"));
 }
@@ -294,12 +291,7 @@ TEST_F(ConsulTestServerTest, ReaperDeregistersAServiceCriticalPastItsLimit) {
   body["Check"]["DeregisterCriticalServiceAfter"] = "100ms";  // raised to the 200ms floor
   Register(body);
   Put("/v1/agent/check/fail/service:web-1");
-  bool gone = false;
-  for (int i = 0; i < 200 && !gone; ++i) {
-    gone = Get("/v1/health/service/web").body.empty();
-    if (!gone) std::this_thread::sleep_for(milliseconds(20));
-  }
-  EXPECT_TRUE(gone);
+  EXPECT_TRUE(WaitUntil([&] { return Get("/v1/health/service/web").body.empty(); }));
   EXPECT_FALSE(Get("/v1/catalog/services").body.contains("web"));
 }
 

@@ -601,7 +601,7 @@ bool Watcher::OnServiceError(const std::string& service, const Status& error) {
   } else if (!answered) {
     bool reachable = false;
     {
-      std::lock_guard lock(state_mutex_);
+      MutexLock lock(&state_mutex_);
       reachable = !state_.unreachable_since.has_value();
     }
     // Its reads alone keep failing while Consul answers the rest (a drip, a

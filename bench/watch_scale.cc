@@ -8,11 +8,14 @@
 // enforces Consul's default limit of 200 connections per client IP.
 //
 //   watch_scale --bridge PATH [--services 5000] [--instances 4] [--samples 200]
-//               [--idle 10s] [--max-connections N]
+//               [--idle 10s] [--max-connections N] [--server-limit N]
 //
 // --max-connections sets consul.max_connections (default: the bridge's,
 // 100); 10000 gives every service a query of its own, the design before the
 // budget, which works only while that fits under the server's limit.
+// --server-limit sets the server's connections per client IP (default 200,
+// Consul's; 0 turns the limit off, to measure the design before the budget
+// past 200 services, as a reference).
 //
 // Prints one JSON object on stdout. Not a test: figures, never assertions.
 
@@ -58,6 +61,7 @@ struct Options {
   int samples = 200;
   milliseconds idle{10000};
   int max_connections = 0;  // 0: the bridge's default
+  int server_limit = 200;   // Consul's limits.http_max_conns_per_client
 };
 
 // /proc/<pid>/status and /proc/<pid>/stat of the bridge.
@@ -137,6 +141,7 @@ class DownLines {
 
 int Run(const Options& options) {
   hb::testing::ConsulTestServerOptions server_options;  // Consul's limits, on
+  server_options.max_conns_per_client = static_cast<std::size_t>(options.server_limit);
   // Every open connection (a held blocking query) occupies one server
   // thread; it sleeps in a futex or poll() until it has work.
   hb::testing::ConsulTestServer consul(server_options);
@@ -277,6 +282,7 @@ int Run(const Options& options) {
   json report = {{"services", options.services},
                  {"design", options.max_connections >= 10000 ? "query per service" : "budget"},
                  {"max_connections", options.max_connections > 0 ? options.max_connections : 100},
+                 {"server_limit", options.server_limit},
                  {"peak_connections", consul.PeakConnections()},
                  {"refused_connections", consul.RefusedConnections()},
                  {"instances", options.services * options.instances},
@@ -324,16 +330,19 @@ int main(int argc, char** argv) {
       options.samples = std::stoi(value);
     } else if (arg == "--max-connections") {
       options.max_connections = std::stoi(value);
+    } else if (arg == "--server-limit") {
+      options.server_limit = std::stoi(value);
     } else if (arg == "--idle") {
       options.idle = hb::ParseDuration(value).value_or(options.idle);
     } else {
       std::cerr << "usage: watch_scale --bridge PATH [--services 5000] [--instances 4]"
-                   " [--samples 200] [--idle 10s] [--max-connections N]\n";
+                   " [--samples 200] [--idle 10s] [--max-connections N] [--server-limit N]\n";
       return 2;
     }
     ++i;
   }
-  if (options.bridge.empty() || options.services < 2 || options.instances < 1) {
+  if (options.bridge.empty() || options.services < 2 || options.instances < 1 ||
+      options.server_limit < 0) {
     std::cerr << "watch_scale: --bridge PATH is required; --services >= 2\n";
     return 2;
   }

@@ -96,6 +96,7 @@ void Watcher::Stop() {
     if (read_retry_timer_) client_.loop().CancelTimer(*read_retry_timer_);
     if (safety_sweep_timer_) client_.loop().CancelTimer(*safety_sweep_timer_);
     if (catalog_grace_timer_) client_.loop().CancelTimer(*catalog_grace_timer_);
+    if (table_read_timer_) client_.loop().CancelTimer(*table_read_timer_);
     catalog_query_.reset();
     services_.clear();
     covered_.clear();
@@ -339,6 +340,7 @@ Status Watcher::OnChecks(const QueryAnswer& answer) {
 void Watcher::StartTableRead() {
   table_read_wanted_ = false;
   table_read_in_flight_ = true;
+  table_read_started_ = std::chrono::steady_clock::now();
   ++reads_in_flight_;
   // Every catalog move seen so far happened before this read starts, so the
   // read shows the checks of each one.
@@ -387,6 +389,11 @@ void Watcher::OnTableRead(std::uint64_t settles, StatusOr<ReadAnswer> answer) {
 
 void Watcher::OnTableDiffed(std::uint64_t settles, TableJob& job) {
   table_read_in_flight_ = false;
+  // The next table read keeps to its share of the time.
+  const auto now = std::chrono::steady_clock::now();
+  const double share = std::clamp(options_.table_read_share, 0.01, 1.0);
+  table_read_not_before_ = now + std::chrono::duration_cast<SteadyTime::duration>(
+                                     (now - table_read_started_) * (1.0 / share - 1.0));
   if (!job.status.ok()) {
     detector_.RestoreTable(std::move(job.base));
     OnError(job.status);
@@ -506,7 +513,16 @@ void Watcher::PumpReads() {
   if (read_retry_timer_) return;
   // The table read comes first: it says which services to read.
   if (table_read_wanted_ && !table_read_in_flight_ && reads_in_flight_ < plan_.reads) {
-    StartTableRead();
+    if (std::chrono::steady_clock::now() >= table_read_not_before_) {
+      StartTableRead();
+    } else if (!table_read_timer_) {
+      table_read_timer_ =
+          client_.loop().RunAt(table_read_not_before_, [this, alive = std::weak_ptr<bool>(alive_)] {
+            if (alive.expired()) return;
+            table_read_timer_.reset();
+            PumpReads();
+          });
+    }
   }
   // Reads wait for the detector's baselines: a change between a read and a
   // later baseline would be in neither.

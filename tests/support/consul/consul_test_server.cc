@@ -440,13 +440,21 @@ void ConsulTestServer::ServeRoutes() {
       });
       if (--watched->waiters == 0) watched_.erase(endpoint);
     }
-    std::string body = body_of();
-    if (may_be_malformed && malformed_count_ > 0) {
-      --malformed_count_;
-      body = R"([{"Node": {"Node": 42}, "Service": "broken")";
+    const bool malformed = may_be_malformed && malformed_count_ > 0;
+    if (malformed) --malformed_count_;
+    const bool known_leader = known_leader_;
+    lock.unlock();
+    std::string body;
+    std::uint64_t index = 0;
+    {
+      // The body and its index from one state, without blocking other reads.
+      std::shared_lock read(mutex_);
+      body = body_of();
+      index = index_of();
     }
-    response.set_header("X-Consul-Index", std::to_string(index_of()));
-    response.set_header("X-Consul-KnownLeader", known_leader_ ? "true" : "false");
+    if (malformed) body = R"([{"Node": {"Node": 42}, "Service": "broken")";
+    response.set_header("X-Consul-Index", std::to_string(index));
+    response.set_header("X-Consul-KnownLeader", known_leader ? "true" : "false");
     response.set_header("X-Consul-LastContact", "0");
     response.set_content(body, "application/json");
   };

@@ -1,5 +1,7 @@
 #include "bridge/watch/change_detector.h"
 
+#include <algorithm>
+
 namespace hb {
 
 void ChangeDetector::Touch(const CheckRow& row, Services& out) const {
@@ -36,7 +38,9 @@ bool ChangeDetector::Explains(const View& view, std::uint64_t index) {
 bool ChangeDetector::Explains(std::uint64_t index) const {
   return Explains(unhealthy_, index) ||
          (table_.has_baseline &&
-          ((index == table_.index && table_.last_diff_named) || table_.table.Wrote(index)));
+          ((index == table_.index && table_.last_diff_named) || table_.table.Wrote(index) ||
+           (table_.last_diff_named && index > table_.previous_index &&
+            index <= table_.latest_write)));
 }
 
 ChangeDetector::Services ChangeDetector::OnChecks(const std::vector<CheckRow>& rows,
@@ -56,9 +60,9 @@ ChangeDetector::TableBase ChangeDetector::TakeTable() {
 ChangeDetector::TableRead ChangeDetector::DiffTable(const std::vector<CheckRow>& rows,
                                                     std::uint64_t index, const TableBase& base) {
   TableRead read;
-  read.table = CheckTable(rows);
+  read.table = CheckTable(rows, index);
   read.baseline = !base.has_baseline;
-  if (base.has_baseline) read.changes = read.table.ChangesSince(base.table);
+  if (base.has_baseline) read.changes = read.table.ChangesSince(base.table, &read.latest_write);
   read.index = index;
   read.generation = base.generation;
   return read;
@@ -69,7 +73,9 @@ ChangeDetector::Services ChangeDetector::ApplyTable(TableRead read) {
   if (read.generation != generation_) return changed;  // from before a Reset()
   for (const CheckTable::Change& change : read.changes) Touch(change, changed);
   table_.table = std::move(read.table);
+  table_.previous_index = table_.index;
   table_.index = read.index;
+  table_.latest_write = read.latest_write;
   table_.last_diff_named = !read.baseline && !changed.empty();
   table_.has_baseline = true;
   return changed;

@@ -68,6 +68,9 @@ class ChangeDetector {
     std::vector<CheckTable::Change> changes;  // none for a baseline
     bool baseline = false;                    // the first read: names nothing
     std::uint64_t index = 0;
+    // The highest raft index of a write it found: a check's ModifyIndex, or
+    // the read's own index when checks were removed.
+    std::uint64_t latest_write = 0;
     std::uint64_t generation = 0;
   };
   static TableRead DiffTable(const std::vector<CheckRow>& rows, std::uint64_t index,
@@ -88,7 +91,11 @@ class ChangeDetector {
   // `index`: a check's ModifyIndex, or the answer's own index when it named
   // a service (checks removed). A registration writes a service and its
   // checks at one index, so a catalog move to `index` that this explains
-  // was a change of a service whose checks the diff already named.
+  // was a change of a service whose checks the diff already named. For the
+  // whole table, read at most every few moves, a check written at `index`
+  // may have been written again before the read: any move after the read
+  // before and up to the latest write the diff named counts as explained
+  // (a write no check shows hiding among them is left to the safety sweep).
   bool Explains(std::uint64_t index) const;
 
   // What a read of `service` showed, so a node check can be traced to the
@@ -114,7 +121,9 @@ class ChangeDetector {
   struct TableView {
     bool has_baseline = false;
     std::uint64_t index = 0;
+    std::uint64_t previous_index = 0;  // of the read before
     bool last_diff_named = false;
+    std::uint64_t latest_write = 0;  // of what the last diff named
     CheckTable table;
   };
   Services Diff(View& view, const std::vector<CheckRow>& rows, std::uint64_t index) const;

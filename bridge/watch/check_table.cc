@@ -25,7 +25,7 @@ CheckTable::Change CheckTable::ChangeOf(const std::string& key, const Check& che
   return change;
 }
 
-CheckTable::CheckTable(const std::vector<CheckRow>& rows) {
+CheckTable::CheckTable(const std::vector<CheckRow>& rows, std::uint64_t index) : index_(index) {
   checks_.reserve(rows.size());
   modify_indexes_.reserve(rows.size());
   for (const CheckRow& row : rows) {
@@ -41,19 +41,28 @@ CheckTable::CheckTable(const std::vector<CheckRow>& rows) {
   modify_indexes_.shrink_to_fit();
 }
 
-std::vector<CheckTable::Change> CheckTable::ChangesSince(const CheckTable& before) const {
+std::vector<CheckTable::Change> CheckTable::ChangesSince(const CheckTable& before,
+                                                         std::uint64_t* latest_write) const {
   std::vector<Change> changes;
+  std::uint64_t latest = 0;
   for (const auto& [key, check] : checks_) {
     auto old = before.checks_.find(key);
     if (old == before.checks_.end()) {
       changes.push_back(ChangeOf(key, check));  // added
+      latest = std::max(latest, check.modify_index);
     } else if (!(old->second == check)) {
       changes.push_back(ChangeOf(key, old->second));  // written: its old owner
       if (old->second.service != check.service) changes.push_back(ChangeOf(key, check));
+      latest = std::max(latest, check.modify_index);
     }
   }
+  if (latest_write != nullptr) *latest_write = latest;
   for (const auto& [key, check] : before.checks_) {
-    if (!checks_.contains(key)) changes.push_back(ChangeOf(key, check));  // removed
+    if (checks_.contains(key)) continue;
+    changes.push_back(ChangeOf(key, check));  // removed
+    // No ModifyIndex is left of a removal: this read's index is the
+    // latest it can have been at.
+    if (latest_write != nullptr) *latest_write = std::max(*latest_write, index_);
   }
   return changes;
 }

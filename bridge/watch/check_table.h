@@ -35,13 +35,17 @@ class CheckTable {
   };
 
   CheckTable() = default;
-  explicit CheckTable(const std::vector<CheckRow>& rows);
+  // `index`: the read's X-Consul-Index.
+  explicit CheckTable(const std::vector<CheckRow>& rows, std::uint64_t index = 0);
 
   // What was written since `before`: a check in one and not the other names
   // its owner, a check written in between names its old owner and its new
   // one (a re-registration can move a check id to another service). In no
-  // particular order; an owner may be named more than once.
-  std::vector<Change> ChangesSince(const CheckTable& before) const;
+  // particular order; an owner may be named more than once. With
+  // `latest_write`, also the highest raft index of those writes: a check's
+  // ModifyIndex, or this read's index for a removal (0 if none).
+  std::vector<Change> ChangesSince(const CheckTable& before,
+                                   std::uint64_t* latest_write = nullptr) const;
 
   // Whether some check's last write was at raft index `index`.
   bool Wrote(std::uint64_t index) const;
@@ -63,6 +67,7 @@ class CheckTable {
 
   std::unordered_map<std::string, Check> checks_;
   std::vector<std::uint64_t> modify_indexes_;  // sorted, unique
+  std::uint64_t index_ = 0;
 };
 
 }  // namespace hb

@@ -218,6 +218,20 @@ TEST_F(UnhealthySetTest, FilteredAnswersAreDiffedWhileATableReadIsOutForItsDiff)
   EXPECT_THAT(detector_.OnTable({api}, 122), IsEmpty());
 }
 
+// Table reads keep to a share of the time, so one may come after the same
+// check was written again (registered passing, lapsed, re-registered): the
+// catalog's earlier move is still that service's, not a write no check shows.
+TEST_F(UnhealthySetTest, ATableReadAfterLaterWritesOfTheSameCheckStillExplainsTheEarlierMoves) {
+  const auto api = ServiceCheck("node-c", "api-1", "api", "passing", 122);
+  EXPECT_THAT(detector_.OnTable({api}, 122), ElementsAre("api"));
+  EXPECT_TRUE(detector_.Explains(120));
+  EXPECT_TRUE(detector_.Explains(122));
+  EXPECT_FALSE(detector_.Explains(100));  // before the read before: settled by it
+  EXPECT_FALSE(detector_.Explains(123));  // after this read
+  EXPECT_THAT(detector_.OnTable({api}, 130), IsEmpty());
+  EXPECT_FALSE(detector_.Explains(125));  // nothing named since: a write no check shows
+}
+
 TEST_F(UnhealthySetTest, ATableReadStartedBeforeAResetIsDropped) {
   ChangeDetector::TableBase base = detector_.TakeTable();
   detector_.Reset();

@@ -38,8 +38,17 @@ TEST(CheckTable, AddedRemovedAndWrittenChecksNameTheirService) {
   rows[1].modify_index = 20;     // web-1 written, still passing (a re-registration)
   rows.erase(rows.begin() + 2);  // db-1 deregistered
   rows.push_back(ServiceCheck("node-c", "api-1", "api", "passing", 21));  // registered
-  EXPECT_THAT(CheckTable(rows).ChangesSince(CheckTable(kBaseline)),
+  std::uint64_t latest_write = 0;
+  EXPECT_THAT(CheckTable(rows, 25).ChangesSince(CheckTable(kBaseline, 15), &latest_write),
               UnorderedElementsAre(Change{"web", ""}, Change{"db", ""}, Change{"api", ""}));
+  EXPECT_EQ(latest_write, 25u);  // the removal: at this read's index at the latest
+  const std::vector<CheckRow> without_removal = {
+      kBaseline[0], kBaseline[1], kBaseline[2],
+      ServiceCheck("node-c", "api-1", "api", "passing", 21)};
+  EXPECT_THAT(
+      CheckTable(without_removal, 25).ChangesSince(CheckTable(kBaseline, 15), &latest_write),
+      UnorderedElementsAre(Change{"api", ""}));
+  EXPECT_EQ(latest_write, 21u);
 }
 
 TEST(CheckTable, ANodeCheckNamesItsNode) {

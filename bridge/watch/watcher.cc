@@ -195,6 +195,17 @@ void Watcher::StartCatalogWatch() {
 }
 
 Status Watcher::OnCatalog(const QueryAnswer& answer) {
+  // Most moves of the catalog's index leave its body as it was (a
+  // re-registration, a new instance of a known service): at 100,000
+  // services the body is megabytes to parse and match against the filter on
+  // this thread, so the same body goes straight to the move.
+  if (catalog_seen_ && answer.body == catalog_body_) {
+    OnSuccess();
+    const bool moved = answer.meta.index != catalog_index_;
+    catalog_index_ = answer.meta.index;
+    if (moved) OnCatalogMoved(catalog_index_, false);
+    return Status::Ok();
+  }
   auto catalog = ParseCatalogServices(answer.body);
   if (!catalog.ok()) return catalog.status();
   OnSuccess();
@@ -214,6 +225,7 @@ Status Watcher::OnCatalog(const QueryAnswer& answer) {
   }
   catalog_seen_ = true;
   catalog_ = std::move(*catalog);
+  catalog_body_.assign(answer.body);
   catalog_index_ = answer.meta.index;
   ApplyCatalog(catalog_index_, moved, explained);
   return Status::Ok();

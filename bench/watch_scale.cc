@@ -286,8 +286,8 @@ int Run(const Options& options) {
 
   json report = {{"services", options.services},
                  {"design", options.max_connections < 10000 ? "budget"
-                            : options.server_limit == 0 ? "query per service, no limit"
-                                                        : "query per service"},
+                            : options.server_limit == 0     ? "query per service, no limit"
+                                                            : "query per service"},
                  {"max_connections", options.max_connections > 0 ? options.max_connections : 100},
                  {"server_limit", options.server_limit},
                  {"metrics_sink", options.metrics_sink},

@@ -222,7 +222,7 @@ class Watcher {
   std::chrono::milliseconds agent_retry_delay_;
   std::unique_ptr<BlockingQuery> catalog_query_;
   bool catalog_seen_ = false;
-  CatalogServices catalog_;  // the last answer, for a filter change
+  CatalogServices catalog_;   // the last answer, for a filter change
   std::string catalog_body_;  // its text, to skip an identical one
   std::uint64_t catalog_index_ = 0;
   std::map<std::string, std::unique_ptr<ServiceWatch>, std::less<>> services_;  // dedicated

@@ -8,11 +8,17 @@
 // enforces Consul's default limit of 200 connections per client IP.
 //
 //   watch_scale --bridge PATH [--services 5000] [--instances 4] [--samples 200]
-//               [--idle 10s] [--max-connections N]
+//               [--idle 10s] [--max-connections N] [--server-limit N]
+//               [--no-metrics-sink]
 //
 // --max-connections sets consul.max_connections (default: the bridge's,
 // 100); 10000 gives every service a query of its own, the design before the
 // budget, which works only while that fits under the server's limit.
+// --server-limit sets the server's connections per client IP (default 200,
+// Consul's; 0 turns the limit off, to measure the design before the budget
+// past 200 services, as a reference). --no-metrics-sink turns off the
+// default metrics sink (server.default_metrics_sink: false), whose
+// per-instance series are most of the RSS at 100,000 instances.
 //
 // Prints one JSON object on stdout. Not a test: figures, never assertions.
 
@@ -58,6 +64,8 @@ struct Options {
   int samples = 200;
   milliseconds idle{10000};
   int max_connections = 0;  // 0: the bridge's default
+  int server_limit = 200;   // Consul's limits.http_max_conns_per_client
+  bool metrics_sink = true;
 };
 
 // /proc/<pid>/status and /proc/<pid>/stat of the bridge.
@@ -137,6 +145,7 @@ class DownLines {
 
 int Run(const Options& options) {
   hb::testing::ConsulTestServerOptions server_options;  // Consul's limits, on
+  server_options.max_conns_per_client = static_cast<std::size_t>(options.server_limit);
   // Every open connection (a held blocking query) occupies one server
   // thread; it sleeps in a futex or poll() until it has work.
   hb::testing::ConsulTestServer consul(server_options);
@@ -155,7 +164,8 @@ int Run(const Options& options) {
                       ("hb-watch-scale-" + std::to_string(::getpid()) + ".yaml");
   {
     std::ofstream out(config);
-    out << "server: {listen: 127.0.0.1:0}\n"
+    out << "server: {listen: 127.0.0.1:0"
+        << (options.metrics_sink ? "" : ", default_metrics_sink: false") << "}\n"
         << "sinks:\n  - name: stdout\n    type: log\n";
     if (options.max_connections > 0) {
       out << "consul: {max_connections: " << options.max_connections << "}\n";
@@ -275,8 +285,12 @@ int Run(const Options& options) {
   std::filesystem::remove(config);
 
   json report = {{"services", options.services},
-                 {"design", options.max_connections >= 10000 ? "query per service" : "budget"},
+                 {"design", options.max_connections < 10000 ? "budget"
+                            : options.server_limit == 0     ? "query per service, no limit"
+                                                            : "query per service"},
                  {"max_connections", options.max_connections > 0 ? options.max_connections : 100},
+                 {"server_limit", options.server_limit},
+                 {"metrics_sink", options.metrics_sink},
                  {"peak_connections", consul.PeakConnections()},
                  {"refused_connections", consul.RefusedConnections()},
                  {"instances", options.services * options.instances},
@@ -314,6 +328,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const std::string value = i + 1 < argc ? argv[i + 1] : "";
+    if (arg == "--no-metrics-sink") {
+      options.metrics_sink = false;
+      continue;
+    }
     if (arg == "--bridge") {
       options.bridge = value;
     } else if (arg == "--services") {
@@ -324,16 +342,20 @@ int main(int argc, char** argv) {
       options.samples = std::stoi(value);
     } else if (arg == "--max-connections") {
       options.max_connections = std::stoi(value);
+    } else if (arg == "--server-limit") {
+      options.server_limit = std::stoi(value);
     } else if (arg == "--idle") {
       options.idle = hb::ParseDuration(value).value_or(options.idle);
     } else {
       std::cerr << "usage: watch_scale --bridge PATH [--services 5000] [--instances 4]"
-                   " [--samples 200] [--idle 10s] [--max-connections N]\n";
+                   " [--samples 200] [--idle 10s] [--max-connections N] [--server-limit N]"
+                   " [--no-metrics-sink]\n";
       return 2;
     }
     ++i;
   }
-  if (options.bridge.empty() || options.services < 2 || options.instances < 1) {
+  if (options.bridge.empty() || options.services < 2 || options.instances < 1 ||
+      options.server_limit < 0) {
     std::cerr << "watch_scale: --bridge PATH is required; --services >= 2\n";
     return 2;
   }

@@ -1,5 +1,7 @@
 #include "bridge/watch/change_detector.h"
 
+#include <algorithm>
+
 namespace hb {
 
 void ChangeDetector::Touch(const CheckRow& row, Services& out) const {
@@ -7,8 +9,20 @@ void ChangeDetector::Touch(const CheckRow& row, Services& out) const {
     out.insert(row.service_name);
     return;
   }
+  TouchNode(row.node, out);
+}
+
+void ChangeDetector::Touch(const CheckTable::Change& change, Services& out) const {
+  if (!change.service.empty()) {
+    out.insert(change.service);
+    return;
+  }
+  TouchNode(change.node, out);
+}
+
+void ChangeDetector::TouchNode(const std::string& node, Services& out) const {
   // A node check is part of every instance on its node.
-  if (auto it = services_by_node_.find(row.node); it != services_by_node_.end()) {
+  if (auto it = services_by_node_.find(node); it != services_by_node_.end()) {
     out.insert(it->second.begin(), it->second.end());
   }
 }
@@ -22,7 +36,11 @@ bool ChangeDetector::Explains(const View& view, std::uint64_t index) {
 }
 
 bool ChangeDetector::Explains(std::uint64_t index) const {
-  return Explains(unhealthy_, index) || Explains(table_, index);
+  return Explains(unhealthy_, index) ||
+         (table_.has_baseline &&
+          ((index == table_.index && table_.last_diff_named) || table_.table.Wrote(index) ||
+           (table_.last_diff_named && index > table_.previous_index &&
+            index <= table_.latest_write)));
 }
 
 ChangeDetector::Services ChangeDetector::OnChecks(const std::vector<CheckRow>& rows,
@@ -32,7 +50,40 @@ ChangeDetector::Services ChangeDetector::OnChecks(const std::vector<CheckRow>& r
 
 ChangeDetector::Services ChangeDetector::OnTable(const std::vector<CheckRow>& rows,
                                                  std::uint64_t index) {
-  return Diff(table_, rows, index);
+  return ApplyTable(DiffTable(rows, index, TakeTable()));
+}
+
+ChangeDetector::TableBase ChangeDetector::TakeTable() {
+  return TableBase{std::move(table_.table), table_.has_baseline, generation_};
+}
+
+ChangeDetector::TableRead ChangeDetector::DiffTable(const std::vector<CheckRow>& rows,
+                                                    std::uint64_t index, const TableBase& base) {
+  TableRead read;
+  read.table = CheckTable(rows, index);
+  read.baseline = !base.has_baseline;
+  if (base.has_baseline) read.changes = read.table.ChangesSince(base.table, &read.latest_write);
+  read.index = index;
+  read.generation = base.generation;
+  return read;
+}
+
+ChangeDetector::Services ChangeDetector::ApplyTable(TableRead read) {
+  Services changed;
+  if (read.generation != generation_) return changed;  // from before a Reset()
+  for (const CheckTable::Change& change : read.changes) Touch(change, changed);
+  table_.table = std::move(read.table);
+  table_.previous_index = table_.index;
+  table_.index = read.index;
+  table_.latest_write = read.latest_write;
+  table_.last_diff_named = !read.baseline && !changed.empty();
+  table_.has_baseline = true;
+  return changed;
+}
+
+void ChangeDetector::RestoreTable(TableBase base) {
+  if (base.generation != generation_) return;
+  table_.table = std::move(base.table);
 }
 
 ChangeDetector::Services ChangeDetector::Diff(View& view, const std::vector<CheckRow>& rows,
@@ -98,7 +149,8 @@ void ChangeDetector::Forget(const std::string& service) { RecordInstances(servic
 
 void ChangeDetector::Reset() {
   unhealthy_ = View{};
-  table_ = View{};
+  table_ = TableView{};
+  ++generation_;
 }
 
 }  // namespace hb

@@ -18,6 +18,23 @@ struct Watcher::ServiceWatch {
   bool synced = false;  // a first complete answer has reached the engine
 };
 
+// A table read on its way through the worker: the answer in, the diff out.
+struct Watcher::TableJob {
+  std::string body;
+  std::uint64_t index = 0;
+  ChangeDetector::TableBase base;  // handed back if the read was malformed
+  Status status;
+  ChangeDetector::TableRead read;
+};
+
+namespace {
+
+// How many recent health answers' indexes explain catalog moves: a move's
+// own health answer arrives within a few answers of it.
+constexpr std::size_t kRecentServiceIndexes = 64;
+
+}  // namespace
+
 struct Watcher::CoveredService {
   bool synced = false;     // a first complete answer has reached the engine
   bool queued = false;     // waiting in urgent_reads_ or sweep_reads_
@@ -80,6 +97,8 @@ void Watcher::Stop() {
     if (agent_retry_timer_) client_.loop().CancelTimer(*agent_retry_timer_);
     if (read_retry_timer_) client_.loop().CancelTimer(*read_retry_timer_);
     if (safety_sweep_timer_) client_.loop().CancelTimer(*safety_sweep_timer_);
+    if (catalog_grace_timer_) client_.loop().CancelTimer(*catalog_grace_timer_);
+    if (table_read_timer_) client_.loop().CancelTimer(*table_read_timer_);
     catalog_query_.reset();
     services_.clear();
     covered_.clear();
@@ -180,18 +199,43 @@ void Watcher::StartCatalogWatch() {
 }
 
 Status Watcher::OnCatalog(const QueryAnswer& answer) {
+  // Most moves of the catalog's index leave its body as it was (a
+  // re-registration, a new instance of a known service): at 100,000
+  // services the body is megabytes to parse and match against the filter on
+  // this thread, so the same body goes straight to the move.
+  if (catalog_seen_ && answer.body == catalog_body_) {
+    OnSuccess();
+    const bool moved = answer.meta.index != catalog_index_;
+    catalog_index_ = answer.meta.index;
+    if (moved) OnCatalogMoved(catalog_index_, false);
+    return Status::Ok();
+  }
   auto catalog = ParseCatalogServices(answer.body);
   if (!catalog.ok()) return catalog.status();
   OnSuccess();
   const bool moved = catalog_seen_ && answer.meta.index != catalog_index_;
+  // A service added, removed or retagged is what moved the index (or one of
+  // the writes that did): that service is read, no need to search the
+  // checks table for it. A covered service retagged is read again.
+  bool explained = false;
+  if (moved) {
+    explained = catalog->size() != catalog_.size();
+    for (const auto& [service, tags] : *catalog) {
+      auto before = catalog_.find(service);
+      if (before != catalog_.end() && before->second == tags) continue;
+      explained = true;
+      if (before != catalog_.end()) QueueRead(service, true);
+    }
+  }
   catalog_seen_ = true;
   catalog_ = std::move(*catalog);
+  catalog_body_.assign(answer.body);
   catalog_index_ = answer.meta.index;
-  ApplyCatalog(catalog_index_, moved);
+  ApplyCatalog(catalog_index_, moved, explained);
   return Status::Ok();
 }
 
-void Watcher::ApplyCatalog(std::uint64_t index, bool catalog_moved) {
+void Watcher::ApplyCatalog(std::uint64_t index, bool catalog_moved, bool explained) {
   std::set<std::string, std::less<>> wanted;
   for (const auto& [service, tags] : catalog_) {
     if (filter_.Matches(service, tags)) wanted.insert(service);
@@ -228,9 +272,8 @@ void Watcher::ApplyCatalog(std::uint64_t index, bool catalog_moved) {
   }
   // Every move of the catalog's index is a service written somewhere: a
   // registration, a deregistration, new tags, meta, address or port, an
-  // instance without checks. No check says which covered service it was,
-  // so all of them are read again (after any urgent reads).
-  if (catalog_moved) OnCatalogMoved(index);
+  // instance without checks.
+  if (catalog_moved) OnCatalogMoved(index, explained);
   for (const auto& service : wanted) {
     if (services_.contains(service) || covered_.contains(service)) continue;
     if (services_.size() + retiring_dedicated_ < plan_.dedicated) {
@@ -274,6 +317,7 @@ void Watcher::Rebalance() {
     // The whole table's baseline, for the registrations the filtered set
     // cannot show.
     table_read_wanted_ = true;
+    if (!table_worker_) table_worker_ = std::make_unique<WorkerThread>();
   }
   PumpReads();
 }
@@ -304,6 +348,7 @@ Status Watcher::OnChecks(const QueryAnswer& answer) {
     if (covered_.contains(service)) QueueRead(service, true);
   }
   ResolveCatalogMoves(std::nullopt);
+  WantTableRead();
   // The first answer is a baseline the reads waited for: any change
   // after it shows in a later answer.
   PumpReads();
@@ -313,6 +358,7 @@ Status Watcher::OnChecks(const QueryAnswer& answer) {
 void Watcher::StartTableRead() {
   table_read_wanted_ = false;
   table_read_in_flight_ = true;
+  table_read_started_ = std::chrono::steady_clock::now();
   ++reads_in_flight_;
   // Every catalog move seen so far happened before this read starts, so the
   // read shows the checks of each one.
@@ -326,63 +372,138 @@ void Watcher::StartTableRead() {
 
 void Watcher::OnTableRead(std::uint64_t settles, StatusOr<ReadAnswer> answer) {
   --reads_in_flight_;
-  table_read_in_flight_ = false;
-  Status status = answer.status();
-  if (status.ok()) {
-    auto rows = ParseHealthState(answer->body);
-    status = rows.status();
-    if (status.ok()) {
-      OnSuccess();
-      for (const std::string& service : detector_.OnTable(*rows, answer->meta.index)) {
-        if (covered_.contains(service)) QueueRead(service, true);
-      }
-      ResolveCatalogMoves(settles);
-    }
-  }
-  if (!status.ok()) {
-    OnError(status);
+  if (!answer.ok()) {
+    table_read_in_flight_ = false;
+    OnError(answer.status());
     table_read_wanted_ = true;
     BackOffReads();
     return;
   }
+  // Parsed and diffed on the worker (3 MB of JSON at 10,000 instances,
+  // 32 MB at 100,000): a health answer arriving meanwhile is handled at
+  // once instead of waiting for it. table_read_in_flight_ stays set until
+  // the result is back, so one table at a time is in memory.
+  auto job = std::make_shared<TableJob>();
+  job->body = std::move(answer->body);
+  job->index = answer->meta.index;
+  job->base = detector_.TakeTable();
+  table_worker_->Post(
+      [this, job, settles, loop = &client_.loop(), alive = std::weak_ptr<bool>(alive_)] {
+        auto rows = ParseHealthState(job->body);
+        std::string().swap(job->body);
+        if (rows.ok()) {
+          job->read = ChangeDetector::DiffTable(*rows, job->index, job->base);
+          job->base = {};  // the old table is freed here, not on the loop
+        } else {
+          job->status = rows.status();
+        }
+        loop->Post([this, job, settles, alive] {
+          if (alive.expired()) return;
+          OnTableDiffed(settles, *job);
+        });
+      });
+  PumpReads();  // the read's connection is free
+}
+
+void Watcher::OnTableDiffed(std::uint64_t settles, TableJob& job) {
+  table_read_in_flight_ = false;
+  // The next table read keeps to its share of the time.
+  const auto now = std::chrono::steady_clock::now();
+  const double share = std::clamp(options_.table_read_share, 0.01, 1.0);
+  table_read_not_before_ = now + std::chrono::duration_cast<SteadyTime::duration>(
+                                     (now - table_read_started_) * (1.0 / share - 1.0));
+  if (!job.status.ok()) {
+    detector_.RestoreTable(std::move(job.base));
+    OnError(job.status);
+    table_read_wanted_ = true;
+    BackOffReads();
+    return;
+  }
+  OnSuccess();
+  for (const std::string& service : detector_.ApplyTable(std::move(job.read))) {
+    if (covered_.contains(service)) QueueRead(service, true);
+  }
+  ResolveCatalogMoves(settles);
   read_failures_ = 0;
   PumpReads();
 }
 
-void Watcher::OnCatalogMoved(std::uint64_t index) {
+void Watcher::OnCatalogMoved(std::uint64_t index, bool explained) {
   if (covered_.empty()) return;
+  if (explained) {
+    ScheduleSafetySweep();
+    return;
+  }
   unexplained_moves_.push_back(index);
   ResolveCatalogMoves(std::nullopt);
+  WantTableRead();
+}
+
+void Watcher::WantTableRead() {
+  if (unexplained_moves_.empty()) {
+    if (catalog_grace_timer_) client_.loop().CancelTimer(*catalog_grace_timer_);
+    catalog_grace_timer_.reset();
+    // Explained meanwhile; the first read (the baseline) is still wanted.
+    if (detector_.has_table()) table_read_wanted_ = false;
+    return;
+  }
   // A registration or deregistration whose checks all pass leaves no trace
   // in the detector's filtered answer: one read of the whole table says
   // which service it was. Moves while a read runs wait for the next one.
-  if (!unexplained_moves_.empty()) {
-    table_read_wanted_ = true;
-    PumpReads();
+  // But the detector's answer for the same write may still be on its way
+  // (Consul wakes both queries, in either order): wait for it, briefly.
+  const std::uint64_t latest =
+      *std::max_element(unexplained_moves_.begin(), unexplained_moves_.end());
+  if (detector_.checks_index() < latest) {
+    if (!catalog_grace_timer_) {
+      catalog_grace_timer_ =
+          client_.loop().RunAt(std::chrono::steady_clock::now() + options_.catalog_move_grace,
+                               [this, alive = std::weak_ptr<bool>(alive_)] {
+                                 if (alive.expired()) return;
+                                 catalog_grace_timer_.reset();
+                                 if (unexplained_moves_.empty()) return;
+                                 table_read_wanted_ = true;
+                                 PumpReads();
+                               });
+    }
+    return;
   }
+  if (catalog_grace_timer_) client_.loop().CancelTimer(*catalog_grace_timer_);
+  catalog_grace_timer_.reset();
+  table_read_wanted_ = true;
+  PumpReads();
+}
+
+bool Watcher::ServiceAnsweredAt(std::uint64_t index) const {
+  return std::find(recent_service_indexes_.begin(), recent_service_indexes_.end(), index) !=
+         recent_service_indexes_.end();
+}
+
+void Watcher::ScheduleSafetySweep() {
+  if (safety_sweep_timer_) return;
+  safety_sweep_timer_ =
+      client_.loop().RunAt(std::chrono::steady_clock::now() + options_.safety_sweep_delay,
+                           [this, alive = std::weak_ptr<bool>(alive_)] {
+                             if (alive.expired()) return;
+                             safety_sweep_timer_.reset();
+                             Sweep();
+                           });
 }
 
 void Watcher::ResolveCatalogMoves(std::optional<std::uint64_t> settled_up_to) {
   if (unexplained_moves_.empty()) return;
   const std::size_t before = unexplained_moves_.size();
-  std::erase_if(unexplained_moves_,
-                [this](std::uint64_t index) { return detector_.Explains(index); });
-  if (unexplained_moves_.size() < before && !safety_sweep_timer_) {
-    safety_sweep_timer_ =
-        client_.loop().RunAt(std::chrono::steady_clock::now() + options_.safety_sweep_delay,
-                             [this, alive = std::weak_ptr<bool>(alive_)] {
-                               if (alive.expired()) return;
-                               safety_sweep_timer_.reset();
-                               Sweep();
-                             });
-  }
+  std::erase_if(unexplained_moves_, [this](std::uint64_t index) {
+    return detector_.Explains(index) || ServiceAnsweredAt(index);
+  });
+  if (unexplained_moves_.size() < before) ScheduleSafetySweep();
   if (!settled_up_to) return;
   // A move the table read after it does not explain was a write no check
   // shows (tags, meta, address, an instance without checks).
   const std::size_t unsettled = unexplained_moves_.size();
   std::erase_if(unexplained_moves_, [&](std::uint64_t index) { return index <= *settled_up_to; });
   if (unexplained_moves_.size() < unsettled) Sweep();
-  if (!unexplained_moves_.empty()) table_read_wanted_ = true;
+  WantTableRead();
 }
 
 void Watcher::Sweep() {
@@ -410,7 +531,16 @@ void Watcher::PumpReads() {
   if (read_retry_timer_) return;
   // The table read comes first: it says which services to read.
   if (table_read_wanted_ && !table_read_in_flight_ && reads_in_flight_ < plan_.reads) {
-    StartTableRead();
+    if (std::chrono::steady_clock::now() >= table_read_not_before_) {
+      StartTableRead();
+    } else if (!table_read_timer_) {
+      table_read_timer_ =
+          client_.loop().RunAt(table_read_not_before_, [this, alive = std::weak_ptr<bool>(alive_)] {
+            if (alive.expired()) return;
+            table_read_timer_.reset();
+            PumpReads();
+          });
+    }
   }
   // Reads wait for the detector's baselines: a change between a read and a
   // later baseline would be in neither.
@@ -528,6 +658,13 @@ Status Watcher::ApplyHealth(const std::string& service, std::string_view body, s
   OnSuccess();
   OnServiceRead(service);
   if (covered) detector_.RecordInstances(service, health->instances);
+  recent_service_indexes_.push_back(index);
+  if (recent_service_indexes_.size() > kRecentServiceIndexes) recent_service_indexes_.pop_front();
+  if (!unexplained_moves_.empty()) {
+    // This answer may be the write a catalog move waits for.
+    ResolveCatalogMoves(std::nullopt);
+    if (unexplained_moves_.empty()) WantTableRead();
+  }
 
   ServiceSnapshot snapshot;
   snapshot.datacenter = datacenter_;

@@ -16,19 +16,27 @@
 //   an instance on a node whose node check did, is re-read with a plain
 //   GET, at most R at once (R = B/10, 1 to 8). A move of the catalog's
 //   index (a registration, a deregistration, a tag, meta, address or port
-//   change, an instance without checks) that the filtered answer does not
-//   explain costs one plain read of the whole checks table (in a read
-//   slot), diffed against the previous one; a move that read does not
-//   explain either re-reads every covered service, since the catalog does
-//   not say which one changed. Explained moves schedule such a sweep within
-//   a safety delay, as one answer can hide several writes.
+//   change, an instance without checks) is explained by the catalog's own
+//   answer (a service added, removed or retagged), by a health answer at
+//   that index, or by the filtered answer (a check written at that index;
+//   its answer may arrive a moment after the catalog's, so the move waits
+//   for it, a short grace at most). A move none explains costs one plain
+//   read of the whole checks table (in a read slot), parsed and diffed
+//   against the previous one on a worker thread, so the watch thread keeps
+//   handling answers meanwhile; a move that read does not explain either
+//   re-reads every covered service, since the catalog does not say which
+//   one changed. Explained moves schedule such a sweep within a safety
+//   delay, as one answer can hide several writes.
 // Connections are never abandoned mid-wait: Consul would keep the slot
 // until the wait ends. A query that is no longer wanted is retired (its
 // request runs out) and its slot is reused afterwards.
 //
 // Threads: all watch logic, and every call into the engine, runs on the
 // Consul client's event-loop thread, so neither needs locks and thousands of
-// watched services share one thread. The public methods are thread-safe.
+// watched services share one thread. The one exception is the parse and diff
+// of a whole checks table, on a worker thread that hands the result back to
+// the loop (at most one table at a time). The public methods are
+// thread-safe.
 
 #include <chrono>
 #include <deque>
@@ -50,6 +58,7 @@
 #include "bridge/state/transition_engine.h"
 #include "bridge/watch/change_detector.h"
 #include "bridge/watch/service_filter.h"
+#include "bridge/watch/worker_thread.h"
 
 namespace hb {
 
@@ -70,6 +79,20 @@ struct WatcherOptions {
   // this delay (one answer can hide a second write, e.g. an instance
   // without checks registered at once). Default: 30s.
   std::chrono::milliseconds safety_sweep_delay{std::chrono::seconds(30)};
+  // A catalog move waits at most this long for the change detector's answer
+  // at its index before the whole checks table is read: Consul wakes both
+  // queries for one write, in either order, and the detector's answer
+  // explains most moves (a registration whose check starts critical, a
+  // re-registration that turns a check passing). Default: 25ms.
+  std::chrono::milliseconds catalog_move_grace{25};
+  // Reads of the whole checks table (a request and its parse) take at most
+  // this share of the time: after one that took T, the next waits until
+  // T * (1 / share - 1) has passed. Moves meanwhile are settled together by
+  // that next read. A registration storm so costs Consul and the bridge a
+  // bounded load whatever the datacenter's size, and a passing registration
+  // is seen at worst that much later (about 0.1 s at 10,000 instances, a few
+  // seconds at 100,000). In (0, 1]. Default: 0.25.
+  double table_read_share = 0.25;
 };
 
 // A consistent copy of the watch's health, for /readyz and metrics.
@@ -144,8 +167,9 @@ class Watcher {
   void StartCatalogWatch();
   Status OnCatalog(const QueryAnswer& answer);
   // `catalog_moved`: the catalog's index moved, so any covered service may
-  // have changed in ways no check shows.
-  void ApplyCatalog(std::uint64_t index, bool catalog_moved);
+  // have changed in ways no check shows; `explained`: the answer itself
+  // shows what changed (a service added, removed or retagged).
+  void ApplyCatalog(std::uint64_t index, bool catalog_moved, bool explained = false);
   Status OnHealth(const std::string& service, const QueryAnswer& answer);
   // The one path of every complete health answer into the engine.
   Status ApplyHealth(const std::string& service, std::string_view body, std::uint64_t index,
@@ -176,15 +200,26 @@ class Watcher {
   // filtered answer does not explain; it settles the moves up to `settles`.
   void StartTableRead();
   void OnTableRead(std::uint64_t settles, StatusOr<ReadAnswer> answer);
+  struct TableJob;
+  // The worker's parse and diff of a table read, back on the loop thread.
+  void OnTableDiffed(std::uint64_t settles, TableJob& job);
+  // Reads the whole table for the unexplained moves, once the detector's
+  // answer at their index came (or the grace ran out) without explaining
+  // them.
+  void WantTableRead();
   void BackOffReads();
   void QueueRead(const std::string& service, bool urgent);
   void PumpReads();
   void OnRead(const std::string& service, StatusOr<ReadAnswer> answer);
   void UpdateCounts();
   // A catalog move to `index` with covered services: read the whole table
-  // unless the filtered answer explains it; sweep if that read does not
-  // either, or once the safety delay passed when it does.
-  void OnCatalogMoved(std::uint64_t index);
+  // unless something explains it; sweep if that read does not either, or
+  // once the safety delay passed when it does.
+  void OnCatalogMoved(std::uint64_t index, bool explained);
+  // Whether a health answer came at `index`: Consul's index of a service's
+  // health is the raft index of its last write.
+  bool ServiceAnsweredAt(std::uint64_t index) const;
+  void ScheduleSafetySweep();
   // Drops the moves the detector explains; with `settled_up_to`, the moves
   // up to that index that a table read did not explain sweep.
   void ResolveCatalogMoves(std::optional<std::uint64_t> settled_up_to);
@@ -207,7 +242,8 @@ class Watcher {
   std::chrono::milliseconds agent_retry_delay_;
   std::unique_ptr<BlockingQuery> catalog_query_;
   bool catalog_seen_ = false;
-  CatalogServices catalog_;  // the last answer, for a filter change
+  CatalogServices catalog_;   // the last answer, for a filter change
+  std::string catalog_body_;  // its text, to skip an identical one
   std::uint64_t catalog_index_ = 0;
   std::map<std::string, std::unique_ptr<ServiceWatch>, std::less<>> services_;  // dedicated
   std::map<std::string, CoveredService, std::less<>> covered_;
@@ -248,8 +284,16 @@ class Watcher {
   // whole checks table is due or running; the safety sweep's timer.
   std::vector<std::uint64_t> unexplained_moves_;
   bool table_read_wanted_ = false;
-  bool table_read_in_flight_ = false;
+  bool table_read_in_flight_ = false;  // read, or parsed and diffed on the worker
+  std::optional<EventLoop::TimerId> catalog_grace_timer_;
+  // When the last table read started, and when the next may (its share).
+  SteadyTime table_read_started_{};
+  SteadyTime table_read_not_before_{};
+  std::optional<EventLoop::TimerId> table_read_timer_;
   std::optional<EventLoop::TimerId> safety_sweep_timer_;
+  // The indexes of the last health answers (dedicated and covered), to
+  // explain catalog moves; bounded.
+  std::deque<std::uint64_t> recent_service_indexes_;
   JitterRng rng_{std::random_device{}()};
   std::function<void(const TransitionEngine&)> engine_changed_;
   bool engine_change_posted_ = false;
@@ -263,6 +307,10 @@ class Watcher {
   WatchState state_ GUARDED_BY(state_mutex_);
   bool permission_denied_ GUARDED_BY(state_mutex_) = false;
   bool stopped_ GUARDED_BY(state_mutex_) = false;
+
+  // Parses and diffs table reads; started with the change detector. Last:
+  // destroyed (joined) first, while everything its task may name exists.
+  std::unique_ptr<WorkerThread> table_worker_;
 };
 
 }  // namespace hb

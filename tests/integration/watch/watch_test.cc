@@ -491,6 +491,60 @@ TEST_F(SmallBudgetWatchTest, CoveredPassingRegistrationsAreFoundByOneTableReadNo
   EXPECT_LE(consul_->PeakConnections(), 5u);
 }
 
+// A catalog move that the catalog's own answer explains (a covered service
+// retagged) reads that service at once: no read of the whole checks table,
+// no sweep of the other covered services.
+TEST_F(SmallBudgetWatchTest, ARetaggedCoveredServiceIsReadWithoutATableRead) {
+  for (const char* service : {"a", "b", "c", "d"}) {
+    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
+  }
+  StartWatching();
+  ASSERT_EQ(watcher_->State().covered_services, 2u);  // c and d
+  const std::string filtered = "/v1/health/state/any?filter=" + std::string(kNotPassingFilter);
+  ASSERT_TRUE(WaitUntil([&] { return consul_->RequestCounts()[filtered] >= 1; }));
+  auto counts = consul_->RequestCounts();
+  const int c_reads = counts["/v1/health/service/c"];
+  const int d_reads = counts["/v1/health/service/d"];
+  const int table_reads = counts["/v1/health/state/any"] - counts[filtered];
+
+  json retagged = Kratos("c-1", "c");
+  retagged["Tags"] = {"version=2.5.0"};
+  ASSERT_EQ(consul_->RegisterService(retagged), "");
+  ASSERT_TRUE(
+      WaitUntil([&] { return consul_->RequestCounts()["/v1/health/service/c"] > c_reads; }));
+  ASSERT_TRUE(consul_->UpdateCheck("service:c-1", "critical", "boom"));
+  EXPECT_THAT(events_.Next(1), ElementsAre("instance.down c-1 critical"));
+  EXPECT_EQ(events_.last().tags, std::vector<std::string>{"version=2.5.0"});
+  EXPECT_THAT(events_.Next(1), ElementsAre("service.down c"));
+  counts = consul_->RequestCounts();
+  EXPECT_EQ(counts["/v1/health/state/any"] - counts[filtered], table_reads);
+  EXPECT_EQ(counts["/v1/health/service/d"], d_reads);  // no sweep
+}
+
+// A passing registration costs a read of the whole checks table, parsed on a
+// worker thread: a health change of another covered service landing at the
+// same moment is reported as well, whichever finishes first.
+TEST_F(SmallBudgetWatchTest, AHealthChangeLandingDuringATableReadIsReported) {
+  for (const char* service : {"a", "b", "c", "d"}) {
+    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
+  }
+  StartWatching();
+  ASSERT_EQ(watcher_->State().covered_services, 2u);  // c and d
+  for (int round = 0; round < 5; ++round) {
+    const std::string id = "d-" + std::to_string(round + 2);
+    ASSERT_EQ(consul_->RegisterService(Kratos(id, "d")), "");  // passing: the table names it
+    ASSERT_TRUE(consul_->UpdateCheck("service:c-1", round % 2 == 0 ? "critical" : "passing"));
+    const std::vector<std::string> c_events =
+        round % 2 == 0 ? std::vector<std::string>{"instance.down c-1 critical", "service.down c"}
+                       : std::vector<std::string>{"instance.up c-1", "service.up c"};
+    EXPECT_THAT(events_.Next(4),
+                ::testing::UnorderedElementsAre("instance.registered " + id, "instance.up " + id,
+                                                c_events[0], c_events[1]))
+        << "round " << round;
+  }
+  EXPECT_LE(consul_->PeakConnections(), 5u);
+}
+
 TEST_F(SmallBudgetWatchTest, AServiceLeavingFreesItsSlotForACoveredOneOnceItsQueryEnded) {
   for (const char* service : {"a", "b", "c", "d"}) {
     ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");

@@ -474,15 +474,24 @@ void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::R
     });
     if (--watched->waiters == 0) watched_.erase(endpoint);
   }
-  Answer served = answer();
-  if (may_be_malformed && malformed_count_ > 0) {
-    --malformed_count_;
-    served.body = R"([{"Node": {"Node": 42}, "Service": "broken")";
+  const bool malformed = may_be_malformed && malformed_count_ > 0;
+  if (malformed) --malformed_count_;
+  const bool known_leader = known_leader_;
+  lock.unlock();
+  Answer served;
+  std::uint64_t index = 0;
+  {
+    // The answer and its index from one state, without holding up other
+    // reads: Consul serves reads from a snapshot, and the whole checks
+    // table is 32 MB at 100,000 instances.
+    std::shared_lock read(mutex_);
+    served = answer();
+    index = header_index ? header_index() : watch_index();
   }
+  if (malformed) served.body = R"([{"Node": {"Node": 42}, "Service": "broken")";
   response.status = served.status;
-  response.set_header("X-Consul-Index",
-                      std::to_string(header_index ? header_index() : watch_index()));
-  response.set_header("X-Consul-KnownLeader", known_leader_ ? "true" : "false");
+  response.set_header("X-Consul-Index", std::to_string(index));
+  response.set_header("X-Consul-KnownLeader", known_leader ? "true" : "false");
   response.set_header("X-Consul-LastContact", "0");
   response.set_content(served.body, "application/json");
 }

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 
@@ -183,15 +184,18 @@ class ConsulTestServer {
   // Consul's per-watch channels: one change must not wake every held
   // long-poll, or thousands of them turn each change into a stampede.
   struct WatchedEndpoint {
-    std::condition_variable changed;
+    std::condition_variable_any changed;
     std::function<std::uint64_t()> index_of;
     std::uint64_t notified_index = 0;
     int waiters = 0;
   };
 
-  std::mutex mutex_;
+  // Exclusive for writes and waits; answers are built under a shared lock,
+  // as Consul serves reads from a snapshot: a large read (the whole checks
+  // table is 32 MB at 100,000 instances) never holds up other reads.
+  std::shared_mutex mutex_;
   std::string acl_token_;  // guarded by mutex_; options_.acl_token until SetAclToken()
-  std::condition_variable background_wake_;
+  std::condition_variable_any background_wake_;
   std::map<std::string, std::unique_ptr<WatchedEndpoint>> watched_;  // GUARDED_BY(mutex_)
   TestCatalog catalog_;                                              // GUARDED_BY(mutex_)
   SessionStore sessions_;                                            // GUARDED_BY(mutex_)

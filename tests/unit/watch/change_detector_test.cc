@@ -199,6 +199,57 @@ TEST_F(UnhealthySetTest, TheTableReadNamesPassingRegistrationsAndDeregistrations
   EXPECT_FALSE(detector_.Explains(130));
 }
 
+// The whole table is diffed off the watch thread: while a read is out for
+// its diff, the filtered answers keep naming services, and the read's result
+// is taken back afterwards.
+TEST_F(UnhealthySetTest, FilteredAnswersAreDiffedWhileATableReadIsOutForItsDiff) {
+  const auto api = ServiceCheck("node-c", "api-1", "api", "passing", 120);
+  ChangeDetector::TableBase base = detector_.TakeTable();
+  EXPECT_TRUE(base.has_baseline);
+  EXPECT_TRUE(detector_.has_baseline());  // a change after the baseline still shows
+  // A lapse lands while the table is diffed elsewhere.
+  EXPECT_THAT(detector_.OnChecks({ServiceCheck("node-a", "db-1", "db", "critical", 121)}, 121),
+              ElementsAre("db"));
+  EXPECT_TRUE(detector_.Explains(121));
+  ChangeDetector::TableRead read = ChangeDetector::DiffTable({api}, 120, base);
+  EXPECT_THAT(detector_.ApplyTable(std::move(read)), ElementsAre("api"));
+  EXPECT_TRUE(detector_.Explains(120));
+  // The next read is diffed against the one taken back.
+  EXPECT_THAT(detector_.OnTable({api}, 122), IsEmpty());
+}
+
+// Table reads keep to a share of the time, so one may come after the same
+// check was written again (registered passing, lapsed, re-registered): the
+// catalog's earlier move is still that service's, not a write no check shows.
+TEST_F(UnhealthySetTest, ATableReadAfterLaterWritesOfTheSameCheckStillExplainsTheEarlierMoves) {
+  const auto api = ServiceCheck("node-c", "api-1", "api", "passing", 122);
+  EXPECT_THAT(detector_.OnTable({api}, 122), ElementsAre("api"));
+  EXPECT_TRUE(detector_.Explains(120));
+  EXPECT_TRUE(detector_.Explains(122));
+  EXPECT_FALSE(detector_.Explains(100));  // before the read before: settled by it
+  EXPECT_FALSE(detector_.Explains(123));  // after this read
+  EXPECT_THAT(detector_.OnTable({api}, 130), IsEmpty());
+  EXPECT_FALSE(detector_.Explains(125));  // nothing named since: a write no check shows
+}
+
+TEST_F(UnhealthySetTest, ATableReadStartedBeforeAResetIsDropped) {
+  ChangeDetector::TableBase base = detector_.TakeTable();
+  detector_.Reset();
+  const auto api = ServiceCheck("node-c", "api-1", "api", "passing", 120);
+  EXPECT_THAT(detector_.ApplyTable(ChangeDetector::DiffTable({api}, 120, base)), IsEmpty());
+  EXPECT_FALSE(detector_.has_table());  // the next read is the new baseline
+  EXPECT_THAT(detector_.OnTable({api}, 121), IsEmpty());
+  EXPECT_TRUE(detector_.has_table());
+}
+
+TEST_F(UnhealthySetTest, AFailedTableReadKeepsTheLastReadAsItsBaseline) {
+  const auto api = ServiceCheck("node-c", "api-1", "api", "passing", 120);
+  EXPECT_THAT(detector_.OnTable({api}, 120), ElementsAre("api"));
+  detector_.RestoreTable(detector_.TakeTable());  // the next read was malformed
+  EXPECT_THAT(detector_.OnTable({api}, 121), IsEmpty());
+  EXPECT_THAT(detector_.OnTable({}, 122), ElementsAre("api"));
+}
+
 TEST(ConnectionPlan, SpendsTheBudgetOnTheCatalogTheDetectorReadsAndDedicatedQueries) {
   const ConnectionPlan standard = ConnectionPlan::For(100);
   EXPECT_EQ(standard.reads, 8u);

@@ -53,7 +53,7 @@ Status ClusterCoordinator::Start() {
         }
         if (observer_ != nullptr) observer_->OnServicesWatched(watched.size());
         {
-          std::lock_guard lock(mutex_);
+          MutexLock lock(&mutex_);
           services_ = std::move(watched);
         }
         Poke();
@@ -83,7 +83,7 @@ void ClusterCoordinator::StartMembersWatch() {
         }
         std::sort(live.begin(), live.end());
         {
-          std::lock_guard lock(mutex_);
+          MutexLock lock(&mutex_);
           if (members_ != live) {
             spdlog::info("cluster: {} live members: {}", live.size(), fmt::join(live, ", "));
           }
@@ -100,10 +100,10 @@ void ClusterCoordinator::StartMembersWatch() {
 
 void ClusterCoordinator::Poke() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     dirty_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
 }
 
 void ClusterCoordinator::OnSessionChanged() { Poke(); }
@@ -113,16 +113,18 @@ void ClusterCoordinator::OnSessionRenewFailed() {
 }
 
 void ClusterCoordinator::Run() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(&mutex_);
   while (!stop_) {
     dirty_ = false;
-    lock.unlock();
+    lock.Unlock();
     Reconcile();
-    lock.lock();
+    lock.Lock();
     // Woken by a change, or after the retry interval: a refused acquisition
     // (the previous owner still holds the lock, a lock-delay runs) and the
     // session's validity are looked at again then.
-    wake_.wait_for(lock, options_.retry_interval, [this] { return stop_ || dirty_; });
+    const auto deadline = std::chrono::steady_clock::now() + options_.retry_interval;
+    while (!stop_ && !dirty_ && wake_.WaitUntil(&mutex_, deadline)) {
+    }
   }
 }
 
@@ -130,7 +132,7 @@ void ClusterCoordinator::Reconcile() {
   const std::optional<SessionLease> lease = keeper_->Current();
   std::size_t lost = 0;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     // Locks taken under an older session are void: Consul released them.
     for (auto it = held_.begin(); it != held_.end();) {
       if (!lease || it->second.generation != lease->generation) {
@@ -153,7 +155,7 @@ void ClusterCoordinator::Reconcile() {
 
   std::uint64_t announced;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     announced = announced_generation_;
   }
   if (announced != lease->generation) {
@@ -174,7 +176,7 @@ void ClusterCoordinator::Reconcile() {
       return;
     }
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(&mutex_);
       announced_generation_ = lease->generation;
     }
     spdlog::info("cluster: member {} announced under {}", options_.member_id, options_.prefix);
@@ -185,7 +187,7 @@ void ClusterCoordinator::Reconcile() {
   std::vector<std::string> to_acquire;
   std::vector<std::string> to_release;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     // Ownership waits for the first answers: a replica that guessed it was
     // alone would take every service and hand most back a moment later.
     if (!members_ || !services_) return;
@@ -224,7 +226,7 @@ void ClusterCoordinator::Reconcile() {
   std::size_t acquired_count = 0;
   for (const std::string& service : to_acquire) {
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(&mutex_);
       if (stop_) return;
     }
     if (!keeper_->ValidAt(lease->generation, clock_.Now())) break;
@@ -236,7 +238,7 @@ void ClusterCoordinator::Reconcile() {
     auto entry = writes_->Get(key);
     if (!entry.ok() || !*entry || (*entry)->session != lease->id) continue;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(&mutex_);
       held_[service] = HeldLock{(*entry)->lock_index, lease->generation};
     }
     ++acquired_count;
@@ -249,7 +251,7 @@ void ClusterCoordinator::Reconcile() {
     wanted_since_.erase(service);
   }
   if (observer_ != nullptr) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     observer_->OnOwned(held_.size());
   }
   if (acquired_count > 0 || !to_release.empty()) {
@@ -260,7 +262,7 @@ void ClusterCoordinator::Reconcile() {
 std::optional<std::uint64_t> ClusterCoordinator::EpochFor(std::string_view service) const {
   HeldLock held;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     auto it = held_.find(std::string(service));
     if (it == held_.end()) return std::nullopt;
     held = it->second;
@@ -273,7 +275,7 @@ ClusterSnapshot ClusterCoordinator::Snapshot() const {
   ClusterSnapshot snapshot;
   std::optional<SessionLease> lease = keeper_ ? keeper_->Current() : std::nullopt;
   snapshot.session_valid = lease && keeper_->ValidAt(lease->generation, clock_.Now());
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   snapshot.announced = lease && announced_generation_ == lease->generation;
   if (members_) snapshot.members = *members_;
   snapshot.services = services_ ? services_->size() : 0;
@@ -283,10 +285,10 @@ ClusterSnapshot ClusterCoordinator::Snapshot() const {
 
 void ClusterCoordinator::StopThreads() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     stop_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (worker_.joinable()) worker_.join();
   catalog_watch_.reset();
   members_watch_.reset();
@@ -295,7 +297,7 @@ void ClusterCoordinator::StopThreads() {
 void ClusterCoordinator::Leave() {
   std::unordered_map<std::string, HeldLock> held;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     held = std::exchange(held_, {});  // the gate closes first
   }
   StopThreads();
@@ -327,7 +329,7 @@ void ClusterCoordinator::Leave() {
 void ClusterCoordinator::Abandon() {
   StopThreads();
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     held_.clear();
   }
   if (keeper_) keeper_->Stop(/*destroy=*/false);

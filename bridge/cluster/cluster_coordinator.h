@@ -23,12 +23,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -41,6 +39,7 @@
 #include "bridge/cluster/consul_kv_client.h"
 #include "bridge/cluster/session_keeper.h"
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
 #include "bridge/consul/consul_client.h"
 
@@ -137,14 +136,16 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   std::unique_ptr<SessionKeeper> keeper_;
   std::unique_ptr<ConsulKvClient> writes_;  // worker thread only
 
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stop_ = false;                                // GUARDED_BY(mutex_)
-  bool dirty_ = true;                                // GUARDED_BY(mutex_)
-  std::optional<std::vector<std::string>> members_;  // GUARDED_BY(mutex_): live, from the watch
-  std::optional<std::set<std::string>> services_;   // GUARDED_BY(mutex_): watched, from the catalog
-  std::unordered_map<std::string, HeldLock> held_;  // GUARDED_BY(mutex_)
-  std::uint64_t announced_generation_ = 0;          // GUARDED_BY(mutex_)
+  mutable Mutex mutex_;
+  CondVar wake_;
+  bool stop_ GUARDED_BY(mutex_) = false;
+  bool dirty_ GUARDED_BY(mutex_) = true;
+  // Live, from the watch.
+  std::optional<std::vector<std::string>> members_ GUARDED_BY(mutex_);
+  // Watched, from the catalog.
+  std::optional<std::set<std::string>> services_ GUARDED_BY(mutex_);
+  std::unordered_map<std::string, HeldLock> held_ GUARDED_BY(mutex_);
+  std::uint64_t announced_generation_ GUARDED_BY(mutex_) = 0;
   // Services the membership gives this replica that it does not hold yet,
   // since when: the takeover latency.
   std::unordered_map<std::string, SteadyTime> wanted_since_;  // worker thread

@@ -16,7 +16,7 @@ SessionKeeper::SessionKeeper(SessionKeeperOptions options, std::unique_ptr<Consu
 SessionKeeper::~SessionKeeper() { Stop(false); }
 
 void SessionKeeper::Start() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   if (thread_.joinable()) return;
   stop_ = false;
   thread_ = std::thread([this] { Run(); });
@@ -24,14 +24,14 @@ void SessionKeeper::Start() {
 
 void SessionKeeper::Stop(bool destroy) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     stop_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (thread_.joinable()) thread_.join();
   std::optional<SessionLease> lease;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     lease = std::exchange(lease_, std::nullopt);
   }
   if (destroy && lease) {
@@ -43,22 +43,24 @@ void SessionKeeper::Stop(bool destroy) {
 }
 
 std::optional<SessionLease> SessionKeeper::Current() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return lease_;
 }
 
 bool SessionKeeper::ValidAt(std::uint64_t generation, SteadyTime now) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return lease_ && lease_->generation == generation && now < lease_->valid_until;
 }
 
 void SessionKeeper::Run() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(&mutex_);
   while (!stop_) {
-    lock.unlock();
+    lock.Unlock();
     const std::chrono::milliseconds wait = Step();
-    lock.lock();
-    wake_.wait_for(lock, wait, [this] { return stop_; });
+    lock.Lock();
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    while (!stop_ && wake_.WaitUntil(&mutex_, deadline)) {
+    }
   }
 }
 
@@ -75,7 +77,7 @@ std::chrono::milliseconds SessionKeeper::Step() {
     }
     create_failures_ = 0;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(&mutex_);
       lease_ = SessionLease{created->id, next_generation_++, sent_at + validity()};
     }
     spdlog::info("cluster: session {} created (TTL {} ms, lock-delay {} ms)", created->id,
@@ -91,7 +93,7 @@ std::chrono::milliseconds SessionKeeper::Step() {
       spdlog::debug("cluster: session {} renewed with a longer TTL ({} ms) than asked", lease->id,
                     renewed->count());
     }
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (lease_ && lease_->generation == lease->generation) {
       lease_->valid_until = sent_at + std::min(*renewed, options_.ttl) - options_.ttl / 5;
     }
@@ -104,7 +106,7 @@ std::chrono::milliseconds SessionKeeper::Step() {
         "lost, creating a new one",
         lease->id);
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(&mutex_);
       lease_.reset();
     }
     if (observer_ != nullptr) observer_->OnSessionChanged();

@@ -19,17 +19,16 @@
 // trusts: it counts the TTL it asked for, and renews every third of it.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 
 #include "bridge/cluster/consul_kv_client.h"
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 
 namespace hb {
 
@@ -89,11 +88,11 @@ class SessionKeeper {
   const Clock& clock_;
   SessionKeeperObserver* const observer_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stop_ = false;                  // GUARDED_BY(mutex_)
-  std::optional<SessionLease> lease_;  // GUARDED_BY(mutex_)
-  std::uint64_t next_generation_ = 1;  // GUARDED_BY(mutex_)
+  mutable Mutex mutex_;
+  CondVar wake_;
+  bool stop_ GUARDED_BY(mutex_) = false;
+  std::optional<SessionLease> lease_ GUARDED_BY(mutex_);
+  std::uint64_t next_generation_ GUARDED_BY(mutex_) = 1;
   int create_failures_ = 0;            // keeper thread
   std::thread thread_;
 };

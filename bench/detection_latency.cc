@@ -107,7 +107,7 @@ class KafkaArrivals {
     }
   }
 
-  hb::testing::TopicReader reader_;
+  hb::test_support::TopicReader reader_;
   mutable std::mutex mutex_;
   std::vector<std::pair<std::string, Clock::time_point>> messages_;  // guarded by mutex_
   std::jthread thread_;  // last: joins before the members it reads are gone
@@ -143,15 +143,15 @@ json Summary(const std::vector<double>& ms, int expected) {
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-long TotalRequests(hb::testing::ConsulTestServer& consul) {
+long TotalRequests(hb::test_support::ConsulTestServer& consul) {
   long total = 0;
   for (const auto& [path, count] : consul.RequestCounts()) total += count;
   return total;
 }
 
 int Run(const Options& options) {
-  hb::testing::ConsulTestServerOptions server_options;
-  hb::testing::ConsulTestServer consul(server_options);
+  hb::test_support::ConsulTestServerOptions server_options;
+  hb::test_support::ConsulTestServer consul(server_options);
   if (consul.Start() == 0) {
     std::cerr << "detection_latency: cannot start the Consul test server\n";
     return 1;
@@ -191,11 +191,11 @@ int Run(const Options& options) {
     }
   }
 
-  hb::testing::MockKafkaCluster kafka(1);
+  hb::test_support::MockKafkaCluster kafka(1);
   kafka.CreateTopic(kTopic, 1);
-  hb::testing::WebhookReceiver receiver;
+  hb::test_support::WebhookReceiver receiver;
   KafkaArrivals kafka_arrivals(kafka.bootstraps());
-  hb::testing::BridgeProcess bridge(
+  hb::test_support::BridgeProcess bridge(
       options.bridge, BridgeConfig(consul.address(), receiver.url(), kafka.bootstraps()));
   if (!bridge.ok()) {
     std::cerr << "detection_latency: the bridge never synced\n" << bridge.process().Stderr();

@@ -32,9 +32,9 @@ constexpr int kInstances = 2'000;
 
 enum class Target { kMockCluster, kRealBroker };
 
-testing::MockKafkaCluster& Cluster() {
+test_support::MockKafkaCluster& Cluster() {
   static const auto cluster = [] {
-    auto created = std::make_unique<testing::MockKafkaCluster>(3);
+    auto created = std::make_unique<test_support::MockKafkaCluster>(3);
     created->CreateTopic(kTopic, kPartitions);
     return created;
   }();
@@ -59,7 +59,7 @@ std::vector<Event> Events() {
   events.reserve(kEventsPerRun);
   for (int i = 0; i < kEventsPerRun; ++i) {
     events.push_back(
-        testing::InstanceEvent("payments-" + std::to_string(i % kInstances),
+        test_support::InstanceEvent("payments-" + std::to_string(i % kInstances),
                                i % 2 == 0 ? EventType::kInstanceDown : EventType::kInstanceUp,
                                static_cast<std::uint64_t>(1000 + i / kInstances)));
   }
@@ -127,7 +127,7 @@ class BareProducer {
     std::string key, value;
   };
   std::atomic<std::size_t> acknowledged_{0};
-  testing::KafkaHandle producer_;
+  test_support::KafkaHandle producer_;
   std::vector<Payload> payloads_;
 };
 
@@ -137,7 +137,7 @@ class BareProducer {
 // pinned this one), so the producers measured here stay on their core and
 // the broker runs beside them, as it would on its own machine. It runs at
 // its steady speed (C2, G1), not the tests' fast-start settings.
-testing::KafkaBroker& RealBroker() {
+test_support::KafkaBroker& RealBroker() {
   static const auto broker = [] {
     cpu_set_t pinned;
     sched_getaffinity(0, sizeof(pinned), &pinned);
@@ -145,9 +145,9 @@ testing::KafkaBroker& RealBroker() {
     CPU_ZERO(&every);
     for (int cpu = 0; cpu < get_nprocs_conf() && cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &every);
     sched_setaffinity(0, sizeof(every), &every);
-    testing::KafkaBroker::Options options;
+    test_support::KafkaBroker::Options options;
     options.fast_start = false;
-    auto started = std::make_unique<testing::KafkaBroker>(options);
+    auto started = std::make_unique<test_support::KafkaBroker>(options);
     sched_setaffinity(0, sizeof(pinned), &pinned);
     if (!started->WaitReady(std::chrono::seconds(120))) {
       throw std::runtime_error("the Kafka broker did not become ready:\n" + started->Log());

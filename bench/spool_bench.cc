@@ -55,7 +55,7 @@ void BM_RouterDelivery(benchmark::State& state) {
   std::vector<Event> events;
   for (int i = 0; i < kEventsPerRun; ++i) {
     events.push_back(
-        testing::InstanceEvent("payments-" + std::to_string(i % kInstances),
+        test_support::InstanceEvent("payments-" + std::to_string(i % kInstances),
                                i % 2 == 0 ? EventType::kInstanceDown : EventType::kInstanceUp,
                                static_cast<std::uint64_t>(1000 + i)));
   }

@@ -69,7 +69,7 @@ Filled Fill(const std::filesystem::path& dir, std::uint64_t max_bytes) {
   for (std::uint64_t index = 1;; ++index) {
     const int service = static_cast<int>(index % kServices);
     const int instance = static_cast<int>((index / kServices) % kInstancesPerService);
-    hb::Event event = hb::testing::InstanceEvent(
+    hb::Event event = hb::test_support::InstanceEvent(
         "svc-" + std::to_string(service) + "-" + std::to_string(instance),
         index % 2 == 0 ? hb::EventType::kInstanceDown : hb::EventType::kInstanceUp, index,
         "svc-" + std::to_string(service));
@@ -88,7 +88,7 @@ struct Run {
   bool drained = false;
 };
 
-Run StartAndDrain(const Options& options, const hb::testing::ConsulTestServer& consul,
+Run StartAndDrain(const Options& options, const hb::test_support::ConsulTestServer& consul,
                   const std::filesystem::path& state_dir) {
   std::ostringstream config;
   config << "consul: {address: " << consul.address() << "}\n"
@@ -98,7 +98,7 @@ Run StartAndDrain(const Options& options, const hb::testing::ConsulTestServer& c
          << "    type: log\n"
          << "    queue: {capacity: " << options.capacity << "}\n";
   const auto started = Clock::now();
-  hb::testing::BridgeProcess bridge(options.bridge, config.str(), {}, std::chrono::minutes(5));
+  hb::test_support::BridgeProcess bridge(options.bridge, config.str(), {}, std::chrono::minutes(5));
   Run run;
   if (!bridge.ok()) {
     std::cerr << "spool_replay: the bridge did not start\n" << bridge.process().Stderr();
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  hb::testing::ConsulTestServer consul;
+  hb::test_support::ConsulTestServer consul;
   if (consul.Start() == 0) return 1;
   consul.RegisterService(hb::bench::Registration("svc-0", "svc-0-0", "10m"));
   const auto root =

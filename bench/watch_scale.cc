@@ -144,11 +144,11 @@ class DownLines {
 };
 
 int Run(const Options& options) {
-  hb::testing::ConsulTestServerOptions server_options;  // Consul's limits, on
+  hb::test_support::ConsulTestServerOptions server_options;  // Consul's limits, on
   server_options.max_conns_per_client = static_cast<std::size_t>(options.server_limit);
   // Every open connection (a held blocking query) occupies one server
   // thread; it sleeps in a futex or poll() until it has work.
-  hb::testing::ConsulTestServer consul(server_options);
+  hb::test_support::ConsulTestServer consul(server_options);
   if (consul.Start() == 0) {
     std::cerr << "watch_scale: cannot start the Consul test server\n";
     return 1;
@@ -173,11 +173,11 @@ int Run(const Options& options) {
   }
   // Registrations went through the server's API, not over connections.
   consul.ResetPeakConnections();
-  hb::testing::ChildProcess::Options child_options;
+  hb::test_support::ChildProcess::Options child_options;
   child_options.env["CONSUL_HTTP_ADDR"] = consul.address();
   child_options.pipe_stdout = true;
   const auto started = Clock::now();
-  hb::testing::ChildProcess bridge(options.bridge, {"--config", config.string()}, child_options);
+  hb::test_support::ChildProcess bridge(options.bridge, {"--config", config.string()}, child_options);
   DownLines lines(bridge.stdout_pipe());
   if (!bridge.WaitForStderr("initial sync complete", milliseconds(600000))) {
     std::cerr << "watch_scale: the bridge never synced\n" << bridge.Stderr();

@@ -13,7 +13,7 @@
 #include "bridge/common/status.h"
 #include "bridge/model/cloud_event.h"
 #include "config/bridge_config.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 
 namespace prometheus {
 class Registry;

@@ -23,7 +23,7 @@
 #include "bridge/router/route_filter.h"
 #include "bridge/router/sink_storage.h"
 #include "bridge/router/sink_worker.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 
 namespace hb {
 

@@ -10,7 +10,7 @@
 
 #include "bridge/router/dead_letter.h"
 #include "bridge/spool/spool.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 
 namespace hb {
 

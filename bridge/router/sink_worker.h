@@ -35,7 +35,7 @@
 #include "bridge/common/mutex.h"
 #include "bridge/router/delivery_observer.h"
 #include "bridge/router/sink_storage.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 
 namespace hb {
 

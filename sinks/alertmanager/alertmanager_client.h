@@ -16,7 +16,7 @@
 #include "bridge/common/curl_handles.h"
 #include "bridge/common/status.h"
 #include "sinks/alertmanager/alertmanager_config.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 
 namespace hb {
 

@@ -52,7 +52,7 @@
 #include "sinks/alertmanager/alertmanager_alerts.h"
 #include "sinks/alertmanager/alertmanager_client.h"
 #include "sinks/alertmanager/alertmanager_config.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 #include "sinks/sink_registry.h"
 
 namespace hb {

@@ -14,7 +14,7 @@
 #include "bridge/common/status.h"
 #include "bridge/model/cloud_event.h"
 #include "sinks/kafka/kafka_config.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 #include "sinks/sink_registry.h"
 
 namespace hb {

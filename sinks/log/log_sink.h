@@ -4,7 +4,7 @@
 #include <string>
 
 #include "bridge/model/cloud_event.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 #include "sinks/sink_registry.h"
 
 namespace hb {

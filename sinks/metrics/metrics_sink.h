@@ -21,7 +21,7 @@
 
 #include "bridge/common/clock.h"
 #include "sinks/metrics/metrics_config.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 #include "sinks/sink_registry.h"
 
 namespace hb {

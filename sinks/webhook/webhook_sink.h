@@ -14,7 +14,7 @@
 #include "bridge/common/curl_handles.h"
 #include "bridge/common/status.h"
 #include "bridge/model/cloud_event.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 #include "sinks/sink_registry.h"
 #include "sinks/webhook/webhook_config.h"
 

@@ -15,7 +15,7 @@
 #include "bridge/router/dead_letter.h"
 #include "bridge/router/sink_storage.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 // <dir>/<sink>.dead.jsonl: where DeadLetterStorage() writes.
 inline std::filesystem::path DeadLetterPath(const std::filesystem::path& dir,
@@ -43,4 +43,4 @@ inline std::vector<nlohmann::json> ReadDeadLetters(const std::filesystem::path& 
   return lines;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

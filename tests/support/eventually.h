@@ -26,7 +26,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace hb::testing {
+namespace hb::test_support {
 
 // How often the helpers below look again: short next to any timeout a test
 // uses, long enough not to starve the threads the test waits for.
@@ -92,4 +92,4 @@ template <typename Items, typename IsMarker>
   return ::testing::AssertionSuccess();
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

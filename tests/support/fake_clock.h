@@ -7,7 +7,7 @@
 
 #include "bridge/common/clock.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 // Safe for concurrent use: Advance() may run on the test thread while a
 // component reads Now() on its own thread.
@@ -31,4 +31,4 @@ class FakeClock final : public Clock {
   std::atomic<std::int64_t> offset_ns_{0};
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "bridge/model/event.h"
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 inline Event InstanceEvent(std::string instance, EventType type, std::uint64_t index,
                            std::string service = "payments") {
@@ -38,4 +38,4 @@ inline Event InstanceEvent(std::string instance, EventType type, std::uint64_t i
 
 inline EventPtr Shared(Event event) { return std::make_shared<const Event>(std::move(event)); }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -6,7 +6,7 @@
 // pass proves the size, the sanitizer passes look for memory errors and
 // races, which a fraction of the repetitions exercises as well.
 
-namespace hb::testing {
+namespace hb::test_support {
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 inline constexpr bool kSanitizerBuild = true;
@@ -20,4 +20,4 @@ inline constexpr bool kSanitizerBuild = false;
 inline constexpr bool kSanitizerBuild = false;
 #endif
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

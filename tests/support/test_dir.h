@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <string>
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class TestDir {
  public:
@@ -35,4 +35,4 @@ class TestDir {
   std::filesystem::path path_;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

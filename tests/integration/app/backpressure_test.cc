@@ -24,10 +24,10 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::Answer;
-using testing::BridgeProcess;
-using testing::ReceivedRequest;
-using testing::WebhookReceiver;
+using test_support::Answer;
+using test_support::BridgeProcess;
+using test_support::ReceivedRequest;
+using test_support::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 constexpr int kInstances = 30;
@@ -36,7 +36,7 @@ constexpr seconds kShutdownTimeout{1};
 
 ::testing::AssertionResult WaitFor(const std::function<bool()>& done,
                                    std::chrono::milliseconds timeout) {
-  return testing::Eventually(done, timeout);
+  return test_support::Eventually(done, timeout);
 }
 
 std::size_t InstanceEvents(const std::vector<ReceivedRequest>& requests) {
@@ -100,10 +100,10 @@ class BackpressureTest : public ::testing::Test {
     return client.Get(path);
   }
 
-  testing::ConsulTestServer consul_;
+  test_support::ConsulTestServer consul_;
   WebhookReceiver dead_{[](std::size_t, const ReceivedRequest&) { return Answer(503); }};
   WebhookReceiver healthy_;
-  testing::TestDir state_dir_{"hb-backpressure"};
+  test_support::TestDir state_dir_{"hb-backpressure"};
 };
 
 TEST_F(BackpressureTest, ADeadSinkHoldsBackNeitherTheWatchNorAHealthySinkNorShutdown) {

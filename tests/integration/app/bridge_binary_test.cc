@@ -19,11 +19,11 @@ namespace hb {
 namespace {
 
 using std::chrono::milliseconds;
-using testing::ChildProcess;
+using test_support::ChildProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::RunResult;
-using testing::RunToCompletion;
+using test_support::RunResult;
+using test_support::RunToCompletion;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 const std::filesystem::path kExamples = std::filesystem::path(HB_SOURCE_DIR) / "config/examples";
@@ -169,7 +169,7 @@ TEST(BridgeBinary, AMissingConfigFileIsNamed) {
 }
 
 TEST(BridgeBinary, RunsAgainstConsulPrintsEventsAndStopsCleanlyOnSigterm) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
   consul.RegisterService(nlohmann::json{
       {"ID", "payments-1"},
@@ -194,7 +194,7 @@ TEST(BridgeBinary, RunsAgainstConsulPrintsEventsAndStopsCleanlyOnSigterm) {
     events.push_back(nlohmann::json::parse(line));  // every stdout line is one CloudEvent
   }
   ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(testing::LogLinesSchemaViolations(bridge.Stdout()), "");
+  EXPECT_EQ(test_support::LogLinesSchemaViolations(bridge.Stdout()), "");
   EXPECT_EQ(events[0]["type"], "io.healthbridge.instance.down");
   EXPECT_EQ(events[0]["specversion"], "1.0");
   EXPECT_EQ(events[0]["data"]["instance_id"], "payments-1");
@@ -207,9 +207,9 @@ TEST(BridgeBinary, RunsAgainstConsulPrintsEventsAndStopsCleanlyOnSigterm) {
 }
 
 TEST(BridgeBinary, ARotatedTokenFileIsReadAgainAfterA403AndWatchingGoesOn) {
-  testing::ConsulTestServerOptions options;
+  test_support::ConsulTestServerOptions options;
   options.acl_token = "token-before";
-  testing::ConsulTestServer consul(options);
+  test_support::ConsulTestServer consul(options);
   ASSERT_NE(consul.Start(), 0);
   consul.RegisterService(nlohmann::json{
       {"ID", "payments-1"},

@@ -19,12 +19,12 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::Answer;
-using testing::BridgeProcess;
-using testing::ConsumedMessage;
-using testing::ReceivedRequest;
-using testing::TopicReader;
-using testing::WebhookReceiver;
+using test_support::Answer;
+using test_support::BridgeProcess;
+using test_support::ConsumedMessage;
+using test_support::ReceivedRequest;
+using test_support::TopicReader;
+using test_support::WebhookReceiver;
 using Clock = std::chrono::steady_clock;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
@@ -71,8 +71,8 @@ class DeliveryTest : public ::testing::Test {
     return nlohmann::json::parse(cloud_event)["id"];
   }
 
-  testing::ConsulTestServer consul_;
-  testing::MockKafkaCluster kafka_;
+  test_support::ConsulTestServer consul_;
+  test_support::MockKafkaCluster kafka_;
   WebhookReceiver receiver_;
   std::unique_ptr<BridgeProcess> bridge_;
 };

@@ -25,11 +25,11 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::Answer;
-using testing::BridgeProcess;
+using test_support::Answer;
+using test_support::BridgeProcess;
 using ::testing::HasSubstr;
-using testing::ReceivedRequest;
-using testing::WebhookReceiver;
+using test_support::ReceivedRequest;
+using test_support::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 constexpr char kTopic[] = "consul.health.events";
@@ -49,8 +49,8 @@ std::set<std::string> IdsOf(const std::vector<nlohmann::json>& events) {
   return ids;
 }
 
-using testing::Eventually;
-using testing::NothingElseArrives;
+using test_support::Eventually;
+using test_support::NothingElseArrives;
 
 class DurabilityTest : public ::testing::Test {
  protected:
@@ -128,8 +128,8 @@ class DurabilityTest : public ::testing::Test {
     return ids;
   }
 
-  testing::TestDir state_dir_{"hb-durability"};
-  testing::ConsulTestServer consul_;
+  test_support::TestDir state_dir_{"hb-durability"};
+  test_support::ConsulTestServer consul_;
   WebhookReceiver receiver_;
 };
 
@@ -139,7 +139,7 @@ TEST_F(DurabilityTest, KillNineWhileTheWebhookIsDownLosesNoEvent) {
   Flap(*bridge, 2);
   const auto produced = IdsOf(JsonLines(bridge->process().Stdout()));
   ASSERT_EQ(produced.size(), 16U) << bridge->process().Stderr();
-  EXPECT_EQ(testing::LogLinesSchemaViolations(bridge->process().Stdout()), "");
+  EXPECT_EQ(test_support::LogLinesSchemaViolations(bridge->process().Stdout()), "");
   ASSERT_TRUE(WaitForQueued(*bridge, "ops-hooks", 16)) << bridge->process().Stderr();
   bridge->Kill();
 
@@ -154,7 +154,7 @@ TEST_F(DurabilityTest, KillNineWhileTheWebhookIsDownLosesNoEvent) {
 }
 
 TEST_F(DurabilityTest, KillNineWhileTheKafkaBrokerIsDownLosesNoEvent) {
-  testing::MockKafkaCluster kafka(1);
+  test_support::MockKafkaCluster kafka(1);
   kafka.CreateTopic(kTopic, 1);
   const std::string config = BaseConfig() +
                              "  - name: offline-topic\n"
@@ -173,7 +173,7 @@ TEST_F(DurabilityTest, KillNineWhileTheKafkaBrokerIsDownLosesNoEvent) {
 
   kafka.SetBrokerUp(1);
   bridge = Start(config);
-  testing::TopicReader reader(kafka.bootstraps(), kTopic, 1);
+  test_support::TopicReader reader(kafka.bootstraps(), kTopic, 1);
   std::set<std::string> consumed;
   for (const auto& message : reader.ReadAtLeast(produced.size(), seconds(30))) {
     consumed.insert(nlohmann::json::parse(message.value)["id"].get<std::string>());
@@ -203,10 +203,10 @@ TEST_F(DurabilityTest, ARestartReportsExactlyWhatChangedWhileStoppedAsReconciled
            data.value("event", "") == "instance.down" && !data.value("reconciled", true);
   };
   ASSERT_TRUE(NothingElseArrives(lines, is_marker, 3, seconds(10))) << bridge->process().Stdout();
-  const auto before_marker = testing::ArrivedBeforeMarker(lines, is_marker, seconds(10));
+  const auto before_marker = test_support::ArrivedBeforeMarker(lines, is_marker, seconds(10));
   ASSERT_TRUE(before_marker);
   std::vector<std::string> seen;
-  EXPECT_EQ(testing::LogLinesSchemaViolations(bridge->process().Stdout()), "");
+  EXPECT_EQ(test_support::LogLinesSchemaViolations(bridge->process().Stdout()), "");
   for (const auto& event : *before_marker) {
     EXPECT_TRUE(event["data"]["reconciled"].get<bool>()) << event.dump();
     seen.push_back(event["data"]["instance_id"].get<std::string>() + " " +

@@ -25,16 +25,16 @@ namespace hb {
 namespace {
 
 using std::chrono::seconds;
-using testing::Attack;
-using testing::BridgeProcess;
-using testing::HostileConsulPeer;
-using testing::WebhookReceiver;
+using test_support::Attack;
+using test_support::BridgeProcess;
+using test_support::HostileConsulPeer;
+using test_support::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 // Under ASan the freed-memory quarantine and the shadow pages dwarf any
 // bound: the release pass proves the memory bounds, the sanitizer passes
 // everything else.
-constexpr bool kBoundsMemory = !testing::kSanitizerBuild;
+constexpr bool kBoundsMemory = !test_support::kSanitizerBuild;
 
 std::size_t PeakRssKib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -96,7 +96,7 @@ TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
 
   // Events flow meanwhile.
   consul.SetStatus("web", "critical");
-  EXPECT_TRUE(testing::Eventually([&] { return receiver.Accepted().size() >= 3; }, seconds(20)))
+  EXPECT_TRUE(test_support::Eventually([&] { return receiver.Accepted().size() >= 3; }, seconds(20)))
       << bridge.process().Stderr();
   httplib::Client client("127.0.0.1", bridge.port());
   client.set_read_timeout(seconds(3));  // the chart's probe timeout
@@ -109,7 +109,7 @@ TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
     EXPECT_EQ(readyz->status, 200);
   }
   consul.SetStatus("web", "passing");
-  EXPECT_TRUE(testing::Eventually([&] { return receiver.Accepted().size() >= 6; }, seconds(20)))
+  EXPECT_TRUE(test_support::Eventually([&] { return receiver.Accepted().size() >= 6; }, seconds(20)))
       << bridge.process().Stderr();
   // The bound: 32 connections' 8 KiB heads on top of the bridge's start;
   // no body is read, nothing inflated.

@@ -28,18 +28,18 @@ namespace hb {
 namespace {
 
 using std::chrono::seconds;
-using testing::Attack;
-using testing::BridgeProcess;
+using test_support::Attack;
+using test_support::BridgeProcess;
 using ::testing::HasSubstr;
-using testing::HostileConsulPeer;
+using test_support::HostileConsulPeer;
 using ::testing::Not;
-using testing::WebhookReceiver;
+using test_support::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 // Under ASan the freed-memory quarantine and the shadow pages dwarf any
 // bound: the release pass proves the memory bounds, the sanitizer passes
 // everything else.
-constexpr bool kBoundsMemory = !testing::kSanitizerBuild;
+constexpr bool kBoundsMemory = !test_support::kSanitizerBuild;
 
 // The peak resident memory of a process (VmHWM), in KiB.
 std::size_t PeakRssKib(pid_t pid) {
@@ -65,7 +65,7 @@ std::vector<std::string> Lines(const std::string& text) {
 // Polls `condition` until it holds or `timeout` passed.
 template <typename Condition>
 bool Within(std::chrono::milliseconds timeout, Condition&& condition) {
-  return testing::Eventually(std::forward<Condition>(condition), timeout);
+  return test_support::Eventually(std::forward<Condition>(condition), timeout);
 }
 
 // Accepted webhook events of `type` about instances of `service`.
@@ -238,7 +238,7 @@ TEST(HostileConsulTest, ControlBytesInEveryFieldComeOutEncodedInLogsHeadersAndEv
   consul.AddService("evil", Attack::kControlBytes);
   consul.AddService("web", Attack::kNone);
   const std::string evil = HostileConsulPeer::ServiceNameFor("evil", Attack::kControlBytes);
-  const std::string control(testing::kControlText);
+  const std::string control(test_support::kControlText);
 
   WebhookReceiver receiver;
   std::ostringstream config;

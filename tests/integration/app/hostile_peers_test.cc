@@ -24,11 +24,11 @@ namespace hb {
 namespace {
 
 using std::chrono::seconds;
-using testing::BridgeProcess;
+using test_support::BridgeProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::TopicReader;
-using testing::WebhookReceiver;
+using test_support::TopicReader;
+using test_support::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 constexpr char kTopic[] = "hostile.events";
@@ -39,9 +39,9 @@ const std::string kSmugglingId =
     "inj-1\r\nX-Injected: yes\r\nContent-Length: 0\r\n\r\nPOST /evil HTTP/1.1\r\nX-a: b";
 
 TEST(HostileConsulDataTest, AServiceIdCannotSmuggleHeadersOrRequestsIntoAnySink) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
-  testing::MockKafkaCluster kafka;
+  test_support::MockKafkaCluster kafka;
   kafka.CreateTopic(kTopic, 1);
   WebhookReceiver receiver;
   std::ostringstream config;
@@ -111,7 +111,7 @@ int Connect(int port) {
 }
 
 TEST(HostileClientsOfOurPortTest, BombsAndSlowClientsCostNoMemoryAndNeverStarveTheProbes) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
   BridgeProcess bridge(kBridge, "consul: {address: '" + consul.address() + "'}\n" +
                                     "server: {listen: '127.0.0.1:0', max_connections: 64}\n");
@@ -122,7 +122,7 @@ TEST(HostileClientsOfOurPortTest, BombsAndSlowClientsCostNoMemoryAndNeverStarveT
   // The review's bomb: 300 MiB of zeros as a gzip body of a POST /metrics.
   std::string bomb;
   {
-    const auto made = testing::RunToCompletion(
+    const auto made = test_support::RunToCompletion(
         "/bin/sh", {"-c", "head -c 314572800 /dev/zero | gzip -1 | base64 -w0"});
     ASSERT_EQ(made.exit_code, 0);
     bomb = made.out;  // base64 keeps it one string; its size is what matters

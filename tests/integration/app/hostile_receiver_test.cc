@@ -21,18 +21,18 @@ namespace hb {
 namespace {
 
 using std::chrono::seconds;
-using testing::Attack;
-using testing::BridgeProcess;
-using testing::HostileConsulPeer;
-using testing::ReceivedRequest;
-using testing::ScriptedResponse;
-using testing::WebhookReceiver;
+using test_support::Attack;
+using test_support::BridgeProcess;
+using test_support::HostileConsulPeer;
+using test_support::ReceivedRequest;
+using test_support::ScriptedResponse;
+using test_support::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 // Under ASan the freed-memory quarantine and the shadow pages dwarf any
 // bound: the release pass proves the memory bounds, the sanitizer passes
 // everything else.
-constexpr bool kBoundsMemory = !testing::kSanitizerBuild;
+constexpr bool kBoundsMemory = !test_support::kSanitizerBuild;
 
 std::size_t PeakRssKib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -48,20 +48,20 @@ std::size_t PeakRssKib(pid_t pid) {
 ScriptedResponse Hostile(std::size_t n, WebhookReceiver& self) {
   switch (n % 6) {
     case 0:
-      return testing::Answer(500, std::string(std::size_t{64} << 20, 'x'));
+      return test_support::Answer(500, std::string(std::size_t{64} << 20, 'x'));
     case 1:
-      return testing::Answer(204, "", "", seconds(5));
+      return test_support::Answer(204, "", "", seconds(5));
     case 2: {
-      ScriptedResponse answer = testing::Answer(307);
+      ScriptedResponse answer = test_support::Answer(307);
       answer.headers.emplace_back("Location", self.url("/again"));
       return answer;
     }
     case 3:
-      return testing::Answer(503, "", "9000000000000");
+      return test_support::Answer(503, "", "9000000000000");
     case 4:
-      return testing::Answer(503, "", "86400");
+      return test_support::Answer(503, "", "86400");
     default:
-      return testing::Answer(429, "", "soon, maybe");
+      return test_support::Answer(429, "", "soon, maybe");
   }
 }
 
@@ -87,12 +87,12 @@ TEST(HostileReceiverTest, AHostileReceiverCostsBoundedMemoryAndNoOtherSinkItsEve
 
   consul.SetStatus("web", "critical");
   // 3 instance.down and a service.down.
-  ASSERT_TRUE(testing::Eventually([&] { return good.Accepted().size() >= 4; }, seconds(20)))
+  ASSERT_TRUE(test_support::Eventually([&] { return good.Accepted().size() >= 4; }, seconds(20)))
       << bridge.process().Stderr();
   // The hostile sink's events leave at their max_age: dead-lettered, not
   // held a day by a Retry-After, and not retried in a storm after one
   // overflowed.
-  ASSERT_TRUE(testing::Eventually(
+  ASSERT_TRUE(test_support::Eventually(
       [&] {
         return bridge
                    .Metric("health_bridge_sink_deliveries_total",
@@ -105,7 +105,7 @@ TEST(HostileReceiverTest, AHostileReceiverCostsBoundedMemoryAndNoOtherSinkItsEve
 
   // The good sink keeps getting what follows.
   consul.SetStatus("web", "passing");
-  EXPECT_TRUE(testing::Eventually([&] { return good.Accepted().size() >= 8; }, seconds(20)))
+  EXPECT_TRUE(test_support::Eventually([&] { return good.Accepted().size() >= 8; }, seconds(20)))
       << bridge.process().Stderr();
 
   httplib::Client client("127.0.0.1", bridge.port());

@@ -20,9 +20,9 @@ namespace {
 namespace fs = std::filesystem;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
-using testing::RunResult;
-using testing::RunToCompletion;
-using testing::WebhookReceiver;
+using test_support::RunResult;
+using test_support::RunToCompletion;
+using test_support::WebhookReceiver;
 
 const fs::path kBridge = HB_BRIDGE_BINARY;
 
@@ -75,8 +75,8 @@ TEST_F(OperatorToolsTest, TestSinkSendsOneMarkedEventAndSaysHowItWent) {
 TEST_F(OperatorToolsTest, ReplayDeliversDeadLettersAgainAndKeepsWhatStillFails) {
   // Dead letters as a sink writes them: the CloudEvent under "event".
   const CloudEventOptions options;
-  const Event first = testing::InstanceEvent("payments-1", EventType::kInstanceDown, 41);
-  const Event second = testing::InstanceEvent("payments-2", EventType::kInstanceUp, 42);
+  const Event first = test_support::InstanceEvent("payments-1", EventType::kInstanceDown, 41);
+  const Event second = test_support::InstanceEvent("payments-2", EventType::kInstanceUp, 42);
   const fs::path dead = dir_ / "hooks.dead.jsonl";
   {
     std::ofstream out(dead);

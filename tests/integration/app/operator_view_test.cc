@@ -25,15 +25,15 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::BridgeProcess;
-using testing::ChildProcess;
-using testing::Eventually;
+using test_support::BridgeProcess;
+using test_support::ChildProcess;
+using test_support::Eventually;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 
-void RegisterPayments(testing::ConsulTestServer& consul) {
+void RegisterPayments(test_support::ConsulTestServer& consul) {
   consul.RegisterService(nlohmann::json{
       {"ID", "payments-1"},
       {"Name", "payments"},
@@ -41,7 +41,7 @@ void RegisterPayments(testing::ConsulTestServer& consul) {
       {"Check", {{"CheckID", "service:payments-1"}, {"TTL", "30m"}, {"Status", "passing"}}}});
 }
 
-ChildProcess::Options ConsulAt(const testing::ConsulTestServer& consul) {
+ChildProcess::Options ConsulAt(const test_support::ConsulTestServer& consul) {
   ChildProcess::Options options;
   options.env["CONSUL_HTTP_ADDR"] = consul.address();
   return options;
@@ -70,7 +70,7 @@ std::size_t CountOf(const std::string& text, const std::string& needle) {
 }
 
 TEST(OperatorView, SinksEndpointShowsAWebhookThatRefusesConnections) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
   RegisterPayments(consul);
   const int refusing = UnusedLoopbackPort();
@@ -145,7 +145,7 @@ TEST(OperatorView, SinksEndpointShowsAWebhookThatRefusesConnections) {
 }
 
 TEST(OperatorView, ShutdownSaysWhereTheUndeliveredEventsWent) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
   RegisterPayments(consul);
   const std::string sinks =
@@ -164,7 +164,7 @@ TEST(OperatorView, ShutdownSaysWhereTheUndeliveredEventsWent) {
 }
 
 TEST(OperatorView, DebugLogShowsEachConsulRequestAndDeliveryAndInfoDoesNot) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
   RegisterPayments(consul);
   const std::string sinks = "sinks:\n  - {name: stdout, type: log}\n";
@@ -199,7 +199,7 @@ TEST(OperatorView, DebugLogShowsEachConsulRequestAndDeliveryAndInfoDoesNot) {
 }
 
 TEST(OperatorView, RecoveryAfterConsulReturnsTakesAtMostTheConfiguredBackoffCap) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
   RegisterPayments(consul);
   constexpr auto kCap = milliseconds(2000);
@@ -233,7 +233,7 @@ TEST(OperatorView, RecoveryAfterConsulReturnsTakesAtMostTheConfiguredBackoffCap)
 }
 
 TEST(OperatorView, ABridgeStartedBeforeConsulSyncsWithinTheBackoffCapOfConsulStarting) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);  // picks the port
   RegisterPayments(consul);
   consul.Stop();
@@ -260,9 +260,9 @@ TEST(OperatorView, ABridgeStartedBeforeConsulSyncsWithinTheBackoffCapOfConsulSta
 }
 
 TEST(OperatorView, ConsulErrorsNameTheRequestAndA403SaysWhatTheTokenNeeds) {
-  testing::ConsulTestServerOptions options;
+  test_support::ConsulTestServerOptions options;
   options.acl_token = "the-right-token";
-  testing::ConsulTestServer consul(options);
+  test_support::ConsulTestServer consul(options);
   ASSERT_NE(consul.Start(), 0);
   const auto config = std::filesystem::temp_directory_path() /
                       ("hb-operator-view-" + std::to_string(::getpid()) + ".yaml");
@@ -294,7 +294,7 @@ TEST(OperatorView, ConsulErrorsNameTheRequestAndA403SaysWhatTheTokenNeeds) {
 }
 
 TEST(OperatorView, AnHtmlErrorPageFromANonConsulServerIsOneLineAndNeverInReadyz) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
   consul.FailNext(1000000, 404,
                   "<!DOCTYPE html>\n<html>\n<head>\n<title>404 Not Found</title>\n</head>\n"

@@ -15,8 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-using testing::RunResult;
-using testing::RunToCompletion;
+using test_support::RunResult;
+using test_support::RunToCompletion;
 
 std::string Run(const std::string& program, const std::vector<std::string>& args) {
   const fs::path path = FindProgram(program);

@@ -21,10 +21,10 @@ namespace hb::deploy_test {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::ChildProcess;
+using test_support::ChildProcess;
 using ::testing::HasSubstr;
-using testing::RunResult;
-using testing::RunToCompletion;
+using test_support::RunResult;
+using test_support::RunToCompletion;
 
 // What the README's `kubectl create secret` puts in the existing Secret the
 // minimal example names: the chart cannot see it, so the test supplies it.

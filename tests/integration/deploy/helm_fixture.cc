@@ -4,9 +4,9 @@
 
 namespace hb::deploy_test {
 
-using testing::ChildProcess;
-using testing::RunResult;
-using testing::RunToCompletion;
+using test_support::ChildProcess;
+using test_support::RunResult;
+using test_support::RunToCompletion;
 
 std::optional<std::filesystem::path> HelmChart::helm_;
 std::string HelmChart::install_error_;

@@ -55,10 +55,10 @@ class HelmChart : public ::testing::Test {
 
   // Runs helm with its config, cache and data homes in a scratch directory,
   // so the tests neither read nor write the developer's helm setup.
-  static testing::RunResult Helm(const std::vector<std::string>& args);
+  static test_support::RunResult Helm(const std::vector<std::string>& args);
   // `helm template` of `chart` (a directory or packaged .tgz) as release
   // kRelease in kNamespace, with `extra` arguments.
-  static testing::RunResult Template(const std::vector<std::string>& extra,
+  static test_support::RunResult Template(const std::vector<std::string>& extra,
                                      const std::string& chart = kChart.string());
   // The rendered objects; a failed render records a failure and returns
   // none, so callers ASSERT on the result being non-empty.

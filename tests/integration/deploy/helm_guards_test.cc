@@ -17,7 +17,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::RunResult;
+using test_support::RunResult;
 
 TEST_F(HelmChart, SchemaRejectsTyposAndWrongTypes) {
   ScratchDir scratch;

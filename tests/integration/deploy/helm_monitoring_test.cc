@@ -17,8 +17,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-using testing::RunResult;
-using testing::RunToCompletion;
+using test_support::RunResult;
+using test_support::RunToCompletion;
 
 TEST_F(HelmChart, PrometheusRuleIsDeployPrometheusAlertsYamlNotACopy) {
   const fs::path linked = kChart / "files/alerts.yaml";

@@ -21,16 +21,16 @@ namespace hb {
 namespace {
 
 using std::chrono::seconds;
-using testing::AlertmanagerServer;
-using testing::BridgeProcess;
-using testing::FindAlert;
-using testing::WebhookReceiver;
+using test_support::AlertmanagerServer;
+using test_support::BridgeProcess;
+using test_support::FindAlert;
+using test_support::WebhookReceiver;
 using json = nlohmann::json;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 
 TEST(AlertmanagerBridgeTest, CriticalCheckPagesThroughAlertmanagerAndRecoveryResolvesIt) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
   consul.RegisterService(json{{"ID", "payments-1"},
                               {"Name", "payments"},
@@ -83,7 +83,7 @@ TEST(AlertmanagerBridgeTest, CriticalCheckPagesThroughAlertmanagerAndRecoveryRes
 
   // The receiver gets the page, and once the check passes its resolution.
   auto notified = [&](const std::string& status) {
-    return testing::Eventually(
+    return test_support::Eventually(
         [&] {
           for (const auto& request : receiver.Accepted()) {
             if (json::parse(request.body)["status"] == status) return true;
@@ -104,7 +104,7 @@ TEST(AlertmanagerBridgeTest, CriticalCheckPagesThroughAlertmanagerAndRecoveryRes
 }
 
 TEST(AlertmanagerBridgeTest, AfterARestartTheFiringAlertIsResentFromTheSavedState) {
-  testing::ConsulTestServer consul;
+  test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
   consul.RegisterService(
       json{{"ID", "payments-1"},
@@ -113,7 +113,7 @@ TEST(AlertmanagerBridgeTest, AfterARestartTheFiringAlertIsResentFromTheSavedStat
            {"Check", {{"CheckID", "service:payments-1"}, {"TTL", "1h"}, {"Status", "passing"}}}});
   AlertmanagerServer alertmanager({});
   ASSERT_TRUE(alertmanager.WaitReady(seconds(20))) << alertmanager.Log();
-  const testing::TestDir state("hb-alertmanager-restart");
+  const test_support::TestDir state("hb-alertmanager-restart");
   std::ostringstream config;
   config << "consul: {address: " << consul.address() << "}\n"
          << "state: {dir: " << state.path().string() << ", save_interval: 100ms}\n"

@@ -26,15 +26,15 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::AlertmanagerServer;
-using testing::Answer;
-using testing::FindAlert;
+using test_support::AlertmanagerServer;
+using test_support::Answer;
+using test_support::FindAlert;
 using ::testing::HasSubstr;
-using testing::InstanceEvent;
-using testing::ReceivedRequest;
-using testing::Shared;
+using test_support::InstanceEvent;
+using test_support::ReceivedRequest;
+using test_support::Shared;
 using ::testing::UnorderedElementsAre;
-using testing::WebhookReceiver;
+using test_support::WebhookReceiver;
 using json = nlohmann::json;
 using Kind = DeliveryResult::Kind;
 
@@ -65,10 +65,10 @@ WallTime ParseTime(const std::string& text) {
   return std::chrono::system_clock::from_time_t(timegm(&tm)) + milliseconds(millis);
 }
 
-// testing::Eventually() with this file's deadline.
+// test_support::Eventually() with this file's deadline.
 ::testing::AssertionResult WaitUntil(const std::function<bool()>& condition,
                                      milliseconds timeout = kWait) {
-  return testing::Eventually(condition, timeout);
+  return test_support::Eventually(condition, timeout);
 }
 
 // Alertmanager's notifications received by the webhook receiver.
@@ -364,8 +364,8 @@ TEST_F(AlertmanagerSinkTest, AfterARestartSilentStateRefiresAndARealRecoveryReso
 }
 
 TEST_F(AlertmanagerSinkTest, RouterRetriesWhileAlertmanagerIsDownAndDeadLettersWhatItRefuses) {
-  const testing::TestDir dir("alertmanager_sink_test");
-  auto dead_letters = [&] { return testing::DeadLetterStorage(dir.path(), "alerts"); };
+  const test_support::TestDir dir("alertmanager_sink_test");
+  auto dead_letters = [&] { return test_support::DeadLetterStorage(dir.path(), "alerts"); };
   SinkWorkerOptions options;
   options.retry.initial_backoff = milliseconds(50);
   options.retry.max_backoff = milliseconds(200);
@@ -395,7 +395,7 @@ TEST_F(AlertmanagerSinkTest, RouterRetriesWhileAlertmanagerIsDownAndDeadLettersW
   ASSERT_TRUE(refused.Enqueue(Shared(Down("payments-2"))));
   EXPECT_TRUE(WaitUntil([&] { return refused.QueueDepth() == 0; }));
   EXPECT_EQ(refused.Shutdown(seconds(5)), 0U);
-  const auto lines = testing::ReadDeadLetters(dir.path(), "alerts");
+  const auto lines = test_support::ReadDeadLetters(dir.path(), "alerts");
   ASSERT_EQ(lines.size(), 1U);
   EXPECT_THAT(lines[0].dump(), HasSubstr("payments-2"));
   EXPECT_THAT(lines[0].dump(), HasSubstr("invalid label set"));

@@ -24,12 +24,12 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using std::chrono::steady_clock;
-using testing::ConsumedMessage;
-using testing::InstanceEvent;
-using testing::KafkaBroker;
-using testing::Shared;
+using test_support::ConsumedMessage;
+using test_support::InstanceEvent;
+using test_support::KafkaBroker;
+using test_support::Shared;
 // Every event read is checked against the event contract.
-using TopicReader = testing::CheckedTopicReader;
+using TopicReader = test_support::CheckedTopicReader;
 
 constexpr int kPartitions = 3;
 constexpr char kUser[] = "bridge";

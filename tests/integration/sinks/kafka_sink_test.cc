@@ -20,13 +20,13 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::ConsumedMessage;
-using testing::Eventually;
-using testing::InstanceEvent;
-using testing::MockKafkaCluster;
-using testing::Shared;
+using test_support::ConsumedMessage;
+using test_support::Eventually;
+using test_support::InstanceEvent;
+using test_support::MockKafkaCluster;
+using test_support::Shared;
 // Every event read is checked against the event contract.
-using TopicReader = testing::CheckedTopicReader;
+using TopicReader = test_support::CheckedTopicReader;
 
 constexpr char kTopic[] = "consul.health.events";
 constexpr int kPartitions = 3;

@@ -23,12 +23,12 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::Answer;
-using testing::InstanceEvent;
-using testing::ReceivedRequest;
-using testing::ScriptedResponse;
-using testing::Shared;
-using testing::WebhookReceiver;
+using test_support::Answer;
+using test_support::InstanceEvent;
+using test_support::ReceivedRequest;
+using test_support::ScriptedResponse;
+using test_support::Shared;
+using test_support::WebhookReceiver;
 using Kind = DeliveryResult::Kind;
 
 constexpr char kSecret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -36,7 +36,7 @@ constexpr char kSecret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 // Standard Webhooks verification as a receiver would write it, in Python's
 // standard library: nothing shared with the sink's OpenSSL code.
 std::string IndependentSignature(const std::string& secret, const ReceivedRequest& request) {
-  const auto result = testing::RunToCompletion(
+  const auto result = test_support::RunToCompletion(
       "/usr/bin/env",
       {"python3", "-c",
        // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one script, several lines
@@ -81,10 +81,10 @@ class WebhookSinkTest : public ::testing::Test {
   }
 
   SinkStorage DeadLetters(const std::string& sink) {
-    return testing::DeadLetterStorage(dir_, sink);
+    return test_support::DeadLetterStorage(dir_, sink);
   }
   std::vector<nlohmann::json> ReadDeadLetters(const std::string& sink) {
-    return testing::ReadDeadLetters(dir_, sink);
+    return test_support::ReadDeadLetters(dir_, sink);
   }
 
   static SinkWorkerOptions FastRetries() {
@@ -320,7 +320,7 @@ TEST_F(WebhookSinkTest, ShutdownAbortsARequestTheReceiverHoldsAndKeepsTheEvent) 
   auto dead_letters = DeadLetters("ops-hooks");
   SinkWorker worker(FastRetries(), NewSink(settings), dead_letters, clock_, nullptr);
   ASSERT_TRUE(worker.Enqueue(Shared(InstanceEvent("payments-1", EventType::kInstanceDown, 5))));
-  ASSERT_TRUE(testing::Eventually([&] { return receiver.RequestCount() > 0; }, seconds(10)));
+  ASSERT_TRUE(test_support::Eventually([&] { return receiver.RequestCount() > 0; }, seconds(10)));
 
   // The request would hang for 30 s; the grace period is 200 ms.
   EXPECT_EQ(worker.Shutdown(milliseconds(200)), 1U);

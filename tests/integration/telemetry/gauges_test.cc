@@ -27,7 +27,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::BridgeProcess;
+using test_support::BridgeProcess;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 
@@ -122,7 +122,7 @@ class GaugesTest : public ::testing::Test {
   // Polls /readyz until 200, then scrapes once: what Prometheus would see
   // first from a bridge its readiness probe let through.
   std::string FirstScrapeAfterReady() {
-    EXPECT_TRUE(testing::Eventually(
+    EXPECT_TRUE(test_support::Eventually(
         [&] {
           auto ready = Get("/readyz");
           return ready && ready->status == 200;
@@ -135,7 +135,7 @@ class GaugesTest : public ::testing::Test {
 
   // Polls until the gauges are exactly `expected` (state reached by events).
   ::testing::AssertionResult WaitForGauges(const Series& expected) {
-    return testing::Eventually([&] { return Gauges(Scrape()) == expected; }, seconds(15));
+    return test_support::Eventually([&] { return Gauges(Scrape()) == expected; }, seconds(15));
   }
 
   // The gauges while orders-1 is up, orders-2 down, orders-3 in maintenance
@@ -166,7 +166,7 @@ class GaugesTest : public ::testing::Test {
                 ::testing::Not(::testing::HasSubstr("did not take the current state")));
   }
 
-  testing::ConsulTestServer consul_;
+  test_support::ConsulTestServer consul_;
   std::filesystem::path state_dir_;
   std::unique_ptr<BridgeProcess> bridge_;
 };
@@ -252,7 +252,7 @@ TEST_F(GaugesTest, ReloadRemovingTheMetricsSinkHandsOverToTheDefaultOne) {
   DeregisterOrders4();
   // Its events tell the same story as its series: no status any more.
   ASSERT_TRUE(bridge_->process().WaitForStdout("instance.deregistered", seconds(10)));
-  EXPECT_EQ(testing::LogLinesSchemaViolations(bridge_->process().Stdout()), "");
+  EXPECT_EQ(test_support::LogLinesSchemaViolations(bridge_->process().Stdout()), "");
   std::istringstream lines(bridge_->process().Stdout());
   int departures = 0;
   for (std::string line; std::getline(lines, line);) {

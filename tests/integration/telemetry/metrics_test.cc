@@ -25,7 +25,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::BridgeProcess;
+using test_support::BridgeProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -77,10 +77,10 @@ class MetricsTest : public ::testing::Test {
   // Polls the scrape until it has `line` (an exact series and value).
   ::testing::AssertionResult WaitForSeries(const std::string& line,
                                            milliseconds timeout = seconds(10)) {
-    return testing::Eventually([&] { return Scrape().find(line) != std::string::npos; }, timeout);
+    return test_support::Eventually([&] { return Scrape().find(line) != std::string::npos; }, timeout);
   }
 
-  testing::ConsulTestServer consul_;
+  test_support::ConsulTestServer consul_;
   std::unique_ptr<BridgeProcess> bridge_;
   int port_ = 0;
 };
@@ -94,7 +94,7 @@ TEST_F(MetricsTest, HealthzStaysUpWhileReadyzFollowsConsul) {
   EXPECT_EQ(readyz->status, 200) << readyz->body;
 
   consul_.Stop();
-  EXPECT_TRUE(testing::Eventually(
+  EXPECT_TRUE(test_support::Eventually(
       [&] {
         readyz = Get("/readyz");
         return !readyz || readyz->status != 200;
@@ -151,7 +151,7 @@ TEST_F(MetricsTest, LiveScrapePassesPromtoolCheckMetrics) {
   const auto scrape = std::filesystem::temp_directory_path() /
                       ("hb-scrape-" + std::to_string(::getpid()) + ".prom");
   std::ofstream(scrape) << Scrape();
-  const auto result = testing::RunToCompletion(
+  const auto result = test_support::RunToCompletion(
       "/bin/sh", {"-c", "/usr/bin/promtool check metrics < \"$0\"", scrape.string()});
   std::filesystem::remove(scrape);
   EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
@@ -206,7 +206,7 @@ TEST_F(MetricsTest, DashboardQueriesOnlyMetricsTheBridgeExports) {
 }
 
 TEST_F(MetricsTest, RealPrometheusSeesTheInstanceGoDownAndTheDeregistration) {
-  testing::PrometheusServer prometheus({"127.0.0.1:" + std::to_string(port_)});
+  test_support::PrometheusServer prometheus({"127.0.0.1:" + std::to_string(port_)});
   ASSERT_TRUE(prometheus.WaitReady(seconds(30))) << prometheus.Log();
   ASSERT_TRUE(prometheus.WaitFor(R"(up{job="health-bridge"})", [](double v) { return v == 1; },
                                  seconds(20)))

@@ -22,7 +22,7 @@ namespace {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
-using testing::ConsulTestServer;
+using test_support::ConsulTestServer;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -78,7 +78,7 @@ class RecordingPublisher final : public EventPublisher {
 class WatchFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    testing::ConsulTestServerOptions options;
+    test_support::ConsulTestServerOptions options;
     options.reap_interval = milliseconds(100);
     options.min_deregister_critical_after = milliseconds(300);
     options.acl_token = server_token_;
@@ -155,7 +155,7 @@ class WatchFixture : public ::testing::Test {
 
   ::testing::AssertionResult WaitUntil(const std::function<bool()>& condition,
                                        milliseconds timeout = kDeadline) {
-    return testing::Eventually(condition, timeout);
+    return test_support::Eventually(condition, timeout);
   }
 
   std::string server_token_;
@@ -385,7 +385,7 @@ std::string ServiceName(int i) {
 // The acceptance test: more services than Consul's default
 // per-IP limit, the bridge on its defaults.
 TEST_F(WatchFixture, FourHundredServicesOnConsulsDefaultLimitAreWatchedInsideTheBudget) {
-  ASSERT_EQ(testing::ConsulTestServerOptions{}.max_conns_per_client, 200u);
+  ASSERT_EQ(test_support::ConsulTestServerOptions{}.max_conns_per_client, 200u);
   for (int i = 0; i < 400; ++i) {
     ASSERT_EQ(consul_->RegisterService(Kratos(ServiceName(i) + "-1", ServiceName(i))), "");
   }
@@ -566,7 +566,7 @@ TEST_F(SmallBudgetWatchTest, AServiceLeavingFreesItsSlotForACoveredOneOnceItsQue
 // Another client on the same IP takes most of Consul's limit: the bridge is
 // refused (429), says so, backs off, and recovers once the slots are free.
 TEST_F(WatchFixture, RefusedConnectionsAreBackedOffAndRecoverWhenSlotsFree) {
-  testing::ConsulTestServerOptions options;
+  test_support::ConsulTestServerOptions options;
   options.max_conns_per_client = 8;
   consul_ = std::make_unique<ConsulTestServer>(options);
   ASSERT_NE(consul_->Start(), 0);

@@ -8,7 +8,7 @@
 
 #include "bridge/model/cloud_event.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 // bcrypt (cost 4, to keep the start fast) of kBasicPassword, as the web
@@ -157,4 +157,4 @@ std::optional<nlohmann::json> FindAlert(const nlohmann::json& alerts,
   return std::nullopt;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

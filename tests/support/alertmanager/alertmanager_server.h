@@ -16,7 +16,7 @@
 
 #include "tests/support/prometheus/server_process.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class AlertmanagerServer {
  public:
@@ -71,4 +71,4 @@ class AlertmanagerServer {
 std::optional<nlohmann::json> FindAlert(const nlohmann::json& alerts,
                                         const std::map<std::string, std::string>& labels);
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

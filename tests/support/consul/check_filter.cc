@@ -3,7 +3,7 @@
 #include <cctype>
 #include <utility>
 
-namespace hb::testing {
+namespace hb::test_support {
 
 struct CheckFilter::Node {
   enum class Kind { kEqual, kNotEqual, kAnd, kOr, kNot } kind = Kind::kEqual;
@@ -208,4 +208,4 @@ std::unique_ptr<CheckFilter> CheckFilter::Parse(std::string_view expression,
 
 bool CheckFilter::Matches(const Field& field) const { return Evaluate(*root_, field); }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

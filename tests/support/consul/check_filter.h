@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class CheckFilter {
  public:
@@ -36,4 +36,4 @@ class CheckFilter {
   std::unique_ptr<Node> root_;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

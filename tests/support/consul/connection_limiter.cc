@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace hb::testing {
+namespace hb::test_support {
 
 bool ConnectionLimiter::Accept(const std::string& ip) {
   MutexLock lock(&mutex_);
@@ -59,4 +59,4 @@ std::size_t ConnectionLimiter::Refused() const {
   return refused_;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

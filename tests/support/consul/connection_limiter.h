@@ -16,7 +16,7 @@
 
 #include "bridge/common/mutex.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class ConnectionLimiter {
  public:
@@ -48,4 +48,4 @@ class ConnectionLimiter {
   std::size_t refused_ GUARDED_BY(mutex_) = 0;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -16,7 +16,7 @@
 #include "tests/support/consul/keep_alive_server.h"
 #include "tests/support/http/loopback_server.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 using nlohmann::json;
@@ -516,4 +516,4 @@ void ConsulTestServer::FinishWrite(httplib::Response& response, const std::strin
   Notify();
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -31,7 +31,7 @@ struct Request;
 struct Response;
 }  // namespace httplib
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class KeepAliveServer;
 
@@ -227,4 +227,4 @@ class ConsulTestServer {
   bool background_stop_ = false;  // GUARDED_BY(mutex_)
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 using nlohmann::json;
@@ -452,4 +452,4 @@ bool HostileConsulPeer::Send(int fd, const Answer& answer) {
   return true;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

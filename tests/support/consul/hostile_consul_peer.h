@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-namespace hb::testing {
+namespace hb::test_support {
 
 enum class Attack {
   kNone,  // a well-formed answer, as Consul sends it
@@ -140,4 +140,4 @@ class HostileConsulPeer {
   std::mutex bomb_mutex_;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -14,7 +14,7 @@
 
 #include "bridge/common/mutex.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 int ToMillis(time_t sec, time_t usec) { return static_cast<int>(sec * 1000 + usec / 1000); }
@@ -222,4 +222,4 @@ bool KeepAliveServer::process_and_close_socket(socket_t sock) {
   return served;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -27,7 +27,7 @@
 
 #include "tests/support/consul/connection_limiter.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class KeepAliveServer : public httplib::Server {
  public:
@@ -53,4 +53,4 @@ class KeepAliveServer : public httplib::Server {
   const int stop_fd_;  // eventfd: readable once Stop() was called
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 using nlohmann::json;
@@ -220,4 +220,4 @@ void KvStore::ResetIndex(std::uint64_t to) {
   for (auto& [key, index] : tombstones_) index = std::min(index, to);
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

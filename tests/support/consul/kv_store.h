@@ -31,7 +31,7 @@
 #include "tests/support/consul/session_store.h"
 #include "tests/support/consul/test_catalog.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 struct KvEntry {
   std::string key;
@@ -99,4 +99,4 @@ class KvStore {
   std::uint64_t table_index_ = 0;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

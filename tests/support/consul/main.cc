@@ -9,7 +9,7 @@
 #include "tests/support/consul/consul_test_server.h"
 
 int main(int argc, char** argv) {
-  hb::testing::ConsulTestServerOptions options;
+  hb::test_support::ConsulTestServerOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts
 
-  hb::testing::ConsulTestServer server(options);
+  hb::test_support::ConsulTestServer server(options);
   const int port = server.Start();
   if (port == 0) {
     std::cerr << "consul-test-server: cannot listen on " << options.host << ":" << options.port

@@ -5,7 +5,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
   using httplib::Request;
@@ -119,4 +119,4 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
   });
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -5,7 +5,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 void ConsulTestServer::ServeCatalogRoutes(httplib::Server& server) {
   using httplib::Request;
@@ -43,4 +43,4 @@ void ConsulTestServer::ServeCatalogRoutes(httplib::Server& server) {
   });
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

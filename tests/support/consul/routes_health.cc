@@ -6,7 +6,7 @@
 #include "tests/support/consul/check_filter.h"
 #include "tests/support/consul/consul_test_server.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 void ConsulTestServer::ServeHealthRoutes(httplib::Server& server) {
   using httplib::Request;
@@ -55,4 +55,4 @@ void ConsulTestServer::ServeHealthRoutes(httplib::Server& server) {
              });
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -8,7 +8,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 bool IsTrueParam(const httplib::Request& request, const char* name) {
@@ -139,4 +139,4 @@ void ConsulTestServer::ServeKvRoutes(httplib::Server& server) {
   });
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

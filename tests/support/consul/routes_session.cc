@@ -5,7 +5,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 // Reads a body a client may or may not send (`curl -X PUT` sends none).
@@ -102,4 +102,4 @@ void ConsulTestServer::ServeSessionRoutes(httplib::Server& server) {
              });
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -4,7 +4,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 void ConsulTestServer::ServeStatusRoutes(httplib::Server& server) {
   server.Get("/v1/status/leader", [this](const httplib::Request&, httplib::Response& response) {
@@ -13,4 +13,4 @@ void ConsulTestServer::ServeStatusRoutes(httplib::Server& server) {
   });
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -7,7 +7,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 void ConsulTestServer::ServeTestFaultRoutes(httplib::Server& server) {
   using httplib::Request;
@@ -59,4 +59,4 @@ void ConsulTestServer::ServeTestFaultRoutes(httplib::Server& server) {
   });
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

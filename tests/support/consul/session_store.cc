@@ -5,7 +5,7 @@
 
 #include "config/duration.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 using nlohmann::json;
@@ -269,4 +269,4 @@ void SessionStore::ResetIndex(std::uint64_t to) {
   }
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -28,7 +28,7 @@
 
 #include "tests/support/consul/test_catalog.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 struct TestSession {
   std::string id;
@@ -112,4 +112,4 @@ class SessionStore {
   std::mt19937_64 random_{std::random_device{}()};
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

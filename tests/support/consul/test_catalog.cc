@@ -5,7 +5,7 @@
 
 #include "config/duration.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 using nlohmann::json;
@@ -662,4 +662,4 @@ json TestCatalog::HealthState(const std::string& state) const {
   return out;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -18,7 +18,7 @@
 
 #include "tests/support/consul/check_filter.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 using TestTime = std::chrono::steady_clock::time_point;
 
@@ -195,4 +195,4 @@ class TestCatalog {
   std::mt19937_64 stagger_{std::random_device{}()};
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -28,13 +28,13 @@
 
 namespace {
 
-using hb::testing::BridgeProcess;
-using hb::testing::ChildProcess;
-using hb::testing::ConsulTestServer;
-using hb::testing::MockKafkaCluster;
-using hb::testing::ReceivedRequest;
-using hb::testing::TopicReader;
-using hb::testing::WebhookReceiver;
+using hb::test_support::BridgeProcess;
+using hb::test_support::ChildProcess;
+using hb::test_support::ConsulTestServer;
+using hb::test_support::MockKafkaCluster;
+using hb::test_support::ReceivedRequest;
+using hb::test_support::TopicReader;
+using hb::test_support::WebhookReceiver;
 using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -353,7 +353,7 @@ class Demo {
   std::thread kafka_thread_;
   WebhookReceiver receiver_{[this](std::size_t, const ReceivedRequest& request) {
     OnWebhook(request);
-    return hb::testing::Answer(204);
+    return hb::test_support::Answer(204);
   }};
   std::filesystem::path directory_;
   std::unique_ptr<BridgeProcess> bridge_;

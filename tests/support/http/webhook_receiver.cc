@@ -9,7 +9,7 @@
 #include "tests/support/http/loopback_server.h"
 #include "tests/support/schema/event_schema.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 std::string ReceivedRequest::Header(const std::string& name) const {
   const auto it = headers.find(name);
@@ -98,4 +98,4 @@ void WebhookReceiver::Stop() {
   changed_.SignalAll();
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

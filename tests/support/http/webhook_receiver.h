@@ -14,7 +14,7 @@
 
 #include "bridge/common/mutex.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 struct ReceivedRequest {
   std::string path;
@@ -76,4 +76,4 @@ class WebhookReceiver {
   bool expect_cloud_events_ GUARDED_BY(mutex_) = true;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

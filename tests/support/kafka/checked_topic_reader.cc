@@ -4,7 +4,7 @@
 
 #include "tests/support/schema/event_schema.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 std::string KafkaEventSchemaViolations(const std::vector<ConsumedMessage>& messages) {
   std::vector<std::string> structured;
@@ -39,4 +39,4 @@ std::vector<ConsumedMessage> CheckedTopicReader::ReadFor(std::chrono::millisecon
   return Checked(reader_.ReadFor(quiet));
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

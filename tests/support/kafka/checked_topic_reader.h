@@ -13,7 +13,7 @@
 
 #include "tests/support/kafka/mock_kafka.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 // "" when every event among `messages` keeps the contract, else the
 // validator's findings. Messages that are no CloudEvent are skipped.
@@ -32,4 +32,4 @@ class CheckedTopicReader {
   TopicReader reader_;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 using std::chrono::milliseconds;
@@ -402,4 +402,4 @@ void KafkaBroker::AllowOnTopic(const std::string& user, const std::string& topic
   }
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -25,7 +25,7 @@
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/child_process.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 // Where scripts/bootstrap put the broker: $HB_KAFKA_BROKER_DIR, else
 // ${XDG_CACHE_HOME:-~/.cache}/health-bridge/kafka-<version of
@@ -92,4 +92,4 @@ class KafkaBroker {
   KafkaHandle admin_;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <string_view>
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 struct ConfDeleter {
@@ -184,4 +184,4 @@ std::vector<ConsumedMessage> TopicReader::ReadFor(std::chrono::milliseconds quie
   return ReadAtLeast(std::numeric_limits<std::size_t>::max(), quiet);
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

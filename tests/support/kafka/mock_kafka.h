@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace hb::testing {
+namespace hb::test_support {
 
 struct KafkaHandleDeleter {
   void operator()(rd_kafka_t* handle) const { rd_kafka_destroy(handle); }
@@ -75,4 +75,4 @@ class TopicReader {
   std::string topic_;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

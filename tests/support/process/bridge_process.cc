@@ -9,7 +9,7 @@
 #include <sstream>
 #include <thread>
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 std::filesystem::path UniqueConfigPath() {
@@ -108,4 +108,4 @@ std::optional<double> BridgeProcess::Metric(const std::string& name,
   return std::nullopt;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -13,7 +13,7 @@
 
 #include "tests/support/process/child_process.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class BridgeProcess {
  public:
@@ -51,4 +51,4 @@ class BridgeProcess {
   int port_ = 0;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -12,7 +12,7 @@
 #include <sstream>
 #include <thread>
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 std::string ReadFile(const std::filesystem::path& path) {
@@ -152,4 +152,4 @@ RunResult RunToCompletion(const std::filesystem::path& program,
   return result;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

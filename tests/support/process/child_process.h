@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class ChildProcess {
  public:
@@ -70,4 +70,4 @@ RunResult RunToCompletion(const std::filesystem::path& program,
                           const ChildProcess::Options& options = {},
                           std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace hb::testing {
+namespace hb::test_support {
 
 PrometheusServer::PrometheusServer(const std::vector<std::string>& targets) {
   const std::filesystem::path& directory = server_.directory();
@@ -55,4 +55,4 @@ std::optional<double> PrometheusServer::WaitFor(const std::string& promql,
   return value;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

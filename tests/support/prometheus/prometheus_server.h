@@ -12,7 +12,7 @@
 
 #include "tests/support/prometheus/server_process.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class PrometheusServer {
  public:
@@ -36,4 +36,4 @@ class PrometheusServer {
   ServerProcess server_{"prometheus"};
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -7,7 +7,7 @@
 
 #include "tests/support/http/loopback_server.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 ServerProcess::ServerProcess(const std::string& name) {
   directory_ = std::filesystem::temp_directory_path() /
@@ -52,4 +52,4 @@ bool ServerProcess::WaitReady(const std::function<bool()>& ready,
   return false;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -14,7 +14,7 @@
 
 #include "tests/support/process/child_process.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class ServerProcess {
  public:
@@ -48,4 +48,4 @@ class ServerProcess {
   std::unique_ptr<ChildProcess> process_;
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -9,7 +9,7 @@
 
 #include "tests/support/process/child_process.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 std::string EventSchemaViolations(const std::vector<std::string>& documents, bool data_only) {
   if (documents.empty()) return "";
@@ -41,4 +41,4 @@ std::string LogLinesSchemaViolations(const std::string& text) {
   return EventSchemaViolations(lines);
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace hb::testing {
+namespace hb::test_support {
 
 // "" when every document is valid, else the validator's findings. With
 // `data_only` each document is an event's `data` (Kafka binary mode).
@@ -18,4 +18,4 @@ std::string EventSchemaViolations(const std::vector<std::string>& documents,
 // one CloudEvent.
 std::string LogLinesSchemaViolations(const std::string& text);
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -19,8 +19,8 @@ namespace hb {
 namespace {
 
 using std::chrono::milliseconds;
-using testing::Eventually;
-using testing::InstanceEvent;
+using test_support::Eventually;
+using test_support::InstanceEvent;
 
 constexpr milliseconds kWait{5000};
 
@@ -91,7 +91,7 @@ class CheckpointerTest : public ::testing::Test {
   }
 
   SystemClock clock_;
-  testing::TestDir dir_{"checkpointer_test"};
+  test_support::TestDir dir_{"checkpointer_test"};
   prometheus::Registry registry_;
   BridgeMetrics metrics_{registry_, clock_};
   Router router_{clock_};

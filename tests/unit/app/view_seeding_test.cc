@@ -19,8 +19,8 @@ namespace {
 
 using std::chrono::milliseconds;
 using ::testing::ElementsAre;
-using testing::InstanceEvent;
-using testing::RecordingSink;
+using test_support::InstanceEvent;
+using test_support::RecordingSink;
 
 constexpr milliseconds kWait{5000};
 constexpr milliseconds kForever{std::chrono::hours(1)};
@@ -39,11 +39,11 @@ class ViewSeedingTest : public ::testing::Test {
     route.worker.retry.max_backoff = milliseconds(5);
     router_.AddSink(route,
                     std::make_unique<RecordingSink>(name, log, std::move(script), 16, stateful),
-                    testing::DeadLetterStorage(dir_.path(), name));
+                    test_support::DeadLetterStorage(dir_.path(), name));
   }
 
   SystemClock clock_;
-  testing::TestDir dir_{"view_seeding_test"};
+  test_support::TestDir dir_{"view_seeding_test"};
   // What the sinks record; they outlive the router that delivers to them.
   RecordingSink::Log gauges_;
   RecordingSink::Log hooks_;

@@ -21,9 +21,9 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::ConsulTestServer;
-using testing::ConsulTestServerOptions;
-using testing::Eventually;
+using test_support::ConsulTestServer;
+using test_support::ConsulTestServerOptions;
+using test_support::Eventually;
 
 constexpr int kServices = 40;
 

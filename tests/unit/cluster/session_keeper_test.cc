@@ -16,9 +16,9 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::ConsulTestServer;
-using testing::ConsulTestServerOptions;
-using testing::Eventually;
+using test_support::ConsulTestServer;
+using test_support::ConsulTestServerOptions;
+using test_support::Eventually;
 
 class SessionKeeperTest : public ::testing::Test {
  protected:
@@ -70,7 +70,7 @@ TEST_F(SessionKeeperTest, TrustsTheSessionOnlyUntilItsTtlAfterTheLastRenewal) {
 
 TEST_F(SessionKeeperTest, AFrozenReplicaIsFencedOnWakeUp) {
   StartServer();
-  testing::FakeClock clock;
+  test_support::FakeClock clock;
   auto keeper = MakeKeeper(clock, milliseconds(10000));
   keeper->Start();
   ASSERT_TRUE(Eventually([&] { return Valid(*keeper, clock); }, seconds(10)));

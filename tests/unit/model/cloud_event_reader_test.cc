@@ -8,7 +8,7 @@
 namespace hb {
 namespace {
 
-using testing::InstanceEvent;
+using test_support::InstanceEvent;
 
 TEST(ReadCloudEventTest, WhatTheBridgeWroteReadsBackToTheSameText) {
   CloudEventOptions options;

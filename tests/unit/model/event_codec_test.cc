@@ -24,7 +24,7 @@ void ExpectSameEvent(const Event& decoded, const Event& original) {
 }
 
 TEST(EventCodecTest, InstanceEventsRoundTripWithEveryField) {
-  Event event = testing::InstanceEvent("payments-1", EventType::kInstanceDown, 2731);
+  Event event = test_support::InstanceEvent("payments-1", EventType::kInstanceDown, 2731);
   event.previous_status = HealthStatus::kPassing;
   event.reconciled = true;
   event.checks.push_back(

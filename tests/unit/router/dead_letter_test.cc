@@ -22,14 +22,14 @@ std::size_t Lines(const fs::path& path) {
 }
 
 TEST(DeadLetterFileTest, RotatesPastItsSizeAndKeepsABoundedNumberOfFiles) {
-  testing::TestDir dir("dead_letter_test");
+  test_support::TestDir dir("dead_letter_test");
   const fs::path path = dir.path() / "hooks.dead.jsonl";
   const std::string payload(900, 'x');  // each line about 1 KiB
   auto file = DeadLetterFile::Open(
       "hooks", path.string(), [&](const Event&) { return "{\"p\":\"" + payload + "\"}"; },
       DeadLetterLimits{4096, 2});
   ASSERT_TRUE(file.ok()) << file.status().ToString();
-  const Event event = testing::InstanceEvent("p-1", EventType::kInstanceDown, 1);
+  const Event event = test_support::InstanceEvent("p-1", EventType::kInstanceDown, 1);
   for (int i = 0; i < 40; ++i)
     (*file)->Write(event, "HTTP 503", 3, std::chrono::system_clock::now());
   EXPECT_LE(fs::file_size(path), 4096U);
@@ -45,7 +45,7 @@ TEST(DeadLetterFileTest, RotatesPastItsSizeAndKeepsABoundedNumberOfFiles) {
 }
 
 TEST(DeadLetterFileTest, RefusesToWriteThroughALink) {
-  testing::TestDir dir("dead_letter_link");
+  test_support::TestDir dir("dead_letter_link");
   const fs::path target = dir.path() / "victim";
   std::ofstream(target) << "precious";
   const fs::path path = dir.path() / "hooks.dead.jsonl";

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "sinks/sink.h"
+#include "bridge/router/sink.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 class RecordingSink final : public Sink {
  public:
@@ -80,4 +80,4 @@ class RecordingSink final : public Sink {
   std::map<std::string, int> attempts_by_id_;  // guarded by log_.mutex
 };
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -23,19 +23,19 @@ namespace hb {
 namespace {
 
 using std::chrono::milliseconds;
-using testing::InstanceEvent;
-using testing::RecordingSink;
-using testing::Shared;
+using test_support::InstanceEvent;
+using test_support::RecordingSink;
+using test_support::Shared;
 
 constexpr milliseconds kWait{5000};
 
 class RouterTest : public ::testing::Test {
  protected:
   SinkStorage DeadLetters(const std::string& sink) {
-    return testing::DeadLetterStorage(dir_.path(), sink);
+    return test_support::DeadLetterStorage(dir_.path(), sink);
   }
   std::vector<nlohmann::json> ReadDeadLetters(const std::string& sink) {
-    return testing::ReadDeadLetters(dir_.path(), sink);
+    return test_support::ReadDeadLetters(dir_.path(), sink);
   }
 
   // Dead letters plus a spool in dir_/spool/<sink>, holding what an
@@ -61,7 +61,7 @@ class RouterTest : public ::testing::Test {
   }
 
   SystemClock clock_;
-  testing::TestDir dir_{"router_test"};
+  test_support::TestDir dir_{"router_test"};
 };
 
 TEST_F(RouterTest, DeliversOnlyEventsMatchingTheSinkFilter) {
@@ -170,7 +170,7 @@ TEST_F(RouterTest, SinkStatusesShowAFailingDestinationAndItsRecovery) {
 
   router.Publish({InstanceEvent("payments-1", EventType::kInstanceDown, 7)});
   SinkStatusReport failing;
-  ASSERT_TRUE(testing::Eventually(
+  ASSERT_TRUE(test_support::Eventually(
       [&] {
         failing = status();
         return failing.delivery.state == "failing";
@@ -185,7 +185,7 @@ TEST_F(RouterTest, SinkStatusesShowAFailingDestinationAndItsRecovery) {
   refusing = false;
   ASSERT_TRUE(log.WaitForAcked(1, kWait));
   SinkStatusReport recovered;
-  ASSERT_TRUE(testing::Eventually(
+  ASSERT_TRUE(test_support::Eventually(
       [&] {
         recovered = status();
         return recovered.delivery.state == "ok";

@@ -346,7 +346,7 @@ TEST(HttpServerTlsTest, ServesHttpsToARealClientWithTheWebConfigsCertificate) {
   std::filesystem::create_directories(dir);
   const auto cert = dir / "server.crt";
   const auto key = dir / "server.key";
-  const auto made = testing::RunToCompletion(
+  const auto made = test_support::RunToCompletion(
       "/usr/bin/openssl",
       {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
        "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
@@ -367,14 +367,14 @@ TEST(HttpServerTlsTest, ServesHttpsToARealClientWithTheWebConfigsCertificate) {
   const std::string base = "https://127.0.0.1:" + std::to_string((*server)->port());
 
   // curl, as an operator would check it, verifying the certificate.
-  const auto https = testing::RunToCompletion(
+  const auto https = test_support::RunToCompletion(
       "/usr/bin/curl", {"-sS", "-i", "--cacert", cert.string(), base + "/metrics"});
   EXPECT_EQ(https.exit_code, 0) << https.err;
   EXPECT_THAT(https.out, StartsWith("HTTP/1.1 200 "));
   EXPECT_THAT(https.out, HasSubstr("X-Frame-Options: deny"));
   EXPECT_THAT(https.out, HasSubstr("health_bridge_up 1"));
   // Plain HTTP on the TLS port gets nothing served.
-  const auto plain = testing::RunToCompletion(
+  const auto plain = test_support::RunToCompletion(
       "/usr/bin/curl",
       {"-sS", "-m", "5", "http://127.0.0.1:" + std::to_string((*server)->port()) + "/metrics"});
   EXPECT_NE(plain.exit_code, 0);

@@ -14,9 +14,9 @@
 namespace hb {
 namespace {
 
-using testing::FakeClock;
-using testing::MakeInstance;
-using testing::Snapshot;
+using test_support::FakeClock;
+using test_support::MakeInstance;
+using test_support::Snapshot;
 
 std::vector<Instance> Instances(const std::string& service, int count, HealthStatus status) {
   std::vector<Instance> instances;

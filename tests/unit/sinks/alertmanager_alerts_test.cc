@@ -14,7 +14,7 @@ namespace hb {
 namespace {
 
 using ::testing::HasSubstr;
-using testing::InstanceEvent;
+using test_support::InstanceEvent;
 using ::testing::Not;
 
 AlertmanagerSinkSettings Settings() {

@@ -16,8 +16,8 @@
 namespace hb {
 namespace {
 
-using testing::InstanceEvent;
-using testing::Shared;
+using test_support::InstanceEvent;
+using test_support::Shared;
 using Kind = DeliveryResult::Kind;
 
 struct FileCloser {

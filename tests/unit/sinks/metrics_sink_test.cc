@@ -14,8 +14,8 @@ namespace hb {
 namespace {
 
 using std::chrono::minutes;
-using testing::InstanceEvent;
-using testing::Shared;
+using test_support::InstanceEvent;
+using test_support::Shared;
 
 class MetricsSinkTest : public ::testing::Test {
  protected:
@@ -78,7 +78,7 @@ class MetricsSinkTest : public ::testing::Test {
   }
 
   prometheus::Registry registry_;
-  testing::FakeClock clock_;
+  test_support::FakeClock clock_;
   MetricsSinkSettings settings_;
   std::unique_ptr<MetricsSink> sink_;
 };
@@ -219,7 +219,7 @@ TEST_F(MetricsSinkTest, ShutdownTakesEverySeriesOfTheSinkAlong) {
   // is destroyed later.
   MetricsSink successor("metrics", settings_, registry_, clock_);
   std::vector<EventPtr> batch{
-      testing::Shared(InstanceEvent("payments-1", EventType::kInstanceDown, 6))};
+      test_support::Shared(InstanceEvent("payments-1", EventType::kInstanceDown, 6))};
   std::vector<DeliveryResult> results(1);
   successor.Deliver(batch, results);
   sink_.reset();

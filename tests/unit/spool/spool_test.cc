@@ -55,7 +55,7 @@ class SpoolTest : public ::testing::Test {
     return payloads;
   }
 
-  testing::TestDir dir_{"spool_test"};
+  test_support::TestDir dir_{"spool_test"};
 };
 
 TEST_F(SpoolTest, AReopenedSpoolHoldsTheUnacknowledgedEventsInOrder) {

@@ -15,10 +15,10 @@
 namespace hb {
 namespace {
 
-using testing::Describe;
-using testing::MakeInstance;
-using testing::NodeCheck;
-using testing::Snapshot;
+using test_support::Describe;
+using test_support::MakeInstance;
+using test_support::NodeCheck;
+using test_support::Snapshot;
 
 struct InstanceTrack {
   bool registered = false;
@@ -117,12 +117,12 @@ Instance RandomInstance(std::mt19937& rng, int which) {
 
 // The release pass runs every sequence in under a second; under ASan at -O0
 // each costs about a hundred times more.
-constexpr std::uint32_t kSequences = testing::kSanitizerBuild ? 150 : 3000;
+constexpr std::uint32_t kSequences = test_support::kSanitizerBuild ? 150 : 3000;
 
 TEST(EngineInvariants, HoldForThousandsOfRandomSnapshotSequences) {
   for (std::uint32_t seed = 1; seed <= kSequences; ++seed) {
     std::mt19937 rng(seed);
-    testing::FakeClock clock;
+    test_support::FakeClock clock;
     EngineOptions options;
     if (rng() % 2) options.up_statuses = {HealthStatus::kPassing};
     if (rng() % 2) {

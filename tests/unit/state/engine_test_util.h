@@ -8,7 +8,7 @@
 #include "bridge/model/event.h"
 #include "bridge/model/health.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 
 inline Check ServiceCheck(const std::string& instance, HealthStatus status,
                           std::string output = "") {
@@ -75,4 +75,4 @@ inline std::vector<std::string> Describe(const std::vector<Event>& events) {
   return out;
 }
 
-}  // namespace hb::testing
+}  // namespace hb::test_support

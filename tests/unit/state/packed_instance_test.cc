@@ -9,7 +9,7 @@
 namespace hb {
 namespace {
 
-using testing::MakeInstance;
+using test_support::MakeInstance;
 
 Instance RoundTrip(const Instance& instance) {
   return PackedInstance(instance).Unpack(instance.node, instance.id);
@@ -67,7 +67,7 @@ TEST(PackedInstance, EmptyCollectionsStayEmpty) {
 TEST(PackedInstance, ManyChecksKeepConsulsOrder) {
   Instance instance = MakeInstance("payments-1", HealthStatus::kPassing);
   for (int i = 0; i < 200; ++i) {
-    instance.checks.push_back(testing::ServiceCheck("payments-1-" + std::to_string(i),
+    instance.checks.push_back(test_support::ServiceCheck("payments-1-" + std::to_string(i),
                                                     HealthStatus::kPassing, std::to_string(i)));
   }
   EXPECT_EQ(RoundTrip(instance), instance);

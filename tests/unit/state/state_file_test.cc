@@ -43,7 +43,7 @@ class StateFileTest : public ::testing::Test {
     std::ofstream(file_, std::ios::binary | std::ios::trunc) << content;
   }
 
-  testing::TestDir dir_{"state_file_test"};
+  test_support::TestDir dir_{"state_file_test"};
   std::filesystem::path file_ = dir_ / "state.json";
   SavedState state_;
 };

@@ -9,13 +9,13 @@
 namespace hb {
 namespace {
 
-using testing::Describe;
+using test_support::Describe;
 using ::testing::ElementsAre;
-using testing::FakeClock;
+using test_support::FakeClock;
 using ::testing::IsEmpty;
-using testing::MakeInstance;
-using testing::NodeCheck;
-using testing::Snapshot;
+using test_support::MakeInstance;
+using test_support::NodeCheck;
+using test_support::Snapshot;
 
 constexpr auto kPassing = HealthStatus::kPassing;
 constexpr auto kWarning = HealthStatus::kWarning;
@@ -582,20 +582,20 @@ namespace {
 // during the sync (a hostile or broken answer) is not gone: it keeps its
 // restored state, and its first usable answer is diffed against that.
 TEST(EngineUnreadableAtSyncTest, KeepsTheRestoredStateOfAServiceItCouldNotRead) {
-  testing::FakeClock clock;
+  test_support::FakeClock clock;
   TransitionEngine before({}, clock);
-  before.Apply(testing::Snapshot(
-      3, {testing::MakeInstance("orders-1", HealthStatus::kPassing, "node-a", "orders")},
+  before.Apply(test_support::Snapshot(
+      3, {test_support::MakeInstance("orders-1", HealthStatus::kPassing, "node-a", "orders")},
       "orders"));
   before.CompleteInitialSync();
   TransitionEngine after({}, clock);
   after.Restore(before.Save());
   EXPECT_THAT(after.CompleteInitialSync("dc1", {"orders"}), ::testing::IsEmpty());
   ASSERT_EQ(after.Instances().size(), 1U);
-  const auto events = after.Apply(testing::Snapshot(
-      9, {testing::MakeInstance("orders-1", HealthStatus::kCritical, "node-a", "orders")},
+  const auto events = after.Apply(test_support::Snapshot(
+      9, {test_support::MakeInstance("orders-1", HealthStatus::kCritical, "node-a", "orders")},
       "orders"));
-  EXPECT_THAT(testing::Describe(events),
+  EXPECT_THAT(test_support::Describe(events),
               ::testing::ElementsAre("instance.down orders-1 critical", "service.down orders"));
 }
 
@@ -603,12 +603,12 @@ TEST(EngineUnreadableAtSyncTest, KeepsTheRestoredStateOfAServiceItCouldNotRead) 
 // node "a\0b" with ID "c" and node "a" with ID "b\0c" are two instances,
 // and each comes back out as it went in.
 TEST(EngineHostileTextTest, NulBytesInNodesAndIdsNeverMergeOrMangleInstances) {
-  testing::FakeClock clock;
+  test_support::FakeClock clock;
   TransitionEngine engine({}, clock);
   const std::string nul(1, '\0');
   engine.Apply(
-      testing::Snapshot(3, {testing::MakeInstance("c", HealthStatus::kPassing, "a" + nul + "b"),
-                            testing::MakeInstance("b" + nul + "c", HealthStatus::kCritical, "a")}));
+      test_support::Snapshot(3, {test_support::MakeInstance("c", HealthStatus::kPassing, "a" + nul + "b"),
+                            test_support::MakeInstance("b" + nul + "c", HealthStatus::kCritical, "a")}));
   const auto instances = engine.Instances();
   ASSERT_EQ(instances.size(), 2U);
   EXPECT_EQ(instances[0].instance->node, "a");

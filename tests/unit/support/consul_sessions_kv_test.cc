@@ -12,7 +12,7 @@
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 using nlohmann::json;
@@ -378,4 +378,4 @@ TEST_F(ConsulSessionsKvTest, SnapshotRestoreLowersKvIndexes) {
 }
 
 }  // namespace
-}  // namespace hb::testing
+}  // namespace hb::test_support

@@ -21,7 +21,7 @@
 
 #include "tests/support/eventually.h"
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 using nlohmann::json;
@@ -118,10 +118,10 @@ std::string RoundTrip(int fd, const std::string& path) {
   return received;
 }
 
-// testing::Eventually() with this file's deadline.
+// test_support::Eventually() with this file's deadline.
 ::testing::AssertionResult WaitUntil(const std::function<bool()>& condition,
                                      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  return testing::Eventually(condition, timeout);
+  return test_support::Eventually(condition, timeout);
 }
 
 class ConsulTestServerTest : public ::testing::Test {
@@ -670,4 +670,4 @@ TEST(ConsulTestServerAcl, MissingAndWrongTokensAreRefusedWithConsulsTexts) {
 }
 
 }  // namespace
-}  // namespace hb::testing
+}  // namespace hb::test_support

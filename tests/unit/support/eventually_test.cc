@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-namespace hb::testing {
+namespace hb::test_support {
 namespace {
 
 using std::chrono::milliseconds;
@@ -93,4 +93,4 @@ TEST(ArrivedBeforeMarker, ReturnsTheItemsBeforeTheFirstMarker) {
 }
 
 }  // namespace
-}  // namespace hb::testing
+}  // namespace hb::test_support

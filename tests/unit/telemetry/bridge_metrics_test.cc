@@ -18,7 +18,7 @@ class BridgeMetricsTest : public ::testing::Test {
   std::string Scrape() { return prometheus::TextSerializer().Serialize(registry_.Collect()); }
 
   prometheus::Registry registry_;
-  testing::FakeClock clock_;
+  test_support::FakeClock clock_;
   BridgeMetrics metrics_{registry_, clock_};
 };
 
@@ -29,7 +29,7 @@ TEST_F(BridgeMetricsTest, BuildInfoIsOne) {
 }
 
 TEST_F(BridgeMetricsTest, ARemovedSinksSeriesGoWithItAndOnlyIts) {
-  Event event = testing::InstanceEvent("payments-1", EventType::kInstanceDown, 5);
+  Event event = test_support::InstanceEvent("payments-1", EventType::kInstanceDown, 5);
   clock_.Advance(std::chrono::seconds(1));  // a zero observed_at means "not observed"
   event.observed_at = clock_.Now();
   for (const char* sink : {"old", "kept"}) {
@@ -100,7 +100,7 @@ TEST_F(BridgeMetricsTest, ConsulRequestsByOutcomeAndOnlyFailuresAsWatchErrors) {
 
 TEST_F(BridgeMetricsTest, DeliveriesByOutcomeQueueDepthAndLatency) {
   clock_.Advance(std::chrono::hours(1));  // a steady time of 0 means "not observed"
-  Event event = testing::InstanceEvent("payments-1", EventType::kInstanceDown, 7);
+  Event event = test_support::InstanceEvent("payments-1", EventType::kInstanceDown, 7);
   event.time = clock_.WallNow();
   clock_.Advance(std::chrono::seconds(1));  // a zero observed_at means "not observed"
   event.observed_at = clock_.Now();

@@ -60,8 +60,8 @@ std::vector<Event> Events() {
   for (int i = 0; i < kEventsPerRun; ++i) {
     events.push_back(
         test_support::InstanceEvent("payments-" + std::to_string(i % kInstances),
-                               i % 2 == 0 ? EventType::kInstanceDown : EventType::kInstanceUp,
-                               static_cast<std::uint64_t>(1000 + i / kInstances)));
+                                    i % 2 == 0 ? EventType::kInstanceDown : EventType::kInstanceUp,
+                                    static_cast<std::uint64_t>(1000 + i / kInstances)));
   }
   return events;
 }

@@ -56,8 +56,8 @@ void BM_RouterDelivery(benchmark::State& state) {
   for (int i = 0; i < kEventsPerRun; ++i) {
     events.push_back(
         test_support::InstanceEvent("payments-" + std::to_string(i % kInstances),
-                               i % 2 == 0 ? EventType::kInstanceDown : EventType::kInstanceUp,
-                               static_cast<std::uint64_t>(1000 + i)));
+                                    i % 2 == 0 ? EventType::kInstanceDown : EventType::kInstanceUp,
+                                    static_cast<std::uint64_t>(1000 + i)));
   }
   for (auto _ : state) {
     observer.Expect(events.size());

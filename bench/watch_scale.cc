@@ -177,7 +177,8 @@ int Run(const Options& options) {
   child_options.env["CONSUL_HTTP_ADDR"] = consul.address();
   child_options.pipe_stdout = true;
   const auto started = Clock::now();
-  hb::test_support::ChildProcess bridge(options.bridge, {"--config", config.string()}, child_options);
+  hb::test_support::ChildProcess bridge(options.bridge, {"--config", config.string()},
+                                        child_options);
   DownLines lines(bridge.stdout_pipe());
   if (!bridge.WaitForStderr("initial sync complete", milliseconds(600000))) {
     std::cerr << "watch_scale: the bridge never synced\n" << bridge.Stderr();

@@ -12,8 +12,8 @@
 #include "bridge/common/clock.h"
 #include "bridge/common/status.h"
 #include "bridge/model/cloud_event.h"
-#include "config/bridge_config.h"
 #include "bridge/router/sink.h"
+#include "config/bridge_config.h"
 
 namespace prometheus {
 class Registry;

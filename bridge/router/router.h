@@ -21,9 +21,9 @@
 #include "bridge/model/event_publisher.h"
 #include "bridge/router/delivery_observer.h"
 #include "bridge/router/route_filter.h"
+#include "bridge/router/sink.h"
 #include "bridge/router/sink_storage.h"
 #include "bridge/router/sink_worker.h"
-#include "bridge/router/sink.h"
 
 namespace hb {
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "bridge/router/dead_letter.h"
-#include "bridge/spool/spool.h"
 #include "bridge/router/sink.h"
+#include "bridge/spool/spool.h"
 
 namespace hb {
 

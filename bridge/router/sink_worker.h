@@ -34,8 +34,8 @@
 #include "bridge/common/clock.h"
 #include "bridge/common/mutex.h"
 #include "bridge/router/delivery_observer.h"
-#include "bridge/router/sink_storage.h"
 #include "bridge/router/sink.h"
+#include "bridge/router/sink_storage.h"
 
 namespace hb {
 

@@ -15,8 +15,8 @@
 #include "bridge/common/clock.h"
 #include "bridge/common/curl_handles.h"
 #include "bridge/common/status.h"
-#include "sinks/alertmanager/alertmanager_config.h"
 #include "bridge/router/sink.h"
+#include "sinks/alertmanager/alertmanager_config.h"
 
 namespace hb {
 

@@ -49,10 +49,10 @@
 #include "bridge/common/clock.h"
 #include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
+#include "bridge/router/sink.h"
 #include "sinks/alertmanager/alertmanager_alerts.h"
 #include "sinks/alertmanager/alertmanager_client.h"
 #include "sinks/alertmanager/alertmanager_config.h"
-#include "bridge/router/sink.h"
 #include "sinks/sink_registry.h"
 
 namespace hb {

@@ -13,8 +13,8 @@
 #include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
 #include "bridge/model/cloud_event.h"
-#include "sinks/kafka/kafka_config.h"
 #include "bridge/router/sink.h"
+#include "sinks/kafka/kafka_config.h"
 #include "sinks/sink_registry.h"
 
 namespace hb {

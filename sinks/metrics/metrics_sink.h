@@ -20,8 +20,8 @@
 #include <string>
 
 #include "bridge/common/clock.h"
-#include "sinks/metrics/metrics_config.h"
 #include "bridge/router/sink.h"
+#include "sinks/metrics/metrics_config.h"
 #include "sinks/sink_registry.h"
 
 namespace hb {

@@ -20,10 +20,10 @@ namespace {
 
 using std::chrono::milliseconds;
 using test_support::ChildProcess;
-using ::testing::HasSubstr;
-using ::testing::Not;
 using test_support::RunResult;
 using test_support::RunToCompletion;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 const std::filesystem::path kExamples = std::filesystem::path(HB_SOURCE_DIR) / "config/examples";

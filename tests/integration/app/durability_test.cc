@@ -27,9 +27,9 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using test_support::Answer;
 using test_support::BridgeProcess;
-using ::testing::HasSubstr;
 using test_support::ReceivedRequest;
 using test_support::WebhookReceiver;
+using ::testing::HasSubstr;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 constexpr char kTopic[] = "consul.health.events";

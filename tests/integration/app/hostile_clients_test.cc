@@ -96,7 +96,8 @@ TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
 
   // Events flow meanwhile.
   consul.SetStatus("web", "critical");
-  EXPECT_TRUE(test_support::Eventually([&] { return receiver.Accepted().size() >= 3; }, seconds(20)))
+  EXPECT_TRUE(
+      test_support::Eventually([&] { return receiver.Accepted().size() >= 3; }, seconds(20)))
       << bridge.process().Stderr();
   httplib::Client client("127.0.0.1", bridge.port());
   client.set_read_timeout(seconds(3));  // the chart's probe timeout
@@ -109,7 +110,8 @@ TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
     EXPECT_EQ(readyz->status, 200);
   }
   consul.SetStatus("web", "passing");
-  EXPECT_TRUE(test_support::Eventually([&] { return receiver.Accepted().size() >= 6; }, seconds(20)))
+  EXPECT_TRUE(
+      test_support::Eventually([&] { return receiver.Accepted().size() >= 6; }, seconds(20)))
       << bridge.process().Stderr();
   // The bound: 32 connections' 8 KiB heads on top of the bridge's start;
   // no body is read, nothing inflated.

@@ -30,10 +30,10 @@ namespace {
 using std::chrono::seconds;
 using test_support::Attack;
 using test_support::BridgeProcess;
-using ::testing::HasSubstr;
 using test_support::HostileConsulPeer;
-using ::testing::Not;
 using test_support::WebhookReceiver;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 // Under ASan the freed-memory quarantine and the shadow pages dwarf any

@@ -25,10 +25,10 @@ namespace {
 
 using std::chrono::seconds;
 using test_support::BridgeProcess;
-using ::testing::HasSubstr;
-using ::testing::Not;
 using test_support::TopicReader;
 using test_support::WebhookReceiver;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 constexpr char kTopic[] = "hostile.events";

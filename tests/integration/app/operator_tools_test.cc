@@ -19,10 +19,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::seconds;
-using ::testing::HasSubstr;
 using test_support::RunResult;
 using test_support::RunToCompletion;
 using test_support::WebhookReceiver;
+using ::testing::HasSubstr;
 
 const fs::path kBridge = HB_BRIDGE_BINARY;
 

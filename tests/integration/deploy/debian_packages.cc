@@ -14,9 +14,9 @@ namespace hb::deploy_test {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using test_support::RunResult;
 using test_support::RunToCompletion;
+using ::testing::HasSubstr;
 
 std::string Run(const std::string& program, const std::vector<std::string>& args) {
   const fs::path path = FindProgram(program);

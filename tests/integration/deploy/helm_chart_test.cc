@@ -22,9 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using test_support::ChildProcess;
-using ::testing::HasSubstr;
 using test_support::RunResult;
 using test_support::RunToCompletion;
+using ::testing::HasSubstr;
 
 // What the README's `kubectl create secret` puts in the existing Secret the
 // minimal example names: the chart cannot see it, so the test supplies it.

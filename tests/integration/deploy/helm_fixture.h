@@ -59,7 +59,7 @@ class HelmChart : public ::testing::Test {
   // `helm template` of `chart` (a directory or packaged .tgz) as release
   // kRelease in kNamespace, with `extra` arguments.
   static test_support::RunResult Template(const std::vector<std::string>& extra,
-                                     const std::string& chart = kChart.string());
+                                          const std::string& chart = kChart.string());
   // The rendered objects; a failed render records a failure and returns
   // none, so callers ASSERT on the result being non-empty.
   static std::vector<YAML::Node> Render(const std::vector<std::string>& extra,

@@ -15,9 +15,9 @@
 namespace hb::deploy_test {
 namespace {
 
+using test_support::RunResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using test_support::RunResult;
 
 TEST_F(HelmChart, SchemaRejectsTyposAndWrongTypes) {
   ScratchDir scratch;

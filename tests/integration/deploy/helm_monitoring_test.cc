@@ -16,9 +16,9 @@ namespace hb::deploy_test {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using test_support::RunResult;
 using test_support::RunToCompletion;
+using ::testing::HasSubstr;
 
 TEST_F(HelmChart, PrometheusRuleIsDeployPrometheusAlertsYamlNotACopy) {
   const fs::path linked = kChart / "files/alerts.yaml";

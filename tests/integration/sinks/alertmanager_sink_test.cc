@@ -29,12 +29,12 @@ using std::chrono::seconds;
 using test_support::AlertmanagerServer;
 using test_support::Answer;
 using test_support::FindAlert;
-using ::testing::HasSubstr;
 using test_support::InstanceEvent;
 using test_support::ReceivedRequest;
 using test_support::Shared;
-using ::testing::UnorderedElementsAre;
 using test_support::WebhookReceiver;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 using json = nlohmann::json;
 using Kind = DeliveryResult::Kind;
 

@@ -77,7 +77,8 @@ class MetricsTest : public ::testing::Test {
   // Polls the scrape until it has `line` (an exact series and value).
   ::testing::AssertionResult WaitForSeries(const std::string& line,
                                            milliseconds timeout = seconds(10)) {
-    return test_support::Eventually([&] { return Scrape().find(line) != std::string::npos; }, timeout);
+    return test_support::Eventually([&] { return Scrape().find(line) != std::string::npos; },
+                                    timeout);
   }
 
   test_support::ConsulTestServer consul_;

@@ -18,9 +18,9 @@ namespace hb {
 namespace {
 
 using std::chrono::milliseconds;
-using ::testing::ElementsAre;
 using test_support::InstanceEvent;
 using test_support::RecordingSink;
+using ::testing::ElementsAre;
 
 constexpr milliseconds kWait{5000};
 constexpr milliseconds kForever{std::chrono::hours(1)};

@@ -13,8 +13,8 @@
 namespace hb {
 namespace {
 
-using ::testing::HasSubstr;
 using test_support::InstanceEvent;
+using ::testing::HasSubstr;
 using ::testing::Not;
 
 AlertmanagerSinkSettings Settings() {

@@ -67,8 +67,8 @@ TEST(PackedInstance, EmptyCollectionsStayEmpty) {
 TEST(PackedInstance, ManyChecksKeepConsulsOrder) {
   Instance instance = MakeInstance("payments-1", HealthStatus::kPassing);
   for (int i = 0; i < 200; ++i) {
-    instance.checks.push_back(test_support::ServiceCheck("payments-1-" + std::to_string(i),
-                                                    HealthStatus::kPassing, std::to_string(i)));
+    instance.checks.push_back(test_support::ServiceCheck(
+        "payments-1-" + std::to_string(i), HealthStatus::kPassing, std::to_string(i)));
   }
   EXPECT_EQ(RoundTrip(instance), instance);
 }

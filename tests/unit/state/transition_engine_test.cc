@@ -10,12 +10,12 @@ namespace hb {
 namespace {
 
 using test_support::Describe;
-using ::testing::ElementsAre;
 using test_support::FakeClock;
-using ::testing::IsEmpty;
 using test_support::MakeInstance;
 using test_support::NodeCheck;
 using test_support::Snapshot;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
 
 constexpr auto kPassing = HealthStatus::kPassing;
 constexpr auto kWarning = HealthStatus::kWarning;
@@ -606,9 +606,9 @@ TEST(EngineHostileTextTest, NulBytesInNodesAndIdsNeverMergeOrMangleInstances) {
   test_support::FakeClock clock;
   TransitionEngine engine({}, clock);
   const std::string nul(1, '\0');
-  engine.Apply(
-      test_support::Snapshot(3, {test_support::MakeInstance("c", HealthStatus::kPassing, "a" + nul + "b"),
-                            test_support::MakeInstance("b" + nul + "c", HealthStatus::kCritical, "a")}));
+  engine.Apply(test_support::Snapshot(
+      3, {test_support::MakeInstance("c", HealthStatus::kPassing, "a" + nul + "b"),
+          test_support::MakeInstance("b" + nul + "c", HealthStatus::kCritical, "a")}));
   const auto instances = engine.Instances();
   ASSERT_EQ(instances.size(), 2U);
   EXPECT_EQ(instances[0].instance->node, "a");

@@ -17,8 +17,10 @@
 
 #include "tests/support/consul/hostile_consul_peer.h"
 #include "tests/support/eventually.h"
+#include "tests/support/http/loopback_socket.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/proc_memory.h"
 #include "tests/support/sanitizer_build.h"
 
 namespace hb {
@@ -31,31 +33,6 @@ using test_support::HostileConsulPeer;
 using test_support::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
-// Under ASan the freed-memory quarantine and the shadow pages dwarf any
-// bound: the release pass proves the memory bounds, the sanitizer passes
-// everything else.
-constexpr bool kBoundsMemory = !test_support::kSanitizerBuild;
-
-std::size_t PeakRssKib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.starts_with("VmHWM:")) return std::stoul(line.substr(6));
-  }
-  return 0;
-}
-
-int Connect(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
   HostileConsulPeer consul;
@@ -73,13 +50,13 @@ TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
   std::vector<int> attackers;
   // Eight times server.max_connections of slowloris heads.
   for (int i = 0; i < 256; ++i) {
-    const int fd = Connect(bridge.port());
+    const int fd = test_support::ConnectLoopback(bridge.port());
     if (fd < 0) continue;
     ::send(fd, "GET /metrics HTTP/1.1\r\nX-a: ", 28, MSG_NOSIGNAL);
     attackers.push_back(fd);
   }
   // A gzip body claiming 1 GiB, and a head that never ends.
-  if (const int fd = Connect(bridge.port()); fd >= 0) {
+  if (const int fd = test_support::ConnectLoopback(bridge.port()); fd >= 0) {
     const std::string head =
         "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
         "Content-Length: 1073741824\r\n\r\n";
@@ -88,7 +65,7 @@ TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
     ::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     attackers.push_back(fd);
   }
-  if (const int fd = Connect(bridge.port()); fd >= 0) {
+  if (const int fd = test_support::ConnectLoopback(bridge.port()); fd >= 0) {
     const std::string endless = "GET / HTTP/1.1\r\nX-Long: " + std::string(1 << 20, 'a');
     ::send(fd, endless.data(), endless.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     attackers.push_back(fd);
@@ -115,8 +92,8 @@ TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
       << bridge.process().Stderr();
   // The bound: 32 connections' 8 KiB heads on top of the bridge's start;
   // no body is read, nothing inflated.
-  const std::size_t peak = PeakRssKib(bridge.process().pid());
-  if (kBoundsMemory) {
+  const std::size_t peak = test_support::PeakRssKib(bridge.process().pid());
+  if (test_support::kMemoryBoundsHold) {
     EXPECT_LT(peak, 48U * 1024) << "peak RSS " << peak << " KiB";
   }
   std::cerr << "peak RSS with hostile clients: " << peak << " KiB\n";

@@ -22,6 +22,7 @@
 #include "tests/support/http/loopback_server.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/proc_memory.h"
 #include "tests/support/sanitizer_build.h"
 
 namespace hb {
@@ -36,19 +37,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
-// Under ASan the freed-memory quarantine and the shadow pages dwarf any
-// bound: the release pass proves the memory bounds, the sanitizer passes
-// everything else.
-constexpr bool kBoundsMemory = !test_support::kSanitizerBuild;
-
-// The peak resident memory of a process (VmHWM), in KiB.
-std::size_t PeakRssKib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.starts_with("VmHWM:")) return std::stoul(line.substr(6));
-  }
-  return 0;
-}
 
 bool Printable(const std::string& text) {
   return std::all_of(text.begin(), text.end(),
@@ -168,8 +156,8 @@ TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
 
   // The stated bound: the bridge's own start (about 30 MiB) plus the 16 MiB
   // answer cap grown twice over while it is read.
-  const std::size_t peak = PeakRssKib(pid);
-  if (kBoundsMemory) {
+  const std::size_t peak = test_support::PeakRssKib(pid);
+  if (test_support::kMemoryBoundsHold) {
     EXPECT_LT(peak, 96U * 1024) << "peak RSS " << peak << " KiB";
   }
   std::cerr << "peak RSS under attack: " << peak << " KiB\n";
@@ -223,8 +211,8 @@ TEST(HostileConsulTest, AttackedCoveredServicesNeverStarveTheSharedReads) {
   const auto readyz = client.Get("/readyz");
   ASSERT_TRUE(readyz);
   EXPECT_EQ(readyz->status, 200) << readyz->body;
-  if (kBoundsMemory) {
-    EXPECT_LT(PeakRssKib(bridge.process().pid()), 96U * 1024);
+  if (test_support::kMemoryBoundsHold) {
+    EXPECT_LT(test_support::PeakRssKib(bridge.process().pid()), 96U * 1024);
   }
   EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
 }
@@ -342,8 +330,8 @@ TEST(HostileConsulTest, AHostileCatalogKeepsTheBridgeUnreadyWithAOneLineReason) 
       const auto readyz = client.Get("/readyz");
       return readyz && readyz->status == 200;
     })) << bridge.process().Stderr();
-    if (kBoundsMemory) {
-      EXPECT_LT(PeakRssKib(bridge.process().pid()), 96U * 1024);
+    if (test_support::kMemoryBoundsHold) {
+      EXPECT_LT(test_support::PeakRssKib(bridge.process().pid()), 96U * 1024);
     }
     EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
   }

@@ -15,10 +15,12 @@
 #include <sstream>
 
 #include "tests/support/consul/consul_test_server.h"
+#include "tests/support/http/loopback_socket.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/process/child_process.h"
+#include "tests/support/process/proc_memory.h"
 
 namespace hb {
 namespace {
@@ -88,28 +90,6 @@ TEST(HostileConsulDataTest, AServiceIdCannotSmuggleHeadersOrRequestsIntoAnySink)
   EXPECT_EQ(nlohmann::json::parse(messages[0].value)["instance_id"], kSmugglingId);
 }
 
-// Resident memory of a process, from /proc.
-std::size_t RssKib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.starts_with("VmRSS:")) return std::stoul(line.substr(6));
-  }
-  return 0;
-}
-
-int Connect(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 TEST(HostileClientsOfOurPortTest, BombsAndSlowClientsCostNoMemoryAndNeverStarveTheProbes) {
   test_support::ConsulTestServer consul;
   ASSERT_NE(consul.Start(), 0);
@@ -117,7 +97,7 @@ TEST(HostileClientsOfOurPortTest, BombsAndSlowClientsCostNoMemoryAndNeverStarveT
                                     "server: {listen: '127.0.0.1:0', max_connections: 64}\n");
   ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
   const pid_t pid = bridge.process().pid();
-  const std::size_t before = RssKib(pid);
+  const std::size_t before = test_support::RssKib(pid);
 
   // The review's bomb: 300 MiB of zeros as a gzip body of a POST /metrics.
   std::string bomb;
@@ -127,7 +107,7 @@ TEST(HostileClientsOfOurPortTest, BombsAndSlowClientsCostNoMemoryAndNeverStarveT
     ASSERT_EQ(made.exit_code, 0);
     bomb = made.out;  // base64 keeps it one string; its size is what matters
   }
-  const int bomber = Connect(bridge.port());
+  const int bomber = test_support::ConnectLoopback(bridge.port());
   ASSERT_GE(bomber, 0);
   const std::string head =
       "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
@@ -139,7 +119,7 @@ TEST(HostileClientsOfOurPortTest, BombsAndSlowClientsCostNoMemoryAndNeverStarveT
   // Slowloris: 200 connections that never finish their head.
   std::vector<int> slow;
   for (int i = 0; i < 200; ++i) {
-    const int fd = Connect(bridge.port());
+    const int fd = test_support::ConnectLoopback(bridge.port());
     if (fd < 0) continue;
     ::send(fd, "GET /metrics HTTP/1.1\r\nX-a: ", 28, MSG_NOSIGNAL);
     slow.push_back(fd);
@@ -157,7 +137,7 @@ TEST(HostileClientsOfOurPortTest, BombsAndSlowClientsCostNoMemoryAndNeverStarveT
   }
   // Nothing of the body was read or inflated: well under the 300 MiB, and
   // under the 64 connections' worth of 8 KiB heads on top of the start.
-  EXPECT_LT(RssKib(pid), before + 16 * 1024) << "RSS went from " << before << " KiB";
+  EXPECT_LT(test_support::RssKib(pid), before + 16 * 1024) << "RSS went from " << before << " KiB";
   for (const int fd : slow) ::close(fd);
   ::close(bomber);
   EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();

@@ -15,6 +15,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/proc_memory.h"
 #include "tests/support/sanitizer_build.h"
 
 namespace hb {
@@ -29,18 +30,6 @@ using test_support::ScriptedResponse;
 using test_support::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
-// Under ASan the freed-memory quarantine and the shadow pages dwarf any
-// bound: the release pass proves the memory bounds, the sanitizer passes
-// everything else.
-constexpr bool kBoundsMemory = !test_support::kSanitizerBuild;
-
-std::size_t PeakRssKib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.starts_with("VmHWM:")) return std::stoul(line.substr(6));
-  }
-  return 0;
-}
 
 // Every answer an attack: a 64 MiB error page, an answer held past the sink's
 // timeout, a redirect to itself, and 503s whose Retry-After would overflow
@@ -118,8 +107,8 @@ TEST(HostileReceiverTest, AHostileReceiverCostsBoundedMemoryAndNoOtherSinkItsEve
   EXPECT_EQ(readyz->status, 200) << readyz->body;
   // The webhook sink reads an answer to 64 KiB at most: the 64 MiB bodies
   // never enter memory.
-  const std::size_t peak = PeakRssKib(pid);
-  if (kBoundsMemory) {
+  const std::size_t peak = test_support::PeakRssKib(pid);
+  if (test_support::kMemoryBoundsHold) {
     EXPECT_LT(peak, 64U * 1024) << "peak RSS " << peak << " KiB";
   }
   std::cerr << "peak RSS with a hostile receiver: " << peak << " KiB\n";

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "tests/support/eventually.h"
+#include "tests/support/http/loopback_socket.h"
 
 namespace hb::test_support {
 namespace {
@@ -64,24 +65,6 @@ void ExpectSameShape(const json& documented, const json& served, const std::stri
   } else if (documented.is_array() && !documented.empty() && !served.empty()) {
     ExpectSameShape(documented.front(), served.front(), path + "[0]");
   }
-}
-
-// A raw TCP connection to the server on loopback; -1 if it cannot connect.
-// A receive timeout makes a broken server fail the test instead of hanging it.
-int ConnectRaw(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  timeval guard{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // Everything the server sends until it closes the connection (or resets it).
@@ -435,12 +418,12 @@ TEST_F(ConsulTestServerTest, TheConnectionPastConsulsDefaultLimitGets429AndIsClo
   // connections, not on requests.
   std::vector<int> open;
   for (int i = 0; i < 200; ++i) {
-    const int fd = ConnectRaw(server_->port());
+    const int fd = test_support::ConnectLoopback(server_->port());
     ASSERT_GE(fd, 0);
     open.push_back(fd);
   }
   ASSERT_TRUE(WaitUntil([&] { return server_->OpenConnections() == 200; }));
-  const int refused = ConnectRaw(server_->port());
+  const int refused = test_support::ConnectLoopback(server_->port());
   ASSERT_GE(refused, 0);  // accepted by the kernel, then answered and closed
   const std::string answer = ReadUntilClosed(refused);
   ::close(refused);
@@ -460,7 +443,7 @@ TEST_F(ConsulTestServerTest, TheConnectionPastConsulsDefaultLimitGets429AndIsClo
   ::close(open.back());
   open.pop_back();
   ASSERT_TRUE(WaitUntil([&] { return server_->OpenConnections() == 199; }));
-  const int next = ConnectRaw(server_->port());
+  const int next = test_support::ConnectLoopback(server_->port());
   ASSERT_GE(next, 0);
   EXPECT_THAT(RoundTrip(next, "/v1/status/leader"), ::testing::StartsWith("HTTP/1.1 200"));
   open.push_back(next);
@@ -470,7 +453,7 @@ TEST_F(ConsulTestServerTest, TheConnectionPastConsulsDefaultLimitGets429AndIsClo
 }
 
 TEST_F(ConsulTestServerTest, RequestsOnOneKeepAliveConnectionCountOnce) {
-  const int fd = ConnectRaw(server_->port());
+  const int fd = test_support::ConnectLoopback(server_->port());
   ASSERT_GE(fd, 0);
   for (int i = 0; i < 300; ++i) {
     ASSERT_THAT(RoundTrip(fd, "/v1/status/leader"), ::testing::StartsWith("HTTP/1.1 200")) << i;
@@ -488,10 +471,10 @@ TEST(ConsulTestServerLimit, TheLimitIsConfigurableAndCanBeTurnedOff) {
     ASSERT_NE(server.Start(), 0);
     const int wanted = limit == 0 ? 250 : 5;
     std::vector<int> open;
-    for (int i = 0; i < wanted; ++i) open.push_back(ConnectRaw(server.port()));
+    for (int i = 0; i < wanted; ++i) open.push_back(test_support::ConnectLoopback(server.port()));
     ASSERT_TRUE(
         WaitUntil([&] { return server.OpenConnections() == static_cast<std::size_t>(wanted); }));
-    const int extra = ConnectRaw(server.port());
+    const int extra = test_support::ConnectLoopback(server.port());
     if (limit == 0) {
       EXPECT_THAT(RoundTrip(extra, "/v1/status/leader"), ::testing::StartsWith("HTTP/1.1 200"));
       EXPECT_EQ(server.RefusedConnections(), 0u);

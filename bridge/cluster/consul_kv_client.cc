@@ -199,15 +199,7 @@ StatusOr<ConsulKvClient::Reply> ConsulKvClient::Send(
       curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.data());
       curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
     }
-    const TlsSettings& tls = options_.tls;
-    if (!tls.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca_file.c_str());
-    if (!tls.ca_path.empty()) curl_easy_setopt(easy, CURLOPT_CAPATH, tls.ca_path.c_str());
-    if (!tls.cert_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLCERT, tls.cert_file.c_str());
-    if (!tls.key_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLKEY, tls.key_file.c_str());
-    if (tls.insecure_skip_verify) {
-      curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
-      curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    ApplyConsulTransport(easy, options_.tls);
     const CURLcode code = curl_easy_perform(easy);
     if (code == CURLE_OPERATION_TIMEDOUT) {
       return Status::DeadlineExceeded(std::string(method) + " " + path + ": timed out");

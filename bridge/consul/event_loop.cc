@@ -236,20 +236,12 @@ EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
   // minutes with nothing to read, and at 10,000 watched services the 16 KB
   // default was 150 MB; an answer is appended to the body 1 KB at a time.
   curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 1024L);
-  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_slist* headers = nullptr;
   for (const auto& header : request.headers) headers = curl_slist_append(headers, header.c_str());
   transfer->headers.reset(headers);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   if (transfer->connect_to) curl_easy_setopt(easy, CURLOPT_CONNECT_TO, transfer->connect_to.get());
-  if (!tls.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca_file.c_str());
-  if (!tls.ca_path.empty()) curl_easy_setopt(easy, CURLOPT_CAPATH, tls.ca_path.c_str());
-  if (!tls.cert_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLCERT, tls.cert_file.c_str());
-  if (!tls.key_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLKEY, tls.key_file.c_str());
-  if (tls.insecure_skip_verify) {
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
+  ApplyConsulTransport(easy, tls);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get());
   curl_multi_add_handle(Multi(multi_), easy);
   const TransferId id = transfer->id;
@@ -377,6 +369,19 @@ std::chrono::milliseconds EventLoop::NextTimeout() {
   if (!tasks_.empty()) return milliseconds(0);
   if (!timer_order_.empty()) timeout = std::min(timeout, until(timer_order_.begin()->first));
   return timeout;
+}
+
+void ApplyConsulTransport(void* easy_handle, const TlsSettings& tls) {
+  CURL* easy = static_cast<CURL*>(easy_handle);
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (!tls.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, tls.ca_file.c_str());
+  if (!tls.ca_path.empty()) curl_easy_setopt(easy, CURLOPT_CAPATH, tls.ca_path.c_str());
+  if (!tls.cert_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLCERT, tls.cert_file.c_str());
+  if (!tls.key_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLKEY, tls.key_file.c_str());
+  if (tls.insecure_skip_verify) {
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
 }
 
 }  // namespace hb

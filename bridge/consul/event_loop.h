@@ -34,6 +34,11 @@ struct TlsSettings {
   bool insecure_skip_verify = false;
 };
 
+// What every request to Consul shares, on a libcurl easy handle (a CURL*,
+// taken as void* to keep curl out of this header): HTTP and HTTPS only,
+// and consul.tls's files and verification.
+void ApplyConsulTransport(void* easy_handle, const TlsSettings& tls);
+
 struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;          // "Name: value"

@@ -93,7 +93,7 @@ class SessionKeeper {
   bool stop_ GUARDED_BY(mutex_) = false;
   std::optional<SessionLease> lease_ GUARDED_BY(mutex_);
   std::uint64_t next_generation_ GUARDED_BY(mutex_) = 1;
-  int create_failures_ = 0;            // keeper thread
+  int create_failures_ = 0;  // keeper thread
   std::thread thread_;
 };
 

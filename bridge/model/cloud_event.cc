@@ -308,8 +308,8 @@ enum class Attribute : std::uint8_t {
   kHbepoch,  // only when the event has an owner's epoch (cluster mode)
 };
 constexpr std::array<std::string_view, 9> kAttributeNames = {
-    "specversion", "id",           "source", "type", "subject", "time", "datacontenttype",
-    "partitionkey", "hbepoch"};
+    "specversion",     "id",           "source", "type", "subject", "time",
+    "datacontenttype", "partitionkey", "hbepoch"};
 
 bool HasAttribute(Attribute attribute, const Event& event) {
   return attribute != Attribute::kHbepoch || event.epoch.has_value();

@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/http/loopback_socket.h"
+#include "tests/support/http/probes.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
@@ -125,16 +125,7 @@ TEST(HostileClientsOfOurPortTest, BombsAndSlowClientsCostNoMemoryAndNeverStarveT
     slow.push_back(fd);
   }
 
-  httplib::Client client("127.0.0.1", bridge.port());
-  client.set_read_timeout(std::chrono::seconds(3));  // the chart's liveness timeout
-  for (int i = 0; i < 10; ++i) {
-    const auto healthz = client.Get("/healthz");
-    ASSERT_TRUE(healthz) << "probe " << i << " got no answer within 3 s";
-    EXPECT_EQ(healthz->status, 200);
-    const auto readyz = client.Get("/readyz");
-    ASSERT_TRUE(readyz);
-    EXPECT_EQ(readyz->status, 200);
-  }
+  ASSERT_EQ(test_support::ProbeFailures(bridge.port(), 10), "");
   // Nothing of the body was read or inflated: well under the 300 MiB, and
   // under the 64 connections' worth of 8 KiB heads on top of the start.
   EXPECT_LT(test_support::RssKib(pid), before + 16 * 1024) << "RSS went from " << before << " KiB";

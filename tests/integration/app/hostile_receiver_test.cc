@@ -5,7 +5,6 @@
 // sink, and give up on the hostile one's events at their max_age.
 
 #include <gtest/gtest.h>
-#include <httplib.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -13,6 +12,7 @@
 
 #include "tests/support/consul/hostile_consul_peer.h"
 #include "tests/support/eventually.h"
+#include "tests/support/http/probes.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/process/proc_memory.h"
@@ -97,14 +97,7 @@ TEST(HostileReceiverTest, AHostileReceiverCostsBoundedMemoryAndNoOtherSinkItsEve
   EXPECT_TRUE(test_support::Eventually([&] { return good.Accepted().size() >= 8; }, seconds(20)))
       << bridge.process().Stderr();
 
-  httplib::Client client("127.0.0.1", bridge.port());
-  client.set_read_timeout(seconds(3));
-  const auto healthz = client.Get("/healthz");
-  ASSERT_TRUE(healthz);
-  EXPECT_EQ(healthz->status, 200);
-  const auto readyz = client.Get("/readyz");
-  ASSERT_TRUE(readyz);
-  EXPECT_EQ(readyz->status, 200) << readyz->body;
+  ASSERT_EQ(test_support::ProbeFailures(bridge.port()), "");
   // The webhook sink reads an answer to 64 KiB at most: the 64 MiB bodies
   // never enter memory.
   const std::size_t peak = test_support::PeakRssKib(pid);

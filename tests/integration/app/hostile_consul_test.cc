@@ -51,12 +51,6 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-// Polls `condition` until it holds or `timeout` passed.
-template <typename Condition>
-bool Within(std::chrono::milliseconds timeout, Condition&& condition) {
-  return test_support::Eventually(std::forward<Condition>(condition), timeout);
-}
-
 // Accepted webhook events of `type` about instances of `service`.
 std::size_t EventsAbout(const WebhookReceiver& receiver, const std::string& service,
                         const std::string& type) {
@@ -103,20 +97,24 @@ TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
   // deadline (30 s for a first read) and would hold up an initial sync for
   // three of them: it arrives after the sync here.
   consul.AddService("drip", Attack::kSlowDrip);
-  ASSERT_TRUE(Within(seconds(20), [&] { return consul.Requests("/v1/health/service/drip") > 0; }));
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return consul.Requests("/v1/health/service/drip") > 0; }, seconds(20)));
 
   // Each attack reached the bridge.
   for (const auto& [name, attack] : attacked) {
     EXPECT_GE(consul.Requests("/v1/health/service/" + name), 1U) << name;
   }
-  ASSERT_TRUE(Within(seconds(20), [&] {
-    return bridge.Metric("health_bridge_consul_requests_total",
-                         "endpoint=\"health_service\",outcome=\"too_large\"")
-                   .value_or(0) >= 1 &&
-           bridge.Metric("health_bridge_consul_requests_total",
-                         "endpoint=\"health_service\",outcome=\"malformed\"")
-                   .value_or(0) >= 1;
-  })) << bridge.process().Stderr();
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        return bridge.Metric("health_bridge_consul_requests_total",
+                             "endpoint=\"health_service\",outcome=\"too_large\"")
+                       .value_or(0) >= 1 &&
+               bridge.Metric("health_bridge_consul_requests_total",
+                             "endpoint=\"health_service\",outcome=\"malformed\"")
+                       .value_or(0) >= 1;
+      },
+      seconds(20)))
+      << bridge.process().Stderr();
 
   // The log names what is wrong with each, on one line.
   for (const char* what : {"service bomb: Consul's answer cannot be used: resource exhausted",
@@ -130,17 +128,17 @@ TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
 
   // Everyone else's events keep coming.
   consul.SetStatus("web", "critical");
-  ASSERT_TRUE(Within(seconds(20), [&] {
-    return EventsAbout(receiver, "web", "instance.down") == 2;
-  })) << bridge.process().Stderr();
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return EventsAbout(receiver, "web", "instance.down") == 2; }, seconds(20)))
+      << bridge.process().Stderr();
   consul.SetStatus("many-headers", "critical");
-  ASSERT_TRUE(Within(seconds(20), [&] {
-    return EventsAbout(receiver, "many-headers", "instance.down") == 1;
-  })) << bridge.process().Stderr();
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return EventsAbout(receiver, "many-headers", "instance.down") == 1; }, seconds(20)))
+      << bridge.process().Stderr();
   consul.SetStatus("api", "warning");
-  ASSERT_TRUE(Within(seconds(20), [&] {
-    return EventsAbout(receiver, "api", "instance.status_changed") == 1;
-  })) << bridge.process().Stderr();
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return EventsAbout(receiver, "api", "instance.status_changed") == 1; }, seconds(20)))
+      << bridge.process().Stderr();
   // Nothing about the attacked services was made up.
   for (const auto& [name, attack] : attacked) {
     EXPECT_EQ(EventsAbout(receiver, name, "instance.deregistered"), 0U) << name;
@@ -190,16 +188,17 @@ TEST(HostileConsulTest, AttackedCoveredServicesNeverStarveTheSharedReads) {
     consul.SetStatus("web", round % 2 == 0 ? "critical" : "passing");
     const std::string type = round % 2 == 0 ? "instance.down" : "instance.up";
     const std::size_t expected = round == 2 ? 4 : 2;
-    ASSERT_TRUE(Within(seconds(30), [&] { return EventsAbout(receiver, "web", type) == expected; }))
+    ASSERT_TRUE(test_support::Eventually(
+        [&] { return EventsAbout(receiver, "web", type) == expected; }, seconds(30)))
         << "round " << round << "\n"
         << bridge.process().Stderr();
   }
   // The hostile text of a covered service's checks comes through too.
   consul.SetStatus("evil", "critical");
   const std::string evil = HostileConsulPeer::ServiceNameFor("evil", Attack::kControlBytes);
-  EXPECT_TRUE(Within(seconds(30), [&] {
-    return EventsAbout(receiver, evil, "instance.down") == 1;
-  })) << bridge.process().Stderr();
+  EXPECT_TRUE(test_support::Eventually(
+      [&] { return EventsAbout(receiver, evil, "instance.down") == 1; }, seconds(30)))
+      << bridge.process().Stderr();
   httplib::Client client("127.0.0.1", bridge.port());
   client.set_read_timeout(seconds(3));
   const auto readyz = client.Get("/readyz");
@@ -233,10 +232,13 @@ TEST(HostileConsulTest, ControlBytesInEveryFieldComeOutEncodedInLogsHeadersAndEv
 
   consul.SetStatus("evil", "critical");
   consul.SetStatus("web", "critical");
-  ASSERT_TRUE(Within(seconds(20), [&] {
-    return EventsAbout(receiver, evil, "instance.down") == 1 &&
-           EventsAbout(receiver, "web", "instance.down") == 1;
-  })) << bridge.process().Stderr();
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        return EventsAbout(receiver, evil, "instance.down") == 1 &&
+               EventsAbout(receiver, "web", "instance.down") == 1;
+      },
+      seconds(20)))
+      << bridge.process().Stderr();
 
   // One request per event, and no header the text tried to add.
   EXPECT_EQ(receiver.RequestCount(), receiver.Accepted().size());
@@ -306,12 +308,15 @@ TEST(HostileConsulTest, AHostileCatalogKeepsTheBridgeUnreadyWithAOneLineReason) 
     httplib::Client client("127.0.0.1", port);
     client.set_read_timeout(seconds(3));
     std::string reason;
-    ASSERT_TRUE(Within(seconds(20), [&] {
-      const auto readyz = client.Get("/readyz");
-      if (!readyz || readyz->status != 503) return false;
-      reason = readyz->body;
-      return reason.find("Consul unreachable") != std::string::npos;
-    })) << bridge.process().Stderr();
+    ASSERT_TRUE(test_support::Eventually(
+        [&] {
+          const auto readyz = client.Get("/readyz");
+          if (!readyz || readyz->status != 503) return false;
+          reason = readyz->body;
+          return reason.find("Consul unreachable") != std::string::npos;
+        },
+        seconds(20)))
+        << bridge.process().Stderr();
     while (!reason.empty() && reason.back() == '\n') reason.pop_back();
     EXPECT_TRUE(Printable(reason)) << reason;
     EXPECT_LT(reason.size(), 200U) << reason;
@@ -320,10 +325,13 @@ TEST(HostileConsulTest, AHostileCatalogKeepsTheBridgeUnreadyWithAOneLineReason) 
     EXPECT_EQ(healthz->status, 200);
 
     consul.AttackEndpoint("/v1/catalog/services", Attack::kNone);
-    EXPECT_TRUE(Within(seconds(90), [&] {
-      const auto readyz = client.Get("/readyz");
-      return readyz && readyz->status == 200;
-    })) << bridge.process().Stderr();
+    EXPECT_TRUE(test_support::Eventually(
+        [&] {
+          const auto readyz = client.Get("/readyz");
+          return readyz && readyz->status == 200;
+        },
+        seconds(90)))
+        << bridge.process().Stderr();
     if (test_support::kMemoryBoundsHold) {
       EXPECT_LT(test_support::PeakRssKib(bridge.process().pid()), 96U * 1024);
     }

@@ -415,13 +415,19 @@ class SmallBudgetWatchTest : public WatchFixture {
  protected:
   // 5 connections: the catalog, the detector, one read, two dedicated.
   SmallBudgetWatchTest() { max_connections_ = 5; }
+
+  // Services a to d, one instance each, watched: with 5 connections two
+  // get a query of their own and two are covered by the change detector.
+  void RegisterFourServicesAndWatch() {
+    for (const char* service : {"a", "b", "c", "d"}) {
+      ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
+    }
+    StartWatching();
+  }
 };
 
 TEST_F(SmallBudgetWatchTest, CoveredServicesSeeChecklessInstancesMetaChangesAndNewServices) {
-  for (const char* service : {"a", "b", "c", "d"}) {
-    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
-  }
-  StartWatching();
+  ASSERT_NO_FATAL_FAILURE(RegisterFourServicesAndWatch());
   ASSERT_EQ(ConnectionPlan::For(5).dedicated, 2u);
   EXPECT_EQ(watcher_->State().dedicated_services, 2u);
   EXPECT_EQ(watcher_->State().covered_services, 2u);
@@ -458,10 +464,7 @@ TEST_F(SmallBudgetWatchTest, CoveredServicesSeeChecklessInstancesMetaChangesAndN
 // of the whole checks table on the catalog's move, not by re-reading every
 // covered service.
 TEST_F(SmallBudgetWatchTest, CoveredPassingRegistrationsAreFoundByOneTableReadNotASweep) {
-  for (const char* service : {"a", "b", "c", "d"}) {
-    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
-  }
-  StartWatching();
+  ASSERT_NO_FATAL_FAILURE(RegisterFourServicesAndWatch());
   ASSERT_EQ(watcher_->State().covered_services, 2u);  // c and d
   const std::string filtered = "/v1/health/state/any?filter=" + std::string(kNotPassingFilter);
   ASSERT_TRUE(WaitUntil([&] { return consul_->RequestCounts()[filtered] >= 1; }));
@@ -495,10 +498,7 @@ TEST_F(SmallBudgetWatchTest, CoveredPassingRegistrationsAreFoundByOneTableReadNo
 // retagged) reads that service at once: no read of the whole checks table,
 // no sweep of the other covered services.
 TEST_F(SmallBudgetWatchTest, ARetaggedCoveredServiceIsReadWithoutATableRead) {
-  for (const char* service : {"a", "b", "c", "d"}) {
-    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
-  }
-  StartWatching();
+  ASSERT_NO_FATAL_FAILURE(RegisterFourServicesAndWatch());
   ASSERT_EQ(watcher_->State().covered_services, 2u);  // c and d
   const std::string filtered = "/v1/health/state/any?filter=" + std::string(kNotPassingFilter);
   ASSERT_TRUE(WaitUntil([&] { return consul_->RequestCounts()[filtered] >= 1; }));
@@ -525,10 +525,7 @@ TEST_F(SmallBudgetWatchTest, ARetaggedCoveredServiceIsReadWithoutATableRead) {
 // worker thread: a health change of another covered service landing at the
 // same moment is reported as well, whichever finishes first.
 TEST_F(SmallBudgetWatchTest, AHealthChangeLandingDuringATableReadIsReported) {
-  for (const char* service : {"a", "b", "c", "d"}) {
-    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
-  }
-  StartWatching();
+  ASSERT_NO_FATAL_FAILURE(RegisterFourServicesAndWatch());
   ASSERT_EQ(watcher_->State().covered_services, 2u);  // c and d
   for (int round = 0; round < 5; ++round) {
     const std::string id = "d-" + std::to_string(round + 2);
@@ -546,10 +543,7 @@ TEST_F(SmallBudgetWatchTest, AHealthChangeLandingDuringATableReadIsReported) {
 }
 
 TEST_F(SmallBudgetWatchTest, AServiceLeavingFreesItsSlotForACoveredOneOnceItsQueryEnded) {
-  for (const char* service : {"a", "b", "c", "d"}) {
-    ASSERT_EQ(consul_->RegisterService(Kratos(std::string(service) + "-1", service)), "");
-  }
-  StartWatching();
+  ASSERT_NO_FATAL_FAILURE(RegisterFourServicesAndWatch());
   ASSERT_TRUE(consul_->DeregisterService("a-1"));  // "a" had a query of its own
   EXPECT_THAT(events_.Next(3), ElementsAre("instance.down a-1 deregistered",
                                            "instance.deregistered a-1", "service.down a"));

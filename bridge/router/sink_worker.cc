@@ -424,11 +424,16 @@ std::vector<SinkWorker::Pending> SinkWorker::ReadSpilled(std::uint64_t after, st
     auto shared = std::make_shared<const Event>(std::move(*event));
     const OrderKey key = OrderKeyOf(*shared);
     // A record of a version that did not store it counts from now; a clock
-    // set back (a queued time in the future) counts as no age at all.
+    // set back (a queued time in the future) counts as no age at all. The
+    // result may lie before the steady clock's epoch (the machine rebooted
+    // since): that is still a valid time point. Ages past max_age are all
+    // alike (expired), so capped there, far from any overflow.
     SteadyTime queued_at = now;
     if (queued_wall && *queued_wall < wall_now) {
-      const auto age = std::chrono::duration_cast<SteadyTime::duration>(wall_now - *queued_wall);
-      queued_at = age < now.time_since_epoch() ? now - age : SteadyTime{};
+      const auto age = std::min<SteadyTime::duration>(
+          std::chrono::duration_cast<SteadyTime::duration>(wall_now - *queued_wall),
+          options_.retry.max_age);
+      queued_at = now - age;
     }
     paged.push_back(Pending{
         .event = std::move(shared), .spool_seq = record.seq, .key = key, .queued_at = queued_at});

@@ -319,22 +319,24 @@ TEST_F(RouterTest, SpilledEventsExpireAtMaxAgeWithTheQueuedOnes) {
 
 // The spool stores when each event was queued: an event spooled by an
 // earlier run keeps its age (a restart does not reset max_age), and a
-// record written before that was stored counts from the restart.
+// record written before that was stored counts from the restart. The
+// fake clock's steady time starts at its epoch, as after a reboot: an age
+// longer than the steady clock has run still counts in full.
 TEST_F(RouterTest, SpooledEventsKeepTheirAgeAcrossARestart) {
   const Event stale = InstanceEvent("payments-1", EventType::kInstanceDown, 1);
   const Event recent = InstanceEvent("payments-2", EventType::kInstanceDown, 2);
   const Event legacy = InstanceEvent("payments-3", EventType::kInstanceDown, 3);
+  test_support::FakeClock fake;
   {
     SinkStorage storage = Spooled("hooks");
     ASSERT_TRUE(
-        storage.spool->Append(EncodeEvent(stale, clock_.WallNow() - std::chrono::hours(2))).ok());
+        storage.spool->Append(EncodeEvent(stale, fake.WallNow() - std::chrono::hours(2))).ok());
     ASSERT_TRUE(
-        storage.spool->Append(EncodeEvent(recent, clock_.WallNow() - std::chrono::minutes(1)))
-            .ok());
+        storage.spool->Append(EncodeEvent(recent, fake.WallNow() - std::chrono::minutes(1))).ok());
     ASSERT_TRUE(storage.spool->Append(EncodeEvent(legacy)).ok());
   }
   RecordingSink::Log log;
-  Router router(clock_);
+  Router router(fake);
   SinkRoute route = FastRetries();
   route.worker.retry.max_age = std::chrono::hours(1);
   router.AddSink(route, std::make_unique<RecordingSink>("hooks", log), Spooled("hooks"));

@@ -62,8 +62,10 @@ struct ConsulConfig {
   // The largest Consul answer kept, after decompression (1 KiB to 4 GiB): a
   // larger one is an error, retried with backoff, and the last known state
   // stays. The largest answer the bridge reads is /v1/health/state/any,
-  // about 320 bytes per check in the datacenter. Default: 128 MiB.
-  std::uint64_t max_answer_size = std::uint64_t{128} << 20;
+  // about 320 bytes per check in the datacenter (32 MB at 100,000
+  // instances of one check). A bomb costs the bridge at most this much on
+  // top of its own memory. Default: 64 MiB.
+  std::uint64_t max_answer_size = std::uint64_t{64} << 20;
   // consul.retry: after a failed request (Consul down, 5xx, 429, 403) the
   // bridge waits initial_backoff, doubling per failure up to max_backoff
   // (±20% jitter; a longer Retry-After from Consul wins). So once Consul is

@@ -59,8 +59,9 @@ struct ConsulClientOptions {
   // The largest answer kept, after decompression; a larger one is an error
   // (outcome "too_large"), backed off like any other, and the last known
   // state stays. /v1/health/state/any, the largest the watch reads, is
-  // about 320 bytes per check. Default: 128 MiB.
-  std::size_t max_answer_bytes = std::size_t{128} << 20;
+  // about 320 bytes per check. The buffer of an answer being read never
+  // grows past it. Default: 64 MiB.
+  std::size_t max_answer_bytes = std::size_t{64} << 20;
 };
 
 // Low-cardinality endpoint label of a path: "catalog_services",

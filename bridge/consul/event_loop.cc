@@ -36,15 +36,35 @@ struct EventLoop::Transfer {
   std::function<void(HttpResponse)> done;
 };
 
+// Answers up to this size grow their buffer by doubling.
+constexpr std::size_t kSmallAnswerBytes = std::size_t{1} << 20;
+// The most a larger answer's buffer reserves at once (never past the cap):
+// address space, not memory, until written; bounded so that a cap of
+// gigabytes does not ask for an allocation a small node refuses.
+constexpr std::size_t kLargeAnswerReserve = std::size_t{256} << 20;
+
 // Bytes arrive decompressed: the cap bounds memory, not the wire (a small
 // gzip body can inflate to any size).
 std::size_t EventLoop::OnCurlBody(char* data, std::size_t size, std::size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
   const std::size_t bytes = size * count;
   std::string& body = transfer->response.body;
-  if (transfer->max_body_bytes > 0 && bytes > transfer->max_body_bytes - body.size()) {
+  const std::size_t cap = transfer->max_body_bytes;
+  if (cap > 0 && bytes > cap - body.size()) {
     transfer->response.too_large = true;
     return 0;  // curl aborts with CURLE_WRITE_ERROR
+  }
+  if (cap > 0 && body.capacity() - body.size() < bytes) {
+    // A small answer (nearly all are) grows by doubling. A large one gets
+    // its final buffer at once, the cap (up to kLargeAnswerReserve): an
+    // allocation that size is mapped, not taken from the heap, and its
+    // pages cost memory only once written. Doubling instead kept the
+    // previous buffer while copying it and left the freed ones in the
+    // heap: a bomb cut at a 64 MiB cap cost about 90 MiB, not 64.
+    const std::size_t needed = body.size() + bytes;
+    std::size_t reserve = std::max(needed, body.capacity() * 2);
+    if (needed > kSmallAnswerBytes) reserve = std::max(reserve, kLargeAnswerReserve);
+    body.reserve(std::min(cap, reserve));
   }
   body.append(data, bytes);
   return bytes;
@@ -334,8 +354,9 @@ void EventLoop::CompleteTransfers() {
           Status::InvalidArgument("answer in Content-Encoding \"" + transfer->refused_encoding +
                                   "\"; only gzip is accepted");
     } else if (response.too_large) {
-      response.transport = Status::ResourceExhausted(
-          "answer larger than " + std::to_string(transfer->max_body_bytes) + " bytes");
+      response.transport = Status::ResourceExhausted("answer larger than " +
+                                                     std::to_string(transfer->max_body_bytes) +
+                                                     " bytes (consul.max_answer_size)");
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
       response.transport = Status::DeadlineExceeded(std::string(curl_easy_strerror(code)));
     } else {

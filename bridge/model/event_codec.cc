@@ -17,7 +17,7 @@ T ParseOrThrow(const json& value, const char* field, Parse parse) {
 
 }  // namespace
 
-std::string EncodeEvent(const Event& event) {
+std::string EncodeEvent(const Event& event, std::optional<WallTime> queued_at) {
   json out = {{"type", ToString(event.type)},
               {"id", event.id},
               {"dc", event.datacenter},
@@ -26,6 +26,11 @@ std::string EncodeEvent(const Event& event) {
               {"time_ms",
                std::chrono::duration_cast<std::chrono::milliseconds>(event.time.time_since_epoch())
                    .count()}};
+  if (queued_at) {
+    out["queued_ms"] =
+        std::chrono::duration_cast<std::chrono::milliseconds>(queued_at->time_since_epoch())
+            .count();
+  }
   if (event.reconciled) out["reconciled"] = true;
   if (event.silent) out["silent"] = true;
   if (event.epoch) out["epoch"] = *event.epoch;
@@ -51,7 +56,7 @@ std::string EncodeEvent(const Event& event) {
   return out.dump();
 }
 
-StatusOr<Event> DecodeEvent(std::string_view encoded) {
+StatusOr<Event> DecodeEvent(std::string_view encoded, std::optional<WallTime>* queued_at) {
   const json in = json::parse(encoded, nullptr, /*allow_exceptions=*/false);
   if (!in.is_object()) return Status::DataLoss("spooled event: not a JSON object");
   const char* field = "type";
@@ -63,6 +68,12 @@ StatusOr<Event> DecodeEvent(std::string_view encoded) {
     event.service = in.at(field = "service").get<std::string>();
     event.consul_index = in.at(field = "index").get<std::uint64_t>();
     event.time = WallTime(std::chrono::milliseconds(in.at(field = "time_ms").get<std::int64_t>()));
+    if (queued_at != nullptr) {
+      queued_at->reset();
+      if (in.contains(field = "queued_ms")) {
+        *queued_at = WallTime(std::chrono::milliseconds(in.at(field).get<std::int64_t>()));
+      }
+    }
     event.reconciled = in.value(field = "reconciled", false);
     event.silent = in.value(field = "silent", false);
     if (in.contains("epoch")) event.epoch = in.at(field = "epoch").get<std::uint64_t>();

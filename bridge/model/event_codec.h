@@ -4,6 +4,7 @@
 // replayed after a restart is delivered exactly as it would have been.
 // (SerializeCloudEvent is the wire format; this is storage, and round-trips.)
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,9 +13,13 @@
 
 namespace hb {
 
-std::string EncodeEvent(const Event& event);
+// `queued_at`: when the event entered its sink's queue, stored (as field
+// `queued_ms`, wall clock) so that a sink's max_age keeps counting across a
+// restart. Records without it (written before it existed) still decode.
+std::string EncodeEvent(const Event& event, std::optional<WallTime> queued_at = std::nullopt);
 // kDataLoss naming the first field that is missing or of the wrong type.
 // observed_at is not stored (it is a steady-clock reading of another run).
-StatusOr<Event> DecodeEvent(std::string_view encoded);
+// `queued_at`, when given, receives the stored queued time (none without).
+StatusOr<Event> DecodeEvent(std::string_view encoded, std::optional<WallTime>* queued_at = nullptr);
 
 }  // namespace hb

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "bridge/common/clock.h"
 #include "bridge/router/dead_letter.h"
 #include "bridge/router/sink.h"
 #include "bridge/spool/spool.h"
@@ -20,10 +21,12 @@ struct SinkStorage {
 };
 
 // An event waiting for a sink, with its place in the sink's spool (0 when
-// not spooled).
+// not spooled) and when it entered the sink's queue (its max_age counts
+// from there).
 struct QueuedEvent {
   EventPtr event;
   std::uint64_t spool_seq = 0;
+  SteadyTime queued_at{};
 };
 
 // What a sink's worker hands to the worker of its new settings.

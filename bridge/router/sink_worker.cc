@@ -37,6 +37,15 @@ std::uint64_t OrderKeyOf(const Event& event) {
 // takes beyond the queue while it is decoded.
 constexpr std::size_t kPageEvents = 1024;
 
+// max_age as configured ("24h", "90s", "300ms"), for dead-letter reasons.
+std::string DescribeMaxAge(std::chrono::milliseconds age) {
+  const auto ms = age.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms != 0 && ms % 1'000 == 0) return std::to_string(ms / 1'000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
 }  // namespace
 
 SinkWorker::SinkWorker(SinkWorkerOptions options, SinkPtr sink, SinkStorage& storage,
@@ -54,8 +63,11 @@ SinkWorker::SinkWorker(SinkWorkerOptions options, SinkPtr sink, SinkStorage& sto
   if (backlog) {
     for (auto& queued : backlog->queued) {
       const OrderKey key = OrderKeyOf(*queued.event);
-      queue_.push_back(
-          Pending{.event = std::move(queued.event), .spool_seq = queued.spool_seq, .key = key});
+      // The age goes on: a reload must not give an event a new max_age.
+      queue_.push_back(Pending{.event = std::move(queued.event),
+                               .spool_seq = queued.spool_seq,
+                               .key = key,
+                               .queued_at = queued.queued_at});
     }
     paged_through_ = backlog->paged_through;
     spilled_through_ = backlog->spilled_through;
@@ -80,15 +92,19 @@ bool SinkWorker::Enqueue(EventPtr event) { return Enqueue(std::span(&event, 1)) 
 std::size_t SinkWorker::Enqueue(std::span<const EventPtr> events) {
   // Spool records are encoded before taking the lock the worker thread
   // needs, and the lock is taken once per batch, not per event.
+  // max_age counts from here; the spool keeps the wall-clock reading so
+  // that it goes on counting after a restart.
+  const SteadyTime queued_at = clock_.Now();
   std::vector<std::string> encoded;
   if (storage_.spool != nullptr) {
+    const WallTime queued_wall = clock_.WallNow();
     encoded.reserve(events.size());
-    for (const EventPtr& event : events) encoded.push_back(EncodeEvent(*event));
+    for (const EventPtr& event : events) encoded.push_back(EncodeEvent(*event, queued_wall));
   }
   std::size_t taken = 0;
   MutexLock lock(&mutex_);
   for (std::size_t i = 0; i < events.size(); ++i) {
-    Pending pending{.event = events[i], .key = OrderKeyOf(*events[i])};
+    Pending pending{.event = events[i], .key = OrderKeyOf(*events[i]), .queued_at = queued_at};
     if (stopping_) {
       DeadLetter(pending, "sink is shutting down");
       continue;
@@ -268,6 +284,9 @@ void SinkWorker::Run() {
                       (queue_.empty() && retrying_.empty() && !OverflowingLocked()))) {
       break;
     }
+    // Whatever the destination does (down, or asking to wait a day), no
+    // event stays queued past its max_age; not even one never attempted.
+    ExpireQueuedLocked(now);
     if (OverflowingLocked() && RoomForPageLocked()) {
       PageIn();
       continue;
@@ -311,7 +330,7 @@ void SinkWorker::Run() {
   const std::uint64_t spilled_through = spilled_through_;
   if (release_) {
     for (auto& pending : left) {
-      released_.queued.push_back({std::move(pending.event), pending.spool_seq});
+      released_.queued.push_back({std::move(pending.event), pending.spool_seq, pending.queued_at});
     }
     released_.paged_through = paged_through_;
     released_.spilled_through = spilled_through_;
@@ -361,7 +380,12 @@ void SinkWorker::PageIn() {
   } else {
     paged_through_ = std::max(paged_through_, through);
     spilled_ -= std::min(spilled_, consumed);
-    for (auto& pending : paged) queue_.push_back(std::move(pending));
+    for (auto& pending : paged) {
+      // The queue stays in queued_at order, which ExpireQueuedLocked()
+      // relies on; a wall clock set back between two runs could break it.
+      if (!queue_.empty()) pending.queued_at = std::max(pending.queued_at, queue_.back().queued_at);
+      queue_.push_back(std::move(pending));
+    }
     if (!OverflowingLocked()) {
       spilled_ = 0;
       spdlog::info("sink {}: the events that waited in the spool are all back in the queue", name_);
@@ -383,8 +407,13 @@ std::vector<SinkWorker::Pending> SinkWorker::ReadSpilled(std::uint64_t after, st
   std::vector<std::uint64_t> undecodable;
   std::vector<Pending> paged;
   paged.reserve(page.records.size());
+  // Stored queued times are wall-clock readings (perhaps of an earlier
+  // run): the event's age so far is carried over to the steady clock.
+  const SteadyTime now = clock_.Now();
+  const WallTime wall_now = clock_.WallNow();
+  std::optional<WallTime> queued_wall;
   for (auto& record : page.records) {
-    auto event = DecodeEvent(record.payload);
+    auto event = DecodeEvent(record.payload, &queued_wall);
     if (!event.ok()) {
       spdlog::error("sink {}: spooled event #{} dropped: {}", name_, record.seq,
                     event.status().message());
@@ -394,7 +423,20 @@ std::vector<SinkWorker::Pending> SinkWorker::ReadSpilled(std::uint64_t after, st
     }
     auto shared = std::make_shared<const Event>(std::move(*event));
     const OrderKey key = OrderKeyOf(*shared);
-    paged.push_back(Pending{.event = std::move(shared), .spool_seq = record.seq, .key = key});
+    // A record of a version that did not store it counts from now; a clock
+    // set back (a queued time in the future) counts as no age at all. The
+    // result may lie before the steady clock's epoch (the machine rebooted
+    // since): that is still a valid time point. Ages past max_age are all
+    // alike (expired), so capped there, far from any overflow.
+    SteadyTime queued_at = now;
+    if (queued_wall && *queued_wall < wall_now) {
+      const auto age = std::min<SteadyTime::duration>(
+          std::chrono::duration_cast<SteadyTime::duration>(wall_now - *queued_wall),
+          options_.retry.max_age);
+      queued_at = now - age;
+    }
+    paged.push_back(Pending{
+        .event = std::move(shared), .spool_seq = record.seq, .key = key, .queued_at = queued_at});
   }
   storage_.spool->Acknowledge(undecodable);
   if (observer_ != nullptr && dropped > 0) observer_->OnSpoolDropped(name_, dropped);
@@ -422,6 +464,14 @@ void SinkWorker::TakeBatch(SteadyTime now, std::vector<Pending>& batch) {
       ++it;
       continue;
     }
+    // Due because it reached max_age (Settle() never lets a retry wait
+    // past it): dead-lettered without another attempt, whatever
+    // Retry-After the destination asked for.
+    if (Expired(it->second, now)) {
+      DeadLetter(it->second, ExpiredReason(it->second));
+      it = retrying_.erase(it);
+      continue;
+    }
     batch.push_back(std::move(it->second));
     keys.insert(batch.back().key);
     it = retrying_.erase(it);
@@ -437,9 +487,43 @@ void SinkWorker::TakeBatch(SteadyTime now, std::vector<Pending>& batch) {
     keys.insert(batch.back().key);
     it = queue_.erase(it);
   }
-  for (auto& pending : batch) {
-    if (pending.attempts++ == 0) pending.first_attempt = now;
+  for (auto& pending : batch) ++pending.attempts;
+}
+
+bool SinkWorker::Expired(const Pending& pending, SteadyTime now) const {
+  return now - pending.queued_at >= options_.retry.max_age;
+}
+
+SteadyTime SinkWorker::ExpiresAt(const Pending& pending) const {
+  return pending.queued_at + options_.retry.max_age;
+}
+
+std::string SinkWorker::ExpiredReason(const Pending& pending) const {
+  std::string reason =
+      "expired: not delivered within max_age (" + DescribeMaxAge(options_.retry.max_age) + ")";
+  if (pending.attempts == 0) return reason + ", never attempted";
+  return reason + "; gave up after " + std::to_string(pending.attempts) +
+         " attempts: " + pending.last_error;
+}
+
+void SinkWorker::ExpireQueuedLocked(SteadyTime now) {
+  // The queue is in queued_at order (events are queued as they come, and
+  // paged in from the spool only after every older one): the expired ones
+  // are at its front.
+  std::size_t expired = 0;
+  while (!queue_.empty() && Expired(queue_.front(), now)) {
+    DeadLetter(queue_.front(), ExpiredReason(queue_.front()));
+    queue_.pop_front();
+    ++expired;
   }
+  if (expired == 0) return;
+  spdlog::warn(
+      "sink {}: {} queued events reached max_age ({}) undelivered and went to the "
+      "dead-letter file",
+      name_, expired, DescribeMaxAge(options_.retry.max_age));
+  NoteErrorLocked(std::to_string(expired) + " events expired undelivered (max_age " +
+                  DescribeMaxAge(options_.retry.max_age) + ")");
+  ReportDepth(DepthLocked());
 }
 
 void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryResult>& results) {
@@ -470,10 +554,11 @@ void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryR
         break;
       case DeliveryResult::Kind::kRetry: {
         pending.last_error = result.error;
-        const bool out_of_attempts =
-            options_.retry.max_attempts > 0 && pending.attempts >= options_.retry.max_attempts;
-        const bool too_old = now - pending.first_attempt >= options_.retry.max_age;
-        if (out_of_attempts || too_old) {
+        if (Expired(pending, now)) {
+          DeadLetter(pending, ExpiredReason(pending));
+          break;
+        }
+        if (options_.retry.max_attempts > 0 && pending.attempts >= options_.retry.max_attempts) {
           DeadLetter(pending, "gave up after " + std::to_string(pending.attempts) +
                                   " attempts: " + result.error);
           break;
@@ -483,11 +568,10 @@ void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryR
           delay = std::max(delay, *result.retry_after);
           retry_after = std::max(retry_after.value_or(delay), *result.retry_after);
         }
-        // However long the destination asks to wait, the event is tried
-        // once more when it reaches max_age, and dead-lettered if that
-        // fails: max_age holds on a timer, not only after an attempt.
-        const SteadyTime expires = pending.first_attempt + options_.retry.max_age;
-        pending.next_attempt = std::min(now + delay, std::max(now, expires));
+        // However long the destination asks to wait, the event is due again
+        // when it reaches max_age, and TakeBatch() dead-letters it then:
+        // max_age holds on a timer, not only after an attempt.
+        pending.next_attempt = std::min(now + delay, std::max(now, ExpiresAt(pending)));
         if (observer_ != nullptr) observer_->OnRetry(name_, *pending.event, result.error);
         const OrderKey key = pending.key;
         retrying_.emplace(key, std::move(pending));
@@ -519,8 +603,7 @@ void SinkWorker::Settle(std::vector<Pending>& batch, const std::vector<DeliveryR
                                  retry_after.value_or(std::chrono::milliseconds(0)));
     // ... nor past the moment an event reaches max_age.
     for (const auto& [key, pending] : retrying_) {
-      gate_until_ =
-          std::min(gate_until_, std::max(now, pending.first_attempt + options_.retry.max_age));
+      gate_until_ = std::min(gate_until_, std::max(now, ExpiresAt(pending)));
     }
   }
   ReportDepth(DepthLocked());
@@ -532,9 +615,12 @@ std::chrono::milliseconds SinkWorker::Backoff(int attempts) {
 }
 
 std::optional<SteadyTime> SinkWorker::NextWake() const {
-  const bool has_work = !queue_.empty() || !retrying_.empty();
-  if (has_work && clock_.Now() < gate_until_) return gate_until_;
   std::optional<SteadyTime> earliest;
+  // The oldest queued event's max_age, gate or not.
+  if (!queue_.empty()) earliest = ExpiresAt(queue_.front());
+  const bool has_work = !queue_.empty() || !retrying_.empty();
+  if (has_work && clock_.Now() < gate_until_)
+    return std::min(earliest.value_or(gate_until_), gate_until_);
   for (const auto& [key, pending] : retrying_) {
     if (!earliest || pending.next_attempt < *earliest) earliest = pending.next_attempt;
   }

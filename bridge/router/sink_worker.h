@@ -49,8 +49,12 @@ struct RetryPolicy {
   // Attempts before an event is dead-lettered; 0 = unlimited (max_age
   // decides). Default: 0.
   int max_attempts = 0;
-  // Age (since first attempt) after which a failing event is dead-lettered.
-  // Default: 24h, so a destination may be down for a day without loss.
+  // Age after which an undelivered event is dead-lettered, counted from
+  // when it entered the sink's queue (or its spool: the time is stored with
+  // the spooled event, so neither a restart nor a reload resets it), on a
+  // timer: whether it was attempted or not, whatever Retry-After the
+  // destination sent. Default: 24h, so a destination may be down for a day
+  // without loss.
   std::chrono::milliseconds max_age{std::chrono::hours(24)};
 };
 
@@ -135,8 +139,8 @@ class SinkWorker {
     EventPtr event;
     std::uint64_t spool_seq = 0;
     OrderKey key = 0;
+    SteadyTime queued_at{};  // max_age counts from it
     int attempts = 0;
-    SteadyTime first_attempt{};
     SteadyTime next_attempt{};
     std::string last_error{};
   };
@@ -157,6 +161,13 @@ class SinkWorker {
   void NoteErrorLocked(std::string error) REQUIRES(mutex_);
   std::chrono::milliseconds Backoff(int attempts);
   std::optional<SteadyTime> NextWake() const REQUIRES(mutex_);
+  bool Expired(const Pending& pending, SteadyTime now) const;
+  SteadyTime ExpiresAt(const Pending& pending) const;
+  // "expired: not delivered within max_age (...)", with the attempts made.
+  std::string ExpiredReason(const Pending& pending) const;
+  // Dead-letters the queued events (never attempted, or back in the queue
+  // from a reload) that reached max_age.
+  void ExpireQueuedLocked(SteadyTime now) REQUIRES(mutex_);
   void DeadLetter(const Pending& pending, std::string_view reason);
   // Stores `event` (`encoded`) in the spool, if any; false (dead-lettered)
   // when it is full.

@@ -727,6 +727,16 @@ bool Watcher::OnServiceError(const std::string& service, const Status& error) {
                         error.code() == StatusCode::kResourceExhausted;
   ServiceFailures& streak = service_failures_[service];
   const int failures = ++streak.count;
+  bool reachable = false;
+  {
+    MutexLock lock(&state_mutex_);
+    reachable = !state_.unreachable_since.has_value();
+  }
+  // A read that ran past its deadline while Consul answers the rest: this
+  // service's answer is too slow to wait for (a drip of one byte a second
+  // holds a read until its deadline, every time). Waiting for more such
+  // reads would hold the whole start-up for one service.
+  const bool too_slow = reachable && error.code() == StatusCode::kDeadlineExceeded;
   if (answered && !streak.warned) {
     streak.warned = true;
     // Once per streak: the query retries with backoff for as long as it
@@ -736,15 +746,16 @@ bool Watcher::OnServiceError(const std::string& service, const Status& error) {
         "with backoff",
         service, error.ToString());
   } else if (!answered) {
-    bool reachable = false;
-    {
-      MutexLock lock(&state_mutex_);
-      reachable = !state_.unreachable_since.has_value();
-    }
     // Its reads alone keep failing while Consul answers the rest (a drip, a
     // header curl refuses): say so once. When Consul is down for everyone,
     // the catalog's error says it, not one line per service.
-    if (reachable && failures == kUnreadableAfter && !streak.warned) {
+    if (too_slow && !streak.warned) {
+      streak.warned = true;
+      spdlog::warn(
+          "service {}: its answer did not arrive within the read's deadline while Consul "
+          "answers the rest: {}; its last known state stays, retrying with backoff",
+          service, error.ToString());
+    } else if (reachable && failures == kUnreadableAfter && !streak.warned) {
       streak.warned = true;
       spdlog::warn(
           "service {}: {} reads failed in a row while Consul answers the rest: {}; its "
@@ -754,7 +765,7 @@ bool Watcher::OnServiceError(const std::string& service, const Status& error) {
       spdlog::debug("service {}: read failed: {}", service, error.ToString());
     }
   }
-  if (answered || failures >= kUnreadableAfter) {
+  if (answered || too_slow || failures >= kUnreadableAfter) {
     bool* synced = nullptr;
     if (auto it = services_.find(service); it != services_.end()) {
       synced = &it->second->synced;

@@ -183,8 +183,9 @@ class Watcher {
   // the change detector say whether Consul is reachable (a refused token,
   // HTTP 403, still counts at once). Its last known state stays. It stops
   // holding up the initial sync at once when Consul answered but the answer
-  // was unusable (malformed, too large), else after kUnreadableAfter
-  // failures in a row. Returns whether the error is of that first kind
+  // was unusable (malformed, too large) or did not arrive within the read's
+  // deadline while Consul answers the rest (a drip), else after
+  // kUnreadableAfter failures in a row. Returns whether the error is of that first kind
   // (Consul answered).
   bool OnServiceError(const std::string& service, const Status& error);
   // The service's answer reached the engine: its failure streak ends.

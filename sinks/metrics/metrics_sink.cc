@@ -19,7 +19,57 @@ std::string InstanceKey(const Event& event) {
   return event.datacenter + "/" + event.node + "/" + event.instance_id;
 }
 
+// Length of the well-formed UTF-8 sequence (RFC 3629: no overlong form, no
+// surrogate, nothing past U+10FFFF) at the start of `text`; 0 when none.
+std::size_t Utf8SequenceLength(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  std::size_t length = 0;
+  unsigned char min = 0x80;
+  unsigned char max = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) min = 0xA0;
+    if (lead == 0xED) max = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) min = 0x90;
+    if (lead == 0xF4) max = 0x8F;
+  } else {
+    return 0;
+  }
+  if (text.size() < length) return 0;
+  if (byte(1) < min || byte(1) > max) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return length;
+}
+
 }  // namespace
+
+std::string MetricLabelValue(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const auto c = static_cast<unsigned char>(text.front());
+    const std::size_t length = Utf8SequenceLength(text);
+    if (length == 0 || c < 0x20 || c == 0x7F || c == '%') {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+      text.remove_prefix(1);
+      continue;
+    }
+    out.append(text.substr(0, length));
+    text.remove_prefix(length);
+  }
+  return out;
+}
 
 MetricsSink::MetricsSink(std::string name, const MetricsSinkSettings& settings,
                          prometheus::Registry& registry, const Clock& clock)
@@ -145,13 +195,15 @@ void MetricsSink::Apply(const Event& event) {
     case EventType::kInstanceUp:
       SetUp(series, true);
       if (!event.silent) {
-        transitions_.Add({{"service_name", event.service}, {"direction", "up"}}).Increment();
+        transitions_.Add({{"service_name", MetricLabelValue(event.service)}, {"direction", "up"}})
+            .Increment();
       }
       break;
     case EventType::kInstanceDown:
       SetUp(series, false);
       if (!event.silent) {
-        transitions_.Add({{"service_name", event.service}, {"direction", "down"}}).Increment();
+        transitions_.Add({{"service_name", MetricLabelValue(event.service)}, {"direction", "down"}})
+            .Increment();
       }
       break;
     case EventType::kInstanceDeregistered:
@@ -170,8 +222,9 @@ MetricsSink::InstanceSeries& MetricsSink::SeriesFor(const std::string& key, cons
     RemoveInstance(it->second);
     instances_.erase(it);
   }
-  const prometheus::Labels labels{
-      {"service_name", event.service}, {"service_id", event.instance_id}, {"node", event.node}};
+  const prometheus::Labels labels{{"service_name", MetricLabelValue(event.service)},
+                                  {"service_id", MetricLabelValue(event.instance_id)},
+                                  {"node", MetricLabelValue(event.node)}};
   InstanceSeries series;
   series.service = event.service;
   series.generation = ++next_generation_;
@@ -190,8 +243,9 @@ MetricsSink::ServiceSeries& MetricsSink::ServiceFor(const std::string& service) 
   auto it = services_.find(service);
   if (it != services_.end()) return it->second;
   ServiceSeries series;
-  series.up = &service_up_.Add({{"service_name", service}});
-  series.total = &service_total_.Add({{"service_name", service}});
+  const std::string label = MetricLabelValue(service);
+  series.up = &service_up_.Add({{"service_name", label}});
+  series.total = &service_total_.Add({{"service_name", label}});
   return services_.emplace(service, series).first->second;
 }
 
@@ -247,7 +301,8 @@ void MetricsSink::Deregister(const std::string& key, InstanceSeries& series, con
   const bool reaped = last == HealthStatus::kCritical;
   if (!event.silent) {
     deregistrations_
-        .Add({{"service_name", event.service}, {"reason", reaped ? "reaped" : "graceful"}})
+        .Add({{"service_name", MetricLabelValue(event.service)},
+              {"reason", reaped ? "reaped" : "graceful"}})
         .Increment();
   }
   // Exported as 0 until then, so a scrape sees the instance go down rather

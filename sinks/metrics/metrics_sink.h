@@ -7,7 +7,8 @@
 // Sink::WantsSilentEvents()): the gauges must describe every instance from
 // the first scrape, after a restart or a reload too, not only those that
 // changed since. An instance that left the catalog is exported at 0 with
-// every status series 0 for deregistered_series_ttl, then removed.
+// every status series 0 for deregistered_series_ttl, then removed. Label
+// values are MetricLabelValue() of Consul's text.
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -25,6 +26,14 @@
 #include "sinks/sink_registry.h"
 
 namespace hb {
+
+// A label value from Consul text, safe in the text exposition format:
+// prometheus-cpp escapes only '\\', '"' and LF, so control bytes (CR, NUL,
+// ESC, DEL, ...), bytes that are not UTF-8, and '%' itself are
+// percent-encoded (upper-case hex). Text without those, nearly every real
+// name, is unchanged; distinct texts stay distinct labels, so two
+// instances never share a series.
+std::string MetricLabelValue(std::string_view text);
 
 class MetricsSink final : public Sink {
  public:

@@ -234,7 +234,22 @@ TEST(BridgeBinary, ARotatedTokenFileIsReadAgainAfterA403AndWatchingGoesOn) {
       bridge.WaitForStderr("read again after an HTTP 403: the token changed", milliseconds(20000)))
       << bridge.Stderr();
   ASSERT_TRUE(bridge.WaitForStdout("service.down", milliseconds(20000))) << bridge.Stderr();
+
+  // SIGHUP reads the token file again too, before any 403; and a config
+  // file left empty by a truncated write is refused: the running
+  // configuration (its sink included) stays.
+  std::ofstream(token_file) << "token-third\n";
+  std::ofstream(config, std::ios::trunc).flush();
+  bridge.Signal(SIGHUP);
+  ASSERT_TRUE(bridge.WaitForStderr("read again on reload: the token changed", milliseconds(20000)))
+      << bridge.Stderr();
+  ASSERT_TRUE(bridge.WaitForStderr("the running one stays", milliseconds(20000)))
+      << bridge.Stderr();
+  consul.SetAclToken("token-third");
+  consul.UpdateCheck("service:payments-1", "passing", "ok");
+  ASSERT_TRUE(bridge.WaitForStdout("service.up", milliseconds(20000))) << bridge.Stderr();
   EXPECT_THAT(bridge.Stderr(), Not(HasSubstr("token-after"))) << "a token is never logged";
+  EXPECT_THAT(bridge.Stderr(), Not(HasSubstr("token-third"))) << "a token is never logged";
   bridge.Signal(SIGTERM);
   EXPECT_EQ(bridge.Wait(milliseconds(20000)), 0) << bridge.Stderr();
   std::filesystem::remove(token_file);

@@ -263,6 +263,8 @@ TEST_F(DurabilityTest, SighupAddsAndRemovesSinksAndKeepsRunningOnAnInvalidFile) 
 
   EXPECT_FALSE(bridge->Reload(BaseConfig() + WebhookSink() + "    colour: blue\n"));
   EXPECT_THAT(bridge->process().Stderr(), HasSubstr("sinks[1].colour"));
+  EXPECT_EQ(bridge->Metric("health_bridge_config_reloads_total", "result=\"failed\""), 1)
+      << "a refused reload is counted";
   consul_.UpdateCheck("service:payments-1", "passing", "still configured");
   ASSERT_TRUE(receiver_.WaitForAccepted(2, seconds(10))) << bridge->process().Stderr();
 

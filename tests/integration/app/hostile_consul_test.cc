@@ -23,6 +23,7 @@
 #include "tests/support/http/probes.h"
 #include "tests/support/http/webhook_receiver.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/child_process.h"
 #include "tests/support/process/proc_memory.h"
 #include "tests/support/sanitizer_build.h"
 
@@ -94,8 +95,8 @@ TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
   ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
   const pid_t pid = bridge.process().pid();
   // A service that drips its answers holds one connection until the read's
-  // deadline (30 s for a first read) and would hold up an initial sync for
-  // three of them: it arrives after the sync here.
+  // deadline (30 s for a first read), each time; ADrippingServiceDoesNot-
+  // HoldUpStartUp shows one present from the start. Here it comes later.
   consul.AddService("drip", Attack::kSlowDrip);
   ASSERT_TRUE(test_support::Eventually(
       [&] { return consul.Requests("/v1/health/service/drip") > 0; }, seconds(20)));
@@ -146,13 +147,97 @@ TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
 
   ASSERT_EQ(test_support::ProbeFailures(bridge.port()), "");
 
-  // The stated bound: the bridge's own start (about 30 MiB) plus the 16 MiB
-  // answer cap grown twice over while it is read.
+  // The stated bound: the bridge's own start (under 32 MiB) plus the 16 MiB
+  // answer cap (an answer's buffer never grows past it), with room for the
+  // other attacks' reads.
   const std::size_t peak = test_support::PeakRssKib(pid);
+  if (test_support::kMemoryBoundsHold) {
+    EXPECT_LT(peak, 64U * 1024) << "peak RSS " << peak << " KiB";
+  }
+  std::cerr << "peak RSS under attack: " << peak << " KiB\n";
+  EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+}
+
+// The default answer cap against the chart's memory limit (256Mi): a gzip
+// bomb inflating to 400 MiB is cut at consul.max_answer_size (64 MiB), whose
+// buffer never grows past it, and costs the bridge at most that on top of
+// its own memory, read after read.
+TEST(HostileConsulTest, AGzipBombAtTheDefaultCapCostsAtMostTheCapOnTopOfTheBridge) {
+  HostileConsulPeer consul;
+  ASSERT_NE(consul.port(), 0);
+  consul.AddService("web", Attack::kNone, 2);
+  consul.AddService("bomb", Attack::kGzipBomb);
+  WebhookReceiver receiver;
+  std::ostringstream config;
+  config << "consul: {address: '" << consul.address() << "'}\n"
+         << "sinks:\n"
+         << "  - {name: hooks, type: webhook, url: '" << receiver.url() << "'}\n";
+  BridgeProcess bridge(kBridge, config.str(), {}, seconds(60));
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+  // Three bombs read to the cap, one after another (with backoff).
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        return bridge
+                   .Metric("health_bridge_consul_requests_total",
+                           "endpoint=\"health_service\",outcome=\"too_large\"")
+                   .value_or(0) >= 3;
+      },
+      seconds(60)))
+      << bridge.process().Stderr();
+  EXPECT_THAT(bridge.process().Stderr(),
+              HasSubstr("answer larger than 67108864 bytes (consul.max_answer_size)"));
+  ASSERT_EQ(test_support::ProbeFailures(bridge.port()), "");
+  consul.SetStatus("web", "critical");
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return EventsAbout(receiver, "web", "instance.down") == 2; }, seconds(20)))
+      << bridge.process().Stderr();
+
+  // The stated bound (README, Security): the bridge's own start (under
+  // 32 MiB here) plus the 64 MiB cap: 96 MiB, well within the chart's 256Mi.
+  const std::size_t peak = test_support::PeakRssKib(bridge.process().pid());
   if (test_support::kMemoryBoundsHold) {
     EXPECT_LT(peak, 96U * 1024) << "peak RSS " << peak << " KiB";
   }
-  std::cerr << "peak RSS under attack: " << peak << " KiB\n";
+  std::cerr << "peak RSS with a bomb at the default cap: " << peak << " KiB\n";
+  EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
+}
+
+// A service whose answers drip (a byte a second) from the start: its first
+// read fails at its deadline (30 s) and the service is marked failed and
+// retried with backoff, while the start-up goes on without it: readiness
+// comes with that first deadline, not after three of them (93 s before),
+// and the other services' events flow meanwhile.
+TEST(HostileConsulTest, ADrippingServiceDoesNotHoldUpStartUp) {
+  HostileConsulPeer consul;
+  ASSERT_NE(consul.port(), 0);
+  consul.AddService("web", Attack::kNone, 2);
+  consul.AddService("drip", Attack::kSlowDrip);
+  WebhookReceiver receiver;
+  std::ostringstream config;
+  config << "consul: {address: '" << consul.address() << "'}\n"
+         << "sinks:\n"
+         << "  - {name: hooks, type: webhook, url: '" << receiver.url() << "'}\n";
+  // Well under three read deadlines, with room for a slow (sanitized) start.
+  BridgeProcess bridge(kBridge, config.str(), {}, seconds(55));
+  ASSERT_TRUE(bridge.ok()) << "no initial sync within 55 s\n" << bridge.process().Stderr();
+  EXPECT_THAT(bridge.process().Stderr(),
+              HasSubstr("service drip: its answer did not arrive within the read's deadline"));
+  EXPECT_GE(bridge
+                .Metric("health_bridge_consul_requests_total",
+                        "endpoint=\"health_service\",outcome=\"timeout\"")
+                .value_or(0),
+            1);
+  ASSERT_EQ(test_support::ProbeFailures(bridge.port()), "");
+
+  consul.SetStatus("web", "critical");
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return EventsAbout(receiver, "web", "instance.down") == 2; }, seconds(20)))
+      << bridge.process().Stderr();
+  // The dripping service is retried, and never made up.
+  EXPECT_TRUE(test_support::Eventually(
+      [&] { return consul.Requests("/v1/health/service/drip") >= 2; }, seconds(20)));
+  EXPECT_EQ(EventsAbout(receiver, "drip", "instance.up"), 0U);
+  EXPECT_EQ(EventsAbout(receiver, "drip", "instance.deregistered"), 0U);
   EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
 }
 
@@ -226,7 +311,8 @@ TEST(HostileConsulTest, ControlBytesInEveryFieldComeOutEncodedInLogsHeadersAndEv
   config << "consul: {address: '" << consul.address() << "'}\n"
          << "sinks:\n"
          << "  - {name: hooks, type: webhook, url: '" << receiver.url() << "'}\n"
-         << "  - {name: stdout, type: log, stream: stdout}\n";
+         << "  - {name: stdout, type: log, stream: stdout}\n"
+         << "  - {name: gauges, type: metrics}\n";
   BridgeProcess bridge(kBridge, config.str());
   ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
 
@@ -278,14 +364,29 @@ TEST(HostileConsulTest, ControlBytesInEveryFieldComeOutEncodedInLogsHeadersAndEv
   for (const auto& line : Lines(bridge.process().Stderr())) {
     EXPECT_TRUE(std::regex_search(line, timestamp)) << "a forged log line: " << line;
   }
-  // /metrics: every line a comment or a sample.
+  // /metrics: every line a comment or a sample whose label values hold no
+  // raw control byte; the hostile instance's series are there, its text
+  // percent-encoded; and promtool, Prometheus' own parser, accepts it all.
   httplib::Client client("127.0.0.1", bridge.port());
   const auto metrics = client.Get("/metrics");
   ASSERT_TRUE(metrics);
-  const std::regex sample("^(#|[a-zA-Z_:][a-zA-Z0-9_:]*(\\{|\\s))");
+  const std::regex sample(
+      R"(^(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*|[a-zA-Z_:][a-zA-Z0-9_:]*)"
+      R"((\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\x00-\x1f\x7f]|\\[\\"n])*",?)*\})? \S+( \S+)?)$)");
   for (const auto& line : Lines(metrics->body)) {
-    EXPECT_TRUE(std::regex_search(line, sample)) << "a forged metrics line: " << line;
+    EXPECT_TRUE(std::regex_match(line, sample)) << "a forged metrics line: " << line;
   }
+  EXPECT_THAT(metrics->body,
+              HasSubstr("health_bridge_instance_up{node=\"node-0%0D%0A{\\\"forged\\\":true}"
+                        "%0D%0AX-Forged: yes%0D%0A%0D%0A%00%1B[31m%7F\",service_id=\"evil"));
+  const auto scrape = std::filesystem::temp_directory_path() /
+                      ("hb-hostile-scrape-" + std::to_string(::getpid()) + ".prom");
+  std::ofstream(scrape) << metrics->body;
+  const auto promtool = test_support::RunToCompletion(
+      "/bin/sh", {"-c", "/usr/bin/promtool check metrics < \"$0\"", scrape.string()});
+  std::filesystem::remove(scrape);
+  EXPECT_EQ(promtool.exit_code, 0) << promtool.out << promtool.err;
+  EXPECT_EQ(promtool.out + promtool.err, "") << "promtool has remarks";
   EXPECT_EQ(bridge.Stop(), 0) << bridge.process().Stderr();
 }
 

@@ -77,6 +77,10 @@ TEST(OperatorView, SinksEndpointShowsAWebhookThatRefusesConnections) {
   const std::string url =
       "http://hook-user:HookPW@127.0.0.1:" + std::to_string(refusing) + "/hook?api_key=QuerySecret";
   const std::string shown = "http://******@127.0.0.1:" + std::to_string(refusing) + "/hook?******";
+  // Consul's address with credentials in it, as some proxies take them.
+  ChildProcess::Options consul_with_password = ConsulAt(consul);
+  consul_with_password.env["CONSUL_HTTP_ADDR"] =
+      "http://admin:S3cretPW@127.0.0.1:" + std::to_string(consul.port());
   BridgeProcess bridge(kBridge,
                        "sinks:\n"
                        "  - {name: hooks, type: webhook, url: '" +
@@ -84,11 +88,13 @@ TEST(OperatorView, SinksEndpointShowsAWebhookThatRefusesConnections) {
                            "', connect_timeout: 200ms,\n"
                            "     retry: {initial_backoff: 50ms, max_backoff: 200ms}}\n"
                            "  - {name: stdout, type: log}\n",
-                       ConsulAt(consul));
+                       consul_with_password);
   ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
 
   // Start-up names every target, secrets masked, and where it serves.
   const std::string log = bridge.process().Stderr();
+  EXPECT_THAT(log, HasSubstr("watching Consul at http://******@127.0.0.1:" +
+                             std::to_string(consul.port())));
   EXPECT_THAT(log, HasSubstr("sink hooks (webhook) delivers to " + shown));
   EXPECT_THAT(log, HasSubstr("sink stdout (log) delivers to stdout"));
   EXPECT_THAT(log, HasSubstr("at http://127.0.0.1:" + std::to_string(bridge.port())));
@@ -141,6 +147,7 @@ TEST(OperatorView, SinksEndpointShowsAWebhookThatRefusesConnections) {
   EXPECT_THAT(after.dump(), Not(HasSubstr("QuerySecret")));
   EXPECT_THAT(bridge.process().Stderr(), Not(HasSubstr("HookPW")));
   EXPECT_THAT(bridge.process().Stderr(), Not(HasSubstr("QuerySecret")));
+  EXPECT_THAT(bridge.process().Stderr(), Not(HasSubstr("S3cretPW")));
   EXPECT_EQ(bridge.Stop(), 0);
 }
 

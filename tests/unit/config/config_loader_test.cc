@@ -215,7 +215,7 @@ TEST_F(ConfigTest, MaxConnectionsIsBoundedAndShownInTheEffectiveConfig) {
   EXPECT_THAT(FormatEffectiveConfig(*result.config, true), HasSubstr("max_connections: 40"));
   EXPECT_THAT(Load("consul: {max_connections: 2}\n").errors,
               ElementsAre("consul.max_connections: expected an integer from 3 to 10000, got 2"));
-  EXPECT_EQ(result.config->consul.max_answer_size, std::uint64_t{128} << 20);
+  EXPECT_EQ(result.config->consul.max_answer_size, std::uint64_t{64} << 20);
   EXPECT_EQ(Load("consul: {max_answer_size: 1MiB}\n").config->consul.max_answer_size,
             std::uint64_t{1} << 20);
   EXPECT_FALSE(Load("consul: {max_answer_size: 5GiB}\n").ok());

@@ -53,6 +53,26 @@ TEST(EventCodecTest, ServiceEventsRoundTripWithTheirCounts) {
   EXPECT_EQ(decoded->instances_total, 3);
 }
 
+// A sink's max_age counts from when the event was queued, across restarts:
+// the spool record carries that time; records written before it did still
+// decode, without one.
+TEST(EventCodecTest, TheQueuedTimeRoundTripsAndIsOptional) {
+  const Event event = test_support::InstanceEvent("payments-1", EventType::kInstanceDown, 7);
+  const WallTime queued{std::chrono::milliseconds(1795515303123)};
+  std::optional<WallTime> read;
+  auto decoded = DecodeEvent(EncodeEvent(event, queued), &read);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ExpectSameEvent(*decoded, event);
+  EXPECT_EQ(read, queued);
+
+  read = queued;
+  decoded = DecodeEvent(EncodeEvent(event), &read);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(read, std::nullopt) << "a record of an older version";
+  EXPECT_EQ(EncodeEvent(event).find("queued_ms"), std::string::npos);
+  EXPECT_TRUE(DecodeEvent(EncodeEvent(event, queued)).ok()) << "the time is not required";
+}
+
 TEST(EventCodecTest, DamagedRecordsAreDataLossNamingTheField) {
   EXPECT_EQ(DecodeEvent("{\"type\":").status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(DecodeEvent(R"({"type":"instance.up","id":7})").status().message(),

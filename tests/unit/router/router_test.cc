@@ -1,5 +1,6 @@
 #include "bridge/router/router.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "bridge/model/event_codec.h"
 #include "tests/support/dead_letters.h"
 #include "tests/support/eventually.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/sample_events.h"
 #include "tests/support/test_dir.h"
 #include "tests/unit/router/recording_sink.h"
@@ -199,7 +201,9 @@ TEST_F(RouterTest, SinkStatusesShowAFailingDestinationAndItsRecovery) {
 }
 
 // The review's case: 503 with Retry-After a day, max_age a moment. The
-// event must reach the dead-letter file at its max_age, not wait a day.
+// attempted event and every event queued behind the closed gate reach the
+// dead-letter file at their max_age, not a day later, and the destination
+// is not asked again before the day it named.
 TEST_F(RouterTest, MaxAgeHoldsWhateverRetryAfterTheDestinationAsksFor) {
   RecordingSink::Log log;
   Router router(clock_);
@@ -211,17 +215,139 @@ TEST_F(RouterTest, MaxAgeHoldsWhateverRetryAfterTheDestinationAsksFor) {
           "slow", log,
           [](const Event&, int) { return DeliveryResult::Retry("503", std::chrono::hours(24)); }),
       DeadLetters("slow"));
-  router.Publish({InstanceEvent("payments-1", EventType::kInstanceDown, 7)});
-  const auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (ReadDeadLetters("slow").empty() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::yield();
+  std::vector<Event> events;
+  for (int i = 1; i <= 5; ++i) {
+    events.push_back(InstanceEvent("payments-" + std::to_string(i), EventType::kInstanceDown, 7));
   }
-  const auto dead = ReadDeadLetters("slow");
-  ASSERT_EQ(dead.size(), 1U) << "still waiting for the destination's Retry-After";
-  EXPECT_NE(dead[0]["reason"].get<std::string>().find("gave up after 2 attempts"),
-            std::string::npos)
-      << dead[0]["reason"];
+  router.Publish(events);
+  ASSERT_TRUE(test_support::Eventually([&] { return ReadDeadLetters("slow").size() >= 5; }, kWait))
+      << "still waiting for the destination's Retry-After";
+  // The attempted one and those that waited behind the gate it closed
+  // expire together: the queued ones first.
+  std::map<std::string, nlohmann::json> dead;
+  for (const auto& line : ReadDeadLetters("slow")) dead[line["event"]["id"]] = line;
+  ASSERT_EQ(dead.size(), 5U);
+  const std::string attempted = events.front().id;
+  EXPECT_EQ(dead[attempted]["reason"],
+            "expired: not delivered within max_age (300ms); gave up after 1 attempts: 503");
+  EXPECT_EQ(dead[attempted]["attempts"], 1);
+  for (const Event& event : events) {
+    if (event.id == attempted) continue;
+    EXPECT_EQ(dead[event.id]["reason"],
+              "expired: not delivered within max_age (300ms), never attempted");
+    EXPECT_EQ(dead[event.id]["attempts"], 0);
+  }
+  {
+    std::lock_guard lock(log.mutex);
+    EXPECT_EQ(log.attempts.size(), 1U) << "asked again before the Retry-After it named";
+  }
+  EXPECT_EQ(router.Shutdown(kWait), 0U) << "nothing is left queued";
+}
+
+// max_age counts from the queue, not from a first attempt: later events of
+// an instance whose head waits out a long backoff expire with it, though
+// never attempted. The clock is a fake one: the queue is checked whenever
+// the worker wakes, here for a newer event.
+TEST_F(RouterTest, QueuedEventsBehindAStuckHeadExpireAtMaxAgeNeverAttempted) {
+  test_support::FakeClock fake;
+  RecordingSink::Log log;
+  Router router(fake);
+  SinkRoute route;
+  route.worker.retry.initial_backoff = std::chrono::hours(1);
+  route.worker.retry.max_backoff = std::chrono::hours(1);
+  route.worker.retry.max_age = std::chrono::minutes(30);
+  router.AddSink(
+      route,
+      std::make_unique<RecordingSink>(
+          "stuck", log, [](const Event&, int) { return DeliveryResult::Retry("timed out"); }),
+      DeadLetters("stuck"));
+  const Event head = InstanceEvent("payments-1", EventType::kInstanceDown, 1);
+  const Event behind = InstanceEvent("payments-1", EventType::kInstanceUp, 2);
+  const Event other = InstanceEvent("payments-2", EventType::kInstanceDown, 3);
+  router.Publish({head, behind, other});
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        std::lock_guard lock(log.mutex);
+        return !log.attempts.empty();
+      },
+      kWait));
+  fake.Advance(std::chrono::minutes(30));
+  const Event fresh = InstanceEvent("payments-3", EventType::kInstanceDown, 4);
+  router.Publish({fresh});
+  ASSERT_TRUE(
+      test_support::Eventually([&] { return ReadDeadLetters("stuck").size() >= 3; }, kWait));
+  std::map<std::string, std::string> reasons;
+  for (const auto& line : ReadDeadLetters("stuck")) {
+    reasons[line["event"]["id"].get<std::string>()] = line["reason"].get<std::string>();
+  }
+  EXPECT_EQ(reasons.size(), 3U);
+  EXPECT_EQ(reasons[behind.id], "expired: not delivered within max_age (30m), never attempted");
+  EXPECT_EQ(reasons[other.id], "expired: not delivered within max_age (30m), never attempted");
+  EXPECT_THAT(reasons[head.id], ::testing::HasSubstr("gave up after 1 attempts: timed out"));
+  EXPECT_FALSE(reasons.contains(fresh.id)) << "queued just now";
+  router.Shutdown(milliseconds(0));
+}
+
+// A full queue overflows to the spool; the spilled events expire too, once
+// the expired ones ahead of them make room to read them back.
+TEST_F(RouterTest, SpilledEventsExpireAtMaxAgeWithTheQueuedOnes) {
+  RecordingSink::Log log;
+  Router router(clock_);
+  SinkRoute route = FastRetries();
+  route.worker.queue_capacity = 2;
+  route.worker.retry.max_age = milliseconds(300);
+  router.AddSink(
+      route,
+      std::make_unique<RecordingSink>(
+          "slow", log,
+          [](const Event&, int) { return DeliveryResult::Retry("503", std::chrono::hours(24)); }),
+      Spooled("slow"));
+  std::vector<Event> events;
+  for (int i = 1; i <= 10; ++i) {
+    events.push_back(InstanceEvent("payments-" + std::to_string(i), EventType::kInstanceDown, 7));
+  }
+  router.Publish(events);
+  ASSERT_TRUE(
+      test_support::Eventually([&] { return ReadDeadLetters("slow").size() >= 10; }, kWait));
+  for (const auto& line : ReadDeadLetters("slow")) {
+    EXPECT_THAT(line["reason"].get<std::string>(),
+                ::testing::HasSubstr("expired: not delivered within max_age (300ms)"));
+  }
+  EXPECT_EQ(router.Shutdown(kWait), 0U);
+  EXPECT_EQ(SpooledEvents("slow"), 0U) << "every expired event was acknowledged in the spool";
+}
+
+// The spool stores when each event was queued: an event spooled by an
+// earlier run keeps its age (a restart does not reset max_age), and a
+// record written before that was stored counts from the restart. The
+// fake clock's steady time starts at its epoch, as after a reboot: an age
+// longer than the steady clock has run still counts in full.
+TEST_F(RouterTest, SpooledEventsKeepTheirAgeAcrossARestart) {
+  const Event stale = InstanceEvent("payments-1", EventType::kInstanceDown, 1);
+  const Event recent = InstanceEvent("payments-2", EventType::kInstanceDown, 2);
+  const Event legacy = InstanceEvent("payments-3", EventType::kInstanceDown, 3);
+  test_support::FakeClock fake;
+  {
+    SinkStorage storage = Spooled("hooks");
+    ASSERT_TRUE(
+        storage.spool->Append(EncodeEvent(stale, fake.WallNow() - std::chrono::hours(2))).ok());
+    ASSERT_TRUE(
+        storage.spool->Append(EncodeEvent(recent, fake.WallNow() - std::chrono::minutes(1))).ok());
+    ASSERT_TRUE(storage.spool->Append(EncodeEvent(legacy)).ok());
+  }
+  RecordingSink::Log log;
+  Router router(fake);
+  SinkRoute route = FastRetries();
+  route.worker.retry.max_age = std::chrono::hours(1);
+  router.AddSink(route, std::make_unique<RecordingSink>("hooks", log), Spooled("hooks"));
+  ASSERT_TRUE(log.WaitForAcked(2, kWait));
   router.Shutdown(kWait);
+  EXPECT_EQ(log.Acked(), (std::vector<std::string>{recent.id, legacy.id}));
+  const auto dead = ReadDeadLetters("hooks");
+  ASSERT_EQ(dead.size(), 1U);
+  EXPECT_EQ(dead[0]["event"]["id"], stale.id);
+  EXPECT_EQ(dead[0]["reason"], "expired: not delivered within max_age (1h), never attempted");
+  EXPECT_EQ(SpooledEvents("hooks"), 0U);
 }
 
 TEST_F(RouterTest, KeepsPerInstanceOrderWhileAnEarlierEventIsRetried) {

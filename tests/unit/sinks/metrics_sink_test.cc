@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
 #include <optional>
+#include <regex>
+#include <sstream>
 
 #include "tests/support/fake_clock.h"
 #include "tests/support/sample_events.h"
@@ -224,6 +227,66 @@ TEST_F(MetricsSinkTest, ShutdownTakesEverySeriesOfTheSinkAlong) {
   successor.Deliver(batch, results);
   sink_.reset();
   EXPECT_EQ(Up("payments-1"), 0);
+}
+
+TEST(MetricLabelValueTest, EncodesWhatTheExpositionFormatCannotCarryAndKeepsTheRest) {
+  EXPECT_EQ(MetricLabelValue("payments-1"), "payments-1");
+  EXPECT_EQ(MetricLabelValue("a b/c:d\"e\\f"), "a b/c:d\"e\\f") << "escaped by the serializer";
+  EXPECT_EQ(MetricLabelValue("\xC3\xBC\xE2\x82\xAC\xF0\x9F\x98\x80"),
+            "\xC3\xBC\xE2\x82\xAC\xF0\x9F\x98\x80");
+  EXPECT_EQ(MetricLabelValue(std::string("a\r\nb\0c\x1b\x7f", 8)), "a%0D%0Ab%00c%1B%7F");
+  EXPECT_EQ(MetricLabelValue("50%"), "50%25") << "so distinct texts stay distinct";
+  EXPECT_EQ(MetricLabelValue("\xFF"), "%FF");
+  EXPECT_EQ(MetricLabelValue("\xC0\xAF"), "%C0%AF") << "overlong";
+  EXPECT_EQ(MetricLabelValue("\xED\xA0\x80"), "%ED%A0%80") << "a surrogate";
+  EXPECT_EQ(MetricLabelValue("x\xE2\x82"), "x%E2%82") << "cut short";
+  EXPECT_EQ(MetricLabelValue("\xF4\x90\x80\x80"), "%F4%90%80%80") << "past U+10FFFF";
+}
+
+// Consul's text is free: CR, LF, NUL, ESC and DEL in a service name, ID and
+// node. Every line of the exposition stays one valid sample, and two IDs
+// that differ only in such bytes keep series of their own.
+TEST_F(MetricsSinkTest, HostileTextInLabelsCannotBreakTheExposition) {
+  static constexpr char kHostile[] = "\r\n# TYPE forged gauge\nforged 1\r\n\0\x1b[31m\x7f\"}";
+  const std::string hostile(kHostile, sizeof(kHostile) - 1);
+  auto first = InstanceEvent("svc" + hostile, EventType::kInstanceUp, 5, "payments" + hostile);
+  first.node = "node" + hostile;
+  first.status = HealthStatus::kPassing;
+  auto second = first;
+  second.instance_id = "svc%0D%0A# TYPE forged gauge%0Aforged 1%0D%0A%00%1B[31m%7F\"}";
+  second.id = "second";
+  second.type = EventType::kInstanceDown;
+  second.status = HealthStatus::kCritical;
+  Deliver({first, second});
+
+  const std::string service = MetricLabelValue("payments" + hostile);
+  const std::string node = MetricLabelValue("node" + hostile);
+  EXPECT_EQ(Value("health_bridge_instance_up", {{"service_name", service},
+                                                {"service_id", MetricLabelValue(first.instance_id)},
+                                                {"node", node}}),
+            1);
+  EXPECT_EQ(
+      Value("health_bridge_instance_up", {{"service_name", service},
+                                          {"service_id", MetricLabelValue(second.instance_id)},
+                                          {"node", node}}),
+      0);
+  EXPECT_EQ(Value("health_bridge_service_instances", {{"service_name", service}}), 2);
+
+  // Prometheus' text format, line by line: a comment, or a metric name,
+  // labels whose values hold no raw control byte, and a number.
+  const std::string text = prometheus::TextSerializer().Serialize(registry_.Collect());
+  const std::regex line_format(
+      R"(^(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*|[a-zA-Z_:][a-zA-Z0-9_:]*)"
+      R"((\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\x00-\x1f\x7f]|\\[\\"n])*",?)*\})? \S+( \S+)?)$)");
+  std::istringstream in(text);
+  std::size_t forged = 0;
+  for (std::string line; std::getline(in, line);) {
+    EXPECT_TRUE(std::regex_match(line, line_format)) << "not one valid line: " << line;
+    if (line.rfind("forged", 0) == 0 || line.rfind("# TYPE forged", 0) == 0) ++forged;
+  }
+  EXPECT_EQ(forged, 0U);
+  EXPECT_EQ(text.find('\r'), std::string::npos);
+  EXPECT_EQ(text.find('\0'), std::string::npos);
 }
 
 }  // namespace

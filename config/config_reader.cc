@@ -65,7 +65,7 @@ void ConfigErrors::AddFromEnvironment(std::string_view path, std::string_view va
 std::string Quote(std::string_view value) {
   std::string out = "\"";
   out += value;
-  out += "\"";
+  out += '"';
   return out;
 }
 

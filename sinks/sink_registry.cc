@@ -14,6 +14,7 @@ SinkParsers SinkRegistry::Parsers() const {
 
 std::vector<std::string> SinkRegistry::Types() const {
   std::vector<std::string> types;
+  types.reserve(entries_.size());
   for (const auto& [type, entry] : entries_) types.push_back(type);
   return types;
 }

@@ -64,7 +64,7 @@ Command ParseCommandLine(const std::vector<std::string>& args,
       if (arg == "--config" || arg == "-c" || (replay && arg == "--sink")) {
         if (i + 1 == args.size()) return usage_error(arg + " needs a value");
         (arg == "--sink" ? command.sink : command.config_path) = args[++i];
-      } else if (arg.starts_with("-")) {
+      } else if (arg.starts_with('-')) {
         return usage_error("unknown argument '" + arg + "'");
       } else {
         positional.push_back(arg);

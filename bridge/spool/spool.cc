@@ -271,7 +271,7 @@ StatusOr<std::uint64_t> Spool::Append(std::string_view payload) {
   ++live_count_;
   if (segments_[current_id_].bytes >= options_.segment_bytes) {
     Status started = StartSegment(current_id_ + 1);
-    if (!started.ok()) last_write_error_ = started;
+    if (!started.ok()) last_write_error_ = std::move(started);
   }
   if (!(backlog_.empty() && WriteEventRecord(seq, record))) {
     backlog_bytes_ += record.size();
@@ -430,7 +430,7 @@ bool Spool::WriteRecord(const std::string& record) {
       [[maybe_unused]] const int undone =
           ::ftruncate(current_.get(), static_cast<off_t>(segment.bytes));
     }
-    last_write_error_ = written;
+    last_write_error_ = std::move(written);
     return false;
   }
   segment.bytes += record.size();

@@ -44,9 +44,9 @@ StatusOr<std::optional<SavedState>> LoadStateFile(const std::filesystem::path& p
 
 Status SaveStateFile(const std::filesystem::path& path, const SavedState& state) {
   const std::string body = EncodeSavedState(state);
-  char header[32];
-  std::snprintf(header, sizeof header, "%s%08x\n", kMagic.data(), Crc32c(body));
-  return ReplaceFileDurably(path, std::string(header) + body);
+  char crc[16];
+  std::snprintf(crc, sizeof crc, "%08x\n", Crc32c(body));
+  return ReplaceFileDurably(path, std::string(kMagic) + crc + body);
 }
 
 }  // namespace hb

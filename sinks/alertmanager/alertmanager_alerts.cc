@@ -59,7 +59,7 @@ std::string FailingChecks(const Event& event, std::size_t limit) {
     text += TruncateText(check.name.empty() ? check.id : check.name, per_check);
     text += " (";
     text += maintenance ? "maintenance" : ToString(check.status);
-    text += ")";
+    text += ')';
     const std::string& output = maintenance ? check.notes : check.output;
     if (!output.empty()) text += ": " + TruncateText(output, per_check);
     // The whole text is cut below: no need to build more than that.

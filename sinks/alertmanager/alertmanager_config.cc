@@ -108,6 +108,7 @@ void AlertmanagerSinkSettings::Emit(YAML::Emitter& out, bool mask_secrets) const
     return mask_secrets && !value.empty() ? std::string(kMasked) : value;
   };
   std::vector<std::string> shown_urls;
+  shown_urls.reserve(urls.size());
   for (const auto& url : urls) shown_urls.push_back(mask_secrets ? RedactUrl(url) : url);
   out << YAML::Key << "urls" << YAML::Value << YAML::Flow << shown_urls;
   out << YAML::Key << "alertname" << YAML::Value << alertname;

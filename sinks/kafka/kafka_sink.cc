@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <charconv>
+#include <cstring>
 #include <thread>
 
 #include "bridge/common/version.h"
@@ -97,7 +99,10 @@ Status KafkaSink::Connect() {
   std::array<char, 32> timeout{};
   std::size_t timeout_size = timeout.size();
   rd_kafka_conf_get(conf.get(), "message.timeout.ms", timeout.data(), &timeout_size);
-  message_timeout_ = milliseconds(std::atoll(timeout.data()));
+  // librdkafka wrote its own validated integer; from_chars cannot overflow.
+  long long timeout_ms = 0;
+  std::from_chars(timeout.data(), timeout.data() + std::strlen(timeout.data()), timeout_ms);
+  message_timeout_ = milliseconds(timeout_ms);
 
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaSink::OnDeliveryReport);

@@ -68,7 +68,7 @@ AlertmanagerServer::AlertmanagerServer(Options options) : options_(std::move(opt
     }
     args.push_back("--web.config.file=" + (directory / "web.yml").string());
   }
-  args_ = args;
+  args_ = std::move(args);
   server_.Start("/usr/bin/prometheus-alertmanager", args_);
 }
 

@@ -67,8 +67,7 @@ std::string SessionStore::NewId() {
                 static_cast<unsigned long long>(high >> 32),
                 static_cast<unsigned long long>((high >> 16) & 0xffff),
                 static_cast<unsigned long long>(high & 0xffff),
-                static_cast<unsigned long long>(low >> 48),
-                static_cast<unsigned long long>(low & 0xffffffffffffULL));
+                static_cast<unsigned long long>(low >> 48), low & 0xffffffffffffULL);
   return text;
 }
 
@@ -121,10 +120,8 @@ SessionStore::CreateResult SessionStore::Create(const json& body, const std::str
         if (!ReadCheckIds(value, session.node_checks)) {
           return fail(400, "Request decode failed: " + field + " must be a list of check IDs");
         }
-      } else if (field == "ServiceChecks") {
-        if (!ReadCheckIds(value, session.service_checks)) {
-          return fail(400, "Request decode failed: ServiceChecks must be a list of {\"ID\": ...}");
-        }
+      } else if (field == "ServiceChecks" && !ReadCheckIds(value, session.service_checks)) {
+        return fail(400, "Request decode failed: ServiceChecks must be a list of {\"ID\": ...}");
       }
     }
   }

@@ -17,7 +17,7 @@ namespace {
 using nlohmann::json;
 
 // 2026-11-24T10:15:03.120Z
-const WallTime kTime = WallTime(std::chrono::milliseconds(1795515303120));
+constexpr WallTime kTime = WallTime(std::chrono::milliseconds(1795515303120));
 
 Event SampleInstanceEvent(EventType type) {
   Event event;

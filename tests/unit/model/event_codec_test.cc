@@ -15,7 +15,7 @@ void ExpectSameEvent(const Event& decoded, const Event& original) {
   Event expected = original;
   expected.observed_at = {};
   expected.time = std::chrono::time_point_cast<std::chrono::milliseconds>(original.time);
-  Event actual = decoded;
+  const Event& actual = decoded;
   EXPECT_EQ(EncodeEvent(actual), EncodeEvent(expected));
   EXPECT_EQ(actual.checks, expected.checks);
   EXPECT_EQ(actual.time, expected.time);

@@ -27,7 +27,7 @@ using File = std::unique_ptr<std::FILE, FileCloser>;
 
 std::vector<std::string> Lines(std::FILE* file) {
   std::fflush(file);
-  std::rewind(file);
+  std::fseek(file, 0, SEEK_SET);
   std::string text;
   std::vector<char> chunk(4096);
   for (std::size_t n; (n = std::fread(chunk.data(), 1, chunk.size(), file)) > 0;) {

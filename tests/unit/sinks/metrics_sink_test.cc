@@ -29,6 +29,7 @@ class MetricsSinkTest : public ::testing::Test {
 
   void Deliver(std::vector<Event> events) {
     std::vector<EventPtr> batch;
+    batch.reserve(events.size());
     for (auto& event : events) batch.push_back(Shared(std::move(event)));
     std::vector<DeliveryResult> results(batch.size());
     sink_->Deliver(batch, results);

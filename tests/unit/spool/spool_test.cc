@@ -129,6 +129,7 @@ TEST_F(SpoolTest, SegmentsAreReclaimedOnceTheyAndAllOlderOnesAreAcknowledged) {
   SpoolRecovery unused;
   auto spool = Open(unused, /*segment_bytes=*/256);
   std::vector<std::uint64_t> seqs;
+  seqs.reserve(40);
   for (int i = 0; i < 40; ++i) seqs.push_back(*spool->Append(std::string(50, 'x')));
   const std::size_t written = Segments().size();
   ASSERT_GT(written, 5U);

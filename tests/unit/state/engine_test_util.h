@@ -60,10 +60,10 @@ inline ServiceSnapshot Snapshot(std::uint64_t index, std::vector<Instance> insta
 // an event a scenario asserts on.
 inline std::string Describe(const Event& event) {
   std::string text(ToString(event.type));
-  text += " ";
+  text += ' ';
   text += event.IsInstanceEvent() ? event.instance_id : event.service;
   if (event.reason) {
-    text += " ";
+    text += ' ';
     text += ToString(*event.reason);
   }
   return text;
@@ -71,6 +71,7 @@ inline std::string Describe(const Event& event) {
 
 inline std::vector<std::string> Describe(const std::vector<Event>& events) {
   std::vector<std::string> out;
+  out.reserve(events.size());
   for (const auto& event : events) out.push_back(Describe(event));
   return out;
 }

@@ -30,11 +30,12 @@ std::vector<Event> Notifying(std::vector<Event> events) {
 // An engine past its initial sync, holding `instances` of payments.
 class EngineTest : public ::testing::Test {
  protected:
-  TransitionEngine& Engine(EngineOptions options = {}) {
+  TransitionEngine& Engine(const EngineOptions& options = {}) {
     engine_ = std::make_unique<TransitionEngine>(options, clock_);
     return *engine_;
   }
-  TransitionEngine& SyncedEngine(std::vector<Instance> instances, EngineOptions options = {}) {
+  TransitionEngine& SyncedEngine(std::vector<Instance> instances,
+                                 const EngineOptions& options = {}) {
     auto& engine = Engine(options);
     engine.Apply(Snapshot(10, std::move(instances)));
     EXPECT_THAT(Notifying(engine.CompleteInitialSync()), IsEmpty());

@@ -23,7 +23,7 @@ class ConsulSessionsKvTest : public ::testing::Test {
  protected:
   void SetUp() override { Start({}); }
 
-  void Start(ConsulTestServerOptions options) {
+  void Start(const ConsulTestServerOptions& options) {
     http_.reset();
     server_.reset();
     server_ = std::make_unique<ConsulTestServer>(options);

@@ -471,6 +471,7 @@ TEST(ConsulTestServerLimit, TheLimitIsConfigurableAndCanBeTurnedOff) {
     ASSERT_NE(server.Start(), 0);
     const int wanted = limit == 0 ? 250 : 5;
     std::vector<int> open;
+    open.reserve(wanted);
     for (int i = 0; i < wanted; ++i) open.push_back(test_support::ConnectLoopback(server.port()));
     ASSERT_TRUE(
         WaitUntil([&] { return server.OpenConnections() == static_cast<std::size_t>(wanted); }));

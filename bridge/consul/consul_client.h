@@ -15,53 +15,10 @@
 
 #include "bridge/common/clock.h"
 #include "bridge/common/status.h"
+#include "bridge/consul/consul_client_options.h"
 #include "bridge/consul/event_loop.h"
 
 namespace hb {
-
-struct ConsulClientOptions {
-  // http(s)://host:port of the Consul agent. Default: http://127.0.0.1:8500.
-  std::string address = "http://127.0.0.1:8500";
-  // Sent as X-Consul-Token when set. Default: "".
-  std::string token;
-  // File the token came from (consul.token_file): read again after an HTTP
-  // 403 (at most once a second) and by ReloadToken(), so a rotated token
-  // takes effect without a restart. Default: "".
-  std::string token_file;
-  // ?dc= on every query. Default: "" = the agent's datacenter.
-  std::string datacenter;
-  // ?stale: any server may answer. Default: false.
-  bool stale = false;
-  // Blocking wait per query (Consul caps it at 10m). Default: 5m.
-  std::chrono::milliseconds wait{std::chrono::minutes(5)};
-  // Added to wait + wait/16 (Consul's jitter) for the client-side timeout of
-  // a blocking request that hangs. Default: 5s.
-  std::chrono::milliseconds timeout_margin{std::chrono::seconds(5)};
-  // Timeout of non-blocking reads (first read, agent/self). Default: 30s.
-  std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
-  std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};  // Default: 5s
-  TlsSettings tls;
-  // Backoff after errors: doubles from initial to max, ±20% jitter
-  // (consul.retry). Default: 1s, 10s.
-  std::chrono::milliseconds backoff_initial{std::chrono::seconds(1)};
-  std::chrono::milliseconds backoff_max{std::chrono::seconds(10)};
-  // Answers that come back early with an unchanged index are rate limited
-  // by a token bucket (Consul's advice: burst 2) refilled once per this
-  // interval, so a broken or flapping Consul is not hammered. Default: 1s.
-  std::chrono::milliseconds same_index_interval{std::chrono::seconds(1)};
-  // While every request fails, a warning says so once per this interval
-  // (the first failure is the caller's to log): an outage is never silent
-  // for longer. Default: 30s.
-  std::chrono::milliseconds outage_reminder_interval{std::chrono::seconds(30)};
-  // Most connections open to Consul at once (curl's hard cap; the watch
-  // plans its queries to stay inside it). 0: no cap. Default: 100.
-  std::size_t max_connections = 100;
-  // The largest answer kept, after decompression; a larger one is an error
-  // (outcome "too_large"), backed off like any other, and the last known
-  // state stays. /v1/health/state/any, the largest the watch reads, is
-  // about 320 bytes per check. Default: 128 MiB.
-  std::size_t max_answer_bytes = std::size_t{128} << 20;
-};
 
 // Low-cardinality endpoint label of a path: "catalog_services",
 // "health_service", "health_state", "agent_self", or "other".

@@ -77,9 +77,13 @@ class BlockingQuery;
 // callback runs on the client's loop thread.
 class ConsulClient {
  public:
-  // Returns an error when the address is not http(s)://host:port.
+  // Returns an error when the address is not http(s)://host:port. `clock`
+  // (it must outlive the client) decides the rate limit of same-index
+  // answers, the outage reminders, the token file's re-reads and the times
+  // reported (latency, received_at); the loop's timers wait in real time.
   static StatusOr<std::unique_ptr<ConsulClient>> Create(ConsulClientOptions options,
-                                                        RequestObserver* observer = nullptr);
+                                                        RequestObserver* observer = nullptr,
+                                                        const Clock& clock = SystemTime());
   ~ConsulClient();
 
   using AnswerHandler = std::function<Status(const QueryAnswer&)>;
@@ -112,7 +116,7 @@ class ConsulClient {
   void ReloadToken();
 
   // Use Create(), which validates the options.
-  ConsulClient(ConsulClientOptions options, RequestObserver* observer);
+  ConsulClient(ConsulClientOptions options, RequestObserver* observer, const Clock& clock);
 
  private:
   friend class BlockingQuery;
@@ -140,12 +144,16 @@ class ConsulClient {
   // `error` named after the request (Describe()), and noted as a failure.
   Status Failed(const Status& error, std::string_view path);
 
+  // The real steady and wall clocks, for clients not given one.
+  static const Clock& SystemTime();
+
   const ConsulClientOptions options_;
   RequestObserver* const observer_;
+  const Clock& clock_;
   std::unique_ptr<EventLoop> loop_;
   bool refusal_streak_ = false;              // loop thread
   std::string token_;                        // loop thread: what X-Consul-Token sends
-  SteadyTime token_read_at_{};               // loop thread: the last re-read after a 403
+  std::optional<SteadyTime> token_read_at_;  // loop thread: the last re-read after a 403
   std::optional<SteadyTime> failing_since_;  // loop thread: requests fail since
   SteadyTime reminded_at_{};                 // loop thread: the last reminder
 };

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <netinet/in.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
@@ -11,16 +10,18 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <numeric>
 #include <set>
 
 #include "tests/support/eventually.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/http/loopback_server.h"
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/sanitizer_build.h"
+#include "tests/support/test_dir.h"
 
 namespace hb {
 namespace {
@@ -112,6 +113,13 @@ std::unique_ptr<ConsulClient> MakeClient(ConsulClientOptions options) {
   return std::move(client).value();
 }
 
+// A client whose rate limits and reminders run on `clock`.
+std::unique_ptr<ConsulClient> MakeClient(ConsulClientOptions options, const Clock& clock) {
+  auto client = ConsulClient::Create(std::move(options), nullptr, clock);
+  EXPECT_TRUE(client.ok()) << client.status().ToString();
+  return std::move(client).value();
+}
+
 TEST(ConsulClient, RejectsAnAddressThatIsNotHttp) {
   ConsulClientOptions options;
   options.address = "consul:8500";
@@ -175,25 +183,58 @@ TEST(ConsulClient, IndexGoingBackwardsIsAResetFollowedByAFreshRead) {
   EXPECT_EQ(seen[3].params.at("index"), "41");
 }
 
+// The requests `peer` saw for `path` before the marker (a GET of /marker
+// through `client`, issued now), when nothing else came of them.
+::testing::AssertionResult NothingElseBeforeMarker(ConsulClient& client, const ConsulPeer& peer,
+                                                   const std::string& path, std::size_t expected) {
+  client.Get("/marker", [](const StatusOr<std::string>&) {});
+  return test_support::NothingElseArrives(
+      [&] {
+        std::vector<ReceivedRequest> of_path;
+        for (ReceivedRequest& request : peer.Requests()) {
+          if (request.path == path || request.path == "/marker") of_path.push_back(request);
+        }
+        return of_path;
+      },
+      [](const ReceivedRequest& request) { return request.path == "/marker"; }, expected,
+      milliseconds(5000));
+}
+
 TEST(ConsulClient, EarlyAnswersWithAnUnchangedIndexAreRateLimited) {
   // A broken Consul answering at once with the same index, forever.
   ConsulPeer peer([](std::size_t, const ReceivedRequest&) { return ConsulAnswer(7); });
-  auto client = MakeClient(FastOptions(peer.address()));  // refill every 100 ms, burst 2
+  test_support::FakeClock clock;  // stands still: the bucket never refills
+  auto options = FastOptions(peer.address());
+  options.same_index_interval = std::chrono::hours(1);
+  auto client = MakeClient(options, clock);
   Recorder recorder;
   auto query =
       client->Watch("/v1/health/service/gone", {}, recorder.OnAnswer(), recorder.OnError());
-  ASSERT_TRUE(WaitUntil([&] { return peer.RequestCount() >= 5; }));
-  const auto start = std::chrono::steady_clock::now();
-  const std::size_t before = peer.RequestCount();
-  std::this_thread::sleep_for(milliseconds(1000));
-  const std::size_t during = peer.RequestCount() - before;
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  query.reset();
-  // Unlimited, this loop would make thousands of requests a second; the
-  // bucket allows one per 100 ms (plus the burst).
-  const auto bound = 3 + std::chrono::duration_cast<milliseconds>(elapsed).count() / 100;
-  EXPECT_LE(static_cast<long>(during), bound);
-  EXPECT_GE(during, 3u);
+  // The first read, then the bucket's burst of two early answers at once;
+  // the next request waits for a refill. The marker is issued once the
+  // fourth answer was handled, so a fifth request would come before it.
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 4; }));
+  EXPECT_TRUE(NothingElseBeforeMarker(*client, peer, "/v1/health/service/gone", 4));
+}
+
+TEST(ConsulClient, TheRateLimitRefillsOneTokenPerIntervalOfTheClientsClock) {
+  ConsulPeer peer([](std::size_t, const ReceivedRequest&) { return ConsulAnswer(7); });
+  test_support::FakeClock clock;
+  auto options = FastOptions(peer.address());
+  options.same_index_interval = std::chrono::hours(1);
+  auto client = MakeClient(options, clock);
+  Recorder recorder;
+  int answers = 0;  // the loop thread's
+  recorder.verdict = [&](const QueryAnswer&) {
+    // An interval passes while the burst's second answer is handled: one
+    // token comes back, so one more early answer goes through at once.
+    if (++answers == 3) clock.Advance(options.same_index_interval);
+    return Status::Ok();
+  };
+  auto query =
+      client->Watch("/v1/health/service/gone", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 5; }));
+  EXPECT_TRUE(NothingElseBeforeMarker(*client, peer, "/v1/health/service/gone", 5));
 }
 
 TEST(ConsulClient, ServerErrorsAreReportedBackedOffAndRecovered) {
@@ -296,12 +337,17 @@ TEST(ConsulClient, AnOutageIsRemindedOfAtWarnWhileItLasts) {
   };
   const std::string refusing = "http://127.0.0.1:" + std::to_string(UnusedLoopbackPort());
   ConsulClientOptions options = FastOptions(refusing);
-  options.outage_reminder_interval = milliseconds(100);
+  options.outage_reminder_interval = std::chrono::hours(1);
+  test_support::FakeClock clock;
   {
-    auto client = MakeClient(options);
+    auto client = MakeClient(options, clock);
     Recorder recorder;
     auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
-    EXPECT_TRUE(WaitUntil([&] { return logged("Consul requests still fail after"); }));
+    // Failures within an interval of the outage's start are the caller's to log.
+    ASSERT_TRUE(WaitUntil([&] { return recorder.error_count() >= 3; }));
+    EXPECT_FALSE(logged("Consul requests still fail after"));
+    clock.Advance(options.outage_reminder_interval);
+    EXPECT_TRUE(WaitUntil([&] { return logged("Consul requests still fail after 3600 s"); }));
     query.reset();
   }
   // The request, then curl's own text ("Failed to connect to ... port N ...",
@@ -310,6 +356,36 @@ TEST(ConsulClient, AnOutageIsRemindedOfAtWarnWhileItLasts) {
   EXPECT_TRUE(logged("onnect to"));
   EXPECT_TRUE(logged("(consul.retry.max_backoff)"));
   spdlog::set_default_logger(previous);
+}
+
+TEST(ConsulClient, AForbiddenAnswerRereadsTheTokenFileAtMostOncePerSecondOfItsClock) {
+  const test_support::TestDir dir("hb-consul-token");
+  const std::filesystem::path token_file = dir / "token";
+  std::ofstream(token_file) << "old\n";
+  // Consul takes the new token only.
+  ConsulPeer peer([](std::size_t, const ReceivedRequest& request) {
+    return request.Header("x-consul-token") == "new" ? ConsulAnswer(3)
+                                                     : test_support::Answer(403, "ACL not found");
+  });
+  test_support::FakeClock clock;
+  auto options = FastOptions(peer.address());
+  options.token = "old";
+  options.token_file = token_file.string();
+  auto client = MakeClient(options, clock);
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  // The first 403 read the file again (before its error was reported): it
+  // still held the old token. Then the token is rotated.
+  ASSERT_TRUE(WaitUntil([&] { return recorder.error_count() >= 1; }));
+  std::ofstream(token_file) << "new\n";
+  // Within a second of the client's clock, later 403s leave the file alone.
+  const std::size_t errors = recorder.error_count();
+  ASSERT_TRUE(WaitUntil([&] { return recorder.error_count() >= errors + 3; }));
+  EXPECT_EQ(recorder.answer_count(), 0u);
+  clock.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 1; }));
+  query.reset();
+  EXPECT_EQ(peer.Requests().back().Header("x-consul-token"), "new");
 }
 
 TEST(ConsulClient, ConnectionRefusedIsUnavailableAndRetried) {
@@ -443,9 +519,8 @@ TEST(ConsulClient, NeverHoldsMoreConnectionsThanMaxConnections) {
                                     recorders.back()->OnAnswer(), recorders.back()->OnError()));
   }
   ASSERT_TRUE(WaitUntil([&] { return held.load() == kCap; }));
-  // The rest wait in curl for a connection instead of opening more.
-  std::this_thread::sleep_for(milliseconds(200));
-  EXPECT_EQ(held.load(), kCap);
+  // The rest wait in curl for a connection instead of opening more: the
+  // peer sees no other connection now, nor over the whole test (below).
   {
     std::lock_guard lock(ports_mutex);
     EXPECT_LE(open_ports.size(), static_cast<std::size_t>(kCap));
@@ -472,7 +547,11 @@ TEST(ConsulClient, ARetiredQueryFinishesItsRequestThenStopsWithoutAnswering) {
   ASSERT_TRUE(WaitUntil([&] { return blocking.load() == 1; }));
   std::atomic<bool> retired{false};
   client->loop().Post([&] { query->Retire([&] { retired = true; }); });
-  std::this_thread::sleep_for(milliseconds(100));
+  // A marker posted from a task that runs after Retire(): a retirement
+  // finished at once would have been posted before it.
+  std::promise<void> marker;
+  client->loop().Post([&] { client->loop().Post([&] { marker.set_value(); }); });
+  ASSERT_EQ(marker.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_FALSE(retired.load());  // the held request is not abandoned
   peer.Stop();
   ASSERT_TRUE(WaitUntil([&] { return retired.load(); }));
@@ -627,9 +706,19 @@ TEST(ConsulClient, DestroyingAQueryStopsItAndNoCallbackFollows) {
   query.reset();
   const std::size_t answers = recorder.answer_count();
   const std::size_t calls = peer.RequestCount();
-  std::this_thread::sleep_for(milliseconds(200));
+  // A marker read, sent and answered (after the same delay) after the
+  // request in flight: whatever the destroyed query could still do would
+  // have happened before its answer.
+  std::promise<void> marker_answered;
+  client->Get("/marker", [&](const StatusOr<std::string>&) { marker_answered.set_value(); });
+  ASSERT_EQ(marker_answered.get_future().wait_for(std::chrono::seconds(10)),
+            std::future_status::ready);
   EXPECT_EQ(recorder.answer_count(), answers);
-  EXPECT_LE(peer.RequestCount(), calls + 1);  // at most the request already in flight
+  const auto before_marker = test_support::ArrivedBeforeMarker(
+      [&] { return peer.Requests(); },
+      [](const ReceivedRequest& request) { return request.path == "/marker"; }, milliseconds(5000));
+  ASSERT_TRUE(before_marker.has_value());
+  EXPECT_LE(before_marker->size(), calls + 1);  // at most the request already in flight
 }
 
 TEST(ConsulClient, GetReturnsTheBodyOrAnError) {

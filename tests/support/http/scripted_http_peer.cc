@@ -17,7 +17,16 @@ std::string ReceivedRequest::Header(const std::string& name) const {
 }
 
 ScriptedHttpPeer::ScriptedHttpPeer(Script script, int threads) : script_(std::move(script)) {
-  server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // NOLINT
+  // httplib makes the pool on its listener thread after it reports running;
+  // the constructor returns once every thread of it exists, so a test that
+  // counts the process's threads counts them all.
+  server_.new_task_queue = [this, threads] {
+    auto* pool = new httplib::ThreadPool(threads);  // NOLINT
+    MutexLock lock(&mutex_);
+    pool_started_ = true;
+    changed_.SignalAll();
+    return pool;
+  };
   // Clients that keep their connections (libcurl) keep them for the test.
   server_.set_keep_alive_max_count(100000);
   const auto handler = [this](const httplib::Request& request, httplib::Response& response) {
@@ -63,6 +72,19 @@ ScriptedHttpPeer::ScriptedHttpPeer(Script script, int threads) : script_(std::mo
   port_ = BindWithDeepBacklog(server_, "127.0.0.1");
   if (port_ == 0) throw std::runtime_error("scripted HTTP peer: cannot bind 127.0.0.1");
   thread_ = ListenInBackground(server_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool started = false;
+  {
+    MutexLock lock(&mutex_);
+    while (!pool_started_ && changed_.WaitUntil(&mutex_, deadline)) {
+    }
+    started = pool_started_;
+  }
+  if (!started) {
+    server_.stop();
+    thread_.join();
+    throw std::runtime_error("scripted HTTP peer: its threads did not start within 30 s");
+  }
 }
 
 ScriptedHttpPeer::~ScriptedHttpPeer() {

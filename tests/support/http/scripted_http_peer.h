@@ -65,7 +65,8 @@ class ScriptedHttpPeer {
   // Without a script every request gets a 204.
   using Script = std::function<ScriptedResponse(std::size_t, const ReceivedRequest&)>;
 
-  // `threads`: requests served at once (each held request takes one).
+  // `threads`: requests served at once (each held request takes one). Every
+  // thread of the peer runs once the constructor returns.
   explicit ScriptedHttpPeer(Script script = {}, int threads = 8);
   ~ScriptedHttpPeer();
 
@@ -101,6 +102,7 @@ class ScriptedHttpPeer {
   std::vector<ReceivedRequest> requests_ GUARDED_BY(mutex_);
   std::vector<ReceivedRequest> accepted_ GUARDED_BY(mutex_);
   bool stopping_ GUARDED_BY(mutex_) = false;
+  bool pool_started_ GUARDED_BY(mutex_) = false;
   bool expect_cloud_events_ GUARDED_BY(mutex_) = true;
 };
 

@@ -4,7 +4,7 @@
 // in-process Consul test server:
 //   bare     BlockingQueryClient: a plain client holding the blocking query
 //            (the limit: Consul's own notification, no delivery)
-//   webhook  health-bridge -> webhook sink -> WebhookReceiver (its 2xx)
+//   webhook  health-bridge -> webhook sink -> ScriptedHttpPeer (its 2xx)
 //   kafka    health-bridge -> Kafka sink -> librdkafka mock cluster ->
 //            TopicReader (an independent consumer)
 //   poller   NaivePoller: ?passing for every service every --poll-period
@@ -41,7 +41,7 @@
 #include "bench/scenario.h"
 #include "config/duration.h"
 #include "tests/support/consul/consul_test_server.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
 
@@ -193,7 +193,7 @@ int Run(const Options& options) {
 
   hb::test_support::MockKafkaCluster kafka(1);
   kafka.CreateTopic(kTopic, 1);
-  hb::test_support::WebhookReceiver receiver;
+  hb::test_support::ScriptedHttpPeer receiver;
   KafkaArrivals kafka_arrivals(kafka.bootstraps());
   hb::test_support::BridgeProcess bridge(
       options.bridge, BridgeConfig(consul.address(), receiver.url(), kafka.bootstraps()));

@@ -11,7 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "bridge/model/health.h"
+#include "bridge/consul/consul_client_options.h"
+#include "bridge/router/dead_letter.h"
+#include "bridge/router/route_filter.h"
+#include "bridge/router/sink_worker_options.h"
+#include "bridge/spool/spool.h"
+#include "bridge/state/engine_options.h"
+#include "bridge/watch/watcher.h"
 
 // Only the settings' Emit() needs it; yaml-cpp's header is costly to parse
 // in every file that sees a config struct.
@@ -23,81 +29,27 @@ namespace hb {
 
 class ConfigReader;
 
-struct ConsulTlsConfig {
-  std::string ca_file;    // CA bundle to verify Consul. Default: system CAs. Env: CONSUL_CACERT
-  std::string ca_path;    // Directory of CA certificates. Default: "". Env: CONSUL_CAPATH
-  std::string cert_file;  // Client certificate. Default: "". Env: CONSUL_CLIENT_CERT
-  std::string key_file;   // Client key. Default: "". Env: CONSUL_CLIENT_KEY
-  // Name to verify in Consul's certificate. Default: the address's host.
-  // Env: CONSUL_TLS_SERVER_NAME
-  std::string server_name;
-  // Skip certificate verification (tests only). Default: false.
-  // Env: CONSUL_HTTP_SSL_VERIFY=false
-  bool insecure_skip_verify = false;
-};
-
+// consul: the client's options (their defaults are the client's), as the
+// loader filled them from the file and the consul CLI's environment
+// variables: CONSUL_HTTP_ADDR (CONSUL_HTTP_SSL=true makes a bare host:port
+// https), CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE, CONSUL_CACERT,
+// CONSUL_CAPATH, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME
+// and CONSUL_HTTP_SSL_VERIFY=false (tls.insecure_skip_verify).
 struct ConsulConfig {
-  // Consul's HTTP API, URL or host:port. Default: http://127.0.0.1:8500.
-  // Env: CONSUL_HTTP_ADDR (CONSUL_HTTP_SSL=true makes a bare host:port https).
-  std::string address = "http://127.0.0.1:8500";
-  // ACL token. Default: "". Env: CONSUL_HTTP_TOKEN.
+  // client.token is the token to send: the token file's content if set
+  // (as in Consul's Go api), else `token`. Filled by the loader.
+  ConsulClientOptions client;
+  // consul.token as written (or CONSUL_HTTP_TOKEN), for check-config.
+  // Default: "".
   std::string token;
-  // File holding the ACL token; wins over `token`, as in Consul's Go api.
-  // Default: "". Env: CONSUL_HTTP_TOKEN_FILE.
-  std::string token_file;
-  // Datacenter to watch. Default: "" = the agent's.
-  std::string datacenter;
-  // Blocking query wait (Consul caps it at 10m). Default: 5m.
-  std::chrono::milliseconds wait_time{std::chrono::minutes(5)};
-  // Read from any server (?stale): scales reads, may lag. Default: false.
-  bool stale = false;
-  // Most connections the bridge holds to Consul at once, whatever the
-  // number of services. Consul refuses a client IP's connections past
-  // limits.http_max_conns_per_client (200 by default) with 429; half of that
-  // leaves room for everything else on the same IP (the node's own tools, a
-  // sidecar, a second bridge during a rolling update) and for the bridge's
-  // short reads. From 3 (the catalog watch, the change detector and one
-  // read) to 10000. Default: 100.
-  int max_connections = 100;
-  // The largest Consul answer kept, after decompression (1 KiB to 4 GiB): a
-  // larger one is an error, retried with backoff, and the last known state
-  // stays. The largest answer the bridge reads is /v1/health/state/any,
-  // about 320 bytes per check in the datacenter (32 MB at 100,000
-  // instances of one check). A bomb costs the bridge at most this much on
-  // top of its own memory. Default: 64 MiB.
-  std::uint64_t max_answer_size = std::uint64_t{64} << 20;
-  // consul.retry: after a failed request (Consul down, 5xx, 429, 403) the
-  // bridge waits initial_backoff, doubling per failure up to max_backoff
-  // (±20% jitter; a longer Retry-After from Consul wins). So once Consul is
-  // back, the bridge notices within about max_backoff. initial_backoff from
-  // 10ms, max_backoff from initial_backoff to 10m. Default: 1s, 10s.
-  std::chrono::milliseconds retry_initial_backoff{std::chrono::seconds(1)};
-  std::chrono::milliseconds retry_max_backoff{std::chrono::seconds(10)};
-  ConsulTlsConfig tls;
-
-  // The token to send: the token file's content if set, else `token`.
-  // Filled by the loader.
-  std::string effective_token;
-};
-
-struct ServiceSelection {
-  std::vector<std::string> include{"*"};       // service name globs. Default: all
-  std::vector<std::string> exclude{"consul"};  // globs never watched. Default: consul
-  std::vector<std::string> tags;               // tags a service must have. Default: none
-
-  bool operator==(const ServiceSelection&) const = default;
 };
 
 struct WatchConfig {
-  ServiceSelection services;
-  // Statuses that count as up. Default: passing, warning.
-  std::vector<HealthStatus> up_statuses{HealthStatus::kPassing, HealthStatus::kWarning};
-  std::chrono::milliseconds down_after{0};  // dampening.down_after. Default: 0s
-  std::chrono::milliseconds up_after{0};    // dampening.up_after. Default: 0s
-  // Emit registered/up for everything on the first sync. Default: false.
-  bool initial_events = false;
-  // Not ready once Consul has been unreachable this long. Default: 30s.
-  std::chrono::milliseconds unreachable_grace{std::chrono::seconds(30)};
+  // services, unreachable_grace; the loader fills datacenter and the
+  // backoff of the first request from the consul section.
+  WatcherOptions watcher;
+  // up_statuses, dampening, initial_events.
+  EngineOptions engine;
   // Not ready once the watch loop (the thread that takes Consul's answers)
   // has not turned for this long: it is stuck. Default: 30s.
   std::chrono::milliseconds stall_timeout{std::chrono::seconds(30)};
@@ -121,36 +73,20 @@ class SinkSettings {
   virtual std::string Target() const { return ""; }
 };
 
-struct SinkQueueConfig {
-  // Events waiting in memory; past it they wait in the spool (state.dir),
-  // or are dead-lettered at once without one. Default: 10000.
-  std::size_t capacity = 10000;
-};
-
-struct SinkRetryConfig {
-  std::chrono::milliseconds initial_backoff{std::chrono::seconds(1)};  // Default: 1s
-  std::chrono::milliseconds max_backoff{std::chrono::minutes(5)};      // Default: 5m
-  int max_attempts = 0;                                                // Default: 0 = unlimited
-  std::chrono::milliseconds max_age{std::chrono::hours(24)};           // Default: 24h
-};
-
 struct SinkConfig {
-  std::string name;                        // required, unique, [a-z0-9_-]
-  std::string type;                        // required: kafka, webhook, alertmanager, log, metrics
-  std::vector<std::string> events{"*"};    // event type globs. Default: all
-  std::vector<std::string> services{"*"};  // service globs. Default: all
-  std::vector<std::string> tags;           // required instance tags. Default: none
-  SinkQueueConfig queue;
-  SinkRetryConfig retry;
+  std::string name;          // required, unique, [a-z0-9_-]
+  std::string type;          // required: a type the SinkParsers know
+  RouteFilter filter;        // events, services, tags
+  SinkWorkerOptions worker;  // queue.capacity and retry
   // Where undeliverable events go, one JSON line each. Default: "" =
   // <state.dir>/<name>.dead.jsonl, or the error log when state.dir is empty.
   std::string dead_letter_file;
   // Size at which the dead-letter file is rotated (<file>.1 .. .3 kept; the
-  // oldest beyond is deleted, logged). Default: 64MiB.
-  std::uint64_t dead_letter_max_bytes = std::uint64_t{64} << 20;
+  // oldest beyond is deleted, logged). Default: DeadLetterLimits::max_bytes.
+  std::uint64_t dead_letter_max_bytes = DeadLetterLimits{}.max_bytes;
   // spool.max_bytes: bound on this sink's spool in state.dir; past it new
-  // events are dead-lettered (and counted). Default: 256MiB.
-  std::uint64_t spool_max_bytes = std::uint64_t{256} << 20;
+  // events are dead-lettered (and counted). Default: SpoolOptions::max_bytes.
+  std::uint64_t spool_max_bytes = SpoolOptions{}.max_bytes;
   std::shared_ptr<const SinkSettings> settings;
 };
 

@@ -15,6 +15,16 @@
 namespace hb {
 namespace {
 
+// "instance.registered, instance.up, ...": every event type, for messages.
+std::string EventTypeList() {
+  std::string list;
+  for (const EventType type : kAllEventTypes) {
+    if (!list.empty()) list += ", ";
+    list += ToString(type);
+  }
+  return list;
+}
+
 bool IsHttpUrl(std::string_view text) {
   return text.starts_with("http://") || text.starts_with("https://");
 }
@@ -28,35 +38,36 @@ bool IsHostPort(std::string_view text) {
   return std::stoi(std::string(port)) <= 65535;
 }
 
-void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) {
+void ReadConsul(ConfigReader consul, ConsulConfig& config, const Environment& env) {
+  ConsulClientOptions& out = config.client;
   out.address = consul.String("address", out.address);
-  out.token = consul.String("token");
+  config.token = consul.String("token");
   out.token_file = consul.String("token_file");
   out.datacenter = consul.String("datacenter");
-  out.wait_time = consul.Duration("wait_time", out.wait_time);
+  out.wait = consul.Duration("wait_time", out.wait);
   out.stale = consul.Bool("stale", false);
-  out.max_connections =
-      static_cast<int>(consul.Int("max_connections", out.max_connections, 3, 10'000));
-  out.max_answer_size = consul.Bytes("max_answer_size", out.max_answer_size, 1024);
-  if (out.max_answer_size > (std::uint64_t{4} << 30)) {
+  out.max_connections = static_cast<std::size_t>(
+      consul.Int("max_connections", static_cast<std::int64_t>(out.max_connections), 3, 10'000));
+  const std::uint64_t max_answer_size = consul.Bytes("max_answer_size", out.max_answer_bytes, 1024);
+  if (max_answer_size > (std::uint64_t{4} << 30)) {
     consul.Error("max_answer_size",
-                 "expected at most 4GiB, got " + std::to_string(out.max_answer_size));
-    out.max_answer_size = std::uint64_t{4} << 30;
+                 "expected at most 4GiB, got " + std::to_string(max_answer_size));
+  } else {
+    out.max_answer_bytes = static_cast<std::size_t>(max_answer_size);
   }
   ConfigReader retry = consul.Section("retry");
-  out.retry_initial_backoff = retry.Duration("initial_backoff", out.retry_initial_backoff);
-  out.retry_max_backoff = retry.Duration("max_backoff", out.retry_max_backoff);
-  if (out.retry_initial_backoff < std::chrono::milliseconds(10)) {
+  out.backoff_initial = retry.Duration("initial_backoff", out.backoff_initial);
+  out.backoff_max = retry.Duration("max_backoff", out.backoff_max);
+  if (out.backoff_initial < std::chrono::milliseconds(10)) {
     retry.Error("initial_backoff",
-                "expected at least 10ms, got " + FormatDuration(out.retry_initial_backoff));
+                "expected at least 10ms, got " + FormatDuration(out.backoff_initial));
   }
-  if (out.retry_max_backoff < out.retry_initial_backoff) {
+  if (out.backoff_max < out.backoff_initial) {
     retry.Error("max_backoff", "must not be shorter than initial_backoff (" +
-                                   FormatDuration(out.retry_initial_backoff) + "), got " +
-                                   FormatDuration(out.retry_max_backoff));
-  } else if (out.retry_max_backoff > std::chrono::minutes(10)) {
-    retry.Error("max_backoff",
-                "expected at most 10m, got " + FormatDuration(out.retry_max_backoff));
+                                   FormatDuration(out.backoff_initial) + "), got " +
+                                   FormatDuration(out.backoff_max));
+  } else if (out.backoff_max > std::chrono::minutes(10)) {
+    retry.Error("max_backoff", "expected at most 10m, got " + FormatDuration(out.backoff_max));
   }
   retry.Finish();
   ConfigReader tls = consul.Section("tls");
@@ -76,7 +87,7 @@ void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) 
     }
   };
   apply("CONSUL_HTTP_ADDR", "address", out.address);
-  apply("CONSUL_HTTP_TOKEN", "token", out.token);
+  apply("CONSUL_HTTP_TOKEN", "token", config.token);
   apply("CONSUL_HTTP_TOKEN_FILE", "token_file", out.token_file);
   apply("CONSUL_CACERT", "tls.ca_file", out.tls.ca_file);
   apply("CONSUL_CAPATH", "tls.ca_path", out.tls.ca_path);
@@ -119,11 +130,11 @@ void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) 
     consul.Error("address",
                  "expected an http(s) URL or host:port, got " + Quote(RedactUrl(out.address)));
   }
-  if (out.wait_time <= std::chrono::milliseconds(0) || out.wait_time > std::chrono::minutes(10)) {
+  if (out.wait <= std::chrono::milliseconds(0) || out.wait > std::chrono::minutes(10)) {
     consul.Error("wait_time", "expected a duration from 1ms to 10m (Consul's limit), got " +
-                                  FormatDuration(out.wait_time));
+                                  FormatDuration(out.wait));
   }
-  out.effective_token = out.token;
+  out.token = config.token;
   if (!out.token_file.empty()) {
     std::ifstream in(out.token_file);
     std::stringstream content;
@@ -134,37 +145,39 @@ void ReadConsul(ConfigReader consul, ConsulConfig& out, const Environment& env) 
       std::string token = content.str();
       token.erase(token.find_last_not_of(" \t\r\n") + 1);
       token.erase(0, token.find_first_not_of(" \t\r\n"));
-      if (!token.empty()) out.effective_token = token;
+      if (!token.empty()) out.token = token;
     }
   }
   consul.Finish();
 }
 
-void ReadWatch(ConfigReader watch, WatchConfig& out) {
+void ReadWatch(ConfigReader watch, const ConsulConfig& consul, WatchConfig& out) {
+  WatcherOptions& watcher = out.watcher;
+  EngineOptions& engine = out.engine;
   ConfigReader services = watch.Section("services");
-  out.services.include = services.StringList("include", out.services.include);
-  out.services.exclude = services.StringList("exclude", out.services.exclude);
-  out.services.tags = services.StringList("tags", {});
+  watcher.services.include = services.StringList("include", watcher.services.include);
+  watcher.services.exclude = services.StringList("exclude", watcher.services.exclude);
+  watcher.services.tags = services.StringList("tags", {});
   services.Finish();
 
   if (watch.Has("up_statuses")) {
-    out.up_statuses.clear();
+    engine.up_statuses.clear();
     for (const auto& text : watch.StringList("up_statuses", {})) {
       auto status = ParseHealthStatus(text);
       if (!status || *status == HealthStatus::kMaintenance) {
         watch.Error("up_statuses", "expected passing, warning or critical, got " + Quote(text));
       } else {
-        out.up_statuses.push_back(*status);
+        engine.up_statuses.push_back(*status);
       }
     }
-    if (out.up_statuses.empty()) watch.Error("up_statuses", "must name at least one status");
+    if (engine.up_statuses.empty()) watch.Error("up_statuses", "must name at least one status");
   }
   ConfigReader dampening = watch.Section("dampening");
-  out.down_after = dampening.Duration("down_after", out.down_after);
-  out.up_after = dampening.Duration("up_after", out.up_after);
+  engine.down_after = dampening.Duration("down_after", engine.down_after);
+  engine.up_after = dampening.Duration("up_after", engine.up_after);
   dampening.Finish();
-  out.initial_events = watch.Bool("initial_events", false);
-  out.unreachable_grace = watch.Duration("unreachable_grace", out.unreachable_grace);
+  engine.initial_events = watch.Bool("initial_events", false);
+  watcher.unreachable_grace = watch.Duration("unreachable_grace", watcher.unreachable_grace);
   out.stall_timeout = watch.Duration("stall_timeout", out.stall_timeout);
   // The heartbeat turns at most once a second: a shorter limit would fail
   // readiness on a healthy loop.
@@ -172,6 +185,11 @@ void ReadWatch(ConfigReader watch, WatchConfig& out) {
     watch.Error("stall_timeout", "must be at least 2s, got " + FormatDuration(out.stall_timeout));
   }
   watch.Finish();
+  // The watch reads the datacenter the client asks, and its first request
+  // (/v1/agent/self) backs off like every other one.
+  watcher.datacenter = consul.client.datacenter;
+  watcher.agent_retry_initial = consul.client.backoff_initial;
+  watcher.agent_retry_max = consul.client.backoff_max;
 }
 
 void ReadEvents(ConfigReader events, EventsConfig& out) {
@@ -200,27 +218,24 @@ void ReadSink(ConfigReader sink, const SinkParsers& parsers, SinkConfig& out,
     sink.Error("name", "duplicate sink name " + Quote(out.name));
   }
 
-  out.events = sink.StringList("events", out.events);
-  for (const auto& pattern : out.events) {
+  out.filter.events = sink.StringList("events", out.filter.events);
+  for (const auto& pattern : out.filter.events) {
     const bool matches_any =
         std::any_of(std::begin(kAllEventTypes), std::end(kAllEventTypes),
                     [&](EventType type) { return GlobMatch(pattern, ToString(type)); });
     if (!matches_any) {
-      sink.Error("events", Quote(pattern) +
-                               " matches no event type (instance.registered, "
-                               "instance.up, instance.down, instance.status_changed, "
-                               "instance.deregistered, service.up, service.down)");
+      sink.Error("events", Quote(pattern) + " matches no event type (" + EventTypeList() + ")");
     }
   }
-  out.services = sink.StringList("services", out.services);
-  out.tags = sink.StringList("tags", {});
+  out.filter.services = sink.StringList("services", out.filter.services);
+  out.filter.tags = sink.StringList("tags", {});
   out.dead_letter_file = sink.String("dead_letter_file");
   out.dead_letter_max_bytes =
       sink.Bytes("dead_letter_max_bytes", out.dead_letter_max_bytes, std::uint64_t{64} << 10);
 
   ConfigReader queue = sink.Section("queue");
-  out.queue.capacity = static_cast<std::size_t>(
-      queue.Int("capacity", static_cast<std::int64_t>(out.queue.capacity), 1, 10'000'000));
+  out.worker.queue_capacity = static_cast<std::size_t>(
+      queue.Int("capacity", static_cast<std::int64_t>(out.worker.queue_capacity), 1, 10'000'000));
   // The router never waits for a sink any more: a full queue overflows to
   // the spool, or dead-letters at once without one. An old file that asks
   // for the blocking behaviour is told so rather than silently changed.
@@ -245,17 +260,19 @@ void ReadSink(ConfigReader sink, const SinkParsers& parsers, SinkConfig& out,
   spool.Finish();
 
   ConfigReader retry = sink.Section("retry");
-  out.retry.initial_backoff = retry.Duration("initial_backoff", out.retry.initial_backoff);
-  out.retry.max_backoff = retry.Duration("max_backoff", out.retry.max_backoff);
-  out.retry.max_attempts = static_cast<int>(retry.Int("max_attempts", 0, 0, 1'000'000));
-  out.retry.max_age = retry.Duration("max_age", out.retry.max_age);
-  if (out.retry.initial_backoff <= std::chrono::milliseconds(0)) {
+  out.worker.retry.initial_backoff =
+      retry.Duration("initial_backoff", out.worker.retry.initial_backoff);
+  out.worker.retry.max_backoff = retry.Duration("max_backoff", out.worker.retry.max_backoff);
+  out.worker.retry.max_attempts =
+      static_cast<int>(retry.Int("max_attempts", out.worker.retry.max_attempts, 0, 1'000'000));
+  out.worker.retry.max_age = retry.Duration("max_age", out.worker.retry.max_age);
+  if (out.worker.retry.initial_backoff <= std::chrono::milliseconds(0)) {
     retry.Error("initial_backoff", "must be greater than 0");
   }
-  if (out.retry.max_backoff < out.retry.initial_backoff) {
+  if (out.worker.retry.max_backoff < out.worker.retry.initial_backoff) {
     retry.Error("max_backoff", "must not be shorter than initial_backoff");
   }
-  if (out.retry.max_age <= std::chrono::milliseconds(0))
+  if (out.worker.retry.max_age <= std::chrono::milliseconds(0))
     retry.Error("max_age", "must be greater than 0");
   retry.Finish();
 
@@ -372,7 +389,7 @@ LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
   ConfigReader top(root, "", errors, env);
   BridgeConfig config;
   ReadConsul(top.Section("consul"), config.consul, env);
-  ReadWatch(top.Section("watch"), config.watch);
+  ReadWatch(top.Section("watch"), config.consul, config.watch);
   ReadEvents(top.Section("events"), config.events);
   const YAML::Node sink_list = top.Raw("sinks");
   if (sink_list.IsDefined() && !sink_list.IsNull() && !sink_list.IsSequence()) {
@@ -461,14 +478,14 @@ void EmitSink(YAML::Emitter& out, const SinkConfig& sink, bool mask_secrets) {
   out << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << sink.name;
   out << YAML::Key << "type" << YAML::Value << sink.type;
-  EmitList(out, "events", sink.events);
-  EmitList(out, "services", sink.services);
-  EmitList(out, "tags", sink.tags);
+  EmitList(out, "events", sink.filter.events);
+  EmitList(out, "services", sink.filter.services);
+  EmitList(out, "tags", sink.filter.tags);
   out << YAML::Key << "dead_letter_file" << YAML::Value << sink.dead_letter_file;
   out << YAML::Key << "dead_letter_max_bytes" << YAML::Value
       << FormatByteSize(sink.dead_letter_max_bytes);
   out << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "capacity" << YAML::Value << sink.queue.capacity;
+  out << YAML::Key << "capacity" << YAML::Value << sink.worker.queue_capacity;
   out << YAML::Key << "overflow" << YAML::Value << "spool";
   out << YAML::EndMap;
   out << YAML::Key << "spool" << YAML::Value << YAML::BeginMap;
@@ -476,10 +493,10 @@ void EmitSink(YAML::Emitter& out, const SinkConfig& sink, bool mask_secrets) {
   out << YAML::EndMap;
   out << YAML::Key << "retry" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "initial_backoff" << YAML::Value
-      << FormatDuration(sink.retry.initial_backoff);
-  out << YAML::Key << "max_backoff" << YAML::Value << FormatDuration(sink.retry.max_backoff);
-  out << YAML::Key << "max_attempts" << YAML::Value << sink.retry.max_attempts;
-  out << YAML::Key << "max_age" << YAML::Value << FormatDuration(sink.retry.max_age);
+      << FormatDuration(sink.worker.retry.initial_backoff);
+  out << YAML::Key << "max_backoff" << YAML::Value << FormatDuration(sink.worker.retry.max_backoff);
+  out << YAML::Key << "max_attempts" << YAML::Value << sink.worker.retry.max_attempts;
+  out << YAML::Key << "max_age" << YAML::Value << FormatDuration(sink.worker.retry.max_age);
   out << YAML::EndMap;
   if (sink.settings) sink.settings->Emit(out, mask_secrets);
   out << YAML::EndMap;
@@ -496,21 +513,20 @@ std::string FormatSinkConfig(const SinkConfig& sink, bool mask_secrets) {
 std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets) {
   YAML::Emitter out;
   out << YAML::BeginMap;
-  const ConsulConfig& consul = config.consul;
+  const ConsulClientOptions& consul = config.consul.client;
   out << YAML::Key << "consul" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "address" << YAML::Value
       << (mask_secrets ? RedactUrl(consul.address) : consul.address);
-  out << YAML::Key << "token" << YAML::Value << Secret(consul.token, mask_secrets);
+  out << YAML::Key << "token" << YAML::Value << Secret(config.consul.token, mask_secrets);
   out << YAML::Key << "token_file" << YAML::Value << consul.token_file;
   out << YAML::Key << "datacenter" << YAML::Value << consul.datacenter;
-  out << YAML::Key << "wait_time" << YAML::Value << FormatDuration(consul.wait_time);
+  out << YAML::Key << "wait_time" << YAML::Value << FormatDuration(consul.wait);
   out << YAML::Key << "stale" << YAML::Value << consul.stale;
   out << YAML::Key << "max_connections" << YAML::Value << consul.max_connections;
-  out << YAML::Key << "max_answer_size" << YAML::Value << consul.max_answer_size;
+  out << YAML::Key << "max_answer_size" << YAML::Value << consul.max_answer_bytes;
   out << YAML::Key << "retry" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "initial_backoff" << YAML::Value
-      << FormatDuration(consul.retry_initial_backoff);
-  out << YAML::Key << "max_backoff" << YAML::Value << FormatDuration(consul.retry_max_backoff);
+  out << YAML::Key << "initial_backoff" << YAML::Value << FormatDuration(consul.backoff_initial);
+  out << YAML::Key << "max_backoff" << YAML::Value << FormatDuration(consul.backoff_max);
   out << YAML::EndMap;
   out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "ca_file" << YAML::Value << consul.tls.ca_file;
@@ -524,19 +540,20 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   const WatchConfig& watch = config.watch;
   out << YAML::Key << "watch" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "services" << YAML::Value << YAML::BeginMap;
-  EmitList(out, "include", watch.services.include);
-  EmitList(out, "exclude", watch.services.exclude);
-  EmitList(out, "tags", watch.services.tags);
+  EmitList(out, "include", watch.watcher.services.include);
+  EmitList(out, "exclude", watch.watcher.services.exclude);
+  EmitList(out, "tags", watch.watcher.services.tags);
   out << YAML::EndMap;
   std::vector<std::string> up;
-  for (auto status : watch.up_statuses) up.emplace_back(ToString(status));
+  for (auto status : watch.engine.up_statuses) up.emplace_back(ToString(status));
   EmitList(out, "up_statuses", up);
   out << YAML::Key << "dampening" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "down_after" << YAML::Value << FormatDuration(watch.down_after);
-  out << YAML::Key << "up_after" << YAML::Value << FormatDuration(watch.up_after);
+  out << YAML::Key << "down_after" << YAML::Value << FormatDuration(watch.engine.down_after);
+  out << YAML::Key << "up_after" << YAML::Value << FormatDuration(watch.engine.up_after);
   out << YAML::EndMap;
-  out << YAML::Key << "initial_events" << YAML::Value << watch.initial_events;
-  out << YAML::Key << "unreachable_grace" << YAML::Value << FormatDuration(watch.unreachable_grace);
+  out << YAML::Key << "initial_events" << YAML::Value << watch.engine.initial_events;
+  out << YAML::Key << "unreachable_grace" << YAML::Value
+      << FormatDuration(watch.watcher.unreachable_grace);
   out << YAML::Key << "stall_timeout" << YAML::Value << FormatDuration(watch.stall_timeout);
   out << YAML::EndMap;
 

@@ -5,7 +5,6 @@
 #include <prometheus/histogram.h>
 #include <unistd.h>
 
-#include "bridge/app/component_options.h"
 #include "bridge/watch/service_filter.h"
 #include "config/config_reader.h"
 
@@ -117,12 +116,12 @@ StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(const BridgeCon
   options.session_ttl = config.cluster.session_ttl;
   options.lock_delay = config.cluster.lock_delay;
   // Own only what the watch watches.
-  auto filter = std::make_shared<ServiceFilter>(ServiceFilterFor(config.watch.services));
+  auto filter = std::make_shared<ServiceFilter>(config.watch.watcher.services);
   options.watched = [filter](const std::string& name, const std::vector<std::string>& tags) {
     return filter->Matches(name, tags);
   };
   runtime->coordinator_ = std::make_unique<ClusterCoordinator>(
-      std::move(options), ClientOptionsFor(config.consul), reads, clock, runtime->metrics_.get());
+      std::move(options), config.consul.client, reads, clock, runtime->metrics_.get());
   runtime->gate_ = std::make_unique<EmissionGate>(next, *runtime->coordinator_);
   return runtime;
 }

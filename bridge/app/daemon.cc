@@ -12,7 +12,6 @@
 #include "bridge/app/checkpointer.h"
 #include "bridge/app/cli.h"
 #include "bridge/app/cluster_runtime.h"
-#include "bridge/app/component_options.h"
 #include "bridge/app/loop_heartbeat.h"
 #include "bridge/app/reload.h"
 #include "bridge/app/sink_factory.h"
@@ -157,7 +156,7 @@ std::filesystem::path StateFilePath(const StateConfig& state) {
 // bridge starts as on a first run.
 std::unique_ptr<TransitionEngine> MakeEngine(const BridgeConfig& config, const Clock& clock,
                                              BridgeMetrics& metrics) {
-  auto engine = std::make_unique<TransitionEngine>(EngineOptionsFor(config.watch), clock);
+  auto engine = std::make_unique<TransitionEngine>(config.watch.engine, clock);
   if (config.state.dir.empty()) return engine;
   const std::filesystem::path file = StateFilePath(config.state);
   auto loaded = LoadStateFile(file);
@@ -233,7 +232,7 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
     return kExitUsage;
   }
 
-  auto client = ConsulClient::Create(ClientOptionsFor(config.consul), &metrics);
+  auto client = ConsulClient::Create(config.consul.client, &metrics);
   if (!client.ok()) {
     spdlog::error("{}", client.status().message());
     return kExitUsage;
@@ -248,7 +247,7 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
     }
     cluster = std::move(*created);
   }
-  Watcher watcher(WatcherOptionsFor(config), **client, MakeEngine(config, clock, metrics),
+  Watcher watcher(config.watch.watcher, **client, MakeEngine(config, clock, metrics),
                   cluster ? cluster->gate() : publisher, clock);
   // Turns a few times per stall_timeout, at most once a second.
   LoopHeartbeat heartbeat(
@@ -302,7 +301,7 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
     spdlog::info("cluster mode: member {} under {}", cluster->member_id(), config.cluster.prefix);
   }
   watcher.Start();
-  spdlog::info("watching Consul at {}", RedactUrl(config.consul.address));
+  spdlog::info("watching Consul at {}", RedactUrl(config.consul.client.address));
 
   BridgeConfig running = config;
   const int received = ServeUntilStopped(

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-#include "bridge/app/component_options.h"
 #include "bridge/app/sink_factory.h"
 #include "config/config_loader.h"
 
@@ -14,10 +13,8 @@ namespace {
 // Everything a reload cannot change, as text.
 std::string StartOnlySettings(BridgeConfig config) {
   config.sinks.clear();
-  config.watch.services = {};
-  config.watch.up_statuses = {};
-  config.watch.down_after = config.watch.up_after = {};
-  config.watch.initial_events = false;
+  config.watch.watcher.services = {};
+  config.watch.engine = {};
   config.log.level.clear();
   // It only adds or drops a sink, which the reload applies.
   config.server.default_metrics_sink = true;
@@ -113,19 +110,16 @@ BridgeConfig ApplyReload(const BridgeConfig& current, const BridgeConfig& next, 
   }
   effective.sinks = ReloadSinks(current, next, live);
 
-  if (next.watch.services != current.watch.services) {
-    live.watcher.UpdateServiceFilter(ServiceFilterFor(next.watch.services));
+  if (next.watch.watcher.services != current.watch.watcher.services) {
+    live.watcher.UpdateServiceFilter(next.watch.watcher.services);
     spdlog::info("reload: watch.services applied");
   }
-  if (EngineOptionsFor(next.watch) != EngineOptionsFor(current.watch)) {
-    live.watcher.UpdateEngineOptions(EngineOptionsFor(next.watch));
+  if (next.watch.engine != current.watch.engine) {
+    live.watcher.UpdateEngineOptions(next.watch.engine);
     spdlog::info("reload: watch up_statuses, dampening and initial_events applied");
   }
-  effective.watch.services = next.watch.services;
-  effective.watch.up_statuses = next.watch.up_statuses;
-  effective.watch.down_after = next.watch.down_after;
-  effective.watch.up_after = next.watch.up_after;
-  effective.watch.initial_events = next.watch.initial_events;
+  effective.watch.watcher.services = next.watch.watcher.services;
+  effective.watch.engine = next.watch.engine;
 
   if (next.log.level != current.log.level) {
     spdlog::set_level(spdlog::level::from_str(next.log.level));

@@ -41,10 +41,8 @@ std::string TargetOf(const SinkConfig& sink) {
 
 SinkRoute RouteFor(const SinkConfig& sink) {
   SinkRoute route;
-  route.filter = {sink.events, sink.services, sink.tags};
-  route.worker.queue_capacity = sink.queue.capacity;
-  route.worker.retry = {sink.retry.initial_backoff, sink.retry.max_backoff, sink.retry.max_attempts,
-                        sink.retry.max_age};
+  route.filter = sink.filter;
+  route.worker = sink.worker;
   route.type = sink.type;
   route.target = TargetOf(sink);
   return route;

@@ -116,7 +116,7 @@ int TestSink(const BridgeConfig& config, const SinkRegistry& registry, const std
     out << "test-sink: " << sink.status().message() << "\n";
     return sink.status().code() == StatusCode::kNotFound ? 2 : 1;
   }
-  const Event event = TestEvent(config.consul.datacenter);
+  const Event event = TestEvent(config.consul.client.datacenter);
   out << "test-sink: sending a test event (service health-bridge-test, instance "
       << event.instance_id << ", id " << event.id << ") through sink " << name << "\n";
   const auto started = std::chrono::steady_clock::now();

@@ -179,8 +179,8 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
   std::function<void()> retired;  // set by Retire(): stop after the request in flight
   std::uint64_t index = 0;
   int failures = 0;
-  double tokens = 2;  // rate-limit bucket for early same-index answers
-  SteadyTime tokens_at = std::chrono::steady_clock::now();
+  double tokens = 2;     // rate-limit bucket for early same-index answers
+  SteadyTime tokens_at;  // set to the client's clock when the query starts
   std::optional<EventLoop::TransferId> transfer;
   std::optional<EventLoop::TimerId> timer;
   bool issued_blocking = false;  // the request in flight carries ?index
@@ -189,7 +189,7 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
   void Issue() {
     timer.reset();
     if (cancelled) return;
-    const SteadyTime started = std::chrono::steady_clock::now();
+    const SteadyTime started = client->clock_.Now();
     // After a failure the next request is a plain read: blocking on the
     // last index, a Consul that is back would hold it until something
     // changes (up to `wait`), and nobody would learn that it answers again.
@@ -209,7 +209,7 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     if (cancelled) return;
     client->NoteRefusal(response);
     if (retired) return FinishRetiring();
-    const SteadyTime now = std::chrono::steady_clock::now();
+    const SteadyTime now = client->clock_.Now();
     if (!response.transport.ok()) {
       client->Observe(path, OutcomeOf(response), started, issued_blocking);
       client->LogRequest(path, AskedIndex(), response, started);
@@ -299,6 +299,8 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     if (retired) return FinishRetiring();
     if (delay.count() <= 0) return Issue();
     std::weak_ptr<State> weak = weak_from_this();
+    // The delay was decided on the client's clock; the loop's timers wait
+    // in real time.
     timer = client->loop().RunAt(std::chrono::steady_clock::now() + delay, [weak] {
       if (auto self = weak.lock()) self->Issue();
     });
@@ -337,19 +339,27 @@ BlockingQuery::~BlockingQuery() {
 }
 
 StatusOr<std::unique_ptr<ConsulClient>> ConsulClient::Create(ConsulClientOptions options,
-                                                             RequestObserver* observer) {
+                                                             RequestObserver* observer,
+                                                             const Clock& clock) {
   const std::string& address = options.address;
   if (!address.starts_with("http://") && !address.starts_with("https://")) {
     return Status::InvalidArgument("consul address must be http(s)://host:port, got \"" +
                                    RedactUrl(address) + "\"");
   }
   while (options.address.ends_with('/')) options.address.pop_back();
-  return std::make_unique<ConsulClient>(std::move(options), observer);
+  return std::make_unique<ConsulClient>(std::move(options), observer, clock);
 }
 
-ConsulClient::ConsulClient(ConsulClientOptions options, RequestObserver* observer)
+const Clock& ConsulClient::SystemTime() {
+  static const SystemClock clock;
+  return clock;
+}
+
+ConsulClient::ConsulClient(ConsulClientOptions options, RequestObserver* observer,
+                           const Clock& clock)
     : options_(std::move(options)),
       observer_(observer),
+      clock_(clock),
       loop_(std::make_unique<EventLoop>(options_.max_connections)),
       token_(options_.token) {}
 
@@ -420,8 +430,8 @@ void ConsulClient::NoteRefusal(const HttpResponse& response) {
   // A rotated token (Vault, a projected Secret) shows as 403 with the old
   // one: the file may already hold the new one.
   if (response.transport.ok() && response.status == 403 && !options_.token_file.empty()) {
-    const SteadyTime now = std::chrono::steady_clock::now();
-    if (now - token_read_at_ >= std::chrono::seconds(1)) {
+    const SteadyTime now = clock_.Now();
+    if (!token_read_at_ || now - *token_read_at_ >= std::chrono::seconds(1)) {
       token_read_at_ = now;
       ReReadTokenFile("after an HTTP 403");
     }
@@ -457,7 +467,7 @@ Status ConsulClient::Failed(const Status& error, std::string_view path) {
 }
 
 void ConsulClient::NoteFailure(const Status& error) {
-  const SteadyTime now = std::chrono::steady_clock::now();
+  const SteadyTime now = clock_.Now();
   if (!failing_since_) {
     failing_since_ = now;
     reminded_at_ = now;
@@ -482,8 +492,7 @@ void ConsulClient::LogRequest(std::string_view path, std::uint64_t sent_index,
                               const HttpResponse& response, SteadyTime started) const {
   // Formatted only when debug is on: this runs for every answer.
   if (!spdlog::should_log(spdlog::level::debug)) return;
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started);
   const auto index = response.headers.find("x-consul-index");
   spdlog::debug("consul GET {} (index {}): {}, index {}, {} ms", path, sent_index,
                 OutcomeText(response), index == response.headers.end() ? "-" : index->second,
@@ -493,8 +502,7 @@ void ConsulClient::LogRequest(std::string_view path, std::uint64_t sent_index,
 void ConsulClient::Observe(std::string_view path, std::string_view outcome, SteadyTime started,
                            bool blocking) {
   if (observer_ == nullptr) return;
-  observer_->OnRequestDone(EndpointLabel(path), outcome, std::chrono::steady_clock::now() - started,
-                           blocking);
+  observer_->OnRequestDone(EndpointLabel(path), outcome, clock_.Now() - started, blocking);
 }
 
 std::unique_ptr<BlockingQuery> ConsulClient::Watch(
@@ -506,6 +514,7 @@ std::unique_ptr<BlockingQuery> ConsulClient::Watch(
   state->params = std::move(params);
   state->on_answer = std::move(on_answer);
   state->on_error = std::move(on_error);
+  state->tokens_at = clock_.Now();
   if (loop_->InLoopThread()) {
     state->Issue();
   } else {
@@ -518,7 +527,7 @@ std::unique_ptr<BlockingQuery> ConsulClient::Watch(
 
 void ConsulClient::Get(std::string path, std::function<void(StatusOr<std::string>)> done) {
   auto start = [this, path = std::move(path), done = std::move(done)]() mutable {
-    const SteadyTime started = std::chrono::steady_clock::now();
+    const SteadyTime started = clock_.Now();
     HttpRequest request = BuildRequest(path, {}, 0);
     loop_->StartGet(std::move(request),
                     [this, path, started, done = std::move(done)](HttpResponse response) {
@@ -544,26 +553,26 @@ void ConsulClient::Get(std::string path, std::function<void(StatusOr<std::string
 
 void ConsulClient::Read(std::string path, std::function<void(StatusOr<ReadAnswer>)> done) {
   auto start = [this, path = std::move(path), done = std::move(done)]() mutable {
-    const SteadyTime started = std::chrono::steady_clock::now();
+    const SteadyTime started = clock_.Now();
     HttpRequest request = BuildRequest(path, {}, 0);
-    loop_->StartGet(
-        std::move(request), [this, path, started, done = std::move(done)](HttpResponse response) {
-          NoteRefusal(response);
-          LogRequest(path, 0, response, started);
-          if (!response.transport.ok()) {
-            Observe(path, OutcomeOf(response), started, false);
-            return done(Failed(response.transport, path));
-          }
-          if (response.status < 200 || response.status > 299) {
-            Observe(path, OutcomeOf(response), started, false);
-            return done(Failed(StatusFromHttp(response.status, response.body), path));
-          }
-          auto meta = ParseQueryMeta(response.headers);
-          Observe(path, meta.ok() ? "ok" : "malformed", started, false);
-          if (!meta.ok()) return done(Failed(meta.status(), path));
-          NoteSuccess();
-          done(ReadAnswer{std::move(response.body), *meta, std::chrono::steady_clock::now()});
-        });
+    loop_->StartGet(std::move(request),
+                    [this, path, started, done = std::move(done)](HttpResponse response) {
+                      NoteRefusal(response);
+                      LogRequest(path, 0, response, started);
+                      if (!response.transport.ok()) {
+                        Observe(path, OutcomeOf(response), started, false);
+                        return done(Failed(response.transport, path));
+                      }
+                      if (response.status < 200 || response.status > 299) {
+                        Observe(path, OutcomeOf(response), started, false);
+                        return done(Failed(StatusFromHttp(response.status, response.body), path));
+                      }
+                      auto meta = ParseQueryMeta(response.headers);
+                      Observe(path, meta.ok() ? "ok" : "malformed", started, false);
+                      if (!meta.ok()) return done(Failed(meta.status(), path));
+                      NoteSuccess();
+                      done(ReadAnswer{std::move(response.body), *meta, clock_.Now()});
+                    });
   };
   if (loop_->InLoopThread()) {
     start();

@@ -15,54 +15,10 @@
 
 #include "bridge/common/clock.h"
 #include "bridge/common/status.h"
+#include "bridge/consul/consul_client_options.h"
 #include "bridge/consul/event_loop.h"
 
 namespace hb {
-
-struct ConsulClientOptions {
-  // http(s)://host:port of the Consul agent. Default: http://127.0.0.1:8500.
-  std::string address = "http://127.0.0.1:8500";
-  // Sent as X-Consul-Token when set. Default: "".
-  std::string token;
-  // File the token came from (consul.token_file): read again after an HTTP
-  // 403 (at most once a second) and by ReloadToken(), so a rotated token
-  // takes effect without a restart. Default: "".
-  std::string token_file;
-  // ?dc= on every query. Default: "" = the agent's datacenter.
-  std::string datacenter;
-  // ?stale: any server may answer. Default: false.
-  bool stale = false;
-  // Blocking wait per query (Consul caps it at 10m). Default: 5m.
-  std::chrono::milliseconds wait{std::chrono::minutes(5)};
-  // Added to wait + wait/16 (Consul's jitter) for the client-side timeout of
-  // a blocking request that hangs. Default: 5s.
-  std::chrono::milliseconds timeout_margin{std::chrono::seconds(5)};
-  // Timeout of non-blocking reads (first read, agent/self). Default: 30s.
-  std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
-  std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};  // Default: 5s
-  TlsSettings tls;
-  // Backoff after errors: doubles from initial to max, ±20% jitter
-  // (consul.retry). Default: 1s, 10s.
-  std::chrono::milliseconds backoff_initial{std::chrono::seconds(1)};
-  std::chrono::milliseconds backoff_max{std::chrono::seconds(10)};
-  // Answers that come back early with an unchanged index are rate limited
-  // by a token bucket (Consul's advice: burst 2) refilled once per this
-  // interval, so a broken or flapping Consul is not hammered. Default: 1s.
-  std::chrono::milliseconds same_index_interval{std::chrono::seconds(1)};
-  // While every request fails, a warning says so once per this interval
-  // (the first failure is the caller's to log): an outage is never silent
-  // for longer. Default: 30s.
-  std::chrono::milliseconds outage_reminder_interval{std::chrono::seconds(30)};
-  // Most connections open to Consul at once (curl's hard cap; the watch
-  // plans its queries to stay inside it). 0: no cap. Default: 100.
-  std::size_t max_connections = 100;
-  // The largest answer kept, after decompression; a larger one is an error
-  // (outcome "too_large"), backed off like any other, and the last known
-  // state stays. /v1/health/state/any, the largest the watch reads, is
-  // about 320 bytes per check. The buffer of an answer being read never
-  // grows past it. Default: 64 MiB.
-  std::size_t max_answer_bytes = std::size_t{64} << 20;
-};
 
 // Low-cardinality endpoint label of a path: "catalog_services",
 // "health_service", "health_state", "agent_self", or "other".
@@ -121,9 +77,13 @@ class BlockingQuery;
 // callback runs on the client's loop thread.
 class ConsulClient {
  public:
-  // Returns an error when the address is not http(s)://host:port.
+  // Returns an error when the address is not http(s)://host:port. `clock`
+  // (it must outlive the client) decides the rate limit of same-index
+  // answers, the outage reminders, the token file's re-reads and the times
+  // reported (latency, received_at); the loop's timers wait in real time.
   static StatusOr<std::unique_ptr<ConsulClient>> Create(ConsulClientOptions options,
-                                                        RequestObserver* observer = nullptr);
+                                                        RequestObserver* observer = nullptr,
+                                                        const Clock& clock = SystemTime());
   ~ConsulClient();
 
   using AnswerHandler = std::function<Status(const QueryAnswer&)>;
@@ -156,7 +116,7 @@ class ConsulClient {
   void ReloadToken();
 
   // Use Create(), which validates the options.
-  ConsulClient(ConsulClientOptions options, RequestObserver* observer);
+  ConsulClient(ConsulClientOptions options, RequestObserver* observer, const Clock& clock);
 
  private:
   friend class BlockingQuery;
@@ -184,12 +144,16 @@ class ConsulClient {
   // `error` named after the request (Describe()), and noted as a failure.
   Status Failed(const Status& error, std::string_view path);
 
+  // The real steady and wall clocks, for clients not given one.
+  static const Clock& SystemTime();
+
   const ConsulClientOptions options_;
   RequestObserver* const observer_;
+  const Clock& clock_;
   std::unique_ptr<EventLoop> loop_;
   bool refusal_streak_ = false;              // loop thread
   std::string token_;                        // loop thread: what X-Consul-Token sends
-  SteadyTime token_read_at_{};               // loop thread: the last re-read after a 403
+  std::optional<SteadyTime> token_read_at_;  // loop thread: the last re-read after a 403
   std::optional<SteadyTime> failing_since_;  // loop thread: requests fail since
   SteadyTime reminded_at_{};                 // loop thread: the last reminder
 };

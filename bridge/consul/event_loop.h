@@ -21,18 +21,9 @@
 #include "bridge/common/clock.h"
 #include "bridge/common/mutex.h"
 #include "bridge/common/status.h"
+#include "bridge/consul/consul_client_options.h"
 
 namespace hb {
-
-struct TlsSettings {
-  std::string ca_file;
-  std::string ca_path;
-  std::string cert_file;
-  std::string key_file;
-  // Name to verify in the server's certificate instead of the URL's host.
-  std::string server_name;
-  bool insecure_skip_verify = false;
-};
 
 // What every request to Consul shares, on a libcurl easy handle (a CURL*,
 // taken as void* to keep curl out of this header): HTTP and HTTPS only,

@@ -36,27 +36,9 @@
 #include "bridge/router/delivery_observer.h"
 #include "bridge/router/sink.h"
 #include "bridge/router/sink_storage.h"
+#include "bridge/router/sink_worker_options.h"
 
 namespace hb {
-
-struct RetryPolicy {
-  // First delay after a transient failure; doubles per attempt, with ±20%
-  // jitter, up to max_backoff. A Retry-After from the destination wins when
-  // longer. Default: 1s.
-  std::chrono::milliseconds initial_backoff{std::chrono::seconds(1)};
-  // Longest delay between two attempts. Default: 5m.
-  std::chrono::milliseconds max_backoff{std::chrono::minutes(5)};
-  // Attempts before an event is dead-lettered; 0 = unlimited (max_age
-  // decides). Default: 0.
-  int max_attempts = 0;
-  // Age after which an undelivered event is dead-lettered, counted from
-  // when it entered the sink's queue (or its spool: the time is stored with
-  // the spooled event, so neither a restart nor a reload resets it), on a
-  // timer: whether it was attempted or not, whatever Retry-After the
-  // destination sent. Default: 24h, so a destination may be down for a day
-  // without loss.
-  std::chrono::milliseconds max_age{std::chrono::hours(24)};
-};
 
 // How a sink's deliveries go, for /v1/sinks.
 struct SinkDeliveryStatus {
@@ -72,13 +54,6 @@ struct SinkDeliveryStatus {
   int consecutive_failures = 0;  // attempts in a row that delivered nothing
   std::size_t queue_depth = 0;   // waiting: queued, retrying, in delivery, in the spool only
   std::size_t spooled = 0;       // of those, the ones waiting in the spool only
-};
-
-struct SinkWorkerOptions {
-  // Events waiting in memory for delivery, retries and the batch being
-  // delivered excluded. Default: 10000.
-  std::size_t queue_capacity = 10000;
-  RetryPolicy retry;
 };
 
 // What Shutdown() does with the events it could not deliver in time.

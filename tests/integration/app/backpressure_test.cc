@@ -15,7 +15,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/test_dir.h"
 
@@ -27,7 +27,7 @@ using std::chrono::seconds;
 using test_support::Answer;
 using test_support::BridgeProcess;
 using test_support::ReceivedRequest;
-using test_support::WebhookReceiver;
+using test_support::ScriptedHttpPeer;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 constexpr int kInstances = 30;
@@ -101,8 +101,8 @@ class BackpressureTest : public ::testing::Test {
   }
 
   test_support::ConsulTestServer consul_;
-  WebhookReceiver dead_{[](std::size_t, const ReceivedRequest&) { return Answer(503); }};
-  WebhookReceiver healthy_;
+  ScriptedHttpPeer dead_{[](std::size_t, const ReceivedRequest&) { return Answer(503); }};
+  ScriptedHttpPeer healthy_;
   test_support::TestDir state_dir_{"hb-backpressure"};
 };
 

@@ -16,7 +16,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
 
 namespace hb {
@@ -27,7 +27,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using test_support::BridgeProcess;
 using test_support::Eventually;
-using test_support::WebhookReceiver;
+using test_support::ScriptedHttpPeer;
 using Clock = std::chrono::steady_clock;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
@@ -62,7 +62,7 @@ class ClusterTest : public ::testing::Test {
                 "");
     }
     for (const auto& id : kReplicas) {
-      receivers_[id] = std::make_unique<WebhookReceiver>();
+      receivers_[id] = std::make_unique<ScriptedHttpPeer>();
       Start(id);
     }
   }
@@ -195,7 +195,7 @@ class ClusterTest : public ::testing::Test {
   }
 
   std::unique_ptr<test_support::ConsulTestServer> consul_;
-  std::map<std::string, std::unique_ptr<WebhookReceiver>> receivers_;
+  std::map<std::string, std::unique_ptr<ScriptedHttpPeer>> receivers_;
   std::map<std::string, std::unique_ptr<BridgeProcess>> bridges_;
 };
 

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "tests/support/consul/consul_test_server.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
 
@@ -23,8 +23,8 @@ using test_support::Answer;
 using test_support::BridgeProcess;
 using test_support::ConsumedMessage;
 using test_support::ReceivedRequest;
+using test_support::ScriptedHttpPeer;
 using test_support::TopicReader;
-using test_support::WebhookReceiver;
 using Clock = std::chrono::steady_clock;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
@@ -73,7 +73,7 @@ class DeliveryTest : public ::testing::Test {
 
   test_support::ConsulTestServer consul_;
   test_support::MockKafkaCluster kafka_;
-  WebhookReceiver receiver_;
+  ScriptedHttpPeer receiver_;
   std::unique_ptr<BridgeProcess> bridge_;
 };
 

@@ -14,7 +14,7 @@
 
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/schema/event_schema.h"
@@ -28,7 +28,7 @@ using std::chrono::seconds;
 using test_support::Answer;
 using test_support::BridgeProcess;
 using test_support::ReceivedRequest;
-using test_support::WebhookReceiver;
+using test_support::ScriptedHttpPeer;
 using ::testing::HasSubstr;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
@@ -122,7 +122,7 @@ class DurabilityTest : public ::testing::Test {
         seconds(20));
   }
 
-  static std::set<std::string> AcceptedIds(const WebhookReceiver& receiver) {
+  static std::set<std::string> AcceptedIds(const ScriptedHttpPeer& receiver) {
     std::set<std::string> ids;
     for (const auto& request : receiver.Accepted()) ids.insert(request.Header("webhook-id"));
     return ids;
@@ -130,7 +130,7 @@ class DurabilityTest : public ::testing::Test {
 
   test_support::TestDir state_dir_{"hb-durability"};
   test_support::ConsulTestServer consul_;
-  WebhookReceiver receiver_;
+  ScriptedHttpPeer receiver_;
 };
 
 TEST_F(DurabilityTest, KillNineWhileTheWebhookIsDownLosesNoEvent) {
@@ -285,7 +285,7 @@ TEST_F(DurabilityTest, SighupWithChangedSinkSettingsKeepsItsQueuedEvents) {
   auto bridge = Start(BaseConfig() + WebhookSink());
   Flap(*bridge, 1);
   ASSERT_TRUE(WaitForQueued(*bridge, "ops-hooks", 8)) << bridge->process().Stderr();
-  WebhookReceiver healthy;
+  ScriptedHttpPeer healthy;
   std::string moved = BaseConfig() + WebhookSink();
   moved.replace(moved.find(receiver_.url()), receiver_.url().size(), healthy.url());
   ASSERT_TRUE(bridge->Reload(moved)) << bridge->process().Stderr();

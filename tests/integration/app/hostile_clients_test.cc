@@ -18,7 +18,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/http/loopback_socket.h"
 #include "tests/support/http/probes.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/process/proc_memory.h"
 #include "tests/support/sanitizer_build.h"
@@ -30,7 +30,7 @@ using std::chrono::seconds;
 using test_support::Attack;
 using test_support::BridgeProcess;
 using test_support::HostileConsulPeer;
-using test_support::WebhookReceiver;
+using test_support::ScriptedHttpPeer;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 
@@ -38,7 +38,7 @@ TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
   HostileConsulPeer consul;
   ASSERT_NE(consul.port(), 0);
   consul.AddService("web", Attack::kNone, 2);
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   std::ostringstream config;
   config << "consul: {address: '" << consul.address() << "'}\n"
          << "server: {listen: '127.0.0.1:0', max_connections: 32}\n"

@@ -21,7 +21,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/http/loopback_server.h"
 #include "tests/support/http/probes.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/process/proc_memory.h"
@@ -34,7 +34,7 @@ using std::chrono::seconds;
 using test_support::Attack;
 using test_support::BridgeProcess;
 using test_support::HostileConsulPeer;
-using test_support::WebhookReceiver;
+using test_support::ScriptedHttpPeer;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -53,7 +53,7 @@ std::vector<std::string> Lines(const std::string& text) {
 }
 
 // Accepted webhook events of `type` about instances of `service`.
-std::size_t EventsAbout(const WebhookReceiver& receiver, const std::string& service,
+std::size_t EventsAbout(const ScriptedHttpPeer& receiver, const std::string& service,
                         const std::string& type) {
   std::size_t count = 0;
   for (const auto& request : receiver.Accepted()) {
@@ -86,7 +86,7 @@ TEST(HostileConsulTest, AttackedServicesCostBoundedMemoryAndNoOneElsesEvents) {
   // Thousands of small headers are within curl's limits: read, not fatal.
   consul.AddService("many-headers", Attack::kManyHeaders);
 
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   std::ostringstream config;
   config << "consul: {address: '" << consul.address() << "', max_answer_size: 16MiB}\n"
          << "sinks:\n"
@@ -256,7 +256,7 @@ TEST(HostileConsulTest, AttackedCoveredServicesNeverStarveTheSharedReads) {
                                                    {"evil", Attack::kControlBytes}}) {
     consul.AddService(name, attack);
   }
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   std::ostringstream config;
   config << "consul: {address: '" << consul.address()
          << "', max_answer_size: 16MiB, max_connections: 3}\n"
@@ -306,7 +306,7 @@ TEST(HostileConsulTest, ControlBytesInEveryFieldComeOutEncodedInLogsHeadersAndEv
   const std::string evil = HostileConsulPeer::ServiceNameFor("evil", Attack::kControlBytes);
   const std::string control(test_support::kControlText);
 
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   std::ostringstream config;
   config << "consul: {address: '" << consul.address() << "'}\n"
          << "sinks:\n"

@@ -16,7 +16,7 @@
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/http/loopback_socket.h"
 #include "tests/support/http/probes.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/process/child_process.h"
@@ -27,8 +27,8 @@ namespace {
 
 using std::chrono::seconds;
 using test_support::BridgeProcess;
+using test_support::ScriptedHttpPeer;
 using test_support::TopicReader;
-using test_support::WebhookReceiver;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -45,7 +45,7 @@ TEST(HostileConsulDataTest, AServiceIdCannotSmuggleHeadersOrRequestsIntoAnySink)
   ASSERT_NE(consul.Start(), 0);
   test_support::MockKafkaCluster kafka;
   kafka.CreateTopic(kTopic, 1);
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   std::ostringstream config;
   config << "consul: {address: " << consul.address() << "}\n"
          << "sinks:\n"

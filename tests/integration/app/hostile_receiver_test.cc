@@ -13,7 +13,7 @@
 #include "tests/support/consul/hostile_consul_peer.h"
 #include "tests/support/eventually.h"
 #include "tests/support/http/probes.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/process/proc_memory.h"
 #include "tests/support/sanitizer_build.h"
@@ -26,15 +26,15 @@ using test_support::Attack;
 using test_support::BridgeProcess;
 using test_support::HostileConsulPeer;
 using test_support::ReceivedRequest;
+using test_support::ScriptedHttpPeer;
 using test_support::ScriptedResponse;
-using test_support::WebhookReceiver;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 
 // Every answer an attack: a 64 MiB error page, an answer held past the sink's
 // timeout, a redirect to itself, and 503s whose Retry-After would overflow
 // `now + delay`, hold the event a day, or is not a number at all.
-ScriptedResponse Hostile(std::size_t n, WebhookReceiver& self) {
+ScriptedResponse Hostile(std::size_t n, ScriptedHttpPeer& self) {
   switch (n % 6) {
     case 0:
       return test_support::Answer(500, std::string(std::size_t{64} << 20, 'x'));
@@ -58,11 +58,11 @@ TEST(HostileReceiverTest, AHostileReceiverCostsBoundedMemoryAndNoOtherSinkItsEve
   HostileConsulPeer consul;
   ASSERT_NE(consul.port(), 0);
   consul.AddService("web", Attack::kNone, 3);
-  WebhookReceiver hostile;
+  ScriptedHttpPeer hostile;
   hostile.ExpectCloudEvents(false);
   hostile.SetScript(
       [&hostile](std::size_t n, const ReceivedRequest&) { return Hostile(n, hostile); });
-  WebhookReceiver good;
+  ScriptedHttpPeer good;
   std::ostringstream config;
   config << "consul: {address: '" << consul.address() << "'}\n"
          << "sinks:\n"

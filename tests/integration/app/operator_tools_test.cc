@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bridge/model/cloud_event.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/sample_events.h"
 
@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 using std::chrono::seconds;
 using test_support::RunResult;
 using test_support::RunToCompletion;
-using test_support::WebhookReceiver;
+using test_support::ScriptedHttpPeer;
 using ::testing::HasSubstr;
 
 const fs::path kBridge = HB_BRIDGE_BINARY;
@@ -48,7 +48,7 @@ class OperatorToolsTest : public ::testing::Test {
 
   fs::path dir_;
   fs::path config_;
-  WebhookReceiver receiver_;
+  ScriptedHttpPeer receiver_;
 };
 
 TEST_F(OperatorToolsTest, TestSinkSendsOneMarkedEventAndSaysHowItWent) {

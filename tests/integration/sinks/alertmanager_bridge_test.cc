@@ -13,7 +13,7 @@
 #include "tests/support/alertmanager/alertmanager_server.h"
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
 #include "tests/support/test_dir.h"
 
@@ -24,7 +24,7 @@ using std::chrono::seconds;
 using test_support::AlertmanagerServer;
 using test_support::BridgeProcess;
 using test_support::FindAlert;
-using test_support::WebhookReceiver;
+using test_support::ScriptedHttpPeer;
 using json = nlohmann::json;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
@@ -41,7 +41,7 @@ TEST(AlertmanagerBridgeTest, CriticalCheckPagesThroughAlertmanagerAndRecoveryRes
                                 {"Name", "HTTP /health"},
                                 {"TTL", "1h"},
                                 {"Status", "passing"}}}});
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   receiver.ExpectCloudEvents(false);  // Alertmanager's notifications
   AlertmanagerServer::Options options;
   options.receiver_url = receiver.url("/notify");

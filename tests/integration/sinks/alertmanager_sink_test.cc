@@ -17,7 +17,7 @@
 #include "tests/support/dead_letters.h"
 #include "tests/support/eventually.h"
 #include "tests/support/http/loopback_server.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/sample_events.h"
 #include "tests/support/test_dir.h"
 
@@ -31,8 +31,8 @@ using test_support::Answer;
 using test_support::FindAlert;
 using test_support::InstanceEvent;
 using test_support::ReceivedRequest;
+using test_support::ScriptedHttpPeer;
 using test_support::Shared;
-using test_support::WebhookReceiver;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 using json = nlohmann::json;
@@ -72,14 +72,14 @@ WallTime ParseTime(const std::string& text) {
 }
 
 // Alertmanager's notifications received by the webhook receiver.
-std::vector<json> Notifications(const WebhookReceiver& receiver) {
+std::vector<json> Notifications(const ScriptedHttpPeer& receiver) {
   std::vector<json> out;
   for (const ReceivedRequest& request : receiver.Accepted())
     out.push_back(json::parse(request.body));
   return out;
 }
 
-std::optional<json> WaitForNotification(const WebhookReceiver& receiver,
+std::optional<json> WaitForNotification(const ScriptedHttpPeer& receiver,
                                         const std::function<bool(const json&)>& accept) {
   std::optional<json> found;
   WaitUntil([&] {
@@ -115,7 +115,7 @@ double MetricValue(prometheus::Registry& registry, const std::string& family,
   return -1;
 }
 
-AlertmanagerServer::Options NotifyingTo(const WebhookReceiver& receiver) {
+AlertmanagerServer::Options NotifyingTo(const ScriptedHttpPeer& receiver) {
   AlertmanagerServer::Options options;
   options.receiver_url = receiver.url("/notify");
   return options;
@@ -169,7 +169,7 @@ class AlertmanagerSinkTest : public ::testing::Test {
 };
 
 TEST_F(AlertmanagerSinkTest, FiringAlertShowsItsLabelsAndResolvesAfterRecovery) {
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   receiver.ExpectCloudEvents(false);  // Alertmanager's notifications
   auto alertmanager = StartAlertmanager(NotifyingTo(receiver));
   auto sink = NewSink(Settings({alertmanager->url()}));
@@ -217,7 +217,7 @@ TEST_F(AlertmanagerSinkTest, FiringAlertShowsItsLabelsAndResolvesAfterRecovery) 
 }
 
 TEST_F(AlertmanagerSinkTest, GroupedNotificationLeavesOutTheSilencedInstance) {
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   receiver.ExpectCloudEvents(false);  // Alertmanager's notifications
   auto alertmanager = StartAlertmanager(NotifyingTo(receiver));
   alertmanager->Silence({{"service_id", "payments-3"}});
@@ -385,7 +385,7 @@ TEST_F(AlertmanagerSinkTest, RouterRetriesWhileAlertmanagerIsDownAndDeadLettersW
   EXPECT_EQ(worker.Shutdown(seconds(5)), 0U);
 
   // What every Alertmanager refuses for good is dead-lettered, with its words.
-  WebhookReceiver refusing([](std::size_t, const ReceivedRequest&) {
+  ScriptedHttpPeer refusing([](std::size_t, const ReceivedRequest&) {
     return Answer(400, "{\"message\":\"invalid label set\"}");
   });
   refusing.ExpectCloudEvents(false);  // posted alerts, not events
@@ -452,7 +452,7 @@ class ScriptedAlertmanagerTest : public AlertmanagerSinkTest {
     return posts;
   }
 
-  WebhookReceiver peer_;
+  ScriptedHttpPeer peer_;
 };
 
 TEST_F(ScriptedAlertmanagerTest, SilentEventsPostOnlyWhatAlertmanagerMayNotKnow) {

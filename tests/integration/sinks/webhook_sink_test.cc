@@ -14,7 +14,7 @@
 #include "sinks/webhook/webhook_signature.h"
 #include "tests/support/dead_letters.h"
 #include "tests/support/eventually.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/sample_events.h"
 
@@ -26,9 +26,9 @@ using std::chrono::seconds;
 using test_support::Answer;
 using test_support::InstanceEvent;
 using test_support::ReceivedRequest;
+using test_support::ScriptedHttpPeer;
 using test_support::ScriptedResponse;
 using test_support::Shared;
-using test_support::WebhookReceiver;
 using Kind = DeliveryResult::Kind;
 
 constexpr char kSecret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -59,7 +59,7 @@ class WebhookSinkTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  WebhookSinkSettings Settings(const WebhookReceiver& receiver) const {
+  WebhookSinkSettings Settings(const ScriptedHttpPeer& receiver) const {
     WebhookSinkSettings settings;
     settings.url = receiver.url();
     settings.timeout = seconds(5);
@@ -99,7 +99,7 @@ class WebhookSinkTest : public ::testing::Test {
 };
 
 TEST_F(WebhookSinkTest, PostsTheCloudEventSignedSoAnIndependentVerifierAcceptsIt) {
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   WebhookSinkSettings settings = Settings(receiver);
   settings.secret = kSecret;
   settings.bearer_token = "hook-token";
@@ -127,7 +127,7 @@ TEST_F(WebhookSinkTest, PostsTheCloudEventSignedSoAnIndependentVerifierAcceptsIt
 }
 
 TEST_F(WebhookSinkTest, RawSecretSignsWithItsBytesAndNoSecretSendsNoSignature) {
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   WebhookSinkSettings settings = Settings(receiver);
   settings.secret = "a raw shared secret";
   ASSERT_EQ(DeliverOne(*NewSink(settings), InstanceEvent("p-1", EventType::kInstanceUp, 3)).kind,
@@ -147,7 +147,7 @@ TEST_F(WebhookSinkTest, RawSecretSignsWithItsBytesAndNoSecretSendsNoSignature) {
 }
 
 TEST_F(WebhookSinkTest, BasicAuthSendsTheCredentials) {
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   WebhookSinkSettings settings = Settings(receiver);
   settings.basic_username = "bridge";
   settings.basic_password = "s3cret";
@@ -159,7 +159,7 @@ TEST_F(WebhookSinkTest, BasicAuthSendsTheCredentials) {
 
 TEST_F(WebhookSinkTest, RetriesThrottlingAndServerErrorsHonouringRetryAfter) {
   std::vector<std::chrono::steady_clock::time_point> arrivals;
-  WebhookReceiver receiver([&arrivals](std::size_t n, const ReceivedRequest&) {
+  ScriptedHttpPeer receiver([&arrivals](std::size_t n, const ReceivedRequest&) {
     arrivals.push_back(std::chrono::steady_clock::now());
     switch (n) {
       case 0:
@@ -188,7 +188,7 @@ TEST_F(WebhookSinkTest, RetriesThrottlingAndServerErrorsHonouringRetryAfter) {
 }
 
 TEST_F(WebhookSinkTest, PermanentClientErrorIsDeadLetteredWithTheReceiversWords) {
-  WebhookReceiver receiver([](std::size_t, const ReceivedRequest&) {
+  ScriptedHttpPeer receiver([](std::size_t, const ReceivedRequest&) {
     return Answer(422, "unknown field \"partitionkey\"");
   });
   auto dead_letters = DeadLetters("ops-hooks");
@@ -205,7 +205,7 @@ TEST_F(WebhookSinkTest, PermanentClientErrorIsDeadLetteredWithTheReceiversWords)
 }
 
 TEST_F(WebhookSinkTest, GoneEndpointIsPermanent) {
-  WebhookReceiver receiver([](std::size_t, const ReceivedRequest&) { return Answer(410); });
+  ScriptedHttpPeer receiver([](std::size_t, const ReceivedRequest&) { return Answer(410); });
   const auto result =
       DeliverOne(*NewSink(Settings(receiver)), InstanceEvent("p-1", EventType::kInstanceUp, 1));
   EXPECT_EQ(result.kind, Kind::kReject);
@@ -213,7 +213,7 @@ TEST_F(WebhookSinkTest, GoneEndpointIsPermanent) {
 }
 
 TEST_F(WebhookSinkTest, RedirectIsNotFollowedByDefault) {
-  WebhookReceiver receiver([](std::size_t, const ReceivedRequest&) { return Answer(302); });
+  ScriptedHttpPeer receiver([](std::size_t, const ReceivedRequest&) { return Answer(302); });
   const auto result =
       DeliverOne(*NewSink(Settings(receiver)), InstanceEvent("p-1", EventType::kInstanceUp, 1));
   EXPECT_EQ(result.kind, Kind::kRetry);
@@ -228,8 +228,8 @@ ScriptedResponse RedirectTo(const std::string& url) {
 }
 
 TEST_F(WebhookSinkTest, ARedirectToAnotherOriginGetsTheSignedEventButNoCredentials) {
-  WebhookReceiver elsewhere;
-  WebhookReceiver first(
+  ScriptedHttpPeer elsewhere;
+  ScriptedHttpPeer first(
       [&](std::size_t, const ReceivedRequest&) { return RedirectTo(elsewhere.url("/moved")); });
   WebhookSinkSettings settings = Settings(first);
   settings.follow_redirects = true;
@@ -248,7 +248,7 @@ TEST_F(WebhookSinkTest, ARedirectToAnotherOriginGetsTheSignedEventButNoCredentia
 }
 
 TEST_F(WebhookSinkTest, ARedirectWithinTheOriginKeepsTheCredentials) {
-  WebhookReceiver receiver([](std::size_t n, const ReceivedRequest&) {
+  ScriptedHttpPeer receiver([](std::size_t n, const ReceivedRequest&) {
     return n == 0 ? ScriptedResponse{} : Answer(204);
   });
   receiver.SetScript([&receiver](std::size_t n, const ReceivedRequest&) {
@@ -268,7 +268,7 @@ TEST_F(WebhookSinkTest, ARedirectWithinTheOriginKeepsTheCredentials) {
 }
 
 TEST_F(WebhookSinkTest, ARedirectLoopEndsAfterAFewHops) {
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   receiver.SetScript([&receiver](std::size_t, const ReceivedRequest&) {
     return RedirectTo(receiver.url("/again"));
   });
@@ -282,7 +282,7 @@ TEST_F(WebhookSinkTest, ARedirectLoopEndsAfterAFewHops) {
 }
 
 TEST_F(WebhookSinkTest, AHugeAnswerIsNotReadToItsEndAndItsStatusStillCounts) {
-  WebhookReceiver receiver(
+  ScriptedHttpPeer receiver(
       [](std::size_t, const ReceivedRequest&) { return Answer(200, std::string(32 << 20, 'x')); });
   const auto ok =
       DeliverOne(*NewSink(Settings(receiver)), InstanceEvent("p-1", EventType::kInstanceUp, 1));
@@ -296,7 +296,7 @@ TEST_F(WebhookSinkTest, AHugeAnswerIsNotReadToItsEndAndItsStatusStillCounts) {
 }
 
 TEST_F(WebhookSinkTest, HangingReceiverTimesOutAndTheEventIsRetried) {
-  WebhookReceiver receiver([](std::size_t n, const ReceivedRequest&) {
+  ScriptedHttpPeer receiver([](std::size_t n, const ReceivedRequest&) {
     return n == 0 ? Answer(204, "", "", seconds(10)) : Answer(204);
   });
   WebhookSinkSettings settings = Settings(receiver);
@@ -313,7 +313,7 @@ TEST_F(WebhookSinkTest, HangingReceiverTimesOutAndTheEventIsRetried) {
 }
 
 TEST_F(WebhookSinkTest, ShutdownAbortsARequestTheReceiverHoldsAndKeepsTheEvent) {
-  WebhookReceiver receiver(
+  ScriptedHttpPeer receiver(
       [](std::size_t, const ReceivedRequest&) { return Answer(204, "", "", seconds(30)); });
   WebhookSinkSettings settings = Settings(receiver);
   settings.timeout = seconds(60);
@@ -345,7 +345,7 @@ TEST_F(WebhookSinkTest, UnreachableReceiverIsRetriable) {
 }
 
 TEST_F(WebhookSinkTest, ProbeConnectsWithoutSendingAndNamesATargetThatRefuses) {
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   EXPECT_EQ(NewSink(Settings(receiver))->Probe(), "");
   EXPECT_EQ(receiver.RequestCount(), 0U) << "a probe sends no request";
   WebhookSinkSettings refusing;
@@ -357,7 +357,7 @@ TEST_F(WebhookSinkTest, ProbeConnectsWithoutSendingAndNamesATargetThatRefuses) {
 }
 
 TEST_F(WebhookSinkTest, ProxyFromTheStandardEnvironmentVariableIsUsed) {
-  WebhookReceiver proxy;  // an HTTP proxy is sent the absolute URL
+  ScriptedHttpPeer proxy;  // an HTTP proxy is sent the absolute URL
   ::setenv("http_proxy", proxy.url("").c_str(), 1);
   ::setenv("no_proxy", "", 1);
   ::setenv("NO_PROXY", "", 1);
@@ -372,9 +372,9 @@ TEST_F(WebhookSinkTest, ProxyFromTheStandardEnvironmentVariableIsUsed) {
 }
 
 TEST_F(WebhookSinkTest, SlowReceiverOnOneSinkDoesNotHoldBackAnother) {
-  WebhookReceiver slow(
+  ScriptedHttpPeer slow(
       [](std::size_t, const ReceivedRequest&) { return Answer(204, "", "", seconds(3)); });
-  WebhookReceiver fast;
+  ScriptedHttpPeer fast;
   Router router(clock_);
   for (const auto* receiver : {&slow, &fast}) {
     const std::string name = receiver == &slow ? "slow" : "fast";

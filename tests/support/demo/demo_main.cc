@@ -22,7 +22,7 @@
 
 #include "sinks/webhook/webhook_signature.h"
 #include "tests/support/consul/consul_test_server.h"
-#include "tests/support/http/webhook_receiver.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
 
@@ -33,8 +33,8 @@ using hb::test_support::ChildProcess;
 using hb::test_support::ConsulTestServer;
 using hb::test_support::MockKafkaCluster;
 using hb::test_support::ReceivedRequest;
+using hb::test_support::ScriptedHttpPeer;
 using hb::test_support::TopicReader;
-using hb::test_support::WebhookReceiver;
 using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -351,7 +351,7 @@ class Demo {
   MockKafkaCluster kafka_{1};
   std::unique_ptr<TopicReader> reader_;
   std::thread kafka_thread_;
-  WebhookReceiver receiver_{[this](std::size_t, const ReceivedRequest& request) {
+  ScriptedHttpPeer receiver_{[this](std::size_t, const ReceivedRequest& request) {
     OnWebhook(request);
     return hb::test_support::Answer(204);
   }};

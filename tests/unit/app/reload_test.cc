@@ -109,8 +109,8 @@ TEST_F(ReloadTest, StartOnlySettingsKeepTheirRunningValueAndTheWatchTakesTheNewO
   const BridgeConfig next =
       Load(Config("http://127.0.0.1:2", LogSink("log"), "\"payments-*\", \"orders\""));
   const BridgeConfig effective = ApplyReload(current, next, Live());
-  EXPECT_EQ(effective.consul.address, current.consul.address) << "read once at start";
-  EXPECT_THAT(effective.watch.services.include, ElementsAre("payments-*", "orders"));
+  EXPECT_EQ(effective.consul.client.address, current.consul.client.address) << "read once at start";
+  EXPECT_THAT(effective.watch.watcher.services.include, ElementsAre("payments-*", "orders"));
   EXPECT_THAT(Names(router_.QueueDepths()), ElementsAre("log"));
 }
 

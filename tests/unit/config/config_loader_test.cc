@@ -68,12 +68,12 @@ TEST_F(ConfigTest, EmptyFileGivesTheDocumentedDefaults) {
   auto result = Load("");
   ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
   const BridgeConfig& config = *result.config;
-  EXPECT_EQ(config.consul.address, "http://127.0.0.1:8500");
-  EXPECT_EQ(config.consul.wait_time, std::chrono::minutes(5));
-  EXPECT_EQ(config.consul.max_connections, 100);  // half of Consul's per-IP default
-  EXPECT_EQ(config.watch.services.include, std::vector<std::string>{"*"});
-  EXPECT_EQ(config.watch.services.exclude, std::vector<std::string>{"consul"});
-  EXPECT_THAT(config.watch.up_statuses,
+  EXPECT_EQ(config.consul.client.address, "http://127.0.0.1:8500");
+  EXPECT_EQ(config.consul.client.wait, std::chrono::minutes(5));
+  EXPECT_EQ(config.consul.client.max_connections, 100u);  // half of Consul's per-IP default
+  EXPECT_EQ(config.watch.watcher.services.include, std::vector<std::string>{"*"});
+  EXPECT_EQ(config.watch.watcher.services.exclude, std::vector<std::string>{"consul"});
+  EXPECT_THAT(config.watch.engine.up_statuses,
               ElementsAre(HealthStatus::kPassing, HealthStatus::kWarning));
   EXPECT_EQ(config.server.listen, "0.0.0.0:9464");
   EXPECT_EQ(config.log.format, "json");
@@ -82,10 +82,17 @@ TEST_F(ConfigTest, EmptyFileGivesTheDocumentedDefaults) {
   ASSERT_EQ(config.sinks.size(), 1u);
   EXPECT_EQ(config.sinks[0].name, "metrics");
   EXPECT_EQ(config.sinks[0].type, "metrics");
-  EXPECT_EQ(config.sinks[0].services, std::vector<std::string>{"*"});
-  // The loader takes the default from SinkQueueConfig, not a copy of it.
-  EXPECT_EQ(config.sinks[0].queue.capacity, 10000u);
-  EXPECT_EQ(config.sinks[0].queue.capacity, SinkQueueConfig{}.capacity);
+  EXPECT_EQ(config.sinks[0].filter.services, std::vector<std::string>{"*"});
+  // The defaults are the components' own, not copies of them.
+  EXPECT_EQ(config.sinks[0].worker.queue_capacity, 10000u);
+  EXPECT_EQ(config.sinks[0].worker.queue_capacity, SinkWorkerOptions{}.queue_capacity);
+  EXPECT_EQ(config.sinks[0].dead_letter_max_bytes, DeadLetterLimits{}.max_bytes);
+  EXPECT_EQ(config.sinks[0].spool_max_bytes, SpoolOptions{}.max_bytes);
+  EXPECT_EQ(config.consul.client.max_answer_bytes, ConsulClientOptions{}.max_answer_bytes);
+  EXPECT_EQ(config.watch.watcher.unreachable_grace, WatcherOptions{}.unreachable_grace);
+  EXPECT_EQ(config.watch.engine, EngineOptions{});
+  // The watch follows the consul section's datacenter and backoff.
+  EXPECT_EQ(config.watch.watcher.agent_retry_initial, config.consul.client.backoff_initial);
 }
 
 TEST_F(ConfigTest, DefaultMetricsSinkGivesWayToTheConfigsOwnOrIsTurnedOff) {
@@ -139,12 +146,12 @@ log: {level: debug, format: text}
 )");
   ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
   const BridgeConfig& config = *result.config;
-  EXPECT_EQ(config.consul.wait_time, std::chrono::seconds(55));
-  EXPECT_THAT(config.watch.up_statuses, ElementsAre(HealthStatus::kPassing));
-  EXPECT_EQ(config.watch.down_after, std::chrono::seconds(10));
-  EXPECT_EQ(config.watch.up_after, milliseconds(500));
+  EXPECT_EQ(config.consul.client.wait, std::chrono::seconds(55));
+  EXPECT_THAT(config.watch.engine.up_statuses, ElementsAre(HealthStatus::kPassing));
+  EXPECT_EQ(config.watch.engine.down_after, std::chrono::seconds(10));
+  EXPECT_EQ(config.watch.engine.up_after, milliseconds(500));
   ASSERT_EQ(config.sinks.size(), 3u);  // and the implicit metrics sink
-  EXPECT_EQ(config.sinks[0].events.size(), 3u);
+  EXPECT_EQ(config.sinks[0].filter.events.size(), 3u);
   EXPECT_EQ(config.sinks[2].type, "metrics");
   const std::string effective = FormatEffectiveConfig(config, /*mask_secrets=*/false);
   EXPECT_THAT(effective, HasSubstr("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
@@ -211,13 +218,13 @@ log:
 TEST_F(ConfigTest, MaxConnectionsIsBoundedAndShownInTheEffectiveConfig) {
   auto result = Load("consul: {max_connections: 40}\n");
   ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
-  EXPECT_EQ(result.config->consul.max_connections, 40);
+  EXPECT_EQ(result.config->consul.client.max_connections, 40u);
   EXPECT_THAT(FormatEffectiveConfig(*result.config, true), HasSubstr("max_connections: 40"));
   EXPECT_THAT(Load("consul: {max_connections: 2}\n").errors,
               ElementsAre("consul.max_connections: expected an integer from 3 to 10000, got 2"));
-  EXPECT_EQ(result.config->consul.max_answer_size, std::uint64_t{64} << 20);
-  EXPECT_EQ(Load("consul: {max_answer_size: 1MiB}\n").config->consul.max_answer_size,
-            std::uint64_t{1} << 20);
+  EXPECT_EQ(result.config->consul.client.max_answer_bytes, std::size_t{64} << 20);
+  EXPECT_EQ(Load("consul: {max_answer_size: 1MiB}\n").config->consul.client.max_answer_bytes,
+            std::size_t{1} << 20);
   EXPECT_FALSE(Load("consul: {max_answer_size: 5GiB}\n").ok());
   EXPECT_FALSE(Load("consul: {max_answer_size: 10}\n").ok());
   EXPECT_THAT(
@@ -228,12 +235,12 @@ TEST_F(ConfigTest, MaxConnectionsIsBoundedAndShownInTheEffectiveConfig) {
 TEST_F(ConfigTest, ConsulRetryBackoffIsConfigurableAndValidated) {
   const auto defaults = Load("{}\n");
   ASSERT_TRUE(defaults.ok());
-  EXPECT_EQ(defaults.config->consul.retry_initial_backoff, std::chrono::seconds(1));
-  EXPECT_EQ(defaults.config->consul.retry_max_backoff, std::chrono::seconds(10));
+  EXPECT_EQ(defaults.config->consul.client.backoff_initial, std::chrono::seconds(1));
+  EXPECT_EQ(defaults.config->consul.client.backoff_max, std::chrono::seconds(10));
   const auto set = Load("consul: {retry: {initial_backoff: 200ms, max_backoff: 3s}}\n");
   ASSERT_TRUE(set.ok()) << testing::PrintToString(set.errors);
-  EXPECT_EQ(set.config->consul.retry_initial_backoff, std::chrono::milliseconds(200));
-  EXPECT_EQ(set.config->consul.retry_max_backoff, std::chrono::seconds(3));
+  EXPECT_EQ(set.config->consul.client.backoff_initial, std::chrono::milliseconds(200));
+  EXPECT_EQ(set.config->consul.client.backoff_max, std::chrono::seconds(3));
   EXPECT_THAT(FormatEffectiveConfig(*set.config, true),
               HasSubstr("retry:\n    initial_backoff: 200ms\n    max_backoff: 3s"));
   EXPECT_THAT(Load("consul: {retry: {initial_backoff: 5s, max_backoff: 2s}}\n").errors,
@@ -282,11 +289,11 @@ TEST_F(ConfigTest, ConsulEnvironmentOverridesTheFile) {
   env_["CONSUL_TLS_SERVER_NAME"] = "consul.internal";
   auto result = Load("consul: {address: 'http://file:8500', token: from-file}\n");
   ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
-  EXPECT_EQ(result.config->consul.address, "https://consul.prod:8501");
-  EXPECT_EQ(result.config->consul.effective_token, "from-env");
-  EXPECT_EQ(result.config->consul.tls.ca_file, "/etc/ca.pem");
-  EXPECT_TRUE(result.config->consul.tls.insecure_skip_verify);
-  EXPECT_EQ(result.config->consul.tls.server_name, "consul.internal");
+  EXPECT_EQ(result.config->consul.client.address, "https://consul.prod:8501");
+  EXPECT_EQ(result.config->consul.client.token, "from-env");
+  EXPECT_EQ(result.config->consul.client.tls.ca_file, "/etc/ca.pem");
+  EXPECT_TRUE(result.config->consul.client.tls.insecure_skip_verify);
+  EXPECT_EQ(result.config->consul.client.tls.server_name, "consul.internal");
 }
 
 TEST_F(ConfigTest, TokenFileWinsOverTokenAsInConsulsGoApi) {
@@ -298,7 +305,7 @@ TEST_F(ConfigTest, TokenFileWinsOverTokenAsInConsulsGoApi) {
   auto result = Load("");
   std::filesystem::remove(path);
   ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
-  EXPECT_EQ(result.config->consul.effective_token, "file-token");
+  EXPECT_EQ(result.config->consul.client.token, "file-token");
 
   env_["CONSUL_HTTP_TOKEN_FILE"] = "/nonexistent/token";
   EXPECT_THAT(Load("").errors,
@@ -378,8 +385,8 @@ TEST_F(ConfigTest, ConsulAddressAndConsulsBooleanVariablesMeanWhatTheySay) {
   env_["CONSUL_HTTP_ADDR"] = "consul.service:8501";
   const auto loaded = Load("");
   ASSERT_TRUE(loaded.ok()) << testing::PrintToString(loaded.errors);
-  EXPECT_EQ(loaded.config->consul.address, "https://consul.service:8501");
-  EXPECT_TRUE(loaded.config->consul.tls.insecure_skip_verify);
+  EXPECT_EQ(loaded.config->consul.client.address, "https://consul.service:8501");
+  EXPECT_TRUE(loaded.config->consul.client.tls.insecure_skip_verify);
 }
 
 TEST_F(ConfigTest, CheckConfigSaysWhichValuesCameFromTheEnvironment) {

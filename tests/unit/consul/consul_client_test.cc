@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <netinet/in.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
@@ -11,15 +10,18 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <numeric>
 #include <set>
 
 #include "tests/support/eventually.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/http/loopback_server.h"
+#include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/sanitizer_build.h"
+#include "tests/support/test_dir.h"
 
 namespace hb {
 namespace {
@@ -27,79 +29,34 @@ namespace {
 using std::chrono::milliseconds;
 using ::testing::HasSubstr;
 
-// A real HTTP peer on loopback whose answers each test scripts. Records
-// every request it saw.
-class ScriptedPeer {
+using test_support::ReceivedRequest;
+using test_support::ScriptedResponse;
+
+// The tests' Consul: a scripted peer on loopback whose accepted bodies are
+// Consul's JSON, not events.
+class ConsulPeer : public test_support::ScriptedHttpPeer {
  public:
-  struct Seen {
-    std::string path;
-    std::map<std::string, std::string> params;
-    std::string token;
-    int remote_port = 0;
-  };
-  using Script = std::function<void(const httplib::Request&, httplib::Response&, int call)>;
-
-  explicit ScriptedPeer(Script script, int threads = 16) : script_(std::move(script)) {
-    server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };  // NOLINT
-    server_.set_keep_alive_max_count(100000);
-    server_.Get(".*", [this](const httplib::Request& request, httplib::Response& response) {
-      int call;
-      {
-        std::lock_guard lock(mutex_);
-        Seen seen{
-            request.path, {}, request.get_header_value("X-Consul-Token"), request.remote_port};
-        for (const auto& [name, value] : request.params) seen.params[name] = value;
-        seen_.push_back(seen);
-        call = static_cast<int>(seen_.size());
-      }
-      script_(request, response, call);
-    });
-    port_ = BindWithDeepBacklog(server_, "127.0.0.1");
-    thread_ = ListenInBackground(server_);
-    EXPECT_TRUE(test_support::Eventually([&] { return server_.is_running(); }, milliseconds(5000)));
+  explicit ConsulPeer(Script script, int threads = 16)
+      : ScriptedHttpPeer(std::move(script), threads) {
+    ExpectCloudEvents(false);
   }
-  ~ScriptedPeer() {
-    Release();
-    server_.stop();
-    thread_.join();
-  }
-
-  std::string address() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::vector<Seen> seen() {
-    std::lock_guard lock(mutex_);
-    return seen_;
-  }
-  std::size_t calls() {
-    std::lock_guard lock(mutex_);
-    return seen_.size();
-  }
-  // Held answers (see Hold) go out.
-  void Release() {
-    {
-      std::lock_guard lock(mutex_);
-      released_ = true;
-    }
-    release_.notify_all();
-  }
-  void Hold() {
-    std::unique_lock lock(mutex_);
-    release_.wait(lock, [&] { return released_; });
-  }
-
- private:
-  Script script_;
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
-  std::mutex mutex_;
-  std::condition_variable release_;
-  std::vector<Seen> seen_;
-  bool released_ = false;
+  std::string address() const { return url(""); }
 };
 
-void Answer(httplib::Response& response, std::uint64_t index, const std::string& body = "[]") {
-  response.set_header("X-Consul-Index", std::to_string(index));
-  response.set_content(body, "application/json");
+// A 200 with Consul's index header.
+ScriptedResponse ConsulAnswer(std::uint64_t index, std::string body = "[]",
+                              std::chrono::milliseconds delay = {}) {
+  ScriptedResponse answer = test_support::Answer(200, std::move(body), "", delay);
+  answer.headers = {{"X-Consul-Index", std::to_string(index)}};
+  answer.content_type = "application/json";
+  return answer;
+}
+
+// A request held until the peer stops: a long poll Consul keeps open.
+ScriptedResponse HeldAnswer(std::uint64_t index) {
+  ScriptedResponse answer = ConsulAnswer(index);
+  answer.hold_until_stop = true;
+  return answer;
 }
 
 // test_support::Eventually() with this file's deadline.
@@ -156,6 +113,13 @@ std::unique_ptr<ConsulClient> MakeClient(ConsulClientOptions options) {
   return std::move(client).value();
 }
 
+// A client whose rate limits and reminders run on `clock`.
+std::unique_ptr<ConsulClient> MakeClient(ConsulClientOptions options, const Clock& clock) {
+  auto client = ConsulClient::Create(std::move(options), nullptr, clock);
+  EXPECT_TRUE(client.ok()) << client.status().ToString();
+  return std::move(client).value();
+}
+
 TEST(ConsulClient, RejectsAnAddressThatIsNotHttp) {
   ConsulClientOptions options;
   options.address = "consul:8500";
@@ -163,9 +127,8 @@ TEST(ConsulClient, RejectsAnAddressThatIsNotHttp) {
 }
 
 TEST(ConsulClient, FirstReadIsImmediateThenBlocksOnTheReturnedIndexWithTokenDcAndStale) {
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
-    if (call > 2) std::this_thread::sleep_for(milliseconds(50));
-    Answer(response, 10 + static_cast<std::uint64_t>(call));
+  ConsulPeer peer([](std::size_t n, const ReceivedRequest&) {
+    return ConsulAnswer(11 + n, "[]", milliseconds(n >= 2 ? 50 : 0));
   });
   auto options = FastOptions(peer.address());
   options.token = "t0k3n";
@@ -177,13 +140,13 @@ TEST(ConsulClient, FirstReadIsImmediateThenBlocksOnTheReturnedIndexWithTokenDcAn
                              recorder.OnError());
   ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 3; }));
   query.reset();
-  const auto seen = peer.seen();
+  const auto seen = peer.Requests();
   EXPECT_EQ(seen[0].path, "/v1/health/service/web");
   EXPECT_EQ(seen[0].params.count("index"), 0u);
   EXPECT_EQ(seen[0].params.at("tag"), "v2");
   EXPECT_EQ(seen[0].params.at("dc"), "dc2");
   EXPECT_EQ(seen[0].params.count("stale"), 1u);
-  EXPECT_EQ(seen[0].token, "t0k3n");
+  EXPECT_EQ(seen[0].Header("x-consul-token"), "t0k3n");
   EXPECT_EQ(seen[1].params.at("index"), "11");
   EXPECT_EQ(seen[1].params.at("wait"), "2s");
   EXPECT_EQ(seen[2].params.at("index"), "12");
@@ -191,30 +154,28 @@ TEST(ConsulClient, FirstReadIsImmediateThenBlocksOnTheReturnedIndexWithTokenDcAn
 }
 
 TEST(ConsulClient, IndexZeroIsReadAsOneSoTheNextRequestBlocks) {
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
-    if (call > 1) std::this_thread::sleep_for(milliseconds(50));
-    Answer(response, call == 1 ? 0 : 5);
+  ConsulPeer peer([](std::size_t n, const ReceivedRequest&) {
+    return n == 0 ? ConsulAnswer(0) : ConsulAnswer(5, "[]", milliseconds(50));
   });
   auto client = MakeClient(FastOptions(peer.address()));
   Recorder recorder;
   auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
-  ASSERT_TRUE(WaitUntil([&] { return peer.calls() >= 2; }));
+  ASSERT_TRUE(WaitUntil([&] { return peer.RequestCount() >= 2; }));
   query.reset();
-  EXPECT_EQ(peer.seen()[1].params.at("index"), "1");
+  EXPECT_EQ(peer.Requests()[1].params.at("index"), "1");
 }
 
 TEST(ConsulClient, IndexGoingBackwardsIsAResetFollowedByAFreshRead) {
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
-    if (call > 3) std::this_thread::sleep_for(milliseconds(50));
-    const std::uint64_t indexes[] = {0, 100, 40, 41, 42, 43, 44, 45, 46, 47};
-    Answer(response, indexes[std::min(call, 9)]);
+  ConsulPeer peer([](std::size_t n, const ReceivedRequest&) {
+    const std::uint64_t indexes[] = {100, 40, 41, 42, 43, 44, 45, 46, 47};
+    return ConsulAnswer(indexes[std::min<std::size_t>(n, 8)], "[]", milliseconds(n >= 3 ? 50 : 0));
   });
   auto client = MakeClient(FastOptions(peer.address()));
   Recorder recorder;
   auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
-  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 3 && peer.calls() >= 4; }));
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 3 && peer.RequestCount() >= 4; }));
   query.reset();
-  const auto seen = peer.seen();
+  const auto seen = peer.Requests();
   EXPECT_EQ(seen[1].params.at("index"), "100");
   EXPECT_FALSE(recorder.answers[0].index_reset);
   EXPECT_TRUE(recorder.answers[1].index_reset);  // 100 → 40
@@ -222,37 +183,64 @@ TEST(ConsulClient, IndexGoingBackwardsIsAResetFollowedByAFreshRead) {
   EXPECT_EQ(seen[3].params.at("index"), "41");
 }
 
+// The requests `peer` saw for `path` before the marker (a GET of /marker
+// through `client`, issued now), when nothing else came of them.
+::testing::AssertionResult NothingElseBeforeMarker(ConsulClient& client, const ConsulPeer& peer,
+                                                   const std::string& path, std::size_t expected) {
+  client.Get("/marker", [](const StatusOr<std::string>&) {});
+  return test_support::NothingElseArrives(
+      [&] {
+        std::vector<ReceivedRequest> of_path;
+        for (ReceivedRequest& request : peer.Requests()) {
+          if (request.path == path || request.path == "/marker") of_path.push_back(request);
+        }
+        return of_path;
+      },
+      [](const ReceivedRequest& request) { return request.path == "/marker"; }, expected,
+      milliseconds(5000));
+}
+
 TEST(ConsulClient, EarlyAnswersWithAnUnchangedIndexAreRateLimited) {
   // A broken Consul answering at once with the same index, forever.
-  ScriptedPeer peer(
-      [&](const httplib::Request&, httplib::Response& response, int) { Answer(response, 7); });
-  auto client = MakeClient(FastOptions(peer.address()));  // refill every 100 ms, burst 2
+  ConsulPeer peer([](std::size_t, const ReceivedRequest&) { return ConsulAnswer(7); });
+  test_support::FakeClock clock;  // stands still: the bucket never refills
+  auto options = FastOptions(peer.address());
+  options.same_index_interval = std::chrono::hours(1);
+  auto client = MakeClient(options, clock);
   Recorder recorder;
   auto query =
       client->Watch("/v1/health/service/gone", {}, recorder.OnAnswer(), recorder.OnError());
-  ASSERT_TRUE(WaitUntil([&] { return peer.calls() >= 5; }));
-  const auto start = std::chrono::steady_clock::now();
-  const std::size_t before = peer.calls();
-  std::this_thread::sleep_for(milliseconds(1000));
-  const std::size_t during = peer.calls() - before;
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  query.reset();
-  // Unlimited, this loop would make thousands of requests a second; the
-  // bucket allows one per 100 ms (plus the burst).
-  const auto bound = 3 + std::chrono::duration_cast<milliseconds>(elapsed).count() / 100;
-  EXPECT_LE(static_cast<long>(during), bound);
-  EXPECT_GE(during, 3u);
+  // The first read, then the bucket's burst of two early answers at once;
+  // the next request waits for a refill. The marker is issued once the
+  // fourth answer was handled, so a fifth request would come before it.
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 4; }));
+  EXPECT_TRUE(NothingElseBeforeMarker(*client, peer, "/v1/health/service/gone", 4));
+}
+
+TEST(ConsulClient, TheRateLimitRefillsOneTokenPerIntervalOfTheClientsClock) {
+  ConsulPeer peer([](std::size_t, const ReceivedRequest&) { return ConsulAnswer(7); });
+  test_support::FakeClock clock;
+  auto options = FastOptions(peer.address());
+  options.same_index_interval = std::chrono::hours(1);
+  auto client = MakeClient(options, clock);
+  Recorder recorder;
+  int answers = 0;  // the loop thread's
+  recorder.verdict = [&](const QueryAnswer&) {
+    // An interval passes while the burst's second answer is handled: one
+    // token comes back, so one more early answer goes through at once.
+    if (++answers == 3) clock.Advance(options.same_index_interval);
+    return Status::Ok();
+  };
+  auto query =
+      client->Watch("/v1/health/service/gone", {}, recorder.OnAnswer(), recorder.OnError());
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 5; }));
+  EXPECT_TRUE(NothingElseBeforeMarker(*client, peer, "/v1/health/service/gone", 5));
 }
 
 TEST(ConsulClient, ServerErrorsAreReportedBackedOffAndRecovered) {
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
-    if (call <= 3) {
-      response.status = 500;
-      response.set_content("No cluster leader", "text/plain");
-      return;
-    }
-    if (call > 4) std::this_thread::sleep_for(milliseconds(100));
-    Answer(response, 9);
+  ConsulPeer peer([](std::size_t n, const ReceivedRequest&) {
+    if (n < 3) return test_support::Answer(500, "No cluster leader");
+    return ConsulAnswer(9, "[]", milliseconds(n >= 4 ? 100 : 0));
   });
   auto client = MakeClient(FastOptions(peer.address()));
   Recorder recorder;
@@ -266,9 +254,8 @@ TEST(ConsulClient, ServerErrorsAreReportedBackedOffAndRecovered) {
 }
 
 TEST(ConsulClient, ForbiddenIsPermissionDeniedWithConsulsText) {
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int) {
-    response.status = 403;
-    response.set_content("ACL not found", "text/plain");
+  ConsulPeer peer([](std::size_t, const ReceivedRequest&) {
+    return test_support::Answer(403, "ACL not found");
   });
   auto client = MakeClient(FastOptions(peer.address()));
   Recorder recorder;
@@ -286,12 +273,13 @@ TEST(ConsulClient, ForbiddenIsPermissionDeniedWithConsulsText) {
 }
 
 TEST(ConsulClient, ErrorsNameTheRequestAndSummarisePeerPagesOnOneLine) {
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int) {
-    response.status = 502;
-    response.set_content(
+  ConsulPeer peer([](std::size_t, const ReceivedRequest&) {
+    ScriptedResponse page = test_support::Answer(
+        502,
         "<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n"
-        "<body>\n<h1>Bad Gateway</h1>\n</body>\n</html>\n",
-        "text/html");
+        "<body>\n<h1>Bad Gateway</h1>\n</body>\n</html>\n");
+    page.content_type = "text/html";
+    return page;
   });
   ConsulClientOptions options = FastOptions(peer.address());
   // User info in the address is a secret: errors name the host only.
@@ -321,22 +309,15 @@ TEST(ConsulClient, AfterAnErrorTheQueryReadsAfreshSoAConsulThatIsBackIsSeenAtOnc
   // A Consul that is back holds a blocking read on the last index until
   // something changes (up to `wait`): the first try after an error must not
   // block, or nobody learns that Consul answers again.
-  std::atomic<int> failed_call{0};  // the call that got the 500
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
-    if (call == 3) {
-      failed_call = call;
-      response.status = 500;
-      return;
-    }
-    Answer(response, 7);
+  ConsulPeer peer([](std::size_t n, const ReceivedRequest&) {
+    return n == 2 ? test_support::Answer(500) : ConsulAnswer(7);
   });
   auto client = MakeClient(FastOptions(peer.address()));
   Recorder recorder;
   auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
-  ASSERT_TRUE(WaitUntil([&] { return peer.calls() >= 5; }));
+  ASSERT_TRUE(WaitUntil([&] { return peer.RequestCount() >= 5; }));
   query.reset();
-  const auto seen = peer.seen();
-  ASSERT_EQ(failed_call.load(), 3);
+  const auto seen = peer.Requests();
   EXPECT_EQ(seen[2].params.at("index"), "7") << "a blocking read failed";
   EXPECT_FALSE(seen[3].params.contains("index")) << "the first try after it reads afresh";
   EXPECT_EQ(seen[4].params.at("index"), "7") << "then it blocks again";
@@ -356,12 +337,17 @@ TEST(ConsulClient, AnOutageIsRemindedOfAtWarnWhileItLasts) {
   };
   const std::string refusing = "http://127.0.0.1:" + std::to_string(UnusedLoopbackPort());
   ConsulClientOptions options = FastOptions(refusing);
-  options.outage_reminder_interval = milliseconds(100);
+  options.outage_reminder_interval = std::chrono::hours(1);
+  test_support::FakeClock clock;
   {
-    auto client = MakeClient(options);
+    auto client = MakeClient(options, clock);
     Recorder recorder;
     auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
-    EXPECT_TRUE(WaitUntil([&] { return logged("Consul requests still fail after"); }));
+    // Failures within an interval of the outage's start are the caller's to log.
+    ASSERT_TRUE(WaitUntil([&] { return recorder.error_count() >= 3; }));
+    EXPECT_FALSE(logged("Consul requests still fail after"));
+    clock.Advance(options.outage_reminder_interval);
+    EXPECT_TRUE(WaitUntil([&] { return logged("Consul requests still fail after 3600 s"); }));
     query.reset();
   }
   // The request, then curl's own text ("Failed to connect to ... port N ...",
@@ -370,6 +356,36 @@ TEST(ConsulClient, AnOutageIsRemindedOfAtWarnWhileItLasts) {
   EXPECT_TRUE(logged("onnect to"));
   EXPECT_TRUE(logged("(consul.retry.max_backoff)"));
   spdlog::set_default_logger(previous);
+}
+
+TEST(ConsulClient, AForbiddenAnswerRereadsTheTokenFileAtMostOncePerSecondOfItsClock) {
+  const test_support::TestDir dir("hb-consul-token");
+  const std::filesystem::path token_file = dir / "token";
+  std::ofstream(token_file) << "old\n";
+  // Consul takes the new token only.
+  ConsulPeer peer([](std::size_t, const ReceivedRequest& request) {
+    return request.Header("x-consul-token") == "new" ? ConsulAnswer(3)
+                                                     : test_support::Answer(403, "ACL not found");
+  });
+  test_support::FakeClock clock;
+  auto options = FastOptions(peer.address());
+  options.token = "old";
+  options.token_file = token_file.string();
+  auto client = MakeClient(options, clock);
+  Recorder recorder;
+  auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
+  // The first 403 read the file again (before its error was reported): it
+  // still held the old token. Then the token is rotated.
+  ASSERT_TRUE(WaitUntil([&] { return recorder.error_count() >= 1; }));
+  std::ofstream(token_file) << "new\n";
+  // Within a second of the client's clock, later 403s leave the file alone.
+  const std::size_t errors = recorder.error_count();
+  ASSERT_TRUE(WaitUntil([&] { return recorder.error_count() >= errors + 3; }));
+  EXPECT_EQ(recorder.answer_count(), 0u);
+  clock.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 1; }));
+  query.reset();
+  EXPECT_EQ(peer.Requests().back().Header("x-consul-token"), "new");
 }
 
 TEST(ConsulClient, ConnectionRefusedIsUnavailableAndRetried) {
@@ -383,11 +399,9 @@ TEST(ConsulClient, ConnectionRefusedIsUnavailableAndRetried) {
 }
 
 TEST(ConsulClient, ABlockingRequestThatHangsPastWaitTimesOutAndIsRetried) {
-  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int) {
-    if (request.has_param("index")) {
-      std::this_thread::sleep_for(milliseconds(1500));  // far past wait + wait/16 + margin
-    }
-    Answer(response, 3);
+  ConsulPeer peer([](std::size_t, const ReceivedRequest& request) {
+    // A blocking read hangs far past wait + wait/16 + margin.
+    return request.HasParam("index") ? HeldAnswer(3) : ConsulAnswer(3);
   });
   auto options = FastOptions(peer.address());
   options.wait = milliseconds(200);
@@ -401,9 +415,8 @@ TEST(ConsulClient, ABlockingRequestThatHangsPastWaitTimesOutAndIsRetried) {
 }
 
 TEST(ConsulClient, UnusableBodyIsRetriedWithoutAdvancingTheIndex) {
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
-    if (call > 3) std::this_thread::sleep_for(milliseconds(50));
-    Answer(response, 20 + static_cast<std::uint64_t>(call));
+  ConsulPeer peer([](std::size_t n, const ReceivedRequest&) {
+    return ConsulAnswer(21 + n, "[]", milliseconds(n >= 3 ? 50 : 0));
   });
   auto client = MakeClient(FastOptions(peer.address()));
   Recorder recorder;
@@ -412,9 +425,9 @@ TEST(ConsulClient, UnusableBodyIsRetriedWithoutAdvancingTheIndex) {
     return ++verdicts == 2 ? Status::InvalidArgument("malformed") : Status::Ok();
   };
   auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
-  ASSERT_TRUE(WaitUntil([&] { return peer.calls() >= 4; }));
+  ASSERT_TRUE(WaitUntil([&] { return peer.RequestCount() >= 4; }));
   query.reset();
-  const auto seen = peer.seen();
+  const auto seen = peer.Requests();
   EXPECT_EQ(seen[1].params.at("index"), "21");
   // The rejected answer (22) did not count: after a failure the query reads
   // afresh (a blocking read on an unchanged index would be held), then
@@ -434,25 +447,17 @@ TEST(ConsulClient, ManyBlockingQueriesShareOneLoopThreadAndAreAllAnswered) {
     std::lock_guard lock(held_mutex);
     return static_cast<int>(held_paths.size());
   };
-  // Atomic: the peer's threads read it, and TSan cannot see the socket
-  // that orders them after this thread's write.
-  std::atomic<ScriptedPeer*> peer_ptr{nullptr};
   // One server thread per connection: room for every held long-poll plus
   // the idle keep-alive connections of the first reads.
   constexpr int kPeerThreads = 2 * kQueries + 20;
-  ScriptedPeer peer(
-      [&](const httplib::Request& request, httplib::Response& response, int) {
-        if (request.has_param("index")) {
-          {
-            std::lock_guard lock(held_mutex);
-            held_paths.insert(request.path);
-          }
-          peer_ptr.load()->Hold();
-        }
-        Answer(response, request.has_param("index") ? 2 : 1);
+  ConsulPeer peer(
+      [&](std::size_t, const ReceivedRequest& request) {
+        if (!request.HasParam("index")) return ConsulAnswer(1);
+        std::lock_guard lock(held_mutex);
+        held_paths.insert(request.path);
+        return HeldAnswer(2);
       },
       kPeerThreads);
-  peer_ptr = &peer;
   auto count_threads = [] {
     return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
                          std::filesystem::directory_iterator{});
@@ -475,7 +480,7 @@ TEST(ConsulClient, ManyBlockingQueriesShareOneLoopThreadAndAreAllAnswered) {
   ASSERT_TRUE(WaitUntil([&] { return held() == kQueries; }, milliseconds(20000)))
       << held() << " of " << kQueries << " blocking requests arrived";
   EXPECT_EQ(count_threads(), threads_before + 1);  // all on the client's one loop thread
-  peer.Release();
+  peer.Stop();
   ASSERT_TRUE(WaitUntil(
       [&] {
         return std::all_of(recorders.begin(), recorders.end(),
@@ -491,23 +496,17 @@ TEST(ConsulClient, NeverHoldsMoreConnectionsThanMaxConnections) {
   std::mutex ports_mutex;
   std::set<int> open_ports;  // client ports the peer saw: one per connection
   std::atomic<int> held{0};
-  // Atomic: the peer's threads read it, and TSan cannot see the socket
-  // that orders them after this thread's write.
-  std::atomic<ScriptedPeer*> peer_ptr{nullptr};
-  ScriptedPeer peer(
-      [&](const httplib::Request& request, httplib::Response& response, int) {
+  ConsulPeer peer(
+      [&](std::size_t, const ReceivedRequest& request) {
         {
           std::lock_guard lock(ports_mutex);
           open_ports.insert(request.remote_port);
         }
-        if (request.has_param("index")) {
-          ++held;
-          peer_ptr.load()->Hold();
-        }
-        Answer(response, request.has_param("index") ? 2 : 1);
+        if (!request.HasParam("index")) return ConsulAnswer(1);
+        ++held;
+        return HeldAnswer(2);
       },
       2 * kQueries + 10);
-  peer_ptr = &peer;
   auto options = FastOptions(peer.address());
   options.wait = milliseconds(60000);
   options.max_connections = kCap;
@@ -520,14 +519,13 @@ TEST(ConsulClient, NeverHoldsMoreConnectionsThanMaxConnections) {
                                     recorders.back()->OnAnswer(), recorders.back()->OnError()));
   }
   ASSERT_TRUE(WaitUntil([&] { return held.load() == kCap; }));
-  // The rest wait in curl for a connection instead of opening more.
-  std::this_thread::sleep_for(milliseconds(200));
-  EXPECT_EQ(held.load(), kCap);
+  // The rest wait in curl for a connection instead of opening more: the
+  // peer sees no other connection now, nor over the whole test (below).
   {
     std::lock_guard lock(ports_mutex);
     EXPECT_LE(open_ports.size(), static_cast<std::size_t>(kCap));
   }
-  peer.Release();
+  peer.Stop();
   ASSERT_TRUE(WaitUntil([&] {
     return std::all_of(recorders.begin(), recorders.end(),
                        [](const auto& r) { return r->answer_count() >= 2; });
@@ -538,29 +536,27 @@ TEST(ConsulClient, NeverHoldsMoreConnectionsThanMaxConnections) {
 
 TEST(ConsulClient, ARetiredQueryFinishesItsRequestThenStopsWithoutAnswering) {
   std::atomic<int> blocking{0};
-  // Atomic: the peer's threads read it, and TSan cannot see the socket
-  // that orders them after this thread's write.
-  std::atomic<ScriptedPeer*> peer_ptr{nullptr};
-  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int) {
-    if (request.has_param("index")) {
-      ++blocking;
-      peer_ptr.load()->Hold();
-    }
-    Answer(response, request.has_param("index") ? 2 : 1);
+  ConsulPeer peer([&](std::size_t, const ReceivedRequest& request) {
+    if (!request.HasParam("index")) return ConsulAnswer(1);
+    ++blocking;
+    return HeldAnswer(2);
   });
-  peer_ptr = &peer;
   auto client = MakeClient(FastOptions(peer.address()));
   Recorder recorder;
   auto query = client->Watch("/v1/health/service/web", {}, recorder.OnAnswer(), recorder.OnError());
   ASSERT_TRUE(WaitUntil([&] { return blocking.load() == 1; }));
   std::atomic<bool> retired{false};
   client->loop().Post([&] { query->Retire([&] { retired = true; }); });
-  std::this_thread::sleep_for(milliseconds(100));
+  // A marker posted from a task that runs after Retire(): a retirement
+  // finished at once would have been posted before it.
+  std::promise<void> marker;
+  client->loop().Post([&] { client->loop().Post([&] { marker.set_value(); }); });
+  ASSERT_EQ(marker.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_FALSE(retired.load());  // the held request is not abandoned
-  peer.Release();
+  peer.Stop();
   ASSERT_TRUE(WaitUntil([&] { return retired.load(); }));
   EXPECT_EQ(recorder.answer_count(), 1u);  // the held answer is not handed over
-  EXPECT_EQ(peer.calls(), 2u);             // and nothing follows it
+  EXPECT_EQ(peer.RequestCount(), 2u);      // and nothing follows it
   query.reset();
 }
 
@@ -583,16 +579,11 @@ class RefusalCounter : public RequestObserver {
 };
 
 TEST(ConsulClient, TooManyConnectionsIsCountedBackedOffAndRecovered) {
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
-    if (call <= 3) {
-      // Consul's connection limiter sends no Retry-After: the backoff is ours.
-      response.status = 429;
-      response.set_content(
-          "Your IP is issuing too many concurrent connections, please rate limit your calls\n",
-          "text/plain");
-      return;
-    }
-    Answer(response, 5);
+  ConsulPeer peer([](std::size_t n, const ReceivedRequest&) {
+    if (n >= 3) return ConsulAnswer(5);
+    // Consul's connection limiter sends no Retry-After: the backoff is ours.
+    return test_support::Answer(
+        429, "Your IP is issuing too many concurrent connections, please rate limit your calls\n");
   });
   RefusalCounter counter;
   auto client = ConsulClient::Create(FastOptions(peer.address()), &counter);
@@ -631,17 +622,13 @@ class OutcomeRecorder : public RequestObserver {
 TEST(ConsulClient, AnAnswerLargerThanTheCapAfterDecompressionIsAnErrorBackedOff) {
   std::mutex encodings_mutex;
   std::vector<std::string> encodings;
-  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int call) {
+  ConsulPeer peer([&](std::size_t n, const ReceivedRequest& request) {
     {
       std::lock_guard lock(encodings_mutex);
-      encodings.push_back(request.get_header_value("Accept-Encoding"));
+      encodings.push_back(request.Header("accept-encoding"));
     }
-    if (call <= 2) {
-      // 4 MiB of whitespace around [] : a few KB once gzipped.
-      Answer(response, 3, std::string(4 << 20, ' ') + "[]");
-      return;
-    }
-    Answer(response, 4);
+    // 4 MiB of whitespace around [] : a few KB once gzipped.
+    return n < 2 ? ConsulAnswer(3, std::string(4 << 20, ' ') + "[]") : ConsulAnswer(4);
   });
   OutcomeRecorder outcomes;
   auto options = FastOptions(peer.address());
@@ -697,23 +684,20 @@ TEST(RetryAfter, IsClampedAndOverflowSafe) {
 }
 
 TEST(ConsulClient, ReusesKeepAliveConnections) {
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
-    Answer(response, static_cast<std::uint64_t>(call));
-  });
+  ConsulPeer peer([](std::size_t n, const ReceivedRequest&) { return ConsulAnswer(n + 1); });
   auto client = MakeClient(FastOptions(peer.address()));
   Recorder recorder;
   auto query = client->Watch("/v1/catalog/services", {}, recorder.OnAnswer(), recorder.OnError());
-  ASSERT_TRUE(WaitUntil([&] { return peer.calls() >= 20; }));
+  ASSERT_TRUE(WaitUntil([&] { return peer.RequestCount() >= 20; }));
   query.reset();
   std::set<int> connections;
-  for (const auto& seen : peer.seen()) connections.insert(seen.remote_port);
+  for (const auto& seen : peer.Requests()) connections.insert(seen.remote_port);
   EXPECT_LE(connections.size(), 2u);
 }
 
 TEST(ConsulClient, DestroyingAQueryStopsItAndNoCallbackFollows) {
-  ScriptedPeer peer([&](const httplib::Request&, httplib::Response& response, int call) {
-    std::this_thread::sleep_for(milliseconds(20));
-    Answer(response, static_cast<std::uint64_t>(call));
+  ConsulPeer peer([](std::size_t n, const ReceivedRequest&) {
+    return ConsulAnswer(n + 1, "[]", milliseconds(20));
   });
   auto client = MakeClient(FastOptions(peer.address()));
   Recorder recorder;
@@ -721,19 +705,28 @@ TEST(ConsulClient, DestroyingAQueryStopsItAndNoCallbackFollows) {
   ASSERT_TRUE(WaitUntil([&] { return recorder.answer_count() >= 2; }));
   query.reset();
   const std::size_t answers = recorder.answer_count();
-  const std::size_t calls = peer.calls();
-  std::this_thread::sleep_for(milliseconds(200));
+  const std::size_t calls = peer.RequestCount();
+  // A marker read, sent and answered (after the same delay) after the
+  // request in flight: whatever the destroyed query could still do would
+  // have happened before its answer.
+  std::promise<void> marker_answered;
+  client->Get("/marker", [&](const StatusOr<std::string>&) { marker_answered.set_value(); });
+  ASSERT_EQ(marker_answered.get_future().wait_for(std::chrono::seconds(10)),
+            std::future_status::ready);
   EXPECT_EQ(recorder.answer_count(), answers);
-  EXPECT_LE(peer.calls(), calls + 1);  // at most the request already in flight
+  const auto before_marker = test_support::ArrivedBeforeMarker(
+      [&] { return peer.Requests(); },
+      [](const ReceivedRequest& request) { return request.path == "/marker"; }, milliseconds(5000));
+  ASSERT_TRUE(before_marker.has_value());
+  EXPECT_LE(before_marker->size(), calls + 1);  // at most the request already in flight
 }
 
 TEST(ConsulClient, GetReturnsTheBodyOrAnError) {
-  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int) {
-    if (request.path == "/v1/agent/self") {
-      response.set_content(R"({"Config": {"Datacenter": "dc1"}})", "application/json");
-    } else {
-      response.status = 404;
-    }
+  ConsulPeer peer([](std::size_t, const ReceivedRequest& request) {
+    if (request.path != "/v1/agent/self") return test_support::Answer(404);
+    ScriptedResponse self = test_support::Answer(200, R"({"Config": {"Datacenter": "dc1"}})");
+    self.content_type = "application/json";
+    return self;
   });
   auto client = MakeClient(FastOptions(peer.address()));
   std::promise<StatusOr<std::string>> self;

@@ -167,7 +167,7 @@ TEST(HostileConsulTest, AGzipBombAtTheDefaultCapCostsAtMostTheCapOnTopOfTheBridg
   ASSERT_NE(consul.port(), 0);
   consul.AddService("web", Attack::kNone, 2);
   consul.AddService("bomb", Attack::kGzipBomb);
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   std::ostringstream config;
   config << "consul: {address: '" << consul.address() << "'}\n"
          << "sinks:\n"
@@ -212,7 +212,7 @@ TEST(HostileConsulTest, ADrippingServiceDoesNotHoldUpStartUp) {
   ASSERT_NE(consul.port(), 0);
   consul.AddService("web", Attack::kNone, 2);
   consul.AddService("drip", Attack::kSlowDrip);
-  WebhookReceiver receiver;
+  ScriptedHttpPeer receiver;
   std::ostringstream config;
   config << "consul: {address: '" << consul.address() << "'}\n"
          << "sinks:\n"

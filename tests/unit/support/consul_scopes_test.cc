@@ -332,6 +332,37 @@ TEST_F(ConsulScopesTest, EnterpriseNamespacesAndPartitionsFilterAndNameThemselve
   EXPECT_EQ(Get("/v1/health/service/web?ns=team-b").body, json::array());
 }
 
+TEST_F(ConsulScopesTest, TheAgentRegistersAndUpdatesServicesInTheNamespaceItIsGiven) {
+  // OSS first: a namespace in the body is not quietly dropped.
+  auto refused = http_->Put("/v1/agent/service/register",
+                            json{{"Name", "web"}, {"Namespace", "team-a"}}.dump(),
+                            "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400);
+
+  ConsulTestServerOptions options;
+  options.enterprise = true;
+  Start(options);
+  json body = Web("web-a", "critical");
+  body["Namespace"] = "team-a";
+  auto registered = http_->Put("/v1/agent/service/register", body.dump(), "application/json");
+  ASSERT_EQ(registered->status, 200) << registered->body;
+  EXPECT_EQ(Get("/v1/health/service/web").body, json::array());
+  // The check is found in the namespace the request names, not elsewhere.
+  EXPECT_EQ(http_->Put("/v1/agent/check/pass/service:web-a", "", "text/plain")->status, 404);
+  ASSERT_EQ(http_->Put("/v1/agent/check/pass/service:web-a?ns=team-a", "", "text/plain")->status,
+            200);
+  const Answer in_team_a = Get("/v1/health/service/web?ns=team-a");
+  ASSERT_EQ(in_team_a.body.size(), 1u);
+  EXPECT_EQ(in_team_a.body[0]["Checks"][1]["Status"], "passing");
+  // Agent endpoints serve the agent's own datacenter whatever ?dc= says.
+  ASSERT_TRUE(server_->AddDatacenter("dc2"));
+  ASSERT_EQ(http_->Put("/v1/agent/service/deregister/web-a?ns=team-a&dc=dc2", "", "text/plain")
+                ->status,
+            200);
+  EXPECT_EQ(Get("/v1/health/service/web?ns=team-a").body, json::array());
+}
+
 TEST_F(ConsulScopesTest, BlockingQueriesOfOneNamespaceIgnoreWritesToAnother) {
   ConsulTestServerOptions options;
   options.enterprise = true;

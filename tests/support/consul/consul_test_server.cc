@@ -170,7 +170,9 @@ void ConsulTestServer::WakeScopeLocked(ScopeRegistry::Entry& entry) {
     // Services came, went or changed tags: the catalog watch and every
     // unknown service's watch follow that index, so look at them all.
     entry.woken_services_index = services_index;
-    for (auto it = watched_.lower_bound(prefix);
+    // Plain keys start with a lowercase letter, after every '*' and '@'
+    // key of the other scopes: the local scope skips those.
+    for (auto it = watched_.lower_bound(prefix.empty() ? std::string("a") : prefix);
          it != watched_.end() && it->first.starts_with(prefix); ++it) {
       WakeIfMoved(*it->second);
     }

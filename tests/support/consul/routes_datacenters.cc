@@ -3,6 +3,10 @@
 
 #include <httplib.h>
 
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
 #include "tests/support/consul/consul_test_server.h"
 
 namespace hb::test_support {

@@ -4,6 +4,11 @@
 
 #include <httplib.h>
 
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+
 #include "tests/support/consul/consul_test_server.h"
 
 namespace hb::test_support {

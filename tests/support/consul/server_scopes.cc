@@ -4,6 +4,10 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <cctype>
+#include <optional>
+
 #include "tests/support/consul/consul_test_server.h"
 
 namespace hb::test_support {

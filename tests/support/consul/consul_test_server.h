@@ -137,8 +137,8 @@ class ConsulTestServer {
   // datacenter or peer, a namespace without `enterprise`.
   std::string RegisterService(const ConsulScope& scope, const nlohmann::json& registration);
   bool DeregisterService(const ConsulScope& scope, const std::string& service_id);
-  bool UpdateCheck(const ConsulScope& scope, const std::string& check_id,
-                   const std::string& status, const std::string& output = "");
+  bool UpdateCheck(const ConsulScope& scope, const std::string& check_id, const std::string& status,
+                   const std::string& output = "");
   // A datacenter's Raft index ("" = the local one); 0 if unknown.
   std::uint64_t Index(const std::string& datacenter);
   // When the local agent's check turned critical (TTL lapse included), for
@@ -156,7 +156,8 @@ class ConsulTestServer {
   // The next `count` /v1/ reads lose their connection mid-answer (after
   // the status line and headers), as behind a dying proxy.
   void DropNext(int count);
-  // Snapshot restore: every index above `to` goes back to `to`.
+  // Snapshot restore of the local datacenter: every index above `to` goes
+  // back to `to` (other datacenters keep theirs).
   void ResetIndex(std::uint64_t to);
   void SetKnownLeader(bool known);
   // Stop listening for `duration`, then listen again on the same port.
@@ -194,10 +195,9 @@ class ConsulTestServer {
   void ServeDatacenterRoutes(httplib::Server& server);
   void ServePeeringRoutes(httplib::Server& server);
   // The scope a request names (?dc=, ?peer=, ?ns=, ?partition=). On a bad
-  // one, answers 400 as Consul does and returns nullopt. `wildcard_ns`:
-  // the endpoint accepts ns=* (Enterprise).
-  // `takes_peer`: the endpoint reads ?peer= (others ignore it, as Consul
-  // ignores parameters an endpoint does not read).
+  // one, answers 400 and returns nullopt. `takes_peer`: the endpoint reads
+  // ?peer= (others ignore it, as Consul ignores parameters an endpoint does
+  // not read). `wildcard_ns`: the endpoint accepts ns=* (Enterprise).
   std::optional<ConsulScope> RequestScope(const httplib::Request& request,
                                           httplib::Response& response, bool takes_peer,
                                           bool wildcard_ns) const;
@@ -250,7 +250,7 @@ class ConsulTestServer {
   static void WakeIfMoved(WatchedEndpoint& endpoint);
   // The part of it for one scope's catalog.
   void WakeScopeLocked(ScopeRegistry::Entry& entry);
-  void WakeAllLocked();      // mutex_ held: a restore or stop
+  void WakeAllLocked();  // mutex_ held: a restore or stop
   void Background();
   void RunProbes(const std::vector<TestCatalog::Probe>& probes);
 
@@ -277,22 +277,22 @@ class ConsulTestServer {
   std::condition_variable_any background_wake_;
   std::map<std::string, std::unique_ptr<WatchedEndpoint>> watched_;  // GUARDED_BY(mutex_)
   ScopeRegistry registry_;                                           // GUARDED_BY(mutex_)
-  TestCatalog& catalog_;  // GUARDED_BY(mutex_); registry_.Local(), the local default scope
-  SessionStore sessions_;                                            // GUARDED_BY(mutex_)
-  KvStore kv_;                                                       // GUARDED_BY(mutex_)
-  bool stopping_ = false;                                            // GUARDED_BY(mutex_)
-  bool known_leader_ = true;                                         // GUARDED_BY(mutex_)
-  int fail_count_ = 0;                                               // GUARDED_BY(mutex_)
-  int fail_status_ = 500;                                            // GUARDED_BY(mutex_)
-  std::string fail_body_;                                            // GUARDED_BY(mutex_)
-  std::string fail_prefix_;                                          // GUARDED_BY(mutex_)
-  int malformed_count_ = 0;                                          // GUARDED_BY(mutex_)
-  int drop_count_ = 0;                                               // GUARDED_BY(mutex_)
-  std::chrono::milliseconds latency_{0};                             // GUARDED_BY(mutex_)
-  std::map<std::string, int> request_counts_;                        // GUARDED_BY(mutex_)
-  std::uint64_t generation_ = 0;  // GUARDED_BY(mutex_); bumps on Stop()
-  // The same for the KV and sessions tables, whose watchers are woken only
-  // when their table moved.
+  TestCatalog& catalog_;      // GUARDED_BY(mutex_); registry_.Local(), the local default scope
+  SessionStore sessions_;     // GUARDED_BY(mutex_)
+  KvStore kv_;                // GUARDED_BY(mutex_)
+  bool stopping_ = false;     // GUARDED_BY(mutex_)
+  bool known_leader_ = true;  // GUARDED_BY(mutex_)
+  int fail_count_ = 0;        // GUARDED_BY(mutex_)
+  int fail_status_ = 500;     // GUARDED_BY(mutex_)
+  std::string fail_body_;     // GUARDED_BY(mutex_)
+  std::string fail_prefix_;   // GUARDED_BY(mutex_)
+  int malformed_count_ = 0;   // GUARDED_BY(mutex_)
+  int drop_count_ = 0;        // GUARDED_BY(mutex_)
+  std::chrono::milliseconds latency_{0};       // GUARDED_BY(mutex_)
+  std::map<std::string, int> request_counts_;  // GUARDED_BY(mutex_)
+  std::uint64_t generation_ = 0;               // GUARDED_BY(mutex_); bumps on Stop()
+  // The KV and sessions tables' indexes when their watchers were last
+  // woken: those watchers are woken only when their table moved.
   std::uint64_t woken_kv_index_ = 0;        // GUARDED_BY(mutex_)
   std::uint64_t woken_sessions_index_ = 0;  // GUARDED_BY(mutex_)
 

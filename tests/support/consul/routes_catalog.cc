@@ -24,8 +24,8 @@ void ApplyBodyScope(const httplib::Request& request, const json& body, ConsulSco
   if (!request.has_param("dc") && !text(body, "Datacenter").empty()) {
     scope.datacenter = text(body, "Datacenter");
   }
-  const json service = body.contains("Service") && body["Service"].is_object() ? body["Service"]
-                                                                                 : json::object();
+  const json service =
+      body.contains("Service") && body["Service"].is_object() ? body["Service"] : json::object();
   for (const json* holder : {&body, &service}) {
     if (!request.has_param("ns") && !text(*holder, "Namespace").empty()) {
       scope.ns = text(*holder, "Namespace");

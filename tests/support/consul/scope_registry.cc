@@ -162,8 +162,8 @@ std::vector<TestCatalog*> ScopeRegistry::CatalogsOf(const std::string& datacente
 }
 
 bool ScopeRegistry::IsPeeringState(const std::string& state) {
-  static const std::set<std::string> kStates = {"PENDING",  "ESTABLISHING", "ACTIVE",
-                                                "FAILING",  "DELETING",     "TERMINATED"};
+  static const std::set<std::string> kStates = {"PENDING", "ESTABLISHING", "ACTIVE",
+                                                "FAILING", "DELETING",     "TERMINATED"};
   return kStates.contains(state);
 }
 

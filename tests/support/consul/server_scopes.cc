@@ -106,8 +106,7 @@ std::optional<ConsulScope> ConsulTestServer::RequestScope(const httplib::Request
   }
   if (scope.ns == "*") {
     if (!wildcard_ns) {
-      return refuse("consul test server: ns=* (every namespace) is not served on " +
-                    request.path);
+      return refuse("consul test server: ns=* (every namespace) is not served on " + request.path);
     }
   } else if (!IsScopeName(scope.ns)) {
     return refuse("Invalid query parameter: \"ns\": not a namespace name: " + scope.ns);
@@ -168,7 +167,8 @@ std::string ConsulTestServer::RegisterService(const ConsulScope& scope,
   {
     std::lock_guard lock(mutex_);
     if (TestCatalog* catalog = registry_.ForWrite(scope, error)) {
-      error = catalog->RegisterService(options_.node, registration, std::chrono::steady_clock::now());
+      error =
+          catalog->RegisterService(options_.node, registration, std::chrono::steady_clock::now());
     }
   }
   Notify();

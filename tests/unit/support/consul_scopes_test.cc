@@ -19,8 +19,6 @@ namespace hb::test_support {
 namespace {
 
 using nlohmann::json;
-using std::chrono::milliseconds;
-using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAre;
 
 struct Answer {

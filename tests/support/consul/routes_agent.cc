@@ -71,7 +71,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
                if (!scope) return;
                std::string error;
                {
-                 std::lock_guard lock(mutex_);
+                 ServerLock lock(&mutex_);
                  if (TestCatalog* catalog = registry_.ForWrite(*scope, error)) {
                    error = catalog->RegisterService(options_.node, body, now());
                  }
@@ -85,7 +85,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (!scope) return;
     bool found = false;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->DeregisterService(options_.node, request.matches[1]);
       }
@@ -103,7 +103,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (!scope) return;
     bool found = false;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->UpdateCheck(options_.node, request.matches[2], status,
                                      request.get_param_value("note"), now());
@@ -124,7 +124,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (!scope) return;
     bool found = false;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->UpdateCheck(options_.node, request.matches[1], status,
                                      body.value("Output", ""), now());
@@ -142,7 +142,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (!scope) return;
     bool found = false;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->SetServiceMaintenance(options_.node, request.matches[1],
                                                request.get_param_value("enable") == "true",
@@ -156,7 +156,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
                                                   const httplib::ContentReader&) {
     if (!request.has_param("enable")) return FinishWrite(response, "Missing value for enable");
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       catalog_.SetNodeMaintenance(options_.node, request.get_param_value("enable") == "true",
                                   request.get_param_value("reason"), now());
     }

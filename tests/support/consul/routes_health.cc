@@ -31,12 +31,14 @@ void ConsulTestServer::ServeHealthRoutes(httplib::Server& server) {
     ServeBlocking(
         request, response, WatchKey(*scope, "health/" + name),
         [this, key, name] {
+          mutex_.AssertReaderHeld();  // ServeBlocking calls it under the lock
           // A scope nothing was written to has no catalog yet: an unknown
           // service there, at the lowest index Consul answers.
           const TestCatalog* catalog = registry_.FindByKey(key);
           return catalog == nullptr ? std::uint64_t{1} : catalog->HealthServiceIndex(name);
         },
         [this, key, name, passing, tags] {
+          mutex_.AssertReaderHeld();  // ServeBlocking calls it under the lock
           const TestCatalog* catalog = registry_.FindByKey(key);
           return Answer{200, catalog == nullptr
                                  ? std::string("[]")
@@ -68,6 +70,7 @@ void ConsulTestServer::ServeHealthRoutes(httplib::Server& server) {
     ServeBlocking(
         request, response, WatchKey(*scope, "checks"),
         [this, scope = *scope] {
+          mutex_.AssertReaderHeld();  // ServeBlocking calls it under the lock
           std::uint64_t index = 1;
           for (const TestCatalog* catalog : registry_.Matching(scope)) {
             index = std::max(index, catalog->ChecksIndex());
@@ -75,6 +78,7 @@ void ConsulTestServer::ServeHealthRoutes(httplib::Server& server) {
           return index;
         },
         [this, scope = *scope, state, filter] {
+          mutex_.AssertReaderHeld();  // ServeBlocking calls it under the lock
           const auto catalogs = registry_.Matching(scope);
           if (catalogs.size() == 1) {
             // No copy: this answer is 32 MB at 100,000 instances.

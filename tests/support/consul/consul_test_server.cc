@@ -66,7 +66,9 @@ bool TcpConnects(const std::string& host, int port, std::chrono::milliseconds ti
 ConsulTestServer::ConsulTestServer(ConsulTestServerOptions options)
     : options_(std::move(options)),
       limiter_(options_.max_conns_per_client),
-      catalog_(options_.datacenter, options_.check_update_interval),
+      registry_(ScopeRegistry::Settings{options_.datacenter, options_.node, options_.host,
+                                        options_.check_update_interval, options_.enterprise}),
+      catalog_(registry_.Local()),
       sessions_(options_.sessions) {
   acl_token_ = options_.acl_token;
   catalog_.EnsureNode(options_.node, options_.host);
@@ -76,10 +78,10 @@ ConsulTestServer::ConsulTestServer(ConsulTestServerOptions options)
 ConsulTestServer::~ConsulTestServer() {
   Stop();
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     background_stop_ = true;
   }
-  background_wake_.notify_all();
+  background_wake_.SignalAll();
   background_.join();
   if (refuse_.joinable()) refuse_.join();
 }
@@ -88,7 +90,7 @@ int ConsulTestServer::Start() {
   std::lock_guard server_lock(server_mutex_);
   if (server_) return port_;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     stopping_ = false;
   }
   server_ = std::make_unique<KeepAliveServer>(limiter_);
@@ -112,7 +114,7 @@ void ConsulTestServer::Stop() {
   std::lock_guard server_lock(server_mutex_);
   if (!server_) return;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     stopping_ = true;
     ++generation_;
     WakeAllLocked();
@@ -123,17 +125,18 @@ void ConsulTestServer::Stop() {
 }
 
 void ConsulTestServer::Notify() {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   WakeChangedLocked();
 }
 
+void ConsulTestServer::WakeIfMoved(WatchedEndpoint& endpoint) {
+  const std::uint64_t index = endpoint.index_of();
+  if (index == endpoint.notified_index) return;
+  endpoint.notified_index = index;
+  endpoint.changed.SignalAll();
+}
+
 void ConsulTestServer::WakeChangedLocked() {
-  const auto wake = [](WatchedEndpoint& endpoint) {
-    const std::uint64_t index = endpoint.index_of();
-    if (index == endpoint.notified_index) return;
-    endpoint.notified_index = index;
-    endpoint.changed.notify_all();
-  };
   // A session bound to a check that turned critical (or went) is
   // invalidated at once, before anyone reads: that is what makes a node's
   // death free the locks its sessions held.
@@ -145,25 +148,45 @@ void ConsulTestServer::WakeChangedLocked() {
     woken_kv_index_ = kv_.TableIndex();
     woken_sessions_index_ = sessions_.Index();
     for (auto& [key, endpoint] : watched_) {
-      if (key.starts_with("kv") || key.starts_with("session")) wake(*endpoint);
+      if (key.starts_with("kv") || key.starts_with("session")) WakeIfMoved(*endpoint);
     }
   }
-  const std::set<std::string> touched = catalog_.TakeTouchedServices();
-  const std::uint64_t services_index = catalog_.CatalogServicesIndex();
-  if (services_index != woken_services_index_) {
+  for (auto& [key, entry] : registry_.entries()) WakeScopeLocked(entry);
+  // Readers of every namespace at once (ns=*) follow several catalogs;
+  // their keys start with '*' and are few.
+  for (auto it = watched_.lower_bound("*"); it != watched_.end() && it->first.starts_with('*');
+       ++it) {
+    WakeIfMoved(*it->second);
+  }
+}
+
+void ConsulTestServer::WakeScopeLocked(ScopeRegistry::Entry& entry) {
+  // Watch keys of a scope start with its prefix ("" for the local default
+  // scope, whose keys are plain).
+  const std::string& prefix = entry.key;
+  const std::set<std::string> touched = entry.catalog->TakeTouchedServices();
+  const std::uint64_t services_index = entry.catalog->CatalogServicesIndex();
+  if (services_index != entry.woken_services_index) {
     // Services came, went or changed tags: the catalog watch and every
     // unknown service's watch follow that index, so look at them all.
-    woken_services_index_ = services_index;
-    for (auto& [key, endpoint] : watched_) wake(*endpoint);
+    entry.woken_services_index = services_index;
+    // Plain keys start with a lowercase letter, after every '*' and '@'
+    // key of the other scopes: the local scope skips those.
+    for (auto it = watched_.lower_bound(prefix.empty() ? std::string("a") : prefix);
+         it != watched_.end() && it->first.starts_with(prefix); ++it) {
+      WakeIfMoved(*it->second);
+    }
     return;
   }
   // A health write: only the touched services' watches and the checks
   // watch can have moved. Scanning every watch on each write cost ~40% of
   // a core at 5,000 watched services, under the lock every read needs.
-  if (auto checks = watched_.find("checks"); checks != watched_.end()) wake(*checks->second);
+  if (auto checks = watched_.find(prefix + "checks"); checks != watched_.end()) {
+    WakeIfMoved(*checks->second);
+  }
   for (const std::string& name : touched) {
-    if (auto health = watched_.find("health/" + name); health != watched_.end()) {
-      wake(*health->second);
+    if (auto health = watched_.find(prefix + "health/" + name); health != watched_.end()) {
+      WakeIfMoved(*health->second);
     }
   }
 }
@@ -173,13 +196,13 @@ void ConsulTestServer::InvalidateSessionLocked(const std::string& id, TestTime n
 }
 
 void ConsulTestServer::WakeAllLocked() {
-  for (auto& [key, endpoint] : watched_) endpoint->changed.notify_all();
+  for (auto& [key, endpoint] : watched_) endpoint->changed.SignalAll();
 }
 
 std::string ConsulTestServer::RegisterService(const json& registration) {
   std::string error;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     error = catalog_.RegisterService(options_.node, registration, std::chrono::steady_clock::now());
   }
   Notify();
@@ -189,7 +212,7 @@ std::string ConsulTestServer::RegisterService(const json& registration) {
 bool ConsulTestServer::DeregisterService(const std::string& service_id) {
   bool found;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     found = catalog_.DeregisterService(options_.node, service_id);
   }
   Notify();
@@ -200,7 +223,7 @@ bool ConsulTestServer::UpdateCheck(const std::string& check_id, const std::strin
                                    const std::string& output) {
   bool found;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     found = catalog_.UpdateCheck(options_.node, check_id, status, output,
                                  std::chrono::steady_clock::now());
   }
@@ -212,7 +235,7 @@ bool ConsulTestServer::SetServiceMaintenance(const std::string& service_id, bool
                                              const std::string& reason) {
   bool found;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     found = catalog_.SetServiceMaintenance(options_.node, service_id, enable, reason,
                                            std::chrono::steady_clock::now());
   }
@@ -222,7 +245,7 @@ bool ConsulTestServer::SetServiceMaintenance(const std::string& service_id, bool
 
 void ConsulTestServer::SetNodeMaintenance(bool enable, const std::string& reason) {
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     catalog_.SetNodeMaintenance(options_.node, enable, reason, std::chrono::steady_clock::now());
   }
   Notify();
@@ -231,7 +254,7 @@ void ConsulTestServer::SetNodeMaintenance(bool enable, const std::string& reason
 bool ConsulTestServer::SetSerfHealth(const std::string& node, const std::string& status) {
   bool found;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     found = catalog_.SetNodeCheck(
         node, "serfHealth", status,
         status == "passing" ? "Agent alive and reachable" : "Agent not live or unreachable",
@@ -243,18 +266,18 @@ bool ConsulTestServer::SetSerfHealth(const std::string& node, const std::string&
 
 std::optional<std::chrono::steady_clock::time_point> ConsulTestServer::CriticalSince(
     const std::string& check_id) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   const TestCheck* check = catalog_.FindCheck(options_.node, check_id);
   return check == nullptr ? std::nullopt : check->critical_since;
 }
 
 std::uint64_t ConsulTestServer::Index() {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   return catalog_.index();
 }
 
 void ConsulTestServer::FailNext(int count, int status, std::string body, std::string prefix) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   fail_count_ = count;
   fail_status_ = status;
   fail_body_ = std::move(body);
@@ -262,29 +285,30 @@ void ConsulTestServer::FailNext(int count, int status, std::string body, std::st
 }
 
 void ConsulTestServer::SetAclToken(std::string token) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   acl_token_ = std::move(token);
 }
 
 void ConsulTestServer::SetLatency(std::chrono::milliseconds latency) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   latency_ = latency;
 }
 
 void ConsulTestServer::MalformedNext(int count) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   malformed_count_ = count;
 }
 
 void ConsulTestServer::DropNext(int count) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   drop_count_ = count;
 }
 
 void ConsulTestServer::ResetIndex(std::uint64_t to) {
   {
-    std::lock_guard lock(mutex_);
-    catalog_.ResetIndex(to);
+    ServerLock lock(&mutex_);
+    // The local datacenter's Raft log: every scope in it.
+    for (TestCatalog* catalog : registry_.CatalogsOf(options_.datacenter)) catalog->ResetIndex(to);
     sessions_.ResetIndex(to);
     kv_.ResetIndex(to);
     // A restore replaces the state store, which wakes every blocking query.
@@ -294,7 +318,7 @@ void ConsulTestServer::ResetIndex(std::uint64_t to) {
 }
 
 void ConsulTestServer::SetKnownLeader(bool known) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   known_leader_ = known;
 }
 
@@ -308,33 +332,37 @@ void ConsulTestServer::RefuseFor(std::chrono::milliseconds duration) {
 }
 
 std::map<std::string, int> ConsulTestServer::RequestCounts() {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   return request_counts_;
 }
 
 void ConsulTestServer::Background() {
   auto next_reap = std::chrono::steady_clock::now() + options_.reap_interval;
-  std::unique_lock lock(mutex_);
+  ServerLock lock(&mutex_);
   while (!background_stop_) {
     const auto now = std::chrono::steady_clock::now();
-    bool changed = catalog_.ExpireTtls(now);
+    bool changed = false;
     for (const std::string& id : sessions_.Expired(now)) {
       InvalidateSessionLocked(id, now);
       changed = true;
     }
-    changed = catalog_.WriteDeferredOutputs(now) || changed;
-    if (now >= next_reap) {
-      changed = catalog_.Reap(now, options_.min_deregister_critical_after) || changed;
-      next_reap = now + options_.reap_interval;
+    const bool reap = now >= next_reap;
+    for (auto& [key, entry] : registry_.entries()) {
+      TestCatalog& catalog = *entry.catalog;
+      changed = catalog.ExpireTtls(now) || changed;
+      changed = catalog.WriteDeferredOutputs(now) || changed;
+      if (reap) changed = catalog.Reap(now, options_.min_deregister_critical_after) || changed;
     }
+    if (reap) next_reap = now + options_.reap_interval;
     auto probes = catalog_.DueProbes(now);
     if (changed) WakeChangedLocked();
     if (!probes.empty()) {
-      lock.unlock();
+      lock.Unlock();
       RunProbes(probes);
-      lock.lock();
+      lock.Lock();
     }
-    background_wake_.wait_for(lock, std::chrono::milliseconds(20));
+    background_wake_.WaitUntil(&mutex_,
+                               std::chrono::steady_clock::now() + std::chrono::milliseconds(20));
   }
 }
 
@@ -376,7 +404,7 @@ void ConsulTestServer::RunProbes(const std::vector<TestCatalog::Probe>& probes) 
         output = "dial tcp " + probe.target + ": connect: connection refused";
       }
     }
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     // Probed checks live on the local node (agent-registered).
     catalog_.UpdateCheck(options_.node, probe.check_id, status, output,
                          std::chrono::steady_clock::now());
@@ -392,7 +420,7 @@ void ConsulTestServer::ServeRoutes() {
   server.set_pre_routing_handler([this](const Request& request, Response& response) {
     std::chrono::milliseconds latency{0};
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       ++request_counts_[request.path];
       // Filtered reads also count under their filter, so a test can tell
       // them from reads of the whole answer.
@@ -424,9 +452,9 @@ void ConsulTestServer::ServeRoutes() {
             "application/json", [](std::size_t, httplib::DataSink&) { return false; });
         return httplib::Server::HandlerResponse::Handled;
       }
-      if (request.has_param("dc") && request.get_param_value("dc") != options_.datacenter) {
-        response.status = 500;
-        response.set_content("No path to datacenter", "text/plain");
+      if (auto refused = RefuseScopeLocked(request)) {
+        response.status = refused->status;
+        response.set_content(refused->body, "text/plain");
         return httplib::Server::HandlerResponse::Handled;
       }
     }
@@ -441,6 +469,8 @@ void ConsulTestServer::ServeRoutes() {
   ServeTestFaultRoutes(server);
   ServeSessionRoutes(server);
   ServeKvRoutes(server);
+  ServeDatacenterRoutes(server);
+  ServePeeringRoutes(server);
 }
 
 void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::Response& response,
@@ -448,7 +478,7 @@ void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::R
                                      const std::function<std::uint64_t()>& watch_index,
                                      const std::function<Answer()>& answer, bool may_be_malformed,
                                      const std::function<std::uint64_t()>& header_index) {
-  std::unique_lock lock(mutex_);
+  ServerLock lock(&mutex_);
   const std::uint64_t wanted = IndexParam(request);
   if (wanted > 0) {
     auto wait = std::chrono::milliseconds(std::chrono::minutes(5));
@@ -462,6 +492,7 @@ void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::R
             ? static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(wait.count() / 16))
             : 0);
     const std::uint64_t generation = generation_;
+    const std::string datacenter = request.get_param_value("dc");
     auto& watched = watched_[endpoint];
     if (!watched) {
       watched = std::make_unique<WatchedEndpoint>();
@@ -469,22 +500,31 @@ void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::R
       watched->notified_index = watch_index();
     }
     ++watched->waiters;
-    watched->changed.wait_until(lock, std::chrono::steady_clock::now() + wait + jitter, [&] {
-      return watch_index() > wanted || generation_ != generation || stopping_;
-    });
+    const auto deadline = std::chrono::steady_clock::now() + wait + jitter;
+    while (!(watch_index() > wanted || generation_ != generation || stopping_ ||
+             DatacenterErrorLocked(datacenter)) &&
+           watched->changed.WaitUntil(&mutex_, deadline)) {
+    }
     if (--watched->waiters == 0) watched_.erase(endpoint);
+    // A datacenter cut off while the query was held: Consul's forwarded
+    // RPC fails, and the client gets the error instead of data.
+    if (auto error = DatacenterErrorLocked(datacenter)) {
+      response.status = 500;
+      response.set_content(*error, "text/plain");
+      return;
+    }
   }
   const bool malformed = may_be_malformed && malformed_count_ > 0;
   if (malformed) --malformed_count_;
   const bool known_leader = known_leader_;
-  lock.unlock();
+  lock.Unlock();
   Answer served;
   std::uint64_t index = 0;
   {
     // The answer and its index from one state, without holding up other
     // reads: Consul serves reads from a snapshot, and the whole checks
     // table is 32 MB at 100,000 instances.
-    std::shared_lock read(mutex_);
+    ServerReadLock read(&mutex_);
     served = answer();
     index = header_index ? header_index() : watch_index();
   }

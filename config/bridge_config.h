@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bridge/model/health.h"
+#include "config/source_config.h"
 
 // Only the settings' Emit() needs it; yaml-cpp's header is costly to parse
 // in every file that sees a config struct.
@@ -99,6 +100,9 @@ struct WatchConfig {
   // Not ready once the watch loop (the thread that takes Consul's answers)
   // has not turned for this long: it is stuck. Default: 30s.
   std::chrono::milliseconds stall_timeout{std::chrono::seconds(30)};
+  // watch.sources (config/source_config.h). Default: empty = one source,
+  // consul.datacenter (or the agent's), as before sources existed.
+  std::vector<SourceConfig> sources;
 };
 
 struct EventsConfig {

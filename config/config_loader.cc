@@ -166,6 +166,7 @@ void ReadWatch(ConfigReader watch, WatchConfig& out) {
   out.initial_events = watch.Bool("initial_events", false);
   out.unreachable_grace = watch.Duration("unreachable_grace", out.unreachable_grace);
   out.stall_timeout = watch.Duration("stall_timeout", out.stall_timeout);
+  out.sources = ReadSources(watch, out.services.include, out.services.exclude, out.services.tags);
   // The heartbeat turns at most once a second: a shorter limit would fail
   // readiness on a healthy loop.
   if (out.stall_timeout < std::chrono::seconds(2)) {
@@ -391,6 +392,7 @@ LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
   ReadLog(top.Section("log"), config.log);
   ReadCluster(top.Section("cluster"), config.cluster);
   top.Finish();
+  CheckSourceBudget(config.watch.sources, config.consul.max_connections, errors);
   if (config.server.default_metrics_sink) AddDefaultMetricsSink(config, sinks, errors, env);
 
   if (!errors.empty()) {
@@ -538,6 +540,7 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "initial_events" << YAML::Value << watch.initial_events;
   out << YAML::Key << "unreachable_grace" << YAML::Value << FormatDuration(watch.unreachable_grace);
   out << YAML::Key << "stall_timeout" << YAML::Value << FormatDuration(watch.stall_timeout);
+  EmitSources(out, watch.sources);
   out << YAML::EndMap;
 
   out << YAML::Key << "events" << YAML::Value << YAML::BeginMap;

@@ -32,10 +32,26 @@ ServiceFilterOptions ServiceFilterFor(const ServiceSelection& services) {
   return {services.include, services.exclude, services.tags};
 }
 
+std::vector<ServiceFilterOptions> SourceFiltersFor(const WatchConfig& watch) {
+  if (watch.sources.empty()) return {ServiceFilterFor(watch.services)};
+  std::vector<ServiceFilterOptions> filters;
+  for (const SourceConfig& source : watch.sources) {
+    filters.push_back({source.include, source.exclude, source.tags});
+  }
+  return filters;
+}
+
 WatcherOptions WatcherOptionsFor(const BridgeConfig& config) {
   WatcherOptions watch;
   watch.services = ServiceFilterFor(config.watch.services);
   watch.datacenter = config.consul.datacenter;
+  for (const SourceConfig& source : config.watch.sources) {
+    watch.sources.push_back({source.datacenter,
+                             source.peer,
+                             source.ns,
+                             source.partition,
+                             {source.include, source.exclude, source.tags}});
+  }
   watch.unreachable_grace = config.watch.unreachable_grace;
   // The first request (/v1/agent/self) backs off like every other one.
   watch.agent_retry_initial = config.consul.retry_initial_backoff;

@@ -13,6 +13,8 @@ namespace hb {
 ConsulClientOptions ClientOptionsFor(const ConsulConfig& consul);
 EngineOptions EngineOptionsFor(const WatchConfig& watch);
 ServiceFilterOptions ServiceFilterFor(const ServiceSelection& services);
+// One filter per watched source (watch.sources; one without them).
+std::vector<ServiceFilterOptions> SourceFiltersFor(const WatchConfig& watch);
 WatcherOptions WatcherOptionsFor(const BridgeConfig& config);
 
 }  // namespace hb

@@ -103,6 +103,24 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
 
 }  // namespace
 
+namespace {
+
+// The same sources in the same order, whatever their service filters.
+bool SameSourceScopes(const WatchConfig& a, const WatchConfig& b) {
+  if (a.sources.size() != b.sources.size()) return false;
+  for (std::size_t i = 0; i < a.sources.size(); ++i) {
+    const SourceConfig& x = a.sources[i];
+    const SourceConfig& y = b.sources[i];
+    if (x.datacenter != y.datacenter || x.peer != y.peer || x.ns != y.ns ||
+        x.partition != y.partition) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 BridgeConfig ApplyReload(const BridgeConfig& current, const BridgeConfig& next, LiveBridge live) {
   BridgeConfig effective = current;
   if (StartOnlySettings(current) != StartOnlySettings(next)) {
@@ -113,15 +131,22 @@ BridgeConfig ApplyReload(const BridgeConfig& current, const BridgeConfig& next, 
   }
   effective.sinks = ReloadSinks(current, next, live);
 
-  if (next.watch.services != current.watch.services) {
-    live.watcher.UpdateServiceFilter(ServiceFilterFor(next.watch.services));
+  if (SourceFiltersFor(next.watch).size() != SourceFiltersFor(current.watch).size() ||
+      !SameSourceScopes(next.watch, current.watch)) {
+    spdlog::warn(
+        "reload: changes to the list of watch.sources take effect at the next restart; "
+        "the running sources stay");
+  } else if (next.watch.services != current.watch.services ||
+             next.watch.sources != current.watch.sources) {
+    live.watcher.UpdateServiceFilters(SourceFiltersFor(next.watch));
     spdlog::info("reload: watch.services applied");
+    effective.watch.services = next.watch.services;
+    effective.watch.sources = next.watch.sources;
   }
   if (EngineOptionsFor(next.watch) != EngineOptionsFor(current.watch)) {
     live.watcher.UpdateEngineOptions(EngineOptionsFor(next.watch));
     spdlog::info("reload: watch up_statuses, dampening and initial_events applied");
   }
-  effective.watch.services = next.watch.services;
   effective.watch.up_statuses = next.watch.up_statuses;
   effective.watch.down_after = next.watch.down_after;
   effective.watch.up_after = next.watch.up_after;

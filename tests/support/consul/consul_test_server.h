@@ -22,6 +22,7 @@
 
 #include "tests/support/consul/connection_limiter.h"
 #include "tests/support/consul/kv_store.h"
+#include "tests/support/consul/scope_registry.h"
 #include "tests/support/consul/session_store.h"
 #include "tests/support/consul/test_catalog.h"
 
@@ -36,7 +37,8 @@ namespace hb::test_support {
 class KeepAliveServer;
 
 struct ConsulTestServerOptions {
-  std::string datacenter = "dc1";  // Default: dc1
+  // The agent's own datacenter; AddDatacenter() adds others. Default: dc1
+  std::string datacenter = "dc1";
   std::string node = "node-a";     // the local agent's node. Default: node-a
   std::string host = "127.0.0.1";  // bind address; loopback only. Default: 127.0.0.1
   int port = 0;                    // 0 = ephemeral. Default: 0
@@ -65,6 +67,11 @@ struct ConsulTestServerOptions {
   // (Consul: 2) and how many times the asked TTL a renewal hands back
   // (Consul under load may hand back more; default 1).
   SessionRules sessions;
+  // Consul Enterprise: ?ns= and ?partition= select a namespace and an admin
+  // partition, and answers name the partition. Off (Consul OSS), any
+  // non-empty ns or partition parameter is a 400 with OSS's own text.
+  // Default: false.
+  bool enterprise = false;
 };
 
 class ConsulTestServer {
@@ -95,6 +102,45 @@ class ConsulTestServer {
   // Agent death on `node`: its serfHealth check turns `status`.
   bool SetSerfHealth(const std::string& node, const std::string& status);
   std::uint64_t Index();
+
+  // Several datacenters, cluster peers, namespaces and partitions
+  // (scope_registry.h). The methods above act on the local datacenter's
+  // default namespace; these on any scope.
+  //
+  // Adds a datacenter with its own Raft index, listed by
+  // /v1/catalog/datacenters and served to requests with ?dc=<name>.
+  // false if it exists (or the bound of 64 is reached).
+  bool AddDatacenter(const std::string& name);
+  // While cut off, every request with ?dc=<name> answers HTTP 500 `error`
+  // (Consul: "No path to datacenter" when no route to it is known, "Remote
+  // DC has no server currently reachable" when its servers all failed), and
+  // blocking queries held on it are released with that error. Its data is
+  // kept and served again once restored. The datacenter stays listed. false
+  // for an unknown or the local datacenter.
+  bool CutDatacenter(const std::string& name, bool cut,
+                     std::string error = "No path to datacenter");
+  // A cluster peering of the local datacenter (in `partition`), listed by
+  // /v1/peerings with `state` (PENDING, ESTABLISHING, ACTIVE, FAILING,
+  // DELETING, TERMINATED). Services imported from it are registered with
+  // ConsulScope::peer and served to ?peer=<name>. false if it exists or the
+  // state is none of those.
+  bool AddPeer(const std::string& name, const std::string& state = "ACTIVE",
+               const std::string& partition = "default");
+  // Changes the peering's state only; what was imported stays (Consul keeps
+  // serving imported data while a peering is failing).
+  bool SetPeerState(const std::string& name, const std::string& state);
+  // Deletes the peering and everything imported from it.
+  bool DeletePeer(const std::string& name);
+  // Writes to one scope: the agent-style registration body of
+  // RegisterService() above, in the scope's datacenter, namespace,
+  // partition or peer. Returns an error text ("" = OK): an unknown
+  // datacenter or peer, a namespace without `enterprise`.
+  std::string RegisterService(const ConsulScope& scope, const nlohmann::json& registration);
+  bool DeregisterService(const ConsulScope& scope, const std::string& service_id);
+  bool UpdateCheck(const ConsulScope& scope, const std::string& check_id,
+                   const std::string& status, const std::string& output = "");
+  // A datacenter's Raft index ("" = the local one); 0 if unknown.
+  std::uint64_t Index(const std::string& datacenter);
   // When the local agent's check turned critical (TTL lapse included), for
   // measuring how long the bridge takes to report it.
   std::optional<std::chrono::steady_clock::time_point> CriticalSince(const std::string& check_id);
@@ -145,6 +191,34 @@ class ConsulTestServer {
   void ServeTestFaultRoutes(httplib::Server& server);
   void ServeSessionRoutes(httplib::Server& server);
   void ServeKvRoutes(httplib::Server& server);
+  void ServeDatacenterRoutes(httplib::Server& server);
+  void ServePeeringRoutes(httplib::Server& server);
+  // The scope a request names (?dc=, ?peer=, ?ns=, ?partition=). On a bad
+  // one, answers 400 as Consul does and returns nullopt. `wildcard_ns`:
+  // the endpoint accepts ns=* (Enterprise).
+  // `takes_peer`: the endpoint reads ?peer= (others ignore it, as Consul
+  // ignores parameters an endpoint does not read).
+  std::optional<ConsulScope> RequestScope(const httplib::Request& request,
+                                          httplib::Response& response, bool takes_peer,
+                                          bool wildcard_ns) const;
+  // The key blocked readers of `endpoint` ("catalog", "checks",
+  // "health/<name>") in `scope` share: the plain endpoint for the local
+  // default scope, the scope's prefix before it otherwise, and '*' first
+  // for every namespace at once.
+  std::string WatchKey(const ConsulScope& scope, const std::string& endpoint) const;
+  // What a request for a datacenter other than the local one gets while
+  // that datacenter is unknown or cut off; nullopt when it is served.
+  // mutex_ held.
+  std::optional<std::string> DatacenterErrorLocked(const std::string& datacenter) const;
+  // What the checks every request passes first answer for its scope
+  // parameters, or nullopt to go on: an unknown or cut-off ?dc= (500),
+  // ?ns= or ?partition= on Consul OSS (400), a remote ?dc= on an endpoint
+  // family only the local datacenter serves here. mutex_ held.
+  struct Refusal {
+    int status = 0;
+    std::string body;
+  };
+  std::optional<Refusal> RefuseScopeLocked(const httplib::Request& request) const;
   // Destroys `id` (an API destroy, reaping, a failed check) and applies its
   // behavior to the keys it holds. mutex_ held.
   void InvalidateSessionLocked(const std::string& id, TestTime now);
@@ -171,6 +245,11 @@ class ConsulTestServer {
   // Wakes the blocked readers whose endpoint index moved.
   void Notify();
   void WakeChangedLocked();  // mutex_ held
+  struct WatchedEndpoint;
+  // Wakes the readers of `endpoint` if its index moved since they were last woken.
+  static void WakeIfMoved(WatchedEndpoint& endpoint);
+  // The part of it for one scope's catalog.
+  void WakeScopeLocked(ScopeRegistry::Entry& entry);
   void WakeAllLocked();      // mutex_ held: a restore or stop
   void Background();
   void RunProbes(const std::vector<TestCatalog::Probe>& probes);
@@ -197,7 +276,8 @@ class ConsulTestServer {
   std::string acl_token_;  // guarded by mutex_; options_.acl_token until SetAclToken()
   std::condition_variable_any background_wake_;
   std::map<std::string, std::unique_ptr<WatchedEndpoint>> watched_;  // GUARDED_BY(mutex_)
-  TestCatalog catalog_;                                              // GUARDED_BY(mutex_)
+  ScopeRegistry registry_;                                           // GUARDED_BY(mutex_)
+  TestCatalog& catalog_;  // GUARDED_BY(mutex_); registry_.Local(), the local default scope
   SessionStore sessions_;                                            // GUARDED_BY(mutex_)
   KvStore kv_;                                                       // GUARDED_BY(mutex_)
   bool stopping_ = false;                                            // GUARDED_BY(mutex_)
@@ -211,9 +291,6 @@ class ConsulTestServer {
   std::chrono::milliseconds latency_{0};                             // GUARDED_BY(mutex_)
   std::map<std::string, int> request_counts_;                        // GUARDED_BY(mutex_)
   std::uint64_t generation_ = 0;  // GUARDED_BY(mutex_); bumps on Stop()
-  // The services table's index when watchers were last woken: when it moved,
-  // every watcher of an unknown service may have to wake.
-  std::uint64_t woken_services_index_ = 0;  // GUARDED_BY(mutex_)
   // The same for the KV and sessions tables, whose watchers are woken only
   // when their table moved.
   std::uint64_t woken_kv_index_ = 0;        // GUARDED_BY(mutex_)

@@ -3,6 +3,8 @@
 
 #include <httplib.h>
 
+#include <optional>
+
 #include "tests/support/consul/consul_test_server.h"
 
 namespace hb::test_support {
@@ -12,6 +14,27 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
   using httplib::Response;
   using nlohmann::json;
   const auto now = [] { return std::chrono::steady_clock::now(); };
+  // The agent's services live in its own datacenter (agent endpoints do not
+  // read ?dc=), in the namespace and partition the request names
+  // (Enterprise: ?ns=, ?partition=, their headers, or the body's
+  // Namespace and Partition).
+  const auto agent_scope = [this](const Request& request, Response& response,
+                                  const json* body) -> std::optional<ConsulScope> {
+    auto scope = RequestScope(request, response, /*takes_peer=*/false, /*wildcard_ns=*/false);
+    if (!scope) return std::nullopt;
+    scope->datacenter = options_.datacenter;
+    if (body != nullptr && body->is_object()) {
+      const auto text = [body](const char* key) {
+        auto it = body->find(key);
+        return it != body->end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      if (scope->ns == "default" && !text("Namespace").empty()) scope->ns = text("Namespace");
+      if (scope->partition == "default" && !text("Partition").empty()) {
+        scope->partition = text("Partition");
+      }
+    }
+    return scope;
+  };
 
   server.Get("/v1/agent/self", [this](const Request&, Response& response) {
     json self = {{"Config",
@@ -40,43 +63,55 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
   // Routes that take no body use httplib's ContentReader form: with the
   // plain form httplib waits for a body that `curl -X PUT` never sends
   // (Consul itself accepts such requests).
-  server.Put("/v1/agent/service/register", [this, now](const Request& request, Response& response) {
+  server.Put("/v1/agent/service/register", [this, now, agent_scope](const Request& request, Response& response) {
     json body;
     if (!ReadJsonBody(request, response, body)) return;
+    const auto scope = agent_scope(request, response, &body);
+    if (!scope) return;
     std::string error;
     {
       std::lock_guard lock(mutex_);
-      error = catalog_.RegisterService(options_.node, body, now());
+      if (TestCatalog* catalog = registry_.ForWrite(*scope, error)) {
+        error = catalog->RegisterService(options_.node, body, now());
+      }
     }
     FinishWrite(response, error);
   });
-  server.Put(R"(/v1/agent/service/deregister/(.+))", [this](const Request& request,
+  server.Put(R"(/v1/agent/service/deregister/(.+))", [this, agent_scope](const Request& request,
                                                             Response& response,
                                                             const httplib::ContentReader&) {
-    bool found;
+    const auto scope = agent_scope(request, response, nullptr);
+    if (!scope) return;
+    bool found = false;
     {
       std::lock_guard lock(mutex_);
-      found = catalog_.DeregisterService(options_.node, request.matches[1]);
+      if (TestCatalog* catalog = registry_.Find(*scope)) {
+        found = catalog->DeregisterService(options_.node, request.matches[1]);
+      }
     }
     FinishWrite(response,
                 found ? "" : "Unknown service ID \"" + std::string(request.matches[1]) + "\"", 404);
   });
-  server.Put(R"(/v1/agent/check/(pass|warn|fail)/(.+))", [this, now](
+  server.Put(R"(/v1/agent/check/(pass|warn|fail)/(.+))", [this, now, agent_scope](
                                                              const Request& request,
                                                              Response& response,
                                                              const httplib::ContentReader&) {
     const std::string verb = request.matches[1];
     const std::string status = verb == "pass" ? "passing" : verb == "warn" ? "warning" : "critical";
-    bool found;
+    const auto scope = agent_scope(request, response, nullptr);
+    if (!scope) return;
+    bool found = false;
     {
       std::lock_guard lock(mutex_);
-      found = catalog_.UpdateCheck(options_.node, request.matches[2], status,
-                                   request.get_param_value("note"), now());
+      if (TestCatalog* catalog = registry_.Find(*scope)) {
+        found = catalog->UpdateCheck(options_.node, request.matches[2], status,
+                                     request.get_param_value("note"), now());
+      }
     }
     FinishWrite(response,
                 found ? "" : "Unknown check ID \"" + std::string(request.matches[2]) + "\"", 404);
   });
-  server.Put(R"(/v1/agent/check/update/(.+))", [this, now](const Request& request,
+  server.Put(R"(/v1/agent/check/update/(.+))", [this, now, agent_scope](const Request& request,
                                                            Response& response) {
     json body;
     if (!ReadJsonBody(request, response, body)) return;
@@ -84,25 +119,33 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (status != "passing" && status != "warning" && status != "critical") {
       return FinishWrite(response, "Invalid check status: \"" + status + "\"");
     }
-    bool found;
+    const auto scope = agent_scope(request, response, nullptr);
+    if (!scope) return;
+    bool found = false;
     {
       std::lock_guard lock(mutex_);
-      found = catalog_.UpdateCheck(options_.node, request.matches[1], status,
-                                   body.value("Output", ""), now());
+      if (TestCatalog* catalog = registry_.Find(*scope)) {
+        found = catalog->UpdateCheck(options_.node, request.matches[1], status,
+                                     body.value("Output", ""), now());
+      }
     }
     FinishWrite(response,
                 found ? "" : "Unknown check ID \"" + std::string(request.matches[1]) + "\"", 404);
   });
-  server.Put(R"(/v1/agent/service/maintenance/(.+))", [this, now](const Request& request,
+  server.Put(R"(/v1/agent/service/maintenance/(.+))", [this, now, agent_scope](const Request& request,
                                                                   Response& response,
                                                                   const httplib::ContentReader&) {
     if (!request.has_param("enable")) return FinishWrite(response, "Missing value for enable");
-    bool found;
+    const auto scope = agent_scope(request, response, nullptr);
+    if (!scope) return;
+    bool found = false;
     {
       std::lock_guard lock(mutex_);
-      found = catalog_.SetServiceMaintenance(options_.node, request.matches[1],
-                                             request.get_param_value("enable") == "true",
-                                             request.get_param_value("reason"), now());
+      if (TestCatalog* catalog = registry_.Find(*scope)) {
+        found = catalog->SetServiceMaintenance(options_.node, request.matches[1],
+                                               request.get_param_value("enable") == "true",
+                                               request.get_param_value("reason"), now());
+      }
     }
     FinishWrite(response,
                 found ? "" : "Unknown service ID \"" + std::string(request.matches[1]) + "\"", 404);

@@ -1,7 +1,10 @@
 // Health reads: /v1/health/service/<name> and /v1/health/state/<state>, both
-// blocking queries.
+// blocking queries, in the scope the request names (?dc=, ?peer=, ?ns=,
+// ?partition=).
 
 #include <httplib.h>
+
+#include <algorithm>
 
 #include "tests/support/consul/check_filter.h"
 #include "tests/support/consul/consul_test_server.h"
@@ -21,11 +24,23 @@ void ConsulTestServer::ServeHealthRoutes(httplib::Server& server) {
     for (std::size_t i = 0; i < request.get_param_value_count("tag"); ++i) {
       tags.push_back(request.get_param_value("tag", i));
     }
+    // One service of one namespace: Consul takes ?peer= here, not ns=*.
+    const auto scope = RequestScope(request, response, /*takes_peer=*/true, /*wildcard_ns=*/false);
+    if (!scope) return;
+    const std::string key = ScopeRegistry::Key(*scope, options_.datacenter);
     ServeBlocking(
-        request, response, "health/" + name,
-        [this, name] { return catalog_.HealthServiceIndex(name); },
-        [this, name, passing, tags] {
-          return Answer{200, catalog_.HealthService(name, passing, tags).dump()};
+        request, response, WatchKey(*scope, "health/" + name),
+        [this, key, name] {
+          // A scope nothing was written to has no catalog yet: an unknown
+          // service there, at the lowest index Consul answers.
+          const TestCatalog* catalog = registry_.FindByKey(key);
+          return catalog == nullptr ? std::uint64_t{1} : catalog->HealthServiceIndex(name);
+        },
+        [this, key, name, passing, tags] {
+          const TestCatalog* catalog = registry_.FindByKey(key);
+          return Answer{200, catalog == nullptr
+                                 ? std::string("[]")
+                                 : catalog->HealthService(name, passing, tags).dump()};
         },
         true);
   });
@@ -46,10 +61,36 @@ void ConsulTestServer::ServeHealthRoutes(httplib::Server& server) {
                    return;
                  }
                }
+               // Every check of a namespace, or of all of them with ns=*
+               // (Enterprise); no ?peer= on this endpoint.
+               const auto scope =
+                   RequestScope(request, response, /*takes_peer=*/false, /*wildcard_ns=*/true);
+               if (!scope) return;
                ServeBlocking(
-                   request, response, "checks", [this] { return catalog_.ChecksIndex(); },
-                   [this, state, filter] {
-                     return Answer{200, catalog_.HealthStateText(state, filter.get())};
+                   request, response, WatchKey(*scope, "checks"),
+                   [this, scope = *scope] {
+                     std::uint64_t index = 1;
+                     for (const TestCatalog* catalog : registry_.Matching(scope)) {
+                       index = std::max(index, catalog->ChecksIndex());
+                     }
+                     return index;
+                   },
+                   [this, scope = *scope, state, filter] {
+                     const auto catalogs = registry_.Matching(scope);
+                     if (catalogs.size() == 1) {
+                       // No copy: this answer is 32 MB at 100,000 instances.
+                       return Answer{200, catalogs.front()->HealthStateText(state, filter.get())};
+                     }
+                     // The catalogs' arrays joined into one.
+                     std::string joined = "[";
+                     for (const TestCatalog* catalog : catalogs) {
+                       const std::string part = catalog->HealthStateText(state, filter.get());
+                       if (part.size() <= 2) continue;  // "[]"
+                       if (joined.size() > 1) joined.push_back(',');
+                       joined.append(part, 1, part.size() - 2);
+                     }
+                     joined.push_back(']');
+                     return Answer{200, std::move(joined)};
                    },
                    false);
              });

@@ -25,10 +25,22 @@ std::string Key(const std::string& node, const std::string& id) { return node + 
 
 }  // namespace
 
-TestCatalog::TestCatalog(std::string datacenter, std::chrono::milliseconds check_update_interval)
-    : datacenter_(std::move(datacenter)), check_update_interval_(check_update_interval) {}
+TestCatalog::TestCatalog(std::string datacenter, std::chrono::milliseconds check_update_interval,
+                         std::shared_ptr<std::uint64_t> raft_index, CatalogPlacement placement)
+    : datacenter_(std::move(datacenter)),
+      index_(raft_index ? std::move(raft_index) : std::make_shared<std::uint64_t>(1)),
+      placement_(std::move(placement)),
+      check_update_interval_(check_update_interval) {}
 
-std::uint64_t TestCatalog::Bump() { return ++index_; }
+std::uint64_t TestCatalog::Bump() { return ++*index_; }
+
+std::set<std::string> TestCatalog::ServiceNames() const {
+  std::set<std::string> names;
+  for (const auto& [name, count] : instance_counts_) {
+    if (count > 0) names.insert(name);
+  }
+  return names;
+}
 
 void TestCatalog::TouchService(const std::string& name, std::uint64_t index) {
   service_index_[name] = index;
@@ -122,7 +134,7 @@ std::string TestCatalog::AddServiceChecks(const TestService& service, const json
   if (body.contains("Checks") && body["Checks"].is_array()) {
     for (const auto& check : body["Checks"]) definitions.push_back(check);
   }
-  const std::uint64_t index = index_;
+  const std::uint64_t index = *index_;
   for (std::size_t i = 0; i < definitions.size(); ++i) {
     const json& definition = definitions[i];
     if (!definition.is_object()) return "Check definition must be an object";
@@ -227,6 +239,13 @@ bool TestCatalog::DeregisterService(const std::string& node, const std::string& 
   if (!services_.contains(Key(node, id))) return false;
   RemoveService(node, id);
   return true;
+}
+
+bool TestCatalog::RemoveAllServices() {
+  std::vector<std::pair<std::string, std::string>> doomed;
+  for (const auto& [key, service] : services_) doomed.emplace_back(service.node, service.id);
+  for (const auto& [node, id] : doomed) RemoveService(node, id);
+  return !doomed.empty();
 }
 
 bool TestCatalog::CatalogDeregister(const std::string& node, const std::string& service_id) {
@@ -412,7 +431,7 @@ std::vector<TestCatalog::Probe> TestCatalog::DueProbes(TestTime now) {
 }
 
 void TestCatalog::ResetIndex(std::uint64_t to) {
-  index_ = to;
+  *index_ = to;
   services_index_ = std::min(services_index_, to);
   checks_index_ = std::min(checks_index_, to);
   for (auto& [name, index] : service_index_) index = std::min(index, to);
@@ -487,7 +506,7 @@ json TestCatalog::CheckJson(const TestCheck& check) const {
       service_tags = it->second.tags;
     }
   }
-  return {{"Node", check.node},
+  json out = {{"Node", check.node},
           {"CheckID", check.id},
           {"Name", check.name},
           {"Status", check.status},
@@ -501,9 +520,18 @@ json TestCatalog::CheckJson(const TestCheck& check) const {
           {"Timeout", ""},
           {"ExposedPort", 0},
           {"Definition", json::object()},
-          {"Namespace", "default"},
+          {"Namespace", CheckNamespace(check)},
           {"CreateIndex", check.create_index},
           {"ModifyIndex", check.modify_index}};
+  if (!placement_.partition.empty()) out["Partition"] = placement_.partition;
+  if (!placement_.peer.empty()) out["PeerName"] = placement_.peer;
+  return out;
+}
+
+std::string TestCatalog::CheckNamespace(const TestCheck& check) const {
+  // A node's checks belong to its partition's default namespace, whichever
+  // namespace the services on it are in.
+  return check.service_id.empty() ? std::string("default") : placement_.ns;
 }
 
 json TestCatalog::HealthService(const std::string& name, bool passing_only,
@@ -527,27 +555,37 @@ json TestCatalog::HealthService(const std::string& name, bool passing_only,
     const TestNode& node = nodes_.at(service.node);
     json checks_json = json::array();
     for (const TestCheck* check : checks) checks_json.push_back(CheckJson(*check));
-    out.push_back({{"Node",
-                    {{"ID", node.id},
-                     {"Node", node.name},
-                     {"Address", node.address},
-                     {"Datacenter", datacenter_},
-                     {"TaggedAddresses", {{"lan", node.address}, {"wan", node.address}}},
-                     {"Meta", node.meta},
-                     {"CreateIndex", node.create_index},
-                     {"ModifyIndex", node.modify_index}}},
-                   {"Service",
-                    {{"ID", service.id},
-                     {"Service", service.name},
-                     {"Tags", service.tags},
-                     {"Address", service.address},
-                     {"Meta", service.meta},
-                     {"Port", service.port},
-                     {"Weights", {{"Passing", 1}, {"Warning", 1}}},
-                     {"EnableTagOverride", false},
-                     {"Namespace", "default"},
-                     {"CreateIndex", service.create_index},
-                     {"ModifyIndex", service.modify_index}}},
+    json node_json = {{"ID", node.id},
+                      {"Node", node.name},
+                      {"Address", node.address},
+                      {"Datacenter", datacenter_},
+                      {"TaggedAddresses", {{"lan", node.address}, {"wan", node.address}}},
+                      {"Meta", node.meta},
+                      {"CreateIndex", node.create_index},
+                      {"ModifyIndex", node.modify_index}};
+    json service_json = {{"ID", service.id},
+                         {"Service", service.name},
+                         {"Tags", service.tags},
+                         {"Address", service.address},
+                         {"Meta", service.meta},
+                         {"Port", service.port},
+                         {"Weights", {{"Passing", 1}, {"Warning", 1}}},
+                         {"EnableTagOverride", false},
+                         {"Namespace", placement_.ns},
+                         {"CreateIndex", service.create_index},
+                         {"ModifyIndex", service.modify_index}};
+    // Nodes live in a partition, not a namespace; imported nodes and
+    // services carry the peer they came from.
+    if (!placement_.partition.empty()) {
+      node_json["Partition"] = placement_.partition;
+      service_json["Partition"] = placement_.partition;
+    }
+    if (!placement_.peer.empty()) {
+      node_json["PeerName"] = placement_.peer;
+      service_json["PeerName"] = placement_.peer;
+    }
+    out.push_back({{"Node", std::move(node_json)},
+                   {"Service", std::move(service_json)},
                    {"Checks", std::move(checks_json)}});
   }
   return out;
@@ -621,12 +659,22 @@ std::string TestCatalog::HealthStateText(const std::string& state,
            std::to_string(check.modify_index);
     out += ",\"Name\":";
     AppendJsonString(out, check.name);
-    out += ",\"Namespace\":\"default\",\"Node\":";
+    out += ",\"Namespace\":";
+    AppendJsonString(out, CheckNamespace(check));
+    out += ",\"Node\":";
     AppendJsonString(out, check.node);
     out += ",\"Notes\":";
     AppendJsonString(out, check.notes);
     out += ",\"Output\":";
     AppendJsonString(out, check.output);
+    if (!placement_.partition.empty()) {
+      out += ",\"Partition\":";
+      AppendJsonString(out, placement_.partition);
+    }
+    if (!placement_.peer.empty()) {
+      out += ",\"PeerName\":";
+      AppendJsonString(out, placement_.peer);
+    }
     out += ",\"ServiceID\":";
     AppendJsonString(out, check.service_id);
     out += ",\"ServiceName\":";

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <queue>
@@ -70,15 +71,30 @@ struct TestNode {
   std::uint64_t modify_index = 0;
 };
 
+// Where a catalog's entries live, as its answers name it: the namespace
+// (Consul OSS answers "default"), the admin partition (shown only by
+// Consul Enterprise: "" leaves the field out) and, for services imported
+// from a cluster peer, the peer's name ("" leaves PeerName out).
+struct CatalogPlacement {
+  std::string ns = "default";
+  std::string partition;
+  std::string peer;
+};
+
 // Errors are returned as text for the HTTP layer's 400/404 bodies.
 class TestCatalog {
  public:
   // `check_update_interval`: see ConsulTestServerOptions (0: write every
-  // output change at once).
+  // output change at once). `raft_index`: the datacenter's Raft index,
+  // shared by every catalog of one datacenter (its namespaces, partitions
+  // and imported peer services are tables of one state store); a new one
+  // starting at 1 when null.
   explicit TestCatalog(std::string datacenter,
-                       std::chrono::milliseconds check_update_interval = std::chrono::minutes(5));
+                       std::chrono::milliseconds check_update_interval = std::chrono::minutes(5),
+                       std::shared_ptr<std::uint64_t> raft_index = nullptr,
+                       CatalogPlacement placement = {});
 
-  std::uint64_t index() const { return index_; }
+  std::uint64_t index() const { return *index_; }
   // Takes the next index for a write outside the catalog (sessions, KV):
   // Consul's tables share one Raft index.
   std::uint64_t NextIndex() { return Bump(); }
@@ -93,6 +109,9 @@ class TestCatalog {
   std::string CatalogRegister(const nlohmann::json& body, TestTime now);
   bool DeregisterService(const std::string& node, const std::string& id);
   bool CatalogDeregister(const std::string& node, const std::string& service_id);
+  // Deregisters every service (a peering's imported data going away).
+  // Returns whether there was any.
+  bool RemoveAllServices();
 
   // pass/warn/fail/update; false when the check does not exist.
   bool UpdateCheck(const std::string& node, const std::string& id, const std::string& status,
@@ -146,6 +165,9 @@ class TestCatalog {
   std::uint64_t ChecksIndex() const { return checks_index_; }
 
   const std::string& datacenter() const { return datacenter_; }
+  const CatalogPlacement& placement() const { return placement_; }
+  // Names of the services with at least one instance.
+  std::set<std::string> ServiceNames() const;
   const TestCheck* FindCheck(const std::string& node, const std::string& check_id) const;
 
  private:
@@ -157,6 +179,7 @@ class TestCatalog {
                                TestTime now);
   void RemoveService(const std::string& node, const std::string& id);
   nlohmann::json CheckJson(const TestCheck& check) const;
+  std::string CheckNamespace(const TestCheck& check) const;
   std::vector<const TestCheck*> ChecksOf(const std::string& node,
                                          const std::string& service_id) const;
   // Every write to checks_ goes through these, to keep the indexes below.
@@ -171,7 +194,8 @@ class TestCatalog {
       std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>>;
 
   std::string datacenter_;
-  std::uint64_t index_ = 1;
+  std::shared_ptr<std::uint64_t> index_;  // the datacenter's, shared
+  CatalogPlacement placement_;
   std::uint64_t services_index_ = 1;                    // any service write
   std::uint64_t checks_index_ = 1;                      // any check write
   std::map<std::string, std::uint64_t> service_index_;  // by service name

@@ -1,0 +1,233 @@
+#include "tests/support/consul/scope_registry.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+
+namespace hb::test_support {
+namespace {
+
+// Stable, UUID-shaped, different per name.
+std::string UuidOf(const std::string& seed) {
+  const std::size_t hash = std::hash<std::string>{}(seed);
+  char id[40];
+  std::snprintf(id, sizeof(id), "%08zx-%04zx-4%03zx-8000-%012zx", hash & 0xffffffff,
+                (hash >> 32) & 0xffff, (hash >> 48) & 0xfff, hash & 0xffffffffffff);
+  return id;
+}
+
+}  // namespace
+
+ScopeRegistry::ScopeRegistry(Settings settings) : settings_(std::move(settings)) {
+  datacenters_[settings_.local_datacenter] = Datacenter{};
+  ConsulScope local;
+  local.datacenter = settings_.local_datacenter;
+  local_ = Create(local).catalog.get();
+}
+
+std::string ScopeRegistry::Key(const ConsulScope& scope, const std::string& local_datacenter) {
+  const std::string& datacenter = scope.datacenter.empty() ? local_datacenter : scope.datacenter;
+  if (datacenter == local_datacenter && scope.partition == "default" && scope.ns == "default" &&
+      scope.peer.empty()) {
+    return "";
+  }
+  // '@' and '/' cannot occur in the names (the server refuses them), so
+  // no two scopes share a prefix and no scope's prefix is a plain key.
+  return "@" + datacenter + "/" + scope.partition + "/" + scope.ns + "/" + scope.peer + "/";
+}
+
+ConsulScope ScopeRegistry::Resolve(ConsulScope scope) const {
+  if (scope.datacenter.empty()) scope.datacenter = settings_.local_datacenter;
+  return scope;
+}
+
+ScopeRegistry::Entry& ScopeRegistry::Create(const ConsulScope& resolved) {
+  Datacenter& datacenter = datacenters_.at(resolved.datacenter);
+  CatalogPlacement placement;
+  placement.ns = resolved.ns;
+  placement.partition = settings_.enterprise ? resolved.partition : std::string();
+  placement.peer = resolved.peer;
+  Entry entry;
+  entry.key = Key(resolved);
+  entry.datacenter = resolved.datacenter;
+  entry.catalog = std::make_unique<TestCatalog>(
+      resolved.datacenter, settings_.check_update_interval, datacenter.raft_index, placement);
+  const std::string key = entry.key;
+  return entries_.emplace(key, std::move(entry)).first->second;
+}
+
+ScopeRegistry::Datacenter* ScopeRegistry::FindDatacenter(const std::string& name) {
+  auto it = datacenters_.find(name);
+  return it == datacenters_.end() ? nullptr : &it->second;
+}
+
+bool ScopeRegistry::AddDatacenter(const std::string& name) {
+  if (name.empty() || datacenters_.contains(name) || datacenters_.size() >= kMaxDatacenters) {
+    return false;
+  }
+  Datacenter datacenter;
+  datacenter.order = datacenters_.size();
+  datacenters_.emplace(name, std::move(datacenter));
+  return true;
+}
+
+bool ScopeRegistry::HasDatacenter(const std::string& name) const {
+  return datacenters_.contains(name);
+}
+
+std::vector<std::string> ScopeRegistry::Datacenters() const {
+  std::vector<std::pair<std::size_t, std::string>> ordered;
+  for (const auto& [name, datacenter] : datacenters_) ordered.emplace_back(datacenter.order, name);
+  std::sort(ordered.begin(), ordered.end());
+  std::vector<std::string> names;
+  for (auto& [order, name] : ordered) names.push_back(std::move(name));
+  return names;
+}
+
+const std::string* ScopeRegistry::CutError(const std::string& datacenter) const {
+  auto it = datacenters_.find(datacenter);
+  if (it == datacenters_.end() || !it->second.cut_error) return nullptr;
+  return &*it->second.cut_error;
+}
+
+bool ScopeRegistry::SetCut(const std::string& datacenter, std::optional<std::string> error) {
+  Datacenter* found = FindDatacenter(datacenter);
+  if (found == nullptr || datacenter == settings_.local_datacenter) return false;
+  found->cut_error = std::move(error);
+  return true;
+}
+
+std::uint64_t ScopeRegistry::Index(const std::string& datacenter) const {
+  auto it = datacenters_.find(datacenter.empty() ? settings_.local_datacenter : datacenter);
+  return it == datacenters_.end() ? 0 : *it->second.raft_index;
+}
+
+TestCatalog* ScopeRegistry::ForWrite(const ConsulScope& scope, std::string& error) {
+  const ConsulScope resolved = Resolve(scope);
+  if (!datacenters_.contains(resolved.datacenter)) {
+    error = "No path to datacenter";
+    return nullptr;
+  }
+  if (!settings_.enterprise && (resolved.ns != "default" || resolved.partition != "default")) {
+    error = "Namespaces and partitions are a Consul Enterprise feature";
+    return nullptr;
+  }
+  if (!resolved.peer.empty()) {
+    // Imported services live in the local datacenter's state store, under
+    // the peering's partition.
+    const TestPeering* peering = FindPeer(resolved.peer);
+    if (peering == nullptr || resolved.datacenter != settings_.local_datacenter ||
+        peering->partition != resolved.partition) {
+      error = "no peering \"" + resolved.peer + "\" in partition " + resolved.partition +
+              " of datacenter " + resolved.datacenter;
+      return nullptr;
+    }
+  }
+  TestCatalog* catalog = Find(resolved);
+  if (catalog == nullptr) {
+    if (entries_.size() >= kMaxScopes) {
+      error = "test server: at most " + std::to_string(kMaxScopes) + " scopes";
+      return nullptr;
+    }
+    catalog = Create(resolved).catalog.get();
+  }
+  catalog->EnsureNode(settings_.node, settings_.node_address);
+  return catalog;
+}
+
+std::vector<TestCatalog*> ScopeRegistry::Matching(const ConsulScope& scope) {
+  const ConsulScope resolved = Resolve(scope);
+  if (resolved.ns != "*") {
+    TestCatalog* catalog = Find(resolved);
+    return catalog == nullptr ? std::vector<TestCatalog*>{} : std::vector<TestCatalog*>{catalog};
+  }
+  std::vector<TestCatalog*> out;
+  for (auto& [key, entry] : entries_) {
+    const CatalogPlacement& placement = entry.catalog->placement();
+    const std::string partition = placement.partition.empty() ? "default" : placement.partition;
+    if (entry.datacenter == resolved.datacenter && partition == resolved.partition &&
+        placement.peer == resolved.peer) {
+      out.push_back(entry.catalog.get());
+    }
+  }
+  return out;
+}
+
+std::vector<TestCatalog*> ScopeRegistry::CatalogsOf(const std::string& datacenter) {
+  std::vector<TestCatalog*> out;
+  for (auto& [key, entry] : entries_) {
+    if (entry.datacenter == datacenter) out.push_back(entry.catalog.get());
+  }
+  return out;
+}
+
+bool ScopeRegistry::IsPeeringState(const std::string& state) {
+  static const std::set<std::string> kStates = {"PENDING",  "ESTABLISHING", "ACTIVE",
+                                                "FAILING",  "DELETING",     "TERMINATED"};
+  return kStates.contains(state);
+}
+
+bool ScopeRegistry::AddPeer(const std::string& name, const std::string& state,
+                            const std::string& remote_datacenter, const std::string& partition) {
+  if (name.empty() || peers_.contains(name) || peers_.size() >= kMaxPeers ||
+      !IsPeeringState(state)) {
+    return false;
+  }
+  TestPeering peering;
+  peering.name = name;
+  peering.id = UuidOf("peering/" + settings_.local_datacenter + "/" + name);
+  peering.peer_id = UuidOf("peer/" + name);
+  peering.partition = partition;
+  peering.state = state;
+  peering.remote_datacenter = remote_datacenter;
+  // A peering is a write to the local datacenter's state store.
+  const std::uint64_t index = ++*datacenters_.at(settings_.local_datacenter).raft_index;
+  peering.create_index = peering.modify_index = index;
+  peers_.emplace(name, std::move(peering));
+  return true;
+}
+
+bool ScopeRegistry::SetPeerState(const std::string& name, const std::string& state) {
+  auto it = peers_.find(name);
+  if (it == peers_.end() || !IsPeeringState(state)) return false;
+  if (it->second.state == state) return true;
+  it->second.state = state;
+  it->second.modify_index = ++*datacenters_.at(settings_.local_datacenter).raft_index;
+  return true;
+}
+
+bool ScopeRegistry::DeletePeer(const std::string& name) {
+  auto it = peers_.find(name);
+  if (it == peers_.end()) return false;
+  // Catalogs are never destroyed (blocked readers hold pointers to them):
+  // the imported data is deregistered, which moves their indexes.
+  for (auto& [key, entry] : entries_) {
+    if (entry.catalog->placement().peer == name) entry.catalog->RemoveAllServices();
+  }
+  peers_.erase(it);
+  return true;
+}
+
+const TestPeering* ScopeRegistry::FindPeer(const std::string& name) const {
+  auto it = peers_.find(name);
+  return it == peers_.end() ? nullptr : &it->second;
+}
+
+std::vector<const TestPeering*> ScopeRegistry::Peers(const std::string& partition) const {
+  std::vector<const TestPeering*> out;
+  for (const auto& [name, peering] : peers_) {
+    if (peering.partition == partition) out.push_back(&peering);
+  }
+  return out;
+}
+
+std::set<std::string> ScopeRegistry::ImportedServices(const std::string& peer) {
+  std::set<std::string> names;
+  for (auto& [key, entry] : entries_) {
+    if (entry.catalog->placement().peer != peer) continue;
+    for (const std::string& name : entry.catalog->ServiceNames()) names.insert(name);
+  }
+  return names;
+}
+
+}  // namespace hb::test_support

@@ -1,0 +1,144 @@
+#pragma once
+
+// What one Consul test server holds beyond its own datacenter's default
+// namespace: other datacenters (each its own Raft log, so its own
+// X-Consul-Index), cluster peerings and the services imported from them,
+// and Consul Enterprise namespaces and admin partitions. Each scope is a
+// TestCatalog of its own; the catalogs of one datacenter share its Raft
+// index. Not thread-safe: the server's mutex guards it.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/support/consul/test_catalog.h"
+
+namespace hb::test_support {
+
+// Where a service lives. Write it with designated initializers
+// (ConsulScope{.datacenter = "dc2"}): a braced list would also convert to
+// a string and make overloads ambiguous.
+struct ConsulScope {
+  std::string datacenter{};  // "" = the server's own datacenter
+  std::string partition = "default";
+  std::string ns = "default";  // the namespace ("namespace" is a keyword)
+  std::string peer{};          // "" = the datacenter's own; else imported from this peer
+};
+
+// One cluster peering as GET /v1/peerings lists it.
+struct TestPeering {
+  std::string name;
+  std::string id;       // this side's UUID
+  std::string peer_id;  // the other side's UUID
+  std::string partition = "default";
+  std::string state;  // PENDING, ESTABLISHING, ACTIVE, FAILING, DELETING, TERMINATED
+  std::string remote_datacenter;
+  std::uint64_t create_index = 0;
+  std::uint64_t modify_index = 0;
+  std::optional<std::chrono::system_clock::time_point> deleted_at;
+};
+
+class ScopeRegistry {
+ public:
+  struct Settings {
+    std::string local_datacenter;
+    std::string node;          // the agent's node, registered in every scope written to
+    std::string node_address;  // its address
+    std::chrono::milliseconds check_update_interval{};
+    bool enterprise = false;  // answers name the partition (Consul Enterprise)
+  };
+  // A test server holds at most this many scopes (datacenter, partition,
+  // namespace, peer), so a client cannot make it grow without bound.
+  static constexpr std::size_t kMaxScopes = 512;
+  static constexpr std::size_t kMaxDatacenters = 64;
+  static constexpr std::size_t kMaxPeers = 64;
+
+  explicit ScopeRegistry(Settings settings);
+
+  // The local datacenter's default partition and namespace.
+  TestCatalog& Local() { return *local_; }
+  const std::string& local_datacenter() const { return settings_.local_datacenter; }
+  bool enterprise() const { return settings_.enterprise; }
+
+  // Datacenters: the local one first, then in the order added (Consul
+  // sorts by round-trip time, and the local one is the nearest).
+  bool AddDatacenter(const std::string& name);
+  bool HasDatacenter(const std::string& name) const;
+  std::vector<std::string> Datacenters() const;
+  // While cut off, every request for the datacenter answers HTTP 500 with
+  // this text; nullptr while it is reachable (or unknown).
+  const std::string* CutError(const std::string& datacenter) const;
+  // false when the datacenter is unknown or local (the agent's own
+  // datacenter cannot be cut off from itself).
+  bool SetCut(const std::string& datacenter, std::optional<std::string> error);
+  std::uint64_t Index(const std::string& datacenter) const;
+
+  // "" for the local datacenter's default scope, else a prefix that names
+  // the scope: the server keys its blocked readers by it.
+  static std::string Key(const ConsulScope& scope, const std::string& local_datacenter);
+  std::string Key(const ConsulScope& scope) const { return Key(scope, local_datacenter()); }
+  // The scope with its datacenter filled in ("" = local).
+  ConsulScope Resolve(ConsulScope scope) const;
+
+  // The catalog of `scope` if it exists (nullptr: nothing was ever written
+  // to it); by scope or by its Key().
+  TestCatalog* Find(const ConsulScope& scope) { return FindByKey(Key(scope)); }
+  TestCatalog* FindByKey(const std::string& key) {
+    auto it = entries_.find(key);
+    return it == entries_.end() ? nullptr : it->second.catalog.get();
+  }
+  // The catalog of `scope`, created on first use with the agent's node in
+  // it; nullptr with `error` set when the datacenter or peer is unknown or
+  // the scopes are at their bound.
+  TestCatalog* ForWrite(const ConsulScope& scope, std::string& error);
+  // The existing catalogs of the scope's datacenter, partition and peer
+  // whose namespace is `scope.ns`, or any namespace for "*".
+  std::vector<TestCatalog*> Matching(const ConsulScope& scope);
+
+  // Every scope, for the timers and for waking blocked readers.
+  struct Entry {
+    std::string key;
+    std::string datacenter;
+    std::unique_ptr<TestCatalog> catalog;
+    std::uint64_t woken_services_index = 0;  // the server's, see WakeChangedLocked
+  };
+  std::map<std::string, Entry>& entries() { return entries_; }
+  // The catalogs of one datacenter (a snapshot restore resets them all).
+  std::vector<TestCatalog*> CatalogsOf(const std::string& datacenter);
+
+  // Cluster peerings of the local datacenter.
+  static bool IsPeeringState(const std::string& state);
+  bool AddPeer(const std::string& name, const std::string& state,
+               const std::string& remote_datacenter, const std::string& partition = "default");
+  bool SetPeerState(const std::string& name, const std::string& state);
+  // Marks the peering deleted (state DELETING) and removes what was
+  // imported from it; it is gone from the list once that is done, which
+  // here is at once.
+  bool DeletePeer(const std::string& name);
+  const TestPeering* FindPeer(const std::string& name) const;
+  std::vector<const TestPeering*> Peers(const std::string& partition) const;
+  // Names of the services imported from `peer`.
+  std::set<std::string> ImportedServices(const std::string& peer);
+
+ private:
+  struct Datacenter {
+    std::shared_ptr<std::uint64_t> raft_index = std::make_shared<std::uint64_t>(1);
+    std::optional<std::string> cut_error;
+    std::size_t order = 0;
+  };
+  Entry& Create(const ConsulScope& resolved);
+  Datacenter* FindDatacenter(const std::string& name);
+
+  Settings settings_;
+  std::map<std::string, Datacenter> datacenters_;
+  std::map<std::string, Entry> entries_;  // by Key()
+  std::map<std::string, TestPeering> peers_;
+  TestCatalog* local_ = nullptr;
+};
+
+}  // namespace hb::test_support

@@ -1,0 +1,435 @@
+// The Consul test server's datacenters, cluster peers, namespaces and
+// partitions, pinned to what Consul documents: each datacenter its own
+// Raft index, "No path to datacenter" (HTTP 500) for one it cannot reach,
+// /v1/peerings and ?peer= answers naming the peer, and ?ns= / ?partition=
+// as Consul Enterprise serves them and Consul OSS refuses them.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <future>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "tests/support/consul/consul_test_server.h"
+#include "tests/support/eventually.h"
+
+namespace hb::test_support {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using ::testing::ElementsAre;
+using ::testing::UnorderedElementsAre;
+
+struct Answer {
+  int status = 0;
+  std::uint64_t index = 0;
+  json body;
+  std::string text;
+};
+
+class ConsulScopesTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start({}); }
+
+  void Start(ConsulTestServerOptions options) {
+    http_.reset();
+    server_ = std::make_unique<ConsulTestServer>(std::move(options));
+    ASSERT_NE(server_->Start(), 0);
+    http_ = MakeClient();
+  }
+
+  std::unique_ptr<httplib::Client> MakeClient() const {
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+    client->set_read_timeout(30);
+    return client;
+  }
+
+  Answer Get(const std::string& path, const httplib::Headers& headers = {}) const {
+    return GetWith(*http_, path, headers);
+  }
+
+  static Answer GetWith(httplib::Client& client, const std::string& path,
+                        const httplib::Headers& headers = {}) {
+    auto result = client.Get(path, headers);
+    EXPECT_TRUE(result) << path;
+    if (!result) return {};
+    Answer answer{result->status, 0, json::parse(result->body, nullptr, false), result->body};
+    if (result->has_header("X-Consul-Index")) {
+      answer.index = std::stoull(result->get_header_value("X-Consul-Index"));
+    }
+    return answer;
+  }
+
+  static json Web(const std::string& id, const std::string& status = "passing") {
+    return {{"ID", id},
+            {"Name", "web"},
+            {"Port", 8080},
+            {"Check", {{"CheckID", "service:" + id}, {"TTL", "10m"}, {"Status", status}}}};
+  }
+
+  std::unique_ptr<ConsulTestServer> server_;
+  std::unique_ptr<httplib::Client> http_;
+};
+
+const ConsulScope kDc2{.datacenter = "dc2"};
+
+TEST_F(ConsulScopesTest, DatacentersAreListedLocalFirstAndUnknownOnesHaveNoPath) {
+  ASSERT_TRUE(server_->AddDatacenter("dc2"));
+  ASSERT_TRUE(server_->AddDatacenter("dc3"));
+  EXPECT_FALSE(server_->AddDatacenter("dc2"));
+  const Answer listed = Get("/v1/catalog/datacenters");
+  EXPECT_EQ(listed.status, 200);
+  EXPECT_EQ(listed.body, json({"dc1", "dc2", "dc3"}));
+  // The local datacenter by name is the local datacenter.
+  EXPECT_EQ(Get("/v1/health/service/web?dc=dc1").status, 200);
+  // Consul's forwardDC for a datacenter it has no route to, on every
+  // endpoint family (hashicorp/consul#908: 500, text/plain).
+  for (const std::string path : {"/v1/health/service/web?dc=dc9", "/v1/catalog/services?dc=dc9",
+                                  "/v1/health/state/any?dc=dc9", "/v1/kv/key?dc=dc9"}) {
+    const Answer answer = Get(path);
+    EXPECT_EQ(answer.status, 500) << path;
+    EXPECT_EQ(answer.text, "No path to datacenter") << path;
+  }
+}
+
+TEST_F(ConsulScopesTest, EachDatacenterAnswersWithItsOwnDataAndItsOwnRaftIndex) {
+  ASSERT_TRUE(server_->AddDatacenter("dc2"));
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(server_->RegisterService(Web("local-" + std::to_string(i))), "");
+  ASSERT_EQ(server_->RegisterService(kDc2, Web("remote-1")), "");
+  const std::uint64_t dc1_index = server_->Index("dc1");
+  const std::uint64_t dc2_index = server_->Index("dc2");
+  EXPECT_GT(dc1_index, dc2_index + 10) << "one Raft log per datacenter";
+  EXPECT_EQ(server_->Index(), dc1_index);
+
+  const Answer remote = Get("/v1/health/service/web?dc=dc2");
+  ASSERT_EQ(remote.status, 200);
+  ASSERT_EQ(remote.body.size(), 1u);
+  EXPECT_EQ(remote.body[0]["Service"]["ID"], "remote-1");
+  EXPECT_EQ(remote.body[0]["Node"]["Datacenter"], "dc2");
+  EXPECT_LE(remote.index, dc2_index);
+  EXPECT_EQ(Get("/v1/health/service/web").body.size(), 20u);
+  EXPECT_EQ(Get("/v1/catalog/services?dc=dc2").body, json({{"web", json::array()}}));
+
+  // Writes to one datacenter move only its index.
+  ASSERT_TRUE(server_->UpdateCheck(kDc2, "service:remote-1", "critical", "down"));
+  EXPECT_EQ(server_->Index("dc1"), dc1_index);
+  EXPECT_GT(server_->Index("dc2"), dc2_index);
+  EXPECT_EQ(Get("/v1/health/service/web?dc=dc2").body[0]["Checks"][1]["Status"], "critical");
+}
+
+TEST_F(ConsulScopesTest, AnIndexFromAnotherDatacenterHoldsTheQueryPastItsChanges) {
+  // go-kratos passes one datacenter's X-Consul-Index to the next one's
+  // blocking query: the server waits for its own index to pass a number
+  // from another log, so the change below is not seen until the wait ends.
+  ASSERT_TRUE(server_->AddDatacenter("dc2"));
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(server_->RegisterService(Web("local-" + std::to_string(i))), "");
+  ASSERT_EQ(server_->RegisterService(kDc2, Web("remote-1")), "");
+  const std::uint64_t foreign = Get("/v1/health/service/web").index;
+  auto held = std::async(std::launch::async, [&] {
+    auto client = MakeClient();
+    return GetWith(*client, "/v1/health/service/web?dc=dc2&wait=300ms&index=" +
+                                std::to_string(foreign));
+  });
+  ASSERT_TRUE(server_->UpdateCheck(kDc2, "service:remote-1", "critical", "down"));
+  const Answer answer = held.get();
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_LT(answer.index, foreign) << "dc2's own index, below the foreign one passed";
+  EXPECT_EQ(answer.body[0]["Checks"][1]["Status"], "critical");
+}
+
+TEST_F(ConsulScopesTest, ACutOffDatacenterAnswersNoPathReleasesHeldQueriesAndComesBack) {
+  ASSERT_TRUE(server_->AddDatacenter("dc2"));
+  ASSERT_EQ(server_->RegisterService(kDc2, Web("remote-1")), "");
+  const Answer before = Get("/v1/health/service/web?dc=dc2");
+  ASSERT_EQ(before.status, 200);
+
+  auto held = std::async(std::launch::async, [&] {
+    auto client = MakeClient();
+    return GetWith(*client,
+                   "/v1/health/service/web?dc=dc2&wait=5m&index=" + std::to_string(before.index));
+  });
+  // Held until the cut: then the forwarded query fails.
+  ASSERT_TRUE(Eventually([&] { return server_->RequestCounts()["/v1/health/service/web"] >= 2; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(server_->CutDatacenter("dc2", true));
+  ASSERT_EQ(held.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  const Answer released = held.get();
+  EXPECT_EQ(released.status, 500);
+  EXPECT_EQ(released.text, "No path to datacenter");
+
+  for (const std::string path : {"/v1/health/service/web?dc=dc2", "/v1/catalog/services?dc=dc2",
+                                 "/v1/health/state/any?dc=dc2"}) {
+    const Answer answer = Get(path);
+    EXPECT_EQ(answer.status, 500) << path;
+    EXPECT_EQ(answer.text, "No path to datacenter") << path;
+  }
+  // Still a datacenter Consul knows of, and the local one is served.
+  EXPECT_EQ(Get("/v1/catalog/datacenters").body, json({"dc1", "dc2"}));
+  EXPECT_EQ(Get("/v1/health/service/web").status, 200);
+  // Life goes on in dc2 while nobody can see it.
+  ASSERT_TRUE(server_->UpdateCheck(kDc2, "service:remote-1", "critical", "down"));
+
+  ASSERT_TRUE(server_->CutDatacenter("dc2", false));
+  const Answer after = Get("/v1/health/service/web?dc=dc2");
+  ASSERT_EQ(after.status, 200);
+  EXPECT_GT(after.index, before.index);
+  EXPECT_EQ(after.body[0]["Checks"][1]["Status"], "critical");
+
+  // Consul's other text, for a datacenter whose servers all failed.
+  ASSERT_TRUE(server_->CutDatacenter("dc2", true, "Remote DC has no server currently reachable"));
+  EXPECT_EQ(Get("/v1/health/service/web?dc=dc2").text,
+            "Remote DC has no server currently reachable");
+  EXPECT_FALSE(server_->CutDatacenter("dc1", true)) << "the local datacenter cannot be cut off";
+  EXPECT_FALSE(server_->CutDatacenter("dc9", true));
+}
+
+TEST_F(ConsulScopesTest, PeeringsAreListedWithTheirStateAndWhatTheyImport) {
+  ASSERT_TRUE(server_->AddPeer("cluster-02"));
+  ASSERT_TRUE(server_->AddPeer("cluster-03", "PENDING"));
+  EXPECT_FALSE(server_->AddPeer("cluster-04", "SLEEPY"));
+  ASSERT_EQ(server_->RegisterService(ConsulScope{.peer = "cluster-02"}, Web("imported-1")), "");
+  EXPECT_NE(server_->RegisterService(ConsulScope{.peer = "nope"}, Web("x")), "");
+
+  const Answer listed = Get("/v1/peerings");
+  ASSERT_EQ(listed.status, 200);
+  ASSERT_EQ(listed.body.size(), 2u);
+  const json& peering = listed.body[0];
+  // The fields of Consul's documented sample (api-docs/peering).
+  for (const char* key : {"ID", "Name", "State", "PeerID", "PeerServerName", "PeerServerAddresses",
+                          "CreateIndex", "ModifyIndex", "StreamStatus", "Remote"}) {
+    EXPECT_TRUE(peering.contains(key)) << key;
+  }
+  EXPECT_FALSE(peering.contains("Partition")) << "Consul OSS leaves the partition out";
+  EXPECT_EQ(peering["Name"], "cluster-02");
+  EXPECT_EQ(peering["State"], "ACTIVE");
+  EXPECT_EQ(peering["ImportedServiceCount"], 1);
+  EXPECT_EQ(peering["StreamStatus"]["ImportedServices"], json({"web"}));
+  EXPECT_EQ(listed.body[1]["State"], "PENDING");
+
+  const std::uint64_t modified = peering["ModifyIndex"];
+  ASSERT_TRUE(server_->SetPeerState("cluster-02", "FAILING"));
+  const Answer one = Get("/v1/peering/cluster-02");
+  EXPECT_EQ(one.body["State"], "FAILING");
+  EXPECT_GT(one.body["ModifyIndex"].get<std::uint64_t>(), modified);
+  // A failing peering's imported data is still served.
+  EXPECT_EQ(Get("/v1/health/service/web?peer=cluster-02").body.size(), 1u);
+
+  const Answer missing = Get("/v1/peering/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.text, "Peering not found for \"nope\"");
+
+  ASSERT_TRUE(server_->DeletePeer("cluster-02"));
+  EXPECT_EQ(Get("/v1/peerings").body.size(), 1u);
+  EXPECT_EQ(Get("/v1/health/service/web?peer=cluster-02").body, json::array());
+}
+
+TEST_F(ConsulScopesTest, PeerQueriesAnswerImportedServicesNamingThePeer) {
+  ASSERT_TRUE(server_->AddPeer("cluster-02"));
+  const ConsulScope imported{.peer = "cluster-02"};
+  ASSERT_EQ(server_->RegisterService(Web("web-1")), "");
+  ASSERT_EQ(server_->RegisterService(imported, Web("web-1")), "");
+
+  const Answer local = Get("/v1/health/service/web");
+  ASSERT_EQ(local.body.size(), 1u);
+  EXPECT_FALSE(local.body[0]["Service"].contains("PeerName"));
+  const Answer peered = Get("/v1/health/service/web?peer=cluster-02");
+  ASSERT_EQ(peered.status, 200);
+  ASSERT_EQ(peered.body.size(), 1u);
+  EXPECT_EQ(peered.body[0]["Service"]["PeerName"], "cluster-02");
+  EXPECT_EQ(peered.body[0]["Node"]["PeerName"], "cluster-02");
+  EXPECT_EQ(peered.body[0]["Checks"][1]["PeerName"], "cluster-02");
+  EXPECT_EQ(Get("/v1/catalog/services?peer=cluster-02").body, json({{"web", json::array()}}));
+  // An unknown peer imports nothing.
+  EXPECT_EQ(Get("/v1/health/service/web?peer=nope").body, json::array());
+  EXPECT_EQ(Get("/v1/catalog/services?peer=nope").body, json::object());
+
+  // Imported services share the local datacenter's Raft log, with their
+  // own blocking queries: a held ?peer= query wakes on its own change.
+  auto held = std::async(std::launch::async, [&] {
+    auto client = MakeClient();
+    return GetWith(*client, "/v1/health/service/web?peer=cluster-02&wait=5m&index=" +
+                                std::to_string(peered.index));
+  });
+  ASSERT_TRUE(Eventually([&] { return server_->RequestCounts()["/v1/health/service/web"] >= 4; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(server_->UpdateCheck(imported, "service:web-1", "critical", "down"));
+  ASSERT_EQ(held.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  const Answer woken = held.get();
+  EXPECT_GT(woken.index, peered.index);
+  EXPECT_EQ(woken.body[0]["Checks"][1]["Status"], "critical");
+  // The local service did not change.
+  EXPECT_EQ(Get("/v1/health/service/web").body[0]["Checks"][1]["Status"], "passing");
+}
+
+TEST_F(ConsulScopesTest, ConsulOssRefusesNamespacesAndPartitionsWithItsOwnTexts) {
+  const Answer ns = Get("/v1/health/service/web?ns=team-a");
+  EXPECT_EQ(ns.status, 400);
+  EXPECT_EQ(ns.text, "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
+  const Answer partition = Get("/v1/catalog/services?partition=p2");
+  EXPECT_EQ(partition.status, 400);
+  EXPECT_EQ(partition.text,
+            "Invalid query parameter: \"partition\" - Partitions are a Consul Enterprise feature");
+  const Answer header = Get("/v1/health/state/any", {{"X-Consul-Namespace", "team-a"}});
+  EXPECT_EQ(header.status, 400);
+  EXPECT_EQ(header.text,
+            "Invalid header: \"X-Consul-Namespace\" - Namespaces are a Consul Enterprise feature");
+  EXPECT_EQ(Get("/v1/peerings?partition=default").status, 400);
+  EXPECT_NE(server_->RegisterService(ConsulScope{.ns = "team-a"}, Web("web-1")), "");
+  // Endpoints without an enterprise meta do not look.
+  EXPECT_EQ(Get("/v1/status/leader?ns=team-a").status, 200);
+}
+
+TEST_F(ConsulScopesTest, EnterpriseNamespacesAndPartitionsFilterAndNameThemselves) {
+  ConsulTestServerOptions options;
+  options.enterprise = true;
+  Start(options);
+  const ConsulScope team_a{.ns = "team-a"};
+  const ConsulScope other_partition{.partition = "p2"};
+  ASSERT_EQ(server_->RegisterService(Web("web-default")), "");
+  ASSERT_EQ(server_->RegisterService(team_a, Web("web-a")), "");
+  ASSERT_EQ(server_->RegisterService(other_partition, Web("web-p2")), "");
+
+  const Answer in_team_a = Get("/v1/health/service/web?ns=team-a");
+  ASSERT_EQ(in_team_a.status, 200);
+  ASSERT_EQ(in_team_a.body.size(), 1u);
+  EXPECT_EQ(in_team_a.body[0]["Service"]["ID"], "web-a");
+  EXPECT_EQ(in_team_a.body[0]["Service"]["Namespace"], "team-a");
+  EXPECT_EQ(in_team_a.body[0]["Service"]["Partition"], "default");
+  EXPECT_EQ(in_team_a.body[0]["Node"]["Partition"], "default");
+  // The node's serfHealth is in the default namespace; the service's
+  // check in the service's.
+  EXPECT_EQ(in_team_a.body[0]["Checks"][0]["CheckID"], "serfHealth");
+  EXPECT_EQ(in_team_a.body[0]["Checks"][0]["Namespace"], "default");
+  EXPECT_EQ(in_team_a.body[0]["Checks"][1]["Namespace"], "team-a");
+  // The header form selects the same.
+  EXPECT_EQ(Get("/v1/health/service/web", {{"X-Consul-Namespace", "team-a"}}).body, in_team_a.body);
+
+  const Answer in_default = Get("/v1/health/service/web");
+  ASSERT_EQ(in_default.body.size(), 1u);
+  EXPECT_EQ(in_default.body[0]["Service"]["ID"], "web-default");
+  EXPECT_EQ(in_default.body[0]["Service"]["Namespace"], "default");
+
+  const Answer in_p2 = Get("/v1/health/service/web?partition=p2");
+  ASSERT_EQ(in_p2.body.size(), 1u);
+  EXPECT_EQ(in_p2.body[0]["Service"]["ID"], "web-p2");
+  EXPECT_EQ(in_p2.body[0]["Service"]["Partition"], "p2");
+  EXPECT_EQ(in_p2.body[0]["Node"]["Partition"], "p2");
+
+  // ns=* on the checks list: every namespace of the default partition.
+  const Answer every = Get("/v1/health/state/any?ns=*");
+  ASSERT_EQ(every.status, 200);
+  std::set<std::string> service_ids;
+  for (const json& check : every.body) {
+    if (!check["ServiceID"].get<std::string>().empty()) service_ids.insert(check["ServiceID"]);
+  }
+  EXPECT_THAT(service_ids, UnorderedElementsAre("web-default", "web-a"));
+  EXPECT_EQ(Get("/v1/catalog/services?ns=*").body, json({{"web", json::array()}}));
+  // Not on one service's health.
+  EXPECT_EQ(Get("/v1/health/service/web?ns=*").status, 400);
+  EXPECT_EQ(Get("/v1/health/service/web?ns=bad/name").status, 400);
+  // A namespace nothing was written to is empty, not an error.
+  EXPECT_EQ(Get("/v1/health/service/web?ns=team-b").body, json::array());
+}
+
+TEST_F(ConsulScopesTest, TheAgentRegistersAndUpdatesServicesInTheNamespaceItIsGiven) {
+  // OSS first: a namespace in the body is not quietly dropped.
+  auto refused = http_->Put("/v1/agent/service/register",
+                            json{{"Name", "web"}, {"Namespace", "team-a"}}.dump(),
+                            "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400);
+
+  ConsulTestServerOptions options;
+  options.enterprise = true;
+  Start(options);
+  json body = Web("web-a", "critical");
+  body["Namespace"] = "team-a";
+  auto registered = http_->Put("/v1/agent/service/register", body.dump(), "application/json");
+  ASSERT_EQ(registered->status, 200) << registered->body;
+  EXPECT_EQ(Get("/v1/health/service/web").body, json::array());
+  // The check is found in the namespace the request names, not elsewhere.
+  EXPECT_EQ(http_->Put("/v1/agent/check/pass/service:web-a", "", "text/plain")->status, 404);
+  ASSERT_EQ(http_->Put("/v1/agent/check/pass/service:web-a?ns=team-a", "", "text/plain")->status,
+            200);
+  const Answer in_team_a = Get("/v1/health/service/web?ns=team-a");
+  ASSERT_EQ(in_team_a.body.size(), 1u);
+  EXPECT_EQ(in_team_a.body[0]["Checks"][1]["Status"], "passing");
+  // Agent endpoints serve the agent's own datacenter whatever ?dc= says.
+  ASSERT_TRUE(server_->AddDatacenter("dc2"));
+  ASSERT_EQ(http_->Put("/v1/agent/service/deregister/web-a?ns=team-a&dc=dc2", "", "text/plain")
+                ->status,
+            200);
+  EXPECT_EQ(Get("/v1/health/service/web?ns=team-a").body, json::array());
+}
+
+TEST_F(ConsulScopesTest, BlockingQueriesOfOneNamespaceIgnoreWritesToAnother) {
+  ConsulTestServerOptions options;
+  options.enterprise = true;
+  Start(options);
+  const ConsulScope team_a{.ns = "team-a"};
+  ASSERT_EQ(server_->RegisterService(team_a, Web("web-a")), "");
+  ASSERT_EQ(server_->RegisterService(Web("web-default")), "");
+  const Answer first = Get("/v1/health/service/web?ns=team-a");
+  auto held = std::async(std::launch::async, [&] {
+    auto client = MakeClient();
+    return GetWith(*client, "/v1/health/service/web?ns=team-a&wait=300ms&index=" +
+                                std::to_string(first.index));
+  });
+  ASSERT_TRUE(server_->UpdateCheck("service:web-default", "critical", "down"));
+  const Answer unchanged = held.get();
+  EXPECT_EQ(unchanged.index, first.index) << "woken only by its own namespace, at the wait's end";
+
+  auto woken = std::async(std::launch::async, [&] {
+    auto client = MakeClient();
+    return GetWith(*client, "/v1/health/service/web?ns=team-a&wait=5m&index=" +
+                                std::to_string(first.index));
+  });
+  ASSERT_TRUE(Eventually([&] { return server_->RequestCounts()["/v1/health/service/web"] >= 3; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(server_->UpdateCheck(team_a, "service:web-a", "critical", "down"));
+  ASSERT_EQ(woken.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_GT(woken.get().index, first.index);
+}
+
+TEST_F(ConsulScopesTest, ScriptsReachEveryScopeOverHttp) {
+  // /_test/ routes for the demo and scripts, and Consul's own catalog
+  // register with ?dc= for writes to another datacenter.
+  ASSERT_EQ(http_->Put("/_test/datacenter?name=dc2", "", "text/plain")->status, 200);
+  auto registered = http_->Put(
+      "/v1/catalog/register?dc=dc2",
+      json{{"Node", "remote-node"},
+           {"Address", "10.1.0.1"},
+           {"Service", {{"ID", "api-1"}, {"Service", "api"}, {"Port", 80}}},
+           {"Checks", {{{"CheckID", "api-alive"}, {"ServiceID", "api-1"}, {"Status", "passing"}}}}}
+          .dump(),
+      "application/json");
+  ASSERT_EQ(registered->status, 200) << registered->body;
+  const Answer remote = Get("/v1/health/service/api?dc=dc2");
+  ASSERT_EQ(remote.body.size(), 1u);
+  EXPECT_EQ(remote.body[0]["Node"]["Node"], "remote-node");
+  EXPECT_EQ(Get("/v1/health/service/api").body, json::array());
+
+  ASSERT_EQ(http_->Put("/_test/datacenter?name=dc2&cut=true", "", "text/plain")->status, 200);
+  EXPECT_EQ(Get("/v1/health/service/api?dc=dc2").status, 500);
+  ASSERT_EQ(http_->Put("/_test/datacenter?name=dc2&cut=false", "", "text/plain")->status, 200);
+  EXPECT_EQ(Get("/v1/health/service/api?dc=dc2").status, 200);
+
+  ASSERT_EQ(http_->Put("/_test/peer?name=cluster-02", "", "text/plain")->status, 200);
+  ASSERT_EQ(
+      http_->Put("/_test/peer/register?peer=cluster-02", Web("web-1").dump(), "application/json")
+          ->status,
+      200);
+  ASSERT_EQ(http_->Put("/_test/peer/check?peer=cluster-02&id=service:web-1&status=warning", "",
+                       "text/plain")
+                ->status,
+            200);
+  EXPECT_EQ(Get("/v1/health/service/web?peer=cluster-02").body[0]["Checks"][1]["Status"],
+            "warning");
+  ASSERT_EQ(http_->Put("/_test/peer?name=cluster-02&state=TERMINATED", "", "text/plain")->status,
+            200);
+  EXPECT_EQ(Get("/v1/peering/cluster-02").body["State"], "TERMINATED");
+  EXPECT_EQ(http_->Put("/_test/peer?name=cluster-02&state=ASLEEP", "", "text/plain")->status, 400);
+}
+
+}  // namespace
+}  // namespace hb::test_support

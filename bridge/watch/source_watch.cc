@@ -335,7 +335,12 @@ void SourceWatch::Rebalance() {
     covered_.erase(it);
     StartServiceWatch(service);
   }
-  if (!covered_.empty() && !checks_query_) {
+  if (!covered_.empty() && !options_.scope.peer.empty()) {
+    // Consul's /v1/health/state takes no ?peer=: nothing tells which of a
+    // peer's imported services changed, so the covered ones are re-read
+    // on every catalog move and every safety_sweep_delay.
+    ScheduleSafetySweep();
+  } else if (!covered_.empty() && !checks_query_) {
     spdlog::info(
         "{} services get a blocking query each; the other {} are watched through "
         "/v1/health/state/any (consul.max_connections {})",
@@ -466,6 +471,11 @@ void SourceWatch::OnTableDiffed(std::uint64_t settles, TableJob& job) {
 
 void SourceWatch::OnCatalogMoved(std::uint64_t index, bool explained) {
   if (covered_.empty()) return;
+  if (!options_.scope.peer.empty()) {
+    // No checks table of a peer's services to consult: read them again.
+    Sweep();
+    return;
+  }
   if (explained) {
     ScheduleSafetySweep();
     return;
@@ -523,6 +533,11 @@ void SourceWatch::ScheduleSafetySweep() {
                              if (alive.expired()) return;
                              safety_sweep_timer_.reset();
                              Sweep();
+                             // A peer source's covered services have no
+                             // change detector: they are re-read this often.
+                             if (!options_.scope.peer.empty() && !covered_.empty()) {
+                               ScheduleSafetySweep();
+                             }
                            });
 }
 

@@ -78,10 +78,10 @@ ConsulTestServer::ConsulTestServer(ConsulTestServerOptions options)
 ConsulTestServer::~ConsulTestServer() {
   Stop();
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     background_stop_ = true;
   }
-  background_wake_.notify_all();
+  background_wake_.SignalAll();
   background_.join();
   if (refuse_.joinable()) refuse_.join();
 }
@@ -90,7 +90,7 @@ int ConsulTestServer::Start() {
   std::lock_guard server_lock(server_mutex_);
   if (server_) return port_;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     stopping_ = false;
   }
   server_ = std::make_unique<KeepAliveServer>(limiter_);
@@ -114,7 +114,7 @@ void ConsulTestServer::Stop() {
   std::lock_guard server_lock(server_mutex_);
   if (!server_) return;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     stopping_ = true;
     ++generation_;
     WakeAllLocked();
@@ -125,7 +125,7 @@ void ConsulTestServer::Stop() {
 }
 
 void ConsulTestServer::Notify() {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   WakeChangedLocked();
 }
 
@@ -133,7 +133,7 @@ void ConsulTestServer::WakeIfMoved(WatchedEndpoint& endpoint) {
   const std::uint64_t index = endpoint.index_of();
   if (index == endpoint.notified_index) return;
   endpoint.notified_index = index;
-  endpoint.changed.notify_all();
+  endpoint.changed.SignalAll();
 }
 
 void ConsulTestServer::WakeChangedLocked() {
@@ -196,13 +196,13 @@ void ConsulTestServer::InvalidateSessionLocked(const std::string& id, TestTime n
 }
 
 void ConsulTestServer::WakeAllLocked() {
-  for (auto& [key, endpoint] : watched_) endpoint->changed.notify_all();
+  for (auto& [key, endpoint] : watched_) endpoint->changed.SignalAll();
 }
 
 std::string ConsulTestServer::RegisterService(const json& registration) {
   std::string error;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     error = catalog_.RegisterService(options_.node, registration, std::chrono::steady_clock::now());
   }
   Notify();
@@ -212,7 +212,7 @@ std::string ConsulTestServer::RegisterService(const json& registration) {
 bool ConsulTestServer::DeregisterService(const std::string& service_id) {
   bool found;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     found = catalog_.DeregisterService(options_.node, service_id);
   }
   Notify();
@@ -223,7 +223,7 @@ bool ConsulTestServer::UpdateCheck(const std::string& check_id, const std::strin
                                    const std::string& output) {
   bool found;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     found = catalog_.UpdateCheck(options_.node, check_id, status, output,
                                  std::chrono::steady_clock::now());
   }
@@ -235,7 +235,7 @@ bool ConsulTestServer::SetServiceMaintenance(const std::string& service_id, bool
                                              const std::string& reason) {
   bool found;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     found = catalog_.SetServiceMaintenance(options_.node, service_id, enable, reason,
                                            std::chrono::steady_clock::now());
   }
@@ -245,7 +245,7 @@ bool ConsulTestServer::SetServiceMaintenance(const std::string& service_id, bool
 
 void ConsulTestServer::SetNodeMaintenance(bool enable, const std::string& reason) {
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     catalog_.SetNodeMaintenance(options_.node, enable, reason, std::chrono::steady_clock::now());
   }
   Notify();
@@ -254,7 +254,7 @@ void ConsulTestServer::SetNodeMaintenance(bool enable, const std::string& reason
 bool ConsulTestServer::SetSerfHealth(const std::string& node, const std::string& status) {
   bool found;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     found = catalog_.SetNodeCheck(
         node, "serfHealth", status,
         status == "passing" ? "Agent alive and reachable" : "Agent not live or unreachable",
@@ -266,18 +266,18 @@ bool ConsulTestServer::SetSerfHealth(const std::string& node, const std::string&
 
 std::optional<std::chrono::steady_clock::time_point> ConsulTestServer::CriticalSince(
     const std::string& check_id) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   const TestCheck* check = catalog_.FindCheck(options_.node, check_id);
   return check == nullptr ? std::nullopt : check->critical_since;
 }
 
 std::uint64_t ConsulTestServer::Index() {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   return catalog_.index();
 }
 
 void ConsulTestServer::FailNext(int count, int status, std::string body, std::string prefix) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   fail_count_ = count;
   fail_status_ = status;
   fail_body_ = std::move(body);
@@ -285,28 +285,28 @@ void ConsulTestServer::FailNext(int count, int status, std::string body, std::st
 }
 
 void ConsulTestServer::SetAclToken(std::string token) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   acl_token_ = std::move(token);
 }
 
 void ConsulTestServer::SetLatency(std::chrono::milliseconds latency) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   latency_ = latency;
 }
 
 void ConsulTestServer::MalformedNext(int count) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   malformed_count_ = count;
 }
 
 void ConsulTestServer::DropNext(int count) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   drop_count_ = count;
 }
 
 void ConsulTestServer::ResetIndex(std::uint64_t to) {
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     // The local datacenter's Raft log: every scope in it.
     for (TestCatalog* catalog : registry_.CatalogsOf(options_.datacenter)) catalog->ResetIndex(to);
     sessions_.ResetIndex(to);
@@ -318,7 +318,7 @@ void ConsulTestServer::ResetIndex(std::uint64_t to) {
 }
 
 void ConsulTestServer::SetKnownLeader(bool known) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   known_leader_ = known;
 }
 
@@ -332,13 +332,13 @@ void ConsulTestServer::RefuseFor(std::chrono::milliseconds duration) {
 }
 
 std::map<std::string, int> ConsulTestServer::RequestCounts() {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   return request_counts_;
 }
 
 void ConsulTestServer::Background() {
   auto next_reap = std::chrono::steady_clock::now() + options_.reap_interval;
-  std::unique_lock lock(mutex_);
+  ServerLock lock(&mutex_);
   while (!background_stop_) {
     const auto now = std::chrono::steady_clock::now();
     bool changed = false;
@@ -357,11 +357,12 @@ void ConsulTestServer::Background() {
     auto probes = catalog_.DueProbes(now);
     if (changed) WakeChangedLocked();
     if (!probes.empty()) {
-      lock.unlock();
+      lock.Unlock();
       RunProbes(probes);
-      lock.lock();
+      lock.Lock();
     }
-    background_wake_.wait_for(lock, std::chrono::milliseconds(20));
+    background_wake_.WaitUntil(&mutex_,
+                               std::chrono::steady_clock::now() + std::chrono::milliseconds(20));
   }
 }
 
@@ -403,7 +404,7 @@ void ConsulTestServer::RunProbes(const std::vector<TestCatalog::Probe>& probes) 
         output = "dial tcp " + probe.target + ": connect: connection refused";
       }
     }
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     // Probed checks live on the local node (agent-registered).
     catalog_.UpdateCheck(options_.node, probe.check_id, status, output,
                          std::chrono::steady_clock::now());
@@ -419,7 +420,7 @@ void ConsulTestServer::ServeRoutes() {
   server.set_pre_routing_handler([this](const Request& request, Response& response) {
     std::chrono::milliseconds latency{0};
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       ++request_counts_[request.path];
       // Filtered reads also count under their filter, so a test can tell
       // them from reads of the whole answer.
@@ -477,7 +478,7 @@ void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::R
                                      const std::function<std::uint64_t()>& watch_index,
                                      const std::function<Answer()>& answer, bool may_be_malformed,
                                      const std::function<std::uint64_t()>& header_index) {
-  std::unique_lock lock(mutex_);
+  ServerLock lock(&mutex_);
   const std::uint64_t wanted = IndexParam(request);
   if (wanted > 0) {
     auto wait = std::chrono::milliseconds(std::chrono::minutes(5));
@@ -499,10 +500,11 @@ void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::R
       watched->notified_index = watch_index();
     }
     ++watched->waiters;
-    watched->changed.wait_until(lock, std::chrono::steady_clock::now() + wait + jitter, [&] {
-      return watch_index() > wanted || generation_ != generation || stopping_ ||
-             DatacenterErrorLocked(datacenter);
-    });
+    const auto deadline = std::chrono::steady_clock::now() + wait + jitter;
+    while (!(watch_index() > wanted || generation_ != generation || stopping_ ||
+             DatacenterErrorLocked(datacenter)) &&
+           watched->changed.WaitUntil(&mutex_, deadline)) {
+    }
     if (--watched->waiters == 0) watched_.erase(endpoint);
     // A datacenter cut off while the query was held: Consul's forwarded
     // RPC fails, and the client gets the error instead of data.
@@ -515,14 +517,14 @@ void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::R
   const bool malformed = may_be_malformed && malformed_count_ > 0;
   if (malformed) --malformed_count_;
   const bool known_leader = known_leader_;
-  lock.unlock();
+  lock.Unlock();
   Answer served;
   std::uint64_t index = 0;
   {
     // The answer and its index from one state, without holding up other
     // reads: Consul serves reads from a snapshot, and the whole checks
     // table is 32 MB at 100,000 instances.
-    std::shared_lock read(mutex_);
+    ServerReadLock read(&mutex_);
     served = answer();
     index = header_index ? header_index() : watch_index();
   }

@@ -23,6 +23,7 @@
 #include "tests/support/consul/connection_limiter.h"
 #include "tests/support/consul/kv_store.h"
 #include "tests/support/consul/scope_registry.h"
+#include "tests/support/consul/server_lock.h"
 #include "tests/support/consul/session_store.h"
 #include "tests/support/consul/test_catalog.h"
 
@@ -137,8 +138,8 @@ class ConsulTestServer {
   // datacenter or peer, a namespace without `enterprise`.
   std::string RegisterService(const ConsulScope& scope, const nlohmann::json& registration);
   bool DeregisterService(const ConsulScope& scope, const std::string& service_id);
-  bool UpdateCheck(const ConsulScope& scope, const std::string& check_id,
-                   const std::string& status, const std::string& output = "");
+  bool UpdateCheck(const ConsulScope& scope, const std::string& check_id, const std::string& status,
+                   const std::string& output = "");
   // A datacenter's Raft index ("" = the local one); 0 if unknown.
   std::uint64_t Index(const std::string& datacenter);
   // When the local agent's check turned critical (TTL lapse included), for
@@ -156,7 +157,8 @@ class ConsulTestServer {
   // The next `count` /v1/ reads lose their connection mid-answer (after
   // the status line and headers), as behind a dying proxy.
   void DropNext(int count);
-  // Snapshot restore: every index above `to` goes back to `to`.
+  // Snapshot restore of the local datacenter: every index above `to` goes
+  // back to `to` (other datacenters keep theirs).
   void ResetIndex(std::uint64_t to);
   void SetKnownLeader(bool known);
   // Stop listening for `duration`, then listen again on the same port.
@@ -194,10 +196,9 @@ class ConsulTestServer {
   void ServeDatacenterRoutes(httplib::Server& server);
   void ServePeeringRoutes(httplib::Server& server);
   // The scope a request names (?dc=, ?peer=, ?ns=, ?partition=). On a bad
-  // one, answers 400 as Consul does and returns nullopt. `wildcard_ns`:
-  // the endpoint accepts ns=* (Enterprise).
-  // `takes_peer`: the endpoint reads ?peer= (others ignore it, as Consul
-  // ignores parameters an endpoint does not read).
+  // one, answers 400 and returns nullopt. `takes_peer`: the endpoint reads
+  // ?peer= (others ignore it, as Consul ignores parameters an endpoint does
+  // not read). `wildcard_ns`: the endpoint accepts ns=* (Enterprise).
   std::optional<ConsulScope> RequestScope(const httplib::Request& request,
                                           httplib::Response& response, bool takes_peer,
                                           bool wildcard_ns) const;
@@ -209,7 +210,8 @@ class ConsulTestServer {
   // What a request for a datacenter other than the local one gets while
   // that datacenter is unknown or cut off; nullopt when it is served.
   // mutex_ held.
-  std::optional<std::string> DatacenterErrorLocked(const std::string& datacenter) const;
+  std::optional<std::string> DatacenterErrorLocked(const std::string& datacenter) const
+      REQUIRES_SHARED(mutex_);
   // What the checks every request passes first answer for its scope
   // parameters, or nullopt to go on: an unknown or cut-off ?dc= (500),
   // ?ns= or ?partition= on Consul OSS (400), a remote ?dc= on an endpoint
@@ -218,10 +220,11 @@ class ConsulTestServer {
     int status = 0;
     std::string body;
   };
-  std::optional<Refusal> RefuseScopeLocked(const httplib::Request& request) const;
+  std::optional<Refusal> RefuseScopeLocked(const httplib::Request& request) const
+      REQUIRES_SHARED(mutex_);
   // Destroys `id` (an API destroy, reaping, a failed check) and applies its
   // behavior to the keys it holds. mutex_ held.
-  void InvalidateSessionLocked(const std::string& id, TestTime now);
+  void InvalidateSessionLocked(const std::string& id, TestTime now) REQUIRES(mutex_);
 
   // What a read answers: its status and its body.
   struct Answer {
@@ -232,6 +235,8 @@ class ConsulTestServer {
   // to wait/16 jitter) elapses, or a restore or stop wakes it; then answers
   // with `answer` and X-Consul-Index `header_index` (`watch_index` when
   // empty). Blocked readers of one `endpoint` share a condition variable.
+  // The callbacks run under mutex_ (shared or exclusive) and start with
+  // mutex_.AssertReaderHeld(), since the analysis cannot see it there.
   void ServeBlocking(const httplib::Request& request, httplib::Response& response,
                      const std::string& endpoint, const std::function<std::uint64_t()>& watch_index,
                      const std::function<Answer()>& answer, bool may_be_malformed,
@@ -243,14 +248,14 @@ class ConsulTestServer {
   // readers whose data moved.
   void FinishWrite(httplib::Response& response, const std::string& error, int status = 400);
   // Wakes the blocked readers whose endpoint index moved.
-  void Notify();
-  void WakeChangedLocked();  // mutex_ held
+  void Notify() EXCLUDES(mutex_);
+  void WakeChangedLocked() REQUIRES(mutex_);
   struct WatchedEndpoint;
   // Wakes the readers of `endpoint` if its index moved since they were last woken.
   static void WakeIfMoved(WatchedEndpoint& endpoint);
   // The part of it for one scope's catalog.
-  void WakeScopeLocked(ScopeRegistry::Entry& entry);
-  void WakeAllLocked();      // mutex_ held: a restore or stop
+  void WakeScopeLocked(ScopeRegistry::Entry& entry) REQUIRES(mutex_);
+  void WakeAllLocked() REQUIRES(mutex_);  // a restore or stop
   void Background();
   void RunProbes(const std::vector<TestCatalog::Probe>& probes);
 
@@ -263,7 +268,7 @@ class ConsulTestServer {
   // Consul's per-watch channels: one change must not wake every held
   // long-poll, or thousands of them turn each change into a stampede.
   struct WatchedEndpoint {
-    std::condition_variable_any changed;
+    ServerCondVar changed;
     std::function<std::uint64_t()> index_of;
     std::uint64_t notified_index = 0;
     int waiters = 0;
@@ -272,36 +277,37 @@ class ConsulTestServer {
   // Exclusive for writes and waits; answers are built under a shared lock,
   // as Consul serves reads from a snapshot: a large read (the whole checks
   // table is 32 MB at 100,000 instances) never holds up other reads.
-  std::shared_mutex mutex_;
-  std::string acl_token_;  // guarded by mutex_; options_.acl_token until SetAclToken()
-  std::condition_variable_any background_wake_;
-  std::map<std::string, std::unique_ptr<WatchedEndpoint>> watched_;  // GUARDED_BY(mutex_)
-  ScopeRegistry registry_;                                           // GUARDED_BY(mutex_)
-  TestCatalog& catalog_;  // GUARDED_BY(mutex_); registry_.Local(), the local default scope
-  SessionStore sessions_;                                            // GUARDED_BY(mutex_)
-  KvStore kv_;                                                       // GUARDED_BY(mutex_)
-  bool stopping_ = false;                                            // GUARDED_BY(mutex_)
-  bool known_leader_ = true;                                         // GUARDED_BY(mutex_)
-  int fail_count_ = 0;                                               // GUARDED_BY(mutex_)
-  int fail_status_ = 500;                                            // GUARDED_BY(mutex_)
-  std::string fail_body_;                                            // GUARDED_BY(mutex_)
-  std::string fail_prefix_;                                          // GUARDED_BY(mutex_)
-  int malformed_count_ = 0;                                          // GUARDED_BY(mutex_)
-  int drop_count_ = 0;                                               // GUARDED_BY(mutex_)
-  std::chrono::milliseconds latency_{0};                             // GUARDED_BY(mutex_)
-  std::map<std::string, int> request_counts_;                        // GUARDED_BY(mutex_)
-  std::uint64_t generation_ = 0;  // GUARDED_BY(mutex_); bumps on Stop()
-  // The same for the KV and sessions tables, whose watchers are woken only
-  // when their table moved.
-  std::uint64_t woken_kv_index_ = 0;        // GUARDED_BY(mutex_)
-  std::uint64_t woken_sessions_index_ = 0;  // GUARDED_BY(mutex_)
+  ServerMutex mutex_;
+  // options_.acl_token until SetAclToken()
+  std::string acl_token_ GUARDED_BY(mutex_);
+  ServerCondVar background_wake_;
+  std::map<std::string, std::unique_ptr<WatchedEndpoint>> watched_ GUARDED_BY(mutex_);
+  ScopeRegistry registry_ GUARDED_BY(mutex_);
+  TestCatalog& catalog_ GUARDED_BY(mutex_);  // registry_.Local(), the local default scope
+  SessionStore sessions_ GUARDED_BY(mutex_);
+  KvStore kv_ GUARDED_BY(mutex_);
+  bool stopping_ GUARDED_BY(mutex_) = false;
+  bool known_leader_ GUARDED_BY(mutex_) = true;
+  int fail_count_ GUARDED_BY(mutex_) = 0;
+  int fail_status_ GUARDED_BY(mutex_) = 500;
+  std::string fail_body_ GUARDED_BY(mutex_);
+  std::string fail_prefix_ GUARDED_BY(mutex_);
+  int malformed_count_ GUARDED_BY(mutex_) = 0;
+  int drop_count_ GUARDED_BY(mutex_) = 0;
+  std::chrono::milliseconds latency_ GUARDED_BY(mutex_){0};
+  std::map<std::string, int> request_counts_ GUARDED_BY(mutex_);
+  std::uint64_t generation_ GUARDED_BY(mutex_) = 0;  // bumps on Stop()
+  // The KV and sessions tables' indexes when their watchers were last
+  // woken: those watchers are woken only when their table moved.
+  std::uint64_t woken_kv_index_ GUARDED_BY(mutex_) = 0;
+  std::uint64_t woken_sessions_index_ GUARDED_BY(mutex_) = 0;
 
   std::mutex server_mutex_;  // serializes Start/Stop
   std::unique_ptr<KeepAliveServer> server_;
   std::thread listener_;
   std::thread background_;
   std::thread refuse_;
-  bool background_stop_ = false;  // GUARDED_BY(mutex_)
+  bool background_stop_ GUARDED_BY(mutex_) = false;
 };
 
 }  // namespace hb::test_support

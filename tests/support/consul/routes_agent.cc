@@ -63,28 +63,29 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
   // Routes that take no body use httplib's ContentReader form: with the
   // plain form httplib waits for a body that `curl -X PUT` never sends
   // (Consul itself accepts such requests).
-  server.Put("/v1/agent/service/register", [this, now, agent_scope](const Request& request, Response& response) {
-    json body;
-    if (!ReadJsonBody(request, response, body)) return;
-    const auto scope = agent_scope(request, response, &body);
-    if (!scope) return;
-    std::string error;
-    {
-      std::lock_guard lock(mutex_);
-      if (TestCatalog* catalog = registry_.ForWrite(*scope, error)) {
-        error = catalog->RegisterService(options_.node, body, now());
-      }
-    }
-    FinishWrite(response, error);
-  });
-  server.Put(R"(/v1/agent/service/deregister/(.+))", [this, agent_scope](const Request& request,
-                                                            Response& response,
-                                                            const httplib::ContentReader&) {
+  server.Put("/v1/agent/service/register",
+             [this, now, agent_scope](const Request& request, Response& response) {
+               json body;
+               if (!ReadJsonBody(request, response, body)) return;
+               const auto scope = agent_scope(request, response, &body);
+               if (!scope) return;
+               std::string error;
+               {
+                 ServerLock lock(&mutex_);
+                 if (TestCatalog* catalog = registry_.ForWrite(*scope, error)) {
+                   error = catalog->RegisterService(options_.node, body, now());
+                 }
+               }
+               FinishWrite(response, error);
+             });
+  server.Put(R"(/v1/agent/service/deregister/(.+))", [this, agent_scope](
+                                                         const Request& request, Response& response,
+                                                         const httplib::ContentReader&) {
     const auto scope = agent_scope(request, response, nullptr);
     if (!scope) return;
     bool found = false;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->DeregisterService(options_.node, request.matches[1]);
       }
@@ -102,7 +103,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (!scope) return;
     bool found = false;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->UpdateCheck(options_.node, request.matches[2], status,
                                      request.get_param_value("note"), now());
@@ -112,7 +113,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
                 found ? "" : "Unknown check ID \"" + std::string(request.matches[2]) + "\"", 404);
   });
   server.Put(R"(/v1/agent/check/update/(.+))", [this, now, agent_scope](const Request& request,
-                                                           Response& response) {
+                                                                        Response& response) {
     json body;
     if (!ReadJsonBody(request, response, body)) return;
     const std::string status = body.value("Status", "");
@@ -123,7 +124,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (!scope) return;
     bool found = false;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->UpdateCheck(options_.node, request.matches[1], status,
                                      body.value("Output", ""), now());
@@ -132,15 +133,16 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     FinishWrite(response,
                 found ? "" : "Unknown check ID \"" + std::string(request.matches[1]) + "\"", 404);
   });
-  server.Put(R"(/v1/agent/service/maintenance/(.+))", [this, now, agent_scope](const Request& request,
-                                                                  Response& response,
-                                                                  const httplib::ContentReader&) {
+  server.Put(R"(/v1/agent/service/maintenance/(.+))", [this, now, agent_scope](
+                                                          const Request& request,
+                                                          Response& response,
+                                                          const httplib::ContentReader&) {
     if (!request.has_param("enable")) return FinishWrite(response, "Missing value for enable");
     const auto scope = agent_scope(request, response, nullptr);
     if (!scope) return;
     bool found = false;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->SetServiceMaintenance(options_.node, request.matches[1],
                                                request.get_param_value("enable") == "true",
@@ -154,7 +156,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
                                                   const httplib::ContentReader&) {
     if (!request.has_param("enable")) return FinishWrite(response, "Missing value for enable");
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       catalog_.SetNodeMaintenance(options_.node, request.get_param_value("enable") == "true",
                                   request.get_param_value("reason"), now());
     }

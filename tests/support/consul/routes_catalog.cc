@@ -24,8 +24,8 @@ void ApplyBodyScope(const httplib::Request& request, const json& body, ConsulSco
   if (!request.has_param("dc") && !text(body, "Datacenter").empty()) {
     scope.datacenter = text(body, "Datacenter");
   }
-  const json service = body.contains("Service") && body["Service"].is_object() ? body["Service"]
-                                                                                 : json::object();
+  const json service =
+      body.contains("Service") && body["Service"].is_object() ? body["Service"] : json::object();
   for (const json* holder : {&body, &service}) {
     if (!request.has_param("ns") && !text(*holder, "Namespace").empty()) {
       scope.ns = text(*holder, "Namespace");
@@ -49,6 +49,7 @@ void ConsulTestServer::ServeCatalogRoutes(httplib::Server& server) {
     ServeBlocking(
         request, response, WatchKey(*scope, "catalog"),
         [this, scope = *scope] {
+          mutex_.AssertReaderHeld();  // ServeBlocking calls it under the lock
           std::uint64_t index = 1;
           for (const TestCatalog* catalog : registry_.Matching(scope)) {
             index = std::max(index, catalog->CatalogServicesIndex());
@@ -56,6 +57,7 @@ void ConsulTestServer::ServeCatalogRoutes(httplib::Server& server) {
           return index;
         },
         [this, scope = *scope] {
+          mutex_.AssertReaderHeld();
           const auto catalogs = registry_.Matching(scope);
           if (catalogs.size() == 1) return Answer{200, catalogs.front()->CatalogServices().dump()};
           // Across namespaces, one name's tags are merged, as Consul does.
@@ -87,7 +89,7 @@ void ConsulTestServer::ServeCatalogRoutes(httplib::Server& server) {
     std::string error;
     int status = 400;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       if (auto refused = DatacenterErrorLocked(scope->datacenter)) {
         error = *refused;
         status = 500;
@@ -109,7 +111,7 @@ void ConsulTestServer::ServeCatalogRoutes(httplib::Server& server) {
     }
     std::optional<std::string> refused;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       refused = DatacenterErrorLocked(scope->datacenter);
       TestCatalog* catalog = refused ? nullptr : registry_.Find(*scope);
       if (catalog != nullptr) {

@@ -54,10 +54,12 @@ void ConsulTestServer::ServeKvRoutes(httplib::Server& server) {
       ServeBlocking(
           request, response, "kvtree:" + key,
           [this, key] {
+            mutex_.AssertReaderHeld();  // ServeBlocking calls it under the lock
             const std::uint64_t index = kv_.PrefixIndex(key);
             return index != 0 ? index : kv_.TableIndex();
           },
           [this, key, keys, separator] {
+            mutex_.AssertReaderHeld();
             if (keys) return Answer{200, json(kv_.Keys(key, separator)).dump()};
             const auto entries = kv_.List(key);
             if (entries.empty()) return Answer{404, ""};
@@ -69,14 +71,23 @@ void ConsulTestServer::ServeKvRoutes(httplib::Server& server) {
       return;
     }
     ServeBlocking(
-        request, response, "kv:" + key, [this, key] { return kv_.KeyIndex(key); },
+        request, response, "kv:" + key,
+        [this, key] {
+          mutex_.AssertReaderHeld();
+          return kv_.KeyIndex(key);
+        },
         [this, key, raw] {
+          mutex_.AssertReaderHeld();
           const KvEntry* entry = kv_.Get(key);
           if (entry == nullptr) return Answer{404, ""};
           if (raw) return Answer{200, entry->value};
           return Answer{200, json::array({KvStore::EntryJson(*entry)}).dump()};
         },
-        false, [this] { return std::max<std::uint64_t>(kv_.TableIndex(), 1); });
+        false,
+        [this] {
+          mutex_.AssertReaderHeld();
+          return std::max<std::uint64_t>(kv_.TableIndex(), 1);
+        });
   });
   server.Put(R"(/v1/kv/(.*))", [this](const Request& request, Response& response,
                                       const httplib::ContentReader& reader) {
@@ -113,7 +124,7 @@ void ConsulTestServer::ServeKvRoutes(httplib::Server& server) {
     }
     KvStore::Result result;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       result = kv_.Put(write, sessions_, catalog_, std::chrono::steady_clock::now());
     }
     if (result.error.empty())
@@ -130,7 +141,7 @@ void ConsulTestServer::ServeKvRoutes(httplib::Server& server) {
     }
     KvStore::Result result;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       result = kv_.Delete(key, request.has_param("recurse"), cas, catalog_);
     }
     if (result.error.empty())

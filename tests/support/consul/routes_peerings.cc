@@ -18,21 +18,21 @@ using nlohmann::json;
 
 json PeeringJson(const TestPeering& peering, const std::set<std::string>& imported,
                  const std::string& server_address, bool enterprise) {
-  json out = {{"ID", peering.id},
-              {"Name", peering.name},
-              {"State", peering.state},
-              {"PeerID", peering.peer_id},
-              {"PeerServerName", "server." + peering.remote_datacenter + ".consul"},
-              {"PeerServerAddresses", json::array({server_address})},
-              // Consul 1.14 counted what was imported and exported; 1.15
-              // moved the names into StreamStatus. Both are served.
-              {"ImportedServiceCount", imported.size()},
-              {"ExportedServiceCount", 0},
-              {"StreamStatus",
-               {{"ImportedServices", imported}, {"ExportedServices", json::array()}}},
-              {"Remote", {{"Partition", "default"}, {"Datacenter", peering.remote_datacenter}}},
-              {"CreateIndex", peering.create_index},
-              {"ModifyIndex", peering.modify_index}};
+  json out = {
+      {"ID", peering.id},
+      {"Name", peering.name},
+      {"State", peering.state},
+      {"PeerID", peering.peer_id},
+      {"PeerServerName", "server." + peering.remote_datacenter + ".consul"},
+      {"PeerServerAddresses", json::array({server_address})},
+      // Consul 1.14 counted what was imported and exported; 1.15
+      // moved the names into StreamStatus. Both are served.
+      {"ImportedServiceCount", imported.size()},
+      {"ExportedServiceCount", 0},
+      {"StreamStatus", {{"ImportedServices", imported}, {"ExportedServices", json::array()}}},
+      {"Remote", {{"Partition", "default"}, {"Datacenter", peering.remote_datacenter}}},
+      {"CreateIndex", peering.create_index},
+      {"ModifyIndex", peering.modify_index}};
   if (enterprise) out["Partition"] = peering.partition;
   return out;
 }
@@ -52,7 +52,7 @@ void ConsulTestServer::ServePeeringRoutes(httplib::Server& server) {
   server.Get("/v1/peerings", [this, partition_of](const Request& request, Response& response) {
     json out = json::array();
     {
-      std::shared_lock lock(mutex_);
+      ServerReadLock lock(&mutex_);
       for (const TestPeering* peering : registry_.Peers(partition_of(request))) {
         out.push_back(PeeringJson(*peering, registry_.ImportedServices(peering->name),
                                   options_.host + ":8300", options_.enterprise));
@@ -60,25 +60,25 @@ void ConsulTestServer::ServePeeringRoutes(httplib::Server& server) {
     }
     response.set_content(out.dump(), "application/json");
   });
-  server.Get(R"(/v1/peering/([^/]+))", [this, partition_of](const Request& request,
-                                                            Response& response) {
-    const std::string name = request.matches[1];
-    std::optional<json> found;
-    {
-      std::shared_lock lock(mutex_);
-      const TestPeering* peering = registry_.FindPeer(name);
-      if (peering != nullptr && peering->partition == partition_of(request)) {
-        found = PeeringJson(*peering, registry_.ImportedServices(name), options_.host + ":8300",
-                            options_.enterprise);
-      }
-    }
-    if (!found) {
-      response.status = 404;
-      response.set_content("Peering not found for \"" + name + "\"", "text/plain");
-      return;
-    }
-    response.set_content(found->dump(), "application/json");
-  });
+  server.Get(R"(/v1/peering/([^/]+))",
+             [this, partition_of](const Request& request, Response& response) {
+               const std::string name = request.matches[1];
+               std::optional<json> found;
+               {
+                 ServerReadLock lock(&mutex_);
+                 const TestPeering* peering = registry_.FindPeer(name);
+                 if (peering != nullptr && peering->partition == partition_of(request)) {
+                   found = PeeringJson(*peering, registry_.ImportedServices(name),
+                                       options_.host + ":8300", options_.enterprise);
+                 }
+               }
+               if (!found) {
+                 response.status = 404;
+                 response.set_content("Peering not found for \"" + name + "\"", "text/plain");
+                 return;
+               }
+               response.set_content(found->dump(), "application/json");
+             });
 
   // PUT /_test/peer?name=p&state=ACTIVE creates the peering or changes its
   // state; DELETE /_test/peer?name=p deletes it and what it imported.
@@ -89,7 +89,7 @@ void ConsulTestServer::ServePeeringRoutes(httplib::Server& server) {
         request.has_param("state") ? request.get_param_value("state") : "ACTIVE";
     bool known;
     {
-      std::shared_lock lock(mutex_);
+      ServerReadLock lock(&mutex_);
       known = registry_.FindPeer(name) != nullptr;
     }
     if (!(known ? SetPeerState(name, state) : AddPeer(name, state))) {
@@ -117,23 +117,24 @@ void ConsulTestServer::ServePeeringRoutes(httplib::Server& server) {
       response.set_content(error, "text/plain");
     }
   });
-  server.Put("/_test/peer/check", [this](const Request& request, Response& response,
-                                         const httplib::ContentReader&) {
-    const std::string status = request.get_param_value("status");
-    if (status != "passing" && status != "warning" && status != "critical") {
-      response.status = 400;
-      response.set_content("Invalid check status: \"" + status + "\"", "text/plain");
-      return;
-    }
-    ConsulScope scope;
-    scope.peer = request.get_param_value("peer");
-    if (request.has_param("ns")) scope.ns = request.get_param_value("ns");
-    if (request.has_param("partition")) scope.partition = request.get_param_value("partition");
-    if (!UpdateCheck(scope, request.get_param_value("id"), status,
-                     request.get_param_value("output"))) {
-      response.status = 404;
-    }
-  });
+  server.Put("/_test/peer/check",
+             [this](const Request& request, Response& response, const httplib::ContentReader&) {
+               const std::string status = request.get_param_value("status");
+               if (status != "passing" && status != "warning" && status != "critical") {
+                 response.status = 400;
+                 response.set_content("Invalid check status: \"" + status + "\"", "text/plain");
+                 return;
+               }
+               ConsulScope scope;
+               scope.peer = request.get_param_value("peer");
+               if (request.has_param("ns")) scope.ns = request.get_param_value("ns");
+               if (request.has_param("partition"))
+                 scope.partition = request.get_param_value("partition");
+               if (!UpdateCheck(scope, request.get_param_value("id"), status,
+                                request.get_param_value("output"))) {
+                 response.status = 404;
+               }
+             });
 }
 
 }  // namespace hb::test_support

@@ -39,7 +39,7 @@ void ConsulTestServer::ServeSessionRoutes(httplib::Server& server) {
     }
     SessionStore::CreateResult created;
     {
-      std::lock_guard lock(mutex_);
+      ServerLock lock(&mutex_);
       created = sessions_.Create(body, options_.node, catalog_, std::chrono::steady_clock::now());
     }
     if (created.error.empty()) {
@@ -50,7 +50,7 @@ void ConsulTestServer::ServeSessionRoutes(httplib::Server& server) {
   server.Put(R"(/v1/session/renew/(.*))", [this](const Request& request, Response& response,
                                                  const httplib::ContentReader&) {
     const std::string id = request.matches[1];
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     const TestSession* session = sessions_.Renew(id, std::chrono::steady_clock::now());
     if (session == nullptr) {
       response.status = 404;
@@ -63,20 +63,25 @@ void ConsulTestServer::ServeSessionRoutes(httplib::Server& server) {
              [this](const Request& request, Response& response, const httplib::ContentReader&) {
                const std::string id = request.matches[1];
                {
-                 std::lock_guard lock(mutex_);
+                 ServerLock lock(&mutex_);
                  InvalidateSessionLocked(id, std::chrono::steady_clock::now());
                }
                // Consul answers true for an unknown session too.
                response.set_content("true", "application/json");
                FinishWrite(response, "");
              });
-  const auto sessions_index = [this] { return sessions_.Index(); };
+  // Called by ServeBlocking under the lock, as are the answers below.
+  const auto sessions_index = [this] {
+    mutex_.AssertReaderHeld();
+    return sessions_.Index();
+  };
   server.Get(R"(/v1/session/info/(.*))",
              [this, sessions_index](const Request& request, Response& response) {
                const std::string id = request.matches[1];
                ServeBlocking(
                    request, response, "sessions", sessions_index,
                    [this, id] {
+                     mutex_.AssertReaderHeld();
                      return Answer{200, sessions_.Info(id).dump()};
                    },
                    false);
@@ -86,6 +91,7 @@ void ConsulTestServer::ServeSessionRoutes(httplib::Server& server) {
                ServeBlocking(
                    request, response, "sessions", sessions_index,
                    [this] {
+                     mutex_.AssertReaderHeld();
                      return Answer{200, sessions_.List().dump()};
                    },
                    false);
@@ -96,6 +102,7 @@ void ConsulTestServer::ServeSessionRoutes(httplib::Server& server) {
                ServeBlocking(
                    request, response, "sessions", sessions_index,
                    [this, node] {
+                     mutex_.AssertReaderHeld();
                      return Answer{200, sessions_.OnNode(node).dump()};
                    },
                    false);

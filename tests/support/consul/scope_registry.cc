@@ -80,6 +80,7 @@ std::vector<std::string> ScopeRegistry::Datacenters() const {
   for (const auto& [name, datacenter] : datacenters_) ordered.emplace_back(datacenter.order, name);
   std::sort(ordered.begin(), ordered.end());
   std::vector<std::string> names;
+  names.reserve(ordered.size());
   for (auto& [order, name] : ordered) names.push_back(std::move(name));
   return names;
 }
@@ -162,8 +163,8 @@ std::vector<TestCatalog*> ScopeRegistry::CatalogsOf(const std::string& datacente
 }
 
 bool ScopeRegistry::IsPeeringState(const std::string& state) {
-  static const std::set<std::string> kStates = {"PENDING",  "ESTABLISHING", "ACTIVE",
-                                                "FAILING",  "DELETING",     "TERMINATED"};
+  static const std::set<std::string> kStates = {"PENDING", "ESTABLISHING", "ACTIVE",
+                                                "FAILING", "DELETING",     "TERMINATED"};
   return kStates.contains(state);
 }
 

@@ -106,8 +106,7 @@ std::optional<ConsulScope> ConsulTestServer::RequestScope(const httplib::Request
   }
   if (scope.ns == "*") {
     if (!wildcard_ns) {
-      return refuse("consul test server: ns=* (every namespace) is not served on " +
-                    request.path);
+      return refuse("consul test server: ns=* (every namespace) is not served on " + request.path);
     }
   } else if (!IsScopeName(scope.ns)) {
     return refuse("Invalid query parameter: \"ns\": not a namespace name: " + scope.ns);
@@ -126,12 +125,12 @@ std::string ConsulTestServer::WatchKey(const ConsulScope& scope,
 
 bool ConsulTestServer::AddDatacenter(const std::string& name) {
   if (!IsScopeName(name)) return false;
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   return registry_.AddDatacenter(name);
 }
 
 bool ConsulTestServer::CutDatacenter(const std::string& name, bool cut, std::string error) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   if (!registry_.SetCut(name, cut ? std::optional<std::string>(std::move(error)) : std::nullopt)) {
     return false;
   }
@@ -143,19 +142,19 @@ bool ConsulTestServer::CutDatacenter(const std::string& name, bool cut, std::str
 bool ConsulTestServer::AddPeer(const std::string& name, const std::string& state,
                                const std::string& partition) {
   if (!IsScopeName(name) || !IsScopeName(partition)) return false;
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   return registry_.AddPeer(name, state, "dc-" + name, partition);
 }
 
 bool ConsulTestServer::SetPeerState(const std::string& name, const std::string& state) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   return registry_.SetPeerState(name, state);
 }
 
 bool ConsulTestServer::DeletePeer(const std::string& name) {
   bool found;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     found = registry_.DeletePeer(name);
   }
   Notify();
@@ -166,9 +165,10 @@ std::string ConsulTestServer::RegisterService(const ConsulScope& scope,
                                               const nlohmann::json& registration) {
   std::string error;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     if (TestCatalog* catalog = registry_.ForWrite(scope, error)) {
-      error = catalog->RegisterService(options_.node, registration, std::chrono::steady_clock::now());
+      error =
+          catalog->RegisterService(options_.node, registration, std::chrono::steady_clock::now());
     }
   }
   Notify();
@@ -178,7 +178,7 @@ std::string ConsulTestServer::RegisterService(const ConsulScope& scope,
 bool ConsulTestServer::DeregisterService(const ConsulScope& scope, const std::string& service_id) {
   bool found = false;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     if (TestCatalog* catalog = registry_.Find(scope)) {
       found = catalog->DeregisterService(options_.node, service_id);
     }
@@ -191,7 +191,7 @@ bool ConsulTestServer::UpdateCheck(const ConsulScope& scope, const std::string& 
                                    const std::string& status, const std::string& output) {
   bool found = false;
   {
-    std::lock_guard lock(mutex_);
+    ServerLock lock(&mutex_);
     if (TestCatalog* catalog = registry_.Find(scope)) {
       found = catalog->UpdateCheck(options_.node, check_id, status, output,
                                    std::chrono::steady_clock::now());
@@ -202,7 +202,7 @@ bool ConsulTestServer::UpdateCheck(const ConsulScope& scope, const std::string& 
 }
 
 std::uint64_t ConsulTestServer::Index(const std::string& datacenter) {
-  std::lock_guard lock(mutex_);
+  ServerLock lock(&mutex_);
   return registry_.Index(datacenter);
 }
 

@@ -507,22 +507,22 @@ json TestCatalog::CheckJson(const TestCheck& check) const {
     }
   }
   json out = {{"Node", check.node},
-          {"CheckID", check.id},
-          {"Name", check.name},
-          {"Status", check.status},
-          {"Notes", check.notes},
-          {"Output", check.output},
-          {"ServiceID", check.service_id},
-          {"ServiceName", service_name},
-          {"ServiceTags", service_tags},
-          {"Type", check.type},
-          {"Interval", ""},
-          {"Timeout", ""},
-          {"ExposedPort", 0},
-          {"Definition", json::object()},
-          {"Namespace", CheckNamespace(check)},
-          {"CreateIndex", check.create_index},
-          {"ModifyIndex", check.modify_index}};
+              {"CheckID", check.id},
+              {"Name", check.name},
+              {"Status", check.status},
+              {"Notes", check.notes},
+              {"Output", check.output},
+              {"ServiceID", check.service_id},
+              {"ServiceName", service_name},
+              {"ServiceTags", service_tags},
+              {"Type", check.type},
+              {"Interval", ""},
+              {"Timeout", ""},
+              {"ExposedPort", 0},
+              {"Definition", json::object()},
+              {"Namespace", CheckNamespace(check)},
+              {"CreateIndex", check.create_index},
+              {"ModifyIndex", check.modify_index}};
   if (!placement_.partition.empty()) out["Partition"] = placement_.partition;
   if (!placement_.peer.empty()) out["PeerName"] = placement_.peer;
   return out;

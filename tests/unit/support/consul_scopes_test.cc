@@ -19,8 +19,6 @@ namespace hb::test_support {
 namespace {
 
 using nlohmann::json;
-using std::chrono::milliseconds;
-using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAre;
 
 struct Answer {
@@ -88,7 +86,7 @@ TEST_F(ConsulScopesTest, DatacentersAreListedLocalFirstAndUnknownOnesHaveNoPath)
   // Consul's forwardDC for a datacenter it has no route to, on every
   // endpoint family (hashicorp/consul#908: 500, text/plain).
   for (const std::string path : {"/v1/health/service/web?dc=dc9", "/v1/catalog/services?dc=dc9",
-                                  "/v1/health/state/any?dc=dc9", "/v1/kv/key?dc=dc9"}) {
+                                 "/v1/health/state/any?dc=dc9", "/v1/kv/key?dc=dc9"}) {
     const Answer answer = Get(path);
     EXPECT_EQ(answer.status, 500) << path;
     EXPECT_EQ(answer.text, "No path to datacenter") << path;
@@ -97,7 +95,8 @@ TEST_F(ConsulScopesTest, DatacentersAreListedLocalFirstAndUnknownOnesHaveNoPath)
 
 TEST_F(ConsulScopesTest, EachDatacenterAnswersWithItsOwnDataAndItsOwnRaftIndex) {
   ASSERT_TRUE(server_->AddDatacenter("dc2"));
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(server_->RegisterService(Web("local-" + std::to_string(i))), "");
+  for (int i = 0; i < 20; ++i)
+    ASSERT_EQ(server_->RegisterService(Web("local-" + std::to_string(i))), "");
   ASSERT_EQ(server_->RegisterService(kDc2, Web("remote-1")), "");
   const std::uint64_t dc1_index = server_->Index("dc1");
   const std::uint64_t dc2_index = server_->Index("dc2");
@@ -125,13 +124,14 @@ TEST_F(ConsulScopesTest, AnIndexFromAnotherDatacenterHoldsTheQueryPastItsChanges
   // blocking query: the server waits for its own index to pass a number
   // from another log, so the change below is not seen until the wait ends.
   ASSERT_TRUE(server_->AddDatacenter("dc2"));
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(server_->RegisterService(Web("local-" + std::to_string(i))), "");
+  for (int i = 0; i < 20; ++i)
+    ASSERT_EQ(server_->RegisterService(Web("local-" + std::to_string(i))), "");
   ASSERT_EQ(server_->RegisterService(kDc2, Web("remote-1")), "");
   const std::uint64_t foreign = Get("/v1/health/service/web").index;
   auto held = std::async(std::launch::async, [&] {
     auto client = MakeClient();
-    return GetWith(*client, "/v1/health/service/web?dc=dc2&wait=300ms&index=" +
-                                std::to_string(foreign));
+    return GetWith(*client,
+                   "/v1/health/service/web?dc=dc2&wait=300ms&index=" + std::to_string(foreign));
   });
   ASSERT_TRUE(server_->UpdateCheck(kDc2, "service:remote-1", "critical", "down"));
   const Answer answer = held.get();
@@ -152,7 +152,8 @@ TEST_F(ConsulScopesTest, ACutOffDatacenterAnswersNoPathReleasesHeldQueriesAndCom
                    "/v1/health/service/web?dc=dc2&wait=5m&index=" + std::to_string(before.index));
   });
   // Held until the cut: then the forwarded query fails.
-  ASSERT_TRUE(Eventually([&] { return server_->RequestCounts()["/v1/health/service/web"] >= 2; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(Eventually([&] { return server_->RequestCounts()["/v1/health/service/web"] >= 2; },
+                         std::chrono::seconds(10)));
   ASSERT_TRUE(server_->CutDatacenter("dc2", true));
   ASSERT_EQ(held.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   const Answer released = held.get();
@@ -252,7 +253,8 @@ TEST_F(ConsulScopesTest, PeerQueriesAnswerImportedServicesNamingThePeer) {
     return GetWith(*client, "/v1/health/service/web?peer=cluster-02&wait=5m&index=" +
                                 std::to_string(peered.index));
   });
-  ASSERT_TRUE(Eventually([&] { return server_->RequestCounts()["/v1/health/service/web"] >= 4; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(Eventually([&] { return server_->RequestCounts()["/v1/health/service/web"] >= 4; },
+                         std::chrono::seconds(10)));
   ASSERT_TRUE(server_->UpdateCheck(imported, "service:web-1", "critical", "down"));
   ASSERT_EQ(held.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   const Answer woken = held.get();
@@ -265,7 +267,8 @@ TEST_F(ConsulScopesTest, PeerQueriesAnswerImportedServicesNamingThePeer) {
 TEST_F(ConsulScopesTest, ConsulOssRefusesNamespacesAndPartitionsWithItsOwnTexts) {
   const Answer ns = Get("/v1/health/service/web?ns=team-a");
   EXPECT_EQ(ns.status, 400);
-  EXPECT_EQ(ns.text, "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
+  EXPECT_EQ(ns.text,
+            "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
   const Answer partition = Get("/v1/catalog/services?partition=p2");
   EXPECT_EQ(partition.status, 400);
   EXPECT_EQ(partition.text,
@@ -334,9 +337,9 @@ TEST_F(ConsulScopesTest, EnterpriseNamespacesAndPartitionsFilterAndNameThemselve
 
 TEST_F(ConsulScopesTest, TheAgentRegistersAndUpdatesServicesInTheNamespaceItIsGiven) {
   // OSS first: a namespace in the body is not quietly dropped.
-  auto refused = http_->Put("/v1/agent/service/register",
-                            json{{"Name", "web"}, {"Namespace", "team-a"}}.dump(),
-                            "application/json");
+  auto refused =
+      http_->Put("/v1/agent/service/register",
+                 json{{"Name", "web"}, {"Namespace", "team-a"}}.dump(), "application/json");
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 400);
 
@@ -357,9 +360,9 @@ TEST_F(ConsulScopesTest, TheAgentRegistersAndUpdatesServicesInTheNamespaceItIsGi
   EXPECT_EQ(in_team_a.body[0]["Checks"][1]["Status"], "passing");
   // Agent endpoints serve the agent's own datacenter whatever ?dc= says.
   ASSERT_TRUE(server_->AddDatacenter("dc2"));
-  ASSERT_EQ(http_->Put("/v1/agent/service/deregister/web-a?ns=team-a&dc=dc2", "", "text/plain")
-                ->status,
-            200);
+  ASSERT_EQ(
+      http_->Put("/v1/agent/service/deregister/web-a?ns=team-a&dc=dc2", "", "text/plain")->status,
+      200);
   EXPECT_EQ(Get("/v1/health/service/web?ns=team-a").body, json::array());
 }
 
@@ -382,10 +385,11 @@ TEST_F(ConsulScopesTest, BlockingQueriesOfOneNamespaceIgnoreWritesToAnother) {
 
   auto woken = std::async(std::launch::async, [&] {
     auto client = MakeClient();
-    return GetWith(*client, "/v1/health/service/web?ns=team-a&wait=5m&index=" +
-                                std::to_string(first.index));
+    return GetWith(*client,
+                   "/v1/health/service/web?ns=team-a&wait=5m&index=" + std::to_string(first.index));
   });
-  ASSERT_TRUE(Eventually([&] { return server_->RequestCounts()["/v1/health/service/web"] >= 3; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(Eventually([&] { return server_->RequestCounts()["/v1/health/service/web"] >= 3; },
+                         std::chrono::seconds(10)));
   ASSERT_TRUE(server_->UpdateCheck(team_a, "service:web-a", "critical", "down"));
   ASSERT_EQ(woken.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_GT(woken.get().index, first.index);
@@ -419,8 +423,9 @@ TEST_F(ConsulScopesTest, ScriptsReachEveryScopeOverHttp) {
       http_->Put("/_test/peer/register?peer=cluster-02", Web("web-1").dump(), "application/json")
           ->status,
       200);
-  ASSERT_EQ(http_->Put("/_test/peer/check?peer=cluster-02&id=service:web-1&status=warning", "",
-                       "text/plain")
+  ASSERT_EQ(http_
+                ->Put("/_test/peer/check?peer=cluster-02&id=service:web-1&status=warning", "",
+                      "text/plain")
                 ->status,
             200);
   EXPECT_EQ(Get("/v1/health/service/web?peer=cluster-02").body[0]["Checks"][1]["Status"],

@@ -300,8 +300,12 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   if (cluster) {
     handlers.ready = [watch_ready = std::move(handlers.ready), &cluster](std::string& why) {
       if (!watch_ready(why)) return false;
+      // Ready: `why` may hold a detail (a source that cannot be read).
+      std::string detail = std::move(why);
       why = cluster->NotReadyReason();
-      return why.empty();
+      if (!why.empty()) return false;
+      why = std::move(detail);
+      return true;
     };
   }
   auto server = HttpServer::Start(std::move(*server_options), std::move(handlers));

@@ -395,6 +395,28 @@ if ((${#replay[@]})); then
   } >>"$out"
 fi
 
+# --- 5c: several datacenters, one cut off --------------------------------------
+mapfile -t sources < <(valid "$results"/sources-*.json)
+if ((${#sources[@]})); then
+  O() { over "$1" "${sources[@]}"; }
+  {
+    echo "## Several datacenters, one cut off"
+    echo
+    echo "\`bench/sources_outage\`: the bridge binary with \`watch.sources\` of three datacenters"
+    echo "of the Consul test server, one service of one instance each per name, log sink. One"
+    echo "datacenter is cut off (every request for it answers HTTP 500 \"No path to datacenter\")"
+    echo "for the whole cut; half way through, some of its instances turn critical and some are"
+    echo "deregistered. Then it is restored. Expected: no event of it during the cut, \`/readyz\`"
+    echo "200 naming it, every change reported after the restore and marked reconciled, nothing"
+    echo "else. Medians of the runs."
+    echo
+    echo "| datacenters x services | cut s | changed | deregistered | runs | sync s | events during cut | /readyz during cut | source_up during cut | downs after (critical, deregistered) | deregistrations after | s to report all | not reconciled | unchanged reported | peak connections / max_connections |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| 3 x $(O 'map(.services_per_datacenter) | median | r(0)') | $(O 'map(.cut_seconds) | median | r(0)') | $(O 'map(.changes) | median | r(0)') | $(O 'map(.deregistrations) | median | r(0)') | ${#sources[@]} | $(O 'map(.sync_seconds) | median | r(1)') | $(O 'map(.events_of_cut_datacenter_during_cut) | max') | $(O '.[0].readyz_during_cut.status') | $(O 'map(.source_up_during_cut) | max') | $(O 'map(.downs_reported_after_restore) | median | r(0)') | $(O 'map(.deregistrations_reported_after_restore) | median | r(0)') | $(O 'map(.seconds_to_report_every_change) | median | r(2)') | $(O 'map(.events_not_marked_reconciled) | max') | $(O 'map(.events_for_unchanged_instances) | max') | $(O 'map(.peak_connections) | max') / $(O 'map(.max_connections) | median | r(0)') |"
+    echo
+  } >>"$out"
+fi
+
 # --- 5: engine and spool micro-benchmarks --------------------------------------
 micro=()
 for name in engine spool; do [[ -n $(valid "$results/$name.json") ]] && micro+=("$results/$name.json"); done

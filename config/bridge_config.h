@@ -18,6 +18,7 @@
 #include "bridge/spool/spool.h"
 #include "bridge/state/engine_options.h"
 #include "bridge/watch/watcher.h"
+#include "bridge/model/health.h"
 
 // Only the settings' Emit() needs it; yaml-cpp's header is costly to parse
 // in every file that sees a config struct.
@@ -45,8 +46,9 @@ struct ConsulConfig {
 };
 
 struct WatchConfig {
-  // services, unreachable_grace; the loader fills datacenter and the
-  // backoff of the first request from the consul section.
+  // services, sources (config/source_config.h), unreachable_grace; the
+  // loader fills datacenter and the backoff of the first request from the
+  // consul section.
   WatcherOptions watcher;
   // up_statuses, dampening, initial_events.
   EngineOptions engine;

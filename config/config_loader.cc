@@ -179,6 +179,7 @@ void ReadWatch(ConfigReader watch, const ConsulConfig& consul, WatchConfig& out)
   engine.initial_events = watch.Bool("initial_events", false);
   watcher.unreachable_grace = watch.Duration("unreachable_grace", watcher.unreachable_grace);
   out.stall_timeout = watch.Duration("stall_timeout", out.stall_timeout);
+  watcher.sources = ReadSources(watch, watcher.services);
   // The heartbeat turns at most once a second: a shorter limit would fail
   // readiness on a healthy loop.
   if (out.stall_timeout < std::chrono::seconds(2)) {
@@ -408,6 +409,8 @@ LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
   ReadLog(top.Section("log"), config.log);
   ReadCluster(top.Section("cluster"), config.cluster);
   top.Finish();
+  CheckSourceBudget(config.watch.watcher.sources,
+                    static_cast<int>(config.consul.client.max_connections), errors);
   if (config.server.default_metrics_sink) AddDefaultMetricsSink(config, sinks, errors, env);
 
   if (!errors.empty()) {
@@ -555,6 +558,7 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "unreachable_grace" << YAML::Value
       << FormatDuration(watch.watcher.unreachable_grace);
   out << YAML::Key << "stall_timeout" << YAML::Value << FormatDuration(watch.stall_timeout);
+  EmitSources(out, watch.watcher.sources);
   out << YAML::EndMap;
 
   out << YAML::Key << "events" << YAML::Value << YAML::BeginMap;

@@ -68,6 +68,24 @@ std::string ReadinessReason(const Status& error) {
   }
 }
 
+// "; source dc2 unavailable: <reason>" for each further source that
+// cannot be read now (they do not take readiness away), "" when none.
+std::string UnavailableSources(const Watcher& watcher) {
+  std::string text;
+  const std::vector<WatchState> states = watcher.SourceStates();
+  for (std::size_t i = 1; i < states.size(); ++i) {
+    if (!states[i].last_error) continue;
+    // Consul's text is a peer's: only its one well-known reason is named.
+    const bool no_path =
+        states[i].last_error->message().find("No path to datacenter") != std::string::npos;
+    text += "; source " + (states[i].source.empty() ? "#" + std::to_string(i) : states[i].source) +
+            " unavailable: " +
+            (no_path ? std::string("Consul has no path to the datacenter (HTTP 500)")
+                     : ReadinessReason(*states[i].last_error));
+  }
+  return text;
+}
+
 // The watch's state, ready only once the sinks that hold state have taken
 // the engine's view: the first scrape after /readyz turns 200 describes
 // every instance.
@@ -84,6 +102,7 @@ HttpHandlers Handlers(Watcher& watcher, const ViewTracker& views, const LoopHear
   HttpHandlers handlers;
   handlers.metrics = [&watcher, &views, &heartbeat, stall_timeout, &metrics, &registry] {
     metrics.SetWatchState(ReadyState(watcher, views));
+    metrics.SetSourceStates(watcher.SourceStates());
     const auto since = heartbeat.SinceLastTurn();
     metrics.SetWatchLoopLag(since, since > stall_timeout);
     return prometheus::TextSerializer().Serialize(registry.Collect());
@@ -97,12 +116,19 @@ HttpHandlers Handlers(Watcher& watcher, const ViewTracker& views, const LoopHear
     }
     const WatchState state = watcher.State();
     if (state.ready) {
-      if (views.Settled(kViewGrace)) return true;
+      if (views.Settled(kViewGrace)) {
+        // Ready, and says which further sources cannot be read now.
+        if (const std::string unavailable = UnavailableSources(watcher); !unavailable.empty()) {
+          why = unavailable.substr(2);
+        }
+        return true;
+      }
       why = "sinks that hold state are taking the current state";
     } else if (state.last_error) {
       // The kind of failure only: Consul's answer body is a peer's text
       // (an HTML page, anything) and belongs in the debug log, not here.
-      why = "Consul unreachable: " + ReadinessReason(*state.last_error);
+      why =
+          "Consul unreachable: " + ReadinessReason(*state.last_error) + UnavailableSources(watcher);
     } else if (!state.initial_sync_done) {
       why = "initial sync in progress";
     } else {
@@ -273,8 +299,12 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   if (cluster) {
     handlers.ready = [watch_ready = std::move(handlers.ready), &cluster](std::string& why) {
       if (!watch_ready(why)) return false;
+      // Ready: `why` may hold a detail (a source that cannot be read).
+      std::string detail = std::move(why);
       why = cluster->NotReadyReason();
-      return why.empty();
+      if (!why.empty()) return false;
+      why = std::move(detail);
+      return true;
     };
   }
   auto server = HttpServer::Start(std::move(*server_options), std::move(handlers));

@@ -14,6 +14,7 @@ namespace {
 std::string StartOnlySettings(BridgeConfig config) {
   config.sinks.clear();
   config.watch.watcher.services = {};
+  for (WatchSource& source : config.watch.watcher.sources) source.services = {};
   config.watch.engine = {};
   config.log.level.clear();
   // It only adds or drops a sink, which the reload applies.
@@ -98,6 +99,20 @@ std::vector<SinkConfig> ReloadSinks(const BridgeConfig& current, const BridgeCon
   return running;
 }
 
+// The same sources in the same order, whatever their service filters.
+bool SameSourceScopes(const std::vector<WatchSource>& a, const std::vector<WatchSource>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const WatchSource& x = a[i];
+    const WatchSource& y = b[i];
+    if (x.datacenter != y.datacenter || x.peer != y.peer || x.ns != y.ns ||
+        x.partition != y.partition) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 BridgeConfig ApplyReload(const BridgeConfig& current, const BridgeConfig& next, LiveBridge live) {
@@ -110,15 +125,23 @@ BridgeConfig ApplyReload(const BridgeConfig& current, const BridgeConfig& next, 
   }
   effective.sinks = ReloadSinks(current, next, live);
 
-  if (next.watch.watcher.services != current.watch.watcher.services) {
-    live.watcher.UpdateServiceFilter(next.watch.watcher.services);
+  const WatcherOptions& next_watch = next.watch.watcher;
+  const WatcherOptions& current_watch = current.watch.watcher;
+  if (!SameSourceScopes(next_watch.sources, current_watch.sources)) {
+    spdlog::warn(
+        "reload: changes to the list of watch.sources take effect at the next restart; "
+        "the running sources stay");
+  } else if (next_watch.services != current_watch.services ||
+             next_watch.sources != current_watch.sources) {
+    live.watcher.UpdateServiceFilters(next_watch);
     spdlog::info("reload: watch.services applied");
+    effective.watch.watcher.services = next_watch.services;
+    effective.watch.watcher.sources = next_watch.sources;
   }
   if (next.watch.engine != current.watch.engine) {
     live.watcher.UpdateEngineOptions(next.watch.engine);
     spdlog::info("reload: watch up_statuses, dampening and initial_events applied");
   }
-  effective.watch.watcher.services = next.watch.watcher.services;
   effective.watch.engine = next.watch.engine;
 
   if (next.log.level != current.log.level) {

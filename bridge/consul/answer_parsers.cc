@@ -337,4 +337,31 @@ StatusOr<AgentSelf> ParseAgentSelf(std::string_view body) {
   return self;
 }
 
+StatusOr<PeeringStates> ParsePeerings(std::string_view body) {
+  simdjson::dom::parser parser;
+  element root;
+  if (!ParseJson(parser, body, root)) return NotJson("peerings answer");
+  simdjson::dom::array entries;
+  if (root.get_array().get(entries) != SUCCESS) {
+    return Status::InvalidArgument(std::string("peerings answer: expected a list, got ") +
+                                   TypeName(root));
+  }
+  std::string error;
+  Fields fields(error);
+  PeeringStates states;
+  std::size_t i = 0;
+  for (const element entry : entries) {
+    const std::string path = "[" + std::to_string(i++) + "]";
+    if (!entry.is_object()) {
+      return Status::InvalidArgument("peerings answer: " + path + ": expected an object, got " +
+                                     std::string(TypeName(entry)));
+    }
+    std::string name = fields.String(entry, path, "Name");
+    std::string state = fields.String(entry, path, "State");
+    if (!error.empty()) return Status::InvalidArgument("peerings answer: " + error);
+    states.insert_or_assign(std::move(name), std::move(state));
+  }
+  return states;
+}
+
 }  // namespace hb

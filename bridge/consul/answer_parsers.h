@@ -48,4 +48,9 @@ struct AgentSelf {
 // GET /v1/agent/self
 StatusOr<AgentSelf> ParseAgentSelf(std::string_view body);
 
+// GET /v1/peerings: each peering's Name → State ("ACTIVE", "PENDING",
+// "ESTABLISHING", "FAILING", "DELETING", "TERMINATED", ...).
+using PeeringStates = std::map<std::string, std::string>;
+StatusOr<PeeringStates> ParsePeerings(std::string_view body);
+
 }  // namespace hb

@@ -171,6 +171,7 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
   ConsulClient* client = nullptr;
   std::string path;
   std::vector<std::pair<std::string, std::string>> params;
+  RequestScope scope;  // fixed for the query's life, as its index belongs to it
   ConsulClient::AnswerHandler on_answer;
   ConsulClient::ErrorHandler on_error;
 
@@ -195,7 +196,7 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
     // changes (up to `wait`), and nobody would learn that it answers again.
     const std::uint64_t asked = failures > 0 ? 0 : index;
     issued_blocking = asked > 0;
-    HttpRequest request = client->BuildRequest(path, params, asked);
+    HttpRequest request = client->BuildRequest(path, params, asked, scope);
     std::weak_ptr<State> weak = weak_from_this();
     transfer = client->loop().StartGet(std::move(request), [weak, started](HttpResponse response) {
       // Hold the state for the whole callback: on_answer may destroy the
@@ -367,7 +368,7 @@ ConsulClient::~ConsulClient() = default;
 
 HttpRequest ConsulClient::BuildRequest(
     std::string_view path, const std::vector<std::pair<std::string, std::string>>& params,
-    std::uint64_t index) const {
+    std::uint64_t index, const RequestScope& scope) const {
   HttpRequest request;
   std::string url = options_.address;
   url += path;
@@ -382,7 +383,14 @@ HttpRequest ConsulClient::BuildRequest(
     separator = '&';
   };
   for (const auto& [name, value] : params) add(name, value);
-  if (!options_.datacenter.empty()) add("dc", options_.datacenter);
+  if (!scope.datacenter.empty()) {
+    add("dc", scope.datacenter);
+  } else if (!options_.datacenter.empty()) {
+    add("dc", options_.datacenter);
+  }
+  if (!scope.peer.empty()) add("peer", scope.peer);
+  if (!scope.ns.empty()) add("ns", scope.ns);
+  if (!scope.partition.empty()) add("partition", scope.partition);
   if (options_.stale) add("stale", "");
   if (index > 0) {
     add("index", std::to_string(index));
@@ -507,11 +515,12 @@ void ConsulClient::Observe(std::string_view path, std::string_view outcome, Stea
 
 std::unique_ptr<BlockingQuery> ConsulClient::Watch(
     std::string path, std::vector<std::pair<std::string, std::string>> params,
-    AnswerHandler on_answer, ErrorHandler on_error) {
+    AnswerHandler on_answer, ErrorHandler on_error, RequestScope scope) {
   auto state = std::make_shared<BlockingQuery::State>();
   state->client = this;
   state->path = std::move(path);
   state->params = std::move(params);
+  state->scope = std::move(scope);
   state->on_answer = std::move(on_answer);
   state->on_error = std::move(on_error);
   state->tokens_at = clock_.Now();
@@ -525,10 +534,12 @@ std::unique_ptr<BlockingQuery> ConsulClient::Watch(
   return std::make_unique<BlockingQuery>(std::move(state));
 }
 
-void ConsulClient::Get(std::string path, std::function<void(StatusOr<std::string>)> done) {
-  auto start = [this, path = std::move(path), done = std::move(done)]() mutable {
+void ConsulClient::Get(std::string path, std::function<void(StatusOr<std::string>)> done,
+                       RequestScope scope) {
+  auto start = [this, path = std::move(path), done = std::move(done),
+                scope = std::move(scope)]() mutable {
     const SteadyTime started = clock_.Now();
-    HttpRequest request = BuildRequest(path, {}, 0);
+    HttpRequest request = BuildRequest(path, {}, 0, scope);
     loop_->StartGet(std::move(request),
                     [this, path, started, done = std::move(done)](HttpResponse response) {
                       Observe(path, OutcomeOf(response), started, false);
@@ -551,28 +562,30 @@ void ConsulClient::Get(std::string path, std::function<void(StatusOr<std::string
   }
 }
 
-void ConsulClient::Read(std::string path, std::function<void(StatusOr<ReadAnswer>)> done) {
-  auto start = [this, path = std::move(path), done = std::move(done)]() mutable {
+void ConsulClient::Read(std::string path, std::function<void(StatusOr<ReadAnswer>)> done,
+                        RequestScope scope) {
+  auto start = [this, path = std::move(path), done = std::move(done),
+                scope = std::move(scope)]() mutable {
     const SteadyTime started = clock_.Now();
-    HttpRequest request = BuildRequest(path, {}, 0);
-    loop_->StartGet(std::move(request),
-                    [this, path, started, done = std::move(done)](HttpResponse response) {
-                      NoteRefusal(response);
-                      LogRequest(path, 0, response, started);
-                      if (!response.transport.ok()) {
-                        Observe(path, OutcomeOf(response), started, false);
-                        return done(Failed(response.transport, path));
-                      }
-                      if (response.status < 200 || response.status > 299) {
-                        Observe(path, OutcomeOf(response), started, false);
-                        return done(Failed(StatusFromHttp(response.status, response.body), path));
-                      }
-                      auto meta = ParseQueryMeta(response.headers);
-                      Observe(path, meta.ok() ? "ok" : "malformed", started, false);
-                      if (!meta.ok()) return done(Failed(meta.status(), path));
-                      NoteSuccess();
-                      done(ReadAnswer{std::move(response.body), *meta, clock_.Now()});
-                    });
+    HttpRequest request = BuildRequest(path, {}, 0, scope);
+    loop_->StartGet(
+        std::move(request), [this, path, started, done = std::move(done)](HttpResponse response) {
+          NoteRefusal(response);
+          LogRequest(path, 0, response, started);
+          if (!response.transport.ok()) {
+            Observe(path, OutcomeOf(response), started, false);
+            return done(Failed(response.transport, path));
+          }
+          if (response.status < 200 || response.status > 299) {
+            Observe(path, OutcomeOf(response), started, false);
+            return done(Failed(StatusFromHttp(response.status, response.body), path));
+          }
+          auto meta = ParseQueryMeta(response.headers);
+          Observe(path, meta.ok() ? "ok" : "malformed", started, false);
+          if (!meta.ok()) return done(Failed(meta.status(), path));
+          NoteSuccess();
+          done(ReadAnswer{std::move(response.body), *meta, clock_.Now()});
+        });
   };
   if (loop_->InLoopThread()) {
     start();

@@ -20,6 +20,19 @@
 
 namespace hb {
 
+// The part of Consul a request reads: ?dc=, ?peer=, ?ns=, ?partition=. A
+// blocking query keeps the scope it was started with next to its index, so
+// an index one source answered is only ever sent back to that source (each
+// datacenter has a Raft log, and so an index, of its own).
+struct RequestScope {
+  // Default: "" = ConsulClientOptions::datacenter (the agent's when empty).
+  std::string datacenter;
+  std::string peer;       // cluster peer whose imported services to read
+  std::string ns;         // Consul Enterprise namespace
+  std::string partition;  // Consul Enterprise admin partition
+  bool operator==(const RequestScope&) const = default;
+};
+
 // Low-cardinality endpoint label of a path: "catalog_services",
 // "health_service", "health_state", "agent_self", or "other".
 std::string_view EndpointLabel(std::string_view path);
@@ -98,15 +111,19 @@ class ConsulClient {
   // unusable bodies, before the backoff. Every error's text starts with
   // "GET <address><path>: " (user info masked). Destroying the returned query
   // stops it; no callback runs after its destructor returns.
+  // `scope` goes on every request of the loop.
   std::unique_ptr<BlockingQuery> Watch(std::string path,
                                        std::vector<std::pair<std::string, std::string>> params,
-                                       AnswerHandler on_answer, ErrorHandler on_error);
+                                       AnswerHandler on_answer, ErrorHandler on_error,
+                                       RequestScope scope = {});
 
   // One non-blocking GET with the same auth, dc and TLS.
-  void Get(std::string path, std::function<void(StatusOr<std::string>)> done);
+  void Get(std::string path, std::function<void(StatusOr<std::string>)> done,
+           RequestScope scope = {});
   // The same, with the answer's index and headers (an unusable index is an
   // error). Errors carry the same Status as a blocking query's.
-  void Read(std::string path, std::function<void(StatusOr<ReadAnswer>)> done);
+  void Read(std::string path, std::function<void(StatusOr<ReadAnswer>)> done,
+            RequestScope scope = {});
 
   EventLoop& loop() { return *loop_; }
   const ConsulClientOptions& options() const { return options_; }
@@ -123,7 +140,7 @@ class ConsulClient {
 
   HttpRequest BuildRequest(std::string_view path,
                            const std::vector<std::pair<std::string, std::string>>& params,
-                           std::uint64_t index) const;
+                           std::uint64_t index, const RequestScope& scope) const;
   // Loop thread: the token file's content replaces the token when it reads
   // and differs; `why` is for the log (never the token).
   void ReReadTokenFile(std::string_view why);

@@ -255,6 +255,9 @@ void WriteData(CompactWriter& w, const Event& event, const CloudEventOptions& op
     w.Key("event"), w.String(ToString(event.type));
     w.Key("instances_total"), w.Number(event.instances_total);
     w.Key("instances_up"), w.Number(event.instances_up);
+    if (!event.scope.ns.empty()) w.Key("namespace"), w.String(event.scope.ns);
+    if (!event.scope.partition.empty()) w.Key("partition"), w.String(event.scope.partition);
+    if (!event.scope.peer.empty()) w.Key("peer"), w.String(event.scope.peer);
     w.Key("reconciled"), w.Bool(event.reconciled);
     w.Key("service"), w.String(event.service);
     w.EndObject();
@@ -280,7 +283,10 @@ void WriteData(CompactWriter& w, const Event& event, const CloudEventOptions& op
   w.Key("meta"), w.BeginObject();
   for (const auto& [name, value] : event.meta) w.QuotedKey(name), w.String(value);
   w.EndObject();
+  if (!event.scope.ns.empty()) w.Key("namespace"), w.String(event.scope.ns);
   w.Key("node"), w.String(event.node);
+  if (!event.scope.partition.empty()) w.Key("partition"), w.String(event.scope.partition);
+  if (!event.scope.peer.empty()) w.Key("peer"), w.String(event.scope.peer);
   w.Key("port"), w.Number(event.port);
   w.Key("previous_status"), w.StatusOrNull(event.previous_status);
   if (event.reason) w.Key("reason"), w.String(ToString(*event.reason));
@@ -329,6 +335,10 @@ void WriteAttribute(Out& out, Attribute attribute, const Event& event,
       out.String(event.id);
       return;
     case Attribute::kSource: {
+      if (options.source.empty() && !event.scope.IsDefault()) {
+        out.String(CloudEventSource(event.datacenter, event.scope));
+        return;
+      }
       const auto [source, source_rest] = SourceParts(event, options);
       out.String({source, source_rest});
       return;
@@ -338,6 +348,10 @@ void WriteAttribute(Out& out, Attribute attribute, const Event& event,
       return;
     case Attribute::kSubject:
     case Attribute::kPartitionkey:
+      if (event.scope.named_in_subject) {
+        out.String(event.Subject());
+        return;
+      }
       // Event::Subject() without building it: "<service>" or "<service>/<id>".
       out.String({event.service, event.IsInstanceEvent() ? "/" : "", event.instance_id});
       return;

@@ -107,6 +107,11 @@ StatusOr<Event> ReadCloudEvent(std::string_view text) {
   if (const json* reconciled = fields.Get("reconciled", json::value_t::boolean)) {
     event.reconciled = reconciled->get<bool>();
   }
+  for (auto [name, field] :
+       {std::pair{"peer", &event.scope.peer}, std::pair{"namespace", &event.scope.ns},
+        std::pair{"partition", &event.scope.partition}}) {
+    if (data.contains(name)) *field = fields.String(name);
+  }
   if (event.type == EventType::kServiceUp || event.type == EventType::kServiceDown) {
     event.instances_up = static_cast<int>(fields.Integer("instances_up"));
     event.instances_total = static_cast<int>(fields.Integer("instances_total"));
@@ -147,6 +152,13 @@ StatusOr<Event> ReadCloudEvent(std::string_view text) {
     }
   }
   if (!fields.error().empty()) return Status::InvalidArgument(fields.error());
+  // A bridge with several sources names the source in the subject: the
+  // event is delivered again with the subject it first had.
+  if (auto subject = document.find("subject"); subject != document.end() && subject->is_string()) {
+    Event named = event;
+    named.scope.named_in_subject = true;
+    if (subject->get<std::string>() == named.Subject()) event.scope.named_in_subject = true;
+  }
   return event;
 }
 

@@ -58,7 +58,12 @@ std::string Event::Subject() const {
 }
 
 void Event::WriteSubject(std::string& out) const {
-  out.assign(service);
+  out.clear();
+  if (scope.named_in_subject) {
+    AppendSourceKey(out, datacenter, scope);
+    out.push_back('/');
+  }
+  out.append(service);
   if (!instance_id.empty()) out.append("/").append(instance_id);
 }
 

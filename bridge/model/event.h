@@ -12,6 +12,7 @@
 
 #include "bridge/common/clock.h"
 #include "bridge/model/health.h"
+#include "bridge/model/source_scope.h"
 
 namespace hb {
 
@@ -47,9 +48,12 @@ struct Event {
   // Stable for the same transition, so consumers deduplicate redeliveries:
   // "<dc>/<node>/<instance_id>/<consul_index>/<event>" for instance events,
   // "<dc>/<service>/<consul_index>/<event>" for service events, each text
-  // part encoded by AppendIdPart() (bridge/model/protocol_text.h).
+  // part encoded by AppendIdPart() (bridge/model/protocol_text.h); outside
+  // the default scope "<dc>" is the whole SourceKey().
   std::string id;
   std::string datacenter;
+  // Peer, namespace and partition of the source (source_scope.h).
+  SourceScope scope{};
   std::string service;
 
   // Instance events only (empty for service events).
@@ -87,7 +91,8 @@ struct Event {
 
   bool IsInstanceEvent() const { return !instance_id.empty(); }
   // "<service>/<instance_id>" (or "<service>" for service events): the
-  // CloudEvents subject and partitionkey, and the Kafka message key.
+  // CloudEvents subject and partitionkey, and the Kafka message key. With
+  // scope.named_in_subject, SourceKey() and a '/' come first.
   std::string Subject() const;
   // Subject() into `out`, replacing its text and keeping its storage.
   void WriteSubject(std::string& out) const;

@@ -34,6 +34,10 @@ std::string EncodeEvent(const Event& event, std::optional<WallTime> queued_at) {
   if (event.reconciled) out["reconciled"] = true;
   if (event.silent) out["silent"] = true;
   if (event.epoch) out["epoch"] = *event.epoch;
+  if (!event.scope.peer.empty()) out["peer"] = event.scope.peer;
+  if (!event.scope.ns.empty()) out["ns"] = event.scope.ns;
+  if (!event.scope.partition.empty()) out["partition"] = event.scope.partition;
+  if (event.scope.named_in_subject) out["named"] = true;
   if (event.IsInstanceEvent()) {
     out["instance_id"] = event.instance_id;
     out["node"] = event.node;
@@ -77,6 +81,10 @@ StatusOr<Event> DecodeEvent(std::string_view encoded, std::optional<WallTime>* q
     event.reconciled = in.value(field = "reconciled", false);
     event.silent = in.value(field = "silent", false);
     if (in.contains("epoch")) event.epoch = in.at(field = "epoch").get<std::uint64_t>();
+    event.scope.peer = in.value(field = "peer", std::string());
+    event.scope.ns = in.value(field = "ns", std::string());
+    event.scope.partition = in.value(field = "partition", std::string());
+    event.scope.named_in_subject = in.value(field = "named", false);
     if (in.contains("instance_id")) {
       event.instance_id = in.at(field = "instance_id").get<std::string>();
       event.node = in.at(field = "node").get<std::string>();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bridge/common/clock.h"
+#include "bridge/model/source_scope.h"
 
 namespace hb {
 
@@ -71,6 +72,7 @@ struct ServiceSnapshot {
   std::vector<Instance> instances;
   // When the answer arrived, for end-to-end latency metrics.
   SteadyTime received_at{};
+  SourceScope scope{};  // peer, namespace, partition (default: none)
 };
 
 }  // namespace hb

@@ -53,6 +53,31 @@ std::string ServiceEventId(std::string_view datacenter, std::string_view service
   return id;
 }
 
+std::string InstanceEventId(std::string_view datacenter, const SourceScope& scope,
+                            std::string_view node, std::string_view instance_id,
+                            std::uint64_t index, std::string_view event) {
+  if (scope.IsDefault()) return InstanceEventId(datacenter, node, instance_id, index, event);
+  std::string id;
+  AppendSourceKey(id, datacenter, scope);
+  id += '/';
+  AppendIdPart(id, node);
+  id += '/';
+  AppendIdPart(id, instance_id);
+  id.append("/").append(std::to_string(index)).append("/").append(event);
+  return id;
+}
+
+std::string ServiceEventId(std::string_view datacenter, const SourceScope& scope,
+                           std::string_view service, std::uint64_t index, std::string_view event) {
+  if (scope.IsDefault()) return ServiceEventId(datacenter, service, index, event);
+  std::string id;
+  AppendSourceKey(id, datacenter, scope);
+  id += '/';
+  AppendIdPart(id, service);
+  id.append("/").append(std::to_string(index)).append("/").append(event);
+  return id;
+}
+
 std::string HeaderSafe(std::string_view value) {
   const bool clean = std::none_of(value.begin(), value.end(), [](char ch) {
     return IsControl(static_cast<unsigned char>(ch));

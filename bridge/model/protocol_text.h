@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "bridge/model/source_scope.h"
+
 namespace hb {
 
 // Appends one part of an event id: every byte outside visible ASCII
@@ -25,6 +27,14 @@ std::string InstanceEventId(std::string_view datacenter, std::string_view node,
                             std::string_view event);
 std::string ServiceEventId(std::string_view datacenter, std::string_view service,
                            std::uint64_t index, std::string_view event);
+// The same for a source outside the default scope: "<dc>" is replaced by
+// the source's key (source_scope.h), which has more '/'-separated parts than
+// a datacenter, so no scoped id equals an unscoped one.
+std::string InstanceEventId(std::string_view datacenter, const SourceScope& scope,
+                            std::string_view node, std::string_view instance_id,
+                            std::uint64_t index, std::string_view event);
+std::string ServiceEventId(std::string_view datacenter, const SourceScope& scope,
+                           std::string_view service, std::uint64_t index, std::string_view event);
 
 // A header value that cannot break its line: control bytes (0x00-0x1F and
 // 0x7F) are percent-encoded; everything else, UTF-8 and '%' included,

@@ -420,7 +420,12 @@ struct HttpServer::Impl {
     }
     if (head.path == "/readyz") {
       std::string why;
-      if (handlers.ready(why)) return SendNow(connection, &head, Text(200, "ready\n"));
+      if (handlers.ready(why)) {
+        // A detail that does not take readiness away (a further source
+        // that cannot be read) follows the word.
+        return SendNow(connection, &head,
+                       Text(200, why.empty() ? "ready\n" : "ready; " + why + "\n"));
+      }
       return SendNow(connection, &head, Text(503, "not ready: " + why + "\n"));
     }
     const bool known = head.path == "/metrics" || head.path == "/" ||

@@ -57,6 +57,7 @@ struct HttpHandlers {
   // The Prometheus text exposition.
   std::function<std::string()> metrics;
   // Whether the bridge is ready; when not, `why` says what is missing.
+  // When ready, a non-empty `why` is a detail shown after "ready; ".
   std::function<bool(std::string& why)> ready;
   // The JSON document of /v1/instances for the query's filters; empty
   // function: the endpoint is off (404).

@@ -53,6 +53,12 @@ void AppendJson(const std::vector<InstanceView>& instances, const InstancesDocum
                     {"up", view.up},
                     {"since", FormatRfc3339(view.since)},
                     {"checks", std::move(checks)}});
+    // Only for a source outside the default scope (watch.sources), as in
+    // the events' data.
+    json& listed = list.back();
+    if (!view.scope.peer.empty()) listed["peer"] = view.scope.peer;
+    if (!view.scope.ns.empty()) listed["namespace"] = view.scope.ns;
+    if (!view.scope.partition.empty()) listed["partition"] = view.scope.partition;
   }
 }
 

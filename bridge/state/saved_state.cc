@@ -77,13 +77,48 @@ class Reader {
 
 }  // namespace
 
+namespace {
+
+// The scope's fields, only when set: a file of a bridge with one source is
+// the same as before sources existed.
+void EncodeScope(json& out, const SourceScope& scope) {
+  if (!scope.peer.empty()) out["peer"] = scope.peer;
+  if (!scope.ns.empty()) out["namespace"] = scope.ns;
+  if (!scope.partition.empty()) out["partition"] = scope.partition;
+  if (scope.named_in_subject) out["named_in_subject"] = true;
+}
+
+// Empty on success, else what is wrong at `path`.
+std::string DecodeScope(const json& in, const std::string& path, SourceScope& scope) {
+  for (auto [name, field] : {std::pair{"peer", &scope.peer}, std::pair{"namespace", &scope.ns},
+                             std::pair{"partition", &scope.partition}}) {
+    const auto it = in.find(name);
+    if (it == in.end()) continue;
+    if (!it->is_string()) return path + "." + name + ": expected a string";
+    *field = it->get<std::string>();
+  }
+  if (const auto it = in.find("named_in_subject"); it != in.end()) {
+    if (!it->is_boolean()) return path + ".named_in_subject: expected true or false";
+    scope.named_in_subject = it->get<bool>();
+  }
+  return "";
+}
+
+}  // namespace
+
 std::string EncodeSavedState(const SavedState& state) {
   json services = json::array();
   for (const auto& service : state.services) {
-    services.push_back({{"datacenter", service.datacenter}, {"service", service.service}});
+    json entry = {{"datacenter", service.datacenter}, {"service", service.service}};
+    EncodeScope(entry, service.scope);
+    services.push_back(std::move(entry));
   }
   json instances = json::array();
-  for (const auto& instance : state.instances) instances.push_back(EncodeInstance(instance));
+  for (const auto& instance : state.instances) {
+    json entry = EncodeInstance(instance);
+    EncodeScope(entry, instance.scope);
+    instances.push_back(std::move(entry));
+  }
   return json{{"version", kFormatVersion}, {"services", services}, {"instances", instances}}.dump();
 }
 
@@ -109,8 +144,12 @@ StatusOr<SavedState> DecodeSavedState(std::string_view text) {
                               "]: expected an object");
     }
     Reader read(entry, "services[" + std::to_string(i) + "]");
-    SavedService service{read.Get<std::string>("datacenter"), read.Get<std::string>("service")};
+    SavedService service{read.Get<std::string>("datacenter"), read.Get<std::string>("service"), {}};
     if (!read.error().empty()) return Status::DataLoss("saved state: " + read.error());
+    if (std::string bad = DecodeScope(entry, "services[" + std::to_string(i) + "]", service.scope);
+        !bad.empty()) {
+      return Status::DataLoss("saved state: " + bad);
+    }
     state.services.push_back(std::move(service));
   }
   for (std::size_t i = 0; i < instances->size(); ++i) {
@@ -122,6 +161,9 @@ StatusOr<SavedState> DecodeSavedState(std::string_view text) {
     SavedInstance saved;
     saved.datacenter = read.Get<std::string>("datacenter");
     saved.service = read.Get<std::string>("service");
+    if (std::string bad = DecodeScope(entry, path, saved.scope); !bad.empty()) {
+      return Status::DataLoss("saved state: " + bad);
+    }
     saved.instance.service = saved.service;
     saved.instance.node = read.Get<std::string>("node");
     saved.instance.id = read.Get<std::string>("id");

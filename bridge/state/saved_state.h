@@ -11,6 +11,7 @@
 #include "bridge/common/clock.h"
 #include "bridge/common/status.h"
 #include "bridge/model/health.h"
+#include "bridge/model/source_scope.h"
 
 namespace hb {
 
@@ -22,6 +23,7 @@ struct SavedInstance {
   bool reported_up = false;
   std::uint64_t index = 0;  // Consul index of the last applied snapshot
   WallTime since{};         // last reported up/down change, or first seen
+  SourceScope scope{};      // peer, namespace, partition: absent from the file when default
 
   bool operator==(const SavedInstance&) const = default;
 };
@@ -29,6 +31,7 @@ struct SavedInstance {
 struct SavedService {
   std::string datacenter;
   std::string service;
+  SourceScope scope{};
   bool operator==(const SavedService&) const = default;
 };
 

@@ -10,10 +10,17 @@
 namespace hb {
 namespace {
 
-std::string ServiceKey(std::string_view datacenter, std::string_view service) {
-  std::string key;
-  key.reserve(datacenter.size() + 1 + service.size());
-  key.append(datacenter).append("\n").append(service);
+// "<dc>\n<service>" in the default scope (as before sources existed), else
+// "<source key>\n<service>": two sources never share a service's state.
+std::string SourceKeyOf(std::string_view datacenter, const SourceScope& scope) {
+  return scope.IsDefault() ? std::string(datacenter) : SourceKey(datacenter, scope);
+}
+
+std::string ServiceKey(std::string_view datacenter, const SourceScope& scope,
+                       std::string_view service) {
+  std::string key = SourceKeyOf(datacenter, scope);
+  key.reserve(key.size() + 1 + service.size());
+  key.append("\n").append(service);
   return key;
 }
 
@@ -92,6 +99,8 @@ struct TransitionEngine::ServiceState {
   };
 
   std::string datacenter;
+  SourceScope scope;
+  std::string source_key;  // SourceKeyOf(datacenter, scope)
   std::string name;
   // Node-based: an InstanceEntry stays put while others come and go.
   std::unordered_map<std::string, InstanceState, KeyHash, std::equal_to<>> instances;
@@ -119,6 +128,7 @@ struct TransitionEngine::Emitter {
     Event& event = out.emplace_back();
     event.type = type;
     event.datacenter = service.datacenter;
+    event.scope = service.scope;
     event.service = service.name;
     event.consul_index = index;
     event.silent = silent;
@@ -145,8 +155,8 @@ struct TransitionEngine::Emitter {
     event.previous_status = previous;
     // Node and ID are free text in Consul: encoded, the id is safe in any
     // header (webhook-id, ce_id) and its parts stay unambiguous.
-    event.id =
-        InstanceEventId(service.datacenter, event.node, event.instance_id, index, ToString(type));
+    event.id = InstanceEventId(service.datacenter, service.scope, event.node, event.instance_id,
+                               index, ToString(type));
   }
 };
 
@@ -162,12 +172,15 @@ bool TransitionEngine::IsUp(HealthStatus status) const {
 }
 
 TransitionEngine::ServiceState& TransitionEngine::ServiceFor(std::string_view datacenter,
+                                                             const SourceScope& scope,
                                                              std::string_view service) {
-  const std::string key = ServiceKey(datacenter, service);
+  const std::string key = ServiceKey(datacenter, scope, service);
   auto it = services_.find(key);
   if (it == services_.end()) {
     auto state = std::make_unique<ServiceState>();
     state->datacenter = datacenter;
+    state->scope = scope;
+    state->source_key = SourceKeyOf(datacenter, scope);
     state->name = service;
     it = services_.emplace(key, std::move(state)).first;
   }
@@ -178,11 +191,11 @@ TransitionEngine::ServiceState& TransitionEngine::ServiceFor(std::string_view da
 
 std::vector<Event> TransitionEngine::Apply(ServiceSnapshot snapshot) {
   std::vector<Event> events;
-  ServiceState& service = ServiceFor(snapshot.datacenter, snapshot.service);
+  ServiceState& service = ServiceFor(snapshot.datacenter, snapshot.scope, snapshot.service);
   Emitter emit{events, clock_.WallNow()};
   // Only a service's first answer of the initial sync is special: a change
   // seen later during the sync is a real change.
-  const bool first_of_sync = !service.synced && !initial_sync_complete_;
+  const bool first_of_sync = !service.synced && !SourceSynced(service);
   if (first_of_sync) {
     emit.reconciled = restored_;
     emit.silent = !restored_ && !options_.initial_events;
@@ -290,8 +303,8 @@ void TransitionEngine::RememberDeparted(const ServiceState& service, const Insta
          (departed_.size() >= kDepartedLimit || at - departed_.front().at > kDepartedRetention)) {
     departed_.pop_front();
   }
-  departed_.push_back({service.datacenter, service.name, entry.first, entry.second.details,
-                       entry.second.reported_status, index, at});
+  departed_.push_back({service.datacenter, service.scope, service.name, entry.first,
+                       entry.second.details, entry.second.reported_status, index, at});
 }
 
 void TransitionEngine::EmitServiceChange(ServiceState& service, std::uint64_t index,
@@ -303,18 +316,26 @@ void TransitionEngine::EmitServiceChange(ServiceState& service, std::uint64_t in
       emit.Add(up ? EventType::kServiceUp : EventType::kServiceDown, service, index, observed_at);
   event.instances_up = service.up_count;
   event.instances_total = static_cast<int>(service.instances.size());
-  event.id = ServiceEventId(service.datacenter, service.name, index, ToString(event.type));
+  event.id =
+      ServiceEventId(service.datacenter, service.scope, service.name, index, ToString(event.type));
 }
 
 std::vector<Event> TransitionEngine::ServiceGone(std::string_view datacenter,
                                                  std::string_view service_name,
                                                  std::uint64_t index) {
+  return ServiceGone(datacenter, SourceScope{}, service_name, index);
+}
+
+std::vector<Event> TransitionEngine::ServiceGone(std::string_view datacenter,
+                                                 const SourceScope& scope,
+                                                 std::string_view service_name,
+                                                 std::uint64_t index) {
   std::vector<Event> events;
-  auto it = services_.find(ServiceKey(datacenter, service_name));
+  auto it = services_.find(ServiceKey(datacenter, scope, service_name));
   if (it == services_.end()) return events;
-  Emitter emit{events, clock_.WallNow()};
-  emit.reconciled = restored_ && !initial_sync_complete_;
   ServiceState& service = *it->second;
+  Emitter emit{events, clock_.WallNow()};
+  emit.reconciled = restored_ && !SourceSynced(service);
   std::vector<InstanceEntry*> all;
   for (InstanceEntry& entry : service.instances) all.push_back(&entry);
   std::sort(all.begin(), all.end(), KeyLess<InstanceEntry>);
@@ -375,26 +396,51 @@ std::optional<SteadyTime> TransitionEngine::NextDeadline() const {
   return earliest;
 }
 
+bool TransitionEngine::SourceSynced(const ServiceState& service) const {
+  return initial_sync_complete_ || synced_sources_.contains(service.source_key);
+}
+
 std::vector<Event> TransitionEngine::CompleteInitialSync(
     std::string_view datacenter, const std::set<std::string, std::less<>>& unreadable) {
+  return CompleteInitialSync(datacenter, SourceScope{}, unreadable);
+}
+
+std::vector<Event> TransitionEngine::CompleteInitialSync(
+    std::string_view datacenter, const SourceScope& scope,
+    const std::set<std::string, std::less<>>& unreadable) {
   std::vector<Event> events;
   if (initial_sync_complete_) return events;
-  std::vector<std::pair<std::string, std::string>> gone;
-  std::vector<std::uint64_t> gone_index;
+  const std::string source = SourceKeyOf(datacenter, scope);
+  if (synced_sources_.contains(source)) return events;
+  // This source's restored services that were not applied meanwhile are
+  // gone; once every expected source synced, so are those of sources no
+  // longer watched.
+  const bool last = synced_sources_.size() + 1 >= expected_sources_;
+  std::vector<std::pair<std::string, std::uint64_t>> gone;
   for (const auto& [key, service] : services_) {
-    if (service->datacenter == datacenter && unreadable.contains(service->name)) continue;
-    if (!service->synced) {
-      gone.emplace_back(service->datacenter, service->name);
-      gone_index.push_back(service->last_index);
+    const bool own = service->source_key == source;
+    if (own && unreadable.contains(service->name)) continue;
+    if (service->synced || (!own && (!last || synced_sources_.contains(service->source_key)))) {
+      continue;
     }
+    gone.emplace_back(key, service->last_index);
   }
-  // Still inside the initial sync, so these carry reconciled: true.
-  for (std::size_t i = 0; i < gone.size(); ++i) {
-    auto more = ServiceGone(gone[i].first, gone[i].second, gone_index[i]);
+  // Still inside the source's initial sync, so these carry reconciled: true.
+  for (const auto& [key, index] : gone) {
+    auto it = services_.find(key);
+    if (it == services_.end()) continue;
+    const ServiceState& service = *it->second;
+    auto more = ServiceGone(std::string(service.datacenter), SourceScope(service.scope),
+                            std::string(service.name), index);
     std::move(more.begin(), more.end(), std::back_inserter(events));
   }
-  initial_sync_complete_ = true;
+  synced_sources_.insert(source);
+  if (last) initial_sync_complete_ = true;
   return events;
+}
+
+void TransitionEngine::ExpectSources(std::size_t count) {
+  expected_sources_ = std::max<std::size_t>(count, 1);
 }
 
 void TransitionEngine::AppendServiceView(const ServiceState& service,
@@ -420,8 +466,8 @@ void TransitionEngine::AppendServiceView(const ServiceState& service,
                           service, service.last_index, SteadyTime{});
   event.instances_up = service.up_count;
   event.instances_total = static_cast<int>(service.instances.size());
-  event.id =
-      ServiceEventId(service.datacenter, service.name, service.last_index, ToString(event.type));
+  event.id = ServiceEventId(service.datacenter, service.scope, service.name, service.last_index,
+                            ToString(event.type));
 }
 
 std::vector<Event> TransitionEngine::View() const {
@@ -433,7 +479,7 @@ std::vector<Event> TransitionEngine::View() const {
   std::vector<const Departed*> latest;
   for (auto it = departed_.rbegin(); it != departed_.rend(); ++it) {
     if (now - it->at > kDepartedRetention) break;
-    std::string key = ServiceKey(it->datacenter, it->service);
+    std::string key = ServiceKey(it->datacenter, it->scope, it->service);
     // Back in the catalog since: the live instance above is what holds.
     auto service = services_.find(key);
     if (service != services_.end() && service->second->instances.contains(it->key)) continue;
@@ -445,6 +491,7 @@ std::vector<Event> TransitionEngine::View() const {
     Event& event = events.emplace_back();
     event.type = EventType::kInstanceDeregistered;
     event.datacenter = gone.datacenter;
+    event.scope = gone.scope;
     event.service = gone.service;
     event.consul_index = gone.index;
     event.silent = true;
@@ -457,8 +504,8 @@ std::vector<Event> TransitionEngine::View() const {
     event.tags = std::move(instance.tags);
     event.meta = std::move(instance.meta);
     event.previous_status = gone.last_status;
-    event.id = InstanceEventId(gone.datacenter, event.node, event.instance_id, gone.index,
-                               ToString(event.type));
+    event.id = InstanceEventId(gone.datacenter, gone.scope, event.node, event.instance_id,
+                               gone.index, ToString(event.type));
   }
   return events;
 }
@@ -466,7 +513,7 @@ std::vector<Event> TransitionEngine::View() const {
 SavedState TransitionEngine::Save() const {
   SavedState saved;
   for (const auto& [service_key, service] : services_) {
-    saved.services.push_back({service->datacenter, service->name});
+    saved.services.push_back({service->datacenter, service->name, service->scope});
     std::vector<const InstanceEntry*> sorted;
     for (const InstanceEntry& entry : service->instances) sorted.push_back(&entry);
     std::sort(sorted.begin(), sorted.end(), KeyLess<InstanceEntry>);
@@ -474,6 +521,7 @@ SavedState TransitionEngine::Save() const {
       const InstanceState& state = entry->second;
       SavedInstance& out = saved.instances.emplace_back();
       out.datacenter = service->datacenter;
+      out.scope = service->scope;
       out.service = service->name;
       out.instance = UnpackInstance(entry->first, state.details);
       out.reported_status = state.reported_status.value_or(state.status);
@@ -487,9 +535,11 @@ SavedState TransitionEngine::Save() const {
 
 void TransitionEngine::Restore(const SavedState& saved) {
   restored_ = true;
-  for (const auto& service : saved.services) ServiceFor(service.datacenter, service.service);
+  for (const auto& service : saved.services) {
+    ServiceFor(service.datacenter, service.scope, service.service);
+  }
   for (const auto& record : saved.instances) {
-    ServiceState& service = ServiceFor(record.datacenter, record.service);
+    ServiceState& service = ServiceFor(record.datacenter, record.scope, record.service);
     std::string key;
     InstanceKeyInto(key, record.instance.node, record.instance.id);
     InstanceState state;
@@ -512,7 +562,7 @@ void TransitionEngine::AppendInstances(const ServiceState& service,
   for (const auto& [key, state] : service.instances) {
     views.push_back({service.datacenter, service.name,
                      std::make_shared<const Instance>(UnpackInstance(key, state.details)),
-                     state.status, state.reported_up, state.since});
+                     state.status, state.reported_up, state.since, service.scope});
   }
   std::sort(views.begin() + static_cast<std::ptrdiff_t>(first), views.end(),
             [](const InstanceView& a, const InstanceView& b) {

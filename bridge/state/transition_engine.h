@@ -7,8 +7,9 @@
 // timestamps).
 //
 // Rules, beyond the event table:
-// - An instance is (datacenter, node, service ID); services are (datacenter,
-//   name): datacenters never share state.
+// - An instance is (source, node, service ID); services are (source, name),
+//   a source being a datacenter with its peer, namespace and partition
+//   (SourceScope): sources never share state.
 // - Per instance the engine keeps what events have *reported* (up-ness and
 //   status), the current status, and a pending transition when dampening
 //   delays one. A change of check Output, address, port, tags or meta alone
@@ -79,6 +80,7 @@ struct InstanceView {
   HealthStatus status = HealthStatus::kCritical;  // current aggregated status
   bool up = false;                                // as last reported
   WallTime since{};                               // last reported up/down change, or first seen
+  SourceScope scope{};
 };
 
 class TransitionEngine {
@@ -95,6 +97,8 @@ class TransitionEngine {
   // The service left the catalog (or the watch filter).
   std::vector<Event> ServiceGone(std::string_view datacenter, std::string_view service,
                                  std::uint64_t index);
+  std::vector<Event> ServiceGone(std::string_view datacenter, const SourceScope& scope,
+                                 std::string_view service, std::uint64_t index);
   // Fires the dampened transitions that are due now.
   std::vector<Event> Tick();
   // When the earliest pending transition becomes due, if any.
@@ -107,6 +111,15 @@ class TransitionEngine {
   // first answer is diffed against it.
   std::vector<Event> CompleteInitialSync(std::string_view datacenter = {},
                                          const std::set<std::string, std::less<>>& unreadable = {});
+  // Several sources (watch.sources) share one engine, each with its own
+  // initial sync: a source's first answers are diffed against its restored
+  // state (or silent) until its own CompleteInitialSync(), whatever the
+  // others do. The sync as a whole completes with the last expected source;
+  // only then are restored services of sources no longer watched gone.
+  std::vector<Event> CompleteInitialSync(std::string_view datacenter, const SourceScope& scope,
+                                         const std::set<std::string, std::less<>>& unreadable);
+  // How many sources call CompleteInitialSync(). Default: 1.
+  void ExpectSources(std::size_t count);
   bool initial_sync_complete() const { return initial_sync_complete_; }
 
   // Saved state: Restore() before the first Apply().
@@ -149,7 +162,10 @@ class TransitionEngine {
   // NUL 0x01), as the engine holds it.
   using InstanceEntry = std::pair<const std::string, InstanceState>;
 
-  ServiceState& ServiceFor(std::string_view datacenter, std::string_view service);
+  ServiceState& ServiceFor(std::string_view datacenter, const SourceScope& scope,
+                           std::string_view service);
+  // The service's source finished its initial sync (or every source did).
+  bool SourceSynced(const ServiceState& service) const;
   void Evaluate(ServiceState& service, InstanceEntry& entry, Emitter& emit);
   // Emits the instance's last events and forgets it.
   void Deregister(ServiceState& service, InstanceEntry& entry, std::uint64_t index, Emitter& emit);
@@ -161,6 +177,7 @@ class TransitionEngine {
   // An instance that left the catalog, remembered for View().
   struct Departed {
     std::string datacenter;
+    SourceScope scope;
     std::string service;
     std::string key;  // as InstanceEntry
     PackedInstance details;
@@ -178,6 +195,9 @@ class TransitionEngine {
   std::deque<Departed> departed_;  // oldest first, bounded by kDepartedLimit
   bool initial_sync_complete_ = false;
   bool restored_ = false;
+  // Sources (by key) whose initial sync completed, of expected_sources_.
+  std::set<std::string, std::less<>> synced_sources_;
+  std::size_t expected_sources_ = 1;
   // Moves on every change of a service's part of Instances(): each
   // ServiceState keeps the value of its last change.
   std::uint64_t view_clock_ = 0;

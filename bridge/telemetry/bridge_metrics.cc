@@ -142,7 +142,18 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
                     .Help("Seconds since the watch loop last turned; about 1 when it is "
                           "healthy, growing while it is stuck.")
                     .Register(registry)
-                    .Add({})) {
+                    .Add({})),
+      source_up_(BuildGauge()
+                     .Name("health_bridge_source_up")
+                     .Help("1 while the source (a datacenter, a peer's imported services, a "
+                           "namespace or partition; label source) answers, 0 while every "
+                           "request to it fails (no path to the datacenter, an inactive "
+                           "peering): its instances keep their last known state meanwhile.")
+                     .Register(registry)),
+      source_services_(BuildGauge()
+                           .Name("health_bridge_source_watched_services")
+                           .Help("Services watched in the source (label source).")
+                           .Register(registry)) {
   BuildGauge()
       .Name("health_bridge_build_info")
       .Help("The running version; always 1.")
@@ -262,6 +273,15 @@ void BridgeMetrics::SetWatchState(const WatchState& state) {
 void BridgeMetrics::SetWatchLoopLag(std::chrono::milliseconds since_last_turn, bool stalled) {
   loop_lag_.Set(std::chrono::duration<double>(since_last_turn).count());
   if (stalled) ready_.Set(0);
+}
+
+void BridgeMetrics::SetSourceStates(const std::vector<WatchState>& states) {
+  for (const WatchState& state : states) {
+    if (state.source.empty()) continue;
+    source_up_.Add({{"source", state.source}}).Set(state.unreachable_since ? 0 : 1);
+    source_services_.Add({{"source", state.source}})
+        .Set(static_cast<double>(state.watched_services));
+  }
 }
 
 }  // namespace hb

@@ -10,6 +10,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <vector>
+
 #include "bridge/common/clock.h"
 #include "bridge/consul/consul_client.h"
 #include "bridge/router/delivery_observer.h"
@@ -53,6 +55,10 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   // watch.stall_timeout) also makes health_bridge_ready 0, as /readyz
   // fails. Call after SetWatchState().
   void SetWatchLoopLag(std::chrono::milliseconds since_last_turn, bool stalled);
+  // Each source's own state (Watcher::SourceStates()), as
+  // health_bridge_source_up and health_bridge_source_watched_services by
+  // source key; a source not known yet (its datacenter not read) is skipped.
+  void SetSourceStates(const std::vector<WatchState>& states);
 
  private:
   const Clock& clock_;
@@ -77,6 +83,8 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   prometheus::Gauge& watched_services_;
   prometheus::Gauge& last_success_;
   prometheus::Gauge& loop_lag_;
+  prometheus::Family<prometheus::Gauge>& source_up_;
+  prometheus::Family<prometheus::Gauge>& source_services_;
 };
 
 }  // namespace hb

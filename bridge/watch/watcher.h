@@ -1,126 +1,30 @@
 #pragma once
 
-// The watch: discovers services through a blocking query on
-// /v1/catalog/services, reads each watched service's complete answer of
-// /v1/health/service/<name> (never with ?passing: an instance that stops
-// passing must stay visible to be reported), hands every complete answer to
-// the transition engine and publishes the events it implies.
+// The watch of every configured source (watch.sources): one SourceWatch per
+// source (source_watch.h), each with its own queries, indexes, readiness and
+// error state, all on the Consul client's loop thread and all feeding one
+// transition engine, whose keys tell the sources apart. Without sources
+// configured it is exactly one SourceWatch, as before sources existed.
 //
-// Inside a connection budget (ConsulClientOptions::max_connections, B):
-// - the catalog watch takes one connection;
-// - as many services as fit in B - 2 - R get a blocking query each
-//   (dedicated), and keep it while they exist;
-// - the rest (covered) share one blocking query on /v1/health/state/any
-//   filtered to the checks that are not passing (ChangeDetector): a
-//   service whose check entered, left or changed within that set, or with
-//   an instance on a node whose node check did, is re-read with a plain
-//   GET, at most R at once (R = B/10, 1 to 8). A move of the catalog's
-//   index (a registration, a deregistration, a tag, meta, address or port
-//   change, an instance without checks) is explained by the catalog's own
-//   answer (a service added, removed or retagged), by a health answer at
-//   that index, or by the filtered answer (a check written at that index;
-//   its answer may arrive a moment after the catalog's, so the move waits
-//   for it, a short grace at most). A move none explains costs one plain
-//   read of the whole checks table (in a read slot), parsed and diffed
-//   against the previous one on a worker thread, so the watch thread keeps
-//   handling answers meanwhile; a move that read does not explain either
-//   re-reads every covered service, since the catalog does not say which
-//   one changed. Explained moves schedule such a sweep within a safety
-//   delay, as one answer can hide several writes.
-// Connections are never abandoned mid-wait: Consul would keep the slot
-// until the wait ends. A query that is no longer wanted is retired (its
-// request runs out) and its slot is reused afterwards.
+// The sources share ConsulClientOptions::max_connections: each gets an
+// equal share (at least 3: its catalog watch, its change detector and one
+// read), so together they stay within it.
 //
-// Threads: all watch logic, and every call into the engine, runs on the
-// Consul client's event-loop thread, so neither needs locks and thousands of
-// watched services share one thread. The one exception is the parse and diff
-// of a whole checks table, on a worker thread that hands the result back to
-// the loop (at most one table at a time). The public methods are
-// thread-safe.
+// Readiness is the first source's: a further source that cannot be read (a
+// datacenter Consul has no path to, a peering that is not active) is
+// "unavailable", shown per source (SourceStates()), and keeps its last known
+// state rather than reporting its instances down; once it answers again
+// each of its services' next answer is diffed, marked reconciled.
+//
+// The public methods are thread-safe.
 
-#include <chrono>
-#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
-#include <optional>
-#include <set>
-#include <string>
-#include <string_view>
+#include <vector>
 
-#include "bridge/common/backoff.h"
-#include "bridge/common/clock.h"
-#include "bridge/common/mutex.h"
-#include "bridge/common/status.h"
-#include "bridge/consul/answer_parsers.h"
-#include "bridge/consul/consul_client.h"
-#include "bridge/model/event_publisher.h"
-#include "bridge/state/transition_engine.h"
-#include "bridge/watch/change_detector.h"
-#include "bridge/watch/service_filter.h"
-#include "bridge/watch/worker_thread.h"
+#include "bridge/watch/source_watch.h"
 
 namespace hb {
-
-struct WatcherOptions {
-  // Which services to watch. Default: all but "consul".
-  ServiceFilterOptions services;
-  // Datacenter to watch. Default: "" = the local agent's, read from
-  // /v1/agent/self at start.
-  std::string datacenter;
-  // Readiness turns false once Consul has been unreachable (every request
-  // failing) for longer than this. Default: 30s.
-  std::chrono::milliseconds unreachable_grace{std::chrono::seconds(30)};
-  // Delay before asking /v1/agent/self again after a failure; doubles up to
-  // the maximum. Default: 500ms, 30s.
-  std::chrono::milliseconds agent_retry_initial{500};
-  std::chrono::milliseconds agent_retry_max{std::chrono::seconds(30)};
-  // An explained catalog move still re-reads every covered service within
-  // this delay (one answer can hide a second write, e.g. an instance
-  // without checks registered at once). Default: 30s.
-  std::chrono::milliseconds safety_sweep_delay{std::chrono::seconds(30)};
-  // A catalog move waits at most this long for the change detector's answer
-  // at its index before the whole checks table is read: Consul wakes both
-  // queries for one write, in either order, and the detector's answer
-  // explains most moves (a registration whose check starts critical, a
-  // re-registration that turns a check passing). Default: 25ms.
-  std::chrono::milliseconds catalog_move_grace{25};
-  // Reads of the whole checks table (a request and its parse) take at most
-  // this share of the time: after one that took T, the next waits until
-  // T * (1 / share - 1) has passed. Moves meanwhile are settled together by
-  // that next read. A registration storm so costs Consul and the bridge a
-  // bounded load whatever the datacenter's size, and a passing registration
-  // is seen at worst that much later (about 0.1 s at 10,000 instances, a few
-  // seconds at 100,000). In (0, 1]. Default: 0.25.
-  double table_read_share = 0.25;
-};
-
-// A consistent copy of the watch's health, for /readyz and metrics.
-struct WatchState {
-  bool initial_sync_done = false;
-  bool ready = false;
-  std::string datacenter;
-  std::size_t watched_services = 0;
-  // The error of the current failure streak, if Consul is failing now.
-  std::optional<Status> last_error;
-  std::optional<SteadyTime> unreachable_since;
-  // Wall time of the last successful Consul answer.
-  std::optional<WallTime> last_success;
-  // How the watched services are read: a blocking query each, or covered
-  // by the change detector.
-  std::size_t dedicated_services = 0;
-  std::size_t covered_services = 0;
-};
-
-// How a budget of connections is spent. `max_connections` >= 3.
-struct ConnectionPlan {
-  std::size_t reads = 0;      // concurrent plain reads of covered services
-  std::size_t dedicated = 0;  // services with a blocking query of their own
-  static ConnectionPlan For(std::size_t max_connections);
-};
-
-// The change detector's filter: the checks that are not passing.
-inline constexpr std::string_view kNotPassingFilter = R"(Status != "passing")";
 
 class Watcher {
  public:
@@ -128,190 +32,35 @@ class Watcher {
   // engine (restore saved state into it before handing it over).
   Watcher(WatcherOptions options, ConsulClient& client, std::unique_ptr<TransitionEngine> engine,
           EventPublisher& publisher, const Clock& clock);
-  // Stops every query; no callback touches the watcher afterwards.
   ~Watcher();
 
   Watcher(const Watcher&) = delete;
   Watcher& operator=(const Watcher&) = delete;
 
-  // Starts discovery. Returns at once; progress shows in State().
   void Start();
-  // Stops accepting Consul answers and cancels every query. Blocks until the
-  // loop thread has dropped them. Idempotent.
   void Stop();
 
+  // The bridge's watch as a whole: ready when the first source is, and
+  // every other source synced once or is unavailable now; the counts are
+  // the sums over the sources.
   WatchState State() const;
-  // Runs `visit` with the engine on the watch thread and waits for it, e.g.
-  // to copy the instance view or save state. Works after Stop() too: the
-  // engine keeps what it had reported (the final state save reads it).
+  // Each source's own state, in the order of WatcherOptions::sources.
+  std::vector<WatchState> SourceStates() const;
+
   void WithEngine(const std::function<void(const TransitionEngine&)>& visit);
-
-  // Config reload: services the new filter drops are handed to the engine
-  // as gone, services it adds are watched; the engine's new options apply
-  // from its next evaluation. Both wait for the watch thread.
-  void UpdateServiceFilter(ServiceFilterOptions services);
+  // Config reload: each source takes its services from `options` (its own
+  // in WatcherOptions::sources, or `services` without sources). The list of
+  // sources itself is fixed for the watcher's life.
+  void UpdateServiceFilters(const WatcherOptions& options);
   void UpdateEngineOptions(EngineOptions options);
-
-  // `changed` runs on the watch thread after the engine changed, once per
-  // turn of the loop however many answers that turn applied (e.g. to copy
-  // what changed for /v1/instances). Set it before Start().
   void OnEngineChanged(std::function<void(const TransitionEngine&)> changed);
 
+  std::size_t source_count() const { return sources_.size(); }
+
  private:
-  struct ServiceWatch;
-
-  struct CoveredService;
-
-  // Loop-thread only from here on.
-  void FetchDatacenter();
-  void StartCatalogWatch();
-  Status OnCatalog(const QueryAnswer& answer);
-  // `catalog_moved`: the catalog's index moved, so any covered service may
-  // have changed in ways no check shows; `explained`: the answer itself
-  // shows what changed (a service added, removed or retagged).
-  void ApplyCatalog(std::uint64_t index, bool catalog_moved, bool explained = false);
-  Status OnHealth(const std::string& service, const QueryAnswer& answer);
-  // The one path of every complete health answer into the engine.
-  Status ApplyHealth(const std::string& service, std::string_view body, std::uint64_t index,
-                     SteadyTime received_at, bool covered);
-  void OnError(const Status& error);
-  void OnSuccess();
-  // A failure of one service's own read (its blocking query or a covered
-  // read). It never makes Consul "unreachable": a service whose answers are
-  // unusable (a bomb, a lying index, broken JSON) must not take readiness
-  // from the bridge while Consul answers everything else; the catalog and
-  // the change detector say whether Consul is reachable (a refused token,
-  // HTTP 403, still counts at once). Its last known state stays. It stops
-  // holding up the initial sync at once when Consul answered but the answer
-  // was unusable (malformed, too large) or did not arrive within the read's
-  // deadline while Consul answers the rest (a drip), else after
-  // kUnreadableAfter failures in a row. Returns whether the error is of that first kind
-  // (Consul answered).
-  bool OnServiceError(const std::string& service, const Status& error);
-  // The service's answer reached the engine: its failure streak ends.
-  void OnServiceRead(const std::string& service);
-  void StartServiceWatch(const std::string& service);
-  // Hands a query over to run out its request; its slot is free afterwards.
-  void Retire(std::unique_ptr<BlockingQuery> query, bool dedicated_slot);
-  // Fills free dedicated slots with covered services, and starts or
-  // retires the change detector as covered services come and go.
-  void Rebalance();
-  Status OnChecks(const QueryAnswer& answer);
-  // One plain read of the whole checks table, for catalog moves the
-  // filtered answer does not explain; it settles the moves up to `settles`.
-  void StartTableRead();
-  void OnTableRead(std::uint64_t settles, StatusOr<ReadAnswer> answer);
-  struct TableJob;
-  // The worker's parse and diff of a table read, back on the loop thread.
-  void OnTableDiffed(std::uint64_t settles, TableJob& job);
-  // Reads the whole table for the unexplained moves, once the detector's
-  // answer at their index came (or the grace ran out) without explaining
-  // them.
-  void WantTableRead();
-  void BackOffReads();
-  void QueueRead(const std::string& service, bool urgent);
-  void PumpReads();
-  void OnRead(const std::string& service, StatusOr<ReadAnswer> answer);
-  void UpdateCounts();
-  // A catalog move to `index` with covered services: read the whole table
-  // unless something explains it; sweep if that read does not either, or
-  // once the safety delay passed when it does.
-  void OnCatalogMoved(std::uint64_t index, bool explained);
-  // Whether a health answer came at `index`: Consul's index of a service's
-  // health is the raft index of its last write.
-  bool ServiceAnsweredAt(std::uint64_t index) const;
-  void ScheduleSafetySweep();
-  // Drops the moves the detector explains; with `settled_up_to`, the moves
-  // up to that index that a table read did not explain sweep.
-  void ResolveCatalogMoves(std::optional<std::uint64_t> settled_up_to);
-  void Sweep();
-  void MaybeCompleteInitialSync();
-  // Every change of the engine passes here with its events.
-  void Publish(std::vector<Event> events);
-  void ScheduleTick();
-  void RunOnLoopAndWait(const std::function<void()>& task);
-
-  const WatcherOptions options_;
-  ServiceFilter filter_;  // loop thread
-  ConsulClient& client_;
   std::unique_ptr<TransitionEngine> engine_;
-  EventPublisher& publisher_;
-  const Clock& clock_;
-
-  // Loop-thread state.
-  std::string datacenter_;
-  std::chrono::milliseconds agent_retry_delay_;
-  std::unique_ptr<BlockingQuery> catalog_query_;
-  bool catalog_seen_ = false;
-  CatalogServices catalog_;   // the last answer, for a filter change
-  std::string catalog_body_;  // its text, to skip an identical one
-  std::uint64_t catalog_index_ = 0;
-  std::map<std::string, std::unique_ptr<ServiceWatch>, std::less<>> services_;  // dedicated
-  std::map<std::string, CoveredService, std::less<>> covered_;
-  std::size_t unsynced_services_ = 0;  // watched, no complete answer yet
-  // Consecutive failures of each service's own reads, while they last.
-  struct ServiceFailures {
-    int count = 0;
-    bool warned = false;  // an unusable answer was logged: log the recovery too
-  };
-  std::map<std::string, ServiceFailures, std::less<>> service_failures_;
-  // Services that stopped holding up the initial sync without an answer:
-  // the end of the sync keeps their restored state instead of calling them
-  // gone.
-  std::set<std::string, std::less<>> unread_at_sync_;
-  static constexpr int kUnreadableAfter = 3;
-  ConnectionPlan plan_;
-  // Queries running out their request, by a key; `dedicated` ones hold a
-  // dedicated slot until then.
-  struct RetiringQuery {
-    std::unique_ptr<BlockingQuery> query;
-    bool dedicated = false;
-  };
-  std::map<std::uint64_t, RetiringQuery> retiring_;
-  std::uint64_t next_retiring_ = 0;
-  std::size_t retiring_dedicated_ = 0;
-  // The change detector's query: started when the first service is covered,
-  // then kept (its slot is reserved in the plan either way).
-  std::unique_ptr<BlockingQuery> checks_query_;
-  ChangeDetector detector_;
-  // Covered services waiting for a read: detector hits first, then sweeps.
-  std::deque<std::string> urgent_reads_;
-  std::deque<std::string> sweep_reads_;
-  std::size_t reads_in_flight_ = 0;
-  std::size_t sweep_reads_in_flight_ = 0;
-  int read_failures_ = 0;
-  std::optional<EventLoop::TimerId> read_retry_timer_;
-  // Catalog moves the detector has not explained yet; whether a read of the
-  // whole checks table is due or running; the safety sweep's timer.
-  std::vector<std::uint64_t> unexplained_moves_;
-  bool table_read_wanted_ = false;
-  bool table_read_in_flight_ = false;  // read, or parsed and diffed on the worker
-  std::optional<EventLoop::TimerId> catalog_grace_timer_;
-  // When the last table read started, and when the next may (its share).
-  SteadyTime table_read_started_{};
-  SteadyTime table_read_not_before_{};
-  std::optional<EventLoop::TimerId> table_read_timer_;
-  std::optional<EventLoop::TimerId> safety_sweep_timer_;
-  // The indexes of the last health answers (dedicated and covered), to
-  // explain catalog moves; bounded.
-  std::deque<std::uint64_t> recent_service_indexes_;
-  JitterRng rng_{std::random_device{}()};
-  std::function<void(const TransitionEngine&)> engine_changed_;
-  bool engine_change_posted_ = false;
-  std::optional<SteadyTime> tick_deadline_;
-  std::optional<EventLoop::TimerId> tick_timer_;
-  std::optional<EventLoop::TimerId> agent_retry_timer_;
-  // Expires when the watcher stops; callbacks that outlive it check it.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-
-  mutable Mutex state_mutex_;
-  WatchState state_ GUARDED_BY(state_mutex_);
-  bool permission_denied_ GUARDED_BY(state_mutex_) = false;
-  bool stopped_ GUARDED_BY(state_mutex_) = false;
-
-  // Parses and diffs table reads; started with the change detector. Last:
-  // destroyed (joined) first, while everything its task may name exists.
-  std::unique_ptr<WorkerThread> table_worker_;
+  // Declared after the engine: destroyed (stopped) before it.
+  std::vector<std::unique_ptr<SourceWatch>> sources_;
 };
 
 }  // namespace hb

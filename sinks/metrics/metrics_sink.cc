@@ -15,7 +15,16 @@ constexpr std::array<HealthStatus, 4> kAllStatuses{HealthStatus::kPassing, Healt
                                                    HealthStatus::kCritical,
                                                    HealthStatus::kMaintenance};
 
+// Events of a bridge with several sources carry them; one source's series
+// keep the labels they always had, so dashboards and rules keep working.
+bool NamesSource(const Event& event) {
+  return event.scope.named_in_subject || !event.scope.IsDefault();
+}
+
 std::string InstanceKey(const Event& event) {
+  if (NamesSource(event)) {
+    return SourceKey(event.datacenter, event.scope) + "\n" + event.node + "/" + event.instance_id;
+  }
   return event.datacenter + "/" + event.node + "/" + event.instance_id;
 }
 
@@ -47,6 +56,29 @@ std::size_t Utf8SequenceLength(std::string_view text) {
     if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
   }
   return length;
+}
+
+// The service's series key: its name, qualified by the source when the
+// bridge watches several.
+std::string ServiceKeyOf(const Event& event) {
+  return NamesSource(event) ? SourceKey(event.datacenter, event.scope) + "\n" + event.service
+                            : event.service;
+}
+
+// `labels` plus the source's: datacenter always, peer, namespace and
+// partition where they apply (the labels consul_exporter's series get from
+// a scrape job per datacenter).
+// Every value passes through MetricLabelValue(): service names, IDs and
+// nodes are Consul's free text.
+prometheus::Labels WithSource(prometheus::Labels labels, const Event& event) {
+  if (NamesSource(event)) {
+    labels.emplace("datacenter", event.datacenter);
+    if (!event.scope.peer.empty()) labels.emplace("peer", event.scope.peer);
+    if (!event.scope.ns.empty()) labels.emplace("namespace", event.scope.ns);
+    if (!event.scope.partition.empty()) labels.emplace("partition", event.scope.partition);
+  }
+  for (auto& [name, value] : labels) value = MetricLabelValue(value);
+  return labels;
 }
 
 }  // namespace
@@ -195,14 +227,15 @@ void MetricsSink::Apply(const Event& event) {
     case EventType::kInstanceUp:
       SetUp(series, true);
       if (!event.silent) {
-        transitions_.Add({{"service_name", MetricLabelValue(event.service)}, {"direction", "up"}})
+        transitions_.Add(WithSource({{"service_name", event.service}, {"direction", "up"}}, event))
             .Increment();
       }
       break;
     case EventType::kInstanceDown:
       SetUp(series, false);
       if (!event.silent) {
-        transitions_.Add({{"service_name", MetricLabelValue(event.service)}, {"direction", "down"}})
+        transitions_
+            .Add(WithSource({{"service_name", event.service}, {"direction", "down"}}, event))
             .Increment();
       }
       break;
@@ -222,11 +255,11 @@ MetricsSink::InstanceSeries& MetricsSink::SeriesFor(const std::string& key, cons
     RemoveInstance(it->second);
     instances_.erase(it);
   }
-  const prometheus::Labels labels{{"service_name", MetricLabelValue(event.service)},
-                                  {"service_id", MetricLabelValue(event.instance_id)},
-                                  {"node", MetricLabelValue(event.node)}};
+  const prometheus::Labels labels = WithSource(
+      {{"service_name", event.service}, {"service_id", event.instance_id}, {"node", event.node}},
+      event);
   InstanceSeries series;
-  series.service = event.service;
+  series.service = ServiceKeyOf(event);
   series.generation = ++next_generation_;
   series.up = &instance_up_.Add(labels);
   for (std::size_t i = 0; i < kStatuses; ++i) {
@@ -234,19 +267,25 @@ MetricsSink::InstanceSeries& MetricsSink::SeriesFor(const std::string& key, cons
     with_status.emplace("status", std::string(ToString(kAllStatuses[i])));
     series.status[i] = &instance_status_.Add(with_status);
   }
-  ServiceSeries& service = ServiceFor(event.service);
+  ServiceSeries& service =
+      ServiceFor(series.service, WithSource({{"service_name", event.service}}, event));
   service.total->Set(++service.instances_total);
   return instances_.emplace(key, std::move(series)).first->second;
 }
 
-MetricsSink::ServiceSeries& MetricsSink::ServiceFor(const std::string& service) {
-  auto it = services_.find(service);
+MetricsSink::ServiceSeries& MetricsSink::ServiceFor(const std::string& key,
+                                                    const prometheus::Labels& labels) {
+  auto it = services_.find(key);
   if (it != services_.end()) return it->second;
   ServiceSeries series;
-  const std::string label = MetricLabelValue(service);
-  series.up = &service_up_.Add({{"service_name", label}});
-  series.total = &service_total_.Add({{"service_name", label}});
-  return services_.emplace(service, series).first->second;
+  series.up = &service_up_.Add(labels);
+  series.total = &service_total_.Add(labels);
+  return services_.emplace(key, series).first->second;
+}
+
+MetricsSink::ServiceSeries& MetricsSink::ServiceFor(const std::string& key) {
+  // Made with its labels when its first instance's series were.
+  return ServiceFor(key, {{"service_name", MetricLabelValue(key)}});
 }
 
 void MetricsSink::SetStatus(InstanceSeries& series, HealthStatus status) {
@@ -301,8 +340,8 @@ void MetricsSink::Deregister(const std::string& key, InstanceSeries& series, con
   const bool reaped = last == HealthStatus::kCritical;
   if (!event.silent) {
     deregistrations_
-        .Add({{"service_name", MetricLabelValue(event.service)},
-              {"reason", reaped ? "reaped" : "graceful"}})
+        .Add(WithSource(
+            {{"service_name", event.service}, {"reason", reaped ? "reaped" : "graceful"}}, event))
         .Increment();
   }
   // Exported as 0 until then, so a scrape sees the instance go down rather

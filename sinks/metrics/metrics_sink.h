@@ -61,7 +61,7 @@ class MetricsSink final : public Sink {
   static constexpr std::size_t kStatuses = 4;  // passing, warning, critical, maintenance
 
   struct InstanceSeries {
-    std::string service;
+    std::string service;  // its service's key (ServiceFor)
     prometheus::Gauge* up = nullptr;
     std::array<prometheus::Gauge*, kStatuses> status{};
     bool is_up = false;
@@ -83,7 +83,11 @@ class MetricsSink final : public Sink {
   void Apply(const Event& event);
   // The series of the instance `key` (InstanceKey of `event`), created if new.
   InstanceSeries& SeriesFor(const std::string& key, const Event& event);
-  ServiceSeries& ServiceFor(const std::string& service);
+  // The series of a service by its key (its name, with the source's key
+  // before it when the bridge watches several sources), made with `labels`
+  // when new.
+  ServiceSeries& ServiceFor(const std::string& key, const prometheus::Labels& labels);
+  ServiceSeries& ServiceFor(const std::string& key);
   void SetStatus(InstanceSeries& series, HealthStatus status);
   void SetUp(InstanceSeries& series, bool up);
   // Keeps the series at 0 (no status) for `ttl`, then removes it.

@@ -125,5 +125,25 @@ TEST_F(ReloadTest, ASinkWithNewSettingsIsRebuiltUnderItsName) {
   EXPECT_THAT(Names(router_.QueueDepths()), ElementsAre("log"));
 }
 
+// A source's filters change on reload; the list of sources only at the
+// next restart (its queries, indexes and budget shares are set at start).
+TEST_F(ReloadTest, SourceFiltersApplyAndAChangedListOfSourcesWaitsForARestart) {
+  const std::string head =
+      "consul: {address: \"http://127.0.0.1:1\"}\n"
+      "server: {default_metrics_sink: false}\nsinks:\n" +
+      LogSink("log") + "watch:\n  sources:\n";
+  const BridgeConfig current = Load(head + "    - {}\n    - datacenter: dc2\n");
+  Run(current);
+  const BridgeConfig filtered =
+      Load(head + "    - {}\n    - {datacenter: dc2, services: {include: [\"payments*\"]}}\n");
+  const BridgeConfig effective = ApplyReload(current, filtered, Live());
+  ASSERT_EQ(effective.watch.watcher.sources.size(), 2U);
+  EXPECT_THAT(effective.watch.watcher.sources[1].services.include, ElementsAre("payments*"));
+
+  const BridgeConfig more = Load(head + "    - {}\n    - datacenter: dc2\n    - peer: east\n");
+  const BridgeConfig kept = ApplyReload(effective, more, Live());
+  EXPECT_EQ(kept.watch.watcher.sources, effective.watch.watcher.sources) << "the running sources stay";
+}
+
 }  // namespace
 }  // namespace hb

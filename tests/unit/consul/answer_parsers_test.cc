@@ -130,6 +130,21 @@ TEST(ParseAgentSelf, ReadsDatacenterAndNodeName) {
   EXPECT_EQ(ParseAgentSelf("{}").status().message(), "agent/self answer: Config: missing");
 }
 
+// Consul's documented shape of GET /v1/peerings (fields trimmed).
+TEST(ParsePeerings, ReadsEachPeeringsState) {
+  auto peerings = ParsePeerings(R"([
+    {"ID": "462c45e8-d7e3-4d26-ae45-d3f1c4e1bf06", "Name": "cluster-east", "State": "ACTIVE",
+     "PeerCAPems": null, "PeerServerName": "server.dc2.peering.example", "StreamStatus": {}},
+    {"ID": "1fd4ab0c-4e7d-47c2-8d2c-94c77f5e8d84", "Name": "cluster-west", "State": "FAILING"}
+  ])");
+  ASSERT_TRUE(peerings.ok()) << peerings.status().ToString();
+  EXPECT_EQ(*peerings, (PeeringStates{{"cluster-east", "ACTIVE"}, {"cluster-west", "FAILING"}}));
+  EXPECT_TRUE(ParsePeerings("[]").ok());
+  EXPECT_EQ(ParsePeerings(R"([{"Name": "x"}])").status().message(),
+            "peerings answer: [0].State: missing");
+  EXPECT_EQ(ParsePeerings("{}").status().message(), "peerings answer: expected a list, got object");
+}
+
 TEST(ParseHealthState, ReadsWhichInstanceEachCheckBelongsTo) {
   auto rows = ParseHealthState(R"([
     {"Node": "node-a", "CheckID": "serfHealth", "Name": "Serf Health Status",

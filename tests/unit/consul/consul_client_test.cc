@@ -153,6 +153,54 @@ TEST(ConsulClient, FirstReadIsImmediateThenBlocksOnTheReturnedIndexWithTokenDcAn
   EXPECT_EQ(recorder.answers[0].meta.index, 11u);
 }
 
+// Two sources' queries of the same path: each carries its own dc, peer,
+// ns and partition, and blocks on the index its own source answered, never
+// the other's (each datacenter has its own Raft log).
+TEST(ConsulClient, EachScopeKeepsItsParametersAndItsOwnIndex) {
+  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int call) {
+    if (call > 2) std::this_thread::sleep_for(milliseconds(50));
+    // dc2 is far ahead of dc1.
+    const bool dc2 = request.has_param("dc") && request.get_param_value("dc") == "dc2";
+    Answer(response, dc2 ? 9000 + static_cast<std::uint64_t>(call) : 10);
+  });
+  auto options = FastOptions(peer.address());
+  options.datacenter = "dc1";  // consul.datacenter: a scope without one uses it
+  auto client = MakeClient(options);
+  Recorder local, remote, peered;
+  auto a = client->Watch("/v1/catalog/services", {}, local.OnAnswer(), local.OnError());
+  auto b = client->Watch("/v1/catalog/services", {}, remote.OnAnswer(), remote.OnError(),
+                         RequestScope{"dc2", "", "team-a", "eu"});
+  auto c = client->Watch("/v1/catalog/services", {}, peered.OnAnswer(), peered.OnError(),
+                         RequestScope{"", "east", "", ""});
+  ASSERT_TRUE(WaitUntil([&] {
+    return local.answer_count() >= 2 && remote.answer_count() >= 2 && peered.answer_count() >= 2;
+  }));
+  a.reset();
+  b.reset();
+  c.reset();
+  for (const auto& request : peer.seen()) {
+    const std::string dc = request.params.count("dc") ? request.params.at("dc") : "";
+    if (dc == "dc2") {
+      EXPECT_EQ(request.params.at("ns"), "team-a");
+      EXPECT_EQ(request.params.at("partition"), "eu");
+      EXPECT_EQ(request.params.count("peer"), 0u);
+      if (request.params.count("index")) {
+        EXPECT_GE(std::stoull(request.params.at("index")), 9000u);
+      }
+    } else {
+      EXPECT_EQ(dc, "dc1");
+      EXPECT_EQ(request.params.count("ns"), 0u);
+      EXPECT_EQ(request.params.count("partition"), 0u);
+      if (request.params.count("index")) {
+        EXPECT_EQ(request.params.at("index"), "10");
+      }
+    }
+  }
+  std::size_t with_peer = 0;
+  for (const auto& request : peer.seen()) with_peer += request.params.count("peer");
+  EXPECT_GE(with_peer, 2u);
+}
+
 TEST(ConsulClient, IndexZeroIsReadAsOneSoTheNextRequestBlocks) {
   ConsulPeer peer([](std::size_t n, const ReceivedRequest&) {
     return n == 0 ? ConsulAnswer(0) : ConsulAnswer(5, "[]", milliseconds(50));

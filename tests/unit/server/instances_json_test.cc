@@ -53,6 +53,26 @@ TEST(InstancesEndpointTest, ARequestReadsTheLastPublishedSnapshotNeverTheEngine)
   EXPECT_EQ(Listed(endpoint)[0]["status"], "critical");
 }
 
+// Two sources with the same service and instance: both listed, each with
+// its peer or namespace.
+TEST(InstancesEndpointTest, InstancesOfOtherSourcesNameTheirPeerAndNamespace) {
+  FakeClock clock;
+  TransitionEngine engine(EngineOptions{}, clock);
+  InstancesEndpoint endpoint(InstancesDocumentOptions{});
+  engine.Apply(Snapshot(10, Instances("payments", 1, HealthStatus::kPassing)));
+  ServiceSnapshot peered = Snapshot(7, Instances("payments", 1, HealthStatus::kCritical));
+  peered.scope = {"east", "team-a", "", true};
+  engine.Apply(std::move(peered));
+  endpoint.Refresh(engine);
+  const auto listed = Listed(endpoint);
+  ASSERT_EQ(listed.size(), 2U);
+  EXPECT_FALSE(listed[0].contains("peer"));
+  EXPECT_EQ(listed[1]["peer"], "east");
+  EXPECT_EQ(listed[1]["namespace"], "team-a");
+  EXPECT_FALSE(listed[1].contains("partition"));
+  EXPECT_EQ(listed[1]["status"], "critical");
+}
+
 TEST(InstancesEndpointTest, ARefreshCopiesOnlyTheServicesThatChanged) {
   FakeClock clock;
   TransitionEngine engine(EngineOptions{}, clock);

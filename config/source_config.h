@@ -1,0 +1,36 @@
+#pragma once
+
+// watch.sources: the Consul datacenters, cluster peers, namespaces and
+// admin partitions one bridge watches (README.md "Sources"), read into the
+// watcher's own WatchSource.
+
+#include <string>
+#include <vector>
+
+#include "bridge/watch/watcher.h"
+
+namespace YAML {
+class Emitter;
+}  // namespace YAML
+
+namespace hb {
+
+class ConfigReader;
+class ConfigErrors;
+
+// Reads the `sources` list of `watch` into the watcher's own WatchSource
+// (absent: no sources, the watcher's one default source). Per-source
+// `services` keys fall back to `services`, the global watch.services.
+// Problems are reported on `watch` with their key path
+// ("watch.sources[1].peer: ...").
+std::vector<WatchSource> ReadSources(ConfigReader& watch, const ServiceFilterOptions& services);
+
+// Every source holds at least its catalog watch, its change detector and one
+// read: `max_connections` (consul.max_connections) must give each that much.
+void CheckSourceBudget(const std::vector<WatchSource>& sources, int max_connections,
+                       ConfigErrors& errors);
+
+// Writes `sources:` for check-config (nothing when the list is empty).
+void EmitSources(YAML::Emitter& out, const std::vector<WatchSource>& sources);
+
+}  // namespace hb

@@ -1,0 +1,112 @@
+// watch.sources as an operator sees it: the running bridge's /readyz and
+// /metrics while a further datacenter is cut off, and the events of the
+// log sink once it is back.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/consul/consul_test_server.h"
+#include "tests/support/eventually.h"
+#include "tests/support/process/bridge_process.h"
+#include "tests/support/process/child_process.h"
+
+namespace hb {
+namespace {
+
+using std::chrono::seconds;
+using test_support::BridgeProcess;
+using test_support::ChildProcess;
+using test_support::ConsulScope;
+using test_support::Eventually;
+using ::testing::HasSubstr;
+
+const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+
+nlohmann::json Payments(const std::string& id) {
+  return {{"ID", id},
+          {"Name", "payments"},
+          {"Port", 8000},
+          {"Check", {{"CheckID", "service:" + id}, {"TTL", "30m"}, {"Status", "passing"}}}};
+}
+
+// (status, body) of /readyz.
+std::pair<int, std::string> Readyz(int port) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(3);
+  auto answer = client.Get("/readyz");
+  if (!answer) return {0, ""};
+  return {answer->status, answer->body};
+}
+
+TEST(SourcesBinary, ACutOffDatacenterIsShownUnavailableWhileTheBridgeStaysReady) {
+  test_support::ConsulTestServer consul;
+  ASSERT_NE(consul.Start(), 0);
+  ASSERT_TRUE(consul.AddDatacenter("dc2"));
+  ASSERT_EQ(consul.RegisterService(Payments("payments-1")), "");
+  ASSERT_EQ(consul.RegisterService(ConsulScope{.datacenter = "dc2"}, Payments("payments-1")), "");
+  ChildProcess::Options options;
+  options.env["CONSUL_HTTP_ADDR"] = consul.address();
+  BridgeProcess bridge(kBridge,
+                       "consul: {retry: {initial_backoff: 50ms, max_backoff: 200ms}}\n"
+                       "watch:\n"
+                       "  sources:\n"
+                       "    - {}\n"
+                       "    - datacenter: dc2\n"
+                       "sinks:\n"
+                       "  - {name: stdout, type: log}\n",
+                       options);
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+  ASSERT_TRUE(Eventually([&] { return Readyz(bridge.port()).first == 200; }, seconds(20)));
+  ASSERT_TRUE(
+      Eventually([&] { return bridge.Metric("health_bridge_source_up", "source=\"dc2\"") == 1.0; },
+                 seconds(20)));
+
+  ASSERT_TRUE(consul.CutDatacenter("dc2", true));
+  ASSERT_TRUE(
+      Eventually([&] { return bridge.Metric("health_bridge_source_up", "source=\"dc2\"") == 0.0; },
+                 seconds(20)))
+      << bridge.process().Stderr();
+  EXPECT_EQ(bridge.Metric("health_bridge_source_up", "source=\"dc1\""), 1.0);
+  EXPECT_EQ(bridge.Metric("health_bridge_consul_reachable"), 1.0);
+  const auto [status, body] = Readyz(bridge.port());
+  EXPECT_EQ(status, 200);
+  EXPECT_THAT(body, HasSubstr("ready; source dc2 unavailable: Consul has no path to the "
+                              "datacenter (HTTP 500)"));
+
+  // Changed while cut off, reported once it is back, reconciled, keyed
+  // apart from dc1's instance of the same name.
+  ASSERT_TRUE(
+      consul.UpdateCheck(ConsulScope{.datacenter = "dc2"}, "service:payments-1", "critical"));
+  ASSERT_TRUE(consul.CutDatacenter("dc2", false));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return bridge.process().Stdout().find("dc2/payments/payments-1") != std::string::npos;
+      },
+      seconds(20)))
+      << bridge.process().Stderr();
+  ASSERT_TRUE(Eventually([&] { return Readyz(bridge.port()).second == "ready\n"; }, seconds(20)));
+  EXPECT_EQ(bridge.Metric("health_bridge_source_up", "source=\"dc2\""), 1.0);
+  bool found = false;
+  const std::string out = bridge.process().Stdout();
+  for (std::size_t start = 0; start < out.size();) {
+    std::size_t end = out.find('\n', start);
+    if (end == std::string::npos) end = out.size();
+    const auto line = nlohmann::json::parse(out.substr(start, end - start), nullptr, false);
+    start = end + 1;
+    if (!line.is_object() || line.value("subject", "") != "dc2/payments/payments-1") continue;
+    if (line["data"]["event"] != "instance.down") continue;
+    found = true;
+    EXPECT_EQ(line["data"]["datacenter"], "dc2");
+    EXPECT_EQ(line["data"]["reconciled"], true);
+    EXPECT_EQ(line["source"], "consul://dc2");
+  }
+  EXPECT_TRUE(found) << out;
+  EXPECT_EQ(bridge.Stop(), 0);
+}
+
+}  // namespace
+}  // namespace hb

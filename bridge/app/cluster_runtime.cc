@@ -5,7 +5,10 @@
 #include <prometheus/histogram.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include "bridge/app/component_options.h"
+#include "bridge/cluster/handover_state.h"
 #include "bridge/watch/service_filter.h"
 #include "config/config_reader.h"
 
@@ -93,14 +96,71 @@ ClusterRuntime::ClusterRuntime(std::string member_id, std::unique_ptr<ClusterMet
     : member_id_(std::move(member_id)), metrics_(std::move(metrics)) {}
 
 ClusterRuntime::~ClusterRuntime() {
+  CloseTakeOvers();
   // The gate reads the coordinator; the coordinator reports to the metrics.
   gate_.reset();
   coordinator_.reset();
 }
 
+void ClusterRuntime::CloseTakeOvers() {
+  MutexLock lock(&guard_->mutex);  // waits for a takeover running now
+  guard_->closed = true;
+}
+
+void ClusterRuntime::Leave() {
+  CloseTakeOvers();
+  coordinator_->Leave();
+}
+
+void ClusterRuntime::ScheduleTakeOver(std::string service, std::uint64_t epoch,
+                                      std::optional<std::string> state) {
+  if (watcher_ == nullptr || loop_ == nullptr) {
+    // No watch to diff against (not wired): open as a first owner would.
+    coordinator_->Open(service, epoch);
+    return;
+  }
+  auto task = [this, guard = guard_, service = std::move(service), epoch,
+               state = std::move(state)]() mutable {
+    MutexLock lock(&guard->mutex);
+    if (guard->closed) return;
+    bool synced = false;
+    watcher_->WithEngine([&](const TransitionEngine& engine) {
+      // Before its initial sync the engine does not know the service yet:
+      // a diff would call every acknowledged instance gone.
+      synced = engine.initial_sync_complete();
+      if (!synced) return;
+      std::optional<ReportedService> acknowledged;
+      if (state) {
+        auto decoded = DecodeHandoverState(*state);
+        if (decoded.ok()) {
+          acknowledged = std::move(*decoded);
+        } else {
+          spdlog::warn("cluster: ignoring the handover state of {} ({}); taking it over as a "
+                       "first owner",
+                       service, decoded.status().message());
+        }
+      }
+      gate_->TakeOver(engine, watcher_->State().datacenter, service, epoch,
+                      std::move(acknowledged));
+    });
+    if (!synced) {
+      lock.Unlock();
+      ScheduleTakeOver(std::move(service), epoch, std::move(state));
+    }
+  };
+  if (loop_->InLoopThread()) {
+    // Re-scheduled from a task: wait a little for the initial sync.
+    loop_->RunAt(std::chrono::steady_clock::now() + std::chrono::milliseconds(100),
+                 std::move(task));
+  } else {
+    loop_->Post(std::move(task));
+  }
+}
+
 StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(const BridgeConfig& config,
                                                                  ConsulClient& reads,
                                                                  EventPublisher& next,
+                                                                 HandoverLedger& ledger,
                                                                  const Clock& clock,
                                                                  prometheus::Registry& registry) {
   std::string member_id =
@@ -121,9 +181,15 @@ StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(const BridgeCon
   options.watched = [filter](const std::string& name, const std::vector<std::string>& tags) {
     return filter->Matches(name, tags);
   };
+  options.ledger = &ledger;
+  ClusterRuntime* const raw = runtime.get();
+  options.take_over = [raw](const std::string& service, std::uint64_t epoch,
+                            std::optional<std::string> state) {
+    raw->ScheduleTakeOver(service, epoch, std::move(state));
+  };
   runtime->coordinator_ = std::make_unique<ClusterCoordinator>(
       std::move(options), ClientOptionsFor(config.consul), reads, clock, runtime->metrics_.get());
-  runtime->gate_ = std::make_unique<EmissionGate>(next, *runtime->coordinator_);
+  runtime->gate_ = std::make_unique<EmissionGate>(next, *runtime->coordinator_, &ledger);
   return runtime;
 }
 

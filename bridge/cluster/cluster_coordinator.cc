@@ -214,6 +214,12 @@ void ClusterCoordinator::Reconcile() {
       }
     }
   }
+  if (options_.ledger != nullptr && !to_release.empty()) {
+    // The gate is closed for them already; what is on its way to the sinks
+    // gets a moment to be acknowledged, so the successor repeats less.
+    options_.ledger->WaitSettled(to_release,
+                                 std::chrono::steady_clock::now() + options_.retry_interval);
+  }
   for (const std::string& service : to_release) {
     // What the sinks acknowledged so far goes first: the next owner reads
     // it once it holds the lock, and re-emits only what came after.

@@ -40,6 +40,7 @@ void HandoverLedger::End(const std::string& service) {
   // stay until the id is seen again: bounded by kMaxPending).
   for (auto& pending : it->second.queue) pending->done = true;
   followed_.erase(it);
+  settled_.SignalAll();
 }
 
 void HandoverLedger::Emitting(const std::vector<Event>& events) {
@@ -106,6 +107,23 @@ void HandoverLedger::FoldDone(Followed& followed) {
     --pending_;
     followed.changed = true;
   }
+  if (followed.queue.empty()) settled_.SignalAll();
+}
+
+bool HandoverLedger::WaitSettled(const std::vector<std::string>& services,
+                                 std::chrono::steady_clock::time_point deadline) {
+  MutexLock lock(&mutex_);
+  const auto unsettled = [&]() REQUIRES(mutex_) {
+    for (const std::string& service : services) {
+      auto it = followed_.find(service);
+      if (it != followed_.end() && !it->second.queue.empty()) return true;
+    }
+    return false;
+  };
+  while (unsettled()) {
+    if (!settled_.WaitUntil(&mutex_, deadline)) return !unsettled();
+  }
+  return true;
 }
 
 std::vector<std::pair<std::string, ReportedService>> HandoverLedger::TakeChanged(

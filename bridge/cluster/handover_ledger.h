@@ -22,6 +22,7 @@
 // Thread-safe: the publishing thread (Begin, Emitting), the router and sink
 // workers (the observer calls), the coordinator (End, TakeChanged).
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -65,6 +66,11 @@ class HandoverLedger final : public DeliveryObserver {
   void MarkChanged(const std::string& service);
   // The acknowledged state of one followed service (whether it moved or not).
   std::optional<ReportedService> Acknowledged(const std::string& service) const;
+  // Waits until no event of `services` waits for acknowledgements any
+  // more, or `deadline`; whether they all settled. Before a service is
+  // handed over, so its successor re-emits as little as possible.
+  bool WaitSettled(const std::vector<std::string>& services,
+                   std::chrono::steady_clock::time_point deadline) EXCLUDES(mutex_);
   // Events waiting for acknowledgements (for tests and logs).
   std::size_t pending() const;
 
@@ -98,6 +104,7 @@ class HandoverLedger final : public DeliveryObserver {
 
   DeliveryObserver* const next_;
   mutable Mutex mutex_;
+  CondVar settled_;  // a service's queue emptied
   std::unordered_map<std::string, Followed> followed_ GUARDED_BY(mutex_);
   // By event id: the pending events of that id, oldest first.
   std::unordered_map<std::string, std::deque<std::shared_ptr<Pending>>> by_id_ GUARDED_BY(mutex_);

@@ -118,6 +118,20 @@ TEST(HandoverLedgerTest, AcknowledgementsFromManySinkThreads) {
   EXPECT_TRUE(state->instances.at({"node-a", "p-1"}).up);
 }
 
+TEST(HandoverLedgerTest, WaitSettledReturnsOnceTheLastAcknowledgementCame) {
+  HandoverLedger ledger(nullptr);
+  ledger.Begin("payments", UpState("p-1", 5), false);
+  const Event down = InstanceEvent(EventType::kInstanceDown, "p-1", HealthStatus::kCritical, 9);
+  ledger.Emitting({down});
+  ledger.OnRouted(down, 1);
+  EXPECT_FALSE(ledger.WaitSettled({"payments"}, std::chrono::steady_clock::now()));
+  std::thread sink([&] { ledger.OnDelivered("hooks", down, {}); });
+  EXPECT_TRUE(ledger.WaitSettled({"payments"},
+                                 std::chrono::steady_clock::now() + std::chrono::seconds(30)));
+  sink.join();
+  EXPECT_TRUE(ledger.WaitSettled({"unknown"}, std::chrono::steady_clock::now()));
+}
+
 TEST(HandoverStateTest, RoundTripsAndRefusesWhatItDidNotWrite) {
   ReportedService state = UpState("p-1", 5);
   state.instances[{"node-b", "p-2"}] = {false, HealthStatus::kWarning, 8};

@@ -3,9 +3,8 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "bridge/app/component_options.h"
 #include "bridge/cluster/handover_state.h"
@@ -135,9 +134,10 @@ void ClusterRuntime::ScheduleTakeOver(std::string service, std::uint64_t epoch,
         if (decoded.ok()) {
           acknowledged = std::move(*decoded);
         } else {
-          spdlog::warn("cluster: ignoring the handover state of {} ({}); taking it over as a "
-                       "first owner",
-                       service, decoded.status().message());
+          spdlog::warn(
+              "cluster: ignoring the handover state of {} ({}); taking it over as a "
+              "first owner",
+              service, decoded.status().message());
         }
       }
       gate_->TakeOver(engine, watcher_->State().datacenter, service, epoch,
@@ -157,12 +157,9 @@ void ClusterRuntime::ScheduleTakeOver(std::string service, std::uint64_t epoch,
   }
 }
 
-StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(const BridgeConfig& config,
-                                                                 ConsulClient& reads,
-                                                                 EventPublisher& next,
-                                                                 HandoverLedger& ledger,
-                                                                 const Clock& clock,
-                                                                 prometheus::Registry& registry) {
+StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(
+    const BridgeConfig& config, ConsulClient& reads, EventPublisher& next, HandoverLedger& ledger,
+    const Clock& clock, prometheus::Registry& registry) {
   std::string member_id =
       config.cluster.member_id.empty() ? ClusterHostName() : config.cluster.member_id;
   if (std::string why = ValidateMemberId(member_id); !why.empty()) {

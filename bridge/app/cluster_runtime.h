@@ -53,8 +53,7 @@ class ClusterRuntime {
 
  private:
   // The coordinator's take_over: runs the takeover on the watch's thread.
-  void ScheduleTakeOver(std::string service, std::uint64_t epoch,
-                        std::optional<std::string> state);
+  void ScheduleTakeOver(std::string service, std::uint64_t epoch, std::optional<std::string> state);
   void CloseTakeOvers();
 
   // Takeovers posted to the loop check it before touching the runtime: the

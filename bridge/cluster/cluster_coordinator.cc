@@ -318,9 +318,10 @@ void ClusterCoordinator::WriteState(const SessionLease& lease, const std::string
   if (value.empty()) {
     // Too large to keep: better no state (the successor syncs silently)
     // than a stale one it would re-emit from.
-    spdlog::warn("cluster: the handover state of {} ({} instances) is larger than {} bytes; not "
-                 "kept in Consul",
-                 service, state.instances.size(), kMaxHandoverStateBytes);
+    spdlog::warn(
+        "cluster: the handover state of {} ({} instances) is larger than {} bytes; not "
+        "kept in Consul",
+        service, state.instances.size(), kMaxHandoverStateBytes);
     if (*known->second != 0) (void)writes_->Delete(key, *known->second);
     known->second = 0;
     return;
@@ -335,9 +336,10 @@ void ClusterCoordinator::WriteState(const SessionLease& lease, const std::string
   if (!*written) {
     // Someone wrote it since we read it, while we believed we held the
     // lock: another replica owns it now. Never overwrite its state.
-    spdlog::error("cluster: the handover state of {} was written by another replica; this one "
-                  "stops writing it",
-                  service);
+    spdlog::error(
+        "cluster: the handover state of {} was written by another replica; this one "
+        "stops writing it",
+        service);
     state_index_.erase(known);
     return;
   }

@@ -182,9 +182,9 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   // wrote or read it (0: absent), for check-and-set; nullopt: unknown (a
   // read after a write failed), read again before the next write.
   std::unordered_map<std::string, std::optional<std::uint64_t>> state_index_;  // worker thread
-  SteadyTime last_state_round_{};                                            // worker thread
-  std::unique_ptr<BlockingQuery> members_watch_;              // worker thread
-  std::unique_ptr<BlockingQuery> catalog_watch_;              // owner thread
+  SteadyTime last_state_round_{};                                              // worker thread
+  std::unique_ptr<BlockingQuery> members_watch_;                               // worker thread
+  std::unique_ptr<BlockingQuery> catalog_watch_;                               // owner thread
   std::thread worker_;
 };
 

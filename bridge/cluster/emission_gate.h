@@ -10,11 +10,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <vector>
-
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bridge/cluster/cluster_coordinator.h"
 #include "bridge/cluster/handover_ledger.h"

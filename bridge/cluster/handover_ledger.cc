@@ -21,8 +21,7 @@ bool Followable(const Event& event) { return event.epoch.has_value() && !event.s
 
 }  // namespace
 
-void HandoverLedger::Begin(const std::string& service, ReportedService acknowledged,
-                           bool changed) {
+void HandoverLedger::Begin(const std::string& service, ReportedService acknowledged, bool changed) {
   MutexLock lock(&mutex_);
   Followed& followed = followed_[service];
   for (auto& pending : followed.queue) pending->done = true;  // of an earlier tenure
@@ -65,8 +64,7 @@ void HandoverLedger::Emitting(const std::vector<Event>& events) {
   }
 }
 
-void HandoverLedger::Acknowledge(const Event& event, std::int64_t routed_sinks,
-                                 bool acknowledged) {
+void HandoverLedger::Acknowledge(const Event& event, std::int64_t routed_sinks, bool acknowledged) {
   if (!Followable(event)) return;
   MutexLock lock(&mutex_);
   auto ids = by_id_.find(event.id);

@@ -86,7 +86,7 @@ class HandoverLedger final : public DeliveryObserver {
 
  private:
   struct Pending {
-    Event event;  // what FoldEvent() reads, nothing more
+    Event event;                   // what FoldEvent() reads, nothing more
     std::int64_t outstanding = 0;  // routed minus acknowledged
     bool routed = false;
     bool done = false;

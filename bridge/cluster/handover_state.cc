@@ -54,8 +54,9 @@ StatusOr<ReportedService> DecodeHandoverState(std::string_view value) {
     if (!row.is_array() || row.size() != 5 || !row[0].is_string() || !row[1].is_string() ||
         !row[2].is_boolean() || !row[3].is_string() || !row[4].is_number_unsigned()) {
       return Status::InvalidArgument(
-          where + ": expected [node, instance id, up, status, index] (string, string, boolean, "
-                  "string, unsigned integer)");
+          where +
+          ": expected [node, instance id, up, status, index] (string, string, boolean, "
+          "string, unsigned integer)");
     }
     const auto status = ParseHealthStatus(row[3].get<std::string>());
     if (!status) return Status::InvalidArgument(where + ": unknown status");

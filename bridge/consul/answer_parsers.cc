@@ -250,8 +250,8 @@ StatusOr<HealthAnswer> ParseHealthService(std::string_view body) {
         const std::string check_path = path + ".Checks[" + std::to_string(c++) + "]";
         auto check = ReadCheck(fields, item, check_path, error);
         if (!check) break;
-        instance.modify_index = std::max(
-            instance.modify_index, fields.Uint64(item, check_path, "ModifyIndex", false));
+        instance.modify_index =
+            std::max(instance.modify_index, fields.Uint64(item, check_path, "ModifyIndex", false));
         instance.checks.push_back(std::move(*check));
       }
       if (!fields.ok()) break;

@@ -576,8 +576,9 @@ std::optional<ReportedService> TransitionEngine::Reported(std::string_view datac
   reported.up = service.reported_up;
   for (const auto& [key, state] : service.instances) {
     reported.instances.emplace(
-        NodeAndId(key), ReportedInstance{state.reported_up,
-                                         state.reported_status.value_or(state.status), state.index});
+        NodeAndId(key),
+        ReportedInstance{state.reported_up, state.reported_status.value_or(state.status),
+                         state.index});
   }
   return reported;
 }

@@ -81,14 +81,14 @@ class HandoverTest : public ::testing::Test {
     ASSERT_NE(consul_->Start(), 0);
     for (int s = 0; s < kServices; ++s) {
       for (int i = 1; i <= kInstancesPerService; ++i) {
-        ASSERT_EQ(consul_->RegisterService({{"ID", InstanceId(s, i)},
-                                            {"Name", Service(s)},
-                                            {"Port", 8000 + i},
-                                            {"Check",
-                                             {{"CheckID", CheckOf(InstanceId(s, i))},
-                                              {"TTL", "1h"},
-                                              {"Status", "passing"}}}}),
-                  "");
+        ASSERT_EQ(
+            consul_->RegisterService(
+                {{"ID", InstanceId(s, i)},
+                 {"Name", Service(s)},
+                 {"Port", 8000 + i},
+                 {"Check",
+                  {{"CheckID", CheckOf(InstanceId(s, i))}, {"TTL", "1h"}, {"Status", "passing"}}}}),
+            "");
         status_[InstanceId(s, i)] = "passing";
       }
     }
@@ -99,8 +99,7 @@ class HandoverTest : public ::testing::Test {
           [this, id](std::size_t, const test_support::ReceivedRequest& request) {
             MutexLock lock(&mutex_);
             attempted_[id].push_back(request);
-            return rejecting_.contains(id) ? test_support::Answer(503)
-                                           : test_support::Answer(204);
+            return rejecting_.contains(id) ? test_support::Answer(503) : test_support::Answer(204);
           });
     }
     for (const auto& id : kReplicas) Start(id);
@@ -127,8 +126,7 @@ class HandoverTest : public ::testing::Test {
   bool Settled(const std::vector<std::string>& live) {
     double owned = 0;
     for (const auto& id : live) {
-      const double mine =
-          bridges_[id]->Metric("health_bridge_cluster_services_owned").value_or(-1);
+      const double mine = bridges_[id]->Metric("health_bridge_cluster_services_owned").value_or(-1);
       if (mine <= 0) return false;
       if (bridges_[id]->Metric("health_bridge_cluster_members").value_or(0) !=
           static_cast<double>(live.size())) {

@@ -24,8 +24,8 @@ Event InstanceEvent(EventType type, const std::string& instance, HealthStatus st
   event.status = status;
   event.consul_index = index;
   event.epoch = 7;
-  event.id = "dc1/node-a/" + instance + "/" + std::to_string(index) + "/" +
-             std::string(ToString(type));
+  event.id =
+      "dc1/node-a/" + instance + "/" + std::to_string(index) + "/" + std::string(ToString(type));
   return event;
 }
 
@@ -95,10 +95,9 @@ TEST(HandoverLedgerTest, AcknowledgementsFromManySinkThreads) {
   ledger.Begin("payments", UpState("p-1", 1), false);
   std::vector<Event> events;
   for (std::uint64_t i = 2; i < 2002; ++i) {
-    events.push_back(InstanceEvent(i % 2 == 0 ? EventType::kInstanceDown : EventType::kInstanceUp,
-                                   "p-1", i % 2 == 0 ? HealthStatus::kCritical
-                                                     : HealthStatus::kPassing,
-                                   i));
+    events.push_back(
+        InstanceEvent(i % 2 == 0 ? EventType::kInstanceDown : EventType::kInstanceUp, "p-1",
+                      i % 2 == 0 ? HealthStatus::kCritical : HealthStatus::kPassing, i));
   }
   ledger.Emitting(events);
   std::vector<std::thread> sinks;

@@ -53,9 +53,9 @@ class HandoverEngineTest : public ::testing::Test {
 };
 
 TEST_F(HandoverEngineTest, IdsCarryTheInstancesOwnIndexNotTheAnswers) {
-  auto engine = Synced({WithIndex(MakeInstance("p-1", kPassing), 5),
-                        WithIndex(MakeInstance("p-2", kPassing), 6)},
-                       6);
+  auto engine = Synced(
+      {WithIndex(MakeInstance("p-1", kPassing), 5), WithIndex(MakeInstance("p-2", kPassing), 6)},
+      6);
   auto events = engine->Apply(Snapshot(40, {WithIndex(MakeInstance("p-1", kCritical), 30),
                                             WithIndex(MakeInstance("p-2", kPassing), 6)}));
   EXPECT_THAT(Ids(events), ElementsAre("dc1/node-a/p-1/30/instance.down"));
@@ -63,17 +63,18 @@ TEST_F(HandoverEngineTest, IdsCarryTheInstancesOwnIndexNotTheAnswers) {
 
 TEST_F(HandoverEngineTest, TwoReplicasReadingAtDifferentMomentsGiveTheSameIds) {
   // One reads each write as it happens; the other reads both at once.
-  auto early = Synced({WithIndex(MakeInstance("p-1", kPassing), 5),
-                       WithIndex(MakeInstance("p-2", kPassing), 6)},
-                      6);
-  auto late = Synced({WithIndex(MakeInstance("p-1", kPassing), 5),
-                      WithIndex(MakeInstance("p-2", kPassing), 6)},
-                     6);
-  std::vector<std::string> early_ids = Ids(early->Apply(
-      Snapshot(30, {WithIndex(MakeInstance("p-1", kCritical), 30),
-                    WithIndex(MakeInstance("p-2", kPassing), 6)})));
-  for (auto& id : Ids(early->Apply(Snapshot(31, {WithIndex(MakeInstance("p-1", kCritical), 30),
-                                                 WithIndex(MakeInstance("p-2", kCritical), 31)})))) {
+  auto early = Synced(
+      {WithIndex(MakeInstance("p-1", kPassing), 5), WithIndex(MakeInstance("p-2", kPassing), 6)},
+      6);
+  auto late = Synced(
+      {WithIndex(MakeInstance("p-1", kPassing), 5), WithIndex(MakeInstance("p-2", kPassing), 6)},
+      6);
+  std::vector<std::string> early_ids =
+      Ids(early->Apply(Snapshot(30, {WithIndex(MakeInstance("p-1", kCritical), 30),
+                                     WithIndex(MakeInstance("p-2", kPassing), 6)})));
+  for (auto& id :
+       Ids(early->Apply(Snapshot(31, {WithIndex(MakeInstance("p-1", kCritical), 30),
+                                      WithIndex(MakeInstance("p-2", kCritical), 31)})))) {
     early_ids.push_back(id);
   }
   const auto late_ids =
@@ -87,26 +88,27 @@ TEST_F(HandoverEngineTest, DepartureCarriesTheInstancesLastOwnIndex) {
   auto engine = Synced({WithIndex(MakeInstance("p-1", kPassing), 5)}, 5);
   auto events = engine->Apply(Snapshot(50, {}));
   EXPECT_THAT(Ids(events),
-              ElementsAre("dc1/node-a/p-1/5/instance.down", "dc1/node-a/p-1/5/instance.deregistered",
-                          "dc1/payments/5/service.down"));
+              ElementsAre("dc1/node-a/p-1/5/instance.down",
+                          "dc1/node-a/p-1/5/instance.deregistered", "dc1/payments/5/service.down"));
 }
 
 TEST_F(HandoverEngineTest, ReconcileEmitsWhatHappenedSinceTheAcknowledgedStateWithTheSameIds) {
   // The previous owner: its sinks acknowledged the state after the sync,
   // then it emitted three transitions nobody acknowledged, and died.
-  auto previous = Synced({WithIndex(MakeInstance("p-1", kPassing), 5),
-                          WithIndex(MakeInstance("p-2", kPassing), 6),
-                          WithIndex(MakeInstance("p-3", kCritical), 7)},
-                         7);
+  auto previous = Synced(
+      {WithIndex(MakeInstance("p-1", kPassing), 5), WithIndex(MakeInstance("p-2", kPassing), 6),
+       WithIndex(MakeInstance("p-3", kCritical), 7)},
+      7);
   const ReportedService acknowledged = *previous->Reported("dc1", "payments");
-  const auto unacknowledged = previous->Apply(Snapshot(
-      20, {WithIndex(MakeInstance("p-1", kCritical), 12), WithIndex(MakeInstance("p-3", kPassing), 15),
-           WithIndex(MakeInstance("p-4", kPassing), 20)}));
+  const auto unacknowledged =
+      previous->Apply(Snapshot(20, {WithIndex(MakeInstance("p-1", kCritical), 12),
+                                    WithIndex(MakeInstance("p-3", kPassing), 15),
+                                    WithIndex(MakeInstance("p-4", kPassing), 20)}));
   // The successor watched all along, silently.
-  auto successor = Synced({WithIndex(MakeInstance("p-1", kCritical), 12),
-                           WithIndex(MakeInstance("p-3", kPassing), 15),
-                           WithIndex(MakeInstance("p-4", kPassing), 20)},
-                          20);
+  auto successor = Synced(
+      {WithIndex(MakeInstance("p-1", kCritical), 12), WithIndex(MakeInstance("p-3", kPassing), 15),
+       WithIndex(MakeInstance("p-4", kPassing), 20)},
+      20);
   const auto reconciled = successor->ReconcileFrom("dc1", "payments", acknowledged);
   EXPECT_THAT(Describe(reconciled),
               ElementsAre("instance.down p-1 critical", "instance.up p-3",
@@ -133,9 +135,9 @@ TEST_F(HandoverEngineTest, ReconcileOfAServiceThatLeftDeregistersItsInstances) {
   auto successor = Synced({}, 9);
   EXPECT_THAT(Ids(successor->ReconcileFrom("dc1", "gone-service", ReportedService{})), IsEmpty());
   const auto events = successor->ReconcileFrom("dc1", "payments", acknowledged);
-  EXPECT_THAT(Ids(events), ElementsAre("dc1/node-a/p-1/5/instance.down",
-                                       "dc1/node-a/p-1/5/instance.deregistered",
-                                       "dc1/payments/5/service.down"));
+  EXPECT_THAT(Ids(events),
+              ElementsAre("dc1/node-a/p-1/5/instance.down",
+                          "dc1/node-a/p-1/5/instance.deregistered", "dc1/payments/5/service.down"));
   EXPECT_THAT(Ids(previous->Apply(Snapshot(9, {}))), ::testing::ElementsAreArray(Ids(events)));
 }
 

@@ -625,7 +625,10 @@ std::vector<Event> TransitionEngine::ReconcileFrom(std::string_view datacenter,
   }
   // Acknowledged instances that left since: this owner never saw their
   // details, only what was acknowledged.
-  for (const auto& [key, acked] : acknowledged.instances) {
+  for (const auto& gone : acknowledged.instances) {
+    // Named, not bound: the lambda below captures them.
+    const std::pair<std::string, std::string>& key = gone.first;
+    const ReportedInstance& acked = gone.second;
     if (service != nullptr) {
       std::string engine_key;
       InstanceKeyInto(engine_key, key.first, key.second);

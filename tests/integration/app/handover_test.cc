@@ -89,6 +89,7 @@ class HandoverTest : public ::testing::Test {
                  {"Check",
                   {{"CheckID", CheckOf(InstanceId(s, i))}, {"TTL", "1h"}, {"Status", "passing"}}}}),
             "");
+        MutexLock lock(&mutex_);
         status_[InstanceId(s, i)] = "passing";
       }
     }

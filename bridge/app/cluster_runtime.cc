@@ -118,43 +118,51 @@ void ClusterRuntime::ScheduleTakeOver(std::string service, std::uint64_t epoch,
     coordinator_->Open(service, epoch);
     return;
   }
-  auto task = [this, guard = guard_, service = std::move(service), epoch,
-               state = std::move(state)]() mutable {
-    MutexLock lock(&guard->mutex);
-    if (guard->closed) return;
-    bool synced = false;
-    watcher_->WithEngine([&](const TransitionEngine& engine) {
-      // Before its initial sync the engine does not know the service yet:
-      // a diff would call every acknowledged instance gone.
-      synced = engine.initial_sync_complete();
-      if (!synced) return;
+  MutexLock lock(&guard_->mutex);
+  if (guard_->closed) return;
+  guard_->queue.push_back({std::move(service), epoch, std::move(state)});
+  // One task takes every takeover queued meanwhile: a replica starting
+  // takes thousands of services at once.
+  if (std::exchange(guard_->scheduled, true)) return;
+  loop_->Post([this, guard = guard_] { RunTakeOvers(guard); });
+}
+
+void ClusterRuntime::RunTakeOvers(const std::shared_ptr<TakeOverGuard>& guard) {
+  // Held throughout: the runtime's destructor waits for a run to end, and a
+  // run that starts after it finds it closed (then `this` is gone).
+  MutexLock lock(&guard->mutex);
+  if (guard->closed) return;
+  bool synced = false;
+  std::vector<PendingTakeOver> queue = std::exchange(guard->queue, {});
+  watcher_->WithEngine([&](const TransitionEngine& engine) {
+    // Before its initial sync the engine does not know the services yet:
+    // a diff would call every acknowledged instance gone.
+    synced = engine.initial_sync_complete();
+    if (!synced) return;
+    const std::string datacenter = watcher_->State().datacenter;
+    for (PendingTakeOver& pending : queue) {
       std::optional<ReportedService> acknowledged;
-      if (state) {
-        auto decoded = DecodeHandoverState(*state);
+      if (pending.state) {
+        auto decoded = DecodeHandoverState(*pending.state);
         if (decoded.ok()) {
           acknowledged = std::move(*decoded);
         } else {
           spdlog::warn(
-              "cluster: ignoring the handover state of {} ({}); taking it over as a "
-              "first owner",
-              service, decoded.status().message());
+              "cluster: ignoring the handover state of {} ({}); taking it over as a first owner",
+              pending.service, decoded.status().message());
         }
       }
-      gate_->TakeOver(engine, watcher_->State().datacenter, service, epoch,
-                      std::move(acknowledged));
-    });
-    if (!synced) {
-      lock.Unlock();
-      ScheduleTakeOver(std::move(service), epoch, std::move(state));
+      gate_->TakeOver(engine, datacenter, pending.service, pending.epoch, std::move(acknowledged));
     }
-  };
-  if (loop_->InLoopThread()) {
-    // Re-scheduled from a task: wait a little for the initial sync.
-    loop_->RunAt(std::chrono::steady_clock::now() + std::chrono::milliseconds(100),
-                 std::move(task));
-  } else {
-    loop_->Post(std::move(task));
+  });
+  if (synced) {
+    guard->scheduled = false;
+    return;
   }
+  guard->queue = std::move(queue);  // nothing queued meanwhile: the lock is held
+  // Looked at again shortly: the initial sync ends within seconds.
+  loop_->RunAt(std::chrono::steady_clock::now() + std::chrono::milliseconds(100),
+               [this, guard] { RunTakeOvers(guard); });
 }
 
 StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(

@@ -9,7 +9,9 @@
 #include <prometheus/registry.h>
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "bridge/cluster/cluster_coordinator.h"
 #include "bridge/cluster/emission_gate.h"
@@ -52,16 +54,26 @@ class ClusterRuntime {
   ClusterRuntime(std::string member_id, std::unique_ptr<ClusterMetrics> metrics);
 
  private:
-  // The coordinator's take_over: runs the takeover on the watch's thread.
-  void ScheduleTakeOver(std::string service, std::uint64_t epoch, std::optional<std::string> state);
-  void CloseTakeOvers();
-
-  // Takeovers posted to the loop check it before touching the runtime: the
-  // loop may run them after the runtime is gone.
+  struct PendingTakeOver {
+    std::string service;
+    std::uint64_t epoch = 0;
+    std::optional<std::string> state;
+  };
+  // Takeovers waiting for the watch's thread. The task posted to the loop
+  // checks `closed` before touching the runtime: the loop may run it after
+  // the runtime is gone.
   struct TakeOverGuard {
     Mutex mutex;
     bool closed GUARDED_BY(mutex) = false;
+    bool scheduled GUARDED_BY(mutex) = false;  // a task is posted
+    std::vector<PendingTakeOver> queue GUARDED_BY(mutex);
   };
+
+  // The coordinator's take_over: queues the takeover for the watch's thread.
+  void ScheduleTakeOver(std::string service, std::uint64_t epoch, std::optional<std::string> state);
+  // On the watch's thread: every queued takeover, once the engine synced.
+  void RunTakeOvers(const std::shared_ptr<TakeOverGuard>& guard);
+  void CloseTakeOvers();
   std::shared_ptr<TakeOverGuard> guard_ = std::make_shared<TakeOverGuard>();
   Watcher* watcher_ = nullptr;
   EventLoop* loop_ = nullptr;

@@ -151,8 +151,9 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   void StopThreads();
   // Writes the service's acknowledged state if it moved (worker thread, or
   // Leave() after the worker stopped).
+  // `last`: the service is being handed over, nothing follows.
   void WriteState(const SessionLease& lease, const std::string& service,
-                  const ReportedService& state);
+                  const ReportedService& state, bool last = false);
   void WriteChangedStates(const SessionLease& lease);
   void Forget(const std::vector<std::string>& services);
 

@@ -224,9 +224,7 @@ void ClusterCoordinator::Reconcile() {
     // What the sinks acknowledged so far goes first: the next owner reads
     // it once it holds the lock, and re-emits only what came after.
     if (options_.ledger != nullptr) {
-      if (auto state = options_.ledger->TakeChanged(service)) {
-        WriteState(*lease, service, *state, /*last=*/true);
-      }
+      if (auto state = options_.ledger->TakeChanged(service)) WriteState(*lease, service, *state);
     }
     auto released = writes_->Release(ServiceLockKey(options_.prefix, service), lease->id, "");
     if (!released.ok()) {
@@ -240,66 +238,48 @@ void ClusterCoordinator::Reconcile() {
   std::erase_if(wanted_since_,
                 [&wanted](const auto& entry) { return !wanted.contains(entry.first); });
   for (const std::string& service : to_acquire) wanted_since_.try_emplace(service, clock_.Now());
-  // One acquisition per service; then, for all of them at once, their
-  // epochs and handover states, read after the locks are held (nobody
-  // writes a state while we hold its lock). Unread ones are tried again
-  // next round: acquiring a lock we hold keeps its epoch.
-  std::vector<std::string> acquired_now;
+  std::size_t acquired_count = 0;
   for (const std::string& service : to_acquire) {
     {
       MutexLock lock(&mutex_);
       if (stop_) return;
     }
     if (!keeper_->ValidAt(lease->generation, clock_.Now())) break;
-    auto acquired =
-        writes_->Acquire(ServiceLockKey(options_.prefix, service), lease->id, options_.member_id);
-    if (acquired.ok() && *acquired) acquired_now.push_back(service);  // else: next round
-  }
-  std::size_t acquired_count = 0;
-  if (!acquired_now.empty()) {
-    auto locks = writes_->List(options_.prefix + "/services/");
-    StatusOr<std::vector<KvPair>> states = std::vector<KvPair>();
-    if (options_.ledger != nullptr) states = writes_->List(options_.prefix + "/state/");
-    if (!locks.ok() || !states.ok()) {
-      spdlog::warn("cluster: reading the locks and handover states failed ({}); tried again",
-                   !locks.ok() ? locks.status().message() : states.status().message());
-      acquired_now.clear();
-    }
-    std::unordered_map<std::string, const KvPair*> by_key;
-    if (locks.ok()) {
-      for (const KvPair& pair : *locks) by_key.emplace(pair.key, &pair);
-    }
-    if (states.ok()) {
-      for (const KvPair& pair : *states) by_key.emplace(pair.key, &pair);
-    }
-    for (const std::string& service : acquired_now) {
-      auto lock_entry = by_key.find(ServiceLockKey(options_.prefix, service));
-      if (lock_entry == by_key.end() || lock_entry->second->session != lease->id) continue;
-      // The epoch is the LockIndex of this acquisition, read back under the
-      // lock: nobody else can move it while we hold it.
-      const std::uint64_t epoch = lock_entry->second->lock_index;
-      std::optional<std::string> state;
-      std::uint64_t state_index = 0;
-      if (auto stored = by_key.find(HandoverStateKey(options_.prefix, service));
-          stored != by_key.end()) {
-        state = stored->second->value;
-        state_index = stored->second->modify_index;
+    const std::string key = ServiceLockKey(options_.prefix, service);
+    auto acquired = writes_->Acquire(key, lease->id, options_.member_id);
+    if (!acquired.ok() || !*acquired) continue;  // tried again after retry_interval
+    // The epoch is the LockIndex of this acquisition, read back under the
+    // lock: nobody else can move it while we hold it.
+    auto entry = writes_->Get(key);
+    if (!entry.ok() || !*entry || (*entry)->session != lease->id) continue;
+    const std::uint64_t epoch = (*entry)->lock_index;
+    // The state the previous owner's sinks acknowledged, read under the
+    // lock: nobody writes it while we hold it. Unreadable now: tried again
+    // next round (acquiring a lock we hold keeps its epoch).
+    std::optional<std::string> state;
+    std::uint64_t state_index = 0;
+    if (options_.ledger != nullptr) {
+      auto stored = writes_->Get(HandoverStateKey(options_.prefix, service));
+      if (!stored.ok()) continue;
+      if (*stored) {
+        state = std::move((*stored)->value);
+        state_index = (*stored)->modify_index;
       }
-      {
-        MutexLock lock(&mutex_);
-        held_[service] = HeldLock{epoch, lease->generation, !options_.take_over};
-      }
-      state_index_[service] = state_index;
-      if (options_.take_over) options_.take_over(service, epoch, std::move(state));
-      ++acquired_count;
-      if (observer_ != nullptr) {
-        observer_->OnLockAcquired();
-        if (auto since = wanted_since_.find(service); since != wanted_since_.end()) {
-          observer_->OnTakeover(clock_.Now() - since->second);
-        }
-      }
-      wanted_since_.erase(service);
     }
+    {
+      MutexLock lock(&mutex_);
+      held_[service] = HeldLock{epoch, lease->generation, !options_.take_over};
+    }
+    state_index_[service] = state_index;
+    if (options_.take_over) options_.take_over(service, epoch, std::move(state));
+    ++acquired_count;
+    if (observer_ != nullptr) {
+      observer_->OnLockAcquired();
+      if (auto since = wanted_since_.find(service); since != wanted_since_.end()) {
+        observer_->OnTakeover(clock_.Now() - since->second);
+      }
+    }
+    wanted_since_.erase(service);
   }
   if (observer_ != nullptr) {
     MutexLock lock(&mutex_);
@@ -321,7 +301,7 @@ void ClusterCoordinator::WriteChangedStates(const SessionLease& lease) {
 }
 
 void ClusterCoordinator::WriteState(const SessionLease& lease, const std::string& service,
-                                    const ReportedService& state, bool last) {
+                                    const ReportedService& state) {
   auto known = state_index_.find(service);
   // Only while the lock is certainly ours: a successor may hold it after.
   if (known == state_index_.end() || !keeper_->ValidAt(lease.generation, clock_.Now())) return;
@@ -363,9 +343,6 @@ void ClusterCoordinator::WriteState(const SessionLease& lease, const std::string
     state_index_.erase(known);
     return;
   }
-  // The new ModifyIndex, for the next check-and-set; a last write (the
-  // service is being handed over) needs none.
-  if (last) return;
   auto entry = writes_->Get(key);
   if (entry.ok() && *entry) {
     known->second = (*entry)->modify_index;
@@ -441,7 +418,7 @@ void ClusterCoordinator::Leave() {
       for (const auto& [service, lock] : held) {
         if (!keeper_->ValidAt(lease->generation, clock_.Now())) break;
         if (auto state = options_.ledger->TakeChanged(service)) {
-          WriteState(*lease, service, *state, /*last=*/true);
+          WriteState(*lease, service, *state);
           ++written;
         }
       }

@@ -151,9 +151,8 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   void StopThreads();
   // Writes the service's acknowledged state if it moved (worker thread, or
   // Leave() after the worker stopped).
-  // `last`: the service is being handed over, nothing follows.
   void WriteState(const SessionLease& lease, const std::string& service,
-                  const ReportedService& state, bool last = false);
+                  const ReportedService& state);
   void WriteChangedStates(const SessionLease& lease);
   void Forget(const std::vector<std::string>& services);
 

@@ -337,12 +337,4 @@ StatusOr<std::optional<KvPair>> ConsulKvClient::Get(const std::string& key) {
   return std::optional<KvPair>(std::move(pairs->front()));
 }
 
-StatusOr<std::vector<KvPair>> ConsulKvClient::List(const std::string& prefix) {
-  auto reply = Send("GET", KeyPath(prefix), {{"recurse", ""}}, "");
-  if (!reply.ok()) return reply.status();
-  if (reply->status == 404) return std::vector<KvPair>();
-  if (reply->status != 200) return ErrorOf(*reply, "list " + prefix);
-  return ParseKvPairs(reply->body);
-}
-
 }  // namespace hb

@@ -80,8 +80,6 @@ class ConsulKvClient {
   Status Delete(const std::string& key, std::optional<std::uint64_t> cas = std::nullopt);
   // nullopt when the key does not exist.
   StatusOr<std::optional<KvPair>> Get(const std::string& key);
-  // Every key under `prefix` (?recurse); empty when there is none.
-  StatusOr<std::vector<KvPair>> List(const std::string& prefix);
 
   explicit ConsulKvClient(const ConsulClientOptions& options);
 

@@ -31,7 +31,8 @@ class ClusterMetrics final : public ClusterObserver {
                      .Add({})),
         owned_(prometheus::BuildGauge()
                    .Name("health_bridge_cluster_services_owned")
-                   .Help("Services whose lock this replica holds: it emits their events.")
+                   .Help("Services whose lock this replica holds and whose takeover ran: it emits "
+                         "their events.")
                    .Register(registry)
                    .Add({})),
         acquisitions_(prometheus::BuildCounter()

@@ -224,7 +224,9 @@ void ClusterCoordinator::Reconcile() {
     // What the sinks acknowledged so far goes first: the next owner reads
     // it once it holds the lock, and re-emits only what came after.
     if (options_.ledger != nullptr) {
-      if (auto state = options_.ledger->TakeChanged(service)) WriteState(*lease, service, *state);
+      if (auto state = options_.ledger->TakeChanged(service)) {
+        WriteState(*lease, service, *state, /*last=*/true);
+      }
     }
     auto released = writes_->Release(ServiceLockKey(options_.prefix, service), lease->id, "");
     if (!released.ok()) {
@@ -283,7 +285,7 @@ void ClusterCoordinator::Reconcile() {
   }
   if (observer_ != nullptr) {
     MutexLock lock(&mutex_);
-    observer_->OnOwned(held_.size());
+    observer_->OnOwned(OpenCountLocked());
   }
   if (acquired_count > 0 || !to_release.empty()) {
     spdlog::info("cluster: took {} services, handed over {}", acquired_count, to_release.size());
@@ -301,7 +303,7 @@ void ClusterCoordinator::WriteChangedStates(const SessionLease& lease) {
 }
 
 void ClusterCoordinator::WriteState(const SessionLease& lease, const std::string& service,
-                                    const ReportedService& state) {
+                                    const ReportedService& state, bool last) {
   auto known = state_index_.find(service);
   // Only while the lock is certainly ours: a successor may hold it after.
   if (known == state_index_.end() || !keeper_->ValidAt(lease.generation, clock_.Now())) return;
@@ -343,6 +345,9 @@ void ClusterCoordinator::WriteState(const SessionLease& lease, const std::string
     state_index_.erase(known);
     return;
   }
+  // The new ModifyIndex, for the next check-and-set; a last write (the
+  // service is being handed over) needs none.
+  if (last) return;
   auto entry = writes_->Get(key);
   if (entry.ok() && *entry) {
     known->second = (*entry)->modify_index;
@@ -363,7 +368,14 @@ bool ClusterCoordinator::Open(const std::string& service, std::uint64_t epoch) {
   auto it = held_.find(service);
   if (it == held_.end() || it->second.epoch != epoch) return false;
   it->second.open = true;
+  if (observer_ != nullptr) observer_->OnOwned(OpenCountLocked());
   return true;
+}
+
+std::size_t ClusterCoordinator::OpenCountLocked() const {
+  std::size_t open = 0;
+  for (const auto& [service, held] : held_) open += held.open ? 1 : 0;
+  return open;
 }
 
 std::optional<std::uint64_t> ClusterCoordinator::EpochFor(std::string_view service) const {
@@ -418,7 +430,7 @@ void ClusterCoordinator::Leave() {
       for (const auto& [service, lock] : held) {
         if (!keeper_->ValidAt(lease->generation, clock_.Now())) break;
         if (auto state = options_.ledger->TakeChanged(service)) {
-          WriteState(*lease, service, *state);
+          WriteState(*lease, service, *state, /*last=*/true);
           ++written;
         }
       }

@@ -151,10 +151,13 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   void StopThreads();
   // Writes the service's acknowledged state if it moved (worker thread, or
   // Leave() after the worker stopped).
+  // `last`: the service is being handed over, nothing follows.
   void WriteState(const SessionLease& lease, const std::string& service,
-                  const ReportedService& state);
+                  const ReportedService& state, bool last = false);
   void WriteChangedStates(const SessionLease& lease);
   void Forget(const std::vector<std::string>& services);
+  // Services held and taken over (events pass): what "owned" reports.
+  std::size_t OpenCountLocked() const REQUIRES(mutex_);
 
   const ClusterOptions options_;
   const ConsulClientOptions client_options_;

@@ -417,6 +417,43 @@ if ((${#sources[@]})); then
   } >>"$out"
 fi
 
+# --- 5d: three replicas in cluster mode ------------------------------------------
+mapfile -t cluster < <(valid "$results"/cluster-*.json)
+if ((${#cluster[@]})); then
+  C() { over "$1" "${cluster[@]}"; }
+  {
+    echo "## Cluster mode: three replicas"
+    echo
+    echo "\`bench/cluster_bench\`: three bridge binaries in cluster mode (\`session_ttl: 3s\`,"
+    echo "\`lock_delay: 1s\`) on the Consul test server, $(C 'map(.services) | median | r(0)') services of one"
+    echo "instance each, a check changing every 10 ms throughout. The server allows 600"
+    echo "connections from 127.0.0.1 (Consul's 200 per client IP, for three replicas that would"
+    echo "each have their own address). Load split and RSS once the split settled; Consul"
+    echo "connections are each process's established TCP connections to the server. Takeover:"
+    echo "per service of the replica killed with SIGKILL, from the kill until another replica's"
+    echo "session held its lock (sampled every 50 ms); the bound is 2 x TTL + lock-delay."
+    echo "Rolling restart: each replica in turn gets SIGTERM; the time until every service it"
+    echo "held is owned again (it writes its handover state and releases its locks on the way"
+    echo "out), then it is started again. Runs: ${#cluster[@]}."
+    echo
+    echo "| replica | services owned | RSS MiB | Consul connections |"
+    echo "|---|---:|---:|---:|"
+    for replica in r1 r2 r3; do
+      echo "| $replica | $(C "map(.split.$replica.owned) | median | r(0)") | $(C "map(.split.$replica.rss_mib) | median | r(1)") | $(C "map(.split.$replica.consul_connections) | median | r(0)") |"
+    done
+    echo
+    echo "Largest deviation from an even split: $(C 'map(.split_worst_deviation_pct) | median | r(1)')%."
+    echo
+    echo "| after | services moved | p50 s | p99 s | max s | bound s |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| kill -9 | $(C 'map(.kill.services_of_killed) | median | r(0)') | $(C 'map(.kill.takeover_p50_s) | median | r(2)') | $(C 'map(.kill.takeover_p99_s) | median | r(2)') | $(C 'map(.kill.takeover_max_s) | median | r(2)') | $(C 'map(.kill.bound_s) | median | r(0)') |"
+    for replica in r1 r2 r3; do
+      echo "| SIGTERM $replica | $(C "map(.rolling_restart.$replica.services) | median | r(0)") | | | $(C "map(.rolling_restart.$replica.all_owned_again_s) | median | r(2)") | |"
+    done
+    echo
+  } >>"$out"
+fi
+
 # --- 5: engine and spool micro-benchmarks --------------------------------------
 micro=()
 for name in engine spool; do [[ -n $(valid "$results/$name.json") ]] && micro+=("$results/$name.json"); done

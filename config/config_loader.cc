@@ -11,6 +11,7 @@
 #include "bridge/model/event.h"
 #include "config/byte_size.h"
 #include "config/duration.h"
+#include "config/source_config.h"
 
 namespace hb {
 namespace {
@@ -411,6 +412,14 @@ LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
   top.Finish();
   CheckSourceBudget(config.watch.watcher.sources,
                     static_cast<int>(config.consul.client.max_connections), errors);
+  // A replica owns services by name and hands over their state by name: a
+  // name in two sources would be one ownership and one handover state.
+  if (config.cluster.enabled && !config.watch.watcher.sources.empty()) {
+    errors.Add("cluster.enabled",
+               "cannot be combined with watch.sources yet (replicas own and hand over "
+               "services by name, which several sources may share): run one bridge "
+               "deployment per source, or one replica");
+  }
   if (config.server.default_metrics_sink) AddDefaultMetricsSink(config, sinks, errors, env);
 
   if (!errors.empty()) {

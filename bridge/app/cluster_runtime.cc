@@ -3,8 +3,10 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include "bridge/cluster/handover_state.h"
 #include "bridge/watch/service_filter.h"
 #include "config/config_reader.h"
 
@@ -28,7 +30,8 @@ class ClusterMetrics final : public ClusterObserver {
                      .Add({})),
         owned_(prometheus::BuildGauge()
                    .Name("health_bridge_cluster_services_owned")
-                   .Help("Services whose lock this replica holds: it emits their events.")
+                   .Help("Services whose lock this replica holds and whose takeover ran: it emits "
+                         "their events.")
                    .Register(registry)
                    .Add({})),
         acquisitions_(prometheus::BuildCounter()
@@ -92,16 +95,79 @@ ClusterRuntime::ClusterRuntime(std::string member_id, std::unique_ptr<ClusterMet
     : member_id_(std::move(member_id)), metrics_(std::move(metrics)) {}
 
 ClusterRuntime::~ClusterRuntime() {
+  CloseTakeOvers();
   // The gate reads the coordinator; the coordinator reports to the metrics.
   gate_.reset();
   coordinator_.reset();
 }
 
-StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(const BridgeConfig& config,
-                                                                 ConsulClient& reads,
-                                                                 EventPublisher& next,
-                                                                 const Clock& clock,
-                                                                 prometheus::Registry& registry) {
+void ClusterRuntime::CloseTakeOvers() {
+  MutexLock lock(&guard_->mutex);  // waits for a takeover running now
+  guard_->closed = true;
+}
+
+void ClusterRuntime::Leave() {
+  CloseTakeOvers();
+  coordinator_->Leave();
+}
+
+void ClusterRuntime::ScheduleTakeOver(std::string service, std::uint64_t epoch,
+                                      std::optional<std::string> state) {
+  if (watcher_ == nullptr || loop_ == nullptr) {
+    // No watch to diff against (not wired): open as a first owner would.
+    coordinator_->Open(service, epoch);
+    return;
+  }
+  MutexLock lock(&guard_->mutex);
+  if (guard_->closed) return;
+  guard_->queue.push_back({std::move(service), epoch, std::move(state)});
+  // One task takes every takeover queued meanwhile: a replica starting
+  // takes thousands of services at once.
+  if (std::exchange(guard_->scheduled, true)) return;
+  loop_->Post([this, guard = guard_] { RunTakeOvers(guard); });
+}
+
+void ClusterRuntime::RunTakeOvers(const std::shared_ptr<TakeOverGuard>& guard) {
+  // Held throughout: the runtime's destructor waits for a run to end, and a
+  // run that starts after it finds it closed (then `this` is gone).
+  MutexLock lock(&guard->mutex);
+  if (guard->closed) return;
+  bool synced = false;
+  std::vector<PendingTakeOver> queue = std::exchange(guard->queue, {});
+  watcher_->WithEngine([&](const TransitionEngine& engine) {
+    // Before its initial sync the engine does not know the services yet:
+    // a diff would call every acknowledged instance gone.
+    synced = engine.initial_sync_complete();
+    if (!synced) return;
+    const std::string datacenter = watcher_->State().datacenter;
+    for (PendingTakeOver& pending : queue) {
+      std::optional<ReportedService> acknowledged;
+      if (pending.state) {
+        auto decoded = DecodeHandoverState(*pending.state);
+        if (decoded.ok()) {
+          acknowledged = std::move(*decoded);
+        } else {
+          spdlog::warn(
+              "cluster: ignoring the handover state of {} ({}); taking it over as a first owner",
+              pending.service, decoded.status().message());
+        }
+      }
+      gate_->TakeOver(engine, datacenter, pending.service, pending.epoch, std::move(acknowledged));
+    }
+  });
+  if (synced) {
+    guard->scheduled = false;
+    return;
+  }
+  guard->queue = std::move(queue);  // nothing queued meanwhile: the lock is held
+  // Looked at again shortly: the initial sync ends within seconds.
+  loop_->RunAt(std::chrono::steady_clock::now() + std::chrono::milliseconds(100),
+               [this, guard] { RunTakeOvers(guard); });
+}
+
+StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(
+    const BridgeConfig& config, ConsulClient& reads, EventPublisher& next, HandoverLedger& ledger,
+    const Clock& clock, prometheus::Registry& registry) {
   std::string member_id =
       config.cluster.member_id.empty() ? ClusterHostName() : config.cluster.member_id;
   if (std::string why = ValidateMemberId(member_id); !why.empty()) {
@@ -120,9 +186,15 @@ StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(const BridgeCon
   options.watched = [filter](const std::string& name, const std::vector<std::string>& tags) {
     return filter->Matches(name, tags);
   };
+  options.ledger = &ledger;
+  ClusterRuntime* const raw = runtime.get();
+  options.take_over = [raw](const std::string& service, std::uint64_t epoch,
+                            std::optional<std::string> state) {
+    raw->ScheduleTakeOver(service, epoch, std::move(state));
+  };
   runtime->coordinator_ = std::make_unique<ClusterCoordinator>(
       std::move(options), config.consul.client, reads, clock, runtime->metrics_.get());
-  runtime->gate_ = std::make_unique<EmissionGate>(next, *runtime->coordinator_);
+  runtime->gate_ = std::make_unique<EmissionGate>(next, *runtime->coordinator_, &ledger);
   return runtime;
 }
 

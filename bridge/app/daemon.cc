@@ -251,7 +251,11 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   BridgeMetrics metrics(registry, clock);
   const SinkContext context{{config.events.type_prefix, config.events.source}, &clock, &registry};
   ViewTracker views(&metrics, clock);
-  Router router(clock, &views);
+  // Cluster mode: what the sinks acknowledge becomes each owned service's
+  // handover state.
+  std::unique_ptr<HandoverLedger> ledger;
+  if (config.cluster.enabled) ledger = std::make_unique<HandoverLedger>(&views);
+  Router router(clock, ledger ? static_cast<DeliveryObserver*>(ledger.get()) : &views);
   ViewPublisher publisher(router, views);
   if (Status added = AddSinks(config, sinks, context, &metrics, router); !added.ok()) {
     spdlog::error("{}", added.message());
@@ -266,7 +270,7 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   // Cluster mode: only the events of services this replica owns go on.
   std::unique_ptr<ClusterRuntime> cluster;
   if (config.cluster.enabled) {
-    auto created = ClusterRuntime::Create(config, **client, publisher, clock, registry);
+    auto created = ClusterRuntime::Create(config, **client, publisher, *ledger, clock, registry);
     if (!created.ok()) {
       spdlog::error("{}", created.status().message());
       return kExitUsage;
@@ -275,6 +279,7 @@ int RunDaemon(const BridgeConfig& config, const SinkRegistry& sinks, prometheus:
   }
   Watcher watcher(config.watch.watcher, **client, MakeEngine(config, clock, metrics),
                   cluster ? cluster->gate() : publisher, clock);
+  if (cluster) cluster->UseWatch(watcher, (*client)->loop());
   // Turns a few times per stall_timeout, at most once a second.
   LoopHeartbeat heartbeat(
       (*client)->loop(), clock,

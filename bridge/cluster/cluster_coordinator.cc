@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bridge/cluster/handover_state.h"
 #include "bridge/cluster/rendezvous.h"
 #include "bridge/consul/answer_parsers.h"
 
@@ -130,21 +131,23 @@ void ClusterCoordinator::Run() {
 
 void ClusterCoordinator::Reconcile() {
   const std::optional<SessionLease> lease = keeper_->Current();
-  std::size_t lost = 0;
+  std::vector<std::string> lost_services;
   {
     MutexLock lock(&mutex_);
     // Locks taken under an older session are void: Consul released them.
     for (auto it = held_.begin(); it != held_.end();) {
       if (!lease || it->second.generation != lease->generation) {
+        lost_services.push_back(it->first);
         it = held_.erase(it);
-        ++lost;
       } else {
         ++it;
       }
     }
     if (!lease) announced_generation_ = 0;
   }
-  if (lost > 0) {
+  // Their state is the successors' now: not written any more.
+  Forget(lost_services);
+  if (const std::size_t lost = lost_services.size(); lost > 0) {
     spdlog::warn("cluster: lost {} service locks with the session", lost);
     if (observer_ != nullptr) {
       observer_->OnLockLost(lost);
@@ -211,13 +214,27 @@ void ClusterCoordinator::Reconcile() {
       }
     }
   }
+  if (options_.ledger != nullptr && !to_release.empty()) {
+    // The gate is closed for them already; what is on its way to the sinks
+    // gets a moment to be acknowledged, so the successor repeats less.
+    options_.ledger->WaitSettled(to_release,
+                                 std::chrono::steady_clock::now() + options_.retry_interval);
+  }
   for (const std::string& service : to_release) {
+    // What the sinks acknowledged so far goes first: the next owner reads
+    // it once it holds the lock, and re-emits only what came after.
+    if (options_.ledger != nullptr) {
+      if (auto state = options_.ledger->TakeChanged(service)) {
+        WriteState(*lease, service, *state, /*last=*/true);
+      }
+    }
     auto released = writes_->Release(ServiceLockKey(options_.prefix, service), lease->id, "");
     if (!released.ok()) {
       spdlog::warn("cluster: releasing {} failed ({}); Consul frees it with the session", service,
                    released.status().message());
     }
   }
+  Forget(to_release);
   // Forget waits for services the membership no longer gives us.
   const std::set<std::string> wanted(to_acquire.begin(), to_acquire.end());
   std::erase_if(wanted_since_,
@@ -237,10 +254,26 @@ void ClusterCoordinator::Reconcile() {
     // lock: nobody else can move it while we hold it.
     auto entry = writes_->Get(key);
     if (!entry.ok() || !*entry || (*entry)->session != lease->id) continue;
+    const std::uint64_t epoch = (*entry)->lock_index;
+    // The state the previous owner's sinks acknowledged, read under the
+    // lock: nobody writes it while we hold it. Unreadable now: tried again
+    // next round (acquiring a lock we hold keeps its epoch).
+    std::optional<std::string> state;
+    std::uint64_t state_index = 0;
+    if (options_.ledger != nullptr) {
+      auto stored = writes_->Get(HandoverStateKey(options_.prefix, service));
+      if (!stored.ok()) continue;
+      if (*stored) {
+        state = std::move((*stored)->value);
+        state_index = (*stored)->modify_index;
+      }
+    }
     {
       MutexLock lock(&mutex_);
-      held_[service] = HeldLock{(*entry)->lock_index, lease->generation};
+      held_[service] = HeldLock{epoch, lease->generation, !options_.take_over};
     }
+    state_index_[service] = state_index;
+    if (options_.take_over) options_.take_over(service, epoch, std::move(state));
     ++acquired_count;
     if (observer_ != nullptr) {
       observer_->OnLockAcquired();
@@ -252,11 +285,97 @@ void ClusterCoordinator::Reconcile() {
   }
   if (observer_ != nullptr) {
     MutexLock lock(&mutex_);
-    observer_->OnOwned(held_.size());
+    observer_->OnOwned(OpenCountLocked());
   }
   if (acquired_count > 0 || !to_release.empty()) {
     spdlog::info("cluster: took {} services, handed over {}", acquired_count, to_release.size());
   }
+  if (options_.ledger != nullptr && clock_.Now() - last_state_round_ >= options_.retry_interval) {
+    last_state_round_ = clock_.Now();
+    WriteChangedStates(*lease);
+  }
+}
+
+void ClusterCoordinator::WriteChangedStates(const SessionLease& lease) {
+  for (auto& [service, state] : options_.ledger->TakeChanged(options_.state_writes_per_round)) {
+    WriteState(lease, service, state);
+  }
+}
+
+void ClusterCoordinator::WriteState(const SessionLease& lease, const std::string& service,
+                                    const ReportedService& state, bool last) {
+  auto known = state_index_.find(service);
+  // Only while the lock is certainly ours: a successor may hold it after.
+  if (known == state_index_.end() || !keeper_->ValidAt(lease.generation, clock_.Now())) return;
+  const std::string key = HandoverStateKey(options_.prefix, service);
+  if (!known->second) {
+    auto entry = writes_->Get(key);
+    if (!entry.ok()) {
+      options_.ledger->MarkChanged(service);
+      return;
+    }
+    known->second = *entry ? (*entry)->modify_index : 0;
+  }
+  const std::string value = EncodeHandoverState(state);
+  if (value.empty()) {
+    // Too large to keep: better no state (the successor syncs silently)
+    // than a stale one it would re-emit from.
+    spdlog::warn(
+        "cluster: the handover state of {} ({} instances) is larger than {} bytes; not "
+        "kept in Consul",
+        service, state.instances.size(), kMaxHandoverStateBytes);
+    if (*known->second != 0) (void)writes_->Delete(key, *known->second);
+    known->second = 0;
+    return;
+  }
+  auto written = writes_->PutCas(key, value, *known->second);
+  if (!written.ok()) {
+    spdlog::warn("cluster: writing the handover state of {} failed: {}", service,
+                 written.status().message());
+    options_.ledger->MarkChanged(service);
+    return;
+  }
+  if (!*written) {
+    // Someone wrote it since we read it, while we believed we held the
+    // lock: another replica owns it now. Never overwrite its state.
+    spdlog::error(
+        "cluster: the handover state of {} was written by another replica; this one "
+        "stops writing it",
+        service);
+    state_index_.erase(known);
+    return;
+  }
+  // The new ModifyIndex, for the next check-and-set; a last write (the
+  // service is being handed over) needs none.
+  if (last) return;
+  auto entry = writes_->Get(key);
+  if (entry.ok() && *entry) {
+    known->second = (*entry)->modify_index;
+  } else {
+    known->second.reset();
+  }
+}
+
+void ClusterCoordinator::Forget(const std::vector<std::string>& services) {
+  for (const std::string& service : services) {
+    state_index_.erase(service);
+    if (options_.ledger != nullptr) options_.ledger->End(service);
+  }
+}
+
+bool ClusterCoordinator::Open(const std::string& service, std::uint64_t epoch) {
+  MutexLock lock(&mutex_);
+  auto it = held_.find(service);
+  if (it == held_.end() || it->second.epoch != epoch) return false;
+  it->second.open = true;
+  if (observer_ != nullptr) observer_->OnOwned(OpenCountLocked());
+  return true;
+}
+
+std::size_t ClusterCoordinator::OpenCountLocked() const {
+  std::size_t open = 0;
+  for (const auto& [service, held] : held_) open += held.open ? 1 : 0;
+  return open;
 }
 
 std::optional<std::uint64_t> ClusterCoordinator::EpochFor(std::string_view service) const {
@@ -264,7 +383,7 @@ std::optional<std::uint64_t> ClusterCoordinator::EpochFor(std::string_view servi
   {
     MutexLock lock(&mutex_);
     auto it = held_.find(std::string(service));
-    if (it == held_.end()) return std::nullopt;
+    if (it == held_.end() || !it->second.open) return std::nullopt;
     held = it->second;
   }
   if (!keeper_ || !keeper_->ValidAt(held.generation, clock_.Now())) return std::nullopt;
@@ -304,6 +423,18 @@ void ClusterCoordinator::Leave() {
   if (!keeper_) return;
   const std::optional<SessionLease> lease = keeper_->Current();
   if (lease && writes_) {
+    // The sinks drained: what they acknowledged is final. Written while
+    // the session is still trusted, before any lock goes.
+    std::size_t written = 0;
+    if (options_.ledger != nullptr) {
+      for (const auto& [service, lock] : held) {
+        if (!keeper_->ValidAt(lease->generation, clock_.Now())) break;
+        if (auto state = options_.ledger->TakeChanged(service)) {
+          WriteState(*lease, service, *state, /*last=*/true);
+          ++written;
+        }
+      }
+    }
     for (const auto& [service, lock] : held) {
       auto released = writes_->Release(ServiceLockKey(options_.prefix, service), lease->id, "");
       if (!released.ok()) {
@@ -320,9 +451,13 @@ void ClusterCoordinator::Leave() {
         (void)writes_->Delete(member_key, (*entry)->modify_index);
       }
     }
-    spdlog::info("cluster: left; released {} services", held.size());
+    spdlog::info("cluster: left; wrote {} handover states, released {} services", written,
+                 held.size());
   }
   keeper_->Stop(/*destroy=*/true);
+  std::vector<std::string> left;
+  for (const auto& [service, lock] : held) left.push_back(service);
+  Forget(left);
   if (observer_ != nullptr) observer_->OnOwned(0);
 }
 

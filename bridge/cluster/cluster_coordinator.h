@@ -37,6 +37,7 @@
 
 #include "bridge/cluster/cluster_names.h"
 #include "bridge/cluster/consul_kv_client.h"
+#include "bridge/cluster/handover_ledger.h"
 #include "bridge/cluster/session_keeper.h"
 #include "bridge/common/clock.h"
 #include "bridge/common/mutex.h"
@@ -59,6 +60,23 @@ struct ClusterOptions {
   // How often lock acquisitions refused by Consul (held by the previous
   // owner, or within a lock-delay) are tried again. Default: 1s.
   std::chrono::milliseconds retry_interval{std::chrono::seconds(1)};
+
+  // Handover. With a ledger, the coordinator writes each held service's
+  // acknowledged state to `<prefix>/state/<service>` (check-and-set, at most
+  // once per retry_interval per service and `state_writes_per_round` in
+  // all; coalesced: the latest state goes), and again before it hands the
+  // service over or leaves.
+  HandoverLedger* ledger = nullptr;
+  std::size_t state_writes_per_round = 256;
+  // Called on the coordinator's thread once a service's lock is held, with
+  // the handover state Consul KV holds for it (nullopt: none, a first
+  // owner). The service stays closed (EpochFor() says nullopt) until
+  // Open(service, epoch) is called: the caller emits what happened since
+  // that state on the publishing thread and opens it there, so no event of
+  // the service slips between. Empty: the service opens at once.
+  std::function<void(const std::string& service, std::uint64_t epoch,
+                     std::optional<std::string> state)>
+      take_over;
 };
 
 // Metrics of the cluster mode; called from the coordinator's threads.
@@ -112,12 +130,16 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   // The emission gate: the service's epoch when this replica may emit for
   // it now, nullopt when it must not.
   std::optional<std::uint64_t> EpochFor(std::string_view service) const;
+  // Opens a service take_over was called for; false when its lock is no
+  // longer held under `epoch` (then nothing may be emitted for it).
+  bool Open(const std::string& service, std::uint64_t epoch);
   ClusterSnapshot Snapshot() const;
 
  private:
   struct HeldLock {
     std::uint64_t epoch = 0;
     std::uint64_t generation = 0;
+    bool open = false;  // the takeover ran: events may pass
   };
 
   void OnSessionChanged() override;
@@ -127,6 +149,15 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   void StartMembersWatch();
   void Poke();
   void StopThreads();
+  // Writes the service's acknowledged state if it moved (worker thread, or
+  // Leave() after the worker stopped).
+  // `last`: the service is being handed over, nothing follows.
+  void WriteState(const SessionLease& lease, const std::string& service,
+                  const ReportedService& state, bool last = false);
+  void WriteChangedStates(const SessionLease& lease);
+  void Forget(const std::vector<std::string>& services);
+  // Services held and taken over (events pass): what "owned" reports.
+  std::size_t OpenCountLocked() const REQUIRES(mutex_);
 
   const ClusterOptions options_;
   const ConsulClientOptions client_options_;
@@ -150,8 +181,13 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   // since when: the takeover latency.
   std::unordered_map<std::string, SteadyTime> wanted_since_;  // worker thread
   std::uint64_t announce_warned_generation_ = 0;              // worker thread
-  std::unique_ptr<BlockingQuery> members_watch_;              // worker thread
-  std::unique_ptr<BlockingQuery> catalog_watch_;              // owner thread
+  // The ModifyIndex of each held service's state key as this replica last
+  // wrote or read it (0: absent), for check-and-set; nullopt: unknown (a
+  // read after a write failed), read again before the next write.
+  std::unordered_map<std::string, std::optional<std::uint64_t>> state_index_;  // worker thread
+  SteadyTime last_state_round_{};                                              // worker thread
+  std::unique_ptr<BlockingQuery> members_watch_;                               // worker thread
+  std::unique_ptr<BlockingQuery> catalog_watch_;                               // owner thread
   std::thread worker_;
 };
 

@@ -178,6 +178,12 @@ StatusOr<ConsulKvClient::Reply> ConsulKvClient::Send(
   for (const auto& [name, value] : params) add(name, value);
   if (!options_.datacenter.empty()) add("dc", options_.datacenter);
 
+  // Like the watch's requests: the certificate is checked against
+  // consul.tls.server_name when set.
+  const std::string connect_rule = RouteToServerName(url, options_.tls);
+  CurlList connect_to;
+  if (!connect_rule.empty()) connect_to.reset(curl_slist_append(nullptr, connect_rule.c_str()));
+
   for (int attempt = 0; attempt < 2; ++attempt) {
     CURL* easy = easy_.get();
     curl_easy_reset(easy);
@@ -200,6 +206,7 @@ StatusOr<ConsulKvClient::Reply> ConsulKvClient::Send(
       curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
     }
     ApplyConsulTransport(easy, options_.tls);
+    if (connect_to) curl_easy_setopt(easy, CURLOPT_CONNECT_TO, connect_to.get());
     const CURLcode code = curl_easy_perform(easy);
     if (code == CURLE_OPERATION_TIMEDOUT) {
       return Status::DeadlineExceeded(std::string(method) + " " + path + ": timed out");

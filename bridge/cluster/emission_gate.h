@@ -10,19 +10,38 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "bridge/cluster/cluster_coordinator.h"
+#include "bridge/cluster/handover_ledger.h"
 #include "bridge/model/event_publisher.h"
+#include "bridge/state/transition_engine.h"
 
 namespace hb {
 
 class EmissionGate final : public EventPublisher {
  public:
-  EmissionGate(EventPublisher& next, const ClusterCoordinator& cluster)
-      : next_(next), cluster_(cluster) {}
+  // `ledger` (may be null) follows what the sinks acknowledge of the
+  // notifications that pass.
+  EmissionGate(EventPublisher& next, ClusterCoordinator& cluster, HandoverLedger* ledger = nullptr)
+      : next_(next), cluster_(cluster), ledger_(ledger) {}
 
   void Publish(std::vector<Event> events) override;
+
+  // The takeover of a service whose lock the coordinator acquired under
+  // `epoch`, on the publishing thread (so no event of the service passes
+  // in between), once `engine` finished its initial sync: opens the
+  // service, then emits, marked reconciled, exactly the transitions from
+  // `acknowledged` (what the previous owner's sinks acknowledged) to what
+  // the engine reports now, with the ids the previous owner gave them. A
+  // first owner (no acknowledged state) emits nothing: the state it starts
+  // from is the engine's, as after a silent initial sync.
+  void TakeOver(const TransitionEngine& engine, std::string_view datacenter,
+                const std::string& service, std::uint64_t epoch,
+                std::optional<ReportedService> acknowledged);
 
   // Events that went on silent because another replica owns (or nobody
   // holds) their service.
@@ -30,7 +49,8 @@ class EmissionGate final : public EventPublisher {
 
  private:
   EventPublisher& next_;
-  const ClusterCoordinator& cluster_;
+  ClusterCoordinator& cluster_;
+  HandoverLedger* const ledger_;
   std::atomic<std::uint64_t> withheld_{0};
 };
 

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 
@@ -66,8 +67,9 @@ class Fields {
     return std::string(text);
   }
 
-  std::uint64_t Uint64(element object, const std::string& path, const char* key) {
-    const auto value = Member(object, path, key, true);
+  std::uint64_t Uint64(element object, const std::string& path, const char* key,
+                       bool required = true) {
+    const auto value = Member(object, path, key, required);
     if (!value) return 0;
     std::uint64_t out = 0;
     if (value->get_uint64().get(out) == SUCCESS) return out;
@@ -225,6 +227,7 @@ StatusOr<HealthAnswer> ParseHealthService(std::string_view body) {
     instance.port = fields.Int(*service, service_path, "Port");
     instance.tags = fields.Strings(*service, service_path, "Tags");
     instance.meta = fields.StringMap(*service, service_path, "Meta");
+    instance.modify_index = fields.Uint64(*service, service_path, "ModifyIndex", false);
     // The names key every event and every saved instance; Consul never
     // sends them empty, so an empty one is a broken answer.
     for (const auto& [value, field] :
@@ -247,6 +250,8 @@ StatusOr<HealthAnswer> ParseHealthService(std::string_view body) {
         const std::string check_path = path + ".Checks[" + std::to_string(c++) + "]";
         auto check = ReadCheck(fields, item, check_path, error);
         if (!check) break;
+        instance.modify_index =
+            std::max(instance.modify_index, fields.Uint64(item, check_path, "ModifyIndex", false));
         instance.checks.push_back(std::move(*check));
       }
       if (!fields.ok()) break;

@@ -211,6 +211,23 @@ void EventLoop::CancelTimer(TimerId id) {
   timers_.erase(id);  // its timer_order_ entry is skipped when due
 }
 
+std::string RouteToServerName(std::string& url, const TlsSettings& tls) {
+  if (tls.server_name.empty()) return "";
+  // Verify the certificate against server_name while connecting to the
+  // configured address: ask for https://<server_name>:<port>/... and
+  // route that name to the real host (curl's --connect-to).
+  const std::size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return "";
+  const std::size_t host_start = scheme_end + 3;
+  const std::size_t host_end = url.find_first_of("/?", host_start);
+  const std::string authority = url.substr(host_start, host_end - host_start);
+  const std::size_t colon = authority.rfind(':');
+  const std::string host = authority.substr(0, colon);
+  const std::string port = colon == std::string::npos ? "443" : authority.substr(colon + 1);
+  url.replace(host_start, host.size(), tls.server_name);
+  return tls.server_name + ":" + port + ":" + host + ":" + port;
+}
+
 EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
                                           std::function<void(HttpResponse)> done) {
   auto transfer = std::make_unique<Transfer>();
@@ -219,19 +236,7 @@ EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
   // Not kept in the transfer: curl copies CURLOPT_URL, and a held query
   // would keep a second copy for minutes.
   std::string url = std::move(request.url);
-  const TlsSettings& tls = request.tls;
-  if (!tls.server_name.empty()) {
-    // Verify the certificate against server_name while connecting to the
-    // configured address: ask for https://<server_name>:<port>/... and
-    // route that name to the real host (curl's --connect-to).
-    const std::size_t host_start = url.find("://") + 3;
-    const std::size_t host_end = url.find_first_of("/?", host_start);
-    const std::string authority = url.substr(host_start, host_end - host_start);
-    const std::size_t colon = authority.rfind(':');
-    const std::string host = authority.substr(0, colon);
-    const std::string port = colon == std::string::npos ? "443" : authority.substr(colon + 1);
-    url.replace(host_start, host.size(), tls.server_name);
-    const std::string rule = tls.server_name + ":" + port + ":" + host + ":" + port;
+  if (const std::string rule = RouteToServerName(url, request.tls); !rule.empty()) {
     transfer->connect_to.reset(curl_slist_append(nullptr, rule.c_str()));
   }
   transfer->done = std::move(done);
@@ -261,7 +266,7 @@ EventLoop::TransferId EventLoop::StartGet(HttpRequest request,
   transfer->headers.reset(headers);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   if (transfer->connect_to) curl_easy_setopt(easy, CURLOPT_CONNECT_TO, transfer->connect_to.get());
-  ApplyConsulTransport(easy, tls);
+  ApplyConsulTransport(easy, request.tls);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get());
   curl_multi_add_handle(Multi(multi_), easy);
   const TransferId id = transfer->id;

@@ -29,6 +29,11 @@ namespace hb {
 // taken as void* to keep curl out of this header): HTTP and HTTPS only,
 // and consul.tls's files and verification.
 void ApplyConsulTransport(void* easy_handle, const TlsSettings& tls);
+// With consul.tls.server_name: rewrites `url` to ask for that name and
+// returns the curl --connect-to rule ("name:port:host:port") that routes it
+// to the configured host, so the certificate is checked against the name.
+// "" (and `url` unchanged) without one.
+std::string RouteToServerName(std::string& url, const TlsSettings& tls);
 
 struct HttpRequest {
   std::string url;

@@ -58,6 +58,12 @@ struct Instance {
   std::map<std::string, std::string> meta;
   // Node checks and this instance's own checks, in Consul's order.
   std::vector<Check> checks;
+  // The raft index of the instance's last write: the highest ModifyIndex of
+  // its service entry and its checks (node checks included). Every replica
+  // reading the same data sees the same value, whenever it reads it, so
+  // event ids built from it agree across replicas. 0 when unknown (the
+  // answer had none); not kept in saved state or packed details.
+  std::uint64_t modify_index = 0;
 
   bool operator==(const Instance&) const = default;
 };

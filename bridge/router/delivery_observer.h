@@ -15,6 +15,10 @@ namespace hb {
 class DeliveryObserver {
  public:
   virtual ~DeliveryObserver() = default;
+  // A notification (not a silent event) was put on the queues of `sinks`
+  // sinks; called once per published event, possibly after some of them
+  // already delivered it.
+  virtual void OnRouted(const Event& /*event*/, std::size_t /*sinks*/) {}
   // The sink acknowledged `event` at `acked_at`.
   virtual void OnDelivered(std::string_view sink, const Event& event, SteadyTime acked_at) = 0;
   // A transient failure; the event will be tried again.

@@ -113,14 +113,22 @@ void Router::Publish(std::vector<Event> events) {
   // answer rather than per event.
   std::vector<EventPtr> matching;
   matching.reserve(shared.size());
+  // How many sinks each event went to, for the observer.
+  std::vector<std::size_t> routed(observer_ != nullptr ? shared.size() : 0, 0);
   for (const auto& route : routes) {
     ReaderMutexLock swap(&route->swap_mutex);
     matching.clear();
-    for (const EventPtr& event : shared) {
+    for (std::size_t i = 0; i < shared.size(); ++i) {
+      const EventPtr& event = shared[i];
       if (event->silent && !route->worker->wants_silent_events()) continue;
-      if (route->filter.Matches(*event)) matching.push_back(event);
+      if (!route->filter.Matches(*event)) continue;
+      matching.push_back(event);
+      if (!routed.empty()) ++routed[i];
     }
     route->worker->Enqueue(matching);
+  }
+  for (std::size_t i = 0; i < routed.size(); ++i) {
+    if (!shared[i]->silent) observer_->OnRouted(*shared[i], routed[i]);
   }
   published_.fetch_add(shared.size(), std::memory_order_release);
 }

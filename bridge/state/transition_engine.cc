@@ -51,6 +51,17 @@ Instance UnpackInstance(std::string_view key, const PackedInstance& packed) {
   return packed.Unpack(node, key.substr(separator + kKeySeparator.size()));
 }
 
+// The (node, id) behind an instance key.
+std::pair<std::string, std::string> NodeAndId(std::string_view key) {
+  const std::size_t separator = key.find(kKeySeparator);
+  std::string node;
+  for (std::size_t i = 0; i < separator; ++i) {
+    node.push_back(key[i]);
+    if (key[i] == '\0') ++i;
+  }
+  return {std::move(node), std::string(key.substr(separator + kKeySeparator.size()))};
+}
+
 template <typename Entry>
 bool KeyLess(const Entry* a, const Entry* b) {
   return a->first < b->first;
@@ -79,7 +90,11 @@ struct TransitionEngine::InstanceState {
   // evaluation is a pending up (its up event has no previous status).
   std::optional<HealthStatus> reported_status;
   bool reported_up = false;
+  // The instance's own raft index (Instance::modify_index) when Consul
+  // gave one, else that of the answer it was last seen in.
   std::uint64_t index = 0;
+  // `index` is the instance's own: the same on every replica.
+  bool own_index = false;
   SteadyTime observed_at{};
   WallTime since{};
   bool pending = false;
@@ -122,6 +137,10 @@ struct TransitionEngine::Emitter {
   bool reconciled = false;
   // The initial sync establishes the state: nothing to dampen yet.
   bool undamped = false;
+  // The highest own index (InstanceState::own_index) among the instance
+  // events so far: a service event it causes carries it, so replicas that
+  // saw the same instance data give the service event the same id.
+  std::uint64_t highest_own_index = 0;
 
   Event& Add(EventType type, const ServiceState& service, std::uint64_t index,
              SteadyTime observed_at) {
@@ -157,6 +176,7 @@ struct TransitionEngine::Emitter {
     // header (webhook-id, ce_id) and its parts stay unambiguous.
     event.id = InstanceEventId(service.datacenter, service.scope, event.node, event.instance_id,
                                index, ToString(type));
+    if (state.own_index) highest_own_index = std::max(highest_own_index, index);
   }
 };
 
@@ -214,13 +234,18 @@ std::vector<Event> TransitionEngine::Apply(ServiceSnapshot snapshot) {
     // next event current (address, tags, meta, check output).
     state.details = PackedInstance(instance);
     state.status = AggregateStatus(instance.checks);
-    state.index = snapshot.index;
+    // The instance's own index keeps ids equal across replicas and over
+    // time: the answer's index moves with every write to any instance of
+    // the service, so one replica reading later would name the same
+    // transition differently.
+    state.own_index = instance.modify_index != 0;
+    state.index = state.own_index ? instance.modify_index : snapshot.index;
     state.observed_at = snapshot.received_at;
     state.generation = generation;
     if (added) {
       state.since = emit.now;
       if (!IsUp(state.status)) state.reported_status = state.status;
-      emit.AddInstance(EventType::kInstanceRegistered, service, *it, snapshot.index,
+      emit.AddInstance(EventType::kInstanceRegistered, service, *it, state.index,
                        snapshot.received_at, std::nullopt);
     }
     Evaluate(service, *it, emit);
@@ -281,6 +306,9 @@ void TransitionEngine::Deregister(ServiceState& service, InstanceEntry& entry, s
                                   Emitter& emit) {
   InstanceState& state = entry.second;
   SetPending(service, state, false);
+  // Its own last index names its departure the same on every replica; the
+  // index of the answer it vanished from differs with when one read it.
+  if (state.own_index) index = state.index;
   // An instance that left the catalog has no status any more: its last one
   // is the previous status, and none is claimed as current.
   if (state.reported_up) {
@@ -312,6 +340,7 @@ void TransitionEngine::EmitServiceChange(ServiceState& service, std::uint64_t in
   const bool up = service.up_count > 0;
   if (up == service.reported_up) return;
   service.reported_up = up;
+  if (emit.highest_own_index != 0) index = emit.highest_own_index;
   Event& event =
       emit.Add(up ? EventType::kServiceUp : EventType::kServiceDown, service, index, observed_at);
   event.instances_up = service.up_count;
@@ -586,6 +615,114 @@ std::vector<InstanceView> TransitionEngine::ServiceInstances(std::string_view ke
   std::vector<InstanceView> views;
   if (auto it = services_.find(key); it != services_.end()) AppendInstances(*it->second, views);
   return views;
+}
+
+std::optional<ReportedService> TransitionEngine::Reported(std::string_view datacenter,
+                                                          std::string_view service_name) const {
+  // Cluster mode watches one source, the default scope (config refuses
+  // cluster.enabled with watch.sources).
+  auto it = services_.find(ServiceKey(datacenter, SourceScope{}, service_name));
+  if (it == services_.end()) return std::nullopt;
+  const ServiceState& service = *it->second;
+  ReportedService reported;
+  reported.up = service.reported_up;
+  for (const auto& [key, state] : service.instances) {
+    reported.instances.emplace(
+        NodeAndId(key),
+        ReportedInstance{state.reported_up, state.reported_status.value_or(state.status),
+                         state.index});
+  }
+  return reported;
+}
+
+std::vector<Event> TransitionEngine::ReconcileFrom(std::string_view datacenter,
+                                                   std::string_view service_name,
+                                                   const ReportedService& acknowledged) const {
+  std::vector<Event> events;
+  Emitter emit{events, clock_.WallNow()};
+  emit.reconciled = true;
+  auto found = services_.find(ServiceKey(datacenter, SourceScope{}, service_name));
+  const ServiceState* service = found == services_.end() ? nullptr : found->second.get();
+  std::uint64_t highest = 0;
+
+  if (service != nullptr) {
+    std::vector<const InstanceEntry*> sorted;
+    sorted.reserve(service->instances.size());
+    for (const InstanceEntry& entry : service->instances) sorted.push_back(&entry);
+    std::sort(sorted.begin(), sorted.end(), KeyLess<InstanceEntry>);
+    for (const InstanceEntry* entry : sorted) {
+      const InstanceState& state = entry->second;
+      const HealthStatus reported = state.reported_status.value_or(state.status);
+      // What the previous owner emitted for this state carried this index.
+      const std::uint64_t index = state.index;
+      auto add = [&](EventType type, std::optional<HealthStatus> previous) -> Event& {
+        emit.AddInstance(type, *service, *entry, index, state.observed_at, previous);
+        Event& event = events.back();
+        event.status = reported;
+        highest = std::max(highest, index);
+        return event;
+      };
+      auto acked = acknowledged.instances.find(NodeAndId(entry->first));
+      if (acked == acknowledged.instances.end()) {
+        add(EventType::kInstanceRegistered, std::nullopt);
+        if (state.reported_up) add(EventType::kInstanceUp, std::nullopt);
+      } else if (acked->second.up != state.reported_up) {
+        Event& event = add(state.reported_up ? EventType::kInstanceUp : EventType::kInstanceDown,
+                           acked->second.status);
+        if (!state.reported_up) event.reason = ReasonFor(reported);
+      } else if (acked->second.status != reported) {
+        add(EventType::kInstanceStatusChanged, acked->second.status);
+      }
+    }
+  }
+  // Acknowledged instances that left since: this owner never saw their
+  // details, only what was acknowledged.
+  for (const auto& gone : acknowledged.instances) {
+    // Named, not bound: the lambda below captures them.
+    const std::pair<std::string, std::string>& key = gone.first;
+    const ReportedInstance& acked = gone.second;
+    if (service != nullptr) {
+      std::string engine_key;
+      InstanceKeyInto(engine_key, key.first, key.second);
+      if (service->instances.contains(engine_key)) continue;
+    }
+    auto add = [&](EventType type) -> Event& {
+      Event& event = events.emplace_back();
+      event.type = type;
+      event.datacenter = datacenter;
+      event.service = service_name;
+      event.node = key.first;
+      event.instance_id = key.second;
+      event.consul_index = acked.index;
+      event.previous_status = acked.status;
+      event.reconciled = true;
+      event.time = emit.now;
+      event.id = InstanceEventId(datacenter, key.first, key.second, acked.index, ToString(type));
+      highest = std::max(highest, acked.index);
+      return event;
+    };
+    if (acked.up) add(EventType::kInstanceDown).reason = DownReason::kDeregistered;
+    add(EventType::kInstanceDeregistered);
+  }
+
+  const bool up = service != nullptr && service->reported_up;
+  if (up != acknowledged.up) {
+    const std::uint64_t index =
+        highest != 0 ? highest : (service != nullptr ? service->last_index : 0);
+    Event& event = events.emplace_back();
+    event.type = up ? EventType::kServiceUp : EventType::kServiceDown;
+    event.datacenter = datacenter;
+    event.service = service_name;
+    event.consul_index = index;
+    event.reconciled = true;
+    event.time = emit.now;
+    if (service != nullptr) {
+      event.instances_up = service->up_count;
+      event.instances_total = static_cast<int>(service->instances.size());
+    }
+    event.id = ServiceEventId(datacenter, service_name, index, ToString(event.type));
+  }
+  return events;
 }
 
 void TransitionEngine::UpdateOptions(EngineOptions options) { options_ = std::move(options); }

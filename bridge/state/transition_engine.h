@@ -28,9 +28,15 @@
 // - Order within one call: instances in snapshot order, then vanished ones by
 //   key, then the service event.
 // - Event ids are "<dc>/<node>/<instance>/<index>/<event>" and
-//   "<dc>/<service>/<index>/<event>", where index is that of the snapshot in
-//   which the new state was first observed: the same transition always has
-//   the same id (consumers deduplicate on it). The event suffix keeps the
+//   "<dc>/<service>/<index>/<event>". For instance events, index is the
+//   instance's own raft index (Instance::modify_index: the highest
+//   ModifyIndex of its service entry and checks) when the new state was
+//   first observed, or the snapshot's index when Consul gave none; a
+//   departure carries the instance's last own index. A service event
+//   carries the highest own index of the instance events that caused it
+//   (else the snapshot's). So the same transition always has the same id,
+//   on every replica that read the same data (consumers deduplicate on
+//   it). The event suffix keeps the
 //   two events of one instance at one index (registered+up, down+
 //   deregistered) distinct, as CloudEvents requires.
 // - Initial sync (until CompleteInitialSync()): a service's first answer is
@@ -67,6 +73,7 @@
 #include "bridge/model/health.h"
 #include "bridge/state/engine_options.h"
 #include "bridge/state/packed_instance.h"
+#include "bridge/state/reported_state.h"
 #include "bridge/state/saved_state.h"
 
 namespace hb {
@@ -150,6 +157,21 @@ class TransitionEngine {
 
   static constexpr std::chrono::hours kDepartedRetention{1};
   static constexpr std::size_t kDepartedLimit = 10000;
+
+  // What this engine's events have reported about one service (silent ones
+  // included); nullopt when it does not know the service.
+  std::optional<ReportedService> Reported(std::string_view datacenter,
+                                          std::string_view service) const;
+  // The events that take a consumer holding `acknowledged` (what another
+  // replica's events reported and every sink acknowledged) to what this
+  // engine reports now, marked reconciled: registered (and up) for new
+  // instances, up, down or status_changed for changed ones, down
+  // (deregistered) and deregistered for departed ones, then the service's
+  // up or down. Each carries the index the emitting replica gave it (the
+  // instance's own index, see Instance::modify_index), so a consumer that
+  // already has it sees the same id. Changes nothing.
+  std::vector<Event> ReconcileFrom(std::string_view datacenter, std::string_view service,
+                                   const ReportedService& acknowledged) const;
 
   // Takes effect at the next evaluation (config reload).
   void UpdateOptions(EngineOptions options);

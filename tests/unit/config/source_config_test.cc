@@ -118,5 +118,11 @@ TEST_F(SourcesConfigTest, EverySourceNeedsItsShareOfTheConnectionBudget) {
                   .ok());
 }
 
+TEST_F(SourcesConfigTest, ClusterModeTakesOneSourceOnly) {
+  EXPECT_THAT(ErrorOf("cluster: {enabled: true}\nwatch:\n  sources:\n    - {}\n"
+                      "    - datacenter: dc2\n"),
+              HasSubstr("cluster.enabled: cannot be combined with watch.sources yet"));
+}
+
 }  // namespace
 }  // namespace hb

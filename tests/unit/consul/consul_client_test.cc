@@ -157,11 +157,10 @@ TEST(ConsulClient, FirstReadIsImmediateThenBlocksOnTheReturnedIndexWithTokenDcAn
 // ns and partition, and blocks on the index its own source answered, never
 // the other's (each datacenter has its own Raft log).
 TEST(ConsulClient, EachScopeKeepsItsParametersAndItsOwnIndex) {
-  ScriptedPeer peer([&](const httplib::Request& request, httplib::Response& response, int call) {
-    if (call > 2) std::this_thread::sleep_for(milliseconds(50));
+  ConsulPeer peer([](std::size_t n, const ReceivedRequest& request) {
     // dc2 is far ahead of dc1.
-    const bool dc2 = request.has_param("dc") && request.get_param_value("dc") == "dc2";
-    Answer(response, dc2 ? 9000 + static_cast<std::uint64_t>(call) : 10);
+    const bool dc2 = request.HasParam("dc") && request.params.at("dc") == "dc2";
+    return ConsulAnswer(dc2 ? 9000 + n : 10, "[]", milliseconds(n >= 2 ? 50 : 0));
   });
   auto options = FastOptions(peer.address());
   options.datacenter = "dc1";  // consul.datacenter: a scope without one uses it
@@ -178,7 +177,7 @@ TEST(ConsulClient, EachScopeKeepsItsParametersAndItsOwnIndex) {
   a.reset();
   b.reset();
   c.reset();
-  for (const auto& request : peer.seen()) {
+  for (const auto& request : peer.Requests()) {
     const std::string dc = request.params.count("dc") ? request.params.at("dc") : "";
     if (dc == "dc2") {
       EXPECT_EQ(request.params.at("ns"), "team-a");
@@ -197,7 +196,7 @@ TEST(ConsulClient, EachScopeKeepsItsParametersAndItsOwnIndex) {
     }
   }
   std::size_t with_peer = 0;
-  for (const auto& request : peer.seen()) with_peer += request.params.count("peer");
+  for (const auto& request : peer.Requests()) with_peer += request.params.count("peer");
   EXPECT_GE(with_peer, 2u);
 }
 

@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "bridge/consul/consul_client_options.h"
+#include "bridge/model/health.h"
 #include "bridge/router/dead_letter.h"
 #include "bridge/router/route_filter.h"
 #include "bridge/router/sink_worker_options.h"
 #include "bridge/spool/spool.h"
 #include "bridge/state/engine_options.h"
 #include "bridge/watch/watcher.h"
-#include "bridge/model/health.h"
 
 // Only the settings' Emit() needs it; yaml-cpp's header is costly to parse
 // in every file that sees a config struct.

@@ -568,24 +568,24 @@ void ConsulClient::Read(std::string path, std::function<void(StatusOr<ReadAnswer
                 scope = std::move(scope)]() mutable {
     const SteadyTime started = clock_.Now();
     HttpRequest request = BuildRequest(path, {}, 0, scope);
-    loop_->StartGet(
-        std::move(request), [this, path, started, done = std::move(done)](HttpResponse response) {
-          NoteRefusal(response);
-          LogRequest(path, 0, response, started);
-          if (!response.transport.ok()) {
-            Observe(path, OutcomeOf(response), started, false);
-            return done(Failed(response.transport, path));
-          }
-          if (response.status < 200 || response.status > 299) {
-            Observe(path, OutcomeOf(response), started, false);
-            return done(Failed(StatusFromHttp(response.status, response.body), path));
-          }
-          auto meta = ParseQueryMeta(response.headers);
-          Observe(path, meta.ok() ? "ok" : "malformed", started, false);
-          if (!meta.ok()) return done(Failed(meta.status(), path));
-          NoteSuccess();
-          done(ReadAnswer{std::move(response.body), *meta, clock_.Now()});
-        });
+    loop_->StartGet(std::move(request),
+                    [this, path, started, done = std::move(done)](HttpResponse response) {
+                      NoteRefusal(response);
+                      LogRequest(path, 0, response, started);
+                      if (!response.transport.ok()) {
+                        Observe(path, OutcomeOf(response), started, false);
+                        return done(Failed(response.transport, path));
+                      }
+                      if (response.status < 200 || response.status > 299) {
+                        Observe(path, OutcomeOf(response), started, false);
+                        return done(Failed(StatusFromHttp(response.status, response.body), path));
+                      }
+                      auto meta = ParseQueryMeta(response.headers);
+                      Observe(path, meta.ok() ? "ok" : "malformed", started, false);
+                      if (!meta.ok()) return done(Failed(meta.status(), path));
+                      NoteSuccess();
+                      done(ReadAnswer{std::move(response.body), *meta, clock_.Now()});
+                    });
   };
   if (loop_->InLoopThread()) {
     start();

@@ -142,7 +142,8 @@ TEST_F(ReloadTest, SourceFiltersApplyAndAChangedListOfSourcesWaitsForARestart) {
 
   const BridgeConfig more = Load(head + "    - {}\n    - datacenter: dc2\n    - peer: east\n");
   const BridgeConfig kept = ApplyReload(effective, more, Live());
-  EXPECT_EQ(kept.watch.watcher.sources, effective.watch.watcher.sources) << "the running sources stay";
+  EXPECT_EQ(kept.watch.watcher.sources, effective.watch.watcher.sources)
+      << "the running sources stay";
 }
 
 }  // namespace

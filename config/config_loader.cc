@@ -557,6 +557,7 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   EmitList(out, "tags", watch.watcher.services.tags);
   out << YAML::EndMap;
   std::vector<std::string> up;
+  up.reserve(watch.engine.up_statuses.size());
   for (auto status : watch.engine.up_statuses) up.emplace_back(ToString(status));
   EmitList(out, "up_statuses", up);
   out << YAML::Key << "dampening" << YAML::Value << YAML::BeginMap;

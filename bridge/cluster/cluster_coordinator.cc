@@ -324,7 +324,7 @@ void ClusterCoordinator::WriteState(const SessionLease& lease, const std::string
         "cluster: the handover state of {} ({} instances) is larger than {} bytes; not "
         "kept in Consul",
         service, state.instances.size(), kMaxHandoverStateBytes);
-    if (*known->second != 0) (void)writes_->Delete(key, *known->second);
+    if (*known->second != 0) (void)writes_->Delete(key, known->second);
     known->second = 0;
     return;
   }
@@ -456,6 +456,7 @@ void ClusterCoordinator::Leave() {
   }
   keeper_->Stop(/*destroy=*/true);
   std::vector<std::string> left;
+  left.reserve(held.size());
   for (const auto& [service, lock] : held) left.push_back(service);
   Forget(left);
   if (observer_ != nullptr) observer_->OnOwned(0);

@@ -5,7 +5,7 @@ namespace hb {
 void EmissionGate::Publish(std::vector<Event> events) {
   for (Event& event : events) {
     if (auto epoch = cluster_.EpochFor(event.service)) {
-      event.epoch = *epoch;
+      event.epoch = epoch;
     } else {
       // Not ours: no notification, but sinks that hold state (metrics,
       // Alertmanager) still follow it, as they follow the initial sync, so

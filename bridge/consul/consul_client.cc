@@ -232,7 +232,7 @@ struct BlockingQuery::State : std::enable_shared_from_this<BlockingQuery::State>
       client->Observe(path, "malformed", started, issued_blocking);
       return Fail(Named(parsed_meta.status(), client->Describe(path)), std::nullopt);
     }
-    const QueryMeta meta = *parsed_meta;
+    const QueryMeta& meta = *parsed_meta;
 
     // docs/consul-semantics.md rule 1: an index that goes backwards (snapshot
     // restore, another server) resets the loop; this answer is diffed as a

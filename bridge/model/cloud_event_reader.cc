@@ -1,7 +1,7 @@
 #include "bridge/model/cloud_event_reader.h"
 
+#include <charconv>
 #include <chrono>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
 namespace hb {
@@ -47,19 +47,38 @@ class Fields {
   std::string error_;
 };
 
+// The digits at [at, at + width) of `text` as a number; -1 unless they are
+// all digits.
+int Digits(std::string_view text, std::size_t at, std::size_t width) {
+  int value = 0;
+  const char* begin = text.data() + at;
+  const auto [stop, error] = std::from_chars(begin, begin + width, value);
+  return error == std::errc() && stop == begin + width && *begin != '-' && *begin != '+' ? value
+                                                                                         : -1;
+}
+
 // The form FormatRfc3339() writes: "2026-11-24T10:15:03.120Z".
 std::optional<WallTime> ParseRfc3339(const std::string& text) {
-  int year = 0;
-  unsigned month = 0, day = 0, hour = 0, minute = 0, second = 0, millis = 0;
-  char zone = 0;
-  if (text.size() != 24 ||
-      std::sscanf(text.c_str(), "%4d-%2u-%2uT%2u:%2u:%2u.%3u%c", &year, &month, &day, &hour,
-                  &minute, &second, &millis, &zone) != 8 ||
-      zone != 'Z' || hour > 23 || minute > 59 || second > 60) {
+  constexpr std::string_view kSeparators = "--T::.Z";
+  constexpr std::size_t kSeparatorAt[] = {4, 7, 10, 13, 16, 19, 23};
+  if (text.size() != 24) return std::nullopt;
+  for (std::size_t i = 0; i < kSeparators.size(); ++i) {
+    if (text[kSeparatorAt[i]] != kSeparators[i]) return std::nullopt;
+  }
+  const int year = Digits(text, 0, 4);
+  const int month = Digits(text, 5, 2);
+  const int day = Digits(text, 8, 2);
+  const int hour = Digits(text, 11, 2);
+  const int minute = Digits(text, 14, 2);
+  const int second = Digits(text, 17, 2);
+  const int millis = Digits(text, 20, 3);
+  if (year < 0 || month < 0 || day < 0 || millis < 0 || hour < 0 || hour > 23 || minute < 0 ||
+      minute > 59 || second < 0 || second > 60) {
     return std::nullopt;
   }
-  const std::chrono::year_month_day date{std::chrono::year(year), std::chrono::month(month),
-                                         std::chrono::day(day)};
+  const std::chrono::year_month_day date{std::chrono::year(year),
+                                         std::chrono::month(static_cast<unsigned>(month)),
+                                         std::chrono::day(static_cast<unsigned>(day))};
   if (!date.ok()) return std::nullopt;
   const auto time = std::chrono::sys_days(date) + std::chrono::hours(hour) +
                     std::chrono::minutes(minute) + std::chrono::seconds(second) +

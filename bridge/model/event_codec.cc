@@ -64,6 +64,11 @@ StatusOr<Event> DecodeEvent(std::string_view encoded, std::optional<WallTime>* q
   const json in = json::parse(encoded, nullptr, /*allow_exceptions=*/false);
   if (!in.is_object()) return Status::DataLoss("spooled event: not a JSON object");
   const char* field = "type";
+  // Whether the record has `name`, which becomes the field an error names.
+  const auto has = [&](const char* name) {
+    field = name;
+    return in.contains(name);
+  };
   try {
     Event event;
     event.type = ParseOrThrow<EventType>(in.at(field), field, ParseEventType);
@@ -74,7 +79,7 @@ StatusOr<Event> DecodeEvent(std::string_view encoded, std::optional<WallTime>* q
     event.time = WallTime(std::chrono::milliseconds(in.at(field = "time_ms").get<std::int64_t>()));
     if (queued_at != nullptr) {
       queued_at->reset();
-      if (in.contains(field = "queued_ms")) {
+      if (has("queued_ms")) {
         *queued_at = WallTime(std::chrono::milliseconds(in.at(field).get<std::int64_t>()));
       }
     }
@@ -98,13 +103,13 @@ StatusOr<Event> DecodeEvent(std::string_view encoded, std::optional<WallTime>* q
                                 check.at(3).get<std::string>(), check.at(4).get<std::string>(),
                                 check.at(5).get<std::string>(), check.at(6).get<std::string>()});
       }
-      if (in.contains(field = "status")) {
+      if (has("status")) {
         event.status = ParseOrThrow<HealthStatus>(in.at(field), field, ParseHealthStatus);
       }
-      if (in.contains(field = "previous_status")) {
+      if (has("previous_status")) {
         event.previous_status = ParseOrThrow<HealthStatus>(in.at(field), field, ParseHealthStatus);
       }
-      if (in.contains(field = "reason")) {
+      if (has("reason")) {
         event.reason = ParseOrThrow<DownReason>(in.at(field), field, ParseDownReason);
       }
     } else {

@@ -484,7 +484,7 @@ struct HttpServer::Impl {
 std::optional<std::pair<std::string, int>> ParseListenAddress(const std::string& listen) {
   std::string host;
   std::string_view port_text;
-  if (listen.starts_with("[")) {
+  if (listen.starts_with('[')) {
     const auto close = listen.find("]:");
     if (close == std::string::npos) return std::nullopt;
     host = listen.substr(1, close - 1);

@@ -366,6 +366,7 @@ std::vector<Event> TransitionEngine::ServiceGone(std::string_view datacenter,
   Emitter emit{events, clock_.WallNow()};
   emit.reconciled = restored_ && !SourceSynced(service);
   std::vector<InstanceEntry*> all;
+  all.reserve(service.instances.size());
   for (InstanceEntry& entry : service.instances) all.push_back(&entry);
   std::sort(all.begin(), all.end(), KeyLess<InstanceEntry>);
   for (InstanceEntry* entry : all) Deregister(service, *entry, index, emit);
@@ -459,8 +460,10 @@ std::vector<Event> TransitionEngine::CompleteInitialSync(
     auto it = services_.find(key);
     if (it == services_.end()) continue;
     const ServiceState& service = *it->second;
-    auto more = ServiceGone(std::string(service.datacenter), SourceScope(service.scope),
-                            std::string(service.name), index);
+    // Copies: ServiceGone() erases the service these strings live in.
+    const std::string gone_datacenter = service.datacenter;
+    const std::string gone_name = service.name;
+    auto more = ServiceGone(gone_datacenter, SourceScope(service.scope), gone_name, index);
     std::move(more.begin(), more.end(), std::back_inserter(events));
   }
   synced_sources_.insert(source);

@@ -30,7 +30,7 @@ std::vector<WatcherOptions> PerSource(const WatcherOptions& options, std::size_t
 
 }  // namespace
 
-Watcher::Watcher(WatcherOptions options, ConsulClient& client,
+Watcher::Watcher(const WatcherOptions& options, ConsulClient& client,
                  std::unique_ptr<TransitionEngine> engine, EventPublisher& publisher,
                  const Clock& clock)
     : engine_(std::move(engine)) {
@@ -94,12 +94,12 @@ void Watcher::UpdateServiceFilters(const WatcherOptions& options) {
   }
 }
 
-void Watcher::UpdateEngineOptions(EngineOptions options) {
+void Watcher::UpdateEngineOptions(const EngineOptions& options) {
   // Each source re-plans its own tick from the engine's new deadlines.
   for (auto& source : sources_) source->UpdateEngineOptions(options);
 }
 
-void Watcher::OnEngineChanged(std::function<void(const TransitionEngine&)> changed) {
+void Watcher::OnEngineChanged(const std::function<void(const TransitionEngine&)>& changed) {
   for (auto& source : sources_) source->OnEngineChanged(changed);
 }
 

@@ -30,8 +30,8 @@ class Watcher {
  public:
   // `client` and `publisher` must outlive the watcher. The watcher owns the
   // engine (restore saved state into it before handing it over).
-  Watcher(WatcherOptions options, ConsulClient& client, std::unique_ptr<TransitionEngine> engine,
-          EventPublisher& publisher, const Clock& clock);
+  Watcher(const WatcherOptions& options, ConsulClient& client,
+          std::unique_ptr<TransitionEngine> engine, EventPublisher& publisher, const Clock& clock);
   ~Watcher();
 
   Watcher(const Watcher&) = delete;
@@ -52,8 +52,8 @@ class Watcher {
   // in WatcherOptions::sources, or `services` without sources). The list of
   // sources itself is fixed for the watcher's life.
   void UpdateServiceFilters(const WatcherOptions& options);
-  void UpdateEngineOptions(EngineOptions options);
-  void OnEngineChanged(std::function<void(const TransitionEngine&)> changed);
+  void UpdateEngineOptions(const EngineOptions& options);
+  void OnEngineChanged(const std::function<void(const TransitionEngine&)>& changed);
 
   std::size_t source_count() const { return sources_.size(); }
 

@@ -59,7 +59,7 @@ TEST_F(OperatorToolsTest, TestSinkSendsOneMarkedEventAndSaysHowItWent) {
   const auto event = nlohmann::json::parse(receiver_.Accepted()[0].body);
   EXPECT_EQ(event["data"]["service"], "health-bridge-test");
   EXPECT_EQ(event["data"]["meta"]["health_bridge_test"], "true");
-  EXPECT_EQ(receiver_.Accepted()[0].Header("webhook-id"), event["id"]);
+  EXPECT_EQ(receiver_.Accepted()[0].Header("webhook-id"), event["id"].get<std::string>());
 
   const RunResult refused = Run({"test-sink", "nowhere"});
   EXPECT_EQ(refused.exit_code, 1);

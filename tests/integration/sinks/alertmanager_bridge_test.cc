@@ -20,12 +20,12 @@
 namespace hb {
 namespace {
 
+using nlohmann::json;
 using std::chrono::seconds;
 using test_support::AlertmanagerServer;
 using test_support::BridgeProcess;
 using test_support::FindAlert;
 using test_support::ScriptedHttpPeer;
-using json = nlohmann::json;
 
 const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
 

@@ -24,6 +24,7 @@
 namespace hb {
 namespace {
 
+using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using test_support::AlertmanagerServer;
@@ -35,7 +36,6 @@ using test_support::ScriptedHttpPeer;
 using test_support::Shared;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
-using json = nlohmann::json;
 using Kind = DeliveryResult::Kind;
 
 constexpr milliseconds kWait = seconds(20);

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <random>
 #include <set>
 
@@ -34,7 +35,11 @@ bool IsLoopbackHost(const std::string& host) {
 std::pair<std::string, int> SplitHostPort(const std::string& target) {
   const std::size_t colon = target.rfind(':');
   if (colon == std::string::npos) return {target, 0};
-  return {target.substr(0, colon), std::atoi(target.c_str() + colon + 1)};
+  int port = 0;
+  const char* end = target.data() + target.size();
+  const auto [stop, error] = std::from_chars(target.data() + colon + 1, end, port);
+  if (error != std::errc() || stop != end) port = 0;  // refused by the probe as closed
+  return {target.substr(0, colon), port};
 }
 
 bool TcpConnects(const std::string& host, int port, std::chrono::milliseconds timeout) {
@@ -334,6 +339,16 @@ void ConsulTestServer::RefuseFor(std::chrono::milliseconds duration) {
 std::map<std::string, int> ConsulTestServer::RequestCounts() {
   ServerLock lock(&mutex_);
   return request_counts_;
+}
+
+std::size_t ConsulTestServer::BlockedQueries() {
+  ServerLock lock(&mutex_);
+  std::size_t blocked = 0;
+  // A waiter is counted and parked under one hold of the lock.
+  for (const auto& [endpoint, watched] : watched_) {
+    blocked += static_cast<std::size_t>(watched->waiters);
+  }
+  return blocked;
 }
 
 void ConsulTestServer::Background() {

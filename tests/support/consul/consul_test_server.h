@@ -167,6 +167,9 @@ class ConsulTestServer {
   // Requests served, by path (without the query), for request counting;
   // requests with ?filter= also under "<path>?filter=<expression>".
   std::map<std::string, int> RequestCounts();
+  // Blocking queries parked now, waiting for their index to move: a test
+  // waits for this before a change that must wake them.
+  std::size_t BlockedQueries();
 
   // Connections as the per-client-IP limit counts them (loopback clients
   // are "127.0.0.1").

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    auto duration = [&]() {
+    auto duration = [&] {
       const std::string text = value();
       auto parsed = hb::ParseDuration(text);
       if (!parsed) {

@@ -77,6 +77,7 @@ bool ScopeRegistry::HasDatacenter(const std::string& name) const {
 
 std::vector<std::string> ScopeRegistry::Datacenters() const {
   std::vector<std::pair<std::size_t, std::string>> ordered;
+  ordered.reserve(datacenters_.size());
   for (const auto& [name, datacenter] : datacenters_) ordered.emplace_back(datacenter.order, name);
   std::sort(ordered.begin(), ordered.end());
   std::vector<std::string> names;

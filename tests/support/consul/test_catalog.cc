@@ -243,6 +243,7 @@ bool TestCatalog::DeregisterService(const std::string& node, const std::string& 
 
 bool TestCatalog::RemoveAllServices() {
   std::vector<std::pair<std::string, std::string>> doomed;
+  doomed.reserve(services_.size());
   for (const auto& [key, service] : services_) doomed.emplace_back(service.node, service.id);
   for (const auto& [node, id] : doomed) RemoveService(node, id);
   return !doomed.empty();

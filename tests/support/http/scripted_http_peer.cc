@@ -95,6 +95,7 @@ ScriptedHttpPeer::~ScriptedHttpPeer() {
   if (!expect_cloud_events_) return;
   // Every event a test received keeps the published contract.
   std::vector<std::string> bodies;
+  bodies.reserve(accepted_.size());
   for (const ReceivedRequest& request : accepted_) bodies.push_back(request.body);
   if (const std::string violations = EventSchemaViolations(bodies); !violations.empty()) {
     ADD_FAILURE() << violations;

@@ -72,7 +72,8 @@ class ConsulScopesTest : public ::testing::Test {
   std::unique_ptr<httplib::Client> http_;
 };
 
-const ConsulScope kDc2{.datacenter = "dc2"};
+// The scope of datacenter dc2's default namespace and partition.
+ConsulScope Dc2() { return {.datacenter = "dc2"}; }
 
 TEST_F(ConsulScopesTest, DatacentersAreListedLocalFirstAndUnknownOnesHaveNoPath) {
   ASSERT_TRUE(server_->AddDatacenter("dc2"));
@@ -97,7 +98,7 @@ TEST_F(ConsulScopesTest, EachDatacenterAnswersWithItsOwnDataAndItsOwnRaftIndex) 
   ASSERT_TRUE(server_->AddDatacenter("dc2"));
   for (int i = 0; i < 20; ++i)
     ASSERT_EQ(server_->RegisterService(Web("local-" + std::to_string(i))), "");
-  ASSERT_EQ(server_->RegisterService(kDc2, Web("remote-1")), "");
+  ASSERT_EQ(server_->RegisterService(Dc2(), Web("remote-1")), "");
   const std::uint64_t dc1_index = server_->Index("dc1");
   const std::uint64_t dc2_index = server_->Index("dc2");
   EXPECT_GT(dc1_index, dc2_index + 10) << "one Raft log per datacenter";
@@ -113,7 +114,7 @@ TEST_F(ConsulScopesTest, EachDatacenterAnswersWithItsOwnDataAndItsOwnRaftIndex) 
   EXPECT_EQ(Get("/v1/catalog/services?dc=dc2").body, json({{"web", json::array()}}));
 
   // Writes to one datacenter move only its index.
-  ASSERT_TRUE(server_->UpdateCheck(kDc2, "service:remote-1", "critical", "down"));
+  ASSERT_TRUE(server_->UpdateCheck(Dc2(), "service:remote-1", "critical", "down"));
   EXPECT_EQ(server_->Index("dc1"), dc1_index);
   EXPECT_GT(server_->Index("dc2"), dc2_index);
   EXPECT_EQ(Get("/v1/health/service/web?dc=dc2").body[0]["Checks"][1]["Status"], "critical");
@@ -126,14 +127,14 @@ TEST_F(ConsulScopesTest, AnIndexFromAnotherDatacenterHoldsTheQueryPastItsChanges
   ASSERT_TRUE(server_->AddDatacenter("dc2"));
   for (int i = 0; i < 20; ++i)
     ASSERT_EQ(server_->RegisterService(Web("local-" + std::to_string(i))), "");
-  ASSERT_EQ(server_->RegisterService(kDc2, Web("remote-1")), "");
+  ASSERT_EQ(server_->RegisterService(Dc2(), Web("remote-1")), "");
   const std::uint64_t foreign = Get("/v1/health/service/web").index;
   auto held = std::async(std::launch::async, [&] {
     auto client = MakeClient();
     return GetWith(*client,
                    "/v1/health/service/web?dc=dc2&wait=300ms&index=" + std::to_string(foreign));
   });
-  ASSERT_TRUE(server_->UpdateCheck(kDc2, "service:remote-1", "critical", "down"));
+  ASSERT_TRUE(server_->UpdateCheck(Dc2(), "service:remote-1", "critical", "down"));
   const Answer answer = held.get();
   EXPECT_EQ(answer.status, 200);
   EXPECT_LT(answer.index, foreign) << "dc2's own index, below the foreign one passed";
@@ -142,7 +143,7 @@ TEST_F(ConsulScopesTest, AnIndexFromAnotherDatacenterHoldsTheQueryPastItsChanges
 
 TEST_F(ConsulScopesTest, ACutOffDatacenterAnswersNoPathReleasesHeldQueriesAndComesBack) {
   ASSERT_TRUE(server_->AddDatacenter("dc2"));
-  ASSERT_EQ(server_->RegisterService(kDc2, Web("remote-1")), "");
+  ASSERT_EQ(server_->RegisterService(Dc2(), Web("remote-1")), "");
   const Answer before = Get("/v1/health/service/web?dc=dc2");
   ASSERT_EQ(before.status, 200);
 
@@ -170,7 +171,7 @@ TEST_F(ConsulScopesTest, ACutOffDatacenterAnswersNoPathReleasesHeldQueriesAndCom
   EXPECT_EQ(Get("/v1/catalog/datacenters").body, json({"dc1", "dc2"}));
   EXPECT_EQ(Get("/v1/health/service/web").status, 200);
   // Life goes on in dc2 while nobody can see it.
-  ASSERT_TRUE(server_->UpdateCheck(kDc2, "service:remote-1", "critical", "down"));
+  ASSERT_TRUE(server_->UpdateCheck(Dc2(), "service:remote-1", "critical", "down"));
 
   ASSERT_TRUE(server_->CutDatacenter("dc2", false));
   const Answer after = Get("/v1/health/service/web?dc=dc2");

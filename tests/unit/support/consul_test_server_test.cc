@@ -308,7 +308,7 @@ TEST_F(ConsulTestServerTest, IndexResetGoesBackwardsAndWakesBlockedQueries) {
     auto result = client.Get("/v1/health/service/web?index=" + std::to_string(index) + "&wait=20s");
     return std::stoull(result->get_header_value("X-Consul-Index"));
   });
-  std::this_thread::sleep_for(milliseconds(100));
+  ASSERT_TRUE(WaitUntil([&] { return server_->BlockedQueries() == 1; }));
   server_->ResetIndex(2);
   ASSERT_EQ(blocked.wait_for(milliseconds(10000)), std::future_status::ready);
   EXPECT_LT(blocked.get(), index);

@@ -63,7 +63,7 @@ std::set<std::string> AptInstalled(const Stage& stage) {
     for (std::size_t i = 0; i + 1 < words.size(); ++i) {
       if (words[i] != "apt-get" || words[i + 1] != "install") continue;
       for (std::size_t j = i + 2; j < words.size() && words[j] != "&&" && words[j] != ";"; ++j) {
-        if (!words[j].starts_with("-")) packages.insert(words[j]);
+        if (!words[j].starts_with('-')) packages.insert(words[j]);
       }
     }
   }

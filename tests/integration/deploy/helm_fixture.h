@@ -20,15 +20,18 @@
 
 namespace hb::deploy_test {
 
-inline const std::filesystem::path kSource = HB_SOURCE_DIR;
-inline const std::filesystem::path kChart = kSource / "deploy/helm/health-bridge";
-inline const std::filesystem::path kFullValues = kChart / "ci/full-values.yaml";
-inline const std::filesystem::path kMinimalValues =
-    kSource / "deploy/helm/examples/minimal-values.yaml";
-inline const std::filesystem::path kAlerts = kSource / "deploy/prometheus/alerts.yaml";
-inline const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
-inline const std::string kRelease = "health-bridge";
-inline const std::string kNamespace = "observability";
+// Functions, not constants: a path built at static initialization could
+// throw before main, where nothing can catch it.
+inline std::filesystem::path SourceDir() { return HB_SOURCE_DIR; }
+inline std::filesystem::path ChartDir() { return SourceDir() / "deploy/helm/health-bridge"; }
+inline std::filesystem::path FullValues() { return ChartDir() / "ci/full-values.yaml"; }
+inline std::filesystem::path MinimalValues() {
+  return SourceDir() / "deploy/helm/examples/minimal-values.yaml";
+}
+inline std::filesystem::path AlertRules() { return SourceDir() / "deploy/prometheus/alerts.yaml"; }
+inline std::filesystem::path BridgeBinary() { return HB_BRIDGE_BINARY; }
+inline constexpr std::string_view kRelease = "health-bridge";
+inline constexpr std::string_view kNamespace = "observability";
 
 // A scalar's text; "" for anything else (missing keys included).
 std::string Str(const YAML::Node& node);
@@ -59,11 +62,11 @@ class HelmChart : public ::testing::Test {
   // `helm template` of `chart` (a directory or packaged .tgz) as release
   // kRelease in kNamespace, with `extra` arguments.
   static test_support::RunResult Template(const std::vector<std::string>& extra,
-                                          const std::string& chart = kChart.string());
+                                          const std::string& chart = ChartDir().string());
   // The rendered objects; a failed render records a failure and returns
   // none, so callers ASSERT on the result being non-empty.
   static std::vector<YAML::Node> Render(const std::vector<std::string>& extra,
-                                        const std::string& chart = kChart.string());
+                                        const std::string& chart = ChartDir().string());
 
  private:
   static std::optional<std::filesystem::path> helm_;

@@ -50,7 +50,7 @@ TEST_F(HelmChart, SchemaRejectsTyposAndWrongTypes) {
     EXPECT_THAT(rendered.err, HasSubstr("schema"));
     EXPECT_THAT(rendered.err, HasSubstr(test.named));
   }
-  std::vector<std::string> lint = {"lint", "--strict", kChart.string(), "--set-string",
+  std::vector<std::string> lint = {"lint", "--strict", ChartDir().string(), "--set-string",
                                    "replicaCount=x"};
   EXPECT_NE(Helm(lint).exit_code, 0) << "helm lint must apply the schema too";
 }
@@ -59,7 +59,7 @@ TEST_F(HelmChart, SchemaKnowsEveryKeyOfTheFullConfigExample) {
   // config/examples/full.yaml lists every key the bridge understands: a key
   // the schema lacks would make helm refuse a valid configuration.
   YAML::Node values;
-  values["config"] = YAML::LoadFile((kSource / "config/examples/full.yaml").string());
+  values["config"] = YAML::LoadFile((SourceDir() / "config/examples/full.yaml").string());
   ScratchDir scratch;
   const std::filesystem::path file = scratch.Write("values.yaml", YAML::Dump(values));
   const RunResult rendered = Template({"-f", file.string()});

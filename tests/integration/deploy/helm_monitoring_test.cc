@@ -21,10 +21,10 @@ using test_support::RunToCompletion;
 using ::testing::HasSubstr;
 
 TEST_F(HelmChart, PrometheusRuleIsDeployPrometheusAlertsYamlNotACopy) {
-  const fs::path linked = kChart / "files/alerts.yaml";
-  ASSERT_TRUE(fs::is_symlink(linked)) << linked << " must link to " << kAlerts;
-  EXPECT_TRUE(fs::equivalent(linked, kAlerts));
-  const YAML::Node alerts = YAML::LoadFile(kAlerts.string());
+  const fs::path linked = ChartDir() / "files/alerts.yaml";
+  ASSERT_TRUE(fs::is_symlink(linked)) << linked << " must link to " << AlertRules();
+  EXPECT_TRUE(fs::equivalent(linked, AlertRules()));
+  const YAML::Node alerts = YAML::LoadFile(AlertRules().string());
   ASSERT_GT(alerts["groups"].size(), 0U);
 
   const auto objects = Render({"--set", "prometheusRule.enabled=true"});
@@ -39,9 +39,9 @@ TEST_F(HelmChart, PrometheusRuleIsDeployPrometheusAlertsYamlNotACopy) {
 
 TEST_F(HelmChart, PackagedChartCarriesTheAlertRulesItLinks) {
   ScratchDir scratch;
-  const RunResult package = Helm({"package", kChart.string(), "--destination", scratch.path()});
+  const RunResult package = Helm({"package", ChartDir().string(), "--destination", scratch.path()});
   ASSERT_EQ(package.exit_code, 0) << package.err;
-  const YAML::Node chart = YAML::LoadFile((kChart / "Chart.yaml").string());
+  const YAML::Node chart = YAML::LoadFile((ChartDir() / "Chart.yaml").string());
   const fs::path archive = scratch.path() / ("health-bridge-" + Str(chart["version"]) + ".tgz");
   ASSERT_TRUE(fs::exists(archive)) << package.out;
 
@@ -49,7 +49,7 @@ TEST_F(HelmChart, PackagedChartCarriesTheAlertRulesItLinks) {
   const auto objects = Render({"--set", "prometheusRule.enabled=true"}, archive.string());
   ASSERT_FALSE(objects.empty());
   EXPECT_TRUE(SameYaml(One(objects, "PrometheusRule")["spec"]["groups"],
-                       YAML::LoadFile(kAlerts.string())["groups"]));
+                       YAML::LoadFile(AlertRules().string())["groups"]));
   // ci/ values are for testing the chart, not part of it.
   const RunResult listed = RunToCompletion(FindProgram("tar"), {"-tzf", archive.string()});
   EXPECT_THAT(listed.out, HasSubstr("health-bridge/files/alerts.yaml"));
@@ -57,7 +57,7 @@ TEST_F(HelmChart, PackagedChartCarriesTheAlertRulesItLinks) {
 }
 
 TEST_F(HelmChart, ServiceMonitorScrapesTheServiceAsTheJobTheAlertsSelect) {
-  const auto objects = Render({"-f", kFullValues.string()});
+  const auto objects = Render({"-f", FullValues().string()});
   ASSERT_FALSE(objects.empty());
   const YAML::Node monitor = One(objects, "ServiceMonitor");
   const YAML::Node service = One(objects, "Service");
@@ -68,7 +68,7 @@ TEST_F(HelmChart, ServiceMonitorScrapesTheServiceAsTheJobTheAlertsSelect) {
   EXPECT_EQ(Str(monitor["spec"]["endpoints"][0]["path"]), "/metrics");
   const std::string job = Str(service["metadata"]["labels"][Str(monitor["spec"]["jobLabel"])]);
   EXPECT_EQ(job, "health-bridge");
-  EXPECT_THAT(ReadFile(kAlerts), HasSubstr("job=\"" + job + "\""));
+  EXPECT_THAT(ReadFile(AlertRules()), HasSubstr("job=\"" + job + "\""));
 }
 
 }  // namespace

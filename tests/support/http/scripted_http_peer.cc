@@ -52,7 +52,9 @@ ScriptedHttpPeer::ScriptedHttpPeer(Script script, int threads) : script_(std::mo
     // A hanging peer: hold the request, but let Stop() end the wait.
     if (answer.hold_until_stop) {
       while (!stopping_) changed_.Wait(&mutex_);
-    } else {
+    } else if (answer.delay.count() > 0) {
+      // An answer without a delay never lets go of the lock: a request is
+      // counted and, when 2xx, accepted at once, as readers see it.
       const auto hold_until = std::chrono::steady_clock::now() + answer.delay;
       while (!stopping_ && changed_.WaitUntil(&mutex_, hold_until)) {
       }

@@ -32,32 +32,21 @@ void AppendIdPart(std::string& out, std::string_view part) {
 std::string InstanceEventId(std::string_view datacenter, std::string_view node,
                             std::string_view instance_id, std::uint64_t index,
                             std::string_view event) {
-  std::string id;
-  id.reserve(datacenter.size() + node.size() + instance_id.size() + 40);
-  AppendIdPart(id, datacenter);
-  id += '/';
-  AppendIdPart(id, node);
-  id += '/';
-  AppendIdPart(id, instance_id);
-  id.append("/").append(std::to_string(index)).append("/").append(event);
-  return id;
+  return InstanceEventId(datacenter, SourceScope{}, node, instance_id, index, event);
 }
 
 std::string ServiceEventId(std::string_view datacenter, std::string_view service,
                            std::uint64_t index, std::string_view event) {
-  std::string id;
-  AppendIdPart(id, datacenter);
-  id += '/';
-  AppendIdPart(id, service);
-  id.append("/").append(std::to_string(index)).append("/").append(event);
-  return id;
+  return ServiceEventId(datacenter, SourceScope{}, service, index, event);
 }
 
+// The default scope's source key is the datacenter alone, so one builder
+// serves every source.
 std::string InstanceEventId(std::string_view datacenter, const SourceScope& scope,
                             std::string_view node, std::string_view instance_id,
                             std::uint64_t index, std::string_view event) {
-  if (scope.IsDefault()) return InstanceEventId(datacenter, node, instance_id, index, event);
   std::string id;
+  id.reserve(datacenter.size() + node.size() + instance_id.size() + 40);
   AppendSourceKey(id, datacenter, scope);
   id += '/';
   AppendIdPart(id, node);
@@ -69,7 +58,6 @@ std::string InstanceEventId(std::string_view datacenter, const SourceScope& scop
 
 std::string ServiceEventId(std::string_view datacenter, const SourceScope& scope,
                            std::string_view service, std::uint64_t index, std::string_view event) {
-  if (scope.IsDefault()) return ServiceEventId(datacenter, service, index, event);
   std::string id;
   AppendSourceKey(id, datacenter, scope);
   id += '/';

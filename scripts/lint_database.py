@@ -6,10 +6,15 @@ Usage: lint_database.py BUILD_DIR LINT_DIR SOURCE_DIR
 Writes LINT_DIR/compile_commands.json and LINT_DIR/checked_as.json (each of
 our sources -> the file clang-tidy parses it through):
 - a library's unity file stands for its sources;
-- the test files of one binary (equal flags) are included by one lint-only
-  file, LINT_DIR/groups/group_N.cc, whose sources are listed beside it in
-  group_N.cc.members for scripts/lint to check one by one if the group does
-  not compile; their own entries stay in the database for that;
+- the test files of one binary (equal flags) are included by lint-only
+  files, LINT_DIR/groups/group_N.cc, each holding files whose file-scope
+  names differ (two tests may each define a helper of one name in an
+  anonymous namespace, which one file cannot hold); a group's sources are
+  listed beside it in group_N.cc.members for scripts/lint to check one by
+  one if the group still does not compile (their own entries stay in the
+  database for that), and the checks of the .clang-tidy files nearer to
+  them than the root one (tests/.clang-tidy) in group_N.cc.checks, since
+  clang-tidy takes its configuration from the group file's folder;
 - gcc's precompiled header is replaced by its text, which clang can read.
 """
 import json
@@ -58,6 +63,78 @@ def flags_without_file(arguments, files):
     return tuple(flags)
 
 
+# A definition at file scope: the house style does not indent namespace
+# bodies, so these start at column 0. Heuristic on purpose: a name missed
+# costs a group that fails and is checked file by file, one too many a
+# group more; neither costs a finding.
+TYPE_NAME = re.compile(r"^(?:template\s*<.*>\s*)?(?:struct|class|union|enum(?:\s+class)?)\s+(\w+)")
+ALIAS_NAME = re.compile(r"^using\s+(\w+)\s*=")
+TEST_NAME = re.compile(r"^(?:TEST|TEST_F|TEST_P|TYPED_TEST)\(\s*(\w+)\s*,\s*(\w+)")
+OBJECT_NAME = re.compile(r"^(?:extern \"C\"\s+)?[A-Za-z_][\w:<>,\s*&]*?\b([A-Za-z_]\w*)\s*(?:\(|=|\[|\{|;)")
+NOT_A_DEFINITION = ("namespace", "using ", "return", "}", "#", "//", "static_assert",
+                    "INSTANTIATE_", "template")
+
+
+# Functions each program defines once (a test's main, a fuzz target's
+# entry point): renamed around each include of a group (a macro), so the
+# fuzz targets share a parse too.
+ENTRY_POINTS = ("main", "LLVMFuzzerTestOneInput")
+
+
+def file_scope_names(path):
+    names = set()
+    for line in open(path, errors="replace"):
+        if not line[:1].isalpha() or line.startswith(NOT_A_DEFINITION):
+            # A using-declaration (using std::chrono::seconds;) may repeat.
+            match = (TYPE_NAME if line.startswith("template") else ALIAS_NAME).match(line)
+            if match:
+                names.add(match.group(1))
+            continue
+        match = TYPE_NAME.match(line)
+        if match:
+            names.add(match.group(1))
+        else:
+            match = TEST_NAME.match(line)
+            if match:
+                names.add(match.group(1) + "_" + match.group(2))
+                continue
+            match = OBJECT_NAME.match(line)
+            if match:
+                names.add(match.group(1))
+    return names - set(ENTRY_POINTS)
+
+
+def nearer_checks(path, source_dir):
+    """The Checks of each .clang-tidy between the file and the root one,
+    outermost first, as one --checks value (they inherit the root's)."""
+    found, folder = [], os.path.dirname(path)
+    while folder.startswith(source_dir + os.sep):
+        config = os.path.join(folder, ".clang-tidy")
+        if os.path.exists(config):
+            match = re.search(r"^Checks:\s*'([^']*)'", open(config).read(), re.M)
+            if not match:
+                sys.exit("lint_database.py: %s: expected Checks: '...' on one line" % config)
+            found.insert(0, match.group(1))
+        folder = os.path.dirname(folder)
+    return ",".join(found)
+
+
+def split_by_names(members):
+    """First fit: each file joins the first group none of whose files
+    defines one of its file-scope names."""
+    groups = []  # [(names, members)]
+    for member in members:
+        names = file_scope_names(member[0])
+        for taken, group in groups:
+            if not taken & names:
+                taken |= names
+                group.append(member)
+                break
+        else:
+            groups.append((set(names), [member]))
+    return [group for _, group in groups]
+
+
 def main():
     build_dir, lint_dir, source_dir = (os.path.abspath(p) for p in sys.argv[1:4])
     entries = json.load(open(os.path.join(build_dir, "compile_commands.json")))
@@ -90,15 +167,30 @@ def main():
             groups.setdefault(key, []).append((file, command))
 
     ordered = sorted(groups.items(), key=lambda group: group[1][0][0])
-    for n, ((directory, _), members) in enumerate(ordered):
+    split = []
+    for (directory, _), members in ordered:
+        by_checks = {}
+        for member in members:
+            by_checks.setdefault(nearer_checks(member[0], source_dir), []).append(member)
+        split += [(directory, checks, part) for checks, same in by_checks.items()
+                  for part in split_by_names(same)]
+    for n, (directory, checks, members) in enumerate(split):
         if len(members) == 1:
             continue
         group = os.path.join(lint_dir, "groups", "group_%d.cc" % n)
         with open(group, "w") as text:
             text.write("// scripts/lint: one parse for the test files of one binary\n")
-            text.writelines('#include "%s"\n' % file for file, _ in members)
+            for index, (file, _) in enumerate(members):
+                renames = [name for name in ENTRY_POINTS
+                           if re.search(r"\b%s\s*\(" % name, open(file, errors="replace").read())]
+                text.writelines("#define %s %s_%d\n" % (name, name, index) for name in renames)
+                text.write('#include "%s"\n' % file)
+                text.writelines("#undef %s\n" % name for name in renames)
         with open(group + ".members", "w") as listing:
             listing.writelines(file + "\n" for file, _ in members)
+        if checks:
+            with open(group + ".checks", "w") as listing:
+                listing.write(checks + "\n")
         first_file, first_command = members[0]
         command = [group if a == first_file else a for a in first_command]
         database.append({"directory": directory, "file": group, "arguments": command})

@@ -17,6 +17,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/test_dir.h"
 
 namespace hb {
@@ -29,7 +30,7 @@ using test_support::BridgeProcess;
 using test_support::ReceivedRequest;
 using test_support::ScriptedHttpPeer;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 constexpr int kInstances = 30;
 constexpr int kAnswers = 12;
 constexpr seconds kShutdownTimeout{1};

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/consul/consul_test_server.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/schema/event_schema.h"
 
@@ -25,7 +26,7 @@ using test_support::RunToCompletion;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 const std::filesystem::path kExamples = std::filesystem::path(HB_SOURCE_DIR) / "config/examples";
 
 // Consul's variables from the developer's shell must not leak into a test.

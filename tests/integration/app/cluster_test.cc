@@ -18,6 +18,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 
 namespace hb {
 namespace {
@@ -30,7 +31,7 @@ using test_support::Eventually;
 using test_support::ScriptedHttpPeer;
 using Clock = std::chrono::steady_clock;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 constexpr int kServices = 12;
 constexpr auto kTtl = seconds(3);
 constexpr auto kLockDelay = seconds(1);

@@ -13,6 +13,7 @@
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 
 namespace hb {
 namespace {
@@ -25,9 +26,9 @@ using test_support::ConsumedMessage;
 using test_support::ReceivedRequest;
 using test_support::ScriptedHttpPeer;
 using test_support::TopicReader;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 constexpr char kTopic[] = "consul.health.events";
 constexpr int kPartitions = 3;
 
@@ -88,7 +89,7 @@ TEST_F(DeliveryTest, TtlExpiryReachesKafkaAndTheWebhookAsTheSameEvent) {
   EXPECT_THAT(hook.body, ::testing::HasSubstr("\"event\":\"instance.down\""));
 
   std::vector<ConsumedMessage> messages = reader.ReadAtLeast(3, seconds(10));
-  const auto consumed_at = Clock::now();
+  const auto consumed_at = SteadyClock::now();
   ASSERT_EQ(messages.size(), 3U);
   EXPECT_EQ(messages[2].key, "payments/payments-ttl");
   EXPECT_EQ(IdOf(messages[2].value), hook.Header("webhook-id")) << "one event, two sinks";
@@ -107,7 +108,7 @@ TEST_F(DeliveryTest, TtlExpiryReachesKafkaAndTheWebhookAsTheSameEvent) {
 TEST_F(DeliveryTest, EveryEventReachesAWebhookThatFailedForThirtySecondsInOrder) {
   TopicReader reader(kafka_.bootstraps(), kTopic, kPartitions);
   receiver_.SetScript([](std::size_t, const ReceivedRequest&) { return Answer(503); });
-  const auto outage_end = Clock::now() + seconds(30);
+  const auto outage_end = SteadyClock::now() + seconds(30);
 
   // Each instance flaps a few times while the receiver is down. Each half
   // waits until Kafka has its events, so the watch saw every state.

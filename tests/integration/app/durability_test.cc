@@ -17,6 +17,7 @@
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/schema/event_schema.h"
 #include "tests/support/test_dir.h"
 
@@ -31,7 +32,7 @@ using test_support::ReceivedRequest;
 using test_support::ScriptedHttpPeer;
 using ::testing::HasSubstr;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 constexpr char kTopic[] = "consul.health.events";
 
 std::vector<nlohmann::json> JsonLines(const std::string& text) {

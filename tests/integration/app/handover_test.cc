@@ -21,6 +21,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 
 namespace hb {
 namespace {
@@ -32,7 +33,7 @@ using test_support::BridgeProcess;
 using test_support::Eventually;
 using test_support::ScriptedHttpPeer;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 constexpr int kServices = 12;
 constexpr int kInstancesPerService = 2;
 const std::vector<std::string> kReplicas = {"r1", "r2", "r3"};

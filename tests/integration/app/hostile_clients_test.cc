@@ -20,6 +20,7 @@
 #include "tests/support/http/probes.h"
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/process/proc_memory.h"
 #include "tests/support/sanitizer_build.h"
 
@@ -32,7 +33,7 @@ using test_support::BridgeProcess;
 using test_support::HostileConsulPeer;
 using test_support::ScriptedHttpPeer;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 
 TEST(HostileClientsTest, AnAttackOnOurPortDelaysNoEventAndNoProbe) {
   HostileConsulPeer consul;

@@ -23,6 +23,7 @@
 #include "tests/support/http/probes.h"
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/process/proc_memory.h"
 #include "tests/support/sanitizer_build.h"
@@ -38,7 +39,7 @@ using test_support::ScriptedHttpPeer;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 
 bool Printable(const std::string& text) {
   return std::all_of(text.begin(), text.end(),

@@ -19,6 +19,7 @@
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/kafka/mock_kafka.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/process/proc_memory.h"
 
@@ -32,7 +33,7 @@ using test_support::TopicReader;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 constexpr char kTopic[] = "hostile.events";
 
 // The ID a review registered: as a raw header value it ends the webhook-id

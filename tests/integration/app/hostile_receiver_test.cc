@@ -15,6 +15,7 @@
 #include "tests/support/http/probes.h"
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/process/proc_memory.h"
 #include "tests/support/sanitizer_build.h"
 
@@ -29,7 +30,7 @@ using test_support::ReceivedRequest;
 using test_support::ScriptedHttpPeer;
 using test_support::ScriptedResponse;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 
 // Every answer an attack: a 64 MiB error page, an answer held past the sink's
 // timeout, a redirect to itself, and 503s whose Retry-After would overflow

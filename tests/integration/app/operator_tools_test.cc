@@ -11,6 +11,7 @@
 
 #include "bridge/model/cloud_event.h"
 #include "tests/support/http/scripted_http_peer.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/sample_events.h"
 
@@ -24,7 +25,7 @@ using test_support::RunToCompletion;
 using test_support::ScriptedHttpPeer;
 using ::testing::HasSubstr;
 
-const fs::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 
 class OperatorToolsTest : public ::testing::Test {
  protected:

@@ -18,6 +18,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/http/loopback_server.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/process/child_process.h"
 
 namespace hb {
@@ -31,7 +32,7 @@ using test_support::Eventually;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 
 void RegisterPayments(test_support::ConsulTestServer& consul) {
   consul.RegisterService(nlohmann::json{

@@ -12,6 +12,7 @@
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/process/child_process.h"
 
 namespace hb {
@@ -24,7 +25,7 @@ using test_support::ConsulScope;
 using test_support::Eventually;
 using ::testing::HasSubstr;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 
 nlohmann::json Payments(const std::string& id) {
   return {{"ID", id},

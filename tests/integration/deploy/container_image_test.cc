@@ -20,6 +20,7 @@
 #include "tests/integration/deploy/debian_packages.h"
 #include "tests/integration/deploy/deploy_test_support.h"
 #include "tests/integration/deploy/dockerfile.h"
+#include "tests/support/process/bridge_under_test.h"
 
 namespace hb::deploy_test {
 namespace {
@@ -28,7 +29,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 const fs::path kSource = HB_SOURCE_DIR;
-const fs::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 const fs::path kBinaryDir = HB_BINARY_DIR;
 
 // Runtime packages that are not shared libraries, and why the image needs

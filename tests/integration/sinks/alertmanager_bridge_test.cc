@@ -15,6 +15,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/http/scripted_http_peer.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/test_dir.h"
 
 namespace hb {
@@ -27,7 +28,7 @@ using test_support::BridgeProcess;
 using test_support::FindAlert;
 using test_support::ScriptedHttpPeer;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 
 TEST(AlertmanagerBridgeTest, CriticalCheckPagesThroughAlertmanagerAndRecoveryResolvesIt) {
   test_support::ConsulTestServer consul;

@@ -20,6 +20,7 @@
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/schema/event_schema.h"
 
 namespace hb {
@@ -29,7 +30,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using test_support::BridgeProcess;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 
 // Series name and labels as the scrape writes them -> value.
 using Series = std::map<std::string, double>;

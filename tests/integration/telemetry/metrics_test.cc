@@ -17,6 +17,7 @@
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
 #include "tests/support/process/bridge_process.h"
+#include "tests/support/process/bridge_under_test.h"
 #include "tests/support/process/child_process.h"
 #include "tests/support/prometheus/prometheus_server.h"
 
@@ -29,7 +30,7 @@ using test_support::BridgeProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-const std::filesystem::path kBridge = HB_BRIDGE_BINARY;
+using test_support::kBridge;
 const std::filesystem::path kSource = HB_SOURCE_DIR;
 
 class MetricsTest : public ::testing::Test {

@@ -5,7 +5,10 @@ Usage: lint_database.py BUILD_DIR LINT_DIR SOURCE_DIR
 
 Writes LINT_DIR/compile_commands.json and LINT_DIR/checked_as.json (each of
 our sources -> the file clang-tidy parses it through):
-- a library's unity file stands for its sources;
+- each source of a library is checked on its own, with its unity file's
+  flags: this is also where CI sees that each source compiles alone (the
+  builds use unity files, where a missing include can be masked by the
+  source before it);
 - the test files of one binary (equal flags) are included by lint-only
   files, LINT_DIR/groups/group_N.cc, each holding files whose file-scope
   names differ (two tests may each define a helper of one name in an
@@ -156,12 +159,16 @@ def main():
         sources = [s for s in sources if s not in checked_as]
         if not sources:
             continue
-        command = [file if a == entry["file"] else a for a in clang_arguments(args, lint_dir)]
-        database.append({"directory": entry["directory"], "file": file, "arguments": command})
+        arguments = clang_arguments(args, lint_dir)
         if unity:
             for source in sources:
-                checked_as[source] = file
+                command = [source if a == entry["file"] else a for a in arguments]
+                database.append({"directory": entry["directory"], "file": source,
+                                 "arguments": command})
+                checked_as[source] = source
         else:
+            command = [file if a == entry["file"] else a for a in arguments]
+            database.append({"directory": entry["directory"], "file": file, "arguments": command})
             checked_as[file] = file
             key = (entry["directory"], flags_without_file(command, (file, entry["file"])))
             groups.setdefault(key, []).append((file, command))

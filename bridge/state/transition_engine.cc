@@ -439,6 +439,9 @@ void TransitionEngine::AddSource(std::string_view datacenter, const SourceScope&
   announced_sources_ = true;
   std::string source = SourceKeyOf(datacenter, scope);
   if (initial_sync_complete_) {
+    // Whatever saved state it had was applied or dropped by now: it starts
+    // anew.
+    restored_sources_.erase(source);
     late_sources_.insert(std::move(source));
     return;
   }
@@ -498,6 +501,8 @@ void TransitionEngine::MaybeFinishAnnouncedSync(std::vector<Event>& events) {
       events.push_back(std::move(event));
     }
   }
+  std::erase_if(restored_sources_,
+                [&](const std::string& source) { return !announced_.contains(source); });
   initial_sync_complete_ = true;
 }
 

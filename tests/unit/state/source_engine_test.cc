@@ -193,6 +193,12 @@ TEST(SourceEngine, SavedSourcesNotFoundAgainLeaveSilently) {
                           "instance.deregistered payments-1", "service.down payments"));
   EXPECT_THAT(Notifying(events), IsEmpty());
   EXPECT_TRUE(engine.initial_sync_complete());
+  // Found again later: a new source, its first answer silent, not a
+  // reconciliation against state it no longer has.
+  engine.AddSource("dc1", kEast);
+  EXPECT_THAT(
+      Notifying(engine.Apply(In(kEast, Snapshot(15, {MakeInstance("payments-1", kPassing)})))),
+      IsEmpty());
 }
 
 }  // namespace

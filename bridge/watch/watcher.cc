@@ -331,10 +331,9 @@ void Watcher::Drop(const std::string& key) {
   std::vector<Event> events = engine_->DropSource(
       source.datacenter, SourceScope{source.peer, source.ns, source.partition, true});
   spdlog::warn(
-      "source {} dropped: not listed for {} s (watch.source_grace); its {} instance events "
-      "leave the state silently",
-      key, std::chrono::duration_cast<std::chrono::seconds>(options_.source_grace).count(),
-      events.size());
+      "source {} dropped: not listed for {} ms (watch.source_grace); its state leaves "
+      "silently ({} silent events)",
+      key, options_.source_grace.count(), events.size());
   if (!events.empty()) publisher_.Publish(std::move(events));
   if (engine_changed_) engine_changed_(*engine_);
 }
@@ -364,9 +363,8 @@ void Watcher::Reconcile(const std::vector<FoundSource>& listed) {
         found->vanished_since = now;
         spdlog::warn(
             "source {} is no longer listed: its instances keep their last known state; it is "
-            "dropped in {} s unless listed again (watch.source_grace)",
-            found->found.key,
-            std::chrono::duration_cast<std::chrono::seconds>(options_.source_grace).count());
+            "dropped in {} ms unless listed again (watch.source_grace)",
+            found->found.key, options_.source_grace.count());
       } else if (now - *found->vanished_since >= options_.source_grace) {
         to_drop.push_back(found->found.key);
       }

@@ -209,7 +209,8 @@ TEST_F(FoundSourcesTest, DatacenterAllFollowsTheWanList) {
   EXPECT_EQ(watcher_->dropped_sources(), 1U);
   EXPECT_TRUE(Of(events_.All(), "dc2").empty())
       << "no down for a datacenter that left: " << testing::PrintToString(Describe(events_.All()));
-  EXPECT_TRUE(Has(events_.Silent(), "dc2 instance.deregistered payments-1"))
+  EXPECT_TRUE(test_support::Eventually(
+      [&] { return Has(events_.Silent(), "dc2 instance.deregistered payments-1"); }, kDeadline))
       << "sinks that hold state drop its series";
   EXPECT_TRUE(watcher_->State().ready);
 
@@ -287,10 +288,13 @@ TEST_F(FoundSourcesTest, PeerAllFollowsActivePeerings) {
   EXPECT_TRUE(Of(events_.All(), "dc1/peer:west").empty());
 
   ASSERT_TRUE(consul_->SetPeerState("east", "FAILING"));
+  // The source itself paused (the listing may say it is off the list
+  // first).
   ASSERT_TRUE(test_support::Eventually(
       [&] {
         auto state = StateOf("dc1/peer:east");
-        return state && state->last_error.has_value();
+        return state && state->last_error &&
+               state->last_error->message() == "peering east is FAILING";
       },
       kDeadline));
   ASSERT_TRUE(consul_->UpdateCheck(ConsulScope{.peer = "east"}, "service:payments-1", "critical"));
@@ -338,6 +342,33 @@ TEST_F(FoundSourcesTest, NamespaceStarFollowsNamespaces) {
                                             "dc1/ns:team-a service.down payments"};
   EXPECT_EQ(Describe(Of(events_.All(), "dc1/ns:team-a")), deleted);
   EXPECT_EQ(watcher_->dropped_sources(), 1U);
+}
+
+// `partition: "*"` with `namespace: "*"`: every namespace of every admin
+// partition, a partition created at run time included.
+TEST_F(FoundSourcesTest, PartitionStarFollowsPartitionsAndTheirNamespaces) {
+  StartServer(/*enterprise=*/true);
+  Register({}, Registration("payments-1"));
+  Register({.partition = "eu"}, Registration("payments-1"));
+  WatchSource everything;
+  everything.all_partitions = true;
+  everything.all_namespaces = true;
+  StartWatching({everything});
+  EXPECT_THAT(Sources(), ::testing::ElementsAre("dc1", "dc1/partition:eu"));
+
+  ASSERT_TRUE(consul_->AddPartition("", "us"));
+  ASSERT_TRUE(consul_->AddNamespace("", "us", "team-a"));
+  Register({.partition = "us", .ns = "team-a"}, Registration("web-1", "web"));
+  ASSERT_TRUE(Synced("dc1/ns:team-a/partition:us"));
+  ASSERT_TRUE(Synced("dc1/partition:us"));
+  ASSERT_TRUE(consul_->UpdateCheck(ConsulScope{.partition = "us", .ns = "team-a"}, "service:web-1",
+                                   "critical"));
+  const auto events = events_.WaitFor([](const std::vector<Event>& all) {
+    return Has(all, "dc1/ns:team-a/partition:us instance.down web-1 critical");
+  });
+  ASSERT_TRUE(Has(events, "dc1/ns:team-a/partition:us instance.down web-1 critical"))
+      << testing::PrintToString(Describe(events));
+  EXPECT_EQ(events.front().scope.partition, "us");
 }
 
 // max_sources shares of the budget plus one connection for the listing:

@@ -33,7 +33,7 @@ std::string ReadName(ConfigReader& entry, std::string_view key, std::string_view
     return "";
   }
   if (name == "all" || name == "*") {
-    entry.Error(key, "every " + std::string(kind) + " is written " + Quote(std::string(wildcard)) +
+    entry.Error(key, "every " + std::string(kind) + " is written " + Quote(wildcard) +
                          ", got " + Quote(name));
     return "";
   }

@@ -172,7 +172,7 @@ void Watcher::ReadNextList() {
       ExpandSources(options_.sources, local_datacenter_, cycle_lists_, found);
   if (next) {
     // One list at a time: the listing holds one connection of the budget.
-    const SourceList list = *next;
+    const SourceList& list = *next;
     client_.Get(
         list.Path(),
         [this, list, alive = std::weak_ptr<bool>(alive_)](StatusOr<std::string> body) {

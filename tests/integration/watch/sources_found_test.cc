@@ -371,6 +371,38 @@ TEST_F(FoundSourcesTest, PartitionStarFollowsPartitionsAndTheirNamespaces) {
   EXPECT_EQ(events.front().scope.partition, "us");
 }
 
+// A list that cannot be read is never an empty one: with dc2 cut off, its
+// namespaces cannot be listed, and the sources listed before stay (shown
+// unavailable by their own errors), however many listings pass meanwhile.
+TEST_F(FoundSourcesTest, AListThatCannotBeReadKeepsItsSources) {
+  StartServer(/*enterprise=*/true);
+  ASSERT_TRUE(consul_->AddDatacenter("dc2"));
+  Register({.datacenter = "dc2", .ns = "team-a"}, Registration("payments-1"));
+  WatchSource everything = EveryDatacenter();
+  everything.all_namespaces = true;
+  StartWatching({everything}, 100, 16, milliseconds(200));
+  EXPECT_THAT(Sources(), ::testing::ElementsAre("dc1", "dc2", "dc2/ns:team-a"));
+
+  ASSERT_TRUE(consul_->CutDatacenter("dc2", true));
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        auto state = StateOf("dc2/ns:team-a");
+        return state && state->last_error &&
+               state->last_error->message().find("No path to datacenter") != std::string::npos;
+      },
+      kDeadline));
+  // Listings every 50 ms, two namespace lists each: well past the grace.
+  const int listed = consul_->RequestCounts()["/v1/namespaces"];
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return consul_->RequestCounts()["/v1/namespaces"] >= listed + 20; }, kDeadline));
+  EXPECT_THAT(Sources(), ::testing::ElementsAre("dc1", "dc2", "dc2/ns:team-a"));
+  EXPECT_EQ(watcher_->dropped_sources(), 0U);
+  EXPECT_TRUE(events_.All().empty()) << testing::PrintToString(Describe(events_.All()));
+
+  ASSERT_TRUE(consul_->CutDatacenter("dc2", false));
+  ASSERT_TRUE(Synced("dc2/ns:team-a"));
+}
+
 // max_sources shares of the budget plus one connection for the listing:
 // a source past max_sources is refused, shown unavailable with the reason,
 // and admitted once a dropped one's connections are free; the test

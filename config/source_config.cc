@@ -33,8 +33,8 @@ std::string ReadName(ConfigReader& entry, std::string_view key, std::string_view
     return "";
   }
   if (name == "all" || name == "*") {
-    entry.Error(key, "every " + std::string(kind) + " is written " + Quote(wildcard) +
-                         ", got " + Quote(name));
+    entry.Error(key, "every " + std::string(kind) + " is written " + Quote(wildcard) + ", got " +
+                         Quote(name));
     return "";
   }
   if (!IsName(name)) {

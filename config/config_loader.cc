@@ -180,7 +180,7 @@ void ReadWatch(ConfigReader watch, const ConsulConfig& consul, WatchConfig& out)
   engine.initial_events = watch.Bool("initial_events", false);
   watcher.unreachable_grace = watch.Duration("unreachable_grace", watcher.unreachable_grace);
   out.stall_timeout = watch.Duration("stall_timeout", out.stall_timeout);
-  watcher.sources = ReadSources(watch, watcher.services);
+  ReadSourceSettings(watch, watcher);
   // The heartbeat turns at most once a second: a shorter limit would fail
   // readiness on a healthy loop.
   if (out.stall_timeout < std::chrono::seconds(2)) {
@@ -410,8 +410,8 @@ LoadResult LoadConfigString(std::string_view yaml, const SinkParsers& sinks,
   ReadLog(top.Section("log"), config.log);
   ReadCluster(top.Section("cluster"), config.cluster);
   top.Finish();
-  CheckSourceBudget(config.watch.watcher.sources,
-                    static_cast<int>(config.consul.client.max_connections), errors);
+  CheckSourceBudget(config.watch.watcher, static_cast<int>(config.consul.client.max_connections),
+                    errors);
   // A replica owns services by name and hands over their state by name: a
   // name in two sources would be one ownership and one handover state.
   if (config.cluster.enabled && !config.watch.watcher.sources.empty()) {
@@ -568,7 +568,7 @@ std::string FormatEffectiveConfig(const BridgeConfig& config, bool mask_secrets)
   out << YAML::Key << "unreachable_grace" << YAML::Value
       << FormatDuration(watch.watcher.unreachable_grace);
   out << YAML::Key << "stall_timeout" << YAML::Value << FormatDuration(watch.stall_timeout);
-  EmitSources(out, watch.watcher.sources);
+  EmitSources(out, watch.watcher);
   out << YAML::EndMap;
 
   out << YAML::Key << "events" << YAML::Value << YAML::BeginMap;

@@ -2,9 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <regex>
 
 #include "config/config_reader.h"
+#include "config/duration.h"
 
 namespace hb {
 namespace {
@@ -18,12 +20,21 @@ bool IsName(const std::string& text) {
   return std::regex_match(text, kName);
 }
 
-std::string ReadName(ConfigReader& entry, std::string_view key, std::string_view kind) {
+// `wildcard` is how the key names every one of its kind ("all" for
+// datacenters and peers, "*" for namespaces and partitions, as Consul's own
+// ?ns=* does); `all` is set when the entry uses it.
+std::string ReadName(ConfigReader& entry, std::string_view key, std::string_view kind,
+                     std::string_view wildcard, bool& all) {
+  all = false;
   if (!entry.Has(key)) return "";
   std::string name = entry.String(key);
+  if (name == wildcard) {
+    all = true;
+    return "";
+  }
   if (name == "all" || name == "*") {
-    entry.Error(key, std::string("every ") + std::string(kind) + " at once (" + Quote(name) +
-                         ") is not supported: list each " + std::string(kind) + " by name");
+    entry.Error(key, "every " + std::string(kind) + " is written " + Quote(wildcard) + ", got " +
+                         Quote(name));
     return "";
   }
   if (!IsName(name)) {
@@ -38,17 +49,23 @@ std::string ReadName(ConfigReader& entry, std::string_view key, std::string_view
 
 // What tells two sources apart, as text for an error message.
 std::string Describe(const WatchSource& source) {
-  std::string text =
-      source.datacenter.empty() ? "the agent's datacenter" : "datacenter " + source.datacenter;
+  std::string text = source.all_datacenters      ? "every datacenter"
+                     : source.datacenter.empty() ? "the agent's datacenter"
+                                                 : "datacenter " + source.datacenter;
+  if (source.all_peers) text += ", every peer";
   if (!source.peer.empty()) text += ", peer " + source.peer;
+  if (source.all_namespaces) text += ", every namespace";
   if (!source.ns.empty()) text += ", namespace " + source.ns;
+  if (source.all_partitions) text += ", every partition";
   if (!source.partition.empty()) text += ", partition " + source.partition;
   return text;
 }
 
 bool SameScope(const WatchSource& a, const WatchSource& b) {
   return a.datacenter == b.datacenter && a.peer == b.peer && a.ns == b.ns &&
-         a.partition == b.partition;
+         a.partition == b.partition && a.all_datacenters == b.all_datacenters &&
+         a.all_peers == b.all_peers && a.all_namespaces == b.all_namespaces &&
+         a.all_partitions == b.all_partitions;
 }
 
 }  // namespace
@@ -77,13 +94,14 @@ std::vector<WatchSource> ReadSources(ConfigReader& watch, const ServiceFilterOpt
     }
     ConfigReader entry(list[i], path, watch.errors(), watch.env());
     WatchSource source;
-    source.datacenter = ReadName(entry, "datacenter", "datacenter");
-    source.peer = ReadName(entry, "peer", "peer");
-    source.ns = ReadName(entry, "namespace", "namespace");
-    source.partition = ReadName(entry, "partition", "partition");
+    source.datacenter = ReadName(entry, "datacenter", "datacenter", "all", source.all_datacenters);
+    source.peer = ReadName(entry, "peer", "peer", "all", source.all_peers);
+    source.ns = ReadName(entry, "namespace", "namespace", "*", source.all_namespaces);
+    source.partition = ReadName(entry, "partition", "partition", "*", source.all_partitions);
     // Consul serves a peer's imported services from the local datacenter's
     // catalog: a query cannot name both.
-    if (!source.peer.empty() && !source.datacenter.empty()) {
+    if ((!source.peer.empty() || source.all_peers) &&
+        (!source.datacenter.empty() || source.all_datacenters)) {
       entry.Error("peer",
                   "a peer's services are imported into the local datacenter: set "
                   "datacenter or peer, not both");
@@ -105,8 +123,47 @@ std::vector<WatchSource> ReadSources(ConfigReader& watch, const ServiceFilterOpt
   return sources;
 }
 
-void CheckSourceBudget(const std::vector<WatchSource>& sources, int max_connections,
-                       ConfigErrors& errors) {
+void ReadSourceSettings(ConfigReader& watch, WatcherOptions& watcher) {
+  watcher.sources = ReadSources(watch, watcher.services);
+  const bool templates = std::any_of(watcher.sources.begin(), watcher.sources.end(),
+                                     [](const WatchSource& source) { return source.IsTemplate(); });
+  for (const char* key : {"max_sources", "source_grace", "source_list_interval"}) {
+    if (watch.Has(key) && !templates) {
+      watch.Error(key,
+                  "applies to sources found at run time only: no entry of watch.sources uses "
+                  "datacenter: all, peer: all, namespace: \"*\" or partition: \"*\"");
+    }
+  }
+  if (!templates) return;
+  watcher.max_sources = static_cast<std::size_t>(
+      watch.Int("max_sources", static_cast<std::int64_t>(watcher.max_sources), 1, 1000));
+  watcher.source_grace = watch.Duration("source_grace", watcher.source_grace);
+  watcher.source_list_interval =
+      watch.Duration("source_list_interval", watcher.source_list_interval);
+  if (watcher.source_list_interval < std::chrono::seconds(1)) {
+    watch.Error("source_list_interval",
+                "must be at least 1s, got " + FormatDuration(watcher.source_list_interval));
+  }
+}
+
+void CheckSourceBudget(const WatcherOptions& watcher, int max_connections, ConfigErrors& errors) {
+  const std::vector<WatchSource>& sources = watcher.sources;
+  const bool templates = std::any_of(sources.begin(), sources.end(),
+                                     [](const WatchSource& source) { return source.IsTemplate(); });
+  if (templates) {
+    // Each of at most max_sources sources gets a fixed share, and the
+    // lister of datacenters, peerings, partitions and namespaces one
+    // connection of its own.
+    const std::size_t needed = 1 + 3 * watcher.max_sources;
+    if (static_cast<std::size_t>(max_connections) < needed) {
+      errors.Add("consul.max_connections",
+                 "must be at least 3 per source plus one for listing the sources found at run "
+                 "time: watch.max_sources " +
+                     std::to_string(watcher.max_sources) + " needs " + std::to_string(needed) +
+                     ", got " + std::to_string(max_connections));
+    }
+    return;
+  }
   const std::size_t needed = 3 * std::max<std::size_t>(sources.size(), 1);
   if (static_cast<std::size_t>(max_connections) < needed) {
     errors.Add("consul.max_connections",
@@ -117,15 +174,27 @@ void CheckSourceBudget(const std::vector<WatchSource>& sources, int max_connecti
   }
 }
 
-void EmitSources(YAML::Emitter& out, const std::vector<WatchSource>& sources) {
+void EmitSources(YAML::Emitter& out, const WatcherOptions& watcher) {
+  const std::vector<WatchSource>& sources = watcher.sources;
   if (sources.empty()) return;
+  if (std::any_of(sources.begin(), sources.end(),
+                  [](const WatchSource& source) { return source.IsTemplate(); })) {
+    out << YAML::Key << "max_sources" << YAML::Value << watcher.max_sources;
+    out << YAML::Key << "source_grace" << YAML::Value << FormatDuration(watcher.source_grace);
+    out << YAML::Key << "source_list_interval" << YAML::Value
+        << FormatDuration(watcher.source_list_interval);
+  }
   out << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
   for (const WatchSource& source : sources) {
     out << YAML::BeginMap;
+    if (source.all_datacenters) out << YAML::Key << "datacenter" << YAML::Value << "all";
     if (!source.datacenter.empty())
       out << YAML::Key << "datacenter" << YAML::Value << source.datacenter;
+    if (source.all_peers) out << YAML::Key << "peer" << YAML::Value << "all";
     if (!source.peer.empty()) out << YAML::Key << "peer" << YAML::Value << source.peer;
+    if (source.all_namespaces) out << YAML::Key << "namespace" << YAML::Value << "*";
     if (!source.ns.empty()) out << YAML::Key << "namespace" << YAML::Value << source.ns;
+    if (source.all_partitions) out << YAML::Key << "partition" << YAML::Value << "*";
     if (!source.partition.empty())
       out << YAML::Key << "partition" << YAML::Value << source.partition;
     out << YAML::Key << "services" << YAML::Value << YAML::BeginMap;

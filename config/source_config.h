@@ -25,12 +25,19 @@ class ConfigErrors;
 // ("watch.sources[1].peer: ...").
 std::vector<WatchSource> ReadSources(ConfigReader& watch, const ServiceFilterOptions& services);
 
-// Every source holds at least its catalog watch, its change detector and one
-// read: `max_connections` (consul.max_connections) must give each that much.
-void CheckSourceBudget(const std::vector<WatchSource>& sources, int max_connections,
-                       ConfigErrors& errors);
+// ReadSources() into `watcher`, with the settings of sources found at run
+// time (max_sources, source_grace, source_list_interval), accepted only
+// when an entry uses `all` or `*`.
+void ReadSourceSettings(ConfigReader& watch, WatcherOptions& watcher);
 
-// Writes `sources:` for check-config (nothing when the list is empty).
-void EmitSources(YAML::Emitter& out, const std::vector<WatchSource>& sources);
+// Every source holds at least its catalog watch, its change detector and one
+// read: `max_connections` (consul.max_connections) must give each that much,
+// and with sources found at run time each of max_sources, plus one for
+// listing them.
+void CheckSourceBudget(const WatcherOptions& watcher, int max_connections, ConfigErrors& errors);
+
+// Writes `sources:` (and the settings of sources found at run time) for
+// check-config (nothing when the list is empty).
+void EmitSources(YAML::Emitter& out, const WatcherOptions& watcher);
 
 }  // namespace hb

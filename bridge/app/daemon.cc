@@ -73,7 +73,9 @@ std::string ReadinessReason(const Status& error) {
 std::string UnavailableSources(const Watcher& watcher) {
   std::string text;
   const std::vector<WatchState> states = watcher.SourceStates();
-  for (std::size_t i = 1; i < states.size(); ++i) {
+  // With sources found at run time none stands for the bridge: all are
+  // listed.
+  for (std::size_t i = watcher.has_primary_source() ? 1 : 0; i < states.size(); ++i) {
     if (!states[i].last_error) continue;
     // Consul's text is a peer's: only its one well-known reason is named.
     const bool no_path =
@@ -81,7 +83,10 @@ std::string UnavailableSources(const Watcher& watcher) {
     text += "; source " + (states[i].source.empty() ? "#" + std::to_string(i) : states[i].source) +
             " unavailable: " +
             (no_path ? std::string("Consul has no path to the datacenter (HTTP 500)")
-                     : ReadinessReason(*states[i].last_error));
+             // The bridge's own reason (refused, no longer listed).
+             : states[i].last_error->code() == StatusCode::kFailedPrecondition
+                 ? states[i].last_error->message()
+                 : ReadinessReason(*states[i].last_error));
   }
   return text;
 }
@@ -103,6 +108,7 @@ HttpHandlers Handlers(Watcher& watcher, const ViewTracker& views, const LoopHear
   handlers.metrics = [&watcher, &views, &heartbeat, stall_timeout, &metrics, &registry] {
     metrics.SetWatchState(ReadyState(watcher, views));
     metrics.SetSourceStates(watcher.SourceStates());
+    metrics.SetSourceChurn(watcher.dropped_sources(), watcher.refused_sources());
     const auto since = heartbeat.SinceLastTurn();
     metrics.SetWatchLoopLag(since, since > stall_timeout);
     return prometheus::TextSerializer().Serialize(registry.Collect());

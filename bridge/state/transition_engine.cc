@@ -217,8 +217,8 @@ std::vector<Event> TransitionEngine::Apply(ServiceSnapshot snapshot) {
   // seen later during the sync is a real change.
   const bool first_of_sync = !service.synced && !SourceSynced(service);
   if (first_of_sync) {
-    emit.reconciled = restored_;
-    emit.silent = !restored_ && !options_.initial_events;
+    emit.reconciled = restored_ && HasRestored(service);
+    emit.silent = !emit.reconciled && !options_.initial_events;
     emit.undamped = true;
   }
   service.synced = true;
@@ -427,7 +427,83 @@ std::optional<SteadyTime> TransitionEngine::NextDeadline() const {
 }
 
 bool TransitionEngine::SourceSynced(const ServiceState& service) const {
+  if (late_sources_.contains(service.source_key)) return false;
   return initial_sync_complete_ || synced_sources_.contains(service.source_key);
+}
+
+bool TransitionEngine::HasRestored(const ServiceState& service) const {
+  return !announced_sources_ || restored_sources_.contains(service.source_key);
+}
+
+void TransitionEngine::AddSource(std::string_view datacenter, const SourceScope& scope) {
+  announced_sources_ = true;
+  std::string source = SourceKeyOf(datacenter, scope);
+  if (initial_sync_complete_) {
+    // Whatever saved state it had was applied or dropped by now: it starts
+    // anew.
+    restored_sources_.erase(source);
+    late_sources_.insert(std::move(source));
+    return;
+  }
+  announced_.insert(std::move(source));
+  expected_sources_ = std::max<std::size_t>(announced_.size(), 1);
+}
+
+std::vector<Event> TransitionEngine::DropSource(std::string_view datacenter,
+                                                const SourceScope& scope) {
+  std::vector<Event> events;
+  const std::string source = SourceKeyOf(datacenter, scope);
+  std::vector<std::pair<std::string, std::uint64_t>> services;
+  for (const auto& [key, service] : services_) {
+    if (service->source_key == source) services.emplace_back(key, service->last_index);
+  }
+  for (const auto& [key, index] : services) {
+    auto it = services_.find(key);
+    if (it == services_.end()) continue;
+    const std::string gone_datacenter = it->second->datacenter;
+    const std::string gone_name = it->second->name;
+    auto more = ServiceGone(gone_datacenter, SourceScope(it->second->scope), gone_name, index);
+    std::move(more.begin(), more.end(), std::back_inserter(events));
+  }
+  for (Event& event : events) {
+    event.silent = true;
+    event.reconciled = false;
+  }
+  late_sources_.erase(source);
+  synced_sources_.erase(source);
+  restored_sources_.erase(source);
+  if (!initial_sync_complete_ && announced_.erase(source) > 0) {
+    expected_sources_ = std::max<std::size_t>(announced_.size(), 1);
+    MaybeFinishAnnouncedSync(events);
+  }
+  return events;
+}
+
+void TransitionEngine::MaybeFinishAnnouncedSync(std::vector<Event>& events) {
+  if (initial_sync_complete_ || announced_.empty()) return;
+  for (const std::string& source : announced_) {
+    if (!synced_sources_.contains(source)) return;
+  }
+  // The restored services of sources no longer found: dropped silently.
+  std::vector<std::pair<std::string, std::uint64_t>> gone;
+  for (const auto& [key, service] : services_) {
+    if (!announced_.contains(service->source_key)) gone.emplace_back(key, service->last_index);
+  }
+  for (const auto& [key, index] : gone) {
+    auto it = services_.find(key);
+    if (it == services_.end()) continue;
+    const std::string gone_datacenter = it->second->datacenter;
+    const std::string gone_name = it->second->name;
+    auto more = ServiceGone(gone_datacenter, SourceScope(it->second->scope), gone_name, index);
+    for (Event& event : more) {
+      event.silent = true;
+      event.reconciled = false;
+      events.push_back(std::move(event));
+    }
+  }
+  std::erase_if(restored_sources_,
+                [&](const std::string& source) { return !announced_.contains(source); });
+  initial_sync_complete_ = true;
 }
 
 std::vector<Event> TransitionEngine::CompleteInitialSync(
@@ -439,9 +515,37 @@ std::vector<Event> TransitionEngine::CompleteInitialSync(
     std::string_view datacenter, const SourceScope& scope,
     const std::set<std::string, std::less<>>& unreadable) {
   std::vector<Event> events;
-  if (initial_sync_complete_) return events;
   const std::string source = SourceKeyOf(datacenter, scope);
+  // A source found after the initial sync ends its own first sync.
+  if (late_sources_.erase(source) > 0) {
+    synced_sources_.insert(source);
+    return events;
+  }
+  if (initial_sync_complete_) return events;
   if (synced_sources_.contains(source)) return events;
+  if (announced_sources_) {
+    // Sources found at run time: the sync ends once all announced ones
+    // synced. This source's restored services not applied meanwhile are
+    // gone, as after any restart.
+    std::vector<std::pair<std::string, std::uint64_t>> gone;
+    for (const auto& [key, service] : services_) {
+      if (service->source_key == source && !service->synced &&
+          !unreadable.contains(service->name)) {
+        gone.emplace_back(key, service->last_index);
+      }
+    }
+    for (const auto& [key, index] : gone) {
+      auto it = services_.find(key);
+      if (it == services_.end()) continue;
+      const std::string gone_datacenter = it->second->datacenter;
+      const std::string gone_name = it->second->name;
+      auto more = ServiceGone(gone_datacenter, SourceScope(it->second->scope), gone_name, index);
+      std::move(more.begin(), more.end(), std::back_inserter(events));
+    }
+    synced_sources_.insert(source);
+    MaybeFinishAnnouncedSync(events);
+    return events;
+  }
   // This source's restored services that were not applied meanwhile are
   // gone; once every expected source synced, so are those of sources no
   // longer watched.
@@ -585,7 +689,10 @@ void TransitionEngine::Restore(const SavedState& saved) {
     if (record.reported_up) ++service.up_count;
     service.instances.insert_or_assign(std::move(key), std::move(state));
   }
-  for (auto& [key, service] : services_) service->reported_up = service->up_count > 0;
+  for (auto& [key, service] : services_) {
+    service->reported_up = service->up_count > 0;
+    restored_sources_.insert(service->source_key);
+  }
 }
 
 void TransitionEngine::AppendInstances(const ServiceState& service,

@@ -127,6 +127,20 @@ class TransitionEngine {
                                          const std::set<std::string, std::less<>>& unreadable);
   // How many sources call CompleteInitialSync(). Default: 1.
   void ExpectSources(std::size_t count);
+  // Sources found at run time (watch.sources with `all` or `*`), instead of
+  // ExpectSources(): each source is announced before its first answer.
+  // Announced during the initial sync, it is one more source the sync
+  // waits for; announced after, it syncs on its own. Either way a source
+  // the engine has no saved state of starts silent, like a first start (a
+  // datacenter seen for the first time is no burst of registrations), and
+  // the restored services of sources never announced are dropped silently
+  // when the sync completes, not reported gone.
+  void AddSource(std::string_view datacenter, const SourceScope& scope);
+  // A source found at run time is no longer watched: its services are
+  // forgotten. The events are all silent: sinks that hold state drop its
+  // series, notification sinks hear nothing (a datacenter leaving the WAN
+  // list is no instance.down).
+  std::vector<Event> DropSource(std::string_view datacenter, const SourceScope& scope);
   bool initial_sync_complete() const { return initial_sync_complete_; }
 
   // Saved state: Restore() before the first Apply().
@@ -220,6 +234,17 @@ class TransitionEngine {
   // Sources (by key) whose initial sync completed, of expected_sources_.
   std::set<std::string, std::less<>> synced_sources_;
   std::size_t expected_sources_ = 1;
+  // AddSource(): the sources announced during the initial sync, the ones
+  // announced after it and not synced yet, and the sources of the restored
+  // state.
+  bool announced_sources_ = false;
+  std::set<std::string, std::less<>> announced_;
+  std::set<std::string, std::less<>> late_sources_;
+  std::set<std::string, std::less<>> restored_sources_;
+  // The source announced at run time has saved state to diff against.
+  bool HasRestored(const ServiceState& service) const;
+  // Ends the initial sync once every announced source synced.
+  void MaybeFinishAnnouncedSync(std::vector<Event>& events);
   // Moves on every change of a service's part of Instances(): each
   // ServiceState keeps the value of its last change.
   std::uint64_t view_clock_ = 0;

@@ -153,7 +153,20 @@ BridgeMetrics::BridgeMetrics(prometheus::Registry& registry, const Clock& clock)
       source_services_(BuildGauge()
                            .Name("health_bridge_source_watched_services")
                            .Help("Services watched in the source (label source).")
-                           .Register(registry)) {
+                           .Register(registry)),
+      sources_dropped_(BuildCounter()
+                           .Name("health_bridge_sources_dropped_total")
+                           .Help("Sources found at run time (watch.sources with all or *) that "
+                                 "were dropped after watch.source_grace off their list; their "
+                                 "state left silently.")
+                           .Register(registry)
+                           .Add({})),
+      sources_refused_(BuildGauge()
+                           .Name("health_bridge_sources_refused")
+                           .Help("Sources found at run time that are not watched now: "
+                                 "watch.max_sources sources hold the connection budget.")
+                           .Register(registry)
+                           .Add({})) {
   BuildGauge()
       .Name("health_bridge_build_info")
       .Help("The running version; always 1.")
@@ -276,12 +289,32 @@ void BridgeMetrics::SetWatchLoopLag(std::chrono::milliseconds since_last_turn, b
 }
 
 void BridgeMetrics::SetSourceStates(const std::vector<WatchState>& states) {
+  std::set<std::string, std::less<>> shown;
+  for (const WatchState& state : states) {
+    if (!state.source.empty()) shown.insert(state.source);
+  }
+  MutexLock lock(&sources_mutex_);
+  for (const std::string& gone : sources_shown_) {
+    if (shown.contains(gone)) continue;
+    source_up_.Remove(&source_up_.Add({{"source", gone}}));
+    source_services_.Remove(&source_services_.Add({{"source", gone}}));
+  }
+  sources_shown_ = std::move(shown);
   for (const WatchState& state : states) {
     if (state.source.empty()) continue;
     source_up_.Add({{"source", state.source}}).Set(state.unreachable_since ? 0 : 1);
     source_services_.Add({{"source", state.source}})
         .Set(static_cast<double>(state.watched_services));
   }
+}
+
+void BridgeMetrics::SetSourceChurn(std::uint64_t dropped_total, std::size_t refused) {
+  MutexLock lock(&sources_mutex_);
+  const double counted = sources_dropped_.Value();
+  if (static_cast<double>(dropped_total) > counted) {
+    sources_dropped_.Increment(static_cast<double>(dropped_total) - counted);
+  }
+  sources_refused_.Set(static_cast<double>(refused));
 }
 
 }  // namespace hb

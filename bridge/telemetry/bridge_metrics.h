@@ -10,9 +10,12 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <set>
+#include <string>
 #include <vector>
 
 #include "bridge/common/clock.h"
+#include "bridge/common/mutex.h"
 #include "bridge/consul/consul_client.h"
 #include "bridge/router/delivery_observer.h"
 #include "bridge/watch/watcher.h"
@@ -58,7 +61,11 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   // Each source's own state (Watcher::SourceStates()), as
   // health_bridge_source_up and health_bridge_source_watched_services by
   // source key; a source not known yet (its datacenter not read) is skipped.
+  // A source no longer in `states` (dropped at run time) loses its series.
   void SetSourceStates(const std::vector<WatchState>& states);
+  // Sources found at run time (watch.sources templates): dropped since the
+  // start, and refused now (past watch.max_sources).
+  void SetSourceChurn(std::uint64_t dropped_total, std::size_t refused);
 
  private:
   const Clock& clock_;
@@ -85,6 +92,11 @@ class BridgeMetrics final : public RequestObserver, public DeliveryObserver {
   prometheus::Gauge& loop_lag_;
   prometheus::Family<prometheus::Gauge>& source_up_;
   prometheus::Family<prometheus::Gauge>& source_services_;
+  prometheus::Counter& sources_dropped_;
+  prometheus::Gauge& sources_refused_;
+  // Scrapes may run at once: the series shown last, under a lock.
+  Mutex sources_mutex_;
+  std::set<std::string, std::less<>> sources_shown_ GUARDED_BY(sources_mutex_);
 };
 
 }  // namespace hb

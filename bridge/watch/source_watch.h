@@ -71,7 +71,19 @@ struct WatchSource {
   std::string ns;                 // namespace. Default: "" = Consul's default
   std::string partition;          // admin partition. Default: "" = Consul's default
   ServiceFilterOptions services;  // which of its services to watch
+  // Wildcards: the entry is a template the watcher expands at run time
+  // into one source per datacenter of /v1/catalog/datacenters (`all`), per
+  // active peering of /v1/peerings (`all`), per partition of
+  // /v1/partitions (`*`), per namespace of /v1/namespaces (`*`), in every
+  // combination the entry names. The name field is empty then.
+  bool all_datacenters = false;
+  bool all_peers = false;
+  bool all_namespaces = false;
+  bool all_partitions = false;
 
+  bool IsTemplate() const {
+    return all_datacenters || all_peers || all_namespaces || all_partitions;
+  }
   bool operator==(const WatchSource&) const = default;
 };
 
@@ -85,6 +97,18 @@ struct WatcherOptions {
   // readiness and errors) into one engine. Default: empty = one source,
   // `datacenter` with `services`.
   std::vector<WatchSource> sources;
+  // With templates (WatchSource::IsTemplate()): at most this many sources
+  // are watched at once, each with a fixed share of the connection budget
+  // (one connection goes to listing them); sources found past it are
+  // refused (shown unavailable) until one goes. Default: 16.
+  std::size_t max_sources = 16;
+  // A source found at run time that is no longer listed (a datacenter gone
+  // from the WAN, a peering no longer active, a namespace deleted) keeps
+  // being watched this long, then is dropped silently. Default: 10m.
+  std::chrono::milliseconds source_grace{std::chrono::minutes(10)};
+  // How often the lists that expand templates are read (none of Consul's
+  // list endpoints that expand them all block). Default: 30s.
+  std::chrono::milliseconds source_list_interval{std::chrono::seconds(30)};
   // Set by Watcher for each SourceWatch: the source's peer, namespace and
   // partition, and its share of ConsulClientOptions::max_connections
   // (0 = all of it).

@@ -1,6 +1,12 @@
 #include "bridge/watch/watcher.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <future>
+#include <set>
+
+#include "bridge/consul/answer_parsers.h"
 
 namespace hb {
 namespace {
@@ -28,12 +34,35 @@ std::vector<WatcherOptions> PerSource(const WatcherOptions& options, std::size_t
   return out;
 }
 
+bool HasTemplates(const WatcherOptions& options) {
+  return std::any_of(options.sources.begin(), options.sources.end(),
+                     [](const WatchSource& source) { return source.IsTemplate(); });
+}
+
+// Where a list's wildcard lives, for log lines.
+std::string DescribeList(const SourceList& list) {
+  std::string text = list.Path();
+  if (!list.datacenter.empty()) text += " of datacenter " + list.datacenter;
+  if (!list.partition.empty()) text += " of partition " + list.partition;
+  return text;
+}
+
 }  // namespace
 
 Watcher::Watcher(const WatcherOptions& options, ConsulClient& client,
                  std::unique_ptr<TransitionEngine> engine, EventPublisher& publisher,
                  const Clock& clock)
-    : engine_(std::move(engine)) {
+    : options_(options),
+      client_(client),
+      publisher_(publisher),
+      clock_(clock),
+      templates_(HasTemplates(options)),
+      engine_(std::move(engine)),
+      list_retry_(options.agent_retry_initial) {
+  if (templates_) {
+    for (const WatchSource& entry : options_.sources) entry_services_.push_back(entry.services);
+    return;
+  }
   std::vector<WatcherOptions> per_source = PerSource(options, client.options().max_connections);
   engine_->ExpectSources(per_source.size());
   for (WatcherOptions& one : per_source) {
@@ -45,24 +74,365 @@ Watcher::Watcher(const WatcherOptions& options, ConsulClient& client,
 Watcher::~Watcher() { Stop(); }
 
 void Watcher::Start() {
-  for (auto& source : sources_) source->Start();
+  if (!templates_) {
+    for (auto& source : sources_) source->Start();
+    return;
+  }
+  client_.loop().Post([this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    ListLocalDatacenter();
+  });
 }
 
 void Watcher::Stop() {
-  for (auto& source : sources_) source->Stop();
+  if (!templates_) {
+    for (auto& source : sources_) source->Stop();
+    return;
+  }
+  {
+    MutexLock lock(&mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  RunOnLoopAndWait([this] {
+    alive_.reset();
+    if (list_timer_) client_.loop().CancelTimer(*list_timer_);
+    list_timer_.reset();
+  });
+  // The sources stay (stopped) so State() and WithEngine() still work.
+  std::vector<SourceWatch*> watches;
+  {
+    MutexLock lock(&mutex_);
+    for (auto& found : found_) {
+      if (found->watch) watches.push_back(found->watch.get());
+    }
+  }
+  for (SourceWatch* watch : watches) watch->Stop();
+}
+
+void Watcher::RunOnLoopAndWait(const std::function<void()>& task) {
+  if (client_.loop().InLoopThread()) {
+    task();
+    return;
+  }
+  std::promise<void> done;
+  client_.loop().Post([&] {
+    task();
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+void Watcher::ListLocalDatacenter() {
+  if (!options_.datacenter.empty()) {
+    local_datacenter_ = options_.datacenter;
+    StartListing();
+    return;
+  }
+  // Entries without a datacenter name the agent's, and a datacenter listed
+  // by /v1/catalog/datacenters that is the agent's is the same source.
+  client_.Get("/v1/agent/self", [this,
+                                 alive = std::weak_ptr<bool>(alive_)](StatusOr<std::string> body) {
+    if (alive.expired()) return;
+    Status status = body.status();
+    if (status.ok()) {
+      auto agent = ParseAgentSelf(*body);
+      if (agent.ok()) {
+        local_datacenter_ = agent->datacenter;
+        list_retry_ = options_.agent_retry_initial;
+        StartListing();
+        return;
+      }
+      status = agent.status();
+    }
+    {
+      MutexLock lock(&mutex_);
+      list_error_ = status;
+      if (!list_failing_since_) list_failing_since_ = clock_.Now();
+    }
+    spdlog::warn("listing the sources: consul GET /v1/agent/self failed: {}", status.ToString());
+    list_timer_ = client_.loop().RunAt(clock_.Now() + list_retry_, [this, alive] {
+      if (alive.expired()) return;
+      list_timer_.reset();
+      ListLocalDatacenter();
+    });
+    list_retry_ = std::min(list_retry_ * 2, options_.agent_retry_max);
+  });
+}
+
+void Watcher::StartListing() {
+  cycle_lists_.clear();
+  cycle_failed_root_ = false;
+  ReadNextList();
+}
+
+void Watcher::ReadNextList() {
+  std::vector<FoundSource> found;
+  std::optional<SourceList> next =
+      ExpandSources(options_.sources, local_datacenter_, cycle_lists_, found);
+  if (next) {
+    // One list at a time: the listing holds one connection of the budget.
+    const SourceList& list = *next;
+    client_.Get(
+        list.Path(),
+        [this, list, alive = std::weak_ptr<bool>(alive_)](StatusOr<std::string> body) {
+          if (alive.expired()) return;
+          OnList(list, std::move(body));
+        },
+        RequestScope{list.datacenter, "", "", list.partition});
+    return;
+  }
+  if (cycle_failed_root_) {
+    // The local lists could not be read: nothing is concluded from this
+    // listing, retried with backoff.
+    ScheduleListing(list_retry_);
+    list_retry_ = std::min(list_retry_ * 2, options_.agent_retry_max);
+    return;
+  }
+  list_retry_ = options_.agent_retry_initial;
+  Reconcile(found);
+  ScheduleListing(options_.source_list_interval);
+}
+
+void Watcher::ScheduleListing(std::chrono::milliseconds delay) {
+  list_timer_ =
+      client_.loop().RunAt(clock_.Now() + delay, [this, alive = std::weak_ptr<bool>(alive_)] {
+        if (alive.expired()) return;
+        list_timer_.reset();
+        StartListing();
+      });
+}
+
+void Watcher::OnList(const SourceList& list, StatusOr<std::string> body) {
+  Status status = body.status();
+  if (status.ok()) {
+    StatusOr<std::vector<std::string>> names =
+        list.kind == SourceList::Kind::kDatacenters ? ParseDatacenterList(*body)
+        : list.kind == SourceList::Kind::kPeerings
+            ? ParseActivePeerings(*body)
+            : ParseNamedList(
+                  *body, list.kind == SourceList::Kind::kNamespaces ? "namespaces" : "partitions");
+    if (names.ok()) {
+      last_good_[list.Key()] = *names;
+      cycle_lists_[list.Key()] = std::move(*names);
+      if (list.datacenter.empty()) {
+        MutexLock lock(&mutex_);
+        list_error_.reset();
+        list_failing_since_.reset();
+      }
+      ReadNextList();
+      return;
+    }
+    status = names.status();
+  }
+  // A list that cannot be read is never an empty one: the sources it gave
+  // last stay.
+  auto last = last_good_.find(list.Key());
+  if (last != last_good_.end()) {
+    cycle_lists_[list.Key()] = last->second;
+  } else {
+    cycle_lists_[list.Key()] = std::nullopt;
+  }
+  if (list.datacenter.empty()) {
+    // The local agent's own lists: Consul is failing for the bridge.
+    if (last == last_good_.end()) cycle_failed_root_ = true;
+    MutexLock lock(&mutex_);
+    if (!list_failing_since_) list_failing_since_ = clock_.Now();
+    if (!list_error_ || list_error_->code() != status.code()) {
+      spdlog::warn("listing the sources: reading {} failed: {}; the sources it gave stay",
+                   DescribeList(list), status.ToString());
+    }
+    list_error_ = status;
+  } else {
+    // Another datacenter's list (a datacenter cut off): its sources found
+    // before stay, the others follow.
+    spdlog::debug("listing the sources: reading {} failed: {}", DescribeList(list),
+                  status.ToString());
+  }
+  ReadNextList();
+}
+
+WatcherOptions Watcher::OptionsFor(const FoundSource& found) const {
+  WatcherOptions one = options_;
+  one.sources.clear();
+  one.services = entry_services_.at(found.entry);
+  one.datacenter = found.source.datacenter;
+  one.scope = {found.source.peer, found.source.ns, found.source.partition, true};
+  const std::size_t max_connections = client_.options().max_connections;
+  if (max_connections > 0) {
+    // One connection lists the sources; the rest is split in fixed shares.
+    one.connection_budget = (max_connections - 1) / std::max<std::size_t>(options_.max_sources, 1);
+  }
+  return one;
+}
+
+std::size_t Watcher::SlotsInUse() {
+  const SteadyTime now = clock_.Now();
+  std::erase_if(draining_until_, [now](SteadyTime until) { return until <= now; });
+  std::size_t used = draining_until_.size();
+  MutexLock lock(&mutex_);
+  for (const auto& found : found_) {
+    if (found->watch) ++used;
+  }
+  return used;
+}
+
+bool Watcher::Admit(Found& source) {
+  if (SlotsInUse() >= options_.max_sources) {
+    if (!source.refused_since) {
+      spdlog::warn(
+          "source {} found but not watched: watch.max_sources ({}) sources hold the connection "
+          "budget; it is admitted once one goes",
+          source.found.key, options_.max_sources);
+      MutexLock lock(&mutex_);
+      source.refused_since = clock_.Now();
+    }
+    return false;
+  }
+  auto watch = std::make_unique<SourceWatch>(OptionsFor(source.found), client_, *engine_,
+                                             publisher_, clock_);
+  if (engine_changed_) watch->OnEngineChanged(engine_changed_);
+  engine_->AddSource(source.found.source.datacenter,
+                     SourceScope{source.found.source.peer, source.found.source.ns,
+                                 source.found.source.partition, true});
+  SourceWatch* started = watch.get();
+  {
+    MutexLock lock(&mutex_);
+    source.watch = std::move(watch);
+    if (source.refused_since) {
+      spdlog::info("source {} admitted: there is room in watch.max_sources again",
+                   source.found.key);
+    }
+    source.refused_since.reset();
+  }
+  spdlog::info("source {} found: watching it", source.found.key);
+  started->Start();
+  return true;
+}
+
+void Watcher::Drop(const std::string& key) {
+  std::unique_ptr<Found> dropped;
+  {
+    MutexLock lock(&mutex_);
+    auto it = std::find_if(found_.begin(), found_.end(),
+                           [&](const auto& found) { return found->found.key == key; });
+    if (it == found_.end()) return;
+    dropped = std::move(*it);
+    found_.erase(it);
+    if (dropped->watch) ++dropped_;
+  }
+  if (!dropped->watch) return;  // refused: nothing was watched
+  dropped->watch->Stop();
+  // Consul keeps a blocking query it was holding, and its connection, until
+  // its wait ends: the slot is free only then.
+  const auto wait = client_.options().wait;
+  draining_until_.push_back(clock_.Now() + wait + wait / 16 + client_.options().timeout_margin);
+  const WatchSource& source = dropped->found.source;
+  std::vector<Event> events = engine_->DropSource(
+      source.datacenter, SourceScope{source.peer, source.ns, source.partition, true});
+  spdlog::warn(
+      "source {} dropped: not listed for {} ms (watch.source_grace); its state leaves "
+      "silently ({} silent events)",
+      key, options_.source_grace.count(), events.size());
+  if (!events.empty()) publisher_.Publish(std::move(events));
+  if (engine_changed_) engine_changed_(*engine_);
+}
+
+void Watcher::Reconcile(const std::vector<FoundSource>& listed) {
+  const SteadyTime now = clock_.Now();
+  std::set<std::string, std::less<>> keys;
+  for (const FoundSource& found : listed) keys.insert(found.key);
+  std::vector<std::string> to_drop;
+  std::vector<Found*> waiting;  // refused, to admit if there is room
+  {
+    MutexLock lock(&mutex_);
+    for (auto& found : found_) {
+      if (keys.contains(found->found.key)) {
+        if (found->vanished_since) {
+          spdlog::info("source {} is listed again{}", found->found.key,
+                       found->watch ? ": whatever changed meanwhile is reconciled" : "");
+          found->vanished_since.reset();
+        }
+        continue;
+      }
+      if (!found->watch) {  // refused and no longer listed: forgotten
+        to_drop.push_back(found->found.key);
+        continue;
+      }
+      if (!found->vanished_since) {
+        found->vanished_since = now;
+        spdlog::warn(
+            "source {} is no longer listed: its instances keep their last known state; it is "
+            "dropped in {} ms unless listed again (watch.source_grace)",
+            found->found.key, options_.source_grace.count());
+      } else if (now - *found->vanished_since >= options_.source_grace) {
+        to_drop.push_back(found->found.key);
+      }
+    }
+  }
+  for (const std::string& key : to_drop) Drop(key);
+  // New sources, in the order listed (entries named in full first as
+  // configured), and those refused before.
+  for (const FoundSource& found : listed) {
+    Found* known = nullptr;
+    {
+      MutexLock lock(&mutex_);
+      for (auto& source : found_) {
+        if (source->found.key == found.key) known = source.get();
+      }
+      if (known == nullptr) {
+        auto fresh = std::make_unique<Found>();
+        fresh->found = found;
+        known = fresh.get();
+        found_.push_back(std::move(fresh));
+      }
+    }
+    if (known->watch == nullptr) waiting.push_back(known);
+  }
+  // Announced before any starts: the engine's initial sync waits for all
+  // sources of the first listing.
+  for (Found* source : waiting) Admit(*source);
+  MutexLock lock(&mutex_);
+  listed_ = true;
 }
 
 std::vector<WatchState> Watcher::SourceStates() const {
   std::vector<WatchState> states;
-  states.reserve(sources_.size());
-  for (const auto& source : sources_) states.push_back(source->State());
+  if (!templates_) {
+    states.reserve(sources_.size());
+    for (const auto& source : sources_) states.push_back(source->State());
+    return states;
+  }
+  MutexLock lock(&mutex_);
+  states.reserve(found_.size());
+  for (const auto& found : found_) {
+    WatchState state;
+    if (found->watch) {
+      state = found->watch->State();
+    } else {
+      state.datacenter = found->found.source.datacenter;
+      state.last_error = Status::FailedPrecondition("not watched: watch.max_sources (" +
+                                                    std::to_string(options_.max_sources) +
+                                                    ") sources hold the connection budget");
+      state.unreachable_since = found->refused_since;
+    }
+    state.source = found->found.key;
+    if (found->vanished_since) {
+      if (!state.last_error) {
+        state.last_error = Status::FailedPrecondition(
+            "no longer listed: dropped after watch.source_grace unless listed again");
+      }
+      if (!state.unreachable_since) state.unreachable_since = found->vanished_since;
+    }
+    states.push_back(std::move(state));
+  }
   return states;
 }
 
 WatchState Watcher::State() const {
   std::vector<WatchState> states = SourceStates();
-  if (states.size() == 1) return std::move(states.front());
-  WatchState all = states.front();
+  if (!templates_ && states.size() == 1) return std::move(states.front());
+  WatchState all = states.empty() ? WatchState{} : states.front();
   all.watched_services = all.dedicated_services = all.covered_services = 0;
   for (const WatchState& state : states) {
     all.watched_services += state.watched_services;
@@ -75,32 +445,103 @@ WatchState Watcher::State() const {
   // A further source holds readiness only while it syncs for the first time
   // and answers: one that cannot be read is reported as unavailable, not
   // as the bridge being unready.
-  for (std::size_t i = 1; i < states.size(); ++i) {
+  const std::size_t further = templates_ ? 0 : 1;
+  for (std::size_t i = further; i < states.size(); ++i) {
     const bool settled = states[i].initial_sync_done || states[i].last_error.has_value();
     all.initial_sync_done = all.initial_sync_done && settled;
     all.ready = all.ready && settled;
   }
+  if (templates_) {
+    MutexLock lock(&mutex_);
+    // The bridge's own view: the lists read once, Consul answering them.
+    const bool unreachable_too_long =
+        list_failing_since_ && clock_.Now() - *list_failing_since_ > options_.unreachable_grace;
+    all.initial_sync_done = listed_;
+    all.ready = listed_ && !stopped_ && !unreachable_too_long;
+    for (const WatchState& state : states) {
+      const bool settled = state.initial_sync_done || state.last_error.has_value();
+      all.initial_sync_done = all.initial_sync_done && settled;
+      all.ready = all.ready && settled;
+    }
+    all.last_error = list_error_;
+    all.unreachable_since = list_failing_since_;
+  }
   return all;
 }
 
+std::uint64_t Watcher::dropped_sources() const {
+  MutexLock lock(&mutex_);
+  return dropped_;
+}
+
+std::size_t Watcher::refused_sources() const {
+  MutexLock lock(&mutex_);
+  return static_cast<std::size_t>(std::count_if(
+      found_.begin(), found_.end(), [](const auto& found) { return found->watch == nullptr; }));
+}
+
+std::size_t Watcher::source_count() const {
+  if (!templates_) return sources_.size();
+  MutexLock lock(&mutex_);
+  return found_.size();
+}
+
 void Watcher::WithEngine(const std::function<void(const TransitionEngine&)>& visit) {
-  sources_.front()->WithEngine(visit);
+  if (!templates_) {
+    sources_.front()->WithEngine(visit);
+    return;
+  }
+  RunOnLoopAndWait([&] { visit(*engine_); });
 }
 
 void Watcher::UpdateServiceFilters(const WatcherOptions& options) {
-  for (std::size_t i = 0; i < sources_.size(); ++i) {
-    sources_[i]->UpdateServiceFilter(i < options.sources.size() ? options.sources[i].services
-                                                                : options.services);
+  if (!templates_) {
+    for (std::size_t i = 0; i < sources_.size(); ++i) {
+      sources_[i]->UpdateServiceFilter(i < options.sources.size() ? options.sources[i].services
+                                                                  : options.services);
+    }
+    return;
   }
+  RunOnLoopAndWait([&] {
+    for (std::size_t i = 0; i < entry_services_.size() && i < options.sources.size(); ++i) {
+      entry_services_[i] = options.sources[i].services;
+    }
+    std::vector<std::pair<SourceWatch*, std::size_t>> watches;
+    {
+      MutexLock lock(&mutex_);
+      for (auto& found : found_) {
+        if (found->watch) watches.emplace_back(found->watch.get(), found->found.entry);
+      }
+    }
+    for (auto& [watch, entry] : watches) watch->UpdateServiceFilter(entry_services_.at(entry));
+  });
 }
 
 void Watcher::UpdateEngineOptions(const EngineOptions& options) {
-  // Each source re-plans its own tick from the engine's new deadlines.
-  for (auto& source : sources_) source->UpdateEngineOptions(options);
+  if (!templates_) {
+    // Each source re-plans its own tick from the engine's new deadlines.
+    for (auto& source : sources_) source->UpdateEngineOptions(options);
+    return;
+  }
+  RunOnLoopAndWait([&] {
+    engine_->UpdateOptions(options);
+    std::vector<SourceWatch*> watches;
+    {
+      MutexLock lock(&mutex_);
+      for (auto& found : found_) {
+        if (found->watch) watches.push_back(found->watch.get());
+      }
+    }
+    for (SourceWatch* watch : watches) watch->UpdateEngineOptions(options);
+  });
 }
 
 void Watcher::OnEngineChanged(const std::function<void(const TransitionEngine&)>& changed) {
-  for (auto& source : sources_) source->OnEngineChanged(changed);
+  if (!templates_) {
+    for (auto& source : sources_) source->OnEngineChanged(changed);
+    return;
+  }
+  RunOnLoopAndWait([&] { engine_changed_ = changed; });
 }
 
 }  // namespace hb

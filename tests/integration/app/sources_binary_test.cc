@@ -109,5 +109,69 @@ TEST(SourcesBinary, ACutOffDatacenterIsShownUnavailableWhileTheBridgeStaysReady)
   EXPECT_EQ(bridge.Stop(), 0);
 }
 
+// `datacenter: all` as an operator sees it: a datacenter past
+// watch.max_sources refused and shown so, one that leaves the WAN shown
+// unavailable, then dropped (its series gone, counted), and the refused
+// one admitted once the dropped one's connections are free.
+TEST(SourcesBinary, DatacentersFoundAtRunTimeComeAndGoInReadyzAndMetrics) {
+  test_support::ConsulTestServer consul;
+  ASSERT_NE(consul.Start(), 0);
+  ASSERT_TRUE(consul.AddDatacenter("dc2"));
+  for (const std::string dc : {"", "dc2"}) {
+    ASSERT_EQ(consul.RegisterService(ConsulScope{.datacenter = dc}, Payments("payments-1")), "");
+  }
+  ChildProcess::Options options;
+  options.env["CONSUL_HTTP_ADDR"] = consul.address();
+  BridgeProcess bridge(kBridge,
+                       "consul:\n"
+                       "  max_connections: 10\n"
+                       "  wait_time: 1s\n"
+                       "  retry: {initial_backoff: 50ms, max_backoff: 200ms}\n"
+                       "watch:\n"
+                       "  max_sources: 2\n"
+                       "  source_grace: 1s\n"
+                       "  source_list_interval: 1s\n"
+                       "  sources:\n"
+                       "    - datacenter: all\n"
+                       "sinks:\n"
+                       "  - {name: stdout, type: log}\n",
+                       options);
+  ASSERT_TRUE(bridge.ok()) << bridge.process().Stderr();
+  ASSERT_TRUE(Eventually(
+      [&] { return Readyz(bridge.port()) == std::pair<int, std::string>(200, "ready\n"); },
+      seconds(20)))
+      << Readyz(bridge.port()).second;
+  ASSERT_TRUE(
+      Eventually([&] { return bridge.Metric("health_bridge_source_up", "source=\"dc2\"") == 1.0; },
+                 seconds(20)));
+
+  // A third datacenter joins: past max_sources, refused and said so.
+  ASSERT_TRUE(consul.AddDatacenter("dc3"));
+  ASSERT_TRUE(Eventually([&] { return bridge.Metric("health_bridge_sources_refused") == 1.0; },
+                         seconds(20)))
+      << bridge.process().Stderr();
+  auto [status, body] = Readyz(bridge.port());
+  EXPECT_EQ(status, 200);
+  EXPECT_THAT(body, HasSubstr("source dc3 unavailable: not watched: watch.max_sources (2)"));
+  EXPECT_EQ(bridge.Metric("health_bridge_source_up", "source=\"dc3\""), 0.0);
+
+  // dc2 leaves the WAN: unavailable, then dropped; dc3 takes its place.
+  ASSERT_TRUE(consul.RemoveDatacenter("dc2"));
+  ASSERT_TRUE(Eventually(
+      [&] { return bridge.Metric("health_bridge_sources_dropped_total") == 1.0; }, seconds(20)))
+      << bridge.process().Stderr();
+  ASSERT_TRUE(
+      Eventually([&] { return bridge.Metric("health_bridge_source_up", "source=\"dc3\"") == 1.0; },
+                 seconds(30)))
+      << bridge.process().Stderr();
+  EXPECT_FALSE(bridge.Metric("health_bridge_source_up", "source=\"dc2\"").has_value());
+  EXPECT_EQ(bridge.Metric("health_bridge_sources_refused"), 0.0);
+  ASSERT_TRUE(Eventually([&] { return Readyz(bridge.port()).second == "ready\n"; }, seconds(20)));
+  // Nothing of dc2 was reported down: it left, its instances did not fail.
+  EXPECT_EQ(bridge.process().Stdout().find("dc2/payments"), std::string::npos)
+      << bridge.process().Stdout();
+  EXPECT_EQ(bridge.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace hb

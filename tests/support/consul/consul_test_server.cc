@@ -486,6 +486,7 @@ void ConsulTestServer::ServeRoutes() {
   ServeKvRoutes(server);
   ServeDatacenterRoutes(server);
   ServePeeringRoutes(server);
+  ServeTenancyRoutes(server);
 }
 
 void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::Response& response,

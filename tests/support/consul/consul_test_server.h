@@ -120,6 +120,20 @@ class ConsulTestServer {
   // for an unknown or the local datacenter.
   bool CutDatacenter(const std::string& name, bool cut,
                      std::string error = "No path to datacenter");
+  // Takes the datacenter off /v1/catalog/datacenters and answers requests
+  // for it "No path to datacenter" (a force-leave from the WAN); its data
+  // stays, and AddDatacenter() lists it again. false for the local or an
+  // unknown one.
+  bool RemoveDatacenter(const std::string& name);
+  // Consul Enterprise admin partitions and namespaces (`enterprise` only),
+  // listed by /v1/partitions and /v1/namespaces; removing one deletes what
+  // it holds (scope_registry.h). `datacenter` "" = the local one.
+  bool AddPartition(const std::string& datacenter, const std::string& name);
+  bool RemovePartition(const std::string& datacenter, const std::string& name);
+  bool AddNamespace(const std::string& datacenter, const std::string& partition,
+                    const std::string& name);
+  bool RemoveNamespace(const std::string& datacenter, const std::string& partition,
+                       const std::string& name);
   // A cluster peering of the local datacenter (in `partition`), listed by
   // /v1/peerings with `state` (PENDING, ESTABLISHING, ACTIVE, FAILING,
   // DELETING, TERMINATED). Services imported from it are registered with
@@ -198,6 +212,7 @@ class ConsulTestServer {
   void ServeKvRoutes(httplib::Server& server);
   void ServeDatacenterRoutes(httplib::Server& server);
   void ServePeeringRoutes(httplib::Server& server);
+  void ServeTenancyRoutes(httplib::Server& server);
   // The scope a request names (?dc=, ?peer=, ?ns=, ?partition=). On a bad
   // one, answers 400 and returns nullopt. `takes_peer`: the endpoint reads
   // ?peer= (others ignore it, as Consul ignores parameters an endpoint does

@@ -62,6 +62,10 @@ ScopeRegistry::Datacenter* ScopeRegistry::FindDatacenter(const std::string& name
 }
 
 bool ScopeRegistry::AddDatacenter(const std::string& name) {
+  if (auto it = datacenters_.find(name); it != datacenters_.end() && !it->second.listed) {
+    it->second.listed = true;
+    return true;
+  }
   if (name.empty() || datacenters_.contains(name) || datacenters_.size() >= kMaxDatacenters) {
     return false;
   }
@@ -71,14 +75,121 @@ bool ScopeRegistry::AddDatacenter(const std::string& name) {
   return true;
 }
 
+bool ScopeRegistry::RemoveDatacenter(const std::string& name) {
+  Datacenter* found = FindDatacenter(name);
+  if (found == nullptr || name == settings_.local_datacenter || !found->listed) return false;
+  found->listed = false;
+  return true;
+}
+
 bool ScopeRegistry::HasDatacenter(const std::string& name) const {
-  return datacenters_.contains(name);
+  auto it = datacenters_.find(name);
+  return it != datacenters_.end() && it->second.listed;
+}
+
+void ScopeRegistry::NoteTenancy(const ConsulScope& resolved) {
+  if (!settings_.enterprise) return;
+  Datacenter& datacenter = datacenters_.at(resolved.datacenter);
+  if (resolved.partition != "default" && !datacenter.partitions.contains(resolved.partition)) {
+    AddPartition(resolved.datacenter, resolved.partition);
+  }
+  if (resolved.ns != "default" &&
+      !datacenter.namespaces[resolved.partition].contains(resolved.ns)) {
+    AddNamespace(resolved.datacenter, resolved.partition, resolved.ns);
+  }
+}
+
+bool ScopeRegistry::AddPartition(const std::string& datacenter, const std::string& name) {
+  Datacenter* found = FindDatacenter(datacenter);
+  if (found == nullptr || name.empty() || name == "default" || found->partitions.contains(name) ||
+      tenancies_ >= kMaxTenancies) {
+    return false;
+  }
+  const std::uint64_t index = ++*found->raft_index;
+  found->partitions[name] = Tenancy{name, index, index};
+  ++tenancies_;
+  return true;
+}
+
+bool ScopeRegistry::RemovePartition(const std::string& datacenter, const std::string& name) {
+  Datacenter* found = FindDatacenter(datacenter);
+  if (found == nullptr || found->partitions.erase(name) == 0) return false;
+  --tenancies_;
+  tenancies_ -= std::min(tenancies_, found->namespaces[name].size());
+  found->namespaces.erase(name);
+  ++*found->raft_index;
+  // Catalogs are never destroyed (blocked readers hold pointers to them).
+  for (auto& [key, entry] : entries_) {
+    const CatalogPlacement& placement = entry.catalog->placement();
+    if (entry.datacenter == datacenter && placement.partition == name) {
+      entry.catalog->RemoveAllServices();
+    }
+  }
+  return true;
+}
+
+bool ScopeRegistry::AddNamespace(const std::string& datacenter, const std::string& partition,
+                                 const std::string& name) {
+  Datacenter* found = FindDatacenter(datacenter);
+  if (found == nullptr || name.empty() || name == "default" || tenancies_ >= kMaxTenancies ||
+      (partition != "default" && !found->partitions.contains(partition))) {
+    return false;
+  }
+  auto& namespaces = found->namespaces[partition];
+  if (namespaces.contains(name)) return false;
+  const std::uint64_t index = ++*found->raft_index;
+  namespaces[name] = Tenancy{name, index, index};
+  ++tenancies_;
+  return true;
+}
+
+bool ScopeRegistry::RemoveNamespace(const std::string& datacenter, const std::string& partition,
+                                    const std::string& name) {
+  Datacenter* found = FindDatacenter(datacenter);
+  if (found == nullptr) return false;
+  auto namespaces = found->namespaces.find(partition);
+  if (namespaces == found->namespaces.end() || namespaces->second.erase(name) == 0) return false;
+  --tenancies_;
+  ++*found->raft_index;
+  for (auto& [key, entry] : entries_) {
+    const CatalogPlacement& placement = entry.catalog->placement();
+    const std::string entry_partition =
+        placement.partition.empty() ? "default" : placement.partition;
+    if (entry.datacenter == datacenter && entry_partition == partition && placement.ns == name) {
+      entry.catalog->RemoveAllServices();
+    }
+  }
+  return true;
+}
+
+std::vector<ScopeRegistry::Tenancy> ScopeRegistry::Partitions(const std::string& datacenter) const {
+  std::vector<Tenancy> out;
+  auto it = datacenters_.find(datacenter);
+  if (it == datacenters_.end()) return out;
+  out.push_back(Tenancy{"default", 1, 1});
+  for (const auto& [name, partition] : it->second.partitions) out.push_back(partition);
+  return out;
+}
+
+std::vector<ScopeRegistry::Tenancy> ScopeRegistry::Namespaces(const std::string& datacenter,
+                                                              const std::string& partition) const {
+  std::vector<Tenancy> out;
+  auto it = datacenters_.find(datacenter);
+  if (it == datacenters_.end()) return out;
+  if (partition != "default" && !it->second.partitions.contains(partition)) return out;
+  out.push_back(Tenancy{"default", 1, 1});
+  auto namespaces = it->second.namespaces.find(partition);
+  if (namespaces == it->second.namespaces.end()) return out;
+  for (const auto& [name, ns] : namespaces->second) out.push_back(ns);
+  return out;
 }
 
 std::vector<std::string> ScopeRegistry::Datacenters() const {
   std::vector<std::pair<std::size_t, std::string>> ordered;
   ordered.reserve(datacenters_.size());
-  for (const auto& [name, datacenter] : datacenters_) ordered.emplace_back(datacenter.order, name);
+  for (const auto& [name, datacenter] : datacenters_) {
+    if (datacenter.listed) ordered.emplace_back(datacenter.order, name);
+  }
   std::sort(ordered.begin(), ordered.end());
   std::vector<std::string> names;
   names.reserve(ordered.size());
@@ -125,6 +236,7 @@ TestCatalog* ScopeRegistry::ForWrite(const ConsulScope& scope, std::string& erro
       return nullptr;
     }
   }
+  NoteTenancy(resolved);
   TestCatalog* catalog = Find(resolved);
   if (catalog == nullptr) {
     if (entries_.size() >= kMaxScopes) {

@@ -67,7 +67,15 @@ class ScopeRegistry {
 
   // Datacenters: the local one first, then in the order added (Consul
   // sorts by round-trip time, and the local one is the nearest).
+  // Adds a datacenter, or lists again one RemoveDatacenter() took off the
+  // list (a datacenter rejoining the WAN keeps its data).
   bool AddDatacenter(const std::string& name);
+  // Takes a datacenter off the WAN: unlisted, and every request for it
+  // answers "No path to datacenter" (Consul after a force-leave); its data
+  // stays, and writes to it still work. false for the local or an unknown
+  // one.
+  bool RemoveDatacenter(const std::string& name);
+  // Known and on the WAN list.
   bool HasDatacenter(const std::string& name) const;
   std::vector<std::string> Datacenters() const;
   // While cut off, every request for the datacenter answers HTTP 500 with
@@ -111,6 +119,29 @@ class ScopeRegistry {
   // The catalogs of one datacenter (a snapshot restore resets them all).
   std::vector<TestCatalog*> CatalogsOf(const std::string& datacenter);
 
+  // Consul Enterprise admin partitions of a datacenter and namespaces of a
+  // partition, as /v1/partitions and /v1/namespaces list them: "default"
+  // always, then those added (a write to a scope adds its partition and
+  // namespace too). Removing one (not "default") deletes what it holds and
+  // takes it off the list at once (Consul marks it DeletedAt first and
+  // lists it until its data is gone). false for an unknown datacenter, an
+  // existing (add) or unknown (remove) name, or past the bounds.
+  struct Tenancy {
+    std::string name;
+    std::uint64_t create_index = 0;
+    std::uint64_t modify_index = 0;
+  };
+  bool AddPartition(const std::string& datacenter, const std::string& name);
+  bool RemovePartition(const std::string& datacenter, const std::string& name);
+  bool AddNamespace(const std::string& datacenter, const std::string& partition,
+                    const std::string& name);
+  bool RemoveNamespace(const std::string& datacenter, const std::string& partition,
+                       const std::string& name);
+  std::vector<Tenancy> Partitions(const std::string& datacenter) const;
+  std::vector<Tenancy> Namespaces(const std::string& datacenter,
+                                  const std::string& partition) const;
+  static constexpr std::size_t kMaxTenancies = 256;
+
   // Cluster peerings of the local datacenter.
   static bool IsPeeringState(const std::string& state);
   bool AddPeer(const std::string& name, const std::string& state,
@@ -130,7 +161,14 @@ class ScopeRegistry {
     std::shared_ptr<std::uint64_t> raft_index = std::make_shared<std::uint64_t>(1);
     std::optional<std::string> cut_error;
     std::size_t order = 0;
+    bool listed = true;
+    // Partitions, and namespaces by partition (default ones implied).
+    std::map<std::string, Tenancy> partitions;
+    std::map<std::string, std::map<std::string, Tenancy>> namespaces;
   };
+  // Adds the scope's partition and namespace to its datacenter's lists.
+  void NoteTenancy(const ConsulScope& resolved);
+  std::size_t tenancies_ = 0;
   Entry& Create(const ConsulScope& resolved);
   Datacenter* FindDatacenter(const std::string& name);
 

@@ -139,6 +139,52 @@ bool ConsulTestServer::CutDatacenter(const std::string& name, bool cut, std::str
   return true;
 }
 
+bool ConsulTestServer::RemoveDatacenter(const std::string& name) {
+  {
+    ServerLock lock(&mutex_);
+    if (!registry_.RemoveDatacenter(name)) return false;
+    // Queries held on it end with "No path to datacenter" now.
+    WakeAllLocked();
+  }
+  return true;
+}
+
+bool ConsulTestServer::AddPartition(const std::string& datacenter, const std::string& name) {
+  if (!options_.enterprise || !IsScopeName(name)) return false;
+  ServerLock lock(&mutex_);
+  return registry_.AddPartition(datacenter.empty() ? options_.datacenter : datacenter, name);
+}
+
+bool ConsulTestServer::RemovePartition(const std::string& datacenter, const std::string& name) {
+  bool found;
+  {
+    ServerLock lock(&mutex_);
+    found = registry_.RemovePartition(datacenter.empty() ? options_.datacenter : datacenter, name);
+  }
+  Notify();
+  return found;
+}
+
+bool ConsulTestServer::AddNamespace(const std::string& datacenter, const std::string& partition,
+                                    const std::string& name) {
+  if (!options_.enterprise || !IsScopeName(name)) return false;
+  ServerLock lock(&mutex_);
+  return registry_.AddNamespace(datacenter.empty() ? options_.datacenter : datacenter,
+                                partition.empty() ? "default" : partition, name);
+}
+
+bool ConsulTestServer::RemoveNamespace(const std::string& datacenter, const std::string& partition,
+                                       const std::string& name) {
+  bool found;
+  {
+    ServerLock lock(&mutex_);
+    found = registry_.RemoveNamespace(datacenter.empty() ? options_.datacenter : datacenter,
+                                      partition.empty() ? "default" : partition, name);
+  }
+  Notify();
+  return found;
+}
+
 bool ConsulTestServer::AddPeer(const std::string& name, const std::string& state,
                                const std::string& partition) {
   if (!IsScopeName(name) || !IsScopeName(partition)) return false;

@@ -86,11 +86,18 @@ TEST_F(SourcesConfigTest, NamesTheBadKey) {
               HasSubstr("watch.sources[1].datacenter: expected a datacenter name"));
   EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - peer: 'east/x'\n"),
               HasSubstr("watch.sources[0].peer: expected a peer name"));
-  EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - datacenter: all\n"),
-              HasSubstr("watch.sources[0].datacenter: every datacenter at once (\"all\") is not "
-                        "supported"));
-  EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - namespace: '*'\n"),
-              HasSubstr("watch.sources[0].namespace: every namespace at once"));
+  // Wildcards are whole values, each kind with its own.
+  EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - datacenter: 'a*'\n"),
+              HasSubstr("watch.sources[0].datacenter: expected a datacenter name"));
+  EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - datacenter: '*'\n"),
+              HasSubstr("watch.sources[0].datacenter: every datacenter is written \"all\", got "
+                        "\"*\""));
+  EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - namespace: all\n"),
+              HasSubstr("watch.sources[0].namespace: every namespace is written \"*\""));
+  EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - partition: 'team-*'\n"),
+              HasSubstr("watch.sources[0].partition: expected a partition name"));
+  EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - datacenter: all\n      peer: all\n"),
+              HasSubstr("watch.sources[0].peer: a peer's services are imported"));
   EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - datacenter: dc2\n      peer: east\n"),
               HasSubstr("watch.sources[0].peer: a peer's services are imported into the local "
                         "datacenter"));
@@ -98,6 +105,59 @@ TEST_F(SourcesConfigTest, NamesTheBadKey) {
               HasSubstr("watch.sources[0].datacentre"));
   EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - services: {incude: [a]}\n"),
               HasSubstr("watch.sources[0].services.incude"));
+}
+
+TEST_F(SourcesConfigTest, ReadsWildcardsAsTemplates) {
+  const LoadResult result = Load(R"(
+consul:
+  max_connections: 100
+watch:
+  max_sources: 20
+  source_grace: 2m
+  source_list_interval: 15s
+  sources:
+    - datacenter: all
+      namespace: "*"
+    - peer: all
+      partition: "*"
+    - datacenter: dc2
+)");
+  ASSERT_TRUE(result.ok()) << testing::PrintToString(result.errors);
+  const WatcherOptions& watcher = result.config->watch.watcher;
+  ASSERT_EQ(watcher.sources.size(), 3U);
+  EXPECT_TRUE(watcher.sources[0].all_datacenters);
+  EXPECT_TRUE(watcher.sources[0].all_namespaces);
+  EXPECT_EQ(watcher.sources[0].datacenter, "");
+  EXPECT_TRUE(watcher.sources[1].all_peers);
+  EXPECT_TRUE(watcher.sources[1].all_partitions);
+  EXPECT_FALSE(watcher.sources[2].IsTemplate());
+  EXPECT_EQ(watcher.max_sources, 20U);
+  EXPECT_EQ(watcher.source_grace, std::chrono::minutes(2));
+  EXPECT_EQ(watcher.source_list_interval, std::chrono::seconds(15));
+  // check-config writes them back as they were read.
+  const LoadResult again = Load(FormatEffectiveConfig(*result.config, false));
+  ASSERT_TRUE(again.ok()) << testing::PrintToString(again.errors);
+  EXPECT_EQ(again.config->watch.watcher.sources, watcher.sources);
+  EXPECT_EQ(again.config->watch.watcher.max_sources, 20U);
+}
+
+TEST_F(SourcesConfigTest, TemplatesNeedTheirBudgetAndTheirSettingsNeedATemplate) {
+  // max_sources shares of 3 plus the listing's connection.
+  EXPECT_THAT(ErrorOf("consul:\n  max_connections: 48\nwatch:\n  sources:\n"
+                      "    - datacenter: all\n"),
+              HasSubstr("consul.max_connections: must be at least 3 per source plus one for "
+                        "listing the sources found at run time: watch.max_sources 16 needs 49"));
+  EXPECT_TRUE(Load("consul:\n  max_connections: 10\nwatch:\n  max_sources: 3\n  sources:\n"
+                   "    - datacenter: all\n")
+                  .ok());
+  EXPECT_THAT(ErrorOf("watch:\n  max_sources: 3\n  sources:\n    - datacenter: dc2\n"),
+              HasSubstr("watch.max_sources: applies to sources found at run time only"));
+  EXPECT_THAT(ErrorOf("watch:\n  source_list_interval: 10ms\n  sources:\n"
+                      "    - namespace: '*'\n"),
+              HasSubstr("watch.source_list_interval: must be at least 1s"));
+  // Two wildcard entries alike are the same template twice.
+  EXPECT_THAT(ErrorOf("watch:\n  sources:\n    - datacenter: all\n    - datacenter: all\n"),
+              HasSubstr("watch.sources[1]: every datacenter is already watched"));
 }
 
 TEST_F(SourcesConfigTest, RefusesTheSameSourceTwice) {

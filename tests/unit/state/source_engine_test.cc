@@ -123,5 +123,83 @@ TEST(SourceEngine, SavedStateKeepsSourcesApart) {
   }
 }
 
+// Sources found at run time (watch.sources templates): announced one by
+// one; a source found after the initial sync starts silent like a first
+// start, and one dropped leaves the state silently.
+TEST(SourceEngine, SourcesFoundAtRunTimeSyncAndLeaveSilently) {
+  FakeClock clock;
+  TransitionEngine engine({}, clock);
+  const SourceScope west{"west", "", "", true};
+  engine.AddSource("dc1", kDefault);
+  engine.AddSource("dc1", kEast);
+  engine.Apply(In(kDefault, Snapshot(5, {MakeInstance("web-1", kPassing)}, "web")));
+  engine.CompleteInitialSync("dc1", kDefault, {});
+  EXPECT_FALSE(engine.initial_sync_complete()) << "east, announced, has not synced";
+  engine.Apply(In(kEast, Snapshot(9, {MakeInstance("web-1", kPassing)}, "web")));
+  engine.CompleteInitialSync("dc1", kEast, {});
+  EXPECT_TRUE(engine.initial_sync_complete());
+
+  // A peering found later: its first answers are silent, its changes after
+  // its own sync notify.
+  engine.AddSource("dc1", west);
+  EXPECT_THAT(
+      Notifying(engine.Apply(In(west, Snapshot(3, {MakeInstance("web-1", kPassing)}, "web")))),
+      IsEmpty());
+  engine.CompleteInitialSync("dc1", west, {});
+  EXPECT_THAT(
+      Describe(engine.Apply(In(west, Snapshot(4, {MakeInstance("web-1", kCritical)}, "web")))),
+      ElementsAre("instance.down web-1 critical", "service.down web"));
+
+  // Dropped: every event silent, its instances gone from the state.
+  auto events = engine.DropSource("dc1", kEast);
+  EXPECT_THAT(Describe(events), ElementsAre("instance.down web-1 deregistered",
+                                            "instance.deregistered web-1", "service.down web"));
+  EXPECT_THAT(Notifying(events), IsEmpty());
+  EXPECT_EQ(engine.Instances().size(), 2U);
+
+  // Found again: a new source, silent again.
+  engine.AddSource("dc1", kEast);
+  EXPECT_THAT(
+      Notifying(engine.Apply(In(kEast, Snapshot(12, {MakeInstance("web-1", kPassing)}, "web")))),
+      IsEmpty());
+}
+
+// On restart, a source the saved state knows is reconciled as before; the
+// saved sources not found again leave silently, not as a burst of downs.
+TEST(SourceEngine, SavedSourcesNotFoundAgainLeaveSilently) {
+  FakeClock clock;
+  SavedState saved;
+  {
+    TransitionEngine engine({}, clock);
+    engine.AddSource("dc1", kDefault);
+    engine.AddSource("dc1", kEast);
+    engine.Apply(In(kDefault, Snapshot(5, {MakeInstance("payments-1", kPassing)})));
+    engine.Apply(In(kEast, Snapshot(9, {MakeInstance("payments-1", kPassing)})));
+    engine.CompleteInitialSync("dc1", kDefault, {});
+    engine.CompleteInitialSync("dc1", kEast, {});
+    saved = engine.Save();
+  }
+  TransitionEngine engine({}, clock);
+  engine.Restore(saved);
+  engine.AddSource("dc1", kDefault);  // east is not listed any more
+  auto events =
+      Notifying(engine.Apply(In(kDefault, Snapshot(6, {MakeInstance("payments-1", kCritical)}))));
+  EXPECT_THAT(Describe(events),
+              ElementsAre("instance.down payments-1 critical", "service.down payments"));
+  for (const Event& event : events) EXPECT_TRUE(event.reconciled);
+  events = engine.CompleteInitialSync("dc1", kDefault, {});
+  EXPECT_THAT(Describe(events),
+              ElementsAre("instance.down payments-1 deregistered",
+                          "instance.deregistered payments-1", "service.down payments"));
+  EXPECT_THAT(Notifying(events), IsEmpty());
+  EXPECT_TRUE(engine.initial_sync_complete());
+  // Found again later: a new source, its first answer silent, not a
+  // reconciliation against state it no longer has.
+  engine.AddSource("dc1", kEast);
+  EXPECT_THAT(
+      Notifying(engine.Apply(In(kEast, Snapshot(15, {MakeInstance("payments-1", kPassing)})))),
+      IsEmpty());
+}
+
 }  // namespace
 }  // namespace hb

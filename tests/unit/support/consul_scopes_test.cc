@@ -437,5 +437,91 @@ TEST_F(ConsulScopesTest, ScriptsReachEveryScopeOverHttp) {
   EXPECT_EQ(http_->Put("/_test/peer?name=cluster-02&state=ASLEEP", "", "text/plain")->status, 400);
 }
 
+// A datacenter taken off the WAN is unlisted and has no path; added again
+// it is listed and serves what it held.
+TEST_F(ConsulScopesTest, ARemovedDatacenterIsUnlistedAndHasNoPathUntilItRejoins) {
+  ASSERT_TRUE(server_->AddDatacenter("dc2"));
+  ASSERT_EQ(server_->RegisterService(Dc2(), Web("web-1")), "");
+  EXPECT_FALSE(server_->RemoveDatacenter("dc1")) << "the local datacenter cannot leave";
+  ASSERT_TRUE(server_->RemoveDatacenter("dc2"));
+  EXPECT_FALSE(server_->RemoveDatacenter("dc2"));
+  EXPECT_EQ(Get("/v1/catalog/datacenters").body, json::array({"dc1"}));
+  const Answer gone = Get("/v1/health/service/web?dc=dc2");
+  EXPECT_EQ(gone.status, 500);
+  EXPECT_EQ(gone.text, "No path to datacenter");
+  // Writes still reach it (its agents go on), as Consul's own datacenter does.
+  ASSERT_TRUE(server_->UpdateCheck(Dc2(), "service:web-1", "critical"));
+  EXPECT_EQ(http_->Put("/_test/datacenter?name=dc2", "", "text/plain")->status, 200);
+  EXPECT_EQ(Get("/v1/catalog/datacenters").body, json::array({"dc1", "dc2"}));
+  const Answer back = Get("/v1/health/service/web?dc=dc2");
+  ASSERT_EQ(back.status, 200);
+  std::string status;
+  for (const json& check : back.body[0]["Checks"]) {
+    if (check["CheckID"] == "service:web-1") status = check["Status"];
+  }
+  EXPECT_EQ(status, "critical");
+  EXPECT_EQ(http_->Delete("/_test/datacenter?name=dc2")->status, 200);
+  EXPECT_EQ(http_->Delete("/_test/datacenter?name=dc2")->status, 404);
+}
+
+// /v1/partitions and /v1/namespaces as Consul Enterprise documents them:
+// the builtin default first, then those created, each with Name,
+// Description and its indexes (a namespace names its partition); deleting
+// one deletes what it holds. Consul OSS has neither endpoint.
+TEST_F(ConsulScopesTest, EnterpriseListsPartitionsAndNamespacesAsTheyComeAndGo) {
+  EXPECT_EQ(Get("/v1/namespaces").status, 404);
+  EXPECT_EQ(Get("/v1/partitions").status, 404);
+  EXPECT_FALSE(server_->AddNamespace("", "", "team-a")) << "Consul OSS";
+
+  ConsulTestServerOptions options;
+  options.enterprise = true;
+  Start(options);
+  ASSERT_TRUE(server_->AddDatacenter("dc2"));
+  const Answer partitions = Get("/v1/partitions");
+  ASSERT_EQ(partitions.status, 200);
+  ASSERT_EQ(partitions.body.size(), 1U);
+  EXPECT_EQ(partitions.body[0]["Name"], "default");
+  EXPECT_EQ(partitions.body[0]["Description"], "Builtin Default Partition");
+  EXPECT_TRUE(partitions.body[0].contains("CreateIndex"));
+  EXPECT_TRUE(partitions.body[0].contains("ModifyIndex"));
+
+  ASSERT_TRUE(server_->AddPartition("", "eu"));
+  EXPECT_FALSE(server_->AddPartition("", "eu"));
+  ASSERT_TRUE(server_->AddNamespace("", "", "team-a"));
+  ASSERT_TRUE(server_->AddNamespace("", "eu", "team-b"));
+  EXPECT_FALSE(server_->AddNamespace("", "us", "team-c")) << "no such partition";
+  EXPECT_EQ(http_->Put("/_test/namespace?name=team-c&dc=dc2", "", "text/plain")->status, 200);
+  // A write to a scope creates its namespace (a test convenience).
+  ASSERT_EQ(server_->RegisterService({.ns = "team-d"}, Web("web-1")), "");
+
+  const auto names = [](const json& list) {
+    std::vector<std::string> out;
+    for (const json& entry : list) out.push_back(entry["Name"]);
+    return out;
+  };
+  EXPECT_THAT(names(Get("/v1/partitions").body), ::testing::ElementsAre("default", "eu"));
+  EXPECT_TRUE(Get("/v1/partitions?dc=dc2").body.size() == 1U) << "partitions are per datacenter";
+  const Answer namespaces = Get("/v1/namespaces");
+  ASSERT_EQ(namespaces.status, 200);
+  EXPECT_GT(namespaces.index, 0U);
+  EXPECT_THAT(names(namespaces.body), ::testing::ElementsAre("default", "team-a", "team-d"));
+  EXPECT_EQ(namespaces.body[0]["Description"], "Builtin Default Namespace");
+  EXPECT_EQ(namespaces.body[1]["Partition"], "default");
+  EXPECT_THAT(names(Get("/v1/namespaces?partition=eu").body),
+              ::testing::ElementsAre("default", "team-b"));
+  EXPECT_THAT(names(Get("/v1/namespaces?dc=dc2").body),
+              ::testing::ElementsAre("default", "team-c"));
+
+  // Deleting a namespace deletes its services.
+  ASSERT_TRUE(server_->RemoveNamespace("", "", "team-d"));
+  EXPECT_FALSE(server_->RemoveNamespace("", "", "team-d"));
+  EXPECT_THAT(names(Get("/v1/namespaces").body), ::testing::ElementsAre("default", "team-a"));
+  EXPECT_EQ(Get("/v1/catalog/services?ns=team-d").body, json::object());
+  EXPECT_EQ(http_->Delete("/_test/partition?name=eu")->status, 200);
+  EXPECT_THAT(names(Get("/v1/partitions").body), ::testing::ElementsAre("default"));
+  EXPECT_EQ(http_->Delete("/_test/partition?name=eu")->status, 404);
+  EXPECT_EQ(Get("/v1/namespaces?dc=dc9").status, 500) << "No path to datacenter";
+}
+
 }  // namespace
 }  // namespace hb::test_support

@@ -57,6 +57,28 @@ TEST_F(BridgeMetricsTest, ARemovedSinksSeriesGoWithItAndOnlyIts) {
   EXPECT_THAT(scrape, HasSubstr(R"(health_bridge_sink_queue_depth{sink="kept"} 3)"));
 }
 
+// Sources found at run time come and go: a dropped source's series go,
+// and the dropped and refused counts show.
+TEST_F(BridgeMetricsTest, ADroppedSourcesSeriesGoAndChurnIsCounted) {
+  WatchState dc2;
+  dc2.source = "dc2";
+  dc2.watched_services = 4;
+  WatchState dc3;
+  dc3.source = "dc3";
+  dc3.unreachable_since = clock_.Now();
+  metrics_.SetSourceStates({dc2, dc3});
+  EXPECT_THAT(Scrape(), HasSubstr(R"(health_bridge_source_up{source="dc3"} 0)"));
+  metrics_.SetSourceStates({dc2});
+  metrics_.SetSourceChurn(1, 2);
+  metrics_.SetSourceChurn(1, 2);  // absolute values: counted once
+  const std::string scrape = Scrape();
+  EXPECT_THAT(scrape, Not(HasSubstr(R"(source="dc3")"))) << scrape;
+  EXPECT_THAT(scrape, HasSubstr(R"(health_bridge_source_up{source="dc2"} 1)"));
+  EXPECT_THAT(scrape, HasSubstr(R"(health_bridge_source_watched_services{source="dc2"} 4)"));
+  EXPECT_THAT(scrape, HasSubstr("health_bridge_sources_dropped_total 1"));
+  EXPECT_THAT(scrape, HasSubstr("health_bridge_sources_refused 2"));
+}
+
 TEST_F(BridgeMetricsTest, ConsulRefusalsAreCountedByReason) {
   metrics_.OnRefused("too_many_connections");
   metrics_.OnRefused("too_many_connections");

@@ -92,8 +92,8 @@ class KvStore {
   // Whether Consul counts `verb` as a write (a transaction without one is
   // served as a read).
   static bool IsTxnWrite(const std::string& verb);
-  TxnOutcome Txn(const std::vector<TxnOp>& ops, const SessionStore& sessions,
-                 TestCatalog& catalog, TestTime now);
+  TxnOutcome Txn(const std::vector<TxnOp>& ops, const SessionStore& sessions, TestCatalog& catalog,
+                 TestTime now);
   // DELETE /v1/kv/<key> (?recurse: every key under the prefix; ?cas: only
   // when unchanged, and true when the key is already gone).
   Result Delete(const std::string& key, bool recurse, std::optional<std::uint64_t> cas,

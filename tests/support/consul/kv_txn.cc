@@ -33,7 +33,8 @@ KvStore::TxnOutcome KvStore::Txn(const std::vector<TxnOp>& ops, const SessionSto
     } else if (op.verb == "lock") {
       if (auto delay = lock_delay_until_.find(op.key);
           delay != lock_delay_until_.end() && now < delay->second) {
-        outcome.errors.push_back({i, "failed to lock key " + Quoted(op.key) + " due to lock delay"});
+        outcome.errors.push_back(
+            {i, "failed to lock key " + Quoted(op.key) + " due to lock delay"});
       }
     }
   }
@@ -80,7 +81,9 @@ std::optional<KvStore::TxnError> KvStore::TxnApply(const TxnOp& op, std::size_t 
                                                    const SessionStore& sessions,
                                                    const IndexSource& next_index, TestTime now,
                                                    std::vector<json>& results) {
-  const auto fail = [at](std::string what) { return std::optional<TxnError>({at, std::move(what)}); };
+  const auto fail = [at](std::string what) {
+    return std::optional<TxnError>({at, std::move(what)});
+  };
   const std::string key = Quoted(op.key);
   // Results of writes carry no value, to keep the answer small.
   const auto result_of = [this, &op, &results](bool with_value) {

@@ -128,8 +128,9 @@ TxnParse ParseTxnBody(const std::string& body) {
     for (const char* other : {"Node", "Service", "Check"}) {
       if (const json* kind = Member(item, other); kind != nullptr && !kind->is_null()) {
         parsed.status = 400;
-        parsed.error = std::string("consul test server: /v1/txn implements KV operations only, "
-                                   "not the ") +
+        parsed.error = std::string(
+                           "consul test server: /v1/txn implements KV operations only, "
+                           "not the ") +
                        other + " operation at index " + std::to_string(i);
         return parsed;
       }

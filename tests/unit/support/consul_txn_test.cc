@@ -59,8 +59,8 @@ class ConsulTxnTest : public ::testing::Test {
     std::string text;
   };
   Answer Send(const std::string& method, const std::string& path, const std::string& body = "") {
-    httplib::Result result = method == "PUT" ? http_->Put(path, body, "application/json")
-                                             : http_->Get(path);
+    httplib::Result result =
+        method == "PUT" ? http_->Put(path, body, "application/json") : http_->Get(path);
     if (!result) return {};
     return {result->status, json::parse(result->body, nullptr, false), result->body};
   }
@@ -76,11 +76,10 @@ class ConsulTxnTest : public ::testing::Test {
 
 TEST_F(ConsulTxnTest, CommittedTransactionAnswersResultsInOrderOnOneIndex) {
   const std::string session = CreateSession();
-  const Answer answer =
-      Txn(json::array({Kv("set", "a", {{"Value", Base64("one")}, {"Flags", 7}}),
-                       Kv("lock", "l", {{"Value", Base64("me")}, {"Session", session}}),
-                       Kv("get", "a"), Kv("get-or-empty", "missing"),
-                       Kv("check-session", "l", {{"Session", session}})}));
+  const Answer answer = Txn(json::array(
+      {Kv("set", "a", {{"Value", Base64("one")}, {"Flags", 7}}),
+       Kv("lock", "l", {{"Value", Base64("me")}, {"Session", session}}), Kv("get", "a"),
+       Kv("get-or-empty", "missing"), Kv("check-session", "l", {{"Session", session}})}));
   ASSERT_EQ(answer.status, 200) << answer.text;
   EXPECT_TRUE(answer.body["Errors"].is_null());
   const json& results = answer.body["Results"];
@@ -107,11 +106,10 @@ TEST_F(ConsulTxnTest, OneFailedOperationRollsEverythingBackAndErrorsNameEachFail
   ASSERT_EQ(Send("PUT", "/v1/kv/kept", "before").text, "true");
   const json before = Entry("kept");
 
-  const Answer answer =
-      Txn(json::array({Kv("set", "kept", {{"Value", Base64("after")}}),
-                       Kv("lock", "free", {{"Session", other}}),
-                       Kv("lock", "held", {{"Session", other}}), Kv("delete", "kept"),
-                       Kv("cas", "new", {{"Value", Base64("x")}, {"Index", 5}})}));
+  const Answer answer = Txn(json::array(
+      {Kv("set", "kept", {{"Value", Base64("after")}}), Kv("lock", "free", {{"Session", other}}),
+       Kv("lock", "held", {{"Session", other}}), Kv("delete", "kept"),
+       Kv("cas", "new", {{"Value", Base64("x")}, {"Index", 5}})}));
   ASSERT_EQ(answer.status, 409) << answer.text;
   EXPECT_TRUE(answer.body["Results"].is_null());
   const json& errors = answer.body["Errors"];
@@ -124,8 +122,8 @@ TEST_F(ConsulTxnTest, OneFailedOperationRollsEverythingBackAndErrorsNameEachFail
   EXPECT_EQ(Entry("kept"), before);
   EXPECT_EQ(Send("GET", "/v1/kv/free").status, 404);
   EXPECT_EQ(Entry("held")["Session"], holder);
-  const std::uint64_t table = std::stoull(http_->Get("/v1/kv/kept")->get_header_value(
-      "X-Consul-Index"));
+  const std::uint64_t table =
+      std::stoull(http_->Get("/v1/kv/kept")->get_header_value("X-Consul-Index"));
   EXPECT_EQ(table, before["ModifyIndex"]) << "the KV table's index did not move";
 }
 
@@ -152,9 +150,9 @@ TEST_F(ConsulTxnTest, LockUnlockAndChecksCountLockIndexAsTheKvEndpoint) {
   const std::string a = CreateSession();
   const std::string b = CreateSession();
   ASSERT_EQ(Txn(json::array({Kv("lock", "k", {{"Session", a}})})).status, 200);
-  ASSERT_EQ(Txn(json::array({Kv("lock", "k", {{"Session", a}})})).body["Results"][0]["KV"]
-                ["LockIndex"],
-            1)
+  ASSERT_EQ(
+      Txn(json::array({Kv("lock", "k", {{"Session", a}})})).body["Results"][0]["KV"]["LockIndex"],
+      1)
       << "the holder refreshes";
   Answer wrong = Txn(json::array({Kv("unlock", "k", {{"Session", b}})}));
   ASSERT_EQ(wrong.status, 409);
@@ -171,8 +169,7 @@ TEST_F(ConsulTxnTest, LockUnlockAndChecksCountLockIndexAsTheKvEndpoint) {
   EXPECT_EQ(relock.body["Results"][0]["KV"]["LockIndex"], 2);
 
   const Answer invalid = Txn(json::array(
-      {Kv("lock", "x", {{"Session", "00000000-0000-0000-0000-000000000000"}}),
-       Kv("lock", "y")}));
+      {Kv("lock", "x", {{"Session", "00000000-0000-0000-0000-000000000000"}}), Kv("lock", "y")}));
   ASSERT_EQ(invalid.status, 409);
   EXPECT_EQ(invalid.body["Errors"][0]["What"],
             "invalid session \"00000000-0000-0000-0000-000000000000\"");
@@ -183,11 +180,11 @@ TEST_F(ConsulTxnTest, CasDeleteAndIndexChecks) {
   ASSERT_EQ(Txn(json::array({Kv("cas", "c", {{"Value", Base64("v1")}, {"Index", 0}})})).status,
             200);
   const std::uint64_t index = Entry("c")["ModifyIndex"];
-  EXPECT_EQ(Txn(json::array({Kv("cas", "c", {{"Value", Base64("v2")}, {"Index", 0}})})).status,
-            409)
+  EXPECT_EQ(Txn(json::array({Kv("cas", "c", {{"Value", Base64("v2")}, {"Index", 0}})})).status, 409)
       << "0: only if absent";
-  const Answer moved = Txn(json::array({Kv("check-index", "c", {{"Index", index}}),
-                                        Kv("cas", "c", {{"Value", Base64("v2")}, {"Index", index}})}));
+  const Answer moved =
+      Txn(json::array({Kv("check-index", "c", {{"Index", index}}),
+                       Kv("cas", "c", {{"Value", Base64("v2")}, {"Index", index}})}));
   ASSERT_EQ(moved.status, 200) << moved.text;
   const std::uint64_t now = moved.body["Results"][1]["KV"]["ModifyIndex"];
   EXPECT_GT(now, index);

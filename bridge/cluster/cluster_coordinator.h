@@ -197,6 +197,9 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   // wrote or read it (0: absent), for check-and-set; nullopt: unknown (a
   // read after a write failed), read again before the next write.
   std::unordered_map<std::string, std::optional<std::uint64_t>> state_index_;  // worker thread
+  // When acquisitions were first refused for a lock-delay, since the last
+  // round without such refusals.
+  std::optional<std::chrono::steady_clock::time_point> lock_delay_since_;  // worker thread
   SteadyTime last_state_round_{};                                              // worker thread
   std::unique_ptr<BlockingQuery> members_watch_;                               // worker thread
   std::unique_ptr<BlockingQuery> catalog_watch_;                               // owner thread

@@ -100,8 +100,9 @@ class ConsulKvClient {
   // nullopt when the key does not exist.
   StatusOr<std::optional<KvPair>> Get(const std::string& key);
 
-  // Consul's limits on one transaction: operations (64 up to Consul 1.15,
-  // 128 since; the bridge keeps to the lower) and request body
+  // Consul's limits on one transaction: operations (64 in its source for
+  // years, 128 in its current documentation; the bridge keeps to the lower)
+  // and request body
   // (txn_max_req_len, 512 KiB by default).
   static constexpr std::size_t kMaxTxnOps = 64;
   static constexpr std::size_t kMaxTxnBodyBytes = 512 * 1024;

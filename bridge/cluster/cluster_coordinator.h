@@ -200,9 +200,9 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   // When acquisitions were first refused for a lock-delay, since the last
   // round without such refusals.
   std::optional<std::chrono::steady_clock::time_point> lock_delay_since_;  // worker thread
-  SteadyTime last_state_round_{};                                              // worker thread
-  std::unique_ptr<BlockingQuery> members_watch_;                               // worker thread
-  std::unique_ptr<BlockingQuery> catalog_watch_;                               // owner thread
+  SteadyTime last_state_round_{};                                          // worker thread
+  std::unique_ptr<BlockingQuery> members_watch_;                           // worker thread
+  std::unique_ptr<BlockingQuery> catalog_watch_;                           // owner thread
   std::thread worker_;
   std::thread::id worker_id_;  // set by the worker; read by it, or after it joined
 };

@@ -135,9 +135,10 @@ TEST_F(ClusterCoordinatorTest, LocksHeldElsewhereDoNotHoldBackTheOthers) {
   // The locks are taken in transactions, and one refused lock fails its
   // whole transaction: the coordinator must drop just the refused ones.
   httplib::Client http("127.0.0.1", server_->port());
-  const auto session = nlohmann::json::parse(
-      http.Put("/v1/session/create", R"({"LockDelay":"0s"})", "application/json")->body)["ID"]
-                           .get<std::string>();
+  const auto session =
+      nlohmann::json::parse(
+          http.Put("/v1/session/create", R"({"LockDelay":"0s"})", "application/json")->body)["ID"]
+          .get<std::string>();
   const std::set<std::string> taken = {ServiceName(3), ServiceName(17), ServiceName(31)};
   for (const std::string& service : taken) {
     ASSERT_EQ(http.Put("/v1/kv/" + ServiceLockKey("test/bridge", service) + "?acquire=" + session,

@@ -450,7 +450,7 @@ void ClusterCoordinator::WriteStates(const SessionLease& lease,
           "cluster: the handover state of {} ({} instances) is larger than {} bytes; not "
           "kept in Consul",
           service, state.instances.size(), kMaxHandoverStateBytes);
-      if (*known != 0) (void)writes_->Delete(HandoverStateKey(options_.prefix, service), *known);
+      if (*known != 0) (void)writes_->Delete(HandoverStateKey(options_.prefix, service), known);
       known = 0;
       continue;
     }

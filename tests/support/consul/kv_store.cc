@@ -42,7 +42,8 @@ std::string Base64(const std::string& bytes) {
 
 KvStore::Result KvStore::Put(const Write& write, const SessionStore& sessions, TestCatalog& catalog,
                              TestTime now) {
-  return PutAt(write, sessions, [&catalog] { return catalog.NextIndex(); }, now);
+  return PutAt(
+      write, sessions, [&catalog] { return catalog.NextIndex(); }, now);
 }
 
 void KvStore::Remember(const std::string& key) {

@@ -114,6 +114,7 @@ void ClusterCoordinator::OnSessionRenewFailed() {
 }
 
 void ClusterCoordinator::Run() {
+  worker_id_ = std::this_thread::get_id();
   MutexLock lock(&mutex_);
   while (!stop_) {
     dirty_ = false;
@@ -123,7 +124,15 @@ void ClusterCoordinator::Run() {
     // Woken by a change, or after the retry interval: a refused acquisition
     // (the previous owner still holds the lock, a lock-delay runs) and the
     // session's validity are looked at again then.
-    const auto deadline = std::chrono::steady_clock::now() + options_.retry_interval;
+    auto deadline = std::chrono::steady_clock::now() + options_.retry_interval;
+    if (lock_delay_since_) {
+      // Just past the end of the lock-delay that refused acquisitions.
+      const auto lock_delay_end =
+          *lock_delay_since_ + options_.lock_delay + std::chrono::milliseconds(5);
+      if (lock_delay_end > std::chrono::steady_clock::now()) {
+        deadline = std::min(deadline, lock_delay_end);
+      }
+    }
     while (!stop_ && !dirty_ && wake_.WaitUntil(&mutex_, deadline)) {
     }
   }
@@ -220,53 +229,67 @@ void ClusterCoordinator::Reconcile() {
     options_.ledger->WaitSettled(to_release,
                                  std::chrono::steady_clock::now() + options_.retry_interval);
   }
-  for (const std::string& service : to_release) {
-    // What the sinks acknowledged so far goes first: the next owner reads
-    // it once it holds the lock, and re-emits only what came after.
-    if (options_.ledger != nullptr) {
+  // What the sinks acknowledged so far goes first: the next owner reads
+  // it once it holds the lock, and re-emits only what came after.
+  if (options_.ledger != nullptr) {
+    std::vector<std::pair<std::string, ReportedService>> last;
+    for (const std::string& service : to_release) {
       if (auto state = options_.ledger->TakeChanged(service)) {
-        WriteState(*lease, service, *state, /*last=*/true);
+        last.emplace_back(service, std::move(*state));
       }
     }
-    auto released = writes_->Release(ServiceLockKey(options_.prefix, service), lease->id, "");
-    if (!released.ok()) {
-      spdlog::warn("cluster: releasing {} failed ({}); Consul frees it with the session", service,
-                   released.status().message());
-    }
+    WriteStates(*lease, std::move(last));
   }
+  ReleaseLocks(*lease, to_release);
   Forget(to_release);
   // Forget waits for services the membership no longer gives us.
   const std::set<std::string> wanted(to_acquire.begin(), to_acquire.end());
   std::erase_if(wanted_since_,
                 [&wanted](const auto& entry) { return !wanted.contains(entry.first); });
   for (const std::string& service : to_acquire) wanted_since_.try_emplace(service, clock_.Now());
-  std::size_t acquired_count = 0;
+  // Each service's lock and its handover state in one group: the state is
+  // read in the transaction that takes the lock, so under it (nobody
+  // writes it while we hold it). Refused locks (held by the previous owner,
+  // or within a lock-delay) are tried again after retry_interval;
+  // acquiring a lock we hold again keeps its epoch.
+  std::vector<std::vector<KvTxnOp>> groups;
+  groups.reserve(to_acquire.size());
   for (const std::string& service : to_acquire) {
-    {
-      MutexLock lock(&mutex_);
-      if (stop_) return;
+    std::vector<KvTxnOp> group;
+    group.push_back(
+        {"lock", ServiceLockKey(options_.prefix, service), options_.member_id, 0, lease->id});
+    if (options_.ledger != nullptr) {
+      group.push_back({"get-or-empty", HandoverStateKey(options_.prefix, service), "", 0, ""});
     }
-    if (!keeper_->ValidAt(lease->generation, clock_.Now())) break;
-    const std::string key = ServiceLockKey(options_.prefix, service);
-    auto acquired = writes_->Acquire(key, lease->id, options_.member_id);
-    if (!acquired.ok() || !*acquired) continue;  // tried again after retry_interval
-    // The epoch is the LockIndex of this acquisition, read back under the
-    // lock: nobody else can move it while we hold it.
-    auto entry = writes_->Get(key);
-    if (!entry.ok() || !*entry || (*entry)->session != lease->id) continue;
-    const std::uint64_t epoch = (*entry)->lock_index;
-    // The state the previous owner's sinks acknowledged, read under the
-    // lock: nobody writes it while we hold it. Unreadable now: tried again
-    // next round (acquiring a lock we hold keeps its epoch).
+    groups.push_back(std::move(group));
+  }
+  const std::vector<GroupOutcome> outcomes = RunGroups(*lease, groups);
+  // Locks refused for a lock-delay: a previous holder's session was just
+  // invalidated (the membership change that gave us its services showed
+  // it), so its lock-delay, the deployment's own, ends at most lock_delay
+  // after the first refusal. The next round runs then rather than up to a
+  // retry interval later: the takeover after a crash is that much shorter.
+  const bool delayed = std::any_of(outcomes.begin(), outcomes.end(), [](const GroupOutcome& o) {
+    return o.refused && o.why.find("due to lock delay") != std::string::npos;
+  });
+  if (!delayed) {
+    lock_delay_since_.reset();
+  } else if (!lock_delay_since_) {
+    lock_delay_since_ = std::chrono::steady_clock::now();
+  }
+  std::size_t acquired_count = 0;
+  for (std::size_t i = 0; i < to_acquire.size(); ++i) {
+    const std::string& service = to_acquire[i];
+    const GroupOutcome& outcome = outcomes[i];
+    if (!outcome.committed || outcome.results[0].session != lease->id) continue;
+    // The epoch is the LockIndex of this acquisition.
+    const std::uint64_t epoch = outcome.results[0].lock_index;
     std::optional<std::string> state;
     std::uint64_t state_index = 0;
-    if (options_.ledger != nullptr) {
-      auto stored = writes_->Get(HandoverStateKey(options_.prefix, service));
-      if (!stored.ok()) continue;
-      if (*stored) {
-        state = std::move((*stored)->value);
-        state_index = (*stored)->modify_index;
-      }
+    // An absent key comes back as the operation's own entry, index 0.
+    if (options_.ledger != nullptr && outcome.results[1].modify_index != 0) {
+      state = outcome.results[1].value;
+      state_index = outcome.results[1].modify_index;
     }
     {
       MutexLock lock(&mutex_);
@@ -296,63 +319,183 @@ void ClusterCoordinator::Reconcile() {
   }
 }
 
+std::vector<ClusterCoordinator::GroupOutcome> ClusterCoordinator::RunGroups(
+    const SessionLease& lease, const std::vector<std::vector<KvTxnOp>>& groups) {
+  std::vector<GroupOutcome> outcomes(groups.size());
+  // The worker gives up when asked to stop; Leave() (after the worker
+  // stopped) finishes its writes.
+  const bool on_worker = std::this_thread::get_id() == worker_id_;
+  bool warned = false;  // once per call: a round may refuse thousands alike
+  // The body budget leaves room for the list's own brackets and commas.
+  constexpr std::size_t kBodyBudget = ConsulKvClient::kMaxTxnBodyBytes - 4096;
+  std::size_t next = 0;
+  while (next < groups.size()) {
+    if (on_worker) {
+      MutexLock lock(&mutex_);
+      if (stop_) break;
+    }
+    // Only while the session is certainly alive: what the transaction
+    // writes is this owner's to write only then.
+    if (!keeper_->ValidAt(lease.generation, clock_.Now())) break;
+    std::vector<std::size_t> batch;
+    std::size_t ops = 0;
+    std::size_t bytes = 0;
+    while (next < groups.size()) {
+      std::size_t group_bytes = 0;
+      for (const KvTxnOp& op : groups[next]) group_bytes += ConsulKvClient::TxnOpBytes(op);
+      if (!batch.empty() && (ops + groups[next].size() > ConsulKvClient::kMaxTxnOps ||
+                             bytes + group_bytes > kBodyBudget)) {
+        break;
+      }
+      batch.push_back(next);
+      ops += groups[next].size();
+      bytes += group_bytes;
+      ++next;
+    }
+    // A refused operation fails its whole transaction: the groups it
+    // belongs to are dropped and the others sent again at once. Each
+    // attempt drops at least one group, so this ends.
+    while (!batch.empty()) {
+      std::vector<KvTxnOp> txn;
+      std::vector<std::size_t> owner;  // operation -> position in `batch`
+      for (std::size_t at = 0; at < batch.size(); ++at) {
+        for (const KvTxnOp& op : groups[batch[at]]) {
+          txn.push_back(op);
+          owner.push_back(at);
+        }
+      }
+      auto answer = writes_->Txn(txn);
+      if (!answer.ok()) {
+        spdlog::warn("cluster: a Consul transaction of {} operations failed: {}", txn.size(),
+                     answer.status().message());
+        break;  // unknown outcome: the callers look again
+      }
+      if (answer->committed) {
+        std::size_t op = 0;
+        for (const std::size_t group : batch) {
+          GroupOutcome& outcome = outcomes[group];
+          outcome.committed = true;
+          outcome.results.assign(
+              answer->results.begin() + static_cast<std::ptrdiff_t>(op),
+              answer->results.begin() + static_cast<std::ptrdiff_t>(op + groups[group].size()));
+          op += groups[group].size();
+        }
+        break;
+      }
+      std::vector<bool> refused(batch.size(), false);
+      for (const std::size_t op : answer->failed) refused[owner[op]] = true;
+      // A lock held or within its lock-delay is the expected refusal; any
+      // other (a Consul without a verb used here, a state written by
+      // another replica) must show in the log.
+      if (answer->why.find("lock is already held") == std::string::npos &&
+          answer->why.find("due to lock delay") == std::string::npos && !warned) {
+        warned = true;
+        spdlog::warn("cluster: Consul refused {} of {} operations of a transaction: {}",
+                     answer->failed.size(), txn.size(), answer->why);
+      }
+      std::vector<std::size_t> rest;
+      for (std::size_t at = 0; at < batch.size(); ++at) {
+        if (refused[at]) {
+          outcomes[batch[at]].refused = true;
+          outcomes[batch[at]].why = answer->why;
+        } else {
+          rest.push_back(batch[at]);
+        }
+      }
+      batch = std::move(rest);
+    }
+  }
+  return outcomes;
+}
+
 void ClusterCoordinator::WriteChangedStates(const SessionLease& lease) {
-  for (auto& [service, state] : options_.ledger->TakeChanged(options_.state_writes_per_round)) {
-    WriteState(lease, service, state);
+  WriteStates(lease, options_.ledger->TakeChanged(options_.state_writes_per_round));
+}
+
+void ClusterCoordinator::WriteStates(const SessionLease& lease,
+                                     std::vector<std::pair<std::string, ReportedService>> states) {
+  // Only services whose state this replica may write (a successor may hold
+  // the others).
+  std::erase_if(states, [this](const auto& entry) { return !state_index_.contains(entry.first); });
+  if (states.empty()) return;
+  // Indexes unknown after a write whose outcome was not seen: read first.
+  std::vector<std::vector<KvTxnOp>> reads;
+  std::vector<std::string> unread;
+  for (const auto& [service, state] : states) {
+    if (!state_index_.at(service)) {
+      reads.push_back({{"get-or-empty", HandoverStateKey(options_.prefix, service), "", 0, ""}});
+      unread.push_back(service);
+    }
+  }
+  if (!reads.empty()) {
+    const std::vector<GroupOutcome> outcomes = RunGroups(lease, reads);
+    for (std::size_t i = 0; i < unread.size(); ++i) {
+      if (outcomes[i].committed) state_index_[unread[i]] = outcomes[i].results[0].modify_index;
+    }
+  }
+
+  std::vector<std::vector<KvTxnOp>> writes;
+  std::vector<std::string> written;
+  for (auto& [service, state] : states) {
+    std::optional<std::uint64_t>& known = state_index_.at(service);
+    if (!known) {
+      options_.ledger->MarkChanged(service);
+      continue;
+    }
+    std::string value = EncodeHandoverState(state);
+    if (value.empty()) {
+      // Too large to keep: better no state (the successor syncs silently)
+      // than a stale one it would re-emit from.
+      spdlog::warn(
+          "cluster: the handover state of {} ({} instances) is larger than {} bytes; not "
+          "kept in Consul",
+          service, state.instances.size(), kMaxHandoverStateBytes);
+      if (*known != 0) (void)writes_->Delete(HandoverStateKey(options_.prefix, service), known);
+      known = 0;
+      continue;
+    }
+    writes.push_back(
+        {{"cas", HandoverStateKey(options_.prefix, service), std::move(value), *known, ""}});
+    written.push_back(service);
+  }
+  if (writes.empty()) return;
+  const std::vector<GroupOutcome> outcomes = RunGroups(lease, writes);
+  for (std::size_t i = 0; i < written.size(); ++i) {
+    const std::string& service = written[i];
+    const GroupOutcome& outcome = outcomes[i];
+    if (outcome.committed) {
+      // The new ModifyIndex, for the next check-and-set.
+      state_index_[service] = outcome.results[0].modify_index;
+    } else if (outcome.refused) {
+      // Someone wrote it since we read it, while we believed we held the
+      // lock: another replica owns it now. Never overwrite its state.
+      spdlog::error(
+          "cluster: the handover state of {} was written by another replica ({}); this one "
+          "stops writing it",
+          service, outcome.why);
+      state_index_.erase(service);
+    } else {
+      // Not sent, or its outcome unseen: read the index before the next try.
+      state_index_[service].reset();
+      options_.ledger->MarkChanged(service);
+    }
   }
 }
 
-void ClusterCoordinator::WriteState(const SessionLease& lease, const std::string& service,
-                                    const ReportedService& state, bool last) {
-  auto known = state_index_.find(service);
-  // Only while the lock is certainly ours: a successor may hold it after.
-  if (known == state_index_.end() || !keeper_->ValidAt(lease.generation, clock_.Now())) return;
-  const std::string key = HandoverStateKey(options_.prefix, service);
-  if (!known->second) {
-    auto entry = writes_->Get(key);
-    if (!entry.ok()) {
-      options_.ledger->MarkChanged(service);
-      return;
-    }
-    known->second = *entry ? (*entry)->modify_index : 0;
+void ClusterCoordinator::ReleaseLocks(const SessionLease& lease,
+                                      const std::vector<std::string>& services) {
+  std::vector<std::vector<KvTxnOp>> unlocks;
+  unlocks.reserve(services.size());
+  for (const std::string& service : services) {
+    unlocks.push_back({{"unlock", ServiceLockKey(options_.prefix, service), "", 0, lease.id}});
   }
-  const std::string value = EncodeHandoverState(state);
-  if (value.empty()) {
-    // Too large to keep: better no state (the successor syncs silently)
-    // than a stale one it would re-emit from.
+  const std::vector<GroupOutcome> outcomes = RunGroups(lease, unlocks);
+  std::size_t failed = 0;
+  for (const GroupOutcome& outcome : outcomes) failed += outcome.committed ? 0 : 1;
+  if (failed > 0) {
     spdlog::warn(
-        "cluster: the handover state of {} ({} instances) is larger than {} bytes; not "
-        "kept in Consul",
-        service, state.instances.size(), kMaxHandoverStateBytes);
-    if (*known->second != 0) (void)writes_->Delete(key, known->second);
-    known->second = 0;
-    return;
-  }
-  auto written = writes_->PutCas(key, value, *known->second);
-  if (!written.ok()) {
-    spdlog::warn("cluster: writing the handover state of {} failed: {}", service,
-                 written.status().message());
-    options_.ledger->MarkChanged(service);
-    return;
-  }
-  if (!*written) {
-    // Someone wrote it since we read it, while we believed we held the
-    // lock: another replica owns it now. Never overwrite its state.
-    spdlog::error(
-        "cluster: the handover state of {} was written by another replica; this one "
-        "stops writing it",
-        service);
-    state_index_.erase(known);
-    return;
-  }
-  // The new ModifyIndex, for the next check-and-set; a last write (the
-  // service is being handed over) needs none.
-  if (last) return;
-  auto entry = writes_->Get(key);
-  if (entry.ok() && *entry) {
-    known->second = (*entry)->modify_index;
-  } else {
-    known->second.reset();
+        "cluster: releasing {} of {} service locks failed; Consul frees them with the session",
+        failed, services.size());
   }
 }
 
@@ -426,22 +569,20 @@ void ClusterCoordinator::Leave() {
     // The sinks drained: what they acknowledged is final. Written while
     // the session is still trusted, before any lock goes.
     std::size_t written = 0;
+    std::vector<std::string> services;
+    services.reserve(held.size());
+    for (const auto& [service, lock] : held) services.push_back(service);
     if (options_.ledger != nullptr) {
-      for (const auto& [service, lock] : held) {
-        if (!keeper_->ValidAt(lease->generation, clock_.Now())) break;
+      std::vector<std::pair<std::string, ReportedService>> last;
+      for (const std::string& service : services) {
         if (auto state = options_.ledger->TakeChanged(service)) {
-          WriteState(*lease, service, *state, /*last=*/true);
-          ++written;
+          last.emplace_back(service, std::move(*state));
         }
       }
+      written = last.size();
+      WriteStates(*lease, std::move(last));
     }
-    for (const auto& [service, lock] : held) {
-      auto released = writes_->Release(ServiceLockKey(options_.prefix, service), lease->id, "");
-      if (!released.ok()) {
-        spdlog::warn("cluster: releasing {} on leave failed: {}", service,
-                     released.status().message());
-      }
-    }
+    ReleaseLocks(*lease, services);
     const std::string member_key = MemberKey(options_.prefix, options_.member_id);
     if (auto released = writes_->Release(member_key, lease->id, ""); released.ok() && *released) {
       // Remove the key only as we left it, never a successor's with the

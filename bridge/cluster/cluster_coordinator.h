@@ -149,11 +149,23 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   void StartMembersWatch();
   void Poke();
   void StopThreads();
-  // Writes the service's acknowledged state if it moved (worker thread, or
-  // Leave() after the worker stopped).
-  // `last`: the service is being handed over, nothing follows.
-  void WriteState(const SessionLease& lease, const std::string& service,
-                  const ReportedService& state, bool last = false);
+  // What became of one group of a RunGroups() call.
+  struct GroupOutcome {
+    bool committed = false;  // applied; `results` has one entry per operation
+    bool refused = false;    // Consul refused one of its operations
+    std::string why;         // refused: Consul's reason
+    std::vector<KvPair> results;
+  };
+  // Runs groups of KV operations in as few transactions as Consul's limits
+  // allow, each group whole in one, while the session is certainly alive.
+  // Neither committed nor refused: not sent, or its outcome unknown.
+  std::vector<GroupOutcome> RunGroups(const SessionLease& lease,
+                                      const std::vector<std::vector<KvTxnOp>>& groups);
+  // Writes acknowledged states (check-and-set) of services this replica
+  // holds (worker thread, or Leave() after the worker stopped).
+  void WriteStates(const SessionLease& lease,
+                   std::vector<std::pair<std::string, ReportedService>> states);
+  void ReleaseLocks(const SessionLease& lease, const std::vector<std::string>& services);
   void WriteChangedStates(const SessionLease& lease);
   void Forget(const std::vector<std::string>& services);
   // Services held and taken over (events pass): what "owned" reports.
@@ -185,10 +197,14 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   // wrote or read it (0: absent), for check-and-set; nullopt: unknown (a
   // read after a write failed), read again before the next write.
   std::unordered_map<std::string, std::optional<std::uint64_t>> state_index_;  // worker thread
-  SteadyTime last_state_round_{};                                              // worker thread
-  std::unique_ptr<BlockingQuery> members_watch_;                               // worker thread
-  std::unique_ptr<BlockingQuery> catalog_watch_;                               // owner thread
+  // When acquisitions were first refused for a lock-delay, since the last
+  // round without such refusals.
+  std::optional<std::chrono::steady_clock::time_point> lock_delay_since_;  // worker thread
+  SteadyTime last_state_round_{};                                          // worker thread
+  std::unique_ptr<BlockingQuery> members_watch_;                           // worker thread
+  std::unique_ptr<BlockingQuery> catalog_watch_;                           // owner thread
   std::thread worker_;
+  std::thread::id worker_id_;  // set by the worker; read by it, or after it joined
 };
 
 }  // namespace hb

@@ -9,13 +9,38 @@ namespace {
 
 using nlohmann::json;
 
+struct AnswerSink {
+  std::string* body;
+  std::size_t limit;
+};
+
 std::size_t AppendBody(char* data, std::size_t size, std::size_t count, void* out) {
-  auto* body = static_cast<std::string*>(out);
-  // Consul's answers to these requests are a few hundred bytes; a peer
-  // that sends megabytes is not Consul, and is cut off.
-  if (body->size() + size * count > (std::size_t{1} << 20)) return 0;
-  body->append(data, size * count);
+  auto* sink = static_cast<AnswerSink*>(out);
+  // An answer longer than what Consul can send for the request is not
+  // Consul's, and is cut off.
+  if (sink->body->size() + size * count > sink->limit) return 0;
+  sink->body->append(data, size * count);
   return size * count;
+}
+
+std::string EncodeBase64(std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::uint32_t buffer = 0;
+  int bits = 0;
+  for (const char c : bytes) {
+    buffer = (buffer << 8) | static_cast<unsigned char>(c);
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += kAlphabet[(buffer >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
+  while (out.size() % 4 != 0) out += '=';
+  return out;
 }
 
 std::string TrimmedToken(std::string text) {
@@ -163,7 +188,8 @@ ConsulKvClient::~ConsulKvClient() = default;
 
 StatusOr<ConsulKvClient::Reply> ConsulKvClient::Send(
     const char* method, const std::string& path,
-    const std::vector<std::pair<std::string, std::string>>& params, const std::string& body) {
+    const std::vector<std::pair<std::string, std::string>>& params, const std::string& body,
+    std::size_t max_answer) {
   if (!easy_) return Status::Internal("curl_easy_init failed");
   std::string url = options_.address;
   while (url.ends_with('/')) url.pop_back();
@@ -188,6 +214,7 @@ StatusOr<ConsulKvClient::Reply> ConsulKvClient::Send(
     CURL* easy = easy_.get();
     curl_easy_reset(easy);
     Reply reply;
+    AnswerSink sink{&reply.body, max_answer};
     CurlList headers;
     if (!token_.empty()) {
       headers.reset(curl_slist_append(nullptr, ("X-Consul-Token: " + token_).c_str()));
@@ -200,7 +227,7 @@ StatusOr<ConsulKvClient::Reply> ConsulKvClient::Send(
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(std::min(timeout_, options_.connect_timeout).count()));
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, AppendBody);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &reply.body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &sink);
     if (std::string_view(method) == "PUT") {
       curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.data());
       curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
@@ -335,6 +362,80 @@ StatusOr<std::optional<KvPair>> ConsulKvClient::Get(const std::string& key) {
   if (!pairs.ok()) return pairs.status();
   if (pairs->empty()) return std::optional<KvPair>();
   return std::optional<KvPair>(std::move(pairs->front()));
+}
+
+std::size_t ConsulKvClient::TxnOpBytes(const KvTxnOp& op) {
+  // The JSON around the fields, with room for escapes in the key.
+  return 96 + op.verb.size() + 2 * op.key.size() + (op.value.size() + 2) / 3 * 4 +
+         op.session.size() + 20;
+}
+
+StatusOr<KvTxnAnswer> ConsulKvClient::Txn(const std::vector<KvTxnOp>& ops) {
+  if (ops.empty() || ops.size() > kMaxTxnOps) {
+    return Status::InvalidArgument("transaction: " + std::to_string(ops.size()) +
+                                   " operations, 1 to " + std::to_string(kMaxTxnOps) + " allowed");
+  }
+  json body = json::array();
+  for (const KvTxnOp& op : ops) {
+    json kv = {{"Verb", op.verb}, {"Key", op.key}};
+    if (!op.value.empty()) kv["Value"] = EncodeBase64(op.value);
+    if (op.index != 0) kv["Index"] = op.index;
+    if (!op.session.empty()) kv["Session"] = op.session;
+    body.push_back({{"KV", std::move(kv)}});
+  }
+  const std::string text = body.dump();
+  if (text.size() > kMaxTxnBodyBytes) {
+    return Status::InvalidArgument("transaction: " + std::to_string(text.size()) +
+                                   " bytes, Consul takes at most " +
+                                   std::to_string(kMaxTxnBodyBytes));
+  }
+  // At most every operation's entry with a value of Consul's largest size.
+  const std::size_t max_answer = 4096 + ops.size() * (512 * 1024 / 3 * 4 + 4096);
+  auto reply = Send("PUT", "/v1/txn", {}, text, max_answer);
+  if (!reply.ok()) return reply.status();
+  if (reply->status != 200 && reply->status != 409) return ErrorOf(*reply, "transaction");
+  const json parsed = json::parse(reply->body, nullptr, false);
+  if (!parsed.is_object()) return Status::InvalidArgument("transaction: answer not a JSON object");
+  KvTxnAnswer answer;
+  if (reply->status == 409) {
+    const auto errors = parsed.find("Errors");
+    if (errors == parsed.end() || !errors->is_array() || errors->empty()) {
+      return Status::InvalidArgument("transaction: 409 without Errors");
+    }
+    for (const json& error : *errors) {
+      const auto at = error.find("OpIndex");
+      if (!error.is_object() || at == error.end() || !at->is_number_unsigned() ||
+          at->get<std::size_t>() >= ops.size()) {
+        return Status::InvalidArgument("transaction: an error without a valid OpIndex");
+      }
+      answer.failed.push_back(at->get<std::size_t>());
+      if (answer.why.empty()) {
+        if (auto what = error.find("What"); what != error.end() && what->is_string()) {
+          answer.why = what->get<std::string>();
+        }
+      }
+    }
+    return answer;
+  }
+  const auto results = parsed.find("Results");
+  if (results == parsed.end() || !results->is_array()) {
+    return Status::InvalidArgument("transaction: answer without Results");
+  }
+  json entries = json::array();
+  for (const json& result : *results) {
+    const auto kv = result.is_object() ? result.find("KV") : result.end();
+    if (kv == result.end()) return Status::InvalidArgument("transaction: a result without KV");
+    entries.push_back(*kv);
+  }
+  auto pairs = ParseKvPairs(entries.dump());
+  if (!pairs.ok()) return pairs.status();
+  if (pairs->size() != ops.size()) {
+    return Status::InvalidArgument("transaction: " + std::to_string(pairs->size()) +
+                                   " results for " + std::to_string(ops.size()) + " operations");
+  }
+  answer.committed = true;
+  answer.results = std::move(*pairs);
+  return answer;
 }
 
 }  // namespace hb

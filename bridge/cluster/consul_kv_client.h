@@ -46,6 +46,25 @@ struct KvPair {
   std::uint64_t flags = 0;
 };
 
+// One KV operation of a Consul transaction (/v1/txn). Only verbs that give
+// exactly one result are used ("lock", "unlock", "cas", "get-or-empty",
+// "check-session", ...), so results and operations pair up by position.
+struct KvTxnOp {
+  std::string verb;
+  std::string key;
+  std::string value;  // raw; sent base64-encoded
+  std::uint64_t index = 0;
+  std::string session;
+};
+
+// What Consul did with a transaction: all of it, or (409) none of it.
+struct KvTxnAnswer {
+  bool committed = false;
+  std::vector<KvPair> results;      // committed: one per operation, in order
+  std::vector<std::size_t> failed;  // rolled back: the operations Consul named
+  std::string why;                  // rolled back: the first failure's text
+};
+
 // Parses a Consul KV read answer (a JSON list of entries, base64 values).
 StatusOr<std::vector<KvPair>> ParseKvPairs(std::string_view body);
 // A Go duration as Consul writes a session's TTL ("15s", "1m0s", "1.5s").
@@ -81,6 +100,18 @@ class ConsulKvClient {
   // nullopt when the key does not exist.
   StatusOr<std::optional<KvPair>> Get(const std::string& key);
 
+  // Consul's limits on one transaction: operations (64 in its source for
+  // years, 128 in its current documentation; the bridge keeps to the lower)
+  // and request body
+  // (txn_max_req_len, 512 KiB by default).
+  static constexpr std::size_t kMaxTxnOps = 64;
+  static constexpr std::size_t kMaxTxnBodyBytes = 512 * 1024;
+  // The size an operation adds to a transaction's body, for batching.
+  static std::size_t TxnOpBytes(const KvTxnOp& op);
+  // PUT /v1/txn: atomic, all operations applied on one Raft index or none.
+  // InvalidArgument when `ops` break the limits above.
+  StatusOr<KvTxnAnswer> Txn(const std::vector<KvTxnOp>& ops);
+
   explicit ConsulKvClient(const ConsulClientOptions& options);
 
  private:
@@ -88,9 +119,10 @@ class ConsulKvClient {
     long status = 0;
     std::string body;
   };
+  // `max_answer`: longer answers are cut off (an error).
   StatusOr<Reply> Send(const char* method, const std::string& path,
                        const std::vector<std::pair<std::string, std::string>>& params,
-                       const std::string& body);
+                       const std::string& body, std::size_t max_answer = std::size_t{1} << 20);
   // Non-2xx answers as the Status ConsulClient uses for them.
   static Status ErrorOf(const Reply& reply, const std::string& what);
 

@@ -42,6 +42,20 @@ std::string Base64(const std::string& bytes) {
 
 KvStore::Result KvStore::Put(const Write& write, const SessionStore& sessions, TestCatalog& catalog,
                              TestTime now) {
+  return PutAt(
+      write, sessions, [&catalog] { return catalog.NextIndex(); }, now);
+}
+
+void KvStore::Remember(const std::string& key) {
+  if (journal_ == nullptr) return;
+  Undo undo{key, std::nullopt, std::nullopt};
+  if (auto it = entries_.find(key); it != entries_.end()) undo.entry = it->second;
+  if (auto it = tombstones_.find(key); it != tombstones_.end()) undo.tombstone = it->second;
+  journal_->push_back(std::move(undo));
+}
+
+KvStore::Result KvStore::PutAt(const Write& write, const SessionStore& sessions,
+                               const IndexSource& next_index, TestTime now) {
   Result result;
   if (write.key.empty()) return {false, 400, "Missing key name"};
   if (write.value.size() > kMaxValueSize) {
@@ -96,16 +110,18 @@ KvStore::Result KvStore::Put(const Write& write, const SessionStore& sessions, T
       existing->second.lock_index == entry.lock_index) {
     return result;  // unchanged: Consul writes nothing, no index moves
   }
-  const std::uint64_t index = catalog.NextIndex();
+  const std::uint64_t index = next_index();
   entry.create_index = existing != entries_.end() ? existing->second.create_index : index;
   entry.modify_index = index;
   table_index_ = index;
+  Remember(write.key);
   tombstones_.erase(write.key);
   entries_[write.key] = std::move(entry);
   return result;
 }
 
 void KvStore::Erase(const std::string& key, std::uint64_t index) {
+  Remember(key);
   entries_.erase(key);
   tombstones_[key] = index;
   table_index_ = index;

@@ -19,9 +19,14 @@
 //   anything. Reads answer with the table's index for a key, the prefix's
 //   highest index for a prefix (the table's when nothing is under it).
 // - Values are at most 512 KiB.
+// - A transaction (/v1/txn, Txn()) runs its KV operations in order on one
+//   Raft index; when any fails, none of its writes stays, and the errors
+//   name every failed operation. Lock-delays and keys are checked before
+//   anything runs, as Consul's leader does.
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -65,6 +70,30 @@ class KvStore {
   };
 
   Result Put(const Write& write, const SessionStore& sessions, TestCatalog& catalog, TestTime now);
+
+  // One KV operation of a transaction, as Consul decodes it.
+  struct TxnOp {
+    std::string verb;
+    std::string key;
+    std::string value;  // decoded
+    std::uint64_t flags = 0;
+    std::uint64_t index = 0;
+    std::string session;
+    bool none = false;  // an element without any operation in it
+  };
+  struct TxnError {
+    std::size_t op_index = 0;
+    std::string what;
+  };
+  struct TxnOutcome {
+    std::vector<nlohmann::json> results;  // committed: each result's "KV" object
+    std::vector<TxnError> errors;         // rolled back: why, per failed operation
+  };
+  // Whether Consul counts `verb` as a write (a transaction without one is
+  // served as a read).
+  static bool IsTxnWrite(const std::string& verb);
+  TxnOutcome Txn(const std::vector<TxnOp>& ops, const SessionStore& sessions, TestCatalog& catalog,
+                 TestTime now);
   // DELETE /v1/kv/<key> (?recurse: every key under the prefix; ?cas: only
   // when unchanged, and true when the key is already gone).
   Result Delete(const std::string& key, bool recurse, std::optional<std::uint64_t> cas,
@@ -91,7 +120,25 @@ class KvStore {
   void ResetIndex(std::uint64_t to);
 
  private:
+  // What a key looked like before a transaction's write, to undo it.
+  struct Undo {
+    std::string key;
+    std::optional<KvEntry> entry;
+    std::optional<std::uint64_t> tombstone;
+  };
+  // The index of the current write: a plain write takes the next one, all
+  // writes of a transaction share the one its first write took.
+  using IndexSource = std::function<std::uint64_t()>;
+
+  Result PutAt(const Write& write, const SessionStore& sessions, const IndexSource& next_index,
+               TestTime now);
   void Erase(const std::string& key, std::uint64_t index);
+  void Remember(const std::string& key);
+  std::optional<TxnError> TxnApply(const TxnOp& op, std::size_t at, const SessionStore& sessions,
+                                   const IndexSource& next_index, TestTime now,
+                                   std::vector<nlohmann::json>& results);
+
+  std::vector<Undo>* journal_ = nullptr;  // set while a transaction runs
 
   std::map<std::string, KvEntry> entries_;
   std::map<std::string, std::uint64_t> tombstones_;   // deleted key -> index of the deletion

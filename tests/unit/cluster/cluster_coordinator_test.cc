@@ -11,6 +11,8 @@
 #include <httplib.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
+#include <set>
 
 #include "bridge/cluster/rendezvous.h"
 #include "tests/support/consul/consul_test_server.h"
@@ -127,6 +129,37 @@ TEST_F(ClusterCoordinatorTest, CrashedReplicasServicesAreTakenOverWithHigherEpoc
       }
     }
   }
+}
+
+TEST_F(ClusterCoordinatorTest, LocksHeldElsewhereDoNotHoldBackTheOthers) {
+  // The locks are taken in transactions, and one refused lock fails its
+  // whole transaction: the coordinator must drop just the refused ones.
+  httplib::Client http("127.0.0.1", server_->port());
+  const auto session =
+      nlohmann::json::parse(
+          http.Put("/v1/session/create", R"({"LockDelay":"0s"})", "application/json")->body)["ID"]
+          .get<std::string>();
+  const std::set<std::string> taken = {ServiceName(3), ServiceName(17), ServiceName(31)};
+  for (const std::string& service : taken) {
+    ASSERT_EQ(http.Put("/v1/kv/" + ServiceLockKey("test/bridge", service) + "?acquire=" + session,
+                       "", "application/json")
+                  ->body,
+              "true");
+  }
+  StartReplicas({"r1"});
+  ASSERT_TRUE(Eventually(
+      [&] {
+        for (int i = 0; i < kServices; ++i) {
+          if (!taken.contains(ServiceName(i)) && !(*replicas_["r1"])->EpochFor(ServiceName(i))) {
+            return false;
+          }
+        }
+        return true;
+      },
+      seconds(20)));
+  for (const std::string& service : taken) EXPECT_FALSE((*replicas_["r1"])->EpochFor(service));
+  http.Put("/v1/session/destroy/" + session, "", "application/json");
+  ASSERT_TRUE(Eventually([&] { return SettledOn({"r1"}); }, seconds(20)));
 }
 
 TEST_F(ClusterCoordinatorTest, GracefulLeaveHandsServicesOver) {

@@ -313,9 +313,12 @@ TEST_F(FoundSourcesTest, PeerAllFollowsActivePeerings) {
 // run time. Deleting a namespace deletes its services in Consul: the
 // source's own watch sees them deregistered (what happened), before the
 // list shows the namespace gone; the source is then dropped, nothing more
-// said.
+// said. Consul lists a deleted namespace, with DeletedAt, until its data is
+// gone in the background: the deletion is never finished here, so team-a
+// stays listed (marked) and the bridge must take the mark as leaving.
 TEST_F(FoundSourcesTest, NamespaceStarFollowsNamespaces) {
   StartServer(/*enterprise=*/true);
+  ASSERT_TRUE(consul_->AddNamespace("", "", "team-a"));
   Register({}, Registration("payments-1"));
   Register({.ns = "team-a"}, Registration("payments-1"));
   WatchSource namespaces;
@@ -342,12 +345,15 @@ TEST_F(FoundSourcesTest, NamespaceStarFollowsNamespaces) {
                                             "dc1/ns:team-a service.down payments"};
   EXPECT_EQ(Describe(Of(events_.All(), "dc1/ns:team-a")), deleted);
   EXPECT_EQ(watcher_->dropped_sources(), 1U);
+  // Dropped while /v1/namespaces still lists it, marked DeletedAt.
+  EXPECT_FALSE(consul_->AddNamespace("", "", "team-a")) << "still marked for deletion";
 }
 
 // `partition: "*"` with `namespace: "*"`: every namespace of every admin
 // partition, a partition created at run time included.
 TEST_F(FoundSourcesTest, PartitionStarFollowsPartitionsAndTheirNamespaces) {
   StartServer(/*enterprise=*/true);
+  ASSERT_TRUE(consul_->AddPartition("", "eu"));
   Register({}, Registration("payments-1"));
   Register({.partition = "eu"}, Registration("payments-1"));
   WatchSource everything;
@@ -377,6 +383,7 @@ TEST_F(FoundSourcesTest, PartitionStarFollowsPartitionsAndTheirNamespaces) {
 TEST_F(FoundSourcesTest, AListThatCannotBeReadKeepsItsSources) {
   StartServer(/*enterprise=*/true);
   ASSERT_TRUE(consul_->AddDatacenter("dc2"));
+  ASSERT_TRUE(consul_->AddNamespace("dc2", "", "team-a"));
   Register({.datacenter = "dc2", .ns = "team-a"}, Registration("payments-1"));
   WatchSource everything = EveryDatacenter();
   everything.all_namespaces = true;

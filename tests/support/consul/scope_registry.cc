@@ -203,7 +203,8 @@ std::size_t ScopeRegistry::FinishDeletions() {
     bool moved = false;
     for (auto& [partition, namespaces] : datacenter.namespaces) {
       const std::size_t before = namespaces.size();
-      std::erase_if(namespaces, [](const auto& item) { return item.second.deleted_at.has_value(); });
+      std::erase_if(namespaces,
+                    [](const auto& item) { return item.second.deleted_at.has_value(); });
       if (namespaces.size() != before) {
         finished += before - namespaces.size();
         // The list lost entries: its index moves, as Consul's does when
@@ -216,7 +217,9 @@ std::size_t ScopeRegistry::FinishDeletions() {
     for (auto it = datacenter.partitions.begin(); it != datacenter.partitions.end();) {
       if (it->second.deleted_at) {
         datacenter.namespaces.erase(it->first);
-        datacenter.namespaces_index.erase(it->first);
+        // Kept, and moved: a reader held on the gone partition's list
+        // must see its index go forward, never back.
+        datacenter.namespaces_index[it->first] = *datacenter.raft_index + 1;
         it = datacenter.partitions.erase(it);
       } else {
         ++it;

@@ -408,7 +408,8 @@ TEST_F(ConsulScopesTest, WritesToANamespaceOrPartitionThatDoesNotExistAreRefused
   ConsulTestServerOptions options;
   options.enterprise = true;
   Start(options);
-  const std::string node = R"({"Node": "node-b", "Address": "10.0.0.2", "Service": {"Service": "web"}})";
+  const std::string node =
+      R"({"Node": "node-b", "Address": "10.0.0.2", "Service": {"Service": "web"}})";
   const auto put = [&](const std::string& path, const std::string& body) {
     auto result = http_->Put(path, body, "application/json");
     EXPECT_TRUE(result) << path;
@@ -503,6 +504,8 @@ TEST_F(ConsulScopesTest, DeletingANamespaceOrPartitionMarksItBeforeItLeavesTheLi
   ASSERT_EQ(gone.body.size(), 1U);
   EXPECT_GT(gone.index, marked.index) << "leaving the list moves its index";
   EXPECT_EQ(Get("/v1/partitions").body.size(), 1U);
+  // A reader of the gone partition's list sees its index go forward.
+  EXPECT_GT(Get("/v1/namespaces?partition=eu").index, in_eu.index);
   EXPECT_EQ(server_->FinishTenancyDeletions(), 0U);
 }
 

@@ -359,7 +359,7 @@ TEST_F(FoundSourcesTest, PartitionStarFollowsPartitionsAndTheirNamespaces) {
   WatchSource everything;
   everything.all_partitions = true;
   everything.all_namespaces = true;
-  StartWatching({everything});
+  StartWatching({everything}, 100, 16, milliseconds(300));
   EXPECT_THAT(Sources(), ::testing::ElementsAre("dc1", "dc1/partition:eu"));
 
   ASSERT_TRUE(consul_->AddPartition("", "us"));
@@ -375,6 +375,19 @@ TEST_F(FoundSourcesTest, PartitionStarFollowsPartitionsAndTheirNamespaces) {
   ASSERT_TRUE(Has(events, "dc1/ns:team-a/partition:us instance.down web-1 critical"))
       << testing::PrintToString(Describe(events));
   EXPECT_EQ(events.front().scope.partition, "us");
+
+  // A partition marked for deletion (listed with DeletedAt, its namespaces
+  // too) has left: its sources are dropped once the grace is over.
+  ASSERT_TRUE(consul_->RemovePartition("", "us"));
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        return !StateOf("dc1/partition:us").has_value() &&
+               !StateOf("dc1/ns:team-a/partition:us").has_value();
+      },
+      kDeadline))
+      << testing::PrintToString(Sources());
+  EXPECT_THAT(Sources(), ::testing::ElementsAre("dc1", "dc1/partition:eu"));
+  EXPECT_FALSE(consul_->AddPartition("", "us")) << "still marked for deletion";
 }
 
 // A list that cannot be read is never an empty one: with dc2 cut off, its

@@ -313,9 +313,12 @@ TEST_F(FoundSourcesTest, PeerAllFollowsActivePeerings) {
 // run time. Deleting a namespace deletes its services in Consul: the
 // source's own watch sees them deregistered (what happened), before the
 // list shows the namespace gone; the source is then dropped, nothing more
-// said.
+// said. Consul lists a deleted namespace, with DeletedAt, until its data is
+// gone in the background: the deletion is never finished here, so team-a
+// stays listed (marked) and the bridge must take the mark as leaving.
 TEST_F(FoundSourcesTest, NamespaceStarFollowsNamespaces) {
   StartServer(/*enterprise=*/true);
+  ASSERT_TRUE(consul_->AddNamespace("", "", "team-a"));
   Register({}, Registration("payments-1"));
   Register({.ns = "team-a"}, Registration("payments-1"));
   WatchSource namespaces;
@@ -342,18 +345,21 @@ TEST_F(FoundSourcesTest, NamespaceStarFollowsNamespaces) {
                                             "dc1/ns:team-a service.down payments"};
   EXPECT_EQ(Describe(Of(events_.All(), "dc1/ns:team-a")), deleted);
   EXPECT_EQ(watcher_->dropped_sources(), 1U);
+  // Dropped while /v1/namespaces still lists it, marked DeletedAt.
+  EXPECT_FALSE(consul_->AddNamespace("", "", "team-a")) << "still marked for deletion";
 }
 
 // `partition: "*"` with `namespace: "*"`: every namespace of every admin
 // partition, a partition created at run time included.
 TEST_F(FoundSourcesTest, PartitionStarFollowsPartitionsAndTheirNamespaces) {
   StartServer(/*enterprise=*/true);
+  ASSERT_TRUE(consul_->AddPartition("", "eu"));
   Register({}, Registration("payments-1"));
   Register({.partition = "eu"}, Registration("payments-1"));
   WatchSource everything;
   everything.all_partitions = true;
   everything.all_namespaces = true;
-  StartWatching({everything});
+  StartWatching({everything}, 100, 16, milliseconds(300));
   EXPECT_THAT(Sources(), ::testing::ElementsAre("dc1", "dc1/partition:eu"));
 
   ASSERT_TRUE(consul_->AddPartition("", "us"));
@@ -369,6 +375,19 @@ TEST_F(FoundSourcesTest, PartitionStarFollowsPartitionsAndTheirNamespaces) {
   ASSERT_TRUE(Has(events, "dc1/ns:team-a/partition:us instance.down web-1 critical"))
       << testing::PrintToString(Describe(events));
   EXPECT_EQ(events.front().scope.partition, "us");
+
+  // A partition marked for deletion (listed with DeletedAt, its namespaces
+  // too) has left: its sources are dropped once the grace is over.
+  ASSERT_TRUE(consul_->RemovePartition("", "us"));
+  ASSERT_TRUE(test_support::Eventually(
+      [&] {
+        return !StateOf("dc1/partition:us").has_value() &&
+               !StateOf("dc1/ns:team-a/partition:us").has_value();
+      },
+      kDeadline))
+      << testing::PrintToString(Sources());
+  EXPECT_THAT(Sources(), ::testing::ElementsAre("dc1", "dc1/partition:eu"));
+  EXPECT_FALSE(consul_->AddPartition("", "us")) << "still marked for deletion";
 }
 
 // A list that cannot be read is never an empty one: with dc2 cut off, its
@@ -377,6 +396,7 @@ TEST_F(FoundSourcesTest, PartitionStarFollowsPartitionsAndTheirNamespaces) {
 TEST_F(FoundSourcesTest, AListThatCannotBeReadKeepsItsSources) {
   StartServer(/*enterprise=*/true);
   ASSERT_TRUE(consul_->AddDatacenter("dc2"));
+  ASSERT_TRUE(consul_->AddNamespace("dc2", "", "team-a"));
   Register({.datacenter = "dc2", .ns = "team-a"}, Registration("payments-1"));
   WatchSource everything = EveryDatacenter();
   everything.all_namespaces = true;

@@ -302,6 +302,7 @@ TEST_P(SourcesTest, APeerSourceIsPausedWhileItsPeeringIsNotActive) {
 TEST_P(SourcesTest, ANamespaceSourceNamesItsNamespace) {
   StartServer(/*enterprise=*/true);
   const ConsulScope team{.ns = "team-a"};
+  ASSERT_TRUE(consul_->AddNamespace("", "", "team-a"));
   Register({}, Registration("payments-1"));
   Register(team, Registration("payments-1"));
   StartWatching({{"", "", "", "", {}}, {"", "", "team-a", "", {}}}, GetParam());

@@ -126,14 +126,19 @@ class ConsulTestServer {
   // unknown one.
   bool RemoveDatacenter(const std::string& name);
   // Consul Enterprise admin partitions and namespaces (`enterprise` only),
-  // listed by /v1/partitions and /v1/namespaces; removing one deletes what
-  // it holds (scope_registry.h). `datacenter` "" = the local one.
+  // listed by /v1/partitions and /v1/namespaces. Writes need them to exist
+  // (Consul: 500 `Namespace "x" does not exist`). Removing one marks it
+  // for deletion (listed with DeletedAt, what it holds deregistered)
+  // until FinishTenancyDeletions() takes the marked ones off the lists
+  // (scope_registry.h). `datacenter` "" = the local one.
   bool AddPartition(const std::string& datacenter, const std::string& name);
   bool RemovePartition(const std::string& datacenter, const std::string& name);
   bool AddNamespace(const std::string& datacenter, const std::string& partition,
                     const std::string& name);
   bool RemoveNamespace(const std::string& datacenter, const std::string& partition,
                        const std::string& name);
+  // Returns how many marked partitions and namespaces left the lists.
+  std::size_t FinishTenancyDeletions();
   // A cluster peering of the local datacenter (in `partition`), listed by
   // /v1/peerings with `state` (PENDING, ESTABLISHING, ACTIVE, FAILING,
   // DELETING, TERMINATED). Services imported from it are registered with

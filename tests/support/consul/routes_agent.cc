@@ -70,13 +70,14 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
                const auto scope = agent_scope(request, response, &body);
                if (!scope) return;
                std::string error;
+               int status = 400;
                {
                  ServerLock lock(&mutex_);
-                 if (TestCatalog* catalog = registry_.ForWrite(*scope, error)) {
+                 if (TestCatalog* catalog = registry_.ForWrite(*scope, error, &status)) {
                    error = catalog->RegisterService(options_.node, body, now());
                  }
                }
-               FinishWrite(response, error);
+               FinishWrite(response, error, status);
              });
   server.Put(R"(/v1/agent/service/deregister/(.+))", [this, agent_scope](
                                                          const Request& request, Response& response,

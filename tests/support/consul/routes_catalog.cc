@@ -93,7 +93,7 @@ void ConsulTestServer::ServeCatalogRoutes(httplib::Server& server) {
       if (auto refused = DatacenterErrorLocked(scope->datacenter)) {
         error = *refused;
         status = 500;
-      } else if (TestCatalog* catalog = registry_.ForWrite(*scope, error)) {
+      } else if (TestCatalog* catalog = registry_.ForWrite(*scope, error, &status)) {
         error = catalog->CatalogRegister(body, std::chrono::steady_clock::now());
       }
     }

@@ -87,86 +87,159 @@ bool ScopeRegistry::HasDatacenter(const std::string& name) const {
   return it != datacenters_.end() && it->second.listed;
 }
 
-void ScopeRegistry::NoteTenancy(const ConsulScope& resolved) {
-  if (!settings_.enterprise) return;
-  Datacenter& datacenter = datacenters_.at(resolved.datacenter);
-  if (resolved.partition != "default" && !datacenter.partitions.contains(resolved.partition)) {
-    AddPartition(resolved.datacenter, resolved.partition);
+std::optional<std::string> ScopeRegistry::MissingTenancy(const ConsulScope& resolved) const {
+  if (!settings_.enterprise) return std::nullopt;
+  auto datacenter = datacenters_.find(resolved.datacenter);
+  if (datacenter == datacenters_.end()) return std::nullopt;
+  // One being deleted is refused as well: Consul deletes everything in it
+  // in the background and a write there would outlive it.
+  if (resolved.partition != "default") {
+    auto partition = datacenter->second.partitions.find(resolved.partition);
+    if (partition == datacenter->second.partitions.end() || partition->second.deleted_at) {
+      return "Partition \"" + resolved.partition + "\" does not exist";
+    }
   }
-  if (resolved.ns != "default" &&
-      !datacenter.namespaces[resolved.partition].contains(resolved.ns)) {
-    AddNamespace(resolved.datacenter, resolved.partition, resolved.ns);
+  if (resolved.ns != "default") {
+    auto namespaces = datacenter->second.namespaces.find(resolved.partition);
+    if (namespaces == datacenter->second.namespaces.end()) {
+      return "Namespace \"" + resolved.ns + "\" does not exist";
+    }
+    auto ns = namespaces->second.find(resolved.ns);
+    if (ns == namespaces->second.end() || ns->second.deleted_at) {
+      return "Namespace \"" + resolved.ns + "\" does not exist";
+    }
   }
+  return std::nullopt;
 }
 
 bool ScopeRegistry::AddPartition(const std::string& datacenter, const std::string& name) {
   Datacenter* found = FindDatacenter(datacenter);
+  // A name still marked for deletion is taken until the deletion finishes.
   if (found == nullptr || name.empty() || name == "default" || found->partitions.contains(name) ||
       tenancies_ >= kMaxTenancies) {
     return false;
   }
   const std::uint64_t index = ++*found->raft_index;
-  found->partitions[name] = Tenancy{name, index, index};
+  found->partitions[name] = Tenancy{.name = name, .create_index = index, .modify_index = index};
   ++tenancies_;
   return true;
 }
 
-bool ScopeRegistry::RemovePartition(const std::string& datacenter, const std::string& name) {
-  Datacenter* found = FindDatacenter(datacenter);
-  if (found == nullptr || found->partitions.erase(name) == 0) return false;
-  --tenancies_;
-  tenancies_ -= std::min(tenancies_, found->namespaces[name].size());
-  found->namespaces.erase(name);
-  ++*found->raft_index;
-  // Catalogs are never destroyed (blocked readers hold pointers to them).
+void ScopeRegistry::RemoveServicesOf(const std::string& datacenter, const std::string& partition,
+                                     const std::string* ns) {
+  // Catalogs are never destroyed (blocked readers hold pointers to them):
+  // their services are deregistered, which moves their indexes.
   for (auto& [key, entry] : entries_) {
     const CatalogPlacement& placement = entry.catalog->placement();
-    if (entry.datacenter == datacenter && placement.partition == name) {
+    const std::string entry_partition =
+        placement.partition.empty() ? "default" : placement.partition;
+    if (entry.datacenter == datacenter && entry_partition == partition &&
+        (ns == nullptr || placement.ns == *ns)) {
       entry.catalog->RemoveAllServices();
     }
   }
+}
+
+bool ScopeRegistry::RemovePartition(const std::string& datacenter, const std::string& name,
+                                    std::chrono::system_clock::time_point now) {
+  Datacenter* found = FindDatacenter(datacenter);
+  if (found == nullptr) return false;
+  auto partition = found->partitions.find(name);
+  if (partition == found->partitions.end() || partition->second.deleted_at) return false;
+  const std::uint64_t index = ++*found->raft_index;
+  partition->second.deleted_at = now;
+  partition->second.modify_index = index;
+  // Its namespaces go with it.
+  auto& namespaces = found->namespaces[name];
+  for (auto& [ns_name, ns] : namespaces) {
+    if (ns.deleted_at) continue;
+    ns.deleted_at = now;
+    ns.modify_index = index;
+  }
+  found->namespaces_index[name] = index;
+  RemoveServicesOf(datacenter, name, nullptr);
   return true;
 }
 
 bool ScopeRegistry::AddNamespace(const std::string& datacenter, const std::string& partition,
                                  const std::string& name) {
   Datacenter* found = FindDatacenter(datacenter);
-  if (found == nullptr || name.empty() || name == "default" || tenancies_ >= kMaxTenancies ||
-      (partition != "default" && !found->partitions.contains(partition))) {
+  if (found == nullptr || name.empty() || name == "default" || tenancies_ >= kMaxTenancies) {
     return false;
+  }
+  if (partition != "default") {
+    auto it = found->partitions.find(partition);
+    if (it == found->partitions.end() || it->second.deleted_at) return false;
   }
   auto& namespaces = found->namespaces[partition];
   if (namespaces.contains(name)) return false;
   const std::uint64_t index = ++*found->raft_index;
-  namespaces[name] = Tenancy{name, index, index};
+  namespaces[name] = Tenancy{.name = name, .create_index = index, .modify_index = index};
+  found->namespaces_index[partition] = index;
   ++tenancies_;
   return true;
 }
 
 bool ScopeRegistry::RemoveNamespace(const std::string& datacenter, const std::string& partition,
-                                    const std::string& name) {
+                                    const std::string& name,
+                                    std::chrono::system_clock::time_point now) {
   Datacenter* found = FindDatacenter(datacenter);
   if (found == nullptr) return false;
   auto namespaces = found->namespaces.find(partition);
-  if (namespaces == found->namespaces.end() || namespaces->second.erase(name) == 0) return false;
-  --tenancies_;
-  ++*found->raft_index;
-  for (auto& [key, entry] : entries_) {
-    const CatalogPlacement& placement = entry.catalog->placement();
-    const std::string entry_partition =
-        placement.partition.empty() ? "default" : placement.partition;
-    if (entry.datacenter == datacenter && entry_partition == partition && placement.ns == name) {
-      entry.catalog->RemoveAllServices();
-    }
-  }
+  if (namespaces == found->namespaces.end()) return false;
+  auto ns = namespaces->second.find(name);
+  if (ns == namespaces->second.end() || ns->second.deleted_at) return false;
+  const std::uint64_t index = ++*found->raft_index;
+  ns->second.deleted_at = now;
+  ns->second.modify_index = index;
+  found->namespaces_index[partition] = index;
+  RemoveServicesOf(datacenter, partition, &name);
   return true;
+}
+
+std::size_t ScopeRegistry::FinishDeletions() {
+  std::size_t finished = 0;
+  for (auto& [datacenter_name, datacenter] : datacenters_) {
+    bool moved = false;
+    for (auto& [partition, namespaces] : datacenter.namespaces) {
+      const std::size_t before = namespaces.size();
+      std::erase_if(namespaces,
+                    [](const auto& item) { return item.second.deleted_at.has_value(); });
+      if (namespaces.size() != before) {
+        finished += before - namespaces.size();
+        // The list lost entries: its index moves, as Consul's does when
+        // the namespace row is finally deleted.
+        datacenter.namespaces_index[partition] = *datacenter.raft_index + 1;
+        moved = true;
+      }
+    }
+    const std::size_t before = datacenter.partitions.size();
+    for (auto it = datacenter.partitions.begin(); it != datacenter.partitions.end();) {
+      if (it->second.deleted_at) {
+        datacenter.namespaces.erase(it->first);
+        // Kept, and moved: a reader held on the gone partition's list
+        // must see its index go forward, never back.
+        datacenter.namespaces_index[it->first] = *datacenter.raft_index + 1;
+        it = datacenter.partitions.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (datacenter.partitions.size() != before) {
+      finished += before - datacenter.partitions.size();
+      moved = true;
+    }
+    if (moved) ++*datacenter.raft_index;
+  }
+  tenancies_ -= std::min(tenancies_, finished);
+  return finished;
 }
 
 std::vector<ScopeRegistry::Tenancy> ScopeRegistry::Partitions(const std::string& datacenter) const {
   std::vector<Tenancy> out;
   auto it = datacenters_.find(datacenter);
   if (it == datacenters_.end()) return out;
-  out.push_back(Tenancy{"default", 1, 1});
+  out.push_back(Tenancy{.name = "default", .create_index = 1, .modify_index = 1});
   for (const auto& [name, partition] : it->second.partitions) out.push_back(partition);
   return out;
 }
@@ -177,11 +250,19 @@ std::vector<ScopeRegistry::Tenancy> ScopeRegistry::Namespaces(const std::string&
   auto it = datacenters_.find(datacenter);
   if (it == datacenters_.end()) return out;
   if (partition != "default" && !it->second.partitions.contains(partition)) return out;
-  out.push_back(Tenancy{"default", 1, 1});
+  out.push_back(Tenancy{.name = "default", .create_index = 1, .modify_index = 1});
   auto namespaces = it->second.namespaces.find(partition);
   if (namespaces == it->second.namespaces.end()) return out;
   for (const auto& [name, ns] : namespaces->second) out.push_back(ns);
   return out;
+}
+
+std::uint64_t ScopeRegistry::NamespacesIndex(const std::string& datacenter,
+                                             const std::string& partition) const {
+  auto it = datacenters_.find(datacenter);
+  if (it == datacenters_.end()) return 1;
+  auto index = it->second.namespaces_index.find(partition);
+  return index == it->second.namespaces_index.end() ? 1 : index->second;
 }
 
 std::vector<std::string> ScopeRegistry::Datacenters() const {
@@ -215,9 +296,13 @@ std::uint64_t ScopeRegistry::Index(const std::string& datacenter) const {
   return it == datacenters_.end() ? 0 : *it->second.raft_index;
 }
 
-TestCatalog* ScopeRegistry::ForWrite(const ConsulScope& scope, std::string& error) {
+TestCatalog* ScopeRegistry::ForWrite(const ConsulScope& scope, std::string& error, int* status) {
   const ConsulScope resolved = Resolve(scope);
+  // Consul's HTTP layer answers a failed RPC with 500 and its text; the
+  // request's own mistakes are 400s.
+  if (status != nullptr) *status = 400;
   if (!datacenters_.contains(resolved.datacenter)) {
+    if (status != nullptr) *status = 500;
     error = "No path to datacenter";
     return nullptr;
   }
@@ -236,7 +321,11 @@ TestCatalog* ScopeRegistry::ForWrite(const ConsulScope& scope, std::string& erro
       return nullptr;
     }
   }
-  NoteTenancy(resolved);
+  if (auto missing = MissingTenancy(resolved)) {
+    if (status != nullptr) *status = 500;
+    error = std::move(*missing);
+    return nullptr;
+  }
   TestCatalog* catalog = Find(resolved);
   if (catalog == nullptr) {
     if (entries_.size() >= kMaxScopes) {

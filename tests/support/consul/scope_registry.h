@@ -101,9 +101,16 @@ class ScopeRegistry {
     return it == entries_.end() ? nullptr : it->second.catalog.get();
   }
   // The catalog of `scope`, created on first use with the agent's node in
-  // it; nullptr with `error` set when the datacenter or peer is unknown or
-  // the scopes are at their bound.
-  TestCatalog* ForWrite(const ConsulScope& scope, std::string& error);
+  // it; nullptr with `error` set (and `status`, when given, to the HTTP
+  // status Consul answers) when the datacenter or peer is unknown, the
+  // namespace or partition does not exist or is being deleted (Consul
+  // Enterprise refuses those: 500 `Namespace "x" does not exist`), or the
+  // scopes are at their bound.
+  TestCatalog* ForWrite(const ConsulScope& scope, std::string& error, int* status = nullptr);
+  // Why a write to `resolved` (datacenter filled in) is refused because its
+  // partition or namespace does not exist or is marked for deletion;
+  // nullopt when both exist (always without `enterprise`).
+  std::optional<std::string> MissingTenancy(const ConsulScope& resolved) const;
   // The existing catalogs of the scope's datacenter, partition and peer
   // whose namespace is `scope.ns`, or any namespace for "*".
   std::vector<TestCatalog*> Matching(const ConsulScope& scope);
@@ -121,25 +128,39 @@ class ScopeRegistry {
 
   // Consul Enterprise admin partitions of a datacenter and namespaces of a
   // partition, as /v1/partitions and /v1/namespaces list them: "default"
-  // always, then those added (a write to a scope adds its partition and
-  // namespace too). Removing one (not "default") deletes what it holds and
-  // takes it off the list at once (Consul marks it DeletedAt first and
-  // lists it until its data is gone). false for an unknown datacenter, an
-  // existing (add) or unknown (remove) name, or past the bounds.
+  // always, then those added, by name. Only Add*() creates them: a write
+  // to a scope whose partition or namespace does not exist is refused, as
+  // Consul refuses it. Removing one (not "default") is Consul's two-step
+  // delete: it is marked (DeletedAt set, ModifyIndex moved; a partition's
+  // namespaces with it), what it holds is deregistered, writes to it are
+  // refused, and it stays listed with DeletedAt until FinishDeletions()
+  // takes it off the list (Consul does that once its data is gone, in the
+  // background). false for an unknown datacenter, an existing (add, a name
+  // marked for deletion included) or unknown or already marked (remove)
+  // name, or past the bounds.
   struct Tenancy {
     std::string name;
     std::uint64_t create_index = 0;
     std::uint64_t modify_index = 0;
+    std::optional<std::chrono::system_clock::time_point> deleted_at{};
   };
   bool AddPartition(const std::string& datacenter, const std::string& name);
-  bool RemovePartition(const std::string& datacenter, const std::string& name);
+  bool RemovePartition(const std::string& datacenter, const std::string& name,
+                       std::chrono::system_clock::time_point now);
   bool AddNamespace(const std::string& datacenter, const std::string& partition,
                     const std::string& name);
   bool RemoveNamespace(const std::string& datacenter, const std::string& partition,
-                       const std::string& name);
+                       const std::string& name, std::chrono::system_clock::time_point now);
+  // Takes every partition and namespace marked for deletion off the lists;
+  // returns how many.
+  std::size_t FinishDeletions();
   std::vector<Tenancy> Partitions(const std::string& datacenter) const;
   std::vector<Tenancy> Namespaces(const std::string& datacenter,
                                   const std::string& partition) const;
+  // The index of a partition's namespace list: it moves when a namespace
+  // is added, marked for deletion or taken off the list (a blocking
+  // /v1/namespaces waits on it). 1 while nothing changed.
+  std::uint64_t NamespacesIndex(const std::string& datacenter, const std::string& partition) const;
   static constexpr std::size_t kMaxTenancies = 256;
 
   // Cluster peerings of the local datacenter.
@@ -165,9 +186,12 @@ class ScopeRegistry {
     // Partitions, and namespaces by partition (default ones implied).
     std::map<std::string, Tenancy> partitions;
     std::map<std::string, std::map<std::string, Tenancy>> namespaces;
+    std::map<std::string, std::uint64_t> namespaces_index;  // by partition
   };
-  // Adds the scope's partition and namespace to its datacenter's lists.
-  void NoteTenancy(const ConsulScope& resolved);
+  // Deregisters every service of the partition (of its namespace `ns` only
+  // when given) in every catalog of the datacenter.
+  void RemoveServicesOf(const std::string& datacenter, const std::string& partition,
+                        const std::string* ns);
   std::size_t tenancies_ = 0;
   Entry& Create(const ConsulScope& resolved);
   Datacenter* FindDatacenter(const std::string& name);

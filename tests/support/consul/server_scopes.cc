@@ -155,11 +155,20 @@ bool ConsulTestServer::AddPartition(const std::string& datacenter, const std::st
   return registry_.AddPartition(datacenter.empty() ? options_.datacenter : datacenter, name);
 }
 
+std::size_t ConsulTestServer::FinishTenancyDeletions() {
+  ServerLock lock(&mutex_);
+  const std::size_t finished = registry_.FinishDeletions();
+  // Blocking /v1/namespaces readers see the entries leave.
+  WakeChangedLocked();
+  return finished;
+}
+
 bool ConsulTestServer::RemovePartition(const std::string& datacenter, const std::string& name) {
   bool found;
   {
     ServerLock lock(&mutex_);
-    found = registry_.RemovePartition(datacenter.empty() ? options_.datacenter : datacenter, name);
+    found = registry_.RemovePartition(datacenter.empty() ? options_.datacenter : datacenter, name,
+                                      std::chrono::system_clock::now());
   }
   Notify();
   return found;
@@ -169,8 +178,11 @@ bool ConsulTestServer::AddNamespace(const std::string& datacenter, const std::st
                                     const std::string& name) {
   if (!options_.enterprise || !IsScopeName(name)) return false;
   ServerLock lock(&mutex_);
-  return registry_.AddNamespace(datacenter.empty() ? options_.datacenter : datacenter,
-                                partition.empty() ? "default" : partition, name);
+  const bool added = registry_.AddNamespace(datacenter.empty() ? options_.datacenter : datacenter,
+                                            partition.empty() ? "default" : partition, name);
+  // Blocking /v1/namespaces readers see it come.
+  if (added) WakeChangedLocked();
+  return added;
 }
 
 bool ConsulTestServer::RemoveNamespace(const std::string& datacenter, const std::string& partition,
@@ -179,7 +191,8 @@ bool ConsulTestServer::RemoveNamespace(const std::string& datacenter, const std:
   {
     ServerLock lock(&mutex_);
     found = registry_.RemoveNamespace(datacenter.empty() ? options_.datacenter : datacenter,
-                                      partition.empty() ? "default" : partition, name);
+                                      partition.empty() ? "default" : partition, name,
+                                      std::chrono::system_clock::now());
   }
   Notify();
   return found;

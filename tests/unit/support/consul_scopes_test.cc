@@ -290,6 +290,8 @@ TEST_F(ConsulScopesTest, EnterpriseNamespacesAndPartitionsFilterAndNameThemselve
   Start(options);
   const ConsulScope team_a{.ns = "team-a"};
   const ConsulScope other_partition{.partition = "p2"};
+  ASSERT_TRUE(server_->AddNamespace("", "", "team-a"));
+  ASSERT_TRUE(server_->AddPartition("", "p2"));
   ASSERT_EQ(server_->RegisterService(Web("web-default")), "");
   ASSERT_EQ(server_->RegisterService(team_a, Web("web-a")), "");
   ASSERT_EQ(server_->RegisterService(other_partition, Web("web-p2")), "");
@@ -347,6 +349,7 @@ TEST_F(ConsulScopesTest, TheAgentRegistersAndUpdatesServicesInTheNamespaceItIsGi
   ConsulTestServerOptions options;
   options.enterprise = true;
   Start(options);
+  ASSERT_TRUE(server_->AddNamespace("", "", "team-a"));
   json body = Web("web-a", "critical");
   body["Namespace"] = "team-a";
   auto registered = http_->Put("/v1/agent/service/register", body.dump(), "application/json");
@@ -372,6 +375,7 @@ TEST_F(ConsulScopesTest, BlockingQueriesOfOneNamespaceIgnoreWritesToAnother) {
   options.enterprise = true;
   Start(options);
   const ConsulScope team_a{.ns = "team-a"};
+  ASSERT_TRUE(server_->AddNamespace("", "", "team-a"));
   ASSERT_EQ(server_->RegisterService(team_a, Web("web-a")), "");
   ASSERT_EQ(server_->RegisterService(Web("web-default")), "");
   const Answer first = Get("/v1/health/service/web?ns=team-a");
@@ -394,6 +398,195 @@ TEST_F(ConsulScopesTest, BlockingQueriesOfOneNamespaceIgnoreWritesToAnother) {
   ASSERT_TRUE(server_->UpdateCheck(team_a, "service:web-a", "critical", "down"));
   ASSERT_EQ(woken.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_GT(woken.get().index, first.index);
+}
+
+// Consul Enterprise refuses a write into a namespace or partition that does
+// not exist (the servers' RPC error, hashicorp/consul#8123: `Namespace
+// "luke" does not exist`, which the HTTP API answers as a 500 with that
+// text); only creating one makes it.
+TEST_F(ConsulScopesTest, WritesToANamespaceOrPartitionThatDoesNotExistAreRefused) {
+  ConsulTestServerOptions options;
+  options.enterprise = true;
+  Start(options);
+  const std::string node =
+      R"({"Node": "node-b", "Address": "10.0.0.2", "Service": {"Service": "web"}})";
+  const auto put = [&](const std::string& path, const std::string& body) {
+    auto result = http_->Put(path, body, "application/json");
+    EXPECT_TRUE(result) << path;
+    return result ? std::make_pair(result->status, result->body) : std::make_pair(0, std::string());
+  };
+  EXPECT_EQ(put("/v1/catalog/register?ns=missing", node),
+            std::make_pair(500, std::string(R"(Namespace "missing" does not exist)")));
+  EXPECT_EQ(put("/v1/agent/service/register?ns=missing", Web("web-1").dump()),
+            std::make_pair(500, std::string(R"(Namespace "missing" does not exist)")));
+  json in_body = Web("web-1");
+  in_body["Namespace"] = "missing";
+  EXPECT_EQ(put("/v1/agent/service/register", in_body.dump()),
+            std::make_pair(500, std::string(R"(Namespace "missing" does not exist)")));
+  EXPECT_EQ(put("/v1/catalog/register?partition=nowhere", node),
+            std::make_pair(500, std::string(R"(Partition "nowhere" does not exist)")));
+  EXPECT_EQ(server_->RegisterService({.ns = "missing"}, Web("web-1")),
+            R"(Namespace "missing" does not exist)");
+  // A namespace of one partition does not exist in another.
+  ASSERT_TRUE(server_->AddNamespace("", "", "team-a"));
+  ASSERT_TRUE(server_->AddPartition("", "eu"));
+  EXPECT_EQ(server_->RegisterService({.partition = "eu", .ns = "team-a"}, Web("web-1")),
+            R"(Namespace "team-a" does not exist)");
+  // Nothing was created by the refused writes.
+  const auto names = [](const json& list) {
+    std::vector<std::string> out;
+    for (const json& entry : list) out.push_back(entry["Name"]);
+    return out;
+  };
+  EXPECT_THAT(names(Get("/v1/namespaces").body), ::testing::ElementsAre("default", "team-a"));
+  EXPECT_THAT(names(Get("/v1/partitions").body), ::testing::ElementsAre("default", "eu"));
+  EXPECT_EQ(Get("/v1/catalog/services?ns=missing").body, json::object());
+
+  // Once created, the same writes are taken.
+  EXPECT_EQ(put("/v1/agent/service/register?ns=team-a", Web("web-1").dump()).first, 200);
+  EXPECT_EQ(put("/v1/catalog/register?partition=eu", node).first, 200);
+
+  // One marked for deletion takes no writes either, and its name is taken
+  // until the deletion finishes.
+  ASSERT_TRUE(server_->RemoveNamespace("", "", "team-a"));
+  EXPECT_EQ(put("/v1/agent/service/register?ns=team-a", Web("web-2").dump()),
+            std::make_pair(500, std::string(R"(Namespace "team-a" does not exist)")));
+  EXPECT_FALSE(server_->AddNamespace("", "", "team-a"));
+  EXPECT_EQ(server_->FinishTenancyDeletions(), 1U);
+  EXPECT_TRUE(server_->AddNamespace("", "", "team-a"));
+  EXPECT_EQ(put("/v1/agent/service/register?ns=team-a", Web("web-2").dump()).first, 200);
+}
+
+// Consul deletes a namespace or partition in two steps: marked (DeletedAt
+// set, ModifyIndex moved, still listed) while its data is deleted in the
+// background, then gone from the list.
+TEST_F(ConsulScopesTest, DeletingANamespaceOrPartitionMarksItBeforeItLeavesTheList) {
+  ConsulTestServerOptions options;
+  options.enterprise = true;
+  Start(options);
+  ASSERT_TRUE(server_->AddNamespace("", "", "team-a"));
+  ASSERT_TRUE(server_->AddPartition("", "eu"));
+  ASSERT_TRUE(server_->AddNamespace("", "eu", "team-b"));
+  ASSERT_EQ(server_->RegisterService({.ns = "team-a"}, Web("web-a")), "");
+  ASSERT_EQ(server_->RegisterService({.partition = "eu", .ns = "team-b"}, Web("web-b")), "");
+  const Answer before = Get("/v1/namespaces");
+  ASSERT_EQ(before.body.size(), 2U);
+  EXPECT_FALSE(before.body[1].contains("DeletedAt"));
+
+  ASSERT_TRUE(server_->RemoveNamespace("", "", "team-a"));
+  const Answer marked = Get("/v1/namespaces");
+  ASSERT_EQ(marked.body.size(), 2U) << marked.text;
+  const json& team_a = marked.body[1];
+  EXPECT_EQ(team_a["Name"], "team-a");
+  ASSERT_TRUE(team_a.contains("DeletedAt"));
+  EXPECT_THAT(team_a["DeletedAt"].get<std::string>(),
+              ::testing::MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"));
+  EXPECT_GT(team_a["ModifyIndex"].get<std::uint64_t>(), team_a["CreateIndex"].get<std::uint64_t>());
+  EXPECT_GT(marked.index, before.index);
+  EXPECT_EQ(Get("/v1/health/service/web?ns=team-a").body, json::array()) << "its data is deleted";
+  EXPECT_FALSE(marked.body[0].contains("DeletedAt")) << "default is never deleted";
+
+  // A partition takes its namespaces with it.
+  ASSERT_TRUE(server_->RemovePartition("", "eu"));
+  const Answer partitions = Get("/v1/partitions");
+  ASSERT_EQ(partitions.body.size(), 2U);
+  EXPECT_TRUE(partitions.body[1].contains("DeletedAt"));
+  EXPECT_FALSE(partitions.body[1].contains("Partition")) << "partitions do not name one";
+  const Answer in_eu = Get("/v1/namespaces?partition=eu");
+  ASSERT_EQ(in_eu.body.size(), 2U);
+  EXPECT_EQ(in_eu.body[1]["Name"], "team-b");
+  EXPECT_EQ(in_eu.body[1]["Partition"], "eu");
+  EXPECT_TRUE(in_eu.body[1].contains("DeletedAt"));
+  EXPECT_EQ(Get("/v1/health/service/web?partition=eu&ns=team-b").body, json::array());
+
+  EXPECT_EQ(server_->FinishTenancyDeletions(), 3U);
+  const Answer gone = Get("/v1/namespaces");
+  ASSERT_EQ(gone.body.size(), 1U);
+  EXPECT_GT(gone.index, marked.index) << "leaving the list moves its index";
+  EXPECT_EQ(Get("/v1/partitions").body.size(), 1U);
+  // A reader of the gone partition's list sees its index go forward.
+  EXPECT_GT(Get("/v1/namespaces?partition=eu").index, in_eu.index);
+  EXPECT_EQ(server_->FinishTenancyDeletions(), 0U);
+}
+
+// Consul's API docs: /v1/namespaces supports blocking queries ("Blocking
+// Queries: YES"), /v1/partitions does not ("Blocking queries: No").
+TEST_F(ConsulScopesTest, TheNamespaceListBlocksAndThePartitionListDoesNot) {
+  ConsulTestServerOptions options;
+  options.enterprise = true;
+  Start(options);
+  const Answer first = Get("/v1/namespaces");
+  ASSERT_EQ(first.status, 200);
+  ASSERT_GT(first.index, 0U);
+
+  // Held until the list moves, then answered with the new index.
+  auto held = std::async(std::launch::async, [&] {
+    auto client = MakeClient();
+    return GetWith(*client, "/v1/namespaces?wait=10m&index=" + std::to_string(first.index));
+  });
+  ASSERT_TRUE(Eventually([&] { return server_->BlockedQueries() >= 1; }, std::chrono::seconds(10)));
+  // A write elsewhere does not end it early.
+  ASSERT_EQ(server_->RegisterService(Web("web-1")), "");
+  ASSERT_TRUE(server_->AddNamespace("", "", "team-a"));
+  ASSERT_EQ(held.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  const Answer woken = held.get();
+  EXPECT_EQ(woken.status, 200);
+  EXPECT_GT(woken.index, first.index);
+  ASSERT_EQ(woken.body.size(), 2U);
+  EXPECT_EQ(woken.body[1]["Name"], "team-a");
+
+  // Marking and finishing a deletion wake it as well.
+  auto marked = std::async(std::launch::async, [&] {
+    auto client = MakeClient();
+    return GetWith(*client, "/v1/namespaces?index=" + std::to_string(woken.index));
+  });
+  ASSERT_TRUE(Eventually([&] { return server_->BlockedQueries() >= 1; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(server_->RemoveNamespace("", "", "team-a"));
+  ASSERT_EQ(marked.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  const Answer deleted = marked.get();
+  EXPECT_GT(deleted.index, woken.index);
+  EXPECT_TRUE(deleted.body[1].contains("DeletedAt"));
+
+  // /v1/partitions ignores ?index=: answered at once however far ahead.
+  auto partitions = std::async(std::launch::async, [&] {
+    auto client = MakeClient();
+    return GetWith(*client, "/v1/partitions?wait=10m&index=999999");
+  });
+  ASSERT_EQ(partitions.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(partitions.get().body.size(), 1U);
+  EXPECT_EQ(server_->BlockedQueries(), 0U);
+}
+
+// ?wait= on /v1/namespaces is capped like every blocking query's, and a
+// partition's list is woken by changes to that partition's list only.
+TEST_F(ConsulScopesTest, TheNamespaceListWaitIsCappedAndPerPartition) {
+  ConsulTestServerOptions options;
+  options.enterprise = true;
+  options.max_wait = std::chrono::milliseconds(400);
+  Start(options);
+  const Answer first = Get("/v1/namespaces");
+  // With nothing changing, the query ends unchanged (10m asked, 400 ms
+  // served).
+  auto capped = std::async(std::launch::async, [&] {
+    auto client = MakeClient();
+    return GetWith(*client, "/v1/namespaces?wait=10m&index=" + std::to_string(first.index));
+  });
+  ASSERT_EQ(capped.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  const Answer unchanged = capped.get();
+  EXPECT_EQ(unchanged.status, 200);
+  EXPECT_EQ(unchanged.index, first.index);
+
+  ASSERT_TRUE(server_->AddPartition("", "eu"));
+  const Answer eu = Get("/v1/namespaces?partition=eu");
+  auto other = std::async(std::launch::async, [&] {
+    auto client = MakeClient();
+    return GetWith(*client, "/v1/namespaces?partition=eu&index=" + std::to_string(eu.index));
+  });
+  ASSERT_TRUE(Eventually([&] { return server_->BlockedQueries() >= 1; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(server_->AddNamespace("", "", "team-c"));
+  const Answer other_answer = other.get();
+  EXPECT_EQ(other_answer.index, eu.index) << "ended by the wait cap, not by the default partition";
+  EXPECT_EQ(other_answer.body.size(), 1U);
 }
 
 TEST_F(ConsulScopesTest, ScriptsReachEveryScopeOverHttp) {
@@ -491,7 +684,7 @@ TEST_F(ConsulScopesTest, EnterpriseListsPartitionsAndNamespacesAsTheyComeAndGo) 
   ASSERT_TRUE(server_->AddNamespace("", "eu", "team-b"));
   EXPECT_FALSE(server_->AddNamespace("", "us", "team-c")) << "no such partition";
   EXPECT_EQ(http_->Put("/_test/namespace?name=team-c&dc=dc2", "", "text/plain")->status, 200);
-  // A write to a scope creates its namespace (a test convenience).
+  EXPECT_EQ(http_->Put("/_test/namespace?name=team-d", "", "text/plain")->status, 200);
   ASSERT_EQ(server_->RegisterService({.ns = "team-d"}, Web("web-1")), "");
 
   const auto names = [](const json& list) {
@@ -512,14 +705,18 @@ TEST_F(ConsulScopesTest, EnterpriseListsPartitionsAndNamespacesAsTheyComeAndGo) 
   EXPECT_THAT(names(Get("/v1/namespaces?dc=dc2").body),
               ::testing::ElementsAre("default", "team-c"));
 
-  // Deleting a namespace deletes its services.
+  // Deleting a namespace deletes its services; it leaves the list once
+  // the deletion finishes.
   ASSERT_TRUE(server_->RemoveNamespace("", "", "team-d"));
-  EXPECT_FALSE(server_->RemoveNamespace("", "", "team-d"));
-  EXPECT_THAT(names(Get("/v1/namespaces").body), ::testing::ElementsAre("default", "team-a"));
+  EXPECT_FALSE(server_->RemoveNamespace("", "", "team-d")) << "already marked";
   EXPECT_EQ(Get("/v1/catalog/services?ns=team-d").body, json::object());
   EXPECT_EQ(http_->Delete("/_test/partition?name=eu")->status, 200);
+  EXPECT_EQ(http_->Delete("/_test/partition?name=eu")->status, 404) << "already marked";
+  auto finished = http_->Put("/_test/tenancy/finish-deletions", "", "text/plain");
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(finished->body, "3") << "team-d, eu and eu's team-b";
+  EXPECT_THAT(names(Get("/v1/namespaces").body), ::testing::ElementsAre("default", "team-a"));
   EXPECT_THAT(names(Get("/v1/partitions").body), ::testing::ElementsAre("default"));
-  EXPECT_EQ(http_->Delete("/_test/partition?name=eu")->status, 404);
   EXPECT_EQ(Get("/v1/namespaces?dc=dc9").status, 500) << "No path to datacenter";
 }
 

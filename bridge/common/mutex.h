@@ -90,21 +90,39 @@ class CAPABILITY("shared mutex") SharedMutex {
   void Unlock() RELEASE() { mutex_.unlock(); }
   void LockShared() ACQUIRE_SHARED() { mutex_.lock_shared(); }
   void UnlockShared() RELEASE_SHARED() { mutex_.unlock_shared(); }
+  // Tells the analysis that the caller holds the lock, at least shared,
+  // where it cannot see it (a callback run under the lock). Checks nothing
+  // at run time.
+  void AssertReaderHeld() const HB_THREAD_ANNOTATION(assert_shared_capability(this)) {}
 
  private:
+  friend class SharedCondVar;
   std::shared_mutex mutex_;
 };
 
-// Holds `mutex` exclusively for its lifetime.
+// Holds `mutex` exclusively from construction to destruction; Unlock() and
+// Lock() step out of it and back, as MutexLock's do.
 class SCOPED_CAPABILITY WriterMutexLock {
  public:
   explicit WriterMutexLock(SharedMutex* mutex) ACQUIRE(mutex) : mutex_(mutex) { mutex_->Lock(); }
-  ~WriterMutexLock() RELEASE() { mutex_->Unlock(); }
+  ~WriterMutexLock() RELEASE() {
+    if (held_) mutex_->Unlock();
+  }
   WriterMutexLock(const WriterMutexLock&) = delete;
   WriterMutexLock& operator=(const WriterMutexLock&) = delete;
 
+  void Unlock() RELEASE() {
+    held_ = false;
+    mutex_->Unlock();
+  }
+  void Lock() ACQUIRE() {
+    mutex_->Lock();
+    held_ = true;
+  }
+
  private:
   SharedMutex* const mutex_;
+  bool held_ = true;
 };
 
 // Holds `mutex` shared for its lifetime.
@@ -151,6 +169,28 @@ class CondVar {
 
  private:
   std::condition_variable condition_;
+};
+
+// CondVar's counterpart for a SharedMutex held exclusively.
+class SharedCondVar {
+ public:
+  SharedCondVar() = default;
+  SharedCondVar(const SharedCondVar&) = delete;
+  SharedCondVar& operator=(const SharedCondVar&) = delete;
+
+  // As CondVar::WaitUntil.
+  bool WaitUntil(SharedMutex* mutex, std::chrono::steady_clock::time_point deadline)
+      REQUIRES(mutex) {
+    std::unique_lock<std::shared_mutex> lock(mutex->mutex_, std::adopt_lock);
+    const std::cv_status status = condition_.wait_until(lock, deadline);
+    lock.release();  // still held: the caller's lock owns it
+    return status == std::cv_status::no_timeout;
+  }
+
+  void SignalAll() { condition_.notify_all(); }
+
+ private:
+  std::condition_variable_any condition_;
 };
 
 }  // namespace hb

@@ -83,7 +83,7 @@ ConsulTestServer::ConsulTestServer(ConsulTestServerOptions options)
 ConsulTestServer::~ConsulTestServer() {
   Stop();
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     background_stop_ = true;
   }
   background_wake_.SignalAll();
@@ -95,7 +95,7 @@ int ConsulTestServer::Start() {
   std::lock_guard server_lock(server_mutex_);
   if (server_) return port_;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     stopping_ = false;
   }
   server_ = std::make_unique<KeepAliveServer>(limiter_);
@@ -119,7 +119,7 @@ void ConsulTestServer::Stop() {
   std::lock_guard server_lock(server_mutex_);
   if (!server_) return;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     stopping_ = true;
     ++generation_;
     WakeAllLocked();
@@ -130,7 +130,7 @@ void ConsulTestServer::Stop() {
 }
 
 void ConsulTestServer::Notify() {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   WakeChangedLocked();
 }
 
@@ -207,7 +207,7 @@ void ConsulTestServer::WakeAllLocked() {
 std::string ConsulTestServer::RegisterService(const json& registration) {
   std::string error;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     error = catalog_.RegisterService(options_.node, registration, std::chrono::steady_clock::now());
   }
   Notify();
@@ -217,7 +217,7 @@ std::string ConsulTestServer::RegisterService(const json& registration) {
 bool ConsulTestServer::DeregisterService(const std::string& service_id) {
   bool found;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     found = catalog_.DeregisterService(options_.node, service_id);
   }
   Notify();
@@ -228,7 +228,7 @@ bool ConsulTestServer::UpdateCheck(const std::string& check_id, const std::strin
                                    const std::string& output) {
   bool found;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     found = catalog_.UpdateCheck(options_.node, check_id, status, output,
                                  std::chrono::steady_clock::now());
   }
@@ -240,7 +240,7 @@ bool ConsulTestServer::SetServiceMaintenance(const std::string& service_id, bool
                                              const std::string& reason) {
   bool found;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     found = catalog_.SetServiceMaintenance(options_.node, service_id, enable, reason,
                                            std::chrono::steady_clock::now());
   }
@@ -250,7 +250,7 @@ bool ConsulTestServer::SetServiceMaintenance(const std::string& service_id, bool
 
 void ConsulTestServer::SetNodeMaintenance(bool enable, const std::string& reason) {
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     catalog_.SetNodeMaintenance(options_.node, enable, reason, std::chrono::steady_clock::now());
   }
   Notify();
@@ -259,7 +259,7 @@ void ConsulTestServer::SetNodeMaintenance(bool enable, const std::string& reason
 bool ConsulTestServer::SetSerfHealth(const std::string& node, const std::string& status) {
   bool found;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     found = catalog_.SetNodeCheck(
         node, "serfHealth", status,
         status == "passing" ? "Agent alive and reachable" : "Agent not live or unreachable",
@@ -271,18 +271,18 @@ bool ConsulTestServer::SetSerfHealth(const std::string& node, const std::string&
 
 std::optional<std::chrono::steady_clock::time_point> ConsulTestServer::CriticalSince(
     const std::string& check_id) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   const TestCheck* check = catalog_.FindCheck(options_.node, check_id);
   return check == nullptr ? std::nullopt : check->critical_since;
 }
 
 std::uint64_t ConsulTestServer::Index() {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   return catalog_.index();
 }
 
 void ConsulTestServer::FailNext(int count, int status, std::string body, std::string prefix) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   fail_count_ = count;
   fail_status_ = status;
   fail_body_ = std::move(body);
@@ -290,28 +290,28 @@ void ConsulTestServer::FailNext(int count, int status, std::string body, std::st
 }
 
 void ConsulTestServer::SetAclToken(std::string token) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   acl_token_ = std::move(token);
 }
 
 void ConsulTestServer::SetLatency(std::chrono::milliseconds latency) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   latency_ = latency;
 }
 
 void ConsulTestServer::MalformedNext(int count) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   malformed_count_ = count;
 }
 
 void ConsulTestServer::DropNext(int count) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   drop_count_ = count;
 }
 
 void ConsulTestServer::ResetIndex(std::uint64_t to) {
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     // The local datacenter's Raft log: every scope in it.
     for (TestCatalog* catalog : registry_.CatalogsOf(options_.datacenter)) catalog->ResetIndex(to);
     sessions_.ResetIndex(to);
@@ -323,7 +323,7 @@ void ConsulTestServer::ResetIndex(std::uint64_t to) {
 }
 
 void ConsulTestServer::SetKnownLeader(bool known) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   known_leader_ = known;
 }
 
@@ -337,12 +337,12 @@ void ConsulTestServer::RefuseFor(std::chrono::milliseconds duration) {
 }
 
 std::map<std::string, int> ConsulTestServer::RequestCounts() {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   return request_counts_;
 }
 
 std::size_t ConsulTestServer::BlockedQueries() {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   std::size_t blocked = 0;
   // A waiter is counted and parked under one hold of the lock.
   for (const auto& [endpoint, watched] : watched_) {
@@ -353,7 +353,7 @@ std::size_t ConsulTestServer::BlockedQueries() {
 
 void ConsulTestServer::Background() {
   auto next_reap = std::chrono::steady_clock::now() + options_.reap_interval;
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   while (!background_stop_) {
     const auto now = std::chrono::steady_clock::now();
     bool changed = false;
@@ -419,7 +419,7 @@ void ConsulTestServer::RunProbes(const std::vector<TestCatalog::Probe>& probes) 
         output = "dial tcp " + probe.target + ": connect: connection refused";
       }
     }
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     // Probed checks live on the local node (agent-registered).
     catalog_.UpdateCheck(options_.node, probe.check_id, status, output,
                          std::chrono::steady_clock::now());
@@ -435,7 +435,7 @@ void ConsulTestServer::ServeRoutes() {
   server.set_pre_routing_handler([this](const Request& request, Response& response) {
     std::chrono::milliseconds latency{0};
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       ++request_counts_[request.path];
       // Filtered reads also count under their filter, so a test can tell
       // them from reads of the whole answer.
@@ -494,7 +494,7 @@ void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::R
                                      const std::function<std::uint64_t()>& watch_index,
                                      const std::function<Answer()>& answer, bool may_be_malformed,
                                      const std::function<std::uint64_t()>& header_index) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   const std::uint64_t wanted = IndexParam(request);
   if (wanted > 0) {
     auto wait = std::chrono::milliseconds(std::chrono::minutes(5));
@@ -540,7 +540,7 @@ void ConsulTestServer::ServeBlocking(const httplib::Request& request, httplib::R
     // The answer and its index from one state, without holding up other
     // reads: Consul serves reads from a snapshot, and the whole checks
     // table is 32 MB at 100,000 instances.
-    ServerReadLock read(&mutex_);
+    ReaderMutexLock read(&mutex_);
     served = answer();
     index = header_index ? header_index() : watch_index();
   }

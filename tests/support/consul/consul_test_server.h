@@ -20,10 +20,10 @@
 #include <string>
 #include <thread>
 
+#include "bridge/common/mutex.h"
 #include "tests/support/consul/connection_limiter.h"
 #include "tests/support/consul/kv_store.h"
 #include "tests/support/consul/scope_registry.h"
-#include "tests/support/consul/server_lock.h"
 #include "tests/support/consul/session_store.h"
 #include "tests/support/consul/test_catalog.h"
 
@@ -291,7 +291,7 @@ class ConsulTestServer {
   // Consul's per-watch channels: one change must not wake every held
   // long-poll, or thousands of them turn each change into a stampede.
   struct WatchedEndpoint {
-    ServerCondVar changed;
+    SharedCondVar changed;
     std::function<std::uint64_t()> index_of;
     std::uint64_t notified_index = 0;
     int waiters = 0;
@@ -300,10 +300,10 @@ class ConsulTestServer {
   // Exclusive for writes and waits; answers are built under a shared lock,
   // as Consul serves reads from a snapshot: a large read (the whole checks
   // table is 32 MB at 100,000 instances) never holds up other reads.
-  ServerMutex mutex_;
+  SharedMutex mutex_;
   // options_.acl_token until SetAclToken()
   std::string acl_token_ GUARDED_BY(mutex_);
-  ServerCondVar background_wake_;
+  SharedCondVar background_wake_;
   std::map<std::string, std::unique_ptr<WatchedEndpoint>> watched_ GUARDED_BY(mutex_);
   ScopeRegistry registry_ GUARDED_BY(mutex_);
   TestCatalog& catalog_ GUARDED_BY(mutex_);  // registry_.Local(), the local default scope

@@ -72,7 +72,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
                std::string error;
                int status = 400;
                {
-                 ServerLock lock(&mutex_);
+                 WriterMutexLock lock(&mutex_);
                  if (TestCatalog* catalog = registry_.ForWrite(*scope, error, &status)) {
                    error = catalog->RegisterService(options_.node, body, now());
                  }
@@ -86,7 +86,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (!scope) return;
     bool found = false;
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->DeregisterService(options_.node, request.matches[1]);
       }
@@ -104,7 +104,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (!scope) return;
     bool found = false;
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->UpdateCheck(options_.node, request.matches[2], status,
                                      request.get_param_value("note"), now());
@@ -125,7 +125,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (!scope) return;
     bool found = false;
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->UpdateCheck(options_.node, request.matches[1], status,
                                      body.value("Output", ""), now());
@@ -143,7 +143,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
     if (!scope) return;
     bool found = false;
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       if (TestCatalog* catalog = registry_.Find(*scope)) {
         found = catalog->SetServiceMaintenance(options_.node, request.matches[1],
                                                request.get_param_value("enable") == "true",
@@ -157,7 +157,7 @@ void ConsulTestServer::ServeAgentRoutes(httplib::Server& server) {
                                                   const httplib::ContentReader&) {
     if (!request.has_param("enable")) return FinishWrite(response, "Missing value for enable");
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       catalog_.SetNodeMaintenance(options_.node, request.get_param_value("enable") == "true",
                                   request.get_param_value("reason"), now());
     }

@@ -89,7 +89,7 @@ void ConsulTestServer::ServeCatalogRoutes(httplib::Server& server) {
     std::string error;
     int status = 400;
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       if (auto refused = DatacenterErrorLocked(scope->datacenter)) {
         error = *refused;
         status = 500;
@@ -111,7 +111,7 @@ void ConsulTestServer::ServeCatalogRoutes(httplib::Server& server) {
     }
     std::optional<std::string> refused;
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       refused = DatacenterErrorLocked(scope->datacenter);
       TestCatalog* catalog = refused ? nullptr : registry_.Find(*scope);
       if (catalog != nullptr) {

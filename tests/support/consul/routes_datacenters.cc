@@ -23,7 +23,7 @@ void ConsulTestServer::ServeDatacenterRoutes(httplib::Server& server) {
   server.Get("/v1/catalog/datacenters", [this](const Request&, Response& response) {
     std::vector<std::string> names;
     {
-      ServerReadLock lock(&mutex_);
+      ReaderMutexLock lock(&mutex_);
       names = registry_.Datacenters();
     }
     response.set_content(nlohmann::json(names).dump(), "application/json");
@@ -36,7 +36,7 @@ void ConsulTestServer::ServeDatacenterRoutes(httplib::Server& server) {
     const std::string name = request.get_param_value("name");
     bool known;
     {
-      ServerReadLock lock(&mutex_);
+      ReaderMutexLock lock(&mutex_);
       known = registry_.HasDatacenter(name);
     }
     if (!known && !AddDatacenter(name)) {

@@ -273,7 +273,7 @@ void ConsulTestServer::ServeKvRoutes(httplib::Server& server) {
     }
     KvStore::Result result;
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       result = kv_.Put(write, sessions_, catalog_, std::chrono::steady_clock::now());
     }
     if (result.error.empty())
@@ -317,7 +317,7 @@ void ConsulTestServer::ServeKvRoutes(httplib::Server& server) {
                                     [](const auto& op) { return KvStore::IsTxnWrite(op.verb); });
     KvStore::TxnOutcome outcome;
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       outcome = kv_.Txn(parsed.ops, sessions_, catalog_, std::chrono::steady_clock::now());
     }
     json answer;
@@ -352,7 +352,7 @@ void ConsulTestServer::ServeKvRoutes(httplib::Server& server) {
     }
     KvStore::Result result;
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       result = kv_.Delete(key, request.has_param("recurse"), cas, catalog_);
     }
     if (result.error.empty())

@@ -52,7 +52,7 @@ void ConsulTestServer::ServePeeringRoutes(httplib::Server& server) {
   server.Get("/v1/peerings", [this, partition_of](const Request& request, Response& response) {
     json out = json::array();
     {
-      ServerReadLock lock(&mutex_);
+      ReaderMutexLock lock(&mutex_);
       for (const TestPeering* peering : registry_.Peers(partition_of(request))) {
         out.push_back(PeeringJson(*peering, registry_.ImportedServices(peering->name),
                                   options_.host + ":8300", options_.enterprise));
@@ -65,7 +65,7 @@ void ConsulTestServer::ServePeeringRoutes(httplib::Server& server) {
                const std::string name = request.matches[1];
                std::optional<json> found;
                {
-                 ServerReadLock lock(&mutex_);
+                 ReaderMutexLock lock(&mutex_);
                  const TestPeering* peering = registry_.FindPeer(name);
                  if (peering != nullptr && peering->partition == partition_of(request)) {
                    found = PeeringJson(*peering, registry_.ImportedServices(name),
@@ -89,7 +89,7 @@ void ConsulTestServer::ServePeeringRoutes(httplib::Server& server) {
         request.has_param("state") ? request.get_param_value("state") : "ACTIVE";
     bool known;
     {
-      ServerReadLock lock(&mutex_);
+      ReaderMutexLock lock(&mutex_);
       known = registry_.FindPeer(name) != nullptr;
     }
     if (!(known ? SetPeerState(name, state) : AddPeer(name, state))) {

@@ -39,7 +39,7 @@ void ConsulTestServer::ServeSessionRoutes(httplib::Server& server) {
     }
     SessionStore::CreateResult created;
     {
-      ServerLock lock(&mutex_);
+      WriterMutexLock lock(&mutex_);
       created = sessions_.Create(body, options_.node, catalog_, std::chrono::steady_clock::now());
     }
     if (created.error.empty()) {
@@ -50,7 +50,7 @@ void ConsulTestServer::ServeSessionRoutes(httplib::Server& server) {
   server.Put(R"(/v1/session/renew/(.*))", [this](const Request& request, Response& response,
                                                  const httplib::ContentReader&) {
     const std::string id = request.matches[1];
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     const TestSession* session = sessions_.Renew(id, std::chrono::steady_clock::now());
     if (session == nullptr) {
       response.status = 404;
@@ -63,7 +63,7 @@ void ConsulTestServer::ServeSessionRoutes(httplib::Server& server) {
              [this](const Request& request, Response& response, const httplib::ContentReader&) {
                const std::string id = request.matches[1];
                {
-                 ServerLock lock(&mutex_);
+                 WriterMutexLock lock(&mutex_);
                  InvalidateSessionLocked(id, std::chrono::steady_clock::now());
                }
                // Consul answers true for an unknown session too.

@@ -8,7 +8,7 @@ namespace hb::test_support {
 
 void ConsulTestServer::ServeStatusRoutes(httplib::Server& server) {
   server.Get("/v1/status/leader", [this](const httplib::Request&, httplib::Response& response) {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     response.set_content(known_leader_ ? "\"127.0.0.1:8300\"" : "\"\"", "application/json");
   });
 }

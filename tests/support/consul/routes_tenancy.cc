@@ -78,7 +78,7 @@ void ConsulTestServer::ServeTenancyRoutes(httplib::Server& server) {
                if (!enterprise_only(response)) return;
                json out;
                {
-                 ServerReadLock lock(&mutex_);
+                 ReaderMutexLock lock(&mutex_);
                  out = TenancyList(registry_.Partitions(datacenter_of(request)),
                                    "Builtin Default Partition", "");
                }

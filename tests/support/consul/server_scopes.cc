@@ -125,12 +125,12 @@ std::string ConsulTestServer::WatchKey(const ConsulScope& scope,
 
 bool ConsulTestServer::AddDatacenter(const std::string& name) {
   if (!IsScopeName(name)) return false;
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   return registry_.AddDatacenter(name);
 }
 
 bool ConsulTestServer::CutDatacenter(const std::string& name, bool cut, std::string error) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   if (!registry_.SetCut(name, cut ? std::optional<std::string>(std::move(error)) : std::nullopt)) {
     return false;
   }
@@ -141,7 +141,7 @@ bool ConsulTestServer::CutDatacenter(const std::string& name, bool cut, std::str
 
 bool ConsulTestServer::RemoveDatacenter(const std::string& name) {
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     if (!registry_.RemoveDatacenter(name)) return false;
     // Queries held on it end with "No path to datacenter" now.
     WakeAllLocked();
@@ -151,12 +151,12 @@ bool ConsulTestServer::RemoveDatacenter(const std::string& name) {
 
 bool ConsulTestServer::AddPartition(const std::string& datacenter, const std::string& name) {
   if (!options_.enterprise || !IsScopeName(name)) return false;
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   return registry_.AddPartition(datacenter.empty() ? options_.datacenter : datacenter, name);
 }
 
 std::size_t ConsulTestServer::FinishTenancyDeletions() {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   const std::size_t finished = registry_.FinishDeletions();
   // Blocking /v1/namespaces readers see the entries leave.
   WakeChangedLocked();
@@ -166,7 +166,7 @@ std::size_t ConsulTestServer::FinishTenancyDeletions() {
 bool ConsulTestServer::RemovePartition(const std::string& datacenter, const std::string& name) {
   bool found;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     found = registry_.RemovePartition(datacenter.empty() ? options_.datacenter : datacenter, name,
                                       std::chrono::system_clock::now());
   }
@@ -177,7 +177,7 @@ bool ConsulTestServer::RemovePartition(const std::string& datacenter, const std:
 bool ConsulTestServer::AddNamespace(const std::string& datacenter, const std::string& partition,
                                     const std::string& name) {
   if (!options_.enterprise || !IsScopeName(name)) return false;
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   const bool added = registry_.AddNamespace(datacenter.empty() ? options_.datacenter : datacenter,
                                             partition.empty() ? "default" : partition, name);
   // Blocking /v1/namespaces readers see it come.
@@ -189,7 +189,7 @@ bool ConsulTestServer::RemoveNamespace(const std::string& datacenter, const std:
                                        const std::string& name) {
   bool found;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     found = registry_.RemoveNamespace(datacenter.empty() ? options_.datacenter : datacenter,
                                       partition.empty() ? "default" : partition, name,
                                       std::chrono::system_clock::now());
@@ -201,19 +201,19 @@ bool ConsulTestServer::RemoveNamespace(const std::string& datacenter, const std:
 bool ConsulTestServer::AddPeer(const std::string& name, const std::string& state,
                                const std::string& partition) {
   if (!IsScopeName(name) || !IsScopeName(partition)) return false;
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   return registry_.AddPeer(name, state, "dc-" + name, partition);
 }
 
 bool ConsulTestServer::SetPeerState(const std::string& name, const std::string& state) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   return registry_.SetPeerState(name, state);
 }
 
 bool ConsulTestServer::DeletePeer(const std::string& name) {
   bool found;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     found = registry_.DeletePeer(name);
   }
   Notify();
@@ -224,7 +224,7 @@ std::string ConsulTestServer::RegisterService(const ConsulScope& scope,
                                               const nlohmann::json& registration) {
   std::string error;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     if (TestCatalog* catalog = registry_.ForWrite(scope, error)) {
       error =
           catalog->RegisterService(options_.node, registration, std::chrono::steady_clock::now());
@@ -237,7 +237,7 @@ std::string ConsulTestServer::RegisterService(const ConsulScope& scope,
 bool ConsulTestServer::DeregisterService(const ConsulScope& scope, const std::string& service_id) {
   bool found = false;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     if (TestCatalog* catalog = registry_.Find(scope)) {
       found = catalog->DeregisterService(options_.node, service_id);
     }
@@ -250,7 +250,7 @@ bool ConsulTestServer::UpdateCheck(const ConsulScope& scope, const std::string& 
                                    const std::string& status, const std::string& output) {
   bool found = false;
   {
-    ServerLock lock(&mutex_);
+    WriterMutexLock lock(&mutex_);
     if (TestCatalog* catalog = registry_.Find(scope)) {
       found = catalog->UpdateCheck(options_.node, check_id, status, output,
                                    std::chrono::steady_clock::now());
@@ -261,7 +261,7 @@ bool ConsulTestServer::UpdateCheck(const ConsulScope& scope, const std::string& 
 }
 
 std::uint64_t ConsulTestServer::Index(const std::string& datacenter) {
-  ServerLock lock(&mutex_);
+  WriterMutexLock lock(&mutex_);
   return registry_.Index(datacenter);
 }
 

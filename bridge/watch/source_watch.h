@@ -162,6 +162,8 @@ struct WatchState {
   // by the change detector.
   std::size_t dedicated_services = 0;
   std::size_t covered_services = 0;
+  // The source's share of consul.max_connections now (0 = no budget).
+  std::size_t connection_budget = 0;
 };
 
 // How a budget of connections is spent. `max_connections` >= 3.
@@ -208,6 +210,25 @@ class SourceWatch {
   // turn of the loop however many answers that turn applied (e.g. to copy
   // what changed for /v1/instances). Set it before Start().
   void OnEngineChanged(std::function<void(const TransitionEngine&)> changed);
+
+  // A new share of the connection budget (>= 3), applied on the loop
+  // thread; waits for it. Shrinking moves the dedicated services past the
+  // new plan to the covered path, last names first: their queries are
+  // retired (each keeps its connection until its wait ends, see
+  // ConnectionsCommitted()) and each is read once on the covered path, so
+  // nothing between its last answer and the change detector's baseline is
+  // missed. Growing promotes covered services as slots free up, each with
+  // a fresh read. Ignored with no budget (0).
+  void SetConnectionBudget(std::size_t max_connections);
+  // Loop thread: the connections this source holds or may open, the most
+  // of its budget and what it holds now (retired queries still waiting out
+  // past a smaller budget included).
+  std::size_t ConnectionsCommitted() const;
+  // Loop thread: the budget the source plans with.
+  std::size_t connection_budget() const { return budget_; }
+  // `freed` runs on the loop thread (posted) each time a retired query
+  // ended and let its connection go. Set it before Start().
+  void OnConnectionFreed(std::function<void()> freed);
 
  private:
   struct ServiceWatch;
@@ -342,7 +363,9 @@ class SourceWatch {
   // gone.
   std::set<std::string, std::less<>> unread_at_sync_;
   static constexpr int kUnreadableAfter = 3;
+  std::size_t budget_;  // 0 = none
   ConnectionPlan plan_;
+  std::function<void()> connection_freed_;
   // Queries running out their request, by a key; `dedicated` ones hold a
   // dedicated slot until then.
   struct RetiringQuery {

@@ -354,11 +354,7 @@ void Watcher::Resplit() {
       watch->SetConnectionBudget(targets[i]);
     }
   }
-  std::size_t committed = 1;
-  for (const Draining& draining : draining_) committed += draining.connections;
-  for (Found* source : admitted) {
-    if (source->watch) committed += source->watch->ConnectionsCommitted();
-  }
+  std::size_t committed = Committed(admitted);
   // Growth and starts only out of what is free now.
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t free = max_connections > committed ? max_connections - committed : 0;
@@ -377,6 +373,33 @@ void Watcher::Resplit() {
     watch->SetConnectionBudget(grant);
     committed = committed - before + watch->ConnectionsCommitted();
   }
+}
+
+std::size_t Watcher::Committed(const std::vector<Found*>& admitted) const {
+  std::size_t committed = 1;  // the lists
+  for (const Draining& draining : draining_) committed += draining.connections;
+  for (const Found* source : admitted) {
+    if (source->watch) committed += source->watch->ConnectionsCommitted();
+  }
+  return committed;
+}
+
+std::size_t Watcher::connections_committed() {
+  if (!templates_) return 0;
+  std::size_t committed = 0;
+  RunOnLoopAndWait([&] {
+    const SteadyTime now = clock_.Now();
+    std::erase_if(draining_, [now](const Draining& draining) { return draining.until <= now; });
+    std::vector<Found*> admitted;
+    {
+      MutexLock lock(&mutex_);
+      for (auto& found : found_) {
+        if (found->watch) admitted.push_back(found.get());
+      }
+    }
+    committed = Committed(admitted);
+  });
+  return committed;
 }
 
 void Watcher::ScheduleResplit(SteadyTime at) {

@@ -117,6 +117,10 @@ class Watcher {
   void OnEngineChanged(const std::function<void(const TransitionEngine&)>& changed);
 
   std::size_t source_count() const;
+  // Templates: the connections committed now under the rule above (the
+  // lists', every source's, dropped sources' still draining), never more
+  // than consul.max_connections; 0 without templates.
+  std::size_t connections_committed();
 
  private:
   // A source found at run time (templates only).
@@ -152,6 +156,9 @@ class Watcher {
   // those waiting once there are connections for them.
   void Resplit();
   void ScheduleResplit(SteadyTime at);
+  // Loop thread: the sum the rule above bounds, `admitted` being the
+  // sources watched or waiting.
+  std::size_t Committed(const std::vector<Found*>& admitted) const;
   WatcherOptions OptionsFor(const FoundSource& found, std::size_t budget) const;
 
   const WatcherOptions options_;

@@ -472,10 +472,13 @@ TEST_F(FoundSourcesTest, TheBudgetFollowsTheSourcesAndStaysWithinIt) {
   StartWatching({EveryDatacenter()}, kMaxConnections, 3, milliseconds(200));
   EXPECT_THAT(Sources(), ::testing::ElementsAre("dc1", "dc2"));
   // Two sources share 19 (one lists them): 10 and 9, 7 and 6 dedicated.
+  // Every wait also samples what the watcher commits: never past the budget.
+  std::size_t most_committed = 0;
   const auto dedicated = [&](const std::string& source, std::size_t at_least,
                              std::size_t at_most) {
     return test_support::Eventually(
         [&] {
+          most_committed = std::max(most_committed, watcher_->connections_committed());
           auto state = StateOf(source);
           return state && state->initial_sync_done && state->dedicated_services >= at_least &&
                  state->dedicated_services <= at_most;
@@ -531,6 +534,10 @@ TEST_F(FoundSourcesTest, TheBudgetFollowsTheSourcesAndStaysWithinIt) {
   EXPECT_EQ(StateOf("dc2")->connection_budget, 9U);
   change_all({"dc1", "dc2"}, "passing");
 
+  EXPECT_LE(most_committed, kMaxConnections);
+  EXPECT_GT(most_committed, 0U);
+  RecordProperty("most_committed", std::to_string(most_committed));
+  RecordProperty("peak_connections", std::to_string(consul_->PeakConnections()));
   EXPECT_LE(consul_->PeakConnections(), kMaxConnections);
   EXPECT_EQ(consul_->RefusedConnections(), 0U);
 }

@@ -285,8 +285,7 @@ bool Watcher::Admit(Found& source) {
   }
   MutexLock lock(&mutex_);
   if (source.refused_since) {
-    spdlog::info("source {} admitted: there is room in watch.max_sources again",
-                 source.found.key);
+    spdlog::info("source {} admitted: there is room in watch.max_sources again", source.found.key);
   }
   source.refused_since.reset();
   source.waiting = true;
@@ -343,6 +342,7 @@ void Watcher::Resplit() {
   const std::size_t available = max_connections - 1;  // one lists the sources
   const std::size_t count = admitted.size();
   std::vector<std::size_t> targets;
+  targets.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     targets.push_back(
         std::max<std::size_t>(3, available / count + (i < available % count ? 1 : 0)));
@@ -429,8 +429,7 @@ void Watcher::Drop(const std::string& key) {
   // Consul keeps a blocking query it was holding, and its connection, until
   // its wait ends: the connections are free only then.
   const auto wait = client_.options().wait;
-  draining_.push_back(
-      {clock_.Now() + wait + wait / 16 + client_.options().timeout_margin, held});
+  draining_.push_back({clock_.Now() + wait + wait / 16 + client_.options().timeout_margin, held});
   ScheduleResplit(draining_.front().until);
   const WatchSource& source = dropped->found.source;
   std::vector<Event> events = engine_->DropSource(
@@ -591,8 +590,9 @@ std::uint64_t Watcher::dropped_sources() const {
 
 std::size_t Watcher::refused_sources() const {
   MutexLock lock(&mutex_);
-  return static_cast<std::size_t>(std::count_if(
-      found_.begin(), found_.end(), [](const auto& found) { return found->watch == nullptr && !found->waiting; }));
+  return static_cast<std::size_t>(
+      std::count_if(found_.begin(), found_.end(),
+                    [](const auto& found) { return found->watch == nullptr && !found->waiting; }));
 }
 
 std::size_t Watcher::source_count() const {

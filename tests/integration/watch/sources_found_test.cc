@@ -474,8 +474,7 @@ TEST_F(FoundSourcesTest, TheBudgetFollowsTheSourcesAndStaysWithinIt) {
   // Two sources share 19 (one lists them): 10 and 9, 7 and 6 dedicated.
   // Every wait also samples what the watcher commits: never past the budget.
   std::size_t most_committed = 0;
-  const auto dedicated = [&](const std::string& source, std::size_t at_least,
-                             std::size_t at_most) {
+  const auto dedicated = [&](const std::string& source, std::size_t at_least, std::size_t at_most) {
     return test_support::Eventually(
         [&] {
           most_committed = std::max(most_committed, watcher_->connections_committed());
@@ -495,8 +494,8 @@ TEST_F(FoundSourcesTest, TheBudgetFollowsTheSourcesAndStaysWithinIt) {
     for (const std::string& source : sources) {
       for (int i = 0; i < kServices; ++i) {
         const std::string id = "svc-" + std::to_string(i) + "-1";
-        EXPECT_TRUE(consul_->UpdateCheck(
-            ConsulScope{.datacenter = source == "dc1" ? "" : source}, "service:" + id, status));
+        EXPECT_TRUE(consul_->UpdateCheck(ConsulScope{.datacenter = source == "dc1" ? "" : source},
+                                         "service:" + id, status));
         expected.push_back(source + (status == "critical" ? " instance.down " + id + " critical"
                                                           : " instance.up " + id));
       }

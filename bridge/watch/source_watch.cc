@@ -655,8 +655,10 @@ void SourceWatch::PumpReads() {
     }
   }
   // Reads wait for the detector's baselines: a change between a read and a
-  // later baseline would be in neither.
-  if (!detector_.has_baseline()) return;
+  // later baseline would be in neither. A peer source runs no detector
+  // (Consul's /v1/health/state takes no ?peer=): its covered services are
+  // read on every catalog move and sweep, with no baseline to wait for.
+  if (options_.scope.peer.empty() && !detector_.has_baseline()) return;
   while (reads_in_flight_ < plan_.reads && (!urgent_reads_.empty() || !sweep_reads_.empty())) {
     // Sweeps use at most half the read slots (at least one), so a change
     // the detector names never waits behind a whole sweep.

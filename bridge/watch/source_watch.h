@@ -98,9 +98,10 @@ struct WatcherOptions {
   // `datacenter` with `services`.
   std::vector<WatchSource> sources;
   // With templates (WatchSource::IsTemplate()): at most this many sources
-  // are watched at once, each with a fixed share of the connection budget
-  // (one connection goes to listing them); sources found past it are
-  // refused (shown unavailable) until one goes. Default: 16.
+  // are watched at once, sharing the connection budget evenly as they come
+  // and go, 3 connections at least each (one connection goes to listing
+  // them; watcher.h); sources found past it are refused (shown
+  // unavailable) until one goes. Default: 16.
   std::size_t max_sources = 16;
   // A source found at run time that is no longer listed (a datacenter gone
   // from the WAN, a peering no longer active, a namespace deleted) keeps
@@ -110,8 +111,8 @@ struct WatcherOptions {
   // list endpoints that expand them all block). Default: 30s.
   std::chrono::milliseconds source_list_interval{std::chrono::seconds(30)};
   // Set by Watcher for each SourceWatch: the source's peer, namespace and
-  // partition, and its share of ConsulClientOptions::max_connections
-  // (0 = all of it).
+  // partition, and its first share of ConsulClientOptions::max_connections
+  // (0 = all of it; SetConnectionBudget() changes it).
   SourceScope scope;
   std::size_t connection_budget = 0;
   // Readiness turns false once Consul has been unreachable (every request

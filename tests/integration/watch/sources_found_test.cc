@@ -541,5 +541,37 @@ TEST_F(FoundSourcesTest, TheBudgetFollowsTheSourcesAndStaysWithinIt) {
   EXPECT_EQ(consul_->RefusedConnections(), 0U);
 }
 
+// A peer source whose share leaves its services covered (Consul's
+// /v1/health/state takes no ?peer=, so no change detector covers them):
+// they are read anyway, on the peer's catalog moves and its sweeps, and a
+// change in each is reported once a sweep reads it.
+TEST_F(FoundSourcesTest, APeerSourcesCoveredServicesAreReadAndTheirChangesReported) {
+  constexpr std::size_t kMaxConnections = 7;  // dc1 and the peer get 3 each
+  StartServer(false, kMaxConnections);
+  ASSERT_TRUE(consul_->AddPeer("east"));
+  for (int i = 0; i < 3; ++i) {
+    Register({.peer = "east"},
+             Registration("svc-" + std::to_string(i) + "-1", "svc-" + std::to_string(i)));
+  }
+  WatchSource peers;
+  peers.all_peers = true;
+  StartWatching({WatchSource{}, peers}, kMaxConnections, 2);
+  ASSERT_TRUE(Synced("dc1/peer:east"));
+  const auto state = StateOf("dc1/peer:east");
+  ASSERT_TRUE(state);
+  EXPECT_EQ(state->dedicated_services, 0U);
+  EXPECT_EQ(state->covered_services, 3U);
+  // A registration moves the peer's catalog: its covered services are read
+  // again, each change reported.
+  ASSERT_TRUE(consul_->UpdateCheck(ConsulScope{.peer = "east"}, "service:svc-1-1", "critical"));
+  Register({.peer = "east"}, Registration("other-1", "other"));
+  const auto events = events_.WaitFor([](const std::vector<Event>& all) {
+    return Has(all, "dc1/peer:east instance.down svc-1-1 critical");
+  });
+  EXPECT_TRUE(Has(events, "dc1/peer:east instance.down svc-1-1 critical"))
+      << testing::PrintToString(Describe(events));
+  EXPECT_EQ(consul_->RefusedConnections(), 0U);
+}
+
 }  // namespace
 }  // namespace hb

@@ -151,9 +151,9 @@ void CheckSourceBudget(const WatcherOptions& watcher, int max_connections, Confi
   const bool templates = std::any_of(sources.begin(), sources.end(),
                                      [](const WatchSource& source) { return source.IsTemplate(); });
   if (templates) {
-    // Each of at most max_sources sources gets a fixed share, and the
-    // lister of datacenters, peerings, partitions and namespaces one
-    // connection of its own.
+    // At most max_sources sources share the budget, each at least 3
+    // however many there are, and the lister of datacenters, peerings,
+    // partitions and namespaces has one connection of its own.
     const std::size_t needed = 1 + 3 * watcher.max_sources;
     if (static_cast<std::size_t>(max_connections) < needed) {
       errors.Add("consul.max_connections",

@@ -32,8 +32,8 @@ void ReadSourceSettings(ConfigReader& watch, WatcherOptions& watcher);
 
 // Every source holds at least its catalog watch, its change detector and one
 // read: `max_connections` (consul.max_connections) must give each that much,
-// and with sources found at run time each of max_sources, plus one for
-// listing them.
+// and with sources found at run time each of max_sources (at most that many
+// share the budget at once), plus one for listing them.
 void CheckSourceBudget(const WatcherOptions& watcher, int max_connections, ConfigErrors& errors);
 
 // Writes `sources:` (and the settings of sources found at run time) for

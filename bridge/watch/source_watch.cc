@@ -82,7 +82,11 @@ SourceWatch::SourceWatch(WatcherOptions options, ConsulClient& client, Transitio
       publisher_(publisher),
       clock_(clock),
       agent_retry_delay_(options_.agent_retry_initial),
-      plan_(ConnectionPlan::For(BudgetOf(options_, client))) {}
+      budget_(BudgetOf(options_, client)),
+      plan_(ConnectionPlan::For(budget_)) {
+  MutexLock lock(&state_mutex_);
+  state_.connection_budget = budget_;
+}
 
 SourceWatch::~SourceWatch() { Stop(); }
 
@@ -344,7 +348,7 @@ void SourceWatch::Rebalance() {
     spdlog::info(
         "{} services get a blocking query each; the other {} are watched through "
         "/v1/health/state/any (consul.max_connections {})",
-        services_.size(), covered_.size(), BudgetOf(options_, client_));
+        services_.size(), covered_.size(), budget_);
     detector_.Reset();
     // Only the checks that are not passing (critical, warning, maintenance):
     // the index still moves on every check write, but a change costs an
@@ -376,7 +380,64 @@ void SourceWatch::Retire(std::unique_ptr<BlockingQuery> query, bool dedicated_sl
     Rebalance();
     UpdateCounts();
     MaybeCompleteInitialSync();
+    if (connection_freed_) client_.loop().Post(connection_freed_);
   });
+}
+
+void SourceWatch::SetConnectionBudget(std::size_t max_connections) {
+  RunOnLoopAndWait([this, max_connections] {
+    {
+      MutexLock lock(&state_mutex_);
+      if (stopped_) return;
+    }
+    if (budget_ == 0 || max_connections == 0 || max_connections == budget_) return;
+    const std::size_t before = budget_;
+    budget_ = max_connections;
+    plan_ = ConnectionPlan::For(budget_);
+    {
+      MutexLock lock(&state_mutex_);
+      state_.connection_budget = budget_;
+    }
+    // Past the new plan: the dedicated services last in name order (the
+    // first ones are promoted first) go to the covered path. Their queries
+    // retire, never cut mid-wait: Consul would hold the connection anyway.
+    std::size_t demoted = 0;
+    while (services_.size() > plan_.dedicated) {
+      auto it = std::prev(services_.end());
+      const std::string service = it->first;
+      CoveredService covered;
+      covered.synced = it->second->synced;  // unsynced_services_ counts either path alike
+      Retire(std::move(it->second->query), true);
+      services_.erase(it);
+      covered_.emplace(service, covered);
+      // Read once on the covered path: whatever changed since the retired
+      // query's last answer.
+      QueueRead(service, true);
+      ++demoted;
+    }
+    if (budget_ < before) {
+      spdlog::info(
+          "connection budget{}: {} -> {} (consul.max_connections shared among more sources); {} "
+          "services moved to the change detector",
+          SourceSuffix(), before, budget_, demoted);
+    } else {
+      spdlog::info("connection budget{}: {} -> {} (connections freed by other sources)",
+                   SourceSuffix(), before, budget_);
+    }
+    Rebalance();
+    UpdateCounts();
+    MaybeCompleteInitialSync();
+  });
+}
+
+std::size_t SourceWatch::ConnectionsCommitted() const {
+  const std::size_t held = (catalog_query_ ? 1 : 0) + (checks_query_ ? 1 : 0) + services_.size() +
+                           retiring_.size() + reads_in_flight_;
+  return std::max(budget_, held);
+}
+
+void SourceWatch::OnConnectionFreed(std::function<void()> freed) {
+  RunOnLoopAndWait([&] { connection_freed_ = std::move(freed); });
 }
 
 Status SourceWatch::OnChecks(const QueryAnswer& answer) {
@@ -594,8 +655,10 @@ void SourceWatch::PumpReads() {
     }
   }
   // Reads wait for the detector's baselines: a change between a read and a
-  // later baseline would be in neither.
-  if (!detector_.has_baseline()) return;
+  // later baseline would be in neither. A peer source runs no detector
+  // (Consul's /v1/health/state takes no ?peer=): its covered services are
+  // read on every catalog move and sweep, with no baseline to wait for.
+  if (options_.scope.peer.empty() && !detector_.has_baseline()) return;
   while (reads_in_flight_ < plan_.reads && (!urgent_reads_.empty() || !sweep_reads_.empty())) {
     // Sweeps use at most half the read slots (at least one), so a change
     // the detector names never waits behind a whole sweep.

@@ -98,9 +98,10 @@ struct WatcherOptions {
   // `datacenter` with `services`.
   std::vector<WatchSource> sources;
   // With templates (WatchSource::IsTemplate()): at most this many sources
-  // are watched at once, each with a fixed share of the connection budget
-  // (one connection goes to listing them); sources found past it are
-  // refused (shown unavailable) until one goes. Default: 16.
+  // are watched at once, sharing the connection budget evenly as they come
+  // and go, 3 connections at least each (one connection goes to listing
+  // them; watcher.h); sources found past it are refused (shown
+  // unavailable) until one goes. Default: 16.
   std::size_t max_sources = 16;
   // A source found at run time that is no longer listed (a datacenter gone
   // from the WAN, a peering no longer active, a namespace deleted) keeps
@@ -110,8 +111,8 @@ struct WatcherOptions {
   // list endpoints that expand them all block). Default: 30s.
   std::chrono::milliseconds source_list_interval{std::chrono::seconds(30)};
   // Set by Watcher for each SourceWatch: the source's peer, namespace and
-  // partition, and its share of ConsulClientOptions::max_connections
-  // (0 = all of it).
+  // partition, and its first share of ConsulClientOptions::max_connections
+  // (0 = all of it; SetConnectionBudget() changes it).
   SourceScope scope;
   std::size_t connection_budget = 0;
   // Readiness turns false once Consul has been unreachable (every request
@@ -162,6 +163,8 @@ struct WatchState {
   // by the change detector.
   std::size_t dedicated_services = 0;
   std::size_t covered_services = 0;
+  // The source's share of consul.max_connections now (0 = no budget).
+  std::size_t connection_budget = 0;
 };
 
 // How a budget of connections is spent. `max_connections` >= 3.
@@ -208,6 +211,25 @@ class SourceWatch {
   // turn of the loop however many answers that turn applied (e.g. to copy
   // what changed for /v1/instances). Set it before Start().
   void OnEngineChanged(std::function<void(const TransitionEngine&)> changed);
+
+  // A new share of the connection budget (>= 3), applied on the loop
+  // thread; waits for it. Shrinking moves the dedicated services past the
+  // new plan to the covered path, last names first: their queries are
+  // retired (each keeps its connection until its wait ends, see
+  // ConnectionsCommitted()) and each is read once on the covered path, so
+  // nothing between its last answer and the change detector's baseline is
+  // missed. Growing promotes covered services as slots free up, each with
+  // a fresh read. Ignored with no budget (0).
+  void SetConnectionBudget(std::size_t max_connections);
+  // Loop thread: the connections this source holds or may open, the most
+  // of its budget and what it holds now (retired queries still waiting out
+  // past a smaller budget included).
+  std::size_t ConnectionsCommitted() const;
+  // Loop thread: the budget the source plans with.
+  std::size_t connection_budget() const { return budget_; }
+  // `freed` runs on the loop thread (posted) each time a retired query
+  // ended and let its connection go. Set it before Start().
+  void OnConnectionFreed(std::function<void()> freed);
 
  private:
   struct ServiceWatch;
@@ -342,7 +364,9 @@ class SourceWatch {
   // gone.
   std::set<std::string, std::less<>> unread_at_sync_;
   static constexpr int kUnreadableAfter = 3;
+  std::size_t budget_;  // 0 = none
   ConnectionPlan plan_;
+  std::function<void()> connection_freed_;
   // Queries running out their request, by a key; `dedicated` ones hold a
   // dedicated slot until then.
   struct RetiringQuery {

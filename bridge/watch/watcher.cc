@@ -98,6 +98,8 @@ void Watcher::Stop() {
     alive_.reset();
     if (list_timer_) client_.loop().CancelTimer(*list_timer_);
     list_timer_.reset();
+    if (drain_timer_) client_.loop().CancelTimer(*drain_timer_);
+    drain_timer_.reset();
   });
   // The sources stay (stopped) so State() and WithEngine() still work.
   std::vector<SourceWatch*> watches;
@@ -252,33 +254,25 @@ void Watcher::OnList(const SourceList& list, StatusOr<std::string> body) {
   ReadNextList();
 }
 
-WatcherOptions Watcher::OptionsFor(const FoundSource& found) const {
+WatcherOptions Watcher::OptionsFor(const FoundSource& found, std::size_t budget) const {
   WatcherOptions one = options_;
   one.sources.clear();
   one.services = entry_services_.at(found.entry);
   one.datacenter = found.source.datacenter;
   one.scope = {found.source.peer, found.source.ns, found.source.partition, true};
-  const std::size_t max_connections = client_.options().max_connections;
-  if (max_connections > 0) {
-    // One connection lists the sources; the rest is split in fixed shares.
-    one.connection_budget = (max_connections - 1) / std::max<std::size_t>(options_.max_sources, 1);
-  }
+  one.connection_budget = budget;
   return one;
 }
 
-std::size_t Watcher::SlotsInUse() {
-  const SteadyTime now = clock_.Now();
-  std::erase_if(draining_until_, [now](SteadyTime until) { return until <= now; });
-  std::size_t used = draining_until_.size();
-  MutexLock lock(&mutex_);
-  for (const auto& found : found_) {
-    if (found->watch) ++used;
-  }
-  return used;
-}
-
 bool Watcher::Admit(Found& source) {
-  if (SlotsInUse() >= options_.max_sources) {
+  std::size_t admitted = 0;
+  {
+    MutexLock lock(&mutex_);
+    for (const auto& found : found_) {
+      if (found->watch || found->waiting) ++admitted;
+    }
+  }
+  if (admitted >= options_.max_sources) {
     if (!source.refused_since) {
       spdlog::warn(
           "source {} found but not watched: watch.max_sources ({}) sources hold the connection "
@@ -289,9 +283,25 @@ bool Watcher::Admit(Found& source) {
     }
     return false;
   }
-  auto watch = std::make_unique<SourceWatch>(OptionsFor(source.found), client_, *engine_,
+  MutexLock lock(&mutex_);
+  if (source.refused_since) {
+    spdlog::info("source {} admitted: there is room in watch.max_sources again", source.found.key);
+  }
+  source.refused_since.reset();
+  source.waiting = true;
+  return true;
+}
+
+void Watcher::StartSource(Found& source, std::size_t budget) {
+  auto watch = std::make_unique<SourceWatch>(OptionsFor(source.found, budget), client_, *engine_,
                                              publisher_, clock_);
   if (engine_changed_) watch->OnEngineChanged(engine_changed_);
+  // A retired query that ended frees a connection another source may be
+  // waiting for.
+  watch->OnConnectionFreed([this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    Resplit();
+  });
   engine_->AddSource(source.found.source.datacenter,
                      SourceScope{source.found.source.peer, source.found.source.ns,
                                  source.found.source.partition, true});
@@ -299,15 +309,107 @@ bool Watcher::Admit(Found& source) {
   {
     MutexLock lock(&mutex_);
     source.watch = std::move(watch);
-    if (source.refused_since) {
-      spdlog::info("source {} admitted: there is room in watch.max_sources again",
-                   source.found.key);
-    }
-    source.refused_since.reset();
+    source.waiting = false;
   }
-  spdlog::info("source {} found: watching it", source.found.key);
+  spdlog::info("source {} found: watching it with {} connections", source.found.key, budget);
   started->Start();
-  return true;
+}
+
+void Watcher::Resplit() {
+  {
+    MutexLock lock(&mutex_);
+    if (stopped_) return;
+  }
+  const std::size_t max_connections = client_.options().max_connections;
+  const SteadyTime now = clock_.Now();
+  std::erase_if(draining_, [now](const Draining& draining) { return draining.until <= now; });
+  // Admitted sources in the order found: the remainder of an even split
+  // goes to the first ones.
+  std::vector<Found*> admitted;
+  {
+    MutexLock lock(&mutex_);
+    for (auto& found : found_) {
+      if (found->watch || found->waiting) admitted.push_back(found.get());
+    }
+  }
+  if (max_connections == 0) {  // no budget: nothing to split
+    for (Found* source : admitted) {
+      if (!source->watch) StartSource(*source, 0);
+    }
+    return;
+  }
+  if (admitted.empty()) return;
+  const std::size_t available = max_connections - 1;  // one lists the sources
+  const std::size_t count = admitted.size();
+  std::vector<std::size_t> targets;
+  targets.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    targets.push_back(
+        std::max<std::size_t>(3, available / count + (i < available % count ? 1 : 0)));
+  }
+  // Shrinking is always safe: first, so what it frees counts below.
+  for (std::size_t i = 0; i < count; ++i) {
+    SourceWatch* watch = admitted[i]->watch.get();
+    if (watch != nullptr && targets[i] < watch->connection_budget()) {
+      watch->SetConnectionBudget(targets[i]);
+    }
+  }
+  std::size_t committed = Committed(admitted);
+  // Growth and starts only out of what is free now.
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t free = max_connections > committed ? max_connections - committed : 0;
+    SourceWatch* watch = admitted[i]->watch.get();
+    if (watch == nullptr) {
+      if (free < 3) continue;  // a later re-split starts it
+      const std::size_t budget = std::min(targets[i], free);
+      committed += budget;
+      StartSource(*admitted[i], budget);
+      continue;
+    }
+    if (targets[i] <= watch->connection_budget() || free == 0) continue;
+    const std::size_t before = watch->ConnectionsCommitted();
+    const std::size_t grant = std::min(targets[i], before + free);
+    if (grant <= watch->connection_budget()) continue;
+    watch->SetConnectionBudget(grant);
+    committed = committed - before + watch->ConnectionsCommitted();
+  }
+}
+
+std::size_t Watcher::Committed(const std::vector<Found*>& admitted) const {
+  std::size_t committed = 1;  // the lists
+  for (const Draining& draining : draining_) committed += draining.connections;
+  for (const Found* source : admitted) {
+    if (source->watch) committed += source->watch->ConnectionsCommitted();
+  }
+  return committed;
+}
+
+std::size_t Watcher::connections_committed() {
+  if (!templates_) return 0;
+  std::size_t committed = 0;
+  RunOnLoopAndWait([&] {
+    const SteadyTime now = clock_.Now();
+    std::erase_if(draining_, [now](const Draining& draining) { return draining.until <= now; });
+    std::vector<Found*> admitted;
+    {
+      MutexLock lock(&mutex_);
+      for (auto& found : found_) {
+        if (found->watch) admitted.push_back(found.get());
+      }
+    }
+    committed = Committed(admitted);
+  });
+  return committed;
+}
+
+void Watcher::ScheduleResplit(SteadyTime at) {
+  if (drain_timer_) client_.loop().CancelTimer(*drain_timer_);
+  drain_timer_ = client_.loop().RunAt(at, [this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    drain_timer_.reset();
+    Resplit();
+    if (!draining_.empty()) ScheduleResplit(draining_.front().until);
+  });
 }
 
 void Watcher::Drop(const std::string& key) {
@@ -322,11 +424,13 @@ void Watcher::Drop(const std::string& key) {
     if (dropped->watch) ++dropped_;
   }
   if (!dropped->watch) return;  // refused: nothing was watched
+  const std::size_t held = dropped->watch->ConnectionsCommitted();
   dropped->watch->Stop();
   // Consul keeps a blocking query it was holding, and its connection, until
-  // its wait ends: the slot is free only then.
+  // its wait ends: the connections are free only then.
   const auto wait = client_.options().wait;
-  draining_until_.push_back(clock_.Now() + wait + wait / 16 + client_.options().timeout_margin);
+  draining_.push_back({clock_.Now() + wait + wait / 16 + client_.options().timeout_margin, held});
+  ScheduleResplit(draining_.front().until);
   const WatchSource& source = dropped->found.source;
   std::vector<Event> events = engine_->DropSource(
       source.datacenter, SourceScope{source.peer, source.ns, source.partition, true});
@@ -391,7 +495,12 @@ void Watcher::Reconcile(const std::vector<FoundSource>& listed) {
   }
   // Announced before any starts: the engine's initial sync waits for all
   // sources of the first listing.
-  for (Found* source : waiting) Admit(*source);
+  for (Found* source : waiting) {
+    if (!source->waiting) Admit(*source);
+  }
+  // Starts those admitted as connections allow, and grows the others into
+  // what the sources gone left.
+  Resplit();
   MutexLock lock(&mutex_);
   listed_ = true;
 }
@@ -409,6 +518,11 @@ std::vector<WatchState> Watcher::SourceStates() const {
     WatchState state;
     if (found->watch) {
       state = found->watch->State();
+    } else if (found->waiting) {
+      state.datacenter = found->found.source.datacenter;
+      state.last_error = Status::Unavailable(
+          "not watched yet: waiting for 3 free connections of consul.max_connections, which "
+          "other sources still hold until their blocking queries end");
     } else {
       state.datacenter = found->found.source.datacenter;
       state.last_error = Status::FailedPrecondition("not watched: watch.max_sources (" +
@@ -476,8 +590,9 @@ std::uint64_t Watcher::dropped_sources() const {
 
 std::size_t Watcher::refused_sources() const {
   MutexLock lock(&mutex_);
-  return static_cast<std::size_t>(std::count_if(
-      found_.begin(), found_.end(), [](const auto& found) { return found->watch == nullptr; }));
+  return static_cast<std::size_t>(
+      std::count_if(found_.begin(), found_.end(),
+                    [](const auto& found) { return found->watch == nullptr && !found->waiting; }));
 }
 
 std::size_t Watcher::source_count() const {

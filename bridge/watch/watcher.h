@@ -16,11 +16,26 @@
 // each every source_list_interval, one request at a time on a connection
 // of its own) and runs one SourceWatch per source found, the entries named
 // in full included; a source two entries name is watched once, with the
-// first entry's services. The budget then is fixed per source: (B - 1) /
-// max_sources each, so however sources come and go the bridge holds at
-// most B; a source found while max_sources are watched (or still hold
-// their connections, see below) is refused, shown unavailable with the
-// reason, and admitted on a later listing once there is room.
+// first entry's services.
+//
+// The budget then follows the sources: one connection lists them, and the
+// N sources watched (or admitted and waiting for connections) share the
+// rest, B - 1, evenly: max(3, (B - 1) / N) each, re-split whenever a source
+// comes or goes. At most max_sources are admitted (B >= 1 + 3 x max_sources
+// is checked at load), so a share is never below 3. A source found while
+// max_sources are admitted is refused, shown unavailable with the reason,
+// and admitted on a later listing once there is room.
+//
+// The rule that keeps the bridge within B at every moment: a share
+// shrinks at once, but grows (and a source admitted starts) only out of
+// connections actually free. Each source commits the most of its share
+// and what it holds (SourceWatch::ConnectionsCommitted(): queries it
+// retired on shrinking keep their connections until their waits end); a
+// dropped source commits what it held until Consul has certainly let go
+// of it; the lists commit one. A share grows only while the sum of all
+// of these stays within B, partly if that is all there is, and is re-checked
+// each time a retired query ends, a dropped source's connections are free,
+// and on every listing.
 // - A source found for the first time syncs silently, like a first start
 //   (unless saved state knows it): a datacenter joining the WAN is no burst
 //   of registrations.
@@ -102,6 +117,10 @@ class Watcher {
   void OnEngineChanged(const std::function<void(const TransitionEngine&)>& changed);
 
   std::size_t source_count() const;
+  // Templates: the connections committed now under the rule above (the
+  // lists', every source's, dropped sources' still draining), never more
+  // than consul.max_connections; 0 without templates.
+  std::size_t connections_committed();
 
  private:
   // A source found at run time (templates only).
@@ -110,6 +129,14 @@ class Watcher {
     std::unique_ptr<SourceWatch> watch;        // null while refused
     std::optional<SteadyTime> vanished_since;  // no longer listed since
     std::optional<SteadyTime> refused_since;
+    // Admitted under max_sources, not started yet: waits for 3 free
+    // connections (others still hold theirs).
+    bool waiting = false;
+  };
+  // A dropped source's connections, committed until Consul let them go.
+  struct Draining {
+    SteadyTime until;
+    std::size_t connections = 0;
   };
 
   void RunOnLoopAndWait(const std::function<void()>& task);
@@ -120,10 +147,19 @@ class Watcher {
   void OnList(const SourceList& list, StatusOr<std::string> body);
   void ScheduleListing(std::chrono::milliseconds delay);
   void Reconcile(const std::vector<FoundSource>& found);
+  // Admits `source` under max_sources (it waits for connections, started
+  // by Resplit()), or refuses it.
   bool Admit(Found& source);
+  void StartSource(Found& source, std::size_t budget);
   void Drop(const std::string& key);
-  std::size_t SlotsInUse();
-  WatcherOptions OptionsFor(const FoundSource& found) const;
+  // Re-splits the budget among the sources admitted (see above), starting
+  // those waiting once there are connections for them.
+  void Resplit();
+  void ScheduleResplit(SteadyTime at);
+  // Loop thread: the sum the rule above bounds, `admitted` being the
+  // sources watched or waiting.
+  std::size_t Committed(const std::vector<Found*>& admitted) const;
+  WatcherOptions OptionsFor(const FoundSource& found, std::size_t budget) const;
 
   const WatcherOptions options_;
   ConsulClient& client_;
@@ -144,8 +180,8 @@ class Watcher {
   std::chrono::milliseconds list_retry_;
   std::function<void(const TransitionEngine&)> engine_changed_;
   std::vector<ServiceFilterOptions> entry_services_;  // each entry's, for new sources
-  // When the connections of dropped sources are certainly free.
-  std::vector<SteadyTime> draining_until_;
+  std::vector<Draining> draining_;
+  std::optional<EventLoop::TimerId> drain_timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
   mutable Mutex mutex_;

@@ -468,5 +468,130 @@ TEST_F(FoundSourcesTest, SourcesComingAndGoingStayWithinTheBudget) {
   EXPECT_EQ(consul_->RefusedConnections(), 0U);
 }
 
+// The budget is re-split as sources come and go: a source arriving shrinks
+// the others' shares (their dedicated services past the new share move to
+// the change detector, their queries retired, not cut) and starts once
+// those connections are free; a source leaving gives the rest a larger
+// share once its connections are free. Throughout, the test server (which
+// refuses past its limit) never sees more than consul.max_connections, and
+// every service's change is reported, whichever path watches it.
+TEST_F(FoundSourcesTest, TheBudgetFollowsTheSourcesAndStaysWithinIt) {
+  constexpr std::size_t kMaxConnections = 20;
+  constexpr int kServices = 12;
+  StartServer(false, kMaxConnections);
+  const auto register_all = [&](const std::string& dc) {
+    for (int i = 0; i < kServices; ++i) {
+      Register({.datacenter = dc},
+               Registration("svc-" + std::to_string(i) + "-1", "svc-" + std::to_string(i)));
+    }
+  };
+  ASSERT_TRUE(consul_->AddDatacenter("dc2"));
+  register_all("");
+  register_all("dc2");
+  consul_->ResetPeakConnections();
+  StartWatching({EveryDatacenter()}, kMaxConnections, 3, milliseconds(200));
+  EXPECT_THAT(Sources(), ::testing::ElementsAre("dc1", "dc2"));
+  // Two sources share 19 (one lists them): 10 and 9, 7 and 6 dedicated.
+  // Every wait also samples what the watcher commits: never past the budget.
+  std::size_t most_committed = 0;
+  const auto dedicated = [&](const std::string& source, std::size_t at_least, std::size_t at_most) {
+    return test_support::Eventually(
+        [&] {
+          most_committed = std::max(most_committed, watcher_->connections_committed());
+          auto state = StateOf(source);
+          return state && state->initial_sync_done && state->dedicated_services >= at_least &&
+                 state->dedicated_services <= at_most;
+        },
+        kDeadline);
+  };
+  ASSERT_TRUE(dedicated("dc1", 7, 7));
+  ASSERT_TRUE(dedicated("dc2", 6, 6));
+  EXPECT_EQ(StateOf("dc1")->connection_budget, 10U);
+
+  // Every service of `sources` turns `status`: each is reported.
+  const auto change_all = [&](const std::vector<std::string>& sources, const std::string& status) {
+    std::vector<std::string> expected;
+    for (const std::string& source : sources) {
+      for (int i = 0; i < kServices; ++i) {
+        const std::string id = "svc-" + std::to_string(i) + "-1";
+        EXPECT_TRUE(consul_->UpdateCheck(ConsulScope{.datacenter = source == "dc1" ? "" : source},
+                                         "service:" + id, status));
+        expected.push_back(source + (status == "critical" ? " instance.down " + id + " critical"
+                                                          : " instance.up " + id));
+      }
+    }
+    const auto events = events_.WaitFor([&](const std::vector<Event>& all) {
+      return std::all_of(expected.begin(), expected.end(),
+                         [&](const std::string& one) { return Has(all, one); });
+    });
+    for (const std::string& one : expected) {
+      EXPECT_TRUE(Has(events, one)) << one << " missing";
+    }
+  };
+
+  // dc3 joins: the others shrink to 7 and 6 (4 and 3 dedicated), dc3 starts
+  // once their retired queries let their connections go.
+  ASSERT_TRUE(consul_->AddDatacenter("dc3"));
+  register_all("dc3");
+  ASSERT_TRUE(Synced("dc3"));
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return StateOf("dc3")->watched_services == static_cast<std::size_t>(kServices); },
+      kDeadline));
+  ASSERT_TRUE(dedicated("dc1", 4, 4));
+  ASSERT_TRUE(dedicated("dc2", 3, 3));
+  ASSERT_TRUE(dedicated("dc3", 3, 3));
+  EXPECT_EQ(StateOf("dc3")->connection_budget, 6U);
+  EXPECT_EQ(StateOf("dc2")->covered_services, kServices - 3U);
+  change_all({"dc1", "dc2", "dc3"}, "critical");
+
+  // dc3 leaves: once dropped and its connections free, the two left get
+  // 10 and 9 again.
+  ASSERT_TRUE(consul_->RemoveDatacenter("dc3"));
+  ASSERT_TRUE(test_support::Eventually([&] { return !StateOf("dc3"); }, kDeadline));
+  ASSERT_TRUE(dedicated("dc1", 7, 7));
+  ASSERT_TRUE(dedicated("dc2", 6, 6));
+  EXPECT_EQ(StateOf("dc2")->connection_budget, 9U);
+  change_all({"dc1", "dc2"}, "passing");
+
+  EXPECT_LE(most_committed, kMaxConnections);
+  EXPECT_GT(most_committed, 0U);
+  RecordProperty("most_committed", std::to_string(most_committed));
+  RecordProperty("peak_connections", std::to_string(consul_->PeakConnections()));
+  EXPECT_LE(consul_->PeakConnections(), kMaxConnections);
+  EXPECT_EQ(consul_->RefusedConnections(), 0U);
+}
+
+// A peer source whose share leaves its services covered (Consul's
+// /v1/health/state takes no ?peer=, so no change detector covers them):
+// they are read anyway, on the peer's catalog moves and its sweeps, and a
+// change in each is reported once a sweep reads it.
+TEST_F(FoundSourcesTest, APeerSourcesCoveredServicesAreReadAndTheirChangesReported) {
+  constexpr std::size_t kMaxConnections = 7;  // dc1 and the peer get 3 each
+  StartServer(false, kMaxConnections);
+  ASSERT_TRUE(consul_->AddPeer("east"));
+  for (int i = 0; i < 3; ++i) {
+    Register({.peer = "east"},
+             Registration("svc-" + std::to_string(i) + "-1", "svc-" + std::to_string(i)));
+  }
+  WatchSource peers;
+  peers.all_peers = true;
+  StartWatching({WatchSource{}, peers}, kMaxConnections, 2);
+  ASSERT_TRUE(Synced("dc1/peer:east"));
+  const auto state = StateOf("dc1/peer:east");
+  ASSERT_TRUE(state);
+  EXPECT_EQ(state->dedicated_services, 0U);
+  EXPECT_EQ(state->covered_services, 3U);
+  // A registration moves the peer's catalog: its covered services are read
+  // again, each change reported.
+  ASSERT_TRUE(consul_->UpdateCheck(ConsulScope{.peer = "east"}, "service:svc-1-1", "critical"));
+  Register({.peer = "east"}, Registration("other-1", "other"));
+  const auto events = events_.WaitFor([](const std::vector<Event>& all) {
+    return Has(all, "dc1/peer:east instance.down svc-1-1 critical");
+  });
+  EXPECT_TRUE(Has(events, "dc1/peer:east instance.down svc-1-1 critical"))
+      << testing::PrintToString(Describe(events));
+  EXPECT_EQ(consul_->RefusedConnections(), 0U);
+}
+
 }  // namespace
 }  // namespace hb

@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <limits>
+
 #include "bridge/cluster/handover_state.h"
 #include "bridge/cluster/pending_events.h"
 #include "bridge/watch/service_filter.h"
@@ -163,6 +165,9 @@ void ClusterRuntime::CloseTakeOvers() {
 
 void ClusterRuntime::Leave() {
   CloseTakeOvers();
+  // The sinks drained: every write-ahead they acknowledged goes, while the
+  // locks are still held, so the successors do not repeat those events.
+  write_ahead_->Record({}, std::numeric_limits<std::size_t>::max());
   coordinator_->Leave();
 }
 

@@ -15,10 +15,12 @@ WriteAhead::WriteAhead(std::string prefix, std::unique_ptr<ConsulKvClient> clien
       ledger_(ledger),
       observer_(observer) {}
 
-void WriteAhead::Record(const std::set<std::string>& services) {
+void WriteAhead::Record(const std::set<std::string>& services, std::size_t max_trims) {
   const std::optional<std::string> session = cluster_.LiveSessionId();
   if (!session) return;  // nothing passes the gate either
   MutexLock lock(&mutex_);
+  // What the batch waits for: collecting and encoding too, not only Consul.
+  const auto started = std::chrono::steady_clock::now();
   std::vector<Group> groups;
   const auto guarded = [&groups, &session, this](const std::string& service, KvTxnOp write,
                                                  bool erase) {
@@ -55,7 +57,7 @@ void WriteAhead::Record(const std::set<std::string>& services) {
   }
   // Services acknowledged since their last write: their keys go.
   std::size_t trims = 0;
-  for (auto it = written_.begin(); it != written_.end() && trims < kMaxTrimsPerBatch;) {
+  for (auto it = written_.begin(); it != written_.end() && trims < max_trims;) {
     const std::string& service = *it;
     if (services.contains(service)) {
       ++it;
@@ -74,7 +76,6 @@ void WriteAhead::Record(const std::set<std::string>& services) {
     ++it;
   }
   if (groups.empty()) return;
-  const auto started = std::chrono::steady_clock::now();
   const bool sent = Send(std::move(groups));
   if (observer_ != nullptr) {
     observer_->OnWriteAhead(std::chrono::steady_clock::now() - started);

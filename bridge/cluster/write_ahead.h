@@ -48,8 +48,10 @@ class WriteAhead {
   // Before the events of `services` leave: writes the unacknowledged
   // events of each one this replica emits for now (deletes its key when
   // none are left), and deletes the keys of services written before whose
-  // events were all acknowledged since (only that with no `services`).
-  void Record(const std::set<std::string>& services) EXCLUDES(mutex_);
+  // events were all acknowledged since (only that with no `services`), at
+  // most `max_trims` of those.
+  void Record(const std::set<std::string>& services, std::size_t max_trims = kMaxTrimsPerBatch)
+      EXCLUDES(mutex_);
   // A takeover found a write-ahead under `service`'s key: the next Record
   // of the service rewrites or deletes it.
   void Adopt(const std::string& service) EXCLUDES(mutex_) {

@@ -6,7 +6,10 @@
 // (per service it owned: from the kill until another replica's session
 // held the service's lock), p50 and p99, against 2 x session_ttl +
 // lock_delay. Then a rolling restart (SIGTERM, start) of each replica:
-// how long its services had no owner.
+// how long its services had no owner. The write-ahead (before each
+// published batch, its unacknowledged events written to Consul KV): how
+// long it held a batch back, from the replicas' histograms after 20 s of
+// churn.
 //
 //   cluster_bench --bridge PATH [--services 10000] [--ttl-seconds 3]
 //                 [--lock-delay-seconds 1]
@@ -152,6 +155,11 @@ class ClusterBench {
       }
     });
 
+    // The write-ahead under churn: what each published batch waited for
+    // its Consul transaction, summed over the replicas.
+    std::this_thread::sleep_for(seconds(20));  // the churn the figure covers
+    out["write_ahead"] = WriteAheadLatency();
+
     // kill -9 r2: per service it held, the time until another session
     // holds the lock.
     const std::map<std::string, std::string> before = LockHolders();
@@ -247,6 +255,44 @@ class ClusterBench {
                                                    hb::test_support::ChildProcess::Options{},
                                                    std::chrono::seconds(180));
     return bridges_[id]->ok();
+  }
+
+  // health_bridge_cluster_write_ahead_seconds of every replica, summed:
+  // batches, mean, and p50/p99 as the upper bound of the bucket they fall in.
+  json WriteAheadLatency() {
+    const std::string name = "health_bridge_cluster_write_ahead_seconds";
+    std::map<double, double> buckets;  // le -> cumulative count
+    double count = 0;
+    double sum = 0;
+    for (const auto& id : kReplicas) {
+      httplib::Client http("127.0.0.1", bridges_[id]->port());
+      auto answer = http.Get("/metrics");
+      if (!answer || answer->status != 200) continue;
+      std::istringstream lines(answer->body);
+      for (std::string line; std::getline(lines, line);) {
+        if (!line.starts_with(name)) continue;
+        const double value = std::stod(line.substr(line.rfind(' ') + 1));
+        if (line.starts_with(name + "_count")) {
+          count += value;
+        } else if (line.starts_with(name + "_sum")) {
+          sum += value;
+        } else if (const auto le = line.find("le=\"");
+                   le != std::string::npos && line.find("+Inf") == std::string::npos) {
+          buckets[std::stod(line.substr(le + 4))] += value;
+        }
+      }
+    }
+    json out = {{"batches", count}, {"mean_ms", count > 0 ? 1000 * sum / count : 0.0}};
+    for (const auto& [label, quantile] :
+         {std::pair{"p50_le_ms", 0.5}, std::pair{"p99_le_ms", 0.99}}) {
+      for (const auto& [le, cumulative] : buckets) {
+        if (cumulative >= quantile * count) {
+          out[label] = 1000 * le;
+          break;
+        }
+      }
+    }
+    return out;
   }
 
   double Owned(const std::string& id) {

@@ -451,6 +451,12 @@ if ((${#cluster[@]})); then
       echo "| SIGTERM $replica | $(C "map(.rolling_restart.$replica.services) | median | r(0)") | | | $(C "map(.rolling_restart.$replica.all_owned_again_s) | median | r(2)") | |"
     done
     echo
+    echo "Write-ahead (before each published batch leaves, one Consul transaction writes the"
+    echo "unacknowledged events of its services, \`health_bridge_cluster_write_ahead_seconds\`,"
+    echo "summed over the replicas after 20 s of the churn): $(C 'map(.write_ahead.batches) | median | r(0)') batches,"
+    echo "mean $(C 'map(.write_ahead.mean_ms) | median | r(2)') ms, p50 ≤ $(C 'map(.write_ahead.p50_le_ms) | median | r(2)') ms,"
+    echo "p99 ≤ $(C 'map(.write_ahead.p99_le_ms) | median | r(2)') ms (histogram bucket bounds)."
+    echo
   } >>"$out"
 fi
 

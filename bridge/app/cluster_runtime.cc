@@ -6,7 +6,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <limits>
+
 #include "bridge/cluster/handover_state.h"
+#include "bridge/cluster/pending_events.h"
 #include "bridge/watch/service_filter.h"
 #include "config/config_reader.h"
 
@@ -57,7 +60,30 @@ class ClusterMetrics final : public ClusterObserver {
                             "owner's release, or its session's expiry and lock-delay).")
                       .Register(registry)
                       .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.1, 0.5, 1, 2.5, 5,
-                                                                       10, 15, 30, 60, 120})) {}
+                                                                       10, 15, 30, 60, 120})),
+        write_ahead_(prometheus::BuildHistogram()
+                         .Name("health_bridge_cluster_write_ahead_seconds")
+                         .Help("How long the write-ahead of a published batch (its events not yet "
+                               "acknowledged, written to Consul KV) held the batch back.")
+                         .Register(registry)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025,
+                                                                          0.005, 0.01, 0.025, 0.05,
+                                                                          0.1, 0.25, 0.5, 1, 2.5})),
+        write_ahead_failures_(
+            prometheus::BuildCounter()
+                .Name("health_bridge_cluster_write_ahead_failures_total")
+                .Help("Published batches whose write-ahead to Consul KV failed: their events "
+                      "were emitted all the same, but a successor would not know them if this "
+                      "replica died before they were acknowledged.")
+                .Register(registry)
+                .Add({})),
+        pending_left_out_(
+            prometheus::BuildCounter()
+                .Name("health_bridge_cluster_pending_left_out_total")
+                .Help("Unacknowledged events left out of a service's write-ahead (the oldest, "
+                      "beyond 128 KiB per service), summed over writes.")
+                .Register(registry)
+                .Add({})) {}
 
   void OnMembers(std::size_t live) override { members_.Set(static_cast<double>(live)); }
   void OnServicesWatched(std::size_t services) override {
@@ -70,6 +96,13 @@ class ClusterMetrics final : public ClusterObserver {
   void OnTakeover(std::chrono::duration<double> waited) override {
     takeover_.Observe(waited.count());
   }
+  void OnWriteAhead(std::chrono::duration<double> took) override {
+    write_ahead_.Observe(took.count());
+  }
+  void OnWriteAheadFailed() override { write_ahead_failures_.Increment(); }
+  void OnPendingLeftOut(std::size_t events) override {
+    pending_left_out_.Increment(static_cast<double>(events));
+  }
 
  private:
   prometheus::Gauge& members_;
@@ -79,9 +112,16 @@ class ClusterMetrics final : public ClusterObserver {
   prometheus::Counter& losses_;
   prometheus::Counter& renew_failures_;
   prometheus::Histogram& takeover_;
+  prometheus::Histogram& write_ahead_;
+  prometheus::Counter& write_ahead_failures_;
+  prometheus::Counter& pending_left_out_;
 };
 
 namespace {
+
+// How often acknowledged services' write-ahead keys are deleted when no
+// batch of theirs does it: the retry interval's default.
+constexpr std::chrono::seconds kTrimInterval{1};
 
 std::string ClusterHostName() {
   char name[256] = {};
@@ -98,7 +138,24 @@ ClusterRuntime::~ClusterRuntime() {
   CloseTakeOvers();
   // The gate reads the coordinator; the coordinator reports to the metrics.
   gate_.reset();
+  write_ahead_.reset();
   coordinator_.reset();
+}
+
+Status ClusterRuntime::Start() {
+  Status started = coordinator_->Start();
+  if (started.ok() && loop_ != nullptr) ScheduleTrim(guard_);
+  return started;
+}
+
+void ClusterRuntime::ScheduleTrim(const std::shared_ptr<TakeOverGuard>& guard) {
+  loop_->RunAt(std::chrono::steady_clock::now() + kTrimInterval, [this, guard] {
+    // Held throughout, as in RunTakeOvers: `this` lives while not closed.
+    MutexLock lock(&guard->mutex);
+    if (guard->closed) return;
+    write_ahead_->Record({});
+    ScheduleTrim(guard);
+  });
 }
 
 void ClusterRuntime::CloseTakeOvers() {
@@ -108,11 +165,15 @@ void ClusterRuntime::CloseTakeOvers() {
 
 void ClusterRuntime::Leave() {
   CloseTakeOvers();
+  // The sinks drained: every write-ahead they acknowledged goes, while the
+  // locks are still held, so the successors do not repeat those events.
+  write_ahead_->Record({}, std::numeric_limits<std::size_t>::max());
   coordinator_->Leave();
 }
 
 void ClusterRuntime::ScheduleTakeOver(std::string service, std::uint64_t epoch,
-                                      std::optional<std::string> state) {
+                                      std::optional<std::string> state,
+                                      std::optional<std::string> pending) {
   if (watcher_ == nullptr || loop_ == nullptr) {
     // No watch to diff against (not wired): open as a first owner would.
     coordinator_->Open(service, epoch);
@@ -120,7 +181,7 @@ void ClusterRuntime::ScheduleTakeOver(std::string service, std::uint64_t epoch,
   }
   MutexLock lock(&guard_->mutex);
   if (guard_->closed) return;
-  guard_->queue.push_back({std::move(service), epoch, std::move(state)});
+  guard_->queue.push_back({std::move(service), epoch, std::move(state), std::move(pending)});
   // One task takes every takeover queued meanwhile: a replica starting
   // takes thousands of services at once.
   if (std::exchange(guard_->scheduled, true)) return;
@@ -152,7 +213,21 @@ void ClusterRuntime::RunTakeOvers(const std::shared_ptr<TakeOverGuard>& guard) {
               pending.service, decoded.status().message());
         }
       }
-      gate_->TakeOver(engine, datacenter, pending.service, pending.epoch, std::move(acknowledged));
+      std::optional<std::vector<Event>> unconfirmed;
+      if (pending.pending) {
+        auto decoded = DecodePendingEvents(*pending.pending);
+        if (decoded.ok()) {
+          unconfirmed = std::move(*decoded);
+        } else {
+          // Found but unreadable: rewritten (or deleted) as this owner's.
+          unconfirmed.emplace();
+          spdlog::warn(
+              "cluster: ignoring the write-ahead of {} ({}); its events are not re-emitted",
+              pending.service, decoded.status().message());
+        }
+      }
+      gate_->TakeOver(engine, datacenter, pending.service, pending.epoch, std::move(acknowledged),
+                      std::move(unconfirmed));
     }
   });
   if (synced) {
@@ -189,12 +264,23 @@ StatusOr<std::unique_ptr<ClusterRuntime>> ClusterRuntime::Create(
   options.ledger = &ledger;
   ClusterRuntime* const raw = runtime.get();
   options.take_over = [raw](const std::string& service, std::uint64_t epoch,
-                            std::optional<std::string> state) {
-    raw->ScheduleTakeOver(service, epoch, std::move(state));
+                            std::optional<std::string> state, std::optional<std::string> pending) {
+    raw->ScheduleTakeOver(service, epoch, std::move(state), std::move(pending));
   };
   runtime->coordinator_ = std::make_unique<ClusterCoordinator>(
       std::move(options), config.consul.client, reads, clock, runtime->metrics_.get());
-  runtime->gate_ = std::make_unique<EmissionGate>(next, *runtime->coordinator_, &ledger);
+  // Its own connection: the write-ahead runs on the publishing thread.
+  auto write_client = std::make_unique<ConsulKvClient>(config.consul.client);
+  // A batch is held back at most this long when Consul is slow: then it
+  // leaves without its write-ahead (availability first).
+  write_client->set_timeout(std::clamp(config.cluster.session_ttl / 5,
+                                       std::chrono::milliseconds(100),
+                                       std::chrono::milliseconds(2000)));
+  runtime->write_ahead_ =
+      std::make_unique<WriteAhead>(config.cluster.prefix, std::move(write_client),
+                                   *runtime->coordinator_, ledger, runtime->metrics_.get());
+  runtime->gate_ = std::make_unique<EmissionGate>(next, *runtime->coordinator_, &ledger,
+                                                  runtime->write_ahead_.get());
   return runtime;
 }
 

@@ -16,6 +16,7 @@
 #include "bridge/cluster/cluster_coordinator.h"
 #include "bridge/cluster/emission_gate.h"
 #include "bridge/cluster/handover_ledger.h"
+#include "bridge/cluster/write_ahead.h"
 #include "bridge/common/status.h"
 #include "bridge/consul/event_loop.h"
 #include "bridge/watch/watcher.h"
@@ -42,7 +43,7 @@ class ClusterRuntime {
     watcher_ = &watcher;
     loop_ = &loop;
   }
-  Status Start() { return coordinator_->Start(); }
+  Status Start();
   // After the sinks drained: writes what they acknowledged to Consul KV,
   // then releases the services at once.
   void Leave();
@@ -58,6 +59,7 @@ class ClusterRuntime {
     std::string service;
     std::uint64_t epoch = 0;
     std::optional<std::string> state;
+    std::optional<std::string> pending;
   };
   // Takeovers waiting for the watch's thread. The task posted to the loop
   // checks `closed` before touching the runtime: the loop may run it after
@@ -70,16 +72,21 @@ class ClusterRuntime {
   };
 
   // The coordinator's take_over: queues the takeover for the watch's thread.
-  void ScheduleTakeOver(std::string service, std::uint64_t epoch, std::optional<std::string> state);
+  void ScheduleTakeOver(std::string service, std::uint64_t epoch, std::optional<std::string> state,
+                        std::optional<std::string> pending);
   // On the watch's thread: every queued takeover, once the engine synced.
   void RunTakeOvers(const std::shared_ptr<TakeOverGuard>& guard);
   void CloseTakeOvers();
+  // On the watch's thread, once per retry interval: deletes the
+  // write-ahead of services whose events were all acknowledged since.
+  void ScheduleTrim(const std::shared_ptr<TakeOverGuard>& guard);
   std::shared_ptr<TakeOverGuard> guard_ = std::make_shared<TakeOverGuard>();
   Watcher* watcher_ = nullptr;
   EventLoop* loop_ = nullptr;
   std::string member_id_;
   std::unique_ptr<ClusterMetrics> metrics_;
   std::unique_ptr<ClusterCoordinator> coordinator_;
+  std::unique_ptr<WriteAhead> write_ahead_;
   std::unique_ptr<EmissionGate> gate_;
 };
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bridge/cluster/handover_state.h"
+#include "bridge/cluster/pending_events.h"
 #include "bridge/cluster/rendezvous.h"
 #include "bridge/consul/answer_parsers.h"
 
@@ -260,6 +261,7 @@ void ClusterCoordinator::Reconcile() {
         {"lock", ServiceLockKey(options_.prefix, service), options_.member_id, 0, lease->id});
     if (options_.ledger != nullptr) {
       group.push_back({"get-or-empty", HandoverStateKey(options_.prefix, service), "", 0, ""});
+      group.push_back({"get-or-empty", PendingEventsKey(options_.prefix, service), "", 0, ""});
     }
     groups.push_back(std::move(group));
   }
@@ -285,18 +287,23 @@ void ClusterCoordinator::Reconcile() {
     // The epoch is the LockIndex of this acquisition.
     const std::uint64_t epoch = outcome.results[0].lock_index;
     std::optional<std::string> state;
+    std::optional<std::string> pending;
     std::uint64_t state_index = 0;
     // An absent key comes back as the operation's own entry, index 0.
     if (options_.ledger != nullptr && outcome.results[1].modify_index != 0) {
       state = outcome.results[1].value;
       state_index = outcome.results[1].modify_index;
     }
+    if (options_.ledger != nullptr && outcome.results[2].modify_index != 0) {
+      pending = outcome.results[2].value;
+    }
     {
       MutexLock lock(&mutex_);
       held_[service] = HeldLock{epoch, lease->generation, !options_.take_over};
     }
     state_index_[service] = state_index;
-    if (options_.take_over) options_.take_over(service, epoch, std::move(state));
+    if (options_.take_over)
+      options_.take_over(service, epoch, std::move(state), std::move(pending));
     ++acquired_count;
     if (observer_ != nullptr) {
       observer_->OnLockAcquired();
@@ -531,6 +538,13 @@ std::optional<std::uint64_t> ClusterCoordinator::EpochFor(std::string_view servi
   }
   if (!keeper_ || !keeper_->ValidAt(held.generation, clock_.Now())) return std::nullopt;
   return held.epoch;
+}
+
+std::optional<std::string> ClusterCoordinator::LiveSessionId() const {
+  if (!keeper_) return std::nullopt;
+  std::optional<SessionLease> lease = keeper_->Current();
+  if (!lease || !keeper_->ValidAt(lease->generation, clock_.Now())) return std::nullopt;
+  return lease->id;
 }
 
 ClusterSnapshot ClusterCoordinator::Snapshot() const {

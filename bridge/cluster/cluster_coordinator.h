@@ -70,12 +70,13 @@ struct ClusterOptions {
   std::size_t state_writes_per_round = 256;
   // Called on the coordinator's thread once a service's lock is held, with
   // the handover state Consul KV holds for it (nullopt: none, a first
-  // owner). The service stays closed (EpochFor() says nullopt) until
-  // Open(service, epoch) is called: the caller emits what happened since
-  // that state on the publishing thread and opens it there, so no event of
-  // the service slips between. Empty: the service opens at once.
+  // owner) and its write-ahead of unacknowledged events (pending_events.h;
+  // nullopt: none), both read in the transaction that took the lock. The service stays closed
+  // (EpochFor() says nullopt) until Open(service, epoch) is called: the caller emits what happened
+  // since that state on the publishing thread and opens it there, so no event of the service slips
+  // between. Empty: the service opens at once.
   std::function<void(const std::string& service, std::uint64_t epoch,
-                     std::optional<std::string> state)>
+                     std::optional<std::string> state, std::optional<std::string> pending)>
       take_over;
 };
 
@@ -92,6 +93,12 @@ class ClusterObserver {
   // How long a service waited from being given to this replica by the
   // membership until its lock was held.
   virtual void OnTakeover(std::chrono::duration<double> /*waited*/) {}
+  // The write-ahead of one published batch (write_ahead.h): how long it
+  // held the batch back, whether it failed, and events left out of it
+  // (older than what fits per service).
+  virtual void OnWriteAhead(std::chrono::duration<double> /*took*/) {}
+  virtual void OnWriteAheadFailed() {}
+  virtual void OnPendingLeftOut(std::size_t /*events*/) {}
 };
 
 // What the coordinator knows, for /readyz and logs.
@@ -134,6 +141,9 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   // longer held under `epoch` (then nothing may be emitted for it).
   bool Open(const std::string& service, std::uint64_t epoch);
   ClusterSnapshot Snapshot() const;
+  // This replica's session id while the session is certainly alive (what
+  // a write guarded by `check-session` names); nullopt otherwise.
+  std::optional<std::string> LiveSessionId() const;
 
  private:
   struct HeldLock {

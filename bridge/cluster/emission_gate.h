@@ -17,6 +17,7 @@
 
 #include "bridge/cluster/cluster_coordinator.h"
 #include "bridge/cluster/handover_ledger.h"
+#include "bridge/cluster/write_ahead.h"
 #include "bridge/model/event_publisher.h"
 #include "bridge/state/transition_engine.h"
 
@@ -25,23 +26,32 @@ namespace hb {
 class EmissionGate final : public EventPublisher {
  public:
   // `ledger` (may be null) follows what the sinks acknowledge of the
-  // notifications that pass.
-  EmissionGate(EventPublisher& next, ClusterCoordinator& cluster, HandoverLedger* ledger = nullptr)
-      : next_(next), cluster_(cluster), ledger_(ledger) {}
+  // notifications that pass; `write_ahead` (may be null; with a ledger)
+  // records what they have not acknowledged in Consul before each batch
+  // leaves.
+  EmissionGate(EventPublisher& next, ClusterCoordinator& cluster, HandoverLedger* ledger = nullptr,
+               WriteAhead* write_ahead = nullptr)
+      : next_(next), cluster_(cluster), ledger_(ledger), write_ahead_(write_ahead) {}
 
   void Publish(std::vector<Event> events) override;
 
   // The takeover of a service whose lock the coordinator acquired under
   // `epoch`, on the publishing thread (so no event of the service passes
   // in between), once `engine` finished its initial sync: opens the
-  // service, then emits, marked reconciled, exactly the transitions from
-  // `acknowledged` (what the previous owner's sinks acknowledged) to what
-  // the engine reports now, with the ids the previous owner gave them. A
-  // first owner (no acknowledged state) emits nothing: the state it starts
-  // from is the engine's, as after a silent initial sync.
+  // service, then emits, marked reconciled and under `epoch`: first the
+  // previous owner's `pending` events (its write-ahead: emitted, not
+  // acknowledged by all its sinks) with their ids, but for instance events
+  // `acknowledged` shows delivered; then exactly the transitions from
+  // `acknowledged` (what the previous owner's sinks acknowledged), with
+  // those events folded in, to what the engine reports now, with the ids
+  // the previous owner gave them. A first owner (no acknowledged state)
+  // starts from the engine's state, as after a silent initial sync, with
+  // the pending events folded in. `pending` nullopt: no write-ahead was
+  // found (an empty one found is rewritten or deleted).
   void TakeOver(const TransitionEngine& engine, std::string_view datacenter,
                 const std::string& service, std::uint64_t epoch,
-                std::optional<ReportedService> acknowledged);
+                std::optional<ReportedService> acknowledged,
+                std::optional<std::vector<Event>> pending = std::nullopt);
 
   // Events that went on silent because another replica owns (or nobody
   // holds) their service.
@@ -51,6 +61,7 @@ class EmissionGate final : public EventPublisher {
   EventPublisher& next_;
   ClusterCoordinator& cluster_;
   HandoverLedger* const ledger_;
+  WriteAhead* const write_ahead_;
   std::atomic<std::uint64_t> withheld_{0};
 };
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "bridge/model/event_codec.h"
+
 namespace hb {
 namespace {
 
@@ -29,6 +31,8 @@ void HandoverLedger::Begin(const std::string& service, ReportedService acknowled
   followed.acknowledged = std::move(acknowledged);
   followed.changed = changed;
   followed.overflowed = false;
+  followed.encoded_bytes = 0;
+  followed.encoded_dropped = 0;
 }
 
 void HandoverLedger::End(const std::string& service) {
@@ -58,7 +62,18 @@ void HandoverLedger::Emitting(const std::vector<Event>& events) {
     }
     auto pending = std::make_shared<Pending>();
     pending->event = Slim(event);
-    it->second.queue.push_back(pending);
+    pending->encoded = EncodeEvent(event);
+    Followed& followed = it->second;
+    followed.encoded_bytes += pending->encoded.size();
+    followed.queue.push_back(pending);
+    // Only the newest fit in the write-ahead: the others' encodings go.
+    while (followed.encoded_bytes > kMaxPendingEventsBytes &&
+           followed.encoded_dropped + 1 < followed.queue.size()) {
+      std::string& oldest = followed.queue[followed.encoded_dropped]->encoded;
+      followed.encoded_bytes -= oldest.size();
+      std::string().swap(oldest);
+      ++followed.encoded_dropped;
+    }
     by_id_[event.id].push_back(std::move(pending));
     ++pending_;
   }
@@ -101,6 +116,11 @@ void HandoverLedger::Acknowledge(const Event& event, std::int64_t routed_sinks, 
 void HandoverLedger::FoldDone(Followed& followed) {
   while (!followed.queue.empty() && followed.queue.front()->done) {
     FoldEvent(followed.acknowledged, followed.queue.front()->event);
+    if (followed.encoded_dropped > 0) {
+      --followed.encoded_dropped;
+    } else {
+      followed.encoded_bytes -= followed.queue.front()->encoded.size();
+    }
     followed.queue.pop_front();
     --pending_;
     followed.changed = true;
@@ -160,6 +180,28 @@ std::optional<ReportedService> HandoverLedger::Acknowledged(const std::string& s
 std::size_t HandoverLedger::pending() const {
   MutexLock lock(&mutex_);
   return pending_;
+}
+
+std::optional<std::size_t> HandoverLedger::UnacknowledgedCount(const std::string& service) const {
+  MutexLock lock(&mutex_);
+  auto it = followed_.find(service);
+  if (it == followed_.end()) return std::nullopt;
+  return it->second.queue.size();
+}
+
+HandoverLedger::Unacknowledged HandoverLedger::UnacknowledgedOf(const std::string& service) const {
+  Unacknowledged out;
+  MutexLock lock(&mutex_);
+  auto it = followed_.find(service);
+  if (it == followed_.end()) return out;
+  const Followed& followed = it->second;
+  out.followed = true;
+  out.left_out = followed.encoded_dropped;
+  out.encoded.reserve(followed.queue.size() - followed.encoded_dropped);
+  for (std::size_t i = followed.encoded_dropped; i < followed.queue.size(); ++i) {
+    out.encoded.push_back(followed.queue[i]->encoded);
+  }
+  return out;
 }
 
 void HandoverLedger::OnRouted(const Event& event, std::size_t sinks) {

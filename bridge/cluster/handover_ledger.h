@@ -19,6 +19,10 @@
 // stops moving until it is handed over, so its successor re-emits
 // everything since (redeliveries, with the same ids; nothing is lost).
 //
+// It also keeps each pending event as the spool encodes it (the newest
+// kMaxPendingEventsBytes of them per service), for the write-ahead a
+// successor re-emits them from (pending_events.h).
+//
 // Thread-safe: the publishing thread (Begin, Emitting), the router and sink
 // workers (the observer calls), the coordinator (End, TakeChanged).
 
@@ -34,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "bridge/cluster/pending_events.h"
 #include "bridge/common/mutex.h"
 #include "bridge/router/delivery_observer.h"
 #include "bridge/state/reported_state.h"
@@ -74,6 +79,19 @@ class HandoverLedger final : public DeliveryObserver {
   // Events waiting for acknowledgements (for tests and logs).
   std::size_t pending() const;
 
+  // The events of a followed service not yet acknowledged by every sink,
+  // oldest first, as EncodeEvent() writes them: what its write-ahead holds.
+  struct Unacknowledged {
+    bool followed = false;
+    std::vector<std::string> encoded;
+    // Older ones whose encoding was not kept (beyond the byte cap).
+    std::size_t left_out = 0;
+  };
+  Unacknowledged UnacknowledgedOf(const std::string& service) const;
+  // How many events of a followed service wait for acknowledgements;
+  // nullopt when it is not followed.
+  std::optional<std::size_t> UnacknowledgedCount(const std::string& service) const;
+
   void OnRouted(const Event& event, std::size_t sinks) override;
   void OnDelivered(std::string_view sink, const Event& event, SteadyTime acked_at) override;
   void OnRetry(std::string_view sink, const Event& event, std::string_view error) override;
@@ -87,6 +105,7 @@ class HandoverLedger final : public DeliveryObserver {
  private:
   struct Pending {
     Event event;                   // what FoldEvent() reads, nothing more
+    std::string encoded;           // the whole event; empty once left out
     std::int64_t outstanding = 0;  // routed minus acknowledged
     bool routed = false;
     bool done = false;
@@ -96,6 +115,10 @@ class HandoverLedger final : public DeliveryObserver {
     std::deque<std::shared_ptr<Pending>> queue;  // in emission order
     bool changed = false;
     bool overflowed = false;
+    // The bytes of the encodings kept, and how many of the oldest queued
+    // events have theirs dropped (always a prefix of the queue).
+    std::size_t encoded_bytes = 0;
+    std::size_t encoded_dropped = 0;
   };
 
   void Acknowledge(const Event& event, std::int64_t routed_sinks, bool acknowledged)

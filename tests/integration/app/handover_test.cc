@@ -1,6 +1,8 @@
 // Handover in cluster mode with three health-bridge executables on one Consul
 // test server: what a replica's sinks had not acknowledged when it died is
-// re-emitted by its successor (reconciled, with the ids it had), and a
+// re-emitted by its successor (reconciled, with the ids it had), even an
+// instance that went down and up again before the crash (the write-ahead of
+// unacknowledged events in Consul KV), and a
 // rolling restart (SIGTERM one replica after the other) under continuous
 // churn misses no transition and repeats none but as redeliveries of the
 // same id. The test records every transition it makes Consul go through
@@ -217,6 +219,28 @@ class HandoverTest : public ::testing::Test {
     return body.is_object() ? static_cast<int>(body["instances"].size()) : -1;
   }
 
+  // The write-ahead Consul KV holds for `service`: its owner's events not
+  // yet acknowledged (null when none).
+  json WriteAhead(const std::string& service) {
+    httplib::Client http(consul_->address());
+    auto answer = http.Get("/v1/kv/it/handover/pending/" + service + "?raw");
+    if (!answer || answer->status != 200) return nullptr;
+    return json::parse(answer->body, nullptr, false);
+  }
+  // The ids of `instance`'s `type` events in `service`'s write-ahead.
+  std::vector<std::string> WriteAheadIds(const std::string& service, const std::string& instance,
+                                         const std::string& type) {
+    std::vector<std::string> ids;
+    const json pending = WriteAhead(service);
+    if (!pending.is_object() || !pending["events"].is_array()) return ids;
+    for (const json& event : pending["events"]) {
+      if (event.value("instance_id", "") == instance && event.value("type", "") == type) {
+        ids.push_back(event.value("id", ""));
+      }
+    }
+    return ids;
+  }
+
   // The handover state Consul KV holds for `service` (null when none).
   json HandoverState(const std::string& service) {
     httplib::Client http(consul_->address());
@@ -263,9 +287,8 @@ TEST_F(HandoverTest, KilledOwnerWithItsSinkDownLosesNothing) {
   ASSERT_FALSE(victims.empty());
 
   // r2 kept what its sink acknowledged in Consul. (A transition delivered
-  // less than one write round, 1 s, before a crash is not in it yet: if
-  // the instance changed back before the takeover, the pair is missed.
-  // docs/cluster-design.md, "Handover".)
+  // less than one write round, 1 s, before a crash is not in it yet; the
+  // write-ahead covers it: DownAndUpAgainJustBeforeTheCrash.)
   ASSERT_TRUE(Eventually(
       [&] {
         for (const auto& service : victims) {
@@ -335,6 +358,97 @@ TEST_F(HandoverTest, KilledOwnerWithItsSinkDownLosesNothing) {
   }
   // Each victim service: its -1 instance's up and its -2 instance's down.
   EXPECT_EQ(reconciled, static_cast<int>(2 * victims.size()));
+  for (const auto& id : {"r1", "r3"}) {
+    EXPECT_EQ(bridges_[id]->Stop(), 0) << bridges_[id]->process().Stderr();
+  }
+}
+
+// An instance that goes down and up again while its owner's sink refuses
+// everything, then the owner is killed: Consul shows the instance as it was
+// in the handover state, so only the owner's write-ahead tells its
+// successor about the pair; the successor delivers both, with the ids the
+// owner gave them.
+TEST_F(HandoverTest, DownAndUpAgainJustBeforeTheCrashAreBothDelivered) {
+  ASSERT_TRUE(Eventually([&] { return Settled(kReplicas); }, seconds(30)));
+  // A first round, delivered by each service's owner: who owns what.
+  for (int s = 0; s < kServices; ++s) Flip(InstanceId(s, 1));
+  ASSERT_TRUE(Eventually([&] { return AllDelivered(); }, seconds(30)));
+  std::map<std::string, std::string> owner;
+  std::map<std::string, std::uint64_t> owner_epoch;
+  for (const auto& id : kReplicas) {
+    for (const Delivered& event : Accepted(id)) {
+      owner[event.service] = id;
+      owner_epoch[event.service] = event.epoch;
+    }
+  }
+  std::string victim;
+  for (const auto& [service, id] : owner) {
+    if (id == "r2") victim = service;
+  }
+  ASSERT_FALSE(victim.empty()) << "r2 owns no service";
+  const std::string instance = victim + "-2";
+  // Its owner's sink acknowledged the first round: the handover state and
+  // the write-ahead say so.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const json state = HandoverState(victim);
+        if (!state.is_object()) return false;
+        for (const json& row : state["instances"]) {
+          if (row[1] == victim + "-1" && row[3] != "critical") return false;
+        }
+        return true;
+      },
+      seconds(10)));
+
+  {
+    MutexLock lock(&mutex_);
+    rejecting_.insert("r2");
+  }
+  // Down, seen and written ahead by r2, then up again: each change waits
+  // for the previous one to be in the write-ahead, so the watch cannot
+  // fold the two into none.
+  Flip(instance);
+  ASSERT_TRUE(Eventually(
+      [&] { return WriteAheadIds(victim, instance, "instance.down").size() == 1; }, seconds(10)));
+  Flip(instance);
+  const bool written = Eventually(
+      [&] { return WriteAheadIds(victim, instance, "instance.up").size() == 1; }, seconds(10));
+  if (!written) DumpClusterLog("r2");
+  ASSERT_TRUE(written);
+  const std::string down_id = WriteAheadIds(victim, instance, "instance.down")[0];
+  const std::string up_id = WriteAheadIds(victim, instance, "instance.up")[0];
+  // r2 tried the first one (the refusals are what its sink saw).
+  ASSERT_TRUE(Eventually(
+      [&] {
+        for (const Delivered& event : Attempted("r2")) {
+          if (event.id == down_id) return true;
+        }
+        return false;
+      },
+      seconds(10)));
+  bridges_["r2"]->Kill();
+
+  const bool delivered = Eventually([&] { return AllDelivered(); }, seconds(60));
+  if (!delivered) {
+    DumpClusterLog("r1");
+    DumpClusterLog("r3");
+  }
+  ASSERT_TRUE(delivered);
+  ExpectExactlyTheRecordedTransitions();
+  // Both, from a successor, with r2's ids, reconciled, under a newer epoch.
+  std::set<std::string> ids;
+  for (const auto& id : {"r1", "r3"}) {
+    for (const Delivered& event : Accepted(id)) {
+      if (event.service != victim) continue;
+      EXPECT_TRUE(event.reconciled) << event.id << ": a takeover's events are reconciled";
+      EXPECT_GT(event.epoch, owner_epoch[victim]) << event.id;
+      if (event.instance == instance) ids.insert(event.id);
+    }
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{down_id, up_id}));
+  // The successor's sink acknowledged them: nothing is pending any more.
+  EXPECT_TRUE(Eventually([&] { return WriteAhead(victim).is_null(); }, seconds(10)))
+      << WriteAhead(victim).dump();
   for (const auto& id : {"r1", "r3"}) {
     EXPECT_EQ(bridges_[id]->Stop(), 0) << bridges_[id]->process().Stderr();
   }

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
-#include <future>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -326,17 +325,7 @@ void BlockingQuery::Retire(std::function<void()> retired) {
 }
 
 BlockingQuery::~BlockingQuery() {
-  EventLoop& loop = state_->client->loop();
-  if (loop.InLoopThread()) {
-    state_->Cancel();
-    return;
-  }
-  std::promise<void> done;
-  loop.Post([state = state_, &done] {
-    state->Cancel();
-    done.set_value();
-  });
-  done.get_future().wait();
+  state_->client->loop().RunAndWait([state = state_] { state->Cancel(); });
 }
 
 StatusOr<std::unique_ptr<ConsulClient>> ConsulClient::Create(ConsulClientOptions options,

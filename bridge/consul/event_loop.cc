@@ -194,6 +194,19 @@ void EventLoop::Post(std::function<void()> task) {
   if (!InLoopThread()) Wake();
 }
 
+void EventLoop::RunAndWait(const std::function<void()>& task) {
+  if (InLoopThread()) {
+    task();
+    return;
+  }
+  std::promise<void> done;
+  Post([&] {
+    task();
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
 EventLoop::TimerId EventLoop::RunAt(SteadyTime when, std::function<void()> task) {
   TimerId id;
   {

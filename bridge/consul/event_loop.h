@@ -82,6 +82,9 @@ class EventLoop {
   EventLoop& operator=(const EventLoop&) = delete;
 
   void Post(std::function<void()> task);
+  // Runs `task` on the loop thread and returns once it ran: at once when
+  // called there, else posted. Not from a loop being destroyed.
+  void RunAndWait(const std::function<void()>& task);
   // `when` is steady_clock time.
   TimerId RunAt(SteadyTime when, std::function<void()> task);
   void CancelTimer(TimerId id);

@@ -457,14 +457,7 @@ std::vector<Event> TransitionEngine::DropSource(std::string_view datacenter,
   for (const auto& [key, service] : services_) {
     if (service->source_key == source) services.emplace_back(key, service->last_index);
   }
-  for (const auto& [key, index] : services) {
-    auto it = services_.find(key);
-    if (it == services_.end()) continue;
-    const std::string gone_datacenter = it->second->datacenter;
-    const std::string gone_name = it->second->name;
-    auto more = ServiceGone(gone_datacenter, SourceScope(it->second->scope), gone_name, index);
-    std::move(more.begin(), more.end(), std::back_inserter(events));
-  }
+  AppendGone(services, events);
   for (Event& event : events) {
     event.silent = true;
     event.reconciled = false;
@@ -479,6 +472,20 @@ std::vector<Event> TransitionEngine::DropSource(std::string_view datacenter,
   return events;
 }
 
+void TransitionEngine::AppendGone(
+    const std::vector<std::pair<std::string, std::uint64_t>>& services,
+    std::vector<Event>& events) {
+  for (const auto& [key, index] : services) {
+    auto it = services_.find(key);
+    if (it == services_.end()) continue;
+    // Copies: ServiceGone() erases the service these strings live in.
+    const std::string datacenter = it->second->datacenter;
+    const std::string name = it->second->name;
+    auto more = ServiceGone(datacenter, SourceScope(it->second->scope), name, index);
+    std::move(more.begin(), more.end(), std::back_inserter(events));
+  }
+}
+
 void TransitionEngine::MaybeFinishAnnouncedSync(std::vector<Event>& events) {
   if (initial_sync_complete_ || announced_.empty()) return;
   for (const std::string& source : announced_) {
@@ -489,17 +496,12 @@ void TransitionEngine::MaybeFinishAnnouncedSync(std::vector<Event>& events) {
   for (const auto& [key, service] : services_) {
     if (!announced_.contains(service->source_key)) gone.emplace_back(key, service->last_index);
   }
-  for (const auto& [key, index] : gone) {
-    auto it = services_.find(key);
-    if (it == services_.end()) continue;
-    const std::string gone_datacenter = it->second->datacenter;
-    const std::string gone_name = it->second->name;
-    auto more = ServiceGone(gone_datacenter, SourceScope(it->second->scope), gone_name, index);
-    for (Event& event : more) {
-      event.silent = true;
-      event.reconciled = false;
-      events.push_back(std::move(event));
-    }
+  std::vector<Event> dropped;
+  AppendGone(gone, dropped);
+  for (Event& event : dropped) {
+    event.silent = true;
+    event.reconciled = false;
+    events.push_back(std::move(event));
   }
   std::erase_if(restored_sources_,
                 [&](const std::string& source) { return !announced_.contains(source); });
@@ -534,14 +536,7 @@ std::vector<Event> TransitionEngine::CompleteInitialSync(
         gone.emplace_back(key, service->last_index);
       }
     }
-    for (const auto& [key, index] : gone) {
-      auto it = services_.find(key);
-      if (it == services_.end()) continue;
-      const std::string gone_datacenter = it->second->datacenter;
-      const std::string gone_name = it->second->name;
-      auto more = ServiceGone(gone_datacenter, SourceScope(it->second->scope), gone_name, index);
-      std::move(more.begin(), more.end(), std::back_inserter(events));
-    }
+    AppendGone(gone, events);
     synced_sources_.insert(source);
     MaybeFinishAnnouncedSync(events);
     return events;
@@ -560,16 +555,7 @@ std::vector<Event> TransitionEngine::CompleteInitialSync(
     gone.emplace_back(key, service->last_index);
   }
   // Still inside the source's initial sync, so these carry reconciled: true.
-  for (const auto& [key, index] : gone) {
-    auto it = services_.find(key);
-    if (it == services_.end()) continue;
-    const ServiceState& service = *it->second;
-    // Copies: ServiceGone() erases the service these strings live in.
-    const std::string gone_datacenter = service.datacenter;
-    const std::string gone_name = service.name;
-    auto more = ServiceGone(gone_datacenter, SourceScope(service.scope), gone_name, index);
-    std::move(more.begin(), more.end(), std::back_inserter(events));
-  }
+  AppendGone(gone, events);
   synced_sources_.insert(source);
   if (last) initial_sync_complete_ = true;
   return events;

@@ -245,6 +245,9 @@ class TransitionEngine {
   bool HasRestored(const ServiceState& service) const;
   // Ends the initial sync once every announced source synced.
   void MaybeFinishAnnouncedSync(std::vector<Event>& events);
+  // Each of `services` (key, last index) is gone: its events appended.
+  void AppendGone(const std::vector<std::pair<std::string, std::uint64_t>>& services,
+                  std::vector<Event>& events);
   // Moves on every change of a service's part of Instances(): each
   // ServiceState keeps the value of its last change.
   std::uint64_t view_clock_ = 0;

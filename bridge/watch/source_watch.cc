@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <future>
 #include <limits>
 #include <set>
 #include <utility>
@@ -106,7 +105,7 @@ void SourceWatch::Stop() {
     stopped_ = true;
     state_.ready = false;
   }
-  RunOnLoopAndWait([this] {
+  client_.loop().RunAndWait([this] {
     // Resetting the token on the loop thread means every callback that runs
     // after this sees it expired: no race with the destructor.
     alive_.reset();
@@ -137,11 +136,11 @@ WatchState SourceWatch::State() const {
 }
 
 void SourceWatch::WithEngine(const std::function<void(const TransitionEngine&)>& visit) {
-  RunOnLoopAndWait([&] { visit(*engine_); });
+  client_.loop().RunAndWait([&] { visit(*engine_); });
 }
 
 void SourceWatch::UpdateServiceFilter(ServiceFilterOptions services) {
-  RunOnLoopAndWait([&] {
+  client_.loop().RunAndWait([&] {
     filter_ = ServiceFilter(std::move(services));
     {
       MutexLock lock(&state_mutex_);
@@ -152,23 +151,10 @@ void SourceWatch::UpdateServiceFilter(ServiceFilterOptions services) {
 }
 
 void SourceWatch::UpdateEngineOptions(EngineOptions options) {
-  RunOnLoopAndWait([&] {
+  client_.loop().RunAndWait([&] {
     engine_->UpdateOptions(std::move(options));
     ScheduleTick();
   });
-}
-
-void SourceWatch::RunOnLoopAndWait(const std::function<void()>& task) {
-  if (client_.loop().InLoopThread()) {
-    task();
-    return;
-  }
-  std::promise<void> done;
-  client_.loop().Post([&] {
-    task();
-    done.set_value();
-  });
-  done.get_future().wait();
 }
 
 void SourceWatch::FetchDatacenter() {
@@ -385,7 +371,7 @@ void SourceWatch::Retire(std::unique_ptr<BlockingQuery> query, bool dedicated_sl
 }
 
 void SourceWatch::SetConnectionBudget(std::size_t max_connections) {
-  RunOnLoopAndWait([this, max_connections] {
+  client_.loop().RunAndWait([this, max_connections] {
     {
       MutexLock lock(&state_mutex_);
       if (stopped_) return;
@@ -437,7 +423,7 @@ std::size_t SourceWatch::ConnectionsCommitted() const {
 }
 
 void SourceWatch::OnConnectionFreed(std::function<void()> freed) {
-  RunOnLoopAndWait([&] { connection_freed_ = std::move(freed); });
+  client_.loop().RunAndWait([&] { connection_freed_ = std::move(freed); });
 }
 
 Status SourceWatch::OnChecks(const QueryAnswer& answer) {
@@ -1063,7 +1049,7 @@ void SourceWatch::Publish(std::vector<Event> events) {
 }
 
 void SourceWatch::OnEngineChanged(std::function<void(const TransitionEngine&)> changed) {
-  RunOnLoopAndWait([&] { engine_changed_ = std::move(changed); });
+  client_.loop().RunAndWait([&] { engine_changed_ = std::move(changed); });
 }
 
 void SourceWatch::ScheduleTick() {

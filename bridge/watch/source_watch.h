@@ -312,7 +312,6 @@ class SourceWatch {
   // Every change of the engine passes here with its events.
   void Publish(std::vector<Event> events);
   void ScheduleTick();
-  void RunOnLoopAndWait(const std::function<void()>& task);
 
   const WatcherOptions options_;
   ServiceFilter filter_;  // loop thread

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <future>
 #include <set>
 
 #include "bridge/consul/answer_parsers.h"
@@ -94,7 +93,7 @@ void Watcher::Stop() {
     if (stopped_) return;
     stopped_ = true;
   }
-  RunOnLoopAndWait([this] {
+  client_.loop().RunAndWait([this] {
     alive_.reset();
     if (list_timer_) client_.loop().CancelTimer(*list_timer_);
     list_timer_.reset();
@@ -110,19 +109,6 @@ void Watcher::Stop() {
     }
   }
   for (SourceWatch* watch : watches) watch->Stop();
-}
-
-void Watcher::RunOnLoopAndWait(const std::function<void()>& task) {
-  if (client_.loop().InLoopThread()) {
-    task();
-    return;
-  }
-  std::promise<void> done;
-  client_.loop().Post([&] {
-    task();
-    done.set_value();
-  });
-  done.get_future().wait();
 }
 
 void Watcher::ListLocalDatacenter() {
@@ -387,7 +373,7 @@ std::size_t Watcher::Committed(const std::vector<Found*>& admitted) const {
 std::size_t Watcher::connections_committed() {
   if (!templates_) return 0;
   std::size_t committed = 0;
-  RunOnLoopAndWait([&] {
+  client_.loop().RunAndWait([&] {
     const SteadyTime now = clock_.Now();
     std::erase_if(draining_, [now](const Draining& draining) { return draining.until <= now; });
     std::vector<Found*> admitted;
@@ -606,7 +592,7 @@ void Watcher::WithEngine(const std::function<void(const TransitionEngine&)>& vis
     sources_.front()->WithEngine(visit);
     return;
   }
-  RunOnLoopAndWait([&] { visit(*engine_); });
+  client_.loop().RunAndWait([&] { visit(*engine_); });
 }
 
 void Watcher::UpdateServiceFilters(const WatcherOptions& options) {
@@ -617,7 +603,7 @@ void Watcher::UpdateServiceFilters(const WatcherOptions& options) {
     }
     return;
   }
-  RunOnLoopAndWait([&] {
+  client_.loop().RunAndWait([&] {
     for (std::size_t i = 0; i < entry_services_.size() && i < options.sources.size(); ++i) {
       entry_services_[i] = options.sources[i].services;
     }
@@ -638,7 +624,7 @@ void Watcher::UpdateEngineOptions(const EngineOptions& options) {
     for (auto& source : sources_) source->UpdateEngineOptions(options);
     return;
   }
-  RunOnLoopAndWait([&] {
+  client_.loop().RunAndWait([&] {
     engine_->UpdateOptions(options);
     std::vector<SourceWatch*> watches;
     {
@@ -656,7 +642,7 @@ void Watcher::OnEngineChanged(const std::function<void(const TransitionEngine&)>
     for (auto& source : sources_) source->OnEngineChanged(changed);
     return;
   }
-  RunOnLoopAndWait([&] { engine_changed_ = changed; });
+  client_.loop().RunAndWait([&] { engine_changed_ = changed; });
 }
 
 }  // namespace hb

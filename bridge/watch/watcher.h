@@ -139,7 +139,6 @@ class Watcher {
     std::size_t connections = 0;
   };
 
-  void RunOnLoopAndWait(const std::function<void()>& task);
   // Loop thread, templates only.
   void ListLocalDatacenter();
   void StartListing();

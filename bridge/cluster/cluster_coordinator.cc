@@ -265,15 +265,16 @@ void ClusterCoordinator::Reconcile() {
     }
     groups.push_back(std::move(group));
   }
-  const std::vector<GroupOutcome> outcomes = RunGroups(*lease, groups);
+  const std::vector<KvTxnGroupOutcome> outcomes = RunGroups(*lease, groups);
   // Locks refused for a lock-delay: a previous holder's session was just
   // invalidated (the membership change that gave us its services showed
   // it), so its lock-delay, the deployment's own, ends at most lock_delay
   // after the first refusal. The next round runs then rather than up to a
   // retry interval later: the takeover after a crash is that much shorter.
-  const bool delayed = std::any_of(outcomes.begin(), outcomes.end(), [](const GroupOutcome& o) {
-    return o.refused && o.why.find("due to lock delay") != std::string::npos;
-  });
+  const bool delayed =
+      std::any_of(outcomes.begin(), outcomes.end(), [](const KvTxnGroupOutcome& o) {
+        return o.refused && o.why.find("due to lock delay") != std::string::npos;
+      });
   if (!delayed) {
     lock_delay_since_.reset();
   } else if (!lock_delay_since_) {
@@ -282,7 +283,7 @@ void ClusterCoordinator::Reconcile() {
   std::size_t acquired_count = 0;
   for (std::size_t i = 0; i < to_acquire.size(); ++i) {
     const std::string& service = to_acquire[i];
-    const GroupOutcome& outcome = outcomes[i];
+    const KvTxnGroupOutcome& outcome = outcomes[i];
     if (!outcome.committed || outcome.results[0].session != lease->id) continue;
     // The epoch is the LockIndex of this acquisition.
     const std::uint64_t epoch = outcome.results[0].lock_index;
@@ -326,90 +327,34 @@ void ClusterCoordinator::Reconcile() {
   }
 }
 
-std::vector<ClusterCoordinator::GroupOutcome> ClusterCoordinator::RunGroups(
+std::vector<KvTxnGroupOutcome> ClusterCoordinator::RunGroups(
     const SessionLease& lease, const std::vector<std::vector<KvTxnOp>>& groups) {
-  std::vector<GroupOutcome> outcomes(groups.size());
   // The worker gives up when asked to stop; Leave() (after the worker
   // stopped) finishes its writes.
   const bool on_worker = std::this_thread::get_id() == worker_id_;
-  bool warned = false;  // once per call: a round may refuse thousands alike
-  // The body budget leaves room for the list's own brackets and commas.
-  constexpr std::size_t kBodyBudget = ConsulKvClient::kMaxTxnBodyBytes - 4096;
-  std::size_t next = 0;
-  while (next < groups.size()) {
+  auto may_send = [&] {
     if (on_worker) {
       MutexLock lock(&mutex_);
-      if (stop_) break;
+      if (stop_) return false;
     }
     // Only while the session is certainly alive: what the transaction
     // writes is this owner's to write only then.
-    if (!keeper_->ValidAt(lease.generation, clock_.Now())) break;
-    std::vector<std::size_t> batch;
-    std::size_t ops = 0;
-    std::size_t bytes = 0;
-    while (next < groups.size()) {
-      std::size_t group_bytes = 0;
-      for (const KvTxnOp& op : groups[next]) group_bytes += ConsulKvClient::TxnOpBytes(op);
-      if (!batch.empty() && (ops + groups[next].size() > ConsulKvClient::kMaxTxnOps ||
-                             bytes + group_bytes > kBodyBudget)) {
-        break;
-      }
-      batch.push_back(next);
-      ops += groups[next].size();
-      bytes += group_bytes;
-      ++next;
-    }
-    // A refused operation fails its whole transaction: the groups it
-    // belongs to are dropped and the others sent again at once. Each
-    // attempt drops at least one group, so this ends.
-    while (!batch.empty()) {
-      std::vector<KvTxnOp> txn;
-      std::vector<std::size_t> owner;  // operation -> position in `batch`
-      for (std::size_t at = 0; at < batch.size(); ++at) {
-        for (const KvTxnOp& op : groups[batch[at]]) {
-          txn.push_back(op);
-          owner.push_back(at);
-        }
-      }
-      auto answer = writes_->Txn(txn);
-      if (!answer.ok()) {
-        spdlog::warn("cluster: a Consul transaction of {} operations failed: {}", txn.size(),
-                     answer.status().message());
-        break;  // unknown outcome: the callers look again
-      }
-      if (answer->committed) {
-        std::size_t op = 0;
-        for (const std::size_t group : batch) {
-          GroupOutcome& outcome = outcomes[group];
-          outcome.committed = true;
-          outcome.results.assign(
-              answer->results.begin() + static_cast<std::ptrdiff_t>(op),
-              answer->results.begin() + static_cast<std::ptrdiff_t>(op + groups[group].size()));
-          op += groups[group].size();
-        }
-        break;
-      }
-      std::vector<bool> refused(batch.size(), false);
-      for (const std::size_t op : answer->failed) refused[owner[op]] = true;
-      // A lock held or within its lock-delay is the expected refusal; any
-      // other (a Consul without a verb used here, a state written by
-      // another replica) must show in the log.
-      if (answer->why.find("lock is already held") == std::string::npos &&
-          answer->why.find("due to lock delay") == std::string::npos && !warned) {
-        warned = true;
-        spdlog::warn("cluster: Consul refused {} of {} operations of a transaction: {}",
-                     answer->failed.size(), txn.size(), answer->why);
-      }
-      std::vector<std::size_t> rest;
-      for (std::size_t at = 0; at < batch.size(); ++at) {
-        if (refused[at]) {
-          outcomes[batch[at]].refused = true;
-          outcomes[batch[at]].why = answer->why;
-        } else {
-          rest.push_back(batch[at]);
-        }
-      }
-      batch = std::move(rest);
+    return keeper_->ValidAt(lease.generation, clock_.Now());
+  };
+  Status failure;
+  std::vector<KvTxnGroupOutcome> outcomes = SendTxnGroups(*writes_, groups, may_send, &failure);
+  if (!failure.ok()) {
+    // Unknown outcome: the callers look again.
+    spdlog::warn("cluster: a Consul transaction failed: {}", failure.message());
+  }
+  // A lock held or within its lock-delay is the expected refusal; any other
+  // (a Consul without a verb used here, a state written by another replica)
+  // must show in the log, once per call: a round may refuse thousands alike.
+  for (const KvTxnGroupOutcome& outcome : outcomes) {
+    if (outcome.refused && outcome.why.find("lock is already held") == std::string::npos &&
+        outcome.why.find("due to lock delay") == std::string::npos) {
+      spdlog::warn("cluster: Consul refused operations of a transaction: {}", outcome.why);
+      break;
     }
   }
   return outcomes;
@@ -435,7 +380,7 @@ void ClusterCoordinator::WriteStates(const SessionLease& lease,
     }
   }
   if (!reads.empty()) {
-    const std::vector<GroupOutcome> outcomes = RunGroups(lease, reads);
+    const std::vector<KvTxnGroupOutcome> outcomes = RunGroups(lease, reads);
     for (std::size_t i = 0; i < unread.size(); ++i) {
       if (outcomes[i].committed) state_index_[unread[i]] = outcomes[i].results[0].modify_index;
     }
@@ -466,10 +411,10 @@ void ClusterCoordinator::WriteStates(const SessionLease& lease,
     written.push_back(service);
   }
   if (writes.empty()) return;
-  const std::vector<GroupOutcome> outcomes = RunGroups(lease, writes);
+  const std::vector<KvTxnGroupOutcome> outcomes = RunGroups(lease, writes);
   for (std::size_t i = 0; i < written.size(); ++i) {
     const std::string& service = written[i];
-    const GroupOutcome& outcome = outcomes[i];
+    const KvTxnGroupOutcome& outcome = outcomes[i];
     if (outcome.committed) {
       // The new ModifyIndex, for the next check-and-set.
       state_index_[service] = outcome.results[0].modify_index;
@@ -496,9 +441,9 @@ void ClusterCoordinator::ReleaseLocks(const SessionLease& lease,
   for (const std::string& service : services) {
     unlocks.push_back({{"unlock", ServiceLockKey(options_.prefix, service), "", 0, lease.id}});
   }
-  const std::vector<GroupOutcome> outcomes = RunGroups(lease, unlocks);
+  const std::vector<KvTxnGroupOutcome> outcomes = RunGroups(lease, unlocks);
   std::size_t failed = 0;
-  for (const GroupOutcome& outcome : outcomes) failed += outcome.committed ? 0 : 1;
+  for (const KvTxnGroupOutcome& outcome : outcomes) failed += outcome.committed ? 0 : 1;
   if (failed > 0) {
     spdlog::warn(
         "cluster: releasing {} of {} service locks failed; Consul frees them with the session",

@@ -159,18 +159,10 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   void StartMembersWatch();
   void Poke();
   void StopThreads();
-  // What became of one group of a RunGroups() call.
-  struct GroupOutcome {
-    bool committed = false;  // applied; `results` has one entry per operation
-    bool refused = false;    // Consul refused one of its operations
-    std::string why;         // refused: Consul's reason
-    std::vector<KvPair> results;
-  };
-  // Runs groups of KV operations in as few transactions as Consul's limits
-  // allow, each group whole in one, while the session is certainly alive.
-  // Neither committed nor refused: not sent, or its outcome unknown.
-  std::vector<GroupOutcome> RunGroups(const SessionLease& lease,
-                                      const std::vector<std::vector<KvTxnOp>>& groups);
+  // SendTxnGroups() while the session is certainly alive (and the worker
+  // not stopping).
+  std::vector<KvTxnGroupOutcome> RunGroups(const SessionLease& lease,
+                                           const std::vector<std::vector<KvTxnOp>>& groups);
   // Writes acknowledged states (check-and-set) of services this replica
   // holds (worker thread, or Leave() after the worker stopped).
   void WriteStates(const SessionLease& lease,

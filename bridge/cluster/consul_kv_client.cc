@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bridge/common/base64.h"
 #include "bridge/common/file_io.h"
 
 namespace hb {
@@ -23,58 +24,11 @@ std::size_t AppendBody(char* data, std::size_t size, std::size_t count, void* ou
   return size * count;
 }
 
-std::string EncodeBase64(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (const char c : bytes) {
-    buffer = (buffer << 8) | static_cast<unsigned char>(c);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(buffer >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
-  while (out.size() % 4 != 0) out += '=';
-  return out;
-}
-
 std::string TrimmedToken(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
     text.pop_back();
   }
   return text;
-}
-
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-std::optional<std::string> DecodeBase64(std::string_view text) {
-  std::string out;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (const char c : text) {
-    if (c == '=') break;
-    const int value = Base64Value(c);
-    if (value < 0) return std::nullopt;
-    buffer = (buffer << 6) | static_cast<std::uint32_t>(value);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buffer >> bits) & 0xff));
-    }
-  }
-  return out;
 }
 
 // A KV key in a URL path: each segment percent-encoded, the slashes kept
@@ -436,6 +390,73 @@ StatusOr<KvTxnAnswer> ConsulKvClient::Txn(const std::vector<KvTxnOp>& ops) {
   answer.committed = true;
   answer.results = std::move(*pairs);
   return answer;
+}
+
+std::vector<KvTxnGroupOutcome> SendTxnGroups(ConsulKvClient& client,
+                                             const std::vector<std::vector<KvTxnOp>>& groups,
+                                             const std::function<bool()>& may_send,
+                                             Status* failure) {
+  std::vector<KvTxnGroupOutcome> outcomes(groups.size());
+  // The body budget leaves room for the list's own brackets and commas.
+  constexpr std::size_t kBodyBudget = ConsulKvClient::kMaxTxnBodyBytes - 4096;
+  std::size_t next = 0;
+  while (next < groups.size() && may_send()) {
+    std::vector<std::size_t> batch;
+    std::size_t ops = 0;
+    std::size_t bytes = 0;
+    while (next < groups.size()) {
+      std::size_t group_bytes = 0;
+      for (const KvTxnOp& op : groups[next]) group_bytes += ConsulKvClient::TxnOpBytes(op);
+      if (!batch.empty() && (ops + groups[next].size() > ConsulKvClient::kMaxTxnOps ||
+                             bytes + group_bytes > kBodyBudget)) {
+        break;
+      }
+      batch.push_back(next);
+      ops += groups[next].size();
+      bytes += group_bytes;
+      ++next;
+    }
+    while (!batch.empty()) {
+      std::vector<KvTxnOp> txn;
+      std::vector<std::size_t> owner;  // operation -> position in `batch`
+      for (std::size_t at = 0; at < batch.size(); ++at) {
+        for (const KvTxnOp& op : groups[batch[at]]) {
+          txn.push_back(op);
+          owner.push_back(at);
+        }
+      }
+      auto answer = client.Txn(txn);
+      if (!answer.ok()) {
+        *failure = answer.status();
+        return outcomes;
+      }
+      if (answer->committed) {
+        std::size_t op = 0;
+        for (const std::size_t group : batch) {
+          KvTxnGroupOutcome& outcome = outcomes[group];
+          outcome.committed = true;
+          outcome.results.assign(
+              answer->results.begin() + static_cast<std::ptrdiff_t>(op),
+              answer->results.begin() + static_cast<std::ptrdiff_t>(op + groups[group].size()));
+          op += groups[group].size();
+        }
+        break;
+      }
+      std::vector<bool> refused(batch.size(), false);
+      for (const std::size_t op : answer->failed) refused[owner[op]] = true;
+      std::vector<std::size_t> rest;
+      for (std::size_t at = 0; at < batch.size(); ++at) {
+        if (refused[at]) {
+          outcomes[batch[at]].refused = true;
+          outcomes[batch[at]].why = answer->why;
+        } else {
+          rest.push_back(batch[at]);
+        }
+      }
+      batch = std::move(rest);
+    }
+  }
+  return outcomes;
 }
 
 }  // namespace hb

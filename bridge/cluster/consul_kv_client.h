@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -131,5 +132,25 @@ class ConsulKvClient {
   std::chrono::milliseconds timeout_;
   CurlEasy easy_;
 };
+
+// What became of one group of a SendTxnGroups() call.
+struct KvTxnGroupOutcome {
+  bool committed = false;  // applied; `results` has one entry per operation
+  bool refused = false;    // Consul refused one of its operations
+  std::string why;         // refused: Consul's reason
+  std::vector<KvPair> results;
+};
+
+// Sends groups of KV operations in as few transactions as Consul's limits
+// allow, each group whole in one. A refused operation fails its whole
+// transaction: the groups Consul named are refused and the others sent
+// again at once (Txn() names at least one operation, so this ends).
+// `may_send` is asked before each new batch; false stops there. A failed
+// request stops too, with `*failure` set: neither committed nor refused
+// means not sent, or its outcome unknown.
+std::vector<KvTxnGroupOutcome> SendTxnGroups(ConsulKvClient& client,
+                                             const std::vector<std::vector<KvTxnOp>>& groups,
+                                             const std::function<bool()>& may_send,
+                                             Status* failure);
 
 }  // namespace hb

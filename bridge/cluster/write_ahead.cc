@@ -88,81 +88,38 @@ void WriteAhead::Record(const std::set<std::string>& services, std::size_t max_t
 }
 
 bool WriteAhead::Send(std::vector<Group> groups) {
-  // The body budget leaves room for the list's own brackets and commas.
-  constexpr std::size_t kBodyBudget = ConsulKvClient::kMaxTxnBodyBytes - 4096;
+  std::vector<std::vector<KvTxnOp>> ops;
+  ops.reserve(groups.size());
+  for (Group& group : groups) ops.push_back(std::move(group.ops));
+  Status failure;
+  const std::vector<KvTxnGroupOutcome> outcomes = SendTxnGroups(
+      *client_, ops, [] { return true; }, &failure);
   bool all = true;
-  std::size_t next = 0;
-  while (next < groups.size()) {
-    std::vector<std::size_t> batch;
-    std::size_t ops = 0;
-    std::size_t bytes = 0;
-    while (next < groups.size()) {
-      std::size_t group_bytes = 0;
-      for (const KvTxnOp& op : groups[next].ops) group_bytes += ConsulKvClient::TxnOpBytes(op);
-      if (!batch.empty() && (ops + groups[next].ops.size() > ConsulKvClient::kMaxTxnOps ||
-                             bytes + group_bytes > kBodyBudget)) {
-        break;
+  for (std::size_t at = 0; at < groups.size(); ++at) {
+    const Group& group = groups[at];
+    if (outcomes[at].committed) {
+      if (group.erase) {
+        written_.erase(group.service);
+      } else {
+        written_.insert(group.service);
       }
-      batch.push_back(next);
-      ops += groups[next].ops.size();
-      bytes += group_bytes;
-      ++next;
-    }
-    // Each attempt commits or drops at least one group, so this ends.
-    while (!batch.empty()) {
-      std::vector<KvTxnOp> txn;
-      std::vector<std::size_t> owner;  // operation -> position in `batch`
-      for (std::size_t at = 0; at < batch.size(); ++at) {
-        for (const KvTxnOp& op : groups[batch[at]].ops) {
-          txn.push_back(op);
-          owner.push_back(at);
-        }
-      }
-      auto answer = client_->Txn(txn);
-      if (!answer.ok()) {
-        if (!std::exchange(failing_, true)) {
-          spdlog::warn(
-              "cluster: the write-ahead of {} services failed ({}); their events are emitted "
-              "all the same, but a successor would not know them if this replica died now",
-              batch.size(), answer.status().message());
-        }
-        return false;  // the next ones would wait as long: the events must go
-      }
-      if (answer->committed) {
-        for (const std::size_t at : batch) {
-          const Group& group = groups[at];
-          if (group.erase) {
-            written_.erase(group.service);
-          } else {
-            written_.insert(group.service);
-          }
-        }
-        break;
-      }
+    } else if (outcomes[at].refused) {
       // A failed check-session: the lock is no longer this session's (the
       // gate closes for the service at the coordinator's next round).
-      std::vector<bool> refused(batch.size(), false);
-      for (const std::size_t op : answer->failed) {
-        if (op < owner.size()) refused[owner[op]] = true;
-      }
-      std::vector<std::size_t> rest;
-      for (std::size_t at = 0; at < batch.size(); ++at) {
-        if (refused[at]) {
-          all = false;
-          written_.erase(groups[batch[at]].service);
-          spdlog::warn("cluster: the write-ahead of {} was refused ({}); not written",
-                       groups[batch[at]].service, answer->why);
-        } else {
-          rest.push_back(batch[at]);
-        }
-      }
-      if (rest.size() == batch.size()) {
-        // Consul named no operation of ours: nothing to drop, so give up.
-        spdlog::warn("cluster: the write-ahead was refused ({}); not written", answer->why);
-        return false;
-      }
-      batch = std::move(rest);
+      all = false;
+      written_.erase(group.service);
+      spdlog::warn("cluster: the write-ahead of {} was refused ({}); not written", group.service,
+                   outcomes[at].why);
     }
+  }
+  if (!failure.ok()) {
+    if (!std::exchange(failing_, true)) {
+      spdlog::warn(
+          "cluster: the write-ahead of {} services failed ({}); their events are emitted all "
+          "the same, but a successor would not know them if this replica died now",
+          groups.size(), failure.message());
+    }
+    return false;  // the rest would wait as long: the events must go
   }
   return all;
 }

@@ -2,41 +2,12 @@
 
 #include <algorithm>
 
+#include "bridge/common/base64.h"
+
 namespace hb::test_support {
 namespace {
 
 using nlohmann::json;
-
-std::string Base64(const std::string& bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const auto a = static_cast<unsigned char>(bytes[i]);
-    const auto b = static_cast<unsigned char>(bytes[i + 1]);
-    const auto c = static_cast<unsigned char>(bytes[i + 2]);
-    out += kAlphabet[a >> 2];
-    out += kAlphabet[((a & 3) << 4) | (b >> 4)];
-    out += kAlphabet[((b & 15) << 2) | (c >> 6)];
-    out += kAlphabet[c & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const auto a = static_cast<unsigned char>(bytes[i]);
-    out += kAlphabet[a >> 2];
-    out += kAlphabet[(a & 3) << 4];
-    out += "==";
-  } else if (i + 2 == bytes.size()) {
-    const auto a = static_cast<unsigned char>(bytes[i]);
-    const auto b = static_cast<unsigned char>(bytes[i + 1]);
-    out += kAlphabet[a >> 2];
-    out += kAlphabet[((a & 3) << 4) | (b >> 4)];
-    out += kAlphabet[(b & 15) << 2];
-    out += '=';
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -203,7 +174,7 @@ json KvStore::EntryJson(const KvEntry& entry) {
   json out = {{"LockIndex", entry.lock_index},
               {"Key", entry.key},
               {"Flags", entry.flags},
-              {"Value", entry.value.empty() ? json(nullptr) : json(Base64(entry.value))},
+              {"Value", entry.value.empty() ? json(nullptr) : json(EncodeBase64(entry.value))},
               {"CreateIndex", entry.create_index},
               {"ModifyIndex", entry.modify_index}};
   // Consul leaves Session out when nobody holds the key (omitempty).

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bridge/common/base64.h"
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
 
@@ -18,25 +19,6 @@ namespace {
 
 using nlohmann::json;
 using std::chrono::seconds;
-
-std::string Base64(const std::string& bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (const char c : bytes) {
-    buffer = (buffer << 8) | static_cast<unsigned char>(c);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(buffer >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
-  while (out.size() % 4 != 0) out += '=';
-  return out;
-}
 
 json Kv(const std::string& verb, const std::string& key, const json& fields = json::object()) {
   json kv = {{"Verb", verb}, {"Key", key}};
@@ -77,8 +59,8 @@ class ConsulTxnTest : public ::testing::Test {
 TEST_F(ConsulTxnTest, CommittedTransactionAnswersResultsInOrderOnOneIndex) {
   const std::string session = CreateSession();
   const Answer answer = Txn(json::array(
-      {Kv("set", "a", {{"Value", Base64("one")}, {"Flags", 7}}),
-       Kv("lock", "l", {{"Value", Base64("me")}, {"Session", session}}), Kv("get", "a"),
+      {Kv("set", "a", {{"Value", EncodeBase64("one")}, {"Flags", 7}}),
+       Kv("lock", "l", {{"Value", EncodeBase64("me")}, {"Session", session}}), Kv("get", "a"),
        Kv("get-or-empty", "missing"), Kv("check-session", "l", {{"Session", session}})}));
   ASSERT_EQ(answer.status, 200) << answer.text;
   EXPECT_TRUE(answer.body["Errors"].is_null());
@@ -89,7 +71,7 @@ TEST_F(ConsulTxnTest, CommittedTransactionAnswersResultsInOrderOnOneIndex) {
   EXPECT_EQ(results[0]["KV"]["Flags"], 7);
   EXPECT_EQ(results[1]["KV"]["LockIndex"], 1);
   EXPECT_EQ(results[1]["KV"]["Session"], session);
-  EXPECT_EQ(results[2]["KV"]["Value"], Base64("one")) << "a get sees the earlier write";
+  EXPECT_EQ(results[2]["KV"]["Value"], EncodeBase64("one")) << "a get sees the earlier write";
   EXPECT_EQ(results[3]["KV"]["Key"], "missing");
   EXPECT_TRUE(results[3]["KV"]["Value"].is_null());
   EXPECT_EQ(results[3]["KV"]["ModifyIndex"], 0) << "absent: the operation's own entry";
@@ -107,9 +89,9 @@ TEST_F(ConsulTxnTest, OneFailedOperationRollsEverythingBackAndErrorsNameEachFail
   const json before = Entry("kept");
 
   const Answer answer = Txn(json::array(
-      {Kv("set", "kept", {{"Value", Base64("after")}}), Kv("lock", "free", {{"Session", other}}),
-       Kv("lock", "held", {{"Session", other}}), Kv("delete", "kept"),
-       Kv("cas", "new", {{"Value", Base64("x")}, {"Index", 5}})}));
+      {Kv("set", "kept", {{"Value", EncodeBase64("after")}}),
+       Kv("lock", "free", {{"Session", other}}), Kv("lock", "held", {{"Session", other}}),
+       Kv("delete", "kept"), Kv("cas", "new", {{"Value", EncodeBase64("x")}, {"Index", 5}})}));
   ASSERT_EQ(answer.status, 409) << answer.text;
   EXPECT_TRUE(answer.body["Results"].is_null());
   const json& errors = answer.body["Errors"];
@@ -177,14 +159,16 @@ TEST_F(ConsulTxnTest, LockUnlockAndChecksCountLockIndexAsTheKvEndpoint) {
 }
 
 TEST_F(ConsulTxnTest, CasDeleteAndIndexChecks) {
-  ASSERT_EQ(Txn(json::array({Kv("cas", "c", {{"Value", Base64("v1")}, {"Index", 0}})})).status,
-            200);
+  ASSERT_EQ(
+      Txn(json::array({Kv("cas", "c", {{"Value", EncodeBase64("v1")}, {"Index", 0}})})).status,
+      200);
   const std::uint64_t index = Entry("c")["ModifyIndex"];
-  EXPECT_EQ(Txn(json::array({Kv("cas", "c", {{"Value", Base64("v2")}, {"Index", 0}})})).status, 409)
+  EXPECT_EQ(
+      Txn(json::array({Kv("cas", "c", {{"Value", EncodeBase64("v2")}, {"Index", 0}})})).status, 409)
       << "0: only if absent";
   const Answer moved =
       Txn(json::array({Kv("check-index", "c", {{"Index", index}}),
-                       Kv("cas", "c", {{"Value", Base64("v2")}, {"Index", index}})}));
+                       Kv("cas", "c", {{"Value", EncodeBase64("v2")}, {"Index", index}})}));
   ASSERT_EQ(moved.status, 200) << moved.text;
   const std::uint64_t now = moved.body["Results"][1]["KV"]["ModifyIndex"];
   EXPECT_GT(now, index);
@@ -213,7 +197,7 @@ TEST_F(ConsulTxnTest, ReadOnlyTransactionIsServedAsARead) {
   EXPECT_EQ(result->get_header_value("X-Consul-KnownLeader"), "true");
   const json body = json::parse(result->body);
   ASSERT_EQ(body["Results"].size(), 2u);
-  EXPECT_EQ(body["Results"][1]["KV"]["Value"], Base64("2"));
+  EXPECT_EQ(body["Results"][1]["KV"]["Value"], EncodeBase64("2"));
 }
 
 TEST_F(ConsulTxnTest, LimitsAndMalformedBodiesAreRefusedAsConsulDoes) {
@@ -226,7 +210,7 @@ TEST_F(ConsulTxnTest, LimitsAndMalformedBodiesAreRefusedAsConsulDoes) {
   EXPECT_EQ(Txn(many).status, 200) << "64 is allowed";
 
   const std::string big(512 * 1024 + 1, 'x');
-  answer = Txn(json::array({Kv("set", "big", {{"Value", Base64(big)}})}));
+  answer = Txn(json::array({Kv("set", "big", {{"Value", EncodeBase64(big)}})}));
   EXPECT_EQ(answer.status, 413);
   EXPECT_EQ(answer.text, "Request body too large, max size: 524288 bytes");
 
@@ -258,8 +242,8 @@ TEST_F(ConsulTxnTest, ATransactionWakesBlockedReadsOnce) {
     woke = result && result->status == 200;
   });
   ASSERT_TRUE(Eventually([&] { return server_->BlockedQueries() > 0; }, seconds(10)));
-  ASSERT_EQ(Txn(json::array({Kv("set", "w/x", {{"Value", Base64("1")}}),
-                             Kv("set", "w/y", {{"Value", Base64("2")}})}))
+  ASSERT_EQ(Txn(json::array({Kv("set", "w/x", {{"Value", EncodeBase64("1")}}),
+                             Kv("set", "w/y", {{"Value", EncodeBase64("2")}})}))
                 .status,
             200);
   reader.join();

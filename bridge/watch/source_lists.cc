@@ -6,6 +6,7 @@
 #include <cctype>
 #include <set>
 
+#include "bridge/common/peer_text.h"
 #include "bridge/model/source_scope.h"
 
 namespace hb {
@@ -35,9 +36,11 @@ StatusOr<simdjson::dom::array> ListOf(simdjson::dom::parser& parser, std::string
   return list;
 }
 
+// The name is the peer's: it reaches the log and /readyz as one printable
+// line only.
 Status BadName(std::string_view what, std::string_view name) {
   return Status::InvalidArgument(std::string(what) + " answer: not a Consul name: \"" +
-                                 std::string(name.substr(0, 80)) + "\"");
+                                 SummarizePeerText(name, 80) + "\"");
 }
 
 // Consul's default namespace and partition are what a source names by

@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "bridge/watch/watcher.h"
+#include "tests/integration/watch/recorded_events.h"
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
 
@@ -27,55 +28,9 @@ using ::testing::HasSubstr;
 
 constexpr milliseconds kDeadline{20000};
 
-// Records what the watch publishes: notifying events, and silent ones apart.
-class Recorder final : public EventPublisher {
- public:
-  void Publish(std::vector<Event> events) override {
-    std::lock_guard lock(mutex_);
-    for (auto& event : events) (event.silent ? silent_ : events_).push_back(std::move(event));
-    changed_.notify_all();
-  }
-
-  std::vector<Event> WaitFor(const std::function<bool(const std::vector<Event>&)>& done) {
-    std::unique_lock lock(mutex_);
-    changed_.wait_for(lock, kDeadline, [&] { return done(events_); });
-    return events_;
-  }
-
-  std::vector<Event> All() {
-    std::lock_guard lock(mutex_);
-    return events_;
-  }
-  std::vector<Event> Silent() {
-    std::lock_guard lock(mutex_);
-    return silent_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<Event> events_;
-  std::vector<Event> silent_;
-};
-
-std::string Describe(const Event& event) {
-  std::string text = SourceKey(event.datacenter, event.scope) + " " +
-                     std::string(ToString(event.type)) + " " +
-                     (event.IsInstanceEvent() ? event.instance_id : event.service);
-  if (event.reason) text += " " + std::string(ToString(*event.reason));
-  return text;
-}
-
-std::vector<std::string> Describe(const std::vector<Event>& events) {
-  std::vector<std::string> out;
-  for (const Event& event : events) out.push_back(Describe(event));
-  return out;
-}
-
-bool Has(const std::vector<Event>& events, const std::string& description) {
-  return std::any_of(events.begin(), events.end(),
-                     [&](const Event& event) { return Describe(event) == description; });
-}
+using test_support::Describe;
+using test_support::Has;
+using test_support::RecordedEvents;
 
 std::vector<Event> Of(const std::vector<Event>& events, const std::string& source) {
   std::vector<Event> out;
@@ -168,7 +123,7 @@ class FoundSourcesTest : public ::testing::Test {
   SystemClock clock_;
   std::unique_ptr<ConsulTestServer> consul_;
   std::unique_ptr<ConsulClient> client_;
-  Recorder events_;
+  RecordedEvents events_{kDeadline};
   std::unique_ptr<Watcher> watcher_;
 };
 

@@ -13,6 +13,7 @@
 
 #include "bridge/model/cloud_event.h"
 #include "bridge/watch/watcher.h"
+#include "tests/integration/watch/recorded_events.h"
 #include "tests/support/consul/consul_test_server.h"
 #include "tests/support/eventually.h"
 
@@ -28,56 +29,9 @@ using ::testing::UnorderedElementsAre;
 
 constexpr milliseconds kDeadline{15000};
 
-// Records what the watch publishes, notifying events only.
-class Recorder final : public EventPublisher {
- public:
-  void Publish(std::vector<Event> events) override {
-    std::lock_guard lock(mutex_);
-    for (auto& event : events) {
-      if (!event.silent) events_.push_back(std::move(event));
-    }
-    changed_.notify_all();
-  }
-
-  // Waits until `done` holds for the events so far; returns them.
-  std::vector<Event> WaitFor(const std::function<bool(const std::vector<Event>&)>& done,
-                             milliseconds timeout = kDeadline) {
-    std::unique_lock lock(mutex_);
-    changed_.wait_for(lock, timeout, [&] { return done(events_); });
-    return events_;
-  }
-
-  std::vector<Event> All() {
-    std::lock_guard lock(mutex_);
-    return events_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<Event> events_;
-};
-
-std::string Describe(const Event& event) {
-  std::string text = SourceKey(event.datacenter, event.scope) + " " +
-                     std::string(ToString(event.type)) + " " +
-                     (event.IsInstanceEvent() ? event.instance_id : event.service);
-  if (event.reason) text += " " + std::string(ToString(*event.reason));
-  return text;
-}
-
-std::vector<std::string> Describe(const std::vector<Event>& events) {
-  std::vector<std::string> out;
-  for (const Event& event : events) out.push_back(Describe(event));
-  return out;
-}
-
-bool Has(const std::vector<Event>& events, const std::string& description) {
-  for (const Event& event : events) {
-    if (Describe(event) == description) return true;
-  }
-  return false;
-}
+using test_support::Describe;
+using test_support::Has;
+using test_support::RecordedEvents;
 
 json Registration(const std::string& id, const std::string& service = "payments",
                   const std::string& status = "passing") {
@@ -144,7 +98,7 @@ class SourcesTest : public ::testing::TestWithParam<std::size_t> {
   SystemClock clock_;
   std::unique_ptr<ConsulTestServer> consul_;
   std::unique_ptr<ConsulClient> client_;
-  Recorder events_;
+  RecordedEvents events_{kDeadline};
   std::unique_ptr<Watcher> watcher_;
 };
 

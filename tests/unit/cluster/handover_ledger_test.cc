@@ -9,32 +9,13 @@
 #include <thread>
 
 #include "bridge/cluster/handover_state.h"
+#include "tests/unit/cluster/handover_events.h"
 
 namespace hb {
 namespace {
 
-Event InstanceEvent(EventType type, const std::string& instance, HealthStatus status,
-                    std::uint64_t index) {
-  Event event;
-  event.type = type;
-  event.datacenter = "dc1";
-  event.service = "payments";
-  event.node = "node-a";
-  event.instance_id = instance;
-  event.status = status;
-  event.consul_index = index;
-  event.epoch = 7;
-  event.id =
-      "dc1/node-a/" + instance + "/" + std::to_string(index) + "/" + std::string(ToString(type));
-  return event;
-}
-
-ReportedService UpState(const std::string& instance, std::uint64_t index) {
-  ReportedService state;
-  state.up = true;
-  state.instances[{"node-a", instance}] = {true, HealthStatus::kPassing, index};
-  return state;
-}
+using test_support::InstanceEvent;
+using test_support::UpState;
 
 TEST(HandoverLedgerTest, MovesOnlyOnceEverySinkAcknowledged) {
   HandoverLedger ledger(nullptr);

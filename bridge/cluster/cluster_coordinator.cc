@@ -29,9 +29,11 @@ ClusterCoordinator::ClusterCoordinator(ClusterOptions options, ConsulClientOptio
       observer_(observer) {
   // Built here, not in Start(): EpochFor() and Snapshot() read them from
   // other threads, which may run before Start().
-  writes_ = std::make_unique<ConsulKvClient>(client_options_);
-  // A write must not hold the worker past the session's validity.
-  writes_->set_timeout(std::max(std::chrono::milliseconds(100), options_.session_ttl / 3));
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.write_connections); ++i) {
+    auto& client = writes_.emplace_back(std::make_unique<ConsulKvClient>(client_options_));
+    // A write must not hold the worker past the session's validity.
+    client->set_timeout(std::max(std::chrono::milliseconds(100), options_.session_ttl / 3));
+  }
   keeper_ = std::make_unique<SessionKeeper>(
       SessionKeeperOptions{"health-bridge " + options_.member_id, options_.session_ttl,
                            options_.lock_delay},
@@ -130,9 +132,8 @@ void ClusterCoordinator::Run() {
       // Just past the end of the lock-delay that refused acquisitions.
       const auto lock_delay_end =
           *lock_delay_since_ + options_.lock_delay + std::chrono::milliseconds(5);
-      if (lock_delay_end > std::chrono::steady_clock::now()) {
-        deadline = std::min(deadline, lock_delay_end);
-      }
+      // At once when it ended while the round ran.
+      deadline = std::min(deadline, lock_delay_end);
     }
     while (!stop_ && !dirty_ && wake_.WaitUntil(&mutex_, deadline)) {
     }
@@ -173,8 +174,8 @@ void ClusterCoordinator::Reconcile() {
   }
   if (announced != lease->generation) {
     const nlohmann::json value = {{"member", options_.member_id}, {"session", lease->id}};
-    auto acquired =
-        writes_->Acquire(MemberKey(options_.prefix, options_.member_id), lease->id, value.dump());
+    auto acquired = writes_.front()->Acquire(MemberKey(options_.prefix, options_.member_id),
+                                             lease->id, value.dump());
     if (!acquired.ok() || !*acquired) {
       // Refused: a lock-delay after our previous session, or a replica with
       // the same member id (a misconfiguration the log must show), once per
@@ -265,20 +266,23 @@ void ClusterCoordinator::Reconcile() {
     }
     groups.push_back(std::move(group));
   }
+  const auto round_started = std::chrono::steady_clock::now();
   const std::vector<KvTxnGroupOutcome> outcomes = RunGroups(*lease, groups);
-  // Locks refused for a lock-delay: a previous holder's session was just
-  // invalidated (the membership change that gave us its services showed
-  // it), so its lock-delay, the deployment's own, ends at most lock_delay
-  // after the first refusal. The next round runs then rather than up to a
-  // retry interval later: the takeover after a crash is that much shorter.
+  // Locks refused for a lock-delay: a previous holder's session was
+  // invalidated before this round began (the membership change that gave
+  // us its services showed it), so its lock-delay, the deployment's own,
+  // ends at most lock_delay after the round's start. The next round runs
+  // then rather than up to a retry interval later, nor a whole refused
+  // round later: the takeover after a crash is that much shorter.
   const bool delayed =
       std::any_of(outcomes.begin(), outcomes.end(), [](const KvTxnGroupOutcome& o) {
         return o.refused && o.why.find("due to lock delay") != std::string::npos;
       });
   if (!delayed) {
     lock_delay_since_.reset();
-  } else if (!lock_delay_since_) {
-    lock_delay_since_ = std::chrono::steady_clock::now();
+  } else if (!lock_delay_since_ || *lock_delay_since_ + options_.lock_delay <= round_started) {
+    // A first refusal, or one from a later lock-delay than the one waited for.
+    lock_delay_since_ = round_started;
   }
   std::size_t acquired_count = 0;
   for (std::size_t i = 0; i < to_acquire.size(); ++i) {
@@ -342,7 +346,8 @@ std::vector<KvTxnGroupOutcome> ClusterCoordinator::RunGroups(
     return keeper_->ValidAt(lease.generation, clock_.Now());
   };
   Status failure;
-  std::vector<KvTxnGroupOutcome> outcomes = SendTxnGroups(*writes_, groups, may_send, &failure);
+  std::vector<KvTxnGroupOutcome> outcomes =
+      SendTxnGroupsConcurrently(writes_, groups, may_send, &failure);
   if (!failure.ok()) {
     // Unknown outcome: the callers look again.
     spdlog::warn("cluster: a Consul transaction failed: {}", failure.message());
@@ -402,7 +407,8 @@ void ClusterCoordinator::WriteStates(const SessionLease& lease,
           "cluster: the handover state of {} ({} instances) is larger than {} bytes; not "
           "kept in Consul",
           service, state.instances.size(), kMaxHandoverStateBytes);
-      if (*known != 0) (void)writes_->Delete(HandoverStateKey(options_.prefix, service), known);
+      if (*known != 0)
+        (void)writes_.front()->Delete(HandoverStateKey(options_.prefix, service), known);
       known = 0;
       continue;
     }
@@ -524,7 +530,7 @@ void ClusterCoordinator::Leave() {
   StopThreads();
   if (!keeper_) return;
   const std::optional<SessionLease> lease = keeper_->Current();
-  if (lease && writes_) {
+  if (lease) {
     // The sinks drained: what they acknowledged is final. Written while
     // the session is still trusted, before any lock goes.
     std::size_t written = 0;
@@ -543,12 +549,13 @@ void ClusterCoordinator::Leave() {
     }
     ReleaseLocks(*lease, services);
     const std::string member_key = MemberKey(options_.prefix, options_.member_id);
-    if (auto released = writes_->Release(member_key, lease->id, ""); released.ok() && *released) {
+    if (auto released = writes_.front()->Release(member_key, lease->id, "");
+        released.ok() && *released) {
       // Remove the key only as we left it, never a successor's with the
       // same member id.
-      if (auto entry = writes_->Get(member_key);
+      if (auto entry = writes_.front()->Get(member_key);
           entry.ok() && *entry && (*entry)->session.empty()) {
-        (void)writes_->Delete(member_key, (*entry)->modify_index);
+        (void)writes_.front()->Delete(member_key, (*entry)->modify_index);
       }
     }
     spdlog::info("cluster: left; wrote {} handover states, released {} services", written,

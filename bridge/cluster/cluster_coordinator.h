@@ -60,6 +60,10 @@ struct ClusterOptions {
   // How often lock acquisitions refused by Consul (held by the previous
   // owner, or within a lock-delay) are tried again. Default: 1s.
   std::chrono::milliseconds retry_interval{std::chrono::seconds(1)};
+  // Connections the coordinator writes through (besides the session's):
+  // a takeover or handover of thousands of services sends its transactions
+  // over all of them at once. Idle ones stay open for the next burst.
+  std::size_t write_connections = 4;
 
   // Handover. With a ledger, the coordinator writes each held service's
   // acknowledged state to `<prefix>/state/<service>` (check-and-set, at most
@@ -179,7 +183,9 @@ class ClusterCoordinator final : public SessionKeeperObserver {
   const Clock& clock_;
   ClusterObserver* const observer_;
   std::unique_ptr<SessionKeeper> keeper_;
-  std::unique_ptr<ConsulKvClient> writes_;  // worker thread only
+  // Worker thread only (Leave() after it stopped); the first serves the
+  // single requests, all of them the transactions (RunGroups).
+  std::vector<std::unique_ptr<ConsulKvClient>> writes_;
 
   mutable Mutex mutex_;
   CondVar wake_;

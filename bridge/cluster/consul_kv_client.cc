@@ -1,6 +1,8 @@
 #include "bridge/cluster/consul_kv_client.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "bridge/common/base64.h"
 #include "bridge/common/file_io.h"
@@ -22,6 +24,13 @@ std::size_t AppendBody(char* data, std::size_t size, std::size_t count, void* ou
   if (sink->body->size() + size * count > sink->limit) return 0;
   sink->body->append(data, size * count);
   return size * count;
+}
+
+// Consul answers these operations with no entry (the key is gone, or must
+// not exist), where every other verb gives one.
+bool AnswersWithoutEntry(std::string_view verb) {
+  return verb == "delete" || verb == "delete-cas" || verb == "delete-tree" ||
+         verb == "check-not-exists";
 }
 
 std::string TrimmedToken(std::string text) {
@@ -330,7 +339,14 @@ StatusOr<KvTxnAnswer> ConsulKvClient::Txn(const std::vector<KvTxnOp>& ops) {
                                    " operations, 1 to " + std::to_string(kMaxTxnOps) + " allowed");
   }
   json body = json::array();
+  std::size_t entries_expected = 0;
   for (const KvTxnOp& op : ops) {
+    if (op.verb == "get-tree") {
+      return Status::InvalidArgument(
+          "transaction: get-tree answers any number of entries, which cannot be paired with "
+          "its operation");
+    }
+    entries_expected += AnswersWithoutEntry(op.verb) ? 0 : 1;
     json kv = {{"Verb", op.verb}, {"Key", op.key}};
     if (!op.value.empty()) kv["Value"] = EncodeBase64(op.value);
     if (op.index != 0) kv["Index"] = op.index;
@@ -372,28 +388,44 @@ StatusOr<KvTxnAnswer> ConsulKvClient::Txn(const std::vector<KvTxnOp>& ops) {
     return answer;
   }
   const auto results = parsed.find("Results");
-  if (results == parsed.end() || !results->is_array()) {
+  // Go writes an empty list as null: a transaction of deletes only.
+  const bool none = results != parsed.end() && results->is_null() && entries_expected == 0;
+  if (!none && (results == parsed.end() || !results->is_array())) {
     return Status::InvalidArgument("transaction: answer without Results");
   }
   json entries = json::array();
-  for (const json& result : *results) {
-    const auto kv = result.is_object() ? result.find("KV") : result.end();
-    if (kv == result.end()) return Status::InvalidArgument("transaction: a result without KV");
-    entries.push_back(*kv);
+  if (!none) {
+    for (const json& result : *results) {
+      const auto kv = result.is_object() ? result.find("KV") : result.end();
+      if (kv == result.end()) return Status::InvalidArgument("transaction: a result without KV");
+      entries.push_back(*kv);
+    }
   }
   auto pairs = ParseKvPairs(entries.dump());
   if (!pairs.ok()) return pairs.status();
-  if (pairs->size() != ops.size()) {
+  if (pairs->size() != entries_expected) {
     return Status::InvalidArgument("transaction: " + std::to_string(pairs->size()) +
-                                   " results for " + std::to_string(ops.size()) + " operations");
+                                   " results for " + std::to_string(ops.size()) +
+                                   " operations, of which " + std::to_string(entries_expected) +
+                                   " answer with an entry");
   }
   answer.committed = true;
-  answer.results = std::move(*pairs);
+  answer.results.reserve(ops.size());
+  auto next = pairs->begin();
+  for (const KvTxnOp& op : ops) {
+    if (AnswersWithoutEntry(op.verb)) {
+      KvPair blank;
+      blank.key = op.key;
+      answer.results.push_back(std::move(blank));
+    } else {
+      answer.results.push_back(std::move(*next++));
+    }
+  }
   return answer;
 }
 
 std::vector<KvTxnGroupOutcome> SendTxnGroups(ConsulKvClient& client,
-                                             const std::vector<std::vector<KvTxnOp>>& groups,
+                                             std::span<const std::vector<KvTxnOp>> groups,
                                              const std::function<bool()>& may_send,
                                              Status* failure) {
   std::vector<KvTxnGroupOutcome> outcomes(groups.size());
@@ -454,6 +486,41 @@ std::vector<KvTxnGroupOutcome> SendTxnGroups(ConsulKvClient& client,
         }
       }
       batch = std::move(rest);
+    }
+  }
+  return outcomes;
+}
+
+std::vector<KvTxnGroupOutcome> SendTxnGroupsConcurrently(
+    std::span<const std::unique_ptr<ConsulKvClient>> clients,
+    std::span<const std::vector<KvTxnOp>> groups, const std::function<bool()>& may_send,
+    Status* failure) {
+  std::size_t ops = 0;
+  for (const std::vector<KvTxnOp>& group : groups) ops += group.size();
+  // A slice smaller than one full transaction would only add a connection's
+  // round trip.
+  const std::size_t slices =
+      std::min({ops / ConsulKvClient::kMaxTxnOps, clients.size(), groups.size()});
+  if (slices <= 1) return SendTxnGroups(*clients.front(), groups, may_send, failure);
+  std::vector<KvTxnGroupOutcome> outcomes(groups.size());
+  std::vector<Status> failures(slices);
+  auto send_slice = [&](std::size_t slice) {
+    const std::size_t begin = groups.size() * slice / slices;
+    const std::size_t end = groups.size() * (slice + 1) / slices;
+    std::vector<KvTxnGroupOutcome> sent = SendTxnGroups(
+        *clients[slice], groups.subspan(begin, end - begin), may_send, &failures[slice]);
+    std::move(sent.begin(), sent.end(), outcomes.begin() + static_cast<std::ptrdiff_t>(begin));
+  };
+  {
+    std::vector<std::jthread> senders;
+    senders.reserve(slices - 1);
+    for (std::size_t slice = 1; slice < slices; ++slice) senders.emplace_back(send_slice, slice);
+    send_slice(0);
+  }  // joined
+  for (Status& slice_failure : failures) {
+    if (!slice_failure.ok()) {
+      *failure = std::move(slice_failure);
+      break;
     }
   }
   return outcomes;

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,9 +48,11 @@ struct KvPair {
   std::uint64_t flags = 0;
 };
 
-// One KV operation of a Consul transaction (/v1/txn). Only verbs that give
-// exactly one result are used ("lock", "unlock", "cas", "get-or-empty",
-// "check-session", ...), so results and operations pair up by position.
+// One KV operation of a Consul transaction (/v1/txn). Results and
+// operations pair up by position: Consul answers "delete", "delete-cas",
+// "delete-tree" and "check-not-exists" with no entry, and Txn() puts a
+// blank one (the key only) in their place; "get-tree", which answers any
+// number, is refused.
 struct KvTxnOp {
   std::string verb;
   std::string key;
@@ -101,11 +104,10 @@ class ConsulKvClient {
   // nullopt when the key does not exist.
   StatusOr<std::optional<KvPair>> Get(const std::string& key);
 
-  // Consul's limits on one transaction: operations (64 in its source for
-  // years, 128 in its current documentation; the bridge keeps to the lower)
-  // and request body
-  // (txn_max_req_len, 512 KiB by default).
-  static constexpr std::size_t kMaxTxnOps = 64;
+  // Consul's limits on one transaction: operations (128 since Consul 1.14,
+  // hashicorp/consul#14599, 64 before; cluster mode needs 1.14 anyway, for
+  // get-or-empty) and request body (txn_max_req_len, 512 KiB by default).
+  static constexpr std::size_t kMaxTxnOps = 128;
   static constexpr std::size_t kMaxTxnBodyBytes = 512 * 1024;
   // The size an operation adds to a transaction's body, for batching.
   static std::size_t TxnOpBytes(const KvTxnOp& op);
@@ -149,8 +151,21 @@ struct KvTxnGroupOutcome {
 // request stops too, with `*failure` set: neither committed nor refused
 // means not sent, or its outcome unknown.
 std::vector<KvTxnGroupOutcome> SendTxnGroups(ConsulKvClient& client,
-                                             const std::vector<std::vector<KvTxnOp>>& groups,
+                                             std::span<const std::vector<KvTxnOp>> groups,
                                              const std::function<bool()>& may_send,
                                              Status* failure);
+
+// SendTxnGroups() over several clients at once: the groups are dealt into
+// contiguous slices, as many as there are clients and full transactions,
+// each sent by its own client on its own thread (the caller's for the
+// first). A takeover of thousands of services is then bounded by Consul's
+// throughput, not by one connection's round trips. Groups must not depend
+// on each other's order across slices. `clients` holds at least one;
+// `may_send` is called from every sending thread; `*failure` is the first
+// failure of any slice.
+std::vector<KvTxnGroupOutcome> SendTxnGroupsConcurrently(
+    std::span<const std::unique_ptr<ConsulKvClient>> clients,
+    std::span<const std::vector<KvTxnOp>> groups, const std::function<bool()>& may_send,
+    Status* failure);
 
 }  // namespace hb

@@ -34,10 +34,10 @@ std::optional<std::uint64_t> UnsignedParam(const httplib::Request& request, cons
   return value;
 }
 
-// Consul's limits on a transaction: its operations (maxTxnOps; Consul 1.x
-// before the documentation's 128, the stricter of the two) and its body
-// (txn_max_req_len, 512 KiB by default).
-constexpr std::size_t kMaxTxnOps = 64;
+// Consul's limits on a transaction: its operations (maxTxnOps: 128 since
+// Consul 1.14, the first with get-or-empty, which this server serves too)
+// and its body (txn_max_req_len, 512 KiB by default).
+constexpr std::size_t kMaxTxnOps = 128;
 constexpr std::size_t kMaxTxnBytes = 512 * 1024;
 
 struct TxnParse {
@@ -324,6 +324,8 @@ void ConsulTestServer::ServeKvRoutes(httplib::Server& server) {
     if (outcome.errors.empty()) {
       json results = json::array();
       for (auto& kv : outcome.results) results.push_back(json{{"KV", std::move(kv)}});
+      // Go encodes the empty list of a transaction of deletes as null.
+      if (results.empty()) results = nullptr;
       answer = {{"Results", std::move(results)}, {"Errors", nullptr}};
     } else {
       json errors = json::array();

@@ -2,7 +2,7 @@
 // documented answers: the KV verbs, 200 with Results or 409 with Errors
 // naming every failed operation, the rollback of the whole transaction,
 // lock-delay and sessions as for a single-key lock, one Raft index per
-// transaction, and the limits (64 operations, 512 KiB of body, 512 KiB
+// transaction, and the limits (128 operations, 512 KiB of body, 512 KiB
 // values).
 
 #include <gtest/gtest.h>
@@ -202,12 +202,12 @@ TEST_F(ConsulTxnTest, ReadOnlyTransactionIsServedAsARead) {
 
 TEST_F(ConsulTxnTest, LimitsAndMalformedBodiesAreRefusedAsConsulDoes) {
   json many = json::array();
-  for (int i = 0; i < 65; ++i) many.push_back(Kv("get-or-empty", "k" + std::to_string(i)));
+  for (int i = 0; i < 129; ++i) many.push_back(Kv("get-or-empty", "k" + std::to_string(i)));
   Answer answer = Txn(many);
   EXPECT_EQ(answer.status, 413);
-  EXPECT_EQ(answer.text, "Transaction contains too many operations (65 > 64)");
+  EXPECT_EQ(answer.text, "Transaction contains too many operations (129 > 128)");
   many.erase(many.end() - 1);
-  EXPECT_EQ(Txn(many).status, 200) << "64 is allowed";
+  EXPECT_EQ(Txn(many).status, 200) << "128 is allowed";
 
   const std::string big(512 * 1024 + 1, 'x');
   answer = Txn(json::array({Kv("set", "big", {{"Value", EncodeBase64(big)}})}));

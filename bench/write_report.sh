@@ -451,6 +451,13 @@ if ((${#cluster[@]})); then
       echo "| SIGTERM $replica | $(C "map(.rolling_restart.$replica.services) | median | r(0)") | | | $(C "map(.rolling_restart.$replica.all_owned_again_s) | median | r(2)") | |"
     done
     echo
+    echo "Where a takeover's time goes: Consul reaped the killed replica's session"
+    echo "$(C 'map(.kill.reaped_s) | median | r(2)') s after the kill (twice the TTL after its last renewal, which"
+    echo "came up to a third of the TTL before the kill), and its locks were free a lock-delay"
+    echo "later. From that moment the survivors held its services after"
+    echo "$(C 'map(.kill.after_lock_delay_p50_s) | median | r(2)') s (p50) and $(C 'map(.kill.after_lock_delay_p99_s) | median | r(2)') s (p99): their own share, the"
+    echo "transactions that take the locks (several at once over 4 connections per replica)."
+    echo
     echo "Write-ahead (before each published batch leaves, one Consul transaction writes the"
     echo "unacknowledged events of its services, \`health_bridge_cluster_write_ahead_seconds\`,"
     echo "summed over the replicas after 20 s of the churn): $(C 'map(.write_ahead.batches) | median | r(0)') batches,"

@@ -351,6 +351,13 @@ std::size_t ConsulTestServer::BlockedQueries() {
   return blocked;
 }
 
+std::map<std::string, std::string> ConsulTestServer::KvHolders(const std::string& prefix) {
+  ReaderMutexLock lock(&mutex_);
+  std::map<std::string, std::string> holders;
+  for (const KvEntry* entry : kv_.List(prefix)) holders.emplace(entry->key, entry->session);
+  return holders;
+}
+
 void ConsulTestServer::Background() {
   auto next_reap = std::chrono::steady_clock::now() + options_.reap_interval;
   WriterMutexLock lock(&mutex_);

@@ -189,6 +189,10 @@ class ConsulTestServer {
   // Blocking queries parked now, waiting for their index to move: a test
   // waits for this before a change that must wake them.
   std::size_t BlockedQueries();
+  // Key -> the session holding it ("" when none), for every KV entry under
+  // `prefix`: what a benchmark samples often without the HTTP round trip
+  // and JSON of thousands of entries weighing on what it measures.
+  std::map<std::string, std::string> KvHolders(const std::string& prefix);
 
   // Connections as the per-client-IP limit counts them (loopback clients
   // are "127.0.0.1").

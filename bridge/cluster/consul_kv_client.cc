@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <system_error>
 #include <thread>
 
 #include "bridge/common/base64.h"
@@ -514,8 +515,16 @@ std::vector<KvTxnGroupOutcome> SendTxnGroupsConcurrently(
   {
     std::vector<std::jthread> senders;
     senders.reserve(slices - 1);
-    for (std::size_t slice = 1; slice < slices; ++slice) senders.emplace_back(send_slice, slice);
+    std::size_t inline_from = slices;  // slices no thread could be started for
+    for (std::size_t slice = 1; slice < slices && inline_from == slices; ++slice) {
+      try {
+        senders.emplace_back(send_slice, slice);
+      } catch (const std::system_error&) {
+        inline_from = slice;  // out of threads: this one sends them, in turn
+      }
+    }
     send_slice(0);
+    for (std::size_t slice = inline_from; slice < slices; ++slice) send_slice(slice);
   }  // joined
   for (Status& slice_failure : failures) {
     if (!slice_failure.ok()) {
